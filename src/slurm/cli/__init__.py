@@ -1,0 +1,20 @@
+"""The ``slurm`` command line tool."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="slurm-sdk")
+def main() -> None:
+    """slurm-sdk: run Python functions as Slurm jobs."""
+
+
+def _register() -> None:
+    from slurm.cli import devcluster
+
+    main.add_command(devcluster.devcluster)
+
+
+_register()

@@ -1,0 +1,3 @@
+from slurm.cli import main
+
+main()

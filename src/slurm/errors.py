@@ -1,0 +1,161 @@
+"""Every error the SDK raises, in one tree.
+
+::
+
+    SlurmError                      base of everything raised on purpose
+    ├── ConfigurationError          bad input, caught before anything is submitted
+    │   ├── InvalidOptionError      an sbatch option name or value we cannot use
+    │   └── NotSubmittableError     a task called outside `with cluster:` / a workflow
+    ├── CommandError                an external command (sbatch, squeue, ...) failed
+    │   └── SubmissionError         sbatch refused or failed to submit a job
+    ├── TransportError              the local or SSH transport could not do its job
+    │   ├── HostKeyError            an SSH host key is unknown or has changed
+    │   └── ConnectionLostError     the connection dropped while a command may have run
+    ├── JobError                    something about one job (carries ``job_id``)
+    │   ├── TaskFailedError         the task raised; its own type could not be rebuilt
+    │   ├── JobTerminatedError      the job ended without a result (state, exit code, stderr)
+    │   ├── ResultError             the result exists but cannot be read / unpickled
+    │   └── JobTimeoutError         ``wait(timeout=...)`` ran out (also a ``TimeoutError``)
+    └── WorkflowError               a workflow cannot continue (e.g. its journal diverged)
+
+Errors from backends are mapped to the most specific class here with
+``raise ... from`` so the original cause stays attached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CommandError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "HostKeyError",
+    "InvalidOptionError",
+    "JobError",
+    "JobTerminatedError",
+    "JobTimeoutError",
+    "NotSubmittableError",
+    "ResultError",
+    "SlurmError",
+    "SubmissionError",
+    "TaskFailedError",
+    "TransportError",
+    "WorkflowError",
+]
+
+
+class SlurmError(Exception):
+    """Base class of every error the SDK raises on purpose."""
+
+
+class ConfigurationError(SlurmError, ValueError):
+    """Bad input: raised before anything is submitted, nothing is lost."""
+
+
+class InvalidOptionError(ConfigurationError):
+    """An sbatch option name (or value) that cannot be used."""
+
+
+class NotSubmittableError(ConfigurationError):
+    """A task was called where no cluster is active."""
+
+
+class CommandError(SlurmError):
+    """An external command failed; carries everything needed to see why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str] = (),
+        returncode: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        details = [message]
+        if self.argv:
+            details.append(f"command: {' '.join(self.argv)}")
+        if returncode is not None:
+            details.append(f"exit code: {returncode}")
+        if stderr.strip():
+            details.append(f"stderr: {stderr.strip()[-2000:]}")
+        super().__init__("\n".join(details))
+
+
+class SubmissionError(CommandError):
+    """sbatch refused or failed to submit a job."""
+
+
+class TransportError(SlurmError):
+    """The transport (local process or SSH connection) failed."""
+
+
+class HostKeyError(TransportError):
+    """An SSH host key is unknown (and not accepted) or has changed."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection dropped after a command was sent: it may or may not have run."""
+
+
+class JobError(SlurmError):
+    """An error about one job."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
+class TaskFailedError(JobError):
+    """The task raised an exception whose own type could not be rebuilt here."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        type_name: str = "",
+        remote_message: str = "",
+        traceback_text: str = "",
+        node: str | None = None,
+    ) -> None:
+        self.type_name = type_name
+        self.remote_message = remote_message
+        self.traceback_text = traceback_text
+        self.node = node
+        super().__init__(message, job_id=job_id)
+
+
+class JobTerminatedError(JobError):
+    """The job ended without writing a result (time limit, cancel, OOM, ...)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        state: str = "",
+        exit_code: str | None = None,
+        stderr_tail: str = "",
+    ) -> None:
+        self.state = state
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        super().__init__(message, job_id=job_id)
+
+
+class ResultError(JobError):
+    """The job's result exists but cannot be read or unpickled."""
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """A wait with a timeout ran out before the job finished."""
+
+
+class WorkflowError(SlurmError):
+    """A workflow cannot continue."""
