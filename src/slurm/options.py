@@ -1,0 +1,382 @@
+"""Job options: names, validation, precedence and rendering as sbatch flags.
+
+Option names are sbatch's long options with ``-`` written as ``_``
+(``cpus_per_task`` for ``--cpus-per-task``), plus a few the SDK itself
+understands (:data:`SDK_OPTIONS`). Values:
+
+* ``None`` or ``True`` -- a bare flag (``exclusive=None`` gives ``--exclusive``);
+* ``False`` -- leave the option out (useful to switch off a lower layer's value);
+* ``int``, ``float``, ``str`` (or a path) -- ``--name=value``.
+
+Everything here is pure: no I/O, no Slurm calls. Options are merged once, in
+:func:`merge_options`, with precedence lowest first: cluster defaults, config
+file, decorator, ``with_options``, submit-time overrides.
+
+Example::
+
+    >>> opts = merge_options({"partition": "cpu"}, {"time": "5", "name": "train"})
+    >>> sbatch_flags(opts)
+    ['--job-name=train', '--partition=cpu', '--time=5']
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from slurm.errors import InvalidOptionError
+
+__all__ = [
+    "ALIASES",
+    "RESERVED_OPTIONS",
+    "SBATCH_OPTIONS",
+    "SDK_OPTIONS",
+    "merge_options",
+    "normalize_option_name",
+    "normalize_options",
+    "sbatch_flags",
+    "split_options",
+]
+
+#: Every long option of ``sbatch`` (Slurm 22.05 and later), ``-`` written as ``_``.
+SBATCH_OPTIONS: frozenset[str] = frozenset(
+    {
+        "account",
+        "acctg_freq",
+        "array",
+        "batch",
+        "bb",
+        "bbf",
+        "begin",
+        "chdir",
+        "cluster_constraint",
+        "clusters",
+        "comment",
+        "constraint",
+        "container",
+        "contiguous",
+        "core_spec",
+        "cores_per_socket",
+        "cpu_freq",
+        "cpus_per_gpu",
+        "cpus_per_task",
+        "deadline",
+        "delay_boot",
+        "dependency",
+        "distribution",
+        "error",
+        "exclude",
+        "exclusive",
+        "export",
+        "export_file",
+        "extra_node_info",
+        "get_user_env",
+        "gid",
+        "gpu_bind",
+        "gpu_freq",
+        "gpus",
+        "gpus_per_node",
+        "gpus_per_socket",
+        "gpus_per_task",
+        "gres",
+        "gres_flags",
+        "help",
+        "hint",
+        "hold",
+        "ignore_pbs",
+        "input",
+        "job_name",
+        "kill_on_invalid_dep",
+        "licenses",
+        "mail_type",
+        "mail_user",
+        "mcs_label",
+        "mem",
+        "mem_bind",
+        "mem_per_cpu",
+        "mem_per_gpu",
+        "mincpus",
+        "network",
+        "nice",
+        "no_kill",
+        "no_requeue",
+        "nodefile",
+        "nodelist",
+        "nodes",
+        "ntasks",
+        "ntasks_per_core",
+        "ntasks_per_gpu",
+        "ntasks_per_node",
+        "ntasks_per_socket",
+        "open_mode",
+        "output",
+        "overcommit",
+        "oversubscribe",
+        "parsable",
+        "partition",
+        "power",
+        "prefer",
+        "priority",
+        "profile",
+        "propagate",
+        "qos",
+        "quiet",
+        "reboot",
+        "requeue",
+        "reservation",
+        "signal",
+        "sockets_per_node",
+        "spread_job",
+        "switches",
+        "test_only",
+        "thread_spec",
+        "threads_per_core",
+        "time",
+        "time_min",
+        "tmp",
+        "uid",
+        "usage",
+        "use_min_nodes",
+        "verbose",
+        "version",
+        "wait",
+        "wait_all_nodes",
+        "wckey",
+        "wrap",
+    }
+)
+
+#: Options the SDK understands in the same keyword set that are not sbatch flags.
+SDK_OPTIONS: frozenset[str] = frozenset(
+    {"packaging", "python", "max_requeues", "requeue_grace", "setup"}
+)
+
+#: Friendly spellings accepted for compatibility, mapped to the real option name.
+ALIASES: Mapping[str, str] = {
+    "name": "job_name",
+    "memory": "mem",
+}
+
+#: sbatch options the SDK sets or relies on itself; a user may not set them.
+RESERVED_OPTIONS: Mapping[str, str] = {
+    "parsable": "the SDK passes --parsable itself to read the job id sbatch prints",
+    "wrap": "the SDK writes the batch script itself; put shell lines in `setup=`",
+    "wait": "it would block submission until the job ends; use Job.wait() instead",
+    "test_only": "sbatch would not submit the job, so there is no job id to track",
+    "help": "it prints help instead of submitting",
+    "usage": "it prints usage instead of submitting",
+    "version": "it prints the version instead of submitting",
+}
+
+_TIME_OPTIONS = frozenset({"time", "time_min"})
+_MEMORY_OPTIONS = frozenset({"mem", "mem_per_cpu", "mem_per_gpu"})
+
+# Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
+_TIME_RE = re.compile(r"^(?:\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+)$")
+_TIME_UNLIMITED = frozenset({"unlimited", "infinite"})
+_MEMORY_RE = re.compile(r"^\d+[KMGTkmgt]?$")
+_FORBIDDEN_CHARS = ("\n", "\r", "\x00")
+
+
+def _valid_names_hint() -> str:
+    sdk = ", ".join(sorted(SDK_OPTIONS))
+    aliases = ", ".join(f"{a}={t}" for a, t in sorted(ALIASES.items()))
+    return (
+        "Options are sbatch's long options with '-' written as '_' (see `man sbatch`, "
+        f"or slurm.options.SBATCH_OPTIONS), plus the SDK's own: {sdk}; aliases: {aliases}."
+    )
+
+
+def normalize_option_name(name: str) -> str:
+    """Return the canonical name of an option.
+
+    Lower-cases, strips leading dashes, writes ``-`` as ``_`` and resolves
+    aliases (``name`` -> ``job_name``, ``memory`` -> ``mem``).
+
+    Raises:
+        InvalidOptionError: the name is neither an sbatch long option nor one
+            of :data:`SDK_OPTIONS`; the message suggests the closest names.
+
+    Example::
+
+        >>> normalize_option_name("--cpus-per-task")
+        'cpus_per_task'
+    """
+    if not isinstance(name, str):
+        raise InvalidOptionError(f"Option names must be strings, got {name!r}.")
+    key = name.strip().lstrip("-").lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key in SBATCH_OPTIONS or key in SDK_OPTIONS:
+        return key
+    candidates = sorted(SBATCH_OPTIONS | SDK_OPTIONS | set(ALIASES))
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
+    suggestion = ""
+    if close:
+        suggestion = " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    raise InvalidOptionError(f"Unknown Slurm option {name!r}.{suggestion} {_valid_names_hint()}")
+
+
+def _check_time(name: str, value: Any) -> Any:
+    accepted = (
+        "Accepted: minutes as an int, a datetime.timedelta, or a string "
+        "'M', 'M:S', 'H:M:S', 'D-H', 'D-H:M', 'D-H:M:S', 'UNLIMITED'/'infinite'."
+    )
+    if isinstance(value, datetime.timedelta):
+        total = int(value.total_seconds())
+        if total < 0:
+            raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")
+        days, rest = divmod(total, 86400)
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        return f"{days}-{hours:02d}:{minutes:02d}:{seconds:02d}"
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")
+        return value
+    if isinstance(value, str) and (
+        _TIME_RE.match(value.strip()) or value.strip().lower() in _TIME_UNLIMITED
+    ):
+        return value.strip()
+    raise InvalidOptionError(f"Invalid value for option {name!r}: {value!r}. {accepted}")
+
+
+def _check_memory(name: str, value: Any) -> Any:
+    accepted = (
+        "Accepted: an int (megabytes) or a string '<integer>[K|M|G|T]', "
+        "e.g. '512M', '4G' (no decimals: write '1536M' for 1.5G)."
+    )
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")
+        return value
+    if isinstance(value, str) and _MEMORY_RE.match(value.strip()):
+        return value.strip()
+    raise InvalidOptionError(f"Invalid value for option {name!r}: {value!r}. {accepted}")
+
+
+def _check_value(name: str, value: Any) -> Any:
+    """Validate one sbatch option value; return it in canonical form."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+        if isinstance(value, bytes):
+            raise InvalidOptionError(f"Option {name!r}: bytes paths are not supported.")
+    if name in _TIME_OPTIONS:
+        return _check_time(name, value)
+    if name in _MEMORY_OPTIONS:
+        return _check_memory(name, value)
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        if not value:
+            raise InvalidOptionError(
+                f"Option {name!r} has an empty value. Use None (or True) for a bare flag, "
+                "False to leave the option out."
+            )
+        bad = [c for c in _FORBIDDEN_CHARS if c in value]
+        if bad:
+            raise InvalidOptionError(
+                f"Option {name!r} contains a newline, carriage return or NUL character "
+                f"({value!r}); such a value cannot be passed to sbatch safely."
+            )
+        return value
+    raise InvalidOptionError(
+        f"Option {name!r} has a value of type {type(value).__name__} ({value!r}). "
+        "Use a str, int or float; None or True for a bare flag; False to leave it out."
+    )
+
+
+def normalize_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise the names and validate the values of one layer of options.
+
+    SDK options (:data:`SDK_OPTIONS`) pass through unchanged; sbatch options
+    are validated (see the module docstring). ``time``/``time_min`` must use
+    one of Slurm's time formats; ``mem``/``mem_per_cpu``/``mem_per_gpu`` must
+    be ``<integer>[K|M|G|T]`` (an int means megabytes).
+
+    Raises:
+        InvalidOptionError: unknown name, two names for the same option, an
+            option the SDK reserves for itself, or a value sbatch would reject
+            or that cannot be passed safely.
+
+    Example::
+
+        >>> normalize_options({"Job-Name": "x", "memory": 512})
+        {'job_name': 'x', 'mem': 512}
+    """
+    result: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for raw_name, value in options.items():
+        key = normalize_option_name(raw_name)
+        if key in result:
+            raise InvalidOptionError(
+                f"Options {origin[key]!r} and {raw_name!r} both set {key!r}; give only one."
+            )
+        if key in RESERVED_OPTIONS and value is not False:
+            raise InvalidOptionError(f"Option {raw_name!r} cannot be set: {RESERVED_OPTIONS[key]}.")
+        origin[key] = raw_name
+        result[key] = value if key in SDK_OPTIONS else _check_value(key, value)
+    return result
+
+
+def merge_options(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Normalise each layer and merge them; later layers win, ``None`` layers are skipped.
+
+    Pass the layers lowest precedence first: cluster defaults, config file,
+    decorator, ``with_options``, submit-time overrides. A ``False`` value is
+    kept in the result so that it overrides lower layers; :func:`sbatch_flags`
+    leaves it out.
+
+    Raises:
+        InvalidOptionError: as :func:`normalize_options`, for any layer.
+
+    Example::
+
+        >>> merge_options({"time": "10", "mem": "1G"}, None, {"time": "20"})
+        {'time': '20', 'mem': '1G'}
+    """
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer is not None:
+            merged.update(normalize_options(layer))
+    return merged
+
+
+def split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split normalised options into ``(sbatch options, SDK options)``."""
+    sbatch = {k: v for k, v in options.items() if k not in SDK_OPTIONS}
+    sdk = {k: v for k, v in options.items() if k in SDK_OPTIONS}
+    return sbatch, sdk
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        return str(os.fspath(value))
+    return str(value)
+
+
+def sbatch_flags(options: Mapping[str, Any]) -> list[str]:
+    """Render normalised options as sbatch long flags, sorted by name.
+
+    SDK options and ``False`` values are left out; ``None``/``True`` give a
+    bare flag. The flags are argv items (no shell quoting); the batch script
+    quotes them for ``#SBATCH`` lines itself.
+
+    Example::
+
+        >>> sbatch_flags({"time": "00:05:00", "exclusive": None, "python": "python3"})
+        ['--exclusive', '--time=00:05:00']
+    """
+    flags: list[str] = []
+    for key in sorted(options):
+        value = options[key]
+        if key in SDK_OPTIONS or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is None or value is True else f"{flag}={_format_value(value)}")
+    return flags
