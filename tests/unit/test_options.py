@@ -117,7 +117,7 @@ def test_required_names_present() -> None:
         "mail_type",
     }
     assert required <= SBATCH_OPTIONS
-    assert SDK_OPTIONS == {"packaging", "python", "max_requeues", "requeue_grace", "setup"}
+    assert {"packaging", "python", "max_requeues", "requeue_grace", "setup"} == SDK_OPTIONS
     assert not SBATCH_OPTIONS & SDK_OPTIONS
     assert set(RESERVED_OPTIONS) <= SBATCH_OPTIONS
     assert set(ALIASES.values()) <= SBATCH_OPTIONS
@@ -193,7 +193,7 @@ def test_time_timedelta(value: datetime.timedelta, rendered: str) -> None:
     "value", ["5m", "1h", "1:2:3:4", "-5", "a-b", "1.5", 1.5, -1, "", "1-", "1 day"]
 )
 def test_time_rejected(value: Any) -> None:
-    with pytest.raises(InvalidOptionError, match="Accepted:.*D-H:M:S"):
+    with pytest.raises(InvalidOptionError, match=r"Accepted:.*D-H:M:S"):
         normalize_options({"time": value})
 
 
