@@ -1,21 +1,98 @@
-"""slurm-sdk: turn plain Python functions into Slurm jobs."""
+"""slurm-sdk: turn plain Python functions into Slurm jobs.
+
+Public names are imported lazily so that the job-side runner starts fast.
+"""
 
 from __future__ import annotations
 
-from slurm.errors import (
-    ConfigurationError,
-    JobError,
-    JobTerminatedError,
-    JobTimeoutError,
-    SlurmError,
-    TaskFailedError,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slurm.cluster import Cluster
+    from slurm.decorators import task, workflow
+    from slurm.errors import (
+        CommandError,
+        ConfigurationError,
+        InvalidOptionError,
+        JobError,
+        JobTerminatedError,
+        JobTimeoutError,
+        NotSubmittableError,
+        ResultError,
+        SlurmError,
+        SubmissionError,
+        TaskFailedError,
+        TransportError,
+        WorkflowError,
+    )
+    from slurm.job import ArrayJob, Job
+    from slurm.runtime import JobContext, current_job_context
+    from slurm.slurmcmd import JobState
+    from slurm.task import Task
+    from slurm.workflow import WorkflowContext
+
+_EXPORTS = {
+    "Cluster": "slurm.cluster",
+    "task": "slurm.decorators",
+    "workflow": "slurm.decorators",
+    "Task": "slurm.task",
+    "Job": "slurm.job",
+    "ArrayJob": "slurm.job",
+    "JobState": "slurm.slurmcmd",
+    "JobContext": "slurm.runtime",
+    "current_job_context": "slurm.runtime",
+    "WorkflowContext": "slurm.workflow",
+    "CommandError": "slurm.errors",
+    "ConfigurationError": "slurm.errors",
+    "InvalidOptionError": "slurm.errors",
+    "JobError": "slurm.errors",
+    "JobTerminatedError": "slurm.errors",
+    "JobTimeoutError": "slurm.errors",
+    "NotSubmittableError": "slurm.errors",
+    "ResultError": "slurm.errors",
+    "SlurmError": "slurm.errors",
+    "SubmissionError": "slurm.errors",
+    "TaskFailedError": "slurm.errors",
+    "TransportError": "slurm.errors",
+    "WorkflowError": "slurm.errors",
+}
 
 __all__ = [
+    "ArrayJob",
+    "Cluster",
+    "CommandError",
     "ConfigurationError",
+    "InvalidOptionError",
+    "Job",
+    "JobContext",
     "JobError",
+    "JobState",
     "JobTerminatedError",
     "JobTimeoutError",
+    "NotSubmittableError",
+    "ResultError",
     "SlurmError",
+    "SubmissionError",
+    "Task",
     "TaskFailedError",
+    "TransportError",
+    "WorkflowContext",
+    "WorkflowError",
+    "current_job_context",
+    "task",
+    "workflow",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'slurm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,517 @@
+"""``Cluster``: the one facade over a Slurm cluster.
+
+It owns the defaults (partition, account, options), the layout of job
+directories, packaging of calls into payloads, submission through ``sbatch``
+and the single job tracker. Where commands run (locally or over SSH) is the
+transport's business.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+import os
+import secrets
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from slurm import context
+from slurm.errors import CommandError, ConfigurationError, SubmissionError
+from slurm.job import ArrayJob, Job
+from slurm.options import merge_options, normalize_options, split_options
+from slurm.payload import JobRef, dumps_payload
+from slurm.script import render_batch_script
+from slurm.slurmcmd import parse_sbatch_output, sbatch_argv, scancel_argv
+from slurm.task import Task
+from slurm.tracker import Tracker
+from slurm.transport.base import CommandResult, Transport
+
+if TYPE_CHECKING:
+    from slurm.callbacks.callbacks import BaseCallback
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+__all__ = ["Cluster"]
+
+DEFAULT_JOB_BASE_DIR = "~/.slurm-sdk/jobs"
+_INHERITED_PREFIXES = ("SLURM_", "SBATCH_", "SALLOC_", "SQUEUE_", "SACCT_", "SRUN_")
+_KEEP_INHERITED = frozenset({"SLURM_CONF"})
+_BACKENDS = ("local", "ssh")
+
+
+class Cluster:
+    """A Slurm cluster reached locally or over SSH.
+
+    Args:
+        backend_type: ``"local"`` (this machine has ``sbatch``) or ``"ssh"``.
+        hostname, username, port, password, key_filename: SSH settings; the
+            user's ``~/.ssh/config`` (aliases, ProxyJump, keys) is read too.
+        job_base_dir: where job directories are created on the cluster
+            (default ``~/.slurm-sdk/jobs``); it must be on a filesystem the
+            compute nodes share.
+        default_partition, default_account: defaults for every job.
+        default_options: more sbatch defaults (lowest precedence).
+        python: the interpreter that runs jobs on the cluster (default: this
+            interpreter for the local backend, ``python3`` over SSH).
+        callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
+        accept_new_host_key: trust and record an SSH host key seen for the first time.
+
+    Use it as a context manager so that calling a task submits it::
+
+        with Cluster(backend_type="local", default_partition="debug") as cluster:
+            job = my_task(1, 2)
+            print(job.get_result())
+
+    Raises:
+        ConfigurationError: on unknown arguments or an incomplete SSH setup.
+    """
+
+    def __init__(
+        self,
+        backend_type: str = "local",
+        *,
+        hostname: str | None = None,
+        username: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        key_filename: str | None = None,
+        job_base_dir: str | None = None,
+        default_partition: str | None = None,
+        default_account: str | None = None,
+        default_options: Mapping[str, Any] | None = None,
+        python: str | None = None,
+        callbacks: Sequence[BaseCallback] | None = None,
+        packaging: Any = None,
+        accept_new_host_key: bool = False,
+        transport: Transport | None = None,
+        backend: str | None = None,
+    ) -> None:
+        backend_type = (backend or backend_type or "local").lower()
+        if backend_type not in _BACKENDS:
+            raise ConfigurationError(
+                f"Unknown backend {backend_type!r}: use 'local' (on the cluster, sbatch on PATH) "
+                "or 'ssh' (with hostname=...)."
+            )
+        if backend_type == "ssh" and not hostname and transport is None:
+            raise ConfigurationError(
+                "The ssh backend needs a hostname: Cluster(backend_type='ssh', "
+                "hostname='login.example.org') or --hostname on the command line."
+            )
+        self.backend_type = backend_type
+        self.hostname = hostname
+        self.username = username
+        self.port = port
+        self.packaging = packaging
+        defaults = dict(normalize_options(default_options or {}))
+        if default_partition:
+            defaults["partition"] = default_partition
+        if default_account:
+            defaults["account"] = default_account
+        self.default_options = defaults
+        self.callbacks = list(callbacks or [])
+        self._python = python
+        self._job_base_dir = job_base_dir or DEFAULT_JOB_BASE_DIR
+        self._base_dir: str | None = None
+        self._index_dir: str | None = None
+        self._transport = transport
+        self._transport_args = {
+            "hostname": hostname,
+            "username": username,
+            "port": port,
+            "password": password,
+            "key_filename": key_filename,
+            "accept_new_host_key": accept_new_host_key,
+        }
+        self.tracker = Tracker(self)
+        self._tokens: list[object] = []
+
+    # --- construction helpers -----------------------------------------------------
+    @property
+    def default_partition(self) -> str | None:
+        value = self.default_options.get("partition")
+        return str(value) if value else None
+
+    @property
+    def default_account(self) -> str | None:
+        value = self.default_options.get("account")
+        return str(value) if value else None
+
+    @staticmethod
+    def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Add the standard cluster options (``--hostname``, ``--backend``, ...) to ``parser``."""
+        group = parser.add_argument_group("cluster")
+        group.add_argument(
+            "--backend",
+            choices=_BACKENDS,
+            default=None,
+            help="ssh (default when --hostname is given) or local",
+        )
+        group.add_argument("--hostname", help="login node or ~/.ssh/config alias (ssh backend)")
+        group.add_argument("--port", type=int, help="SSH port")
+        group.add_argument("--username", help="SSH user name")
+        group.add_argument("--password", help="SSH password (prefer keys or the agent)")
+        group.add_argument("--key-file", dest="key_filename", help="SSH private key file")
+        group.add_argument(
+            "--accept-new-host-key",
+            action="store_true",
+            help="trust an SSH host key seen for the first time",
+        )
+        group.add_argument(
+            "--job-base-dir", help=f"job directories (default {DEFAULT_JOB_BASE_DIR})"
+        )
+        group.add_argument("--account", help="default Slurm account")
+        group.add_argument("--partition", help="default Slurm partition")
+        group.add_argument("--python", help="Python interpreter on the cluster")
+        group.add_argument("--packaging", help="how code reaches the cluster")
+        return parser
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **kwargs: Any) -> Cluster:
+        """Build a cluster from the options added by :meth:`add_argparse_args`."""
+        get = vars(args).get
+        backend = get("backend") or ("ssh" if get("hostname") else "local")
+        settings: dict[str, Any] = {
+            "hostname": get("hostname"),
+            "port": get("port"),
+            "username": get("username"),
+            "password": get("password"),
+            "key_filename": get("key_filename"),
+            "accept_new_host_key": bool(get("accept_new_host_key")),
+            "job_base_dir": get("job_base_dir"),
+            "default_account": get("account"),
+            "default_partition": get("partition"),
+            "python": get("python"),
+            "packaging": get("packaging"),
+        }
+        settings.update(kwargs)
+        return cls(backend, **settings)
+
+    @classmethod
+    def _for_workflow(cls, spec: Mapping[str, Any], *, job_dir: str) -> Cluster:
+        """The cluster a workflow uses on its node: local commands, children under job_dir."""
+        cluster = cls(
+            "local",
+            job_base_dir=f"{job_dir}/tasks",
+            default_options=spec.get("default_options"),
+            python=sys.executable,
+        )
+        cluster._index_dir = spec.get("index_dir")
+        return cluster
+
+    def _workflow_spec(self) -> dict[str, Any]:
+        return {"default_options": dict(self.default_options), "index_dir": self.index_dir}
+
+    # --- context manager ----------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        self._tokens.append(context.push(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        context.pop(self._tokens.pop())
+
+    def close(self) -> None:
+        """Stop tracking and close the connection. Jobs keep running on Slurm."""
+        self.tracker.stop()
+        if self._transport is not None:
+            self._transport.close()
+
+    def __repr__(self) -> str:
+        where = self.hostname or "localhost"
+        return f"<Cluster {self.backend_type} {where}>"
+
+    # --- where things live --------------------------------------------------------
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            if self.backend_type == "local":
+                from slurm.transport.local import LocalTransport
+
+                self._transport = LocalTransport()
+            else:
+                from slurm.transport.ssh import SSHTransport
+
+                args = dict(self._transport_args)
+                hostname = str(args.pop("hostname"))
+                self._transport = SSHTransport(hostname, **args)
+        return self._transport
+
+    @property
+    def python(self) -> str:
+        if self._python:
+            return self._python
+        return sys.executable if self.backend_type == "local" else "python3"
+
+    @property
+    def base_dir(self) -> str:
+        if self._base_dir is None:
+            self._base_dir = self.transport.expand_path(self._job_base_dir).rstrip("/")
+        return self._base_dir
+
+    @property
+    def index_dir(self) -> str:
+        if self._index_dir is None:
+            self._index_dir = f"{self.base_dir}/.index"
+        return self._index_dir
+
+    def _new_job_dir(self, name: str) -> str:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "job"
+        path = f"{self.base_dir}/{safe}-{stamp}-{secrets.token_hex(3)}"
+        self.transport.mkdir(path, mode=0o700)
+        return path
+
+    # --- running commands ------------------------------------------------------------
+    def _run(self, argv: Sequence[str], *, check: bool = True, retry: bool = True) -> CommandResult:
+        """Run a Slurm command on the cluster, without options inherited from a parent job."""
+        argv = list(argv)
+        if self.backend_type == "local":
+            inherited = sorted(
+                name
+                for name in os.environ
+                if name.startswith(_INHERITED_PREFIXES) and name not in _KEEP_INHERITED
+            )
+            if inherited:
+                argv = ["env", *(f"-u{name}" for name in inherited), *argv]
+        return self.transport.run(argv, check=check, retry=retry)
+
+    def _cancel(self, job_ids: Sequence[str]) -> None:
+        self._run(scancel_argv(list(job_ids)), check=False)
+
+    # --- submission -------------------------------------------------------------------
+    def submit(
+        self, task: Task[Any, R] | Callable[..., R], **overrides: Any
+    ) -> Callable[..., Job[R]]:
+        """A callable that submits ``task`` with these sbatch overrides and returns its Job.
+
+        ``cluster.submit(train, partition="gpu")(epoch=1)`` works without ``with cluster:``.
+        """
+        chosen = task if isinstance(task, Task) else Task(task)
+        if overrides:
+            chosen = chosen.with_options(**overrides)
+
+        def submit_call(*args: Any, **kwargs: Any) -> Job[R]:
+            return self._submit_call(chosen, args, kwargs)
+
+        return submit_call
+
+    def _options_for(self, task: Task[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        merged = merge_options(self.default_options, task.options)
+        merged.setdefault("job_name", task.name)
+        return split_options(merged)
+
+    def _dependency_flag(self, task: Task[Any, Any], refs: Sequence[JobRef]) -> str | None:
+        by_kind: dict[str, list[str]] = {}
+        for dep_kind, job in task.dependencies:
+            by_kind.setdefault(dep_kind, []).append(str(job.id))
+        by_kind.setdefault("afterok", []).extend(ref.job_id for ref in refs)
+        finished = {ref.job_id for ref in refs if self._finished_ok(ref)}
+        for dep_kind, job in task.dependencies:
+            if dep_kind == "afterok" and self._finished_ok(job._slurm_job_ref()):
+                finished.add(str(job.id))
+        parts = []
+        for kind, ids in by_kind.items():
+            ids = [i for i in dict.fromkeys(ids) if not (kind == "afterok" and i in finished)]
+            if ids:
+                parts.append(":".join([kind, *ids]))
+        return ",".join(parts) or None
+
+    def _finished_ok(self, ref: JobRef) -> bool:
+        """A dependency that already succeeded needs no Slurm dependency (it may be purged)."""
+        if ref.result_path.endswith("/results"):
+            return False
+        try:
+            from slurm.payload import Envelope
+
+            data = self.transport.read_bytes(ref.result_path)
+            return Envelope.from_bytes(data).ok
+        except (FileNotFoundError, OSError):
+            return False
+
+    def _prepare(
+        self,
+        task: Task[Any, Any],
+        payload: dict[str, Any],
+        extra_options: Mapping[str, Any],
+        log_name: str,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Pickle the payload, lay out the job directory, render and write the script."""
+        sbatch_options, sdk_options = self._options_for(task)
+        if task.is_workflow:
+            payload["cluster_spec"] = self._workflow_spec()
+        try:
+            data, refs = dumps_payload(payload)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"The call to {task.name}() cannot be sent to the cluster: its arguments cannot "
+                f"be pickled ({type(exc).__name__}: {exc}). Nothing was submitted. Pass plain "
+                "data, or objects that cloudpickle can serialise."
+            ) from exc
+        dependency = self._dependency_flag(task, refs)
+        job_dir = self._new_job_dir(task.name)
+        options = dict(sbatch_options)
+        options.update(extra_options)
+        options["output"] = f"{job_dir}/{log_name}.out" if "%" in log_name else f"{job_dir}/stdout"
+        options["error"] = f"{job_dir}/{log_name}.err" if "%" in log_name else f"{job_dir}/stderr"
+        if dependency:
+            options["dependency"] = dependency
+        setup = sdk_options.get("setup") or ()
+        if isinstance(setup, str):
+            setup = [setup]
+        script = render_batch_script(
+            options=options,
+            command=[self.python, "-m", "slurm.runner", job_dir],
+            workdir=os.getcwd() if self.backend_type == "local" else None,
+            setup=list(setup),
+        )
+        sys_path = [os.path.abspath(p or os.curdir) for p in sys.path]
+        transport = self.transport
+        transport.write_bytes(f"{job_dir}/payload.pkl", data)
+        transport.write_text(f"{job_dir}/sys_path.txt", "\n".join(sys_path) + "\n")
+        transport.write_text(f"{job_dir}/job.sh", script, mode=0o700)
+        return job_dir, f"{job_dir}/job.sh", options
+
+    def _sbatch(self, script_path: str) -> str:
+        argv = sbatch_argv(script_path)
+        try:
+            result = self._run(argv, retry=False)
+        except CommandError as exc:
+            raise SubmissionError(
+                f"sbatch refused the job ({exc.stderr.strip() or 'no message'}). Check the "
+                f"options in {script_path}.",
+                argv=exc.argv,
+                returncode=exc.returncode,
+                stdout=exc.stdout,
+                stderr=exc.stderr,
+            ) from exc
+        job_id = parse_sbatch_output(result.stdout)
+        return job_id
+
+    def _record(self, job_id: str, job_dir: str) -> None:
+        self.transport.mkdir(self.index_dir, mode=0o700)
+        self.transport.write_text(f"{self.index_dir}/{job_id}", job_dir + "\n")
+
+    def _submit_call(
+        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Job[R]:
+        task.bind_check(args, kwargs)
+        payload = {"task": task, "args": tuple(args), "kwargs": dict(kwargs), "items": None}
+        job_dir, script_path, _ = self._prepare(task, payload, {}, "stdout")
+        job_id = self._sbatch(script_path)
+        self._record(job_id, job_dir)
+        job: Job[R] = Job(self, job_id, job_dir=job_dir, name=task.name)
+        self.tracker.watch(job)
+        self._notify("on_submit", job)
+        logger.info("submitted %s as job %s (%s)", task.name, job_id, job_dir)
+        return job
+
+    def _submit_map(
+        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None
+    ) -> ArrayJob[R]:
+        if not items:
+            raise ConfigurationError(f"{task.name}.map() got no items; nothing was submitted.")
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        for item in items:
+            if isinstance(item, dict):
+                call: tuple[tuple[Any, ...], dict[str, Any]] = ((), dict(item))
+            elif isinstance(item, tuple):
+                call = (item, {})
+            else:
+                call = ((item,), {})
+            task.bind_check(*call)
+            calls.append(call)
+        spec = f"0-{len(calls) - 1}"
+        if max_concurrent:
+            spec += f"%{int(max_concurrent)}"
+        payload = {"task": task, "args": (), "kwargs": {}, "items": calls}
+        job_dir, script_path, _ = self._prepare(task, payload, {"array": spec}, "logs/%a")
+        self.transport.mkdir(f"{job_dir}/logs", mode=0o700)
+        array_id = self._sbatch(script_path)
+        self._record(array_id, job_dir)
+        jobs: list[Job[R]] = [
+            self._array_element(array_id, job_dir, task.name, i) for i in range(len(calls))
+        ]
+        for job in jobs:
+            self.tracker.watch(job)
+        array: ArrayJob[R] = ArrayJob(self, array_id, jobs, job_dir=job_dir, name=task.name)
+        self._notify("on_submit", array)
+        return array
+
+    def _array_element(self, array_id: str, job_dir: str, name: str, index: int) -> Job[Any]:
+        return Job(
+            self,
+            f"{array_id}_{index}",
+            job_dir=job_dir,
+            name=f"{name}[{index}]",
+            result_path=f"{job_dir}/results/{index}.pkl",
+            stdout_path=f"{job_dir}/logs/{index}.out",
+            stderr_path=f"{job_dir}/logs/{index}.err",
+        )
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            handler = getattr(callback, event, None)
+            if handler is None:
+                continue
+            try:
+                handler(*args)
+            except Exception:
+                logger.warning("callback %r.%s failed", callback, event, exc_info=True)
+
+    # --- reattaching -------------------------------------------------------------------
+    def get_job(self, job_id: str | int) -> Job[Any]:
+        """Reattach to a job submitted earlier (from any process), even after Slurm purged it."""
+        job_id = str(job_id)
+        array_id, _, index = job_id.partition("_")
+        try:
+            job_dir = self.transport.read_text(f"{self.index_dir}/{array_id}").strip()
+        except FileNotFoundError:
+            raise ConfigurationError(
+                f"Job {job_id} was not submitted through slurm-sdk with job_base_dir "
+                f"{self.base_dir!r} (no record in {self.index_dir}). Pass the same "
+                "job_base_dir the job was submitted with."
+            ) from None
+        name = job_dir.rsplit("/", 1)[-1].rsplit("-", 3)[0]
+        if index:
+            job = self._array_element(array_id, job_dir, name, int(index))
+        else:
+            job = Job(self, job_id, job_dir=job_dir, name=name)
+        self.tracker.watch(job)
+        return job
+
+    # --- diagnostics -----------------------------------------------------------------
+    def diagnose(self) -> dict[str, Any]:
+        """Check the cluster can be used: commands present, base dir writable, Python usable."""
+        report: dict[str, Any] = {"backend": self.backend_type, "problems": []}
+        for command in (
+            ["sbatch", "--version"],
+            ["squeue", "--version"],
+            ["scontrol", "--version"],
+        ):
+            try:
+                result = self._run(command, check=False)
+                report[command[0]] = result.stdout.strip() or result.stderr.strip()
+                if result.returncode != 0:
+                    report["problems"].append(f"{command[0]} failed: {result.stderr.strip()}")
+            except CommandError as exc:
+                report["problems"].append(str(exc))
+        try:
+            probe = f"{self.base_dir}/.probe-{secrets.token_hex(3)}"
+            self.transport.write_text(probe, "ok")
+            self.transport.remove(probe)
+            report["job_base_dir"] = self.base_dir
+        except Exception as exc:
+            report["problems"].append(f"cannot write to {self._job_base_dir}: {exc}")
+        python = self._run(
+            [self.python, "-c", "import sys, slurm; print(sys.version)"], check=False
+        )
+        report["python"] = python.stdout.strip() or shlex.join([self.python]) + ": " + python.stderr
+        if python.returncode != 0:
+            report["problems"].append(
+                f"{self.python} cannot import slurm on the cluster: {python.stderr.strip()}"
+            )
+        return report

@@ -1,0 +1,1 @@
+"""The parallel train + eval tutorial (docs: spec/parallel-train-eval-tutorial)."""

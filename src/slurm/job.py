@@ -1,0 +1,288 @@
+"""``Job`` and ``ArrayJob``: futures over Slurm job ids.
+
+A job is finished when its result file appears (the runner writes it
+atomically) or when Slurm reports a terminal state; the cluster's single
+tracker watches every job, so many ``wait()`` calls cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from slurm.errors import JobTerminatedError, JobTimeoutError
+from slurm.payload import Envelope, JobRef
+from slurm.slurmcmd import JobState
+
+if TYPE_CHECKING:
+    from slurm.cluster import Cluster
+
+T = TypeVar("T")
+
+__all__ = ["ArrayJob", "Job"]
+
+_STDERR_TAIL_LINES = 20
+
+
+class Job(Generic[T]):
+    """A submitted Slurm job: wait for it, fetch its result, read its logs, cancel it."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        job_id: str,
+        *,
+        job_dir: str,
+        name: str = "",
+        result_path: str | None = None,
+        stdout_path: str | None = None,
+        stderr_path: str | None = None,
+        script_path: str | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.id = job_id
+        self.job_dir = job_dir
+        self.name = name
+        self.result_path = result_path or f"{job_dir}/result.pkl"
+        self.stdout_path = stdout_path or f"{job_dir}/stdout"
+        self.stderr_path = stderr_path or f"{job_dir}/stderr"
+        self.script_path = script_path or f"{job_dir}/job.sh"
+        self._envelope: Envelope | None = None
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.name!r} {self.state.value}>"
+
+    @property
+    def job_id(self) -> str:
+        return self.id
+
+    def _slurm_job_ref(self) -> JobRef:
+        return JobRef(self.id, self.result_path)
+
+    # --- state ---------------------------------------------------------------
+    @property
+    def state(self) -> JobState:
+        """The last state seen by the tracker (COMPLETED/FAILED once a result exists)."""
+        envelope = self._load_envelope()
+        if envelope is not None:
+            return JobState.COMPLETED if envelope.ok else JobState.FAILED
+        return self.cluster.tracker.state_of(self)
+
+    def get_status(self) -> JobState:
+        """Ask now (result file, then Slurm) and return the job's state."""
+        self.cluster.tracker.refresh([self])
+        return self.state
+
+    @property
+    def requeue_count(self) -> int:
+        """How many times Slurm requeued this job (as far as the tracker saw)."""
+        return self.cluster.tracker.restarts_of(self)
+
+    def done(self) -> bool:
+        """True when the job has finished, one way or another."""
+        return self._load_envelope() is not None or self.cluster.tracker.is_final(self)
+
+    def is_running(self) -> bool:
+        return self.get_status() is JobState.RUNNING
+
+    def is_completed(self) -> bool:
+        """True when the job has finished (successfully or not)."""
+        self.get_status()
+        return self.done()
+
+    def is_successful(self) -> bool:
+        envelope = self._load_envelope()
+        return envelope is not None and envelope.ok
+
+    # --- waiting and results --------------------------------------------------
+    def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> bool:
+        """Block until the job finishes. True if it succeeded, False if it failed
+        or ``timeout`` seconds passed first. ``poll_interval`` is accepted for
+        compatibility; the cluster's tracker decides how often to look."""
+        del poll_interval
+        if not self.cluster.tracker.wait(self, timeout):
+            return False
+        return self.is_successful()
+
+    def get_result(self, timeout: float | None = None) -> T:
+        """Wait for the job and return its value, or raise its exception.
+
+        Raises the task's own exception (with the remote traceback as a note),
+        :class:`~slurm.errors.TaskFailedError` when that type cannot be rebuilt,
+        :class:`~slurm.errors.JobTerminatedError` when the job ended without a
+        result, :class:`~slurm.errors.JobTimeoutError` when ``timeout`` passed.
+        """
+        if not self.cluster.tracker.wait(self, timeout):
+            raise JobTimeoutError(
+                f"Job {self.id} ({self.name}) did not finish within {timeout} s; it is "
+                f"{self.state.value}. Call get_result() again to keep waiting.",
+                job_id=self.id,
+            )
+        envelope = self._load_envelope()
+        if envelope is None:
+            raise self._terminated_error()
+        value: T = envelope.unwrap()
+        return value
+
+    result = get_result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The error ``get_result()`` would raise, or None if the job succeeded."""
+        try:
+            self.get_result(timeout)
+        except JobTimeoutError:
+            raise
+        except BaseException as exc:
+            return exc
+        return None
+
+    def _load_envelope(self) -> Envelope | None:
+        if self._envelope is None and self.cluster.tracker.has_result(self):
+            data = self.cluster.transport.read_bytes(self.result_path)
+            self._envelope = Envelope.from_bytes(data, job_id=self.id)
+        return self._envelope
+
+    def _terminated_error(self) -> JobTerminatedError:
+        info = self.cluster.tracker.info_of(self)
+        state = info.state.value if info else "UNKNOWN"
+        reason = info.reason if info else ""
+        exit_code = None
+        if info and info.exit_code is not None:
+            exit_code = f"{info.exit_code}:{info.signal or 0}"
+        tail = self._stderr_tail()
+        why = {
+            "TIMEOUT": "it hit its time limit; ask for more `time=`",
+            "OUT_OF_MEMORY": "it ran out of memory; ask for more `mem=`",
+            "CANCELLED": "it was cancelled",
+            "NODE_FAIL": "its node failed",
+            "BOOT_FAIL": "its node failed to boot",
+            "DEADLINE": "it missed its deadline",
+            "PREEMPTED": "it was preempted and not requeued",
+        }.get(state, "it ended without writing a result")
+        if reason == "DependencyNeverSatisfied":
+            why = "a job it depends on failed, so it can never start (it was cancelled)"
+        message = f"Job {self.id} ({self.name}) ended in state {state}: {why}."
+        if exit_code:
+            message += f" Exit code {exit_code}."
+        if tail:
+            message += f"\n--- last lines of {self.stderr_path} ---\n{tail}"
+        else:
+            message += f" Its stderr ({self.stderr_path}) is empty or missing."
+        return JobTerminatedError(
+            message, job_id=self.id, state=state, exit_code=exit_code, stderr_tail=tail
+        )
+
+    def _stderr_tail(self) -> str:
+        try:
+            text = self.get_stderr()
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-_STDERR_TAIL_LINES:])
+
+    # --- control and logs ------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the job (no error if it already ended)."""
+        self.cluster._cancel([self.id])
+        self.cluster.tracker.refresh([self])
+
+    def get_stdout(self) -> str:
+        return self._read_log(self.stdout_path)
+
+    def get_stderr(self) -> str:
+        return self._read_log(self.stderr_path)
+
+    def get_script(self) -> str:
+        """The batch script that was submitted."""
+        return self.cluster.transport.read_text(self.script_path)
+
+    def _read_log(self, path: str) -> str:
+        try:
+            return self.cluster.transport.read_bytes(path).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+class ArrayJob(Generic[T]):
+    """One Slurm array: ``len()``, indexing and iteration give per-element jobs."""
+
+    def __init__(
+        self, cluster: Cluster, array_id: str, jobs: Sequence[Job[T]], *, job_dir: str, name: str
+    ) -> None:
+        self.cluster = cluster
+        self.id = array_id
+        self.job_dir = job_dir
+        self.name = name
+        self._jobs = list(jobs)
+
+    def __repr__(self) -> str:
+        return f"<ArrayJob {self.id} {self.name!r} x{len(self._jobs)}>"
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Job[T]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Job[T]]: ...
+    def __getitem__(self, index: int | slice) -> Job[T] | list[Job[T]]:
+        return self._jobs[index]
+
+    def __iter__(self) -> Iterator[Job[T]]:
+        return iter(self._jobs)
+
+    @property
+    def jobs(self) -> list[Job[T]]:
+        return list(self._jobs)
+
+    def _slurm_job_ref(self) -> JobRef:
+        return JobRef(self.id, f"{self.job_dir}/results")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every element; True if all succeeded."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ok = True
+        for job in self._jobs:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ok = job.wait(remaining) and ok
+        return ok
+
+    def done(self) -> bool:
+        return all(job.done() for job in self._jobs)
+
+    def get_results(
+        self, timeout: float | None = None, *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Results in item order.
+
+        With ``return_exceptions=True`` a failed element's exception stands in
+        its place. Otherwise the first failure is raised once every element has
+        finished, with a note naming all failed indices; the other results stay
+        available through ``array[i].get_result()``.
+        """
+        self.wait(timeout)
+        results: list[Any] = []
+        failures: list[tuple[int, BaseException]] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for index, job in enumerate(self._jobs):
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                results.append(job.get_result(remaining))
+            except JobTimeoutError:
+                raise
+            except Exception as exc:
+                failures.append((index, exc))
+                results.append(exc)
+        if failures and not return_exceptions:
+            first = failures[0][1]
+            indices = ", ".join(str(i) for i, _ in failures)
+            first.add_note(
+                f"{len(failures)} of {len(self._jobs)} elements of array {self.id} failed "
+                f"(indices {indices}); the others' results are in array[i].get_result()."
+            )
+            raise first
+        return results
+
+    def cancel(self) -> None:
+        self.cluster._cancel([self.id])
+        self.cluster.tracker.refresh(self._jobs)

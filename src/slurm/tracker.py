@@ -1,0 +1,279 @@
+"""One poller per cluster for every watched job.
+
+Each tick first looks for result files (no controller call); jobs still
+without a result are checked with one batched ``squeue`` call, and those that
+have left ``squeue`` with one batched ``sacct`` call. Intervals start short
+after a submission and back off while nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slurm.errors import CommandError, SlurmError
+from slurm.slurmcmd import (
+    JobInfo,
+    JobState,
+    chunked,
+    parse_sacct,
+    parse_squeue,
+    sacct_argv,
+    scancel_argv,
+    squeue_argv,
+    squeue_says_invalid_id,
+)
+
+if TYPE_CHECKING:
+    from slurm.cluster import Cluster
+    from slurm.job import Job
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Tracker"]
+
+_FILE_INTERVAL = (0.05, 1.0)
+_CONTROLLER_INTERVAL = (0.5, 10.0)
+_BACKOFF = 1.5
+_CHUNK = 500
+_MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
+
+
+@dataclass
+class _Watch:
+    job_id: str
+    result_path: str
+    has_result: bool = False
+    final: bool = False
+    info: JobInfo | None = None
+    restarts: int = 0
+    missing: int = 0
+    terminal_without_result: int = 0
+
+
+class Tracker:
+    """Watches jobs for one cluster; thread-safe, one background thread."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._watches: dict[str, _Watch] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._file_interval = _FILE_INTERVAL[0]
+        self._controller_interval = _CONTROLLER_INTERVAL[0]
+        self._next_controller_poll = 0.0
+        self.accounting: bool | None = None  # learnt from the first sacct call
+        self.controller_calls = 0
+
+    # --- public ---------------------------------------------------------------
+    def watch(self, job: Job[Any]) -> None:
+        with self._cond:
+            if job.id not in self._watches:
+                self._watches[job.id] = _Watch(job.id, job.result_path)
+            self._speed_up()
+            if self._thread is None or not self._thread.is_alive():
+                self._stopped = False
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"slurm-tracker-{id(self):x}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait(self, job: Job[Any], timeout: float | None) -> bool:
+        """Block until ``job`` is final; False if ``timeout`` passed first."""
+        self.watch(job)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._watches[job.id].final:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    def refresh(self, jobs: Iterable[Job[Any]]) -> None:
+        """Look now, in this thread, at these jobs."""
+        for job in jobs:
+            self.watch(job)
+        with self._cond:
+            self._next_controller_poll = 0.0
+        self._tick(force_controller=True)
+
+    def _watch_for(self, job: Job[Any]) -> _Watch:
+        with self._cond:
+            watch = self._watches.get(job.id)
+        if watch is None:
+            self.refresh([job])
+            with self._cond:
+                watch = self._watches[job.id]
+        return watch
+
+    def has_result(self, job: Job[Any]) -> bool:
+        watch = self._watch_for(job)
+        if not watch.has_result and not watch.final:
+            return False
+        if not watch.has_result:  # final without result: check once more
+            watch.has_result = self._cluster.transport.exists(watch.result_path)
+        return watch.has_result
+
+    def is_final(self, job: Job[Any]) -> bool:
+        return self._watch_for(job).final
+
+    def state_of(self, job: Job[Any]) -> JobState:
+        info = self._watch_for(job).info
+        return info.state if info else JobState.UNKNOWN
+
+    def info_of(self, job: Job[Any]) -> JobInfo | None:
+        return self._watch_for(job).info
+
+    def restarts_of(self, job: Job[Any]) -> int:
+        return self._watch_for(job).restarts
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    # --- the loop --------------------------------------------------------------
+    def _speed_up(self) -> None:
+        self._file_interval = _FILE_INTERVAL[0]
+        self._controller_interval = _CONTROLLER_INTERVAL[0]
+        self._next_controller_poll = min(
+            self._next_controller_poll, time.monotonic() + self._controller_interval
+        )
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped or all(w.final for w in self._watches.values()):
+                    self._thread = None
+                    return
+            try:
+                changed = self._tick()
+            except Exception:  # keep tracking; the next tick may succeed
+                logger.warning("job tracking failed; retrying", exc_info=True)
+                changed = False
+            with self._cond:
+                if changed:
+                    self._speed_up()
+                else:
+                    self._file_interval = min(self._file_interval * _BACKOFF, _FILE_INTERVAL[1])
+                self._cond.wait(self._file_interval)
+
+    def _pending(self) -> list[_Watch]:
+        with self._cond:
+            return [w for w in self._watches.values() if not w.final]
+
+    def _tick(self, *, force_controller: bool = False) -> bool:
+        changed = False
+        transport = self._cluster.transport
+        for watch in self._pending():
+            if transport.exists(watch.result_path):
+                watch.has_result = True
+                self._finish(watch)
+                changed = True
+        now = time.monotonic()
+        if force_controller or now >= self._next_controller_poll:
+            changed = self._poll_controller() or changed
+            with self._cond:
+                if not changed:
+                    self._controller_interval = min(
+                        self._controller_interval * _BACKOFF, _CONTROLLER_INTERVAL[1]
+                    )
+                self._next_controller_poll = time.monotonic() + self._controller_interval
+        return changed
+
+    def _finish(self, watch: _Watch) -> None:
+        with self._cond:
+            watch.final = True
+            self._cond.notify_all()
+
+    def _poll_controller(self) -> bool:
+        pending = [w for w in self._pending() if not w.has_result]
+        if not pending:
+            return False
+        infos = self._squeue([w.job_id for w in pending])
+        gone = [w for w in pending if w.job_id not in infos]
+        if gone:
+            infos.update(self._sacct([w.job_id for w in gone]))
+        changed = False
+        never_satisfied: list[str] = []
+        for watch in pending:
+            info = infos.get(watch.job_id)
+            changed = self._update(watch, info, in_queue=watch not in gone) or changed
+            if info and info.reason == "DependencyNeverSatisfied" and not watch.final:
+                never_satisfied.append(watch.job_id)
+                self._finish(watch)
+        if never_satisfied:
+            self._cluster._run(scancel_argv(never_satisfied), check=False)
+        return changed
+
+    def _update(self, watch: _Watch, info: JobInfo | None, *, in_queue: bool) -> bool:
+        previous = watch.info.state if watch.info else None
+        if info is None:
+            watch.missing += 1
+            if watch.missing >= _MISSING_GRACE and not self._recheck_result(watch):
+                self._finish(watch)
+            return False
+        watch.missing = 0
+        if previous in (JobState.RUNNING,) and info.state in (
+            JobState.PENDING,
+            JobState.REQUEUED,
+            JobState.PREEMPTED,
+        ):
+            watch.restarts += 1
+        watch.info = info
+        terminal = info.state.is_terminal or (not in_queue and info.state is JobState.PREEMPTED)
+        if terminal:
+            # The result is written before the job ends; look once more, then give up.
+            watch.terminal_without_result += 1
+            if not self._recheck_result(watch) and watch.terminal_without_result >= 2:
+                self._finish(watch)
+        return info.state is not previous
+
+    def _recheck_result(self, watch: _Watch) -> bool:
+        if self._cluster.transport.exists(watch.result_path):
+            watch.has_result = True
+            self._finish(watch)
+            return True
+        return False
+
+    def _squeue(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        infos: dict[str, JobInfo] = {}
+        for chunk in chunked(job_ids, _CHUNK):
+            self.controller_calls += 1
+            result = self._cluster._run(squeue_argv(chunk), check=False)
+            if result.returncode != 0 and not squeue_says_invalid_id(result.stderr):
+                raise CommandError(
+                    "squeue failed",
+                    argv=result.argv,
+                    returncode=result.returncode,
+                    stdout=result.stdout,
+                    stderr=result.stderr,
+                )
+            found = parse_squeue(result.stdout)
+            infos.update({k: v for k, v in found.items() if k in set(chunk)})
+        return infos
+
+    def _sacct(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        if self.accounting is False:
+            return {}
+        infos: dict[str, JobInfo] = {}
+        for chunk in chunked(job_ids, _CHUNK):
+            self.controller_calls += 1
+            try:
+                result = self._cluster._run(sacct_argv(chunk), check=False)
+            except SlurmError:
+                return infos
+            if result.returncode != 0:
+                logger.info("sacct is not usable (%s); tracking without accounting", result.stderr)
+                self.accounting = False
+                return infos
+            self.accounting = True
+            infos.update(parse_sacct(result.stdout))
+        return infos
