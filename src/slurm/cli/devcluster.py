@@ -1,10 +1,117 @@
-"""``slurm devcluster``: a real single-node Slurm on localhost (placeholder)."""
+"""``slurm devcluster``: a real single-node Slurm on localhost (up / status / down)."""
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+
 import click
+from rich.console import Console
+from rich.table import Table
+
+from slurm.devcluster import ENV_STATE_DIR, Status
+from slurm.errors import SlurmError
+
+_STATE_DIR = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=ENV_STATE_DIR,
+    default=None,
+    help=f"Where configs, logs and data live [env {ENV_STATE_DIR}; "
+    "default $XDG_STATE_HOME/slurm-sdk/devcluster].",
+)
+
+
+def _fail(exc: SlurmError) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    sys.exit(1)
+
+
+def status_table(st: Status) -> Table:
+    """A readable summary of ``st``."""
+    table = Table(title="slurm devcluster", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("running", "[green]yes[/]" if st.running else "[red]no[/]")
+    table.add_row("state dir", st.state_dir)
+    table.add_row("slurm", f"{st.slurm_version}  (cluster {st.cluster_name}, node {st.node_name})")
+    table.add_row("resources", f"{st.cpus} CPUs, {st.real_memory_mb} MB")
+    table.add_row("partitions", ", ".join(st.partitions) + f"  (default {st.default_partition})")
+    table.add_row("accounting", "slurmdbd + MariaDB" if st.accounting else "off")
+    table.add_row("slurm.conf", st.slurm_conf)
+    table.add_row(
+        "ssh",
+        f"ssh {st.ssh.alias}  (or ssh -p {st.ssh.port} -i {st.ssh.key_file} "
+        f"{st.ssh.username}@{st.ssh.host})",
+    )
+    daemons = ", ".join(f"{name}={pid or '-'}" for name, pid in st.daemons.items())
+    table.add_row("daemons", daemons)
+    table.add_row("logs", st.log_dir)
+    return table
 
 
 @click.group()
 def devcluster() -> None:
     """Manage a single-node Slurm dev cluster on this machine."""
+
+
+@devcluster.command()
+@_STATE_DIR
+@click.option(
+    "--accounting/--no-accounting",
+    default=True,
+    show_default=True,
+    help="Run MariaDB + slurmdbd so `sacct` answers.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def up(state_dir: Path | None, accounting: bool, as_json: bool) -> None:
+    """Install what is missing, write the configs and start every daemon (idempotent)."""
+    from slurm import devcluster as dc
+
+    started = time.monotonic()
+    try:
+        st = dc.up(state_dir, accounting=accounting)
+    except SlurmError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(st.to_json())
+    else:
+        console = Console()
+        console.print(status_table(st))
+        console.print(f"up in {time.monotonic() - started:.1f} s")
+
+
+@devcluster.command()
+@_STATE_DIR
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(state_dir: Path | None, as_json: bool) -> None:
+    """Show the dev cluster; exit 1 when it is not running."""
+    from slurm import devcluster as dc
+
+    try:
+        st = dc.status(state_dir)
+    except SlurmError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(st.to_json())
+    else:
+        Console().print(status_table(st))
+    if not st.running:
+        sys.exit(1)
+
+
+@devcluster.command()
+@_STATE_DIR
+def down(state_dir: Path | None) -> None:
+    """Stop the daemons `up` started; keep the state so the next `up` is fast."""
+    from slurm import devcluster as dc
+
+    try:
+        st = dc.down(state_dir)
+    except SlurmError as exc:
+        _fail(exc)
+        return
+    click.echo(f"stopped; state kept in {st.state_dir}")

@@ -1,0 +1,298 @@
+"""Starting, checking and stopping each daemon of the dev cluster.
+
+Each ``start_*`` function starts its daemon only when it is not already running
+from our pid file (or restarts it when ``restart`` is true), then waits until it
+answers. A daemon that fails to start raises :class:`DevclusterError` carrying
+its log file path and the log's last lines.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from slurm.devcluster.proc import (
+    DevclusterError,
+    find_program,
+    is_alive,
+    port_open,
+    read_pid,
+    run,
+    spawn_daemon,
+    stop_pid,
+    wait_for,
+)
+from slurm.devcluster.settings import Settings
+
+__all__ = [
+    "DAEMONS",
+    "Daemon",
+    "munge_works",
+    "node_state",
+    "running_pid",
+    "start_mariadb",
+    "start_munged",
+    "start_slurmctld",
+    "start_slurmd",
+    "start_slurmdbd",
+    "start_sshd",
+    "stop_daemon",
+]
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str  # names its pid file and log file
+    program: str  # the executable, checked against /proc/PID/exe
+    own_log: bool = True  # writes its own log file; our capture of its output goes to .out
+
+    def output_file(self, s: Settings) -> Path:
+        return s.log_dir / f"{self.name}.out" if self.own_log else s.log_file(self.name)
+
+    def logs(self, s: Settings) -> list[Path]:
+        return [s.log_file(self.name), *([self.output_file(s)] if self.own_log else [])]
+
+
+MUNGED = Daemon("munged", "munged", own_log=False)
+MARIADB = Daemon("mariadb", "mariadbd")
+SLURMDBD = Daemon("slurmdbd", "slurmdbd")
+SLURMCTLD = Daemon("slurmctld", "slurmctld")
+SLURMD = Daemon("slurmd", "slurmd")
+SSHD = Daemon("sshd", "sshd", own_log=False)
+# Start order; stop in reverse.
+DAEMONS = (MUNGED, MARIADB, SLURMDBD, SLURMCTLD, SLURMD, SSHD)
+START_TIMEOUT = 60.0
+
+
+def _pid_file(s: Settings, d: Daemon) -> Path:
+    # slurmctld/slurmd/slurmdbd/sshd/mariadb also write their own pid to this file;
+    # it is the same pid since they run in the foreground.
+    return s.run_dir / f"{d.name}.sdk.pid"
+
+
+def running_pid(s: Settings, d: Daemon) -> int | None:
+    """The pid of ``d`` if we started it and it still runs."""
+    pid = read_pid(_pid_file(s, d))
+    return pid if is_alive(pid, d.program) else None
+
+
+def stop_daemon(s: Settings, d: Daemon) -> bool:
+    """Stop ``d`` if we started it (found through our pid file). True if it was running."""
+    pid = running_pid(s, d)
+    if pid is not None:
+        stop_pid(pid, d.program)
+    _pid_file(s, d).unlink(missing_ok=True)
+    return pid is not None
+
+
+def _spawn(
+    s: Settings, d: Daemon, argv: list[str], *, user: str | None = None, restart: bool = False
+) -> tuple[int, bool]:
+    """Start ``d`` unless it runs; returns (pid, started_now)."""
+    pid = running_pid(s, d)
+    if pid is not None and not restart:
+        return pid, False
+    if pid is not None:
+        stop_daemon(s, d)
+    program = find_program(argv[0])
+    if program is None:
+        raise DevclusterError(f"{argv[0]} is not installed")
+    new_pid = spawn_daemon(
+        [program, *argv[1:]],
+        pid_file=_pid_file(s, d),
+        log_file=d.output_file(s),
+        user=user,
+        env={"SLURM_CONF": str(s.slurm_conf)},
+    )
+    return new_pid, True
+
+
+def _wait(s: Settings, d: Daemon, pid: int, ready: Callable[[], bool], what: str) -> None:
+    wait_for(
+        ready,
+        what=f"{what} (log: {s.log_file(d.name)})",
+        timeout=START_TIMEOUT,
+        pid=pid,
+        name=d.program,
+        logs=d.logs(s),
+    )
+
+
+# ---- munge ---------------------------------------------------------------------------
+
+
+def munge_works(s: Settings) -> bool:
+    """True when a munged answers on the socket slurm.conf names (ours or the system's)."""
+    if not s.munge_socket.exists():
+        return False
+    cred = run(["munge", "-n", "-S", str(s.munge_socket)], check=False, timeout=10)
+    if cred.returncode != 0:
+        return False
+    check = run(["unmunge", "-S", str(s.munge_socket)], input=cred.stdout, check=False, timeout=10)
+    return check.returncode == 0
+
+
+def _prepare_munge_dirs(key: Path) -> None:
+    munge = pwd.getpwnam("munge")
+    for directory, mode in (
+        (Path("/run/munge"), 0o755),
+        (Path("/var/lib/munge"), 0o700),
+        (Path("/var/log/munge"), 0o700),
+        (Path("/etc/munge"), 0o700),
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, munge.pw_uid, munge.pw_gid)
+        directory.chmod(mode)
+    if not key.exists():
+        mungekey = find_program("mungekey")
+        if mungekey:
+            run([mungekey, "--create", f"--keyfile={key}"])
+        else:
+            key.write_bytes(os.urandom(1024))
+    os.chown(key, munge.pw_uid, munge.pw_gid)
+    key.chmod(0o600)
+
+
+def start_munged(s: Settings) -> int | None:
+    """Make sure a munged answers; start ours (as the ``munge`` user) if none does."""
+    pid = running_pid(s, MUNGED)
+    if munge_works(s):
+        return pid
+    if pid is not None:
+        stop_daemon(s, MUNGED)
+    _prepare_munge_dirs(Path("/etc/munge/munge.key"))
+    pid, _ = _spawn(s, MUNGED, ["munged", "--foreground", "--force"], user="munge")
+    _wait(s, MUNGED, pid, lambda: munge_works(s), "munged did not start")
+    return pid
+
+
+# ---- MariaDB -------------------------------------------------------------------------
+
+
+def _mysql(s: Settings, sql: str) -> None:
+    run(["mariadb", f"--defaults-file={s.my_cnf}", "-u", "root", "-e", sql], timeout=60)
+
+
+def start_mariadb(s: Settings, *, restart: bool = False) -> int:
+    """Initialise the datadir once, start mariadbd, create the ``slurm`` database user."""
+    if not (s.mysql_datadir / "mysql").is_dir():
+        shutil.rmtree(s.mysql_datadir, ignore_errors=True)
+        s.mysql_datadir.mkdir(parents=True)
+        init = run(
+            [
+                "mariadb-install-db",
+                f"--defaults-file={s.my_cnf}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+                "--user=root",
+            ],
+            check=False,
+            timeout=300,
+        )
+        if init.returncode != 0:
+            raise DevclusterError(
+                f"mariadb-install-db failed (exit {init.returncode}):\n{init.stdout}{init.stderr}"
+            )
+    pid, started = _spawn(s, MARIADB, ["mariadbd", f"--defaults-file={s.my_cnf}"], restart=restart)
+    _wait(
+        s,
+        MARIADB,
+        pid,
+        lambda: s.mysql_socket.exists() and port_open(s.mysql_port),
+        "MariaDB did not start",
+    )
+    if started:
+        pw = s.db_password
+        statements = []
+        for host in ("127.0.0.1", "localhost"):
+            user = f"'slurm'@'{host}'"
+            statements += [
+                f"CREATE USER IF NOT EXISTS {user} IDENTIFIED BY '{pw}'",
+                f"ALTER USER {user} IDENTIFIED BY '{pw}'",
+                f"GRANT ALL ON slurm_acct_db.* TO {user}",
+            ]
+        _mysql(s, "; ".join(statements) + ";")
+    return pid
+
+
+# ---- slurmdbd ------------------------------------------------------------------------
+
+
+def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
+    """Start slurmdbd and register the cluster (``sacctmgr -i add cluster NAME``)."""
+    pid, _ = _spawn(s, SLURMDBD, ["slurmdbd", "-D"], restart=restart)
+    _wait(s, SLURMDBD, pid, lambda: port_open(s.slurmdbd_port), "slurmdbd did not start")
+    env = {"SLURM_CONF": str(s.slurm_conf)}
+    clusters = run(
+        ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"], env=env, timeout=30
+    )
+    if s.cluster_name not in clusters.stdout.split():
+        run(["sacctmgr", "-i", "add", "cluster", s.cluster_name], env=env, timeout=30)
+    return pid
+
+
+# ---- slurmctld, slurmd ---------------------------------------------------------------
+
+
+def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
+    pid, _ = _spawn(s, SLURMCTLD, ["slurmctld", "-D"], restart=restart)
+    _wait(s, SLURMCTLD, pid, lambda: port_open(s.slurmctld_port), "slurmctld did not start")
+    return pid
+
+
+def node_state(s: Settings) -> str:
+    """The node's state as ``sinfo`` prints it (``idle``, ``mixed``, ``down*``, ...)."""
+    out = run(
+        ["sinfo", "-h", "-N", "-n", s.node_name, "-o", "%T"],
+        env={"SLURM_CONF": str(s.slurm_conf)},
+        check=False,
+        timeout=15,
+    )
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+
+
+_USABLE = ("idle", "mixed", "allocated", "completing")
+
+
+def start_slurmd(s: Settings, *, restart: bool = False) -> int:
+    pid, _ = _spawn(s, SLURMD, ["slurmd", "-D"], restart=restart)
+    env = {"SLURM_CONF": str(s.slurm_conf)}
+
+    def ready() -> bool:
+        state = node_state(s)
+        if any(bad in state for bad in ("drain", "down", "fail")) and not state.endswith("*"):
+            # Left drained or down by an earlier run (e.g. a kill that timed out).
+            run(
+                ["scontrol", "update", f"nodename={s.node_name}", "state=resume"],
+                env=env,
+                check=False,
+            )
+        return state in _USABLE
+
+    wait_for(
+        ready,
+        what=f"slurmd did not register node {s.node_name} (log: {s.log_file('slurmd')})",
+        timeout=START_TIMEOUT,
+        pid=pid,
+        name=SLURMD.program,
+        logs=[*SLURMD.logs(s), s.log_file("slurmctld")],
+    )
+    return pid
+
+
+# ---- sshd ----------------------------------------------------------------------------
+
+
+def start_sshd(s: Settings, *, restart: bool = False) -> int:
+    run_sshd = Path("/run/sshd")  # privilege separation directory sshd insists on
+    run_sshd.mkdir(mode=0o755, exist_ok=True)
+    check = run(["sshd", "-t", "-f", str(s.sshd_config)], check=False) if restart else None
+    if check is not None and check.returncode != 0:
+        raise DevclusterError(f"sshd rejects {s.sshd_config}:\n{check.stderr}")
+    pid, _ = _spawn(s, SSHD, ["sshd", "-D", "-e", "-f", str(s.sshd_config)], restart=restart)
+    _wait(s, SSHD, pid, lambda: port_open(s.ssh_port), "sshd did not start")
+    return pid

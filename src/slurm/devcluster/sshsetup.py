@@ -1,0 +1,131 @@
+"""SSH access to the dev cluster: keys, known_hosts, and the user's ``~/.ssh/config``.
+
+The sshd's host key and a client key live in the state directory. The user's
+``~/.ssh/config`` gets a managed block (an ``Include`` of our config for OpenSSH,
+plus the ``Host`` block itself because paramiko's SSHConfig ignores ``Include``)
+and ``~/.ssh/known_hosts`` gets the host key, so ``ssh slurm-devcluster`` and an
+SDK reading ``~/.ssh/config`` both connect with strict host key checking.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+from slurm.devcluster.proc import run
+from slurm.devcluster.render import render_known_hosts, render_ssh_client_config
+from slurm.devcluster.settings import SSH_ALIAS, Settings
+
+__all__ = [
+    "BLOCK_BEGIN",
+    "BLOCK_END",
+    "ensure_keys",
+    "install_user_ssh_config",
+    "merge_known_hosts",
+    "merge_user_config",
+    "write_ssh_files",
+]
+
+BLOCK_BEGIN = f"# >>> {SSH_ALIAS} (managed by `slurm devcluster up`) >>>"
+BLOCK_END = f"# <<< {SSH_ALIAS} <<<"
+
+
+def _keygen(path: Path, comment: str) -> None:
+    if path.exists() and path.with_name(path.name + ".pub").exists():
+        return
+    path.unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
+    path.chmod(0o600)
+
+
+def ensure_keys(s: Settings) -> None:
+    """Create the host key and the client key once; authorize the client key."""
+    s.ssh_dir.mkdir(parents=True, exist_ok=True)
+    s.ssh_dir.chmod(0o700)
+    _keygen(s.ssh_host_key, f"{SSH_ALIAS}-host")
+    _keygen(s.ssh_client_key, f"{s.user}@{SSH_ALIAS}")
+    public = s.ssh_client_key.with_name(s.ssh_client_key.name + ".pub").read_text()
+    _write_if_changed(s.ssh_authorized_keys, public, 0o600)
+
+
+def host_public_key(s: Settings) -> str:
+    return s.ssh_host_key.with_name(s.ssh_host_key.name + ".pub").read_text().strip()
+
+
+def _write_if_changed(path: Path, text: str, mode: int) -> bool:
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    tmp.replace(path)
+    return True
+
+
+def _host_matches(field: str, names: set[str]) -> bool:
+    if field.startswith("|1|"):  # hashed entry: |1|salt|HMAC-SHA1(salt, name)
+        try:
+            _, _, salt_b64, digest_b64 = field.split("|")
+            salt, digest = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
+        except ValueError:
+            return False
+        return any(
+            hmac.compare_digest(hmac.new(salt, n.encode(), hashlib.sha1).digest(), digest)
+            for n in names
+        )
+    return any(part in names for part in field.split(","))
+
+
+def merge_known_hosts(existing: str, entries: str) -> str:
+    """``existing`` without any line for the hosts of ``entries``, then ``entries``."""
+    names = {line.split()[0] for line in entries.splitlines() if line.strip()}
+    kept = [
+        line
+        for line in existing.splitlines()
+        if not (line.strip() and not line.startswith("#") and _host_matches(line.split()[0], names))
+    ]
+    body = "\n".join(kept)
+    return (body + "\n" if body else "") + entries
+
+
+def merge_user_config(existing: str, include_path: Path, host_block: str) -> str:
+    """``existing`` with our managed block (replaced if present) at the very top."""
+    lines = existing.splitlines()
+    if BLOCK_BEGIN in lines and BLOCK_END in lines[lines.index(BLOCK_BEGIN) :]:
+        start = lines.index(BLOCK_BEGIN)
+        end = lines.index(BLOCK_END, start)
+        lines = lines[:start] + lines[end + 1 :]
+    host_lines = [line for line in host_block.splitlines() if not line.startswith("#")]
+    block = [BLOCK_BEGIN, f"Include {include_path}", *host_lines, "Host *", BLOCK_END]
+    rest = "\n".join(lines).strip("\n")
+    return "\n".join(block) + "\n" + (("\n" + rest + "\n") if rest else "")
+
+
+def write_ssh_files(s: Settings) -> bool:
+    """Client config and known_hosts in the state directory; True if anything changed."""
+    changed = _write_if_changed(s.ssh_client_config, render_ssh_client_config(s), 0o600)
+    known = render_known_hosts(s, host_public_key(s))
+    return _write_if_changed(s.ssh_known_hosts, known, 0o600) or changed
+
+
+def install_user_ssh_config(s: Settings) -> bool:
+    """Idempotently add our block to ``~/.ssh/config``, our host key to ``known_hosts``."""
+    ssh_home = s.home / ".ssh"
+    if not ssh_home.is_dir():
+        ssh_home.mkdir(mode=0o700, parents=True)
+    user_config = ssh_home / "config"
+    user_known = ssh_home / "known_hosts"
+    old_config = user_config.read_text() if user_config.exists() else ""
+    old_known = user_known.read_text() if user_known.exists() else ""
+    new_config = merge_user_config(old_config, s.ssh_client_config, render_ssh_client_config(s))
+    new_known = merge_known_hosts(old_known, render_known_hosts(s, host_public_key(s)))
+    changed = _write_if_changed(user_config, new_config, 0o600)
+    return _write_if_changed(user_known, new_known, 0o644) or changed
