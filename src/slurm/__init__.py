@@ -1,6 +1,7 @@
 """slurm-sdk: turn plain Python functions into Slurm jobs.
 
-Public names are imported lazily so that the job-side runner starts fast.
+The light parts (decorators, contexts, errors) are imported here; the rest
+(``Cluster``, ``Job``...) lazily, so that the job-side runner starts fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from slurm.cluster import Cluster
-    from slurm.decorators import task, workflow
     from slurm.errors import (
         CommandError,
         ConfigurationError,
@@ -32,10 +32,15 @@ if TYPE_CHECKING:
     from slurm.task import Task
     from slurm.workflow import WorkflowContext
 
+# Submodules named like the decorators: import them first, then bind the
+# decorators, so `from slurm import task, workflow` always gives the decorators
+# while `slurm.workflow.WorkflowContext` keeps working.
+import slurm.task
+import slurm.workflow  # noqa: F401
+from slurm.decorators import task, workflow
+
 _EXPORTS = {
     "Cluster": "slurm.cluster",
-    "task": "slurm.decorators",
-    "workflow": "slurm.decorators",
     "Task": "slurm.task",
     "Job": "slurm.job",
     "ArrayJob": "slurm.job",
@@ -58,7 +63,9 @@ _EXPORTS = {
     "WorkflowError": "slurm.errors",
 }
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
+    "task",
+    "workflow",
     "ArrayJob",
     "Cluster",
     "CommandError",
@@ -80,8 +87,6 @@ __all__ = [
     "WorkflowContext",
     "WorkflowError",
     "current_job_context",
-    "task",
-    "workflow",
 ]
 
 
