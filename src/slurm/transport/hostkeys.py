@@ -1,0 +1,247 @@
+"""Verify SSH host keys against known_hosts files, as OpenSSH does.
+
+An unknown host is refused unless the caller accepts new keys; a changed key is
+always refused and the message names the known_hosts line that disagrees.
+Hashed entries (``|1|salt|hash``), host patterns (``*``, ``?``, ``!neg``) and
+``[host]:port`` names for non-22 ports work as in OpenSSH.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import logging
+import os
+import shlex
+import threading
+from dataclasses import dataclass
+
+import paramiko
+
+from slurm.errors import HostKeyError
+
+__all__ = [
+    "ACCEPT_OPTION",
+    "HostKeyPolicy",
+    "KnownHostEntry",
+    "find_known_keys",
+    "fingerprint",
+    "host_key_name",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How a user accepts an unknown host key, named in every refusal.
+ACCEPT_OPTION = "accept_new_host_key=True (CLI: --accept-new-host-key)"
+
+_append_lock = threading.Lock()
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """Return the key's SHA256 fingerprint exactly as OpenSSH prints it.
+
+    Example: ``SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`` (base64, no padding).
+    """
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def host_key_name(host: str, port: int) -> str:
+    """The name a host's key is stored under: ``host``, or ``[host]:port`` if not port 22."""
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+@dataclass(frozen=True)
+class KnownHostEntry:
+    """One known_hosts line that applies to a host."""
+
+    path: str
+    lineno: int
+    key: paramiko.PKey
+
+    @property
+    def key_type(self) -> str:
+        """The key's type, e.g. ``ssh-ed25519``."""
+        return self.key.get_name()
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.path}:{self.lineno}"
+
+
+def _pattern_matches(name: str, pattern: str) -> bool:
+    if pattern.startswith("|1|"):
+        try:
+            return paramiko.HostKeys.hash_host(name, pattern) == pattern
+        except (ValueError, IndexError):
+            return False
+    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+
+
+def _names_match(name: str, field: str) -> bool:
+    matched = False
+    for pattern in field.split(","):
+        if pattern.startswith("!"):
+            if _pattern_matches(name, pattern[1:]):
+                return False
+        elif _pattern_matches(name, pattern):
+            matched = True
+    return matched
+
+
+def find_known_keys(name: str, paths: list[str] | tuple[str, ...]) -> list[KnownHostEntry]:
+    """Return every known_hosts entry for ``name`` (e.g. ``[host]:2222``) in ``paths``.
+
+    Missing files are skipped; lines that cannot be parsed and ``@cert-authority``
+    lines are ignored. ``@revoked`` lines are not returned (see :class:`HostKeyPolicy`).
+    """
+    return _scan(name, paths, revoked=False)
+
+
+def _scan(name: str, paths: list[str] | tuple[str, ...], *, revoked: bool) -> list[KnownHostEntry]:
+    found: list[KnownHostEntry] = []
+    for path in paths:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for lineno, raw in enumerate(lines, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            marker = None
+            if line.startswith("@"):
+                marker, _, line = line.partition(" ")
+                line = line.strip()
+            if (marker == "@revoked") != revoked or marker not in (None, "@revoked"):
+                continue
+            fields = line.split()
+            if len(fields) < 3 or not _names_match(name, fields[0]):
+                continue
+            try:
+                key = paramiko.PKey.from_type_string(fields[1], base64.b64decode(fields[2]))
+            except Exception:  # unknown key type or bad base64: OpenSSH skips these too
+                logger.debug("skipping unparsable known_hosts line %s:%d", path, lineno)
+                continue
+            found.append(KnownHostEntry(os.path.expanduser(path), lineno, key))
+    return found
+
+
+def _append(path: str, name: str, key: paramiko.PKey) -> None:
+    path = os.path.expanduser(path)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    line = f"{name} {key.get_name()} {key.get_base64()}\n"
+    with _append_lock:
+        needs_newline = False
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                needs_newline = f.read(1) != b"\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(("\n" if needs_newline else "") + line)
+
+
+class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Host-key checking for one host, plugged into :class:`paramiko.SSHClient`.
+
+    Call :meth:`prime` before ``connect()``: it loads the known keys for the
+    host into the client, so paramiko prefers a known key type and raises
+    ``BadHostKeyException`` on a mismatch (turn that into a
+    :class:`HostKeyError` with :meth:`changed_error`). paramiko calls
+    :meth:`missing_host_key` for an unknown host: it raises
+    :class:`HostKeyError` or, with ``accept_new``, saves the key.
+
+    Args:
+        display: The host as the user knows it, for messages (``user@host:port``).
+        read_files: known_hosts files to consult (user files first).
+        write_file: Where an accepted key is appended.
+        accept_new: Accept (and save) a key for a host not known at all.
+    """
+
+    def __init__(
+        self,
+        display: str,
+        read_files: tuple[str, ...],
+        write_file: str,
+        *,
+        accept_new: bool,
+    ) -> None:
+        self.display = display
+        self.read_files = read_files
+        self.write_file = os.path.expanduser(write_file)
+        self.accept_new = accept_new
+
+    def prime(self, client: paramiko.SSHClient, name: str) -> list[KnownHostEntry]:
+        """Load the known keys for ``name`` into ``client``; return them."""
+        entries = find_known_keys(name, self.read_files)
+        host_keys = client.get_host_keys()
+        for entry in entries:
+            # Keep the first entry per key type, as paramiko's HostKeys would.
+            existing = host_keys.lookup(name)
+            if existing is None or entry.key_type not in existing:
+                host_keys.add(name, entry.key_type, entry.key)
+        return entries
+
+    def check_revoked(self, name: str, key: paramiko.PKey) -> None:
+        """Raise :class:`HostKeyError` if ``key`` is marked ``@revoked`` for ``name``."""
+        for entry in _scan(name, self.read_files, revoked=True):
+            if entry.key == key:
+                raise HostKeyError(
+                    f"the SSH host key of {self.display} ({key.get_name()} {fingerprint(key)}) "
+                    f"is marked @revoked at {entry.where}; refusing to connect. "
+                    "Ask your cluster's admins for the current host key."
+                )
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        """Refuse (``HostKeyError``) or, with ``accept_new``, save a key for an unknown host."""
+        self.check_revoked(hostname, key)
+        others = find_known_keys(hostname, self.read_files)
+        if others:  # paramiko found none (race with another writer): treat as changed
+            raise self.changed_error(hostname, key, others)
+        if not self.accept_new:
+            files = ", ".join(self.read_files) or "(none)"
+            raise HostKeyError(
+                f"the SSH host key of {self.display} is not known: the server "
+                f"{hostname!r} offers a {key.get_name()} key with fingerprint "
+                f"{fingerprint(key)} (not found in {files}). "
+                "Check that fingerprint with your cluster's documentation or admins, then "
+                f"accept it once with {ACCEPT_OPTION}; it will be saved to {self.write_file}."
+            )
+        _append(self.write_file, hostname, key)
+        logger.warning(
+            "added SSH host key for %s (%s %s) to %s",
+            hostname,
+            key.get_name(),
+            fingerprint(key),
+            self.write_file,
+        )
+
+    def changed_error(
+        self, name: str, key: paramiko.PKey, entries: list[KnownHostEntry] | None = None
+    ) -> HostKeyError:
+        """The refusal for a server whose key differs from the known one(s) for ``name``."""
+        if entries is None:
+            entries = find_known_keys(name, self.read_files)
+        same_type = [e for e in entries if e.key_type == key.get_name()]
+        shown = same_type or entries
+        known = "; ".join(f"{e.key_type} {fingerprint(e.key)} at {e.where}" for e in shown)
+        if same_type:
+            what = "has CHANGED"
+        else:
+            what = "does not match: the server offers a key type not in known_hosts for it"
+        return HostKeyError(
+            f"the SSH host key of {self.display} {what}. The server {name!r} offers "
+            f"{key.get_name()} {fingerprint(key)}, but known_hosts has {known or 'other keys'}. "
+            "Someone could be intercepting the connection, or the server was reinstalled; "
+            "refusing to connect (accept_new_host_key does not override this). If your admins "
+            f"confirm the new key, remove the old one with: ssh-keygen -R {shlex.quote(name)}"
+            + (f" -f {shlex.quote(shown[0].path)}" if shown else "")
+        )
