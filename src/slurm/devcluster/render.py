@@ -62,7 +62,9 @@ def render_slurm_conf(s: Settings) -> str:
         ("SlurmdPort", s.slurmd_port),
         ("AuthType", "auth/munge"),
         ("CredType", "cred/munge"),
-        ("AuthInfo", f"socket={s.munge_socket}"),
+        # cred_expire also holds a requeued (e.g. preempted) job back before it may
+        # start again: 120 s by default, too long for tests.
+        ("AuthInfo", f"socket={s.munge_socket},cred_expire=10"),
         ("StateSaveLocation", s.spool_ctld),
         ("SlurmdSpoolDir", s.spool_slurmd),
         ("SlurmctldPidFile", s.pid_file("slurmctld")),

@@ -1,0 +1,194 @@
+"""The dev cluster's config files, rendered by pure functions from Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slurm.devcluster.render import (
+    HEADER,
+    render_known_hosts,
+    render_my_cnf,
+    render_slurm_conf,
+    render_slurmdbd_conf,
+    render_ssh_client_config,
+    render_sshd_config,
+)
+from slurm.devcluster.settings import Settings, sensible_real_memory_mb
+
+STATE = Path("/state")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        state_dir=STATE,
+        node_name="node1",
+        user="alice",
+        real_memory_mb=8000,
+        db_password="s3cret",
+        home=Path("/home/alice"),
+    )
+
+
+def _conf(text: str) -> dict[str, str]:
+    """key=value lines of a Slurm-style config (first word of each line)."""
+    pairs = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key] = value
+    return pairs
+
+
+def test_slurm_conf_core_settings(settings: Settings) -> None:
+    text = render_slurm_conf(settings)
+    assert text.startswith(HEADER)
+    conf = _conf(text)
+    expected = {
+        "ClusterName": "devcluster",
+        "SlurmctldHost": "node1(127.0.0.1)",
+        "SlurmUser": "alice",
+        "SlurmctldPort": "6817",
+        "SlurmdPort": "6818",
+        "AuthType": "auth/munge",
+        "AuthInfo": "socket=/run/munge/munge.socket.2,cred_expire=10",
+        "StateSaveLocation": "/state/spool/slurmctld",
+        "SlurmdSpoolDir": "/state/spool/slurmd",
+        "SlurmctldLogFile": "/state/log/slurmctld.log",
+        "SlurmdLogFile": "/state/log/slurmd.log",
+        "SlurmctldPidFile": "/state/run/slurmctld.pid",
+        "ProctrackType": "proctrack/linuxproc",
+        "TaskPlugin": "task/none",
+        "SlurmdParameters": "config_overrides",
+        "SelectType": "select/cons_tres",
+        "SelectTypeParameters": "CR_Core_Memory",
+        "DefMemPerCPU": "1000",
+        "PreemptType": "preempt/partition_prio",
+        "PreemptMode": "REQUEUE",
+        "JobRequeue": "1",
+        "KillWait": "5",
+        "MinJobAge": "30",
+        "AccountingStorageType": "accounting_storage/slurmdbd",
+        "AccountingStorageHost": "127.0.0.1",
+        "AccountingStoragePort": "6819",
+    }
+    assert {key: conf.get(key) for key in expected} == expected
+    params = conf["SchedulerParameters"].split(",")
+    assert "batch_sched_delay=0" in params
+    assert "sched_min_interval=0" in params
+
+
+def test_slurm_conf_node_and_partitions(settings: Settings) -> None:
+    lines = render_slurm_conf(settings).splitlines()
+    node = [line for line in lines if line.startswith("NodeName=")]
+    assert node == [
+        "NodeName=node1 NodeAddr=127.0.0.1 CPUs=8 Boards=1 SocketsPerBoard=1 "
+        "CoresPerSocket=8 ThreadsPerCore=1 RealMemory=8000 State=UNKNOWN"
+    ]
+    partitions = [line for line in lines if line.startswith("PartitionName=")]
+    assert partitions == [
+        "PartitionName=debug Nodes=node1 Default=YES MaxTime=INFINITE State=UP PriorityTier=1",
+        "PartitionName=compute Nodes=node1 Default=NO MaxTime=INFINITE State=UP PriorityTier=1",
+        "PartitionName=urgent Nodes=node1 Default=NO MaxTime=INFINITE State=UP PriorityTier=10"
+        " PreemptMode=OFF",
+    ]
+
+
+def test_slurm_conf_without_accounting(settings: Settings) -> None:
+    conf = _conf(render_slurm_conf(settings.with_accounting(False)))
+    assert conf["AccountingStorageType"] == "accounting_storage/none"
+    assert "AccountingStorageHost" not in conf
+
+
+def test_slurm_conf_is_deterministic(settings: Settings) -> None:
+    assert render_slurm_conf(settings) == render_slurm_conf(settings)
+
+
+def test_slurmdbd_conf(settings: Settings) -> None:
+    conf = _conf(render_slurmdbd_conf(settings))
+    assert conf == {
+        "AuthType": "auth/munge",
+        "AuthInfo": "socket=/run/munge/munge.socket.2",
+        "DbdAddr": "127.0.0.1",
+        "DbdHost": "node1",
+        "DbdPort": "6819",
+        "SlurmUser": "alice",
+        "DebugLevel": "info",
+        "LogFile": "/state/log/slurmdbd.log",
+        "PidFile": "/state/run/slurmdbd.pid",
+        "StorageType": "accounting_storage/mysql",
+        "StorageHost": "127.0.0.1",
+        "StoragePort": "6820",
+        "StorageUser": "slurm",
+        "StoragePass": "s3cret",
+        "StorageLoc": "slurm_acct_db",
+    }
+
+
+def test_my_cnf_keeps_mariadb_inside_the_state_dir(settings: Settings) -> None:
+    lines = render_my_cnf(settings).splitlines()
+    for expected in (
+        "[mysqld]",
+        "datadir=/state/mysql/data",
+        "socket=/state/mysql/mysqld.sock",
+        "port=6820",
+        "bind-address=127.0.0.1",
+        "log-error=/state/log/mariadb.log",
+        "pid-file=/state/run/mariadb.pid",
+        "[client]",
+    ):
+        assert expected in lines
+
+
+def test_sshd_config(settings: Settings) -> None:
+    lines = render_sshd_config(settings).splitlines()
+    for expected in (
+        "Port 6822",
+        "ListenAddress 127.0.0.1",
+        "HostKey /state/ssh/ssh_host_ed25519_key",
+        "AuthorizedKeysFile /state/ssh/authorized_keys",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "SetEnv SLURM_CONF=/state/slurm.conf",
+        "Subsystem sftp internal-sftp",
+    ):
+        assert expected in lines
+
+
+def test_ssh_client_config(settings: Settings) -> None:
+    assert render_ssh_client_config(settings) == HEADER + (
+        "Host slurm-devcluster\n"
+        "    HostName 127.0.0.1\n"
+        "    Port 6822\n"
+        "    User alice\n"
+        "    IdentityFile /state/ssh/id_ed25519\n"
+        "    IdentitiesOnly yes\n"
+        "    UserKnownHostsFile /state/ssh/known_hosts\n"
+        "    StrictHostKeyChecking yes\n"
+    )
+
+
+def test_known_hosts(settings: Settings) -> None:
+    assert render_known_hosts(settings, "ssh-ed25519 AAAAkey host-comment\n") == (
+        "[127.0.0.1]:6822 ssh-ed25519 AAAAkey\nslurm-devcluster ssh-ed25519 AAAAkey\n"
+    )
+
+
+def test_paths_derive_from_state_dir(settings: Settings) -> None:
+    assert settings.slurm_conf == STATE / "slurm.conf"
+    assert settings.slurmdbd_conf == STATE / "slurmdbd.conf"  # next to slurm.conf
+    assert settings.pid_file("sshd") == STATE / "run" / "sshd.pid"
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [(512, 1024), (4096, 3072), (24152, 16384), (100_000, 16384)],
+)
+def test_sensible_real_memory(total: int, expected: int) -> None:
+    assert sensible_real_memory_mb(total) == expected
+
+
+def test_def_mem_per_cpu_lets_every_cpu_be_used(settings: Settings) -> None:
+    assert settings.def_mem_per_cpu_mb * settings.cpus <= settings.real_memory_mb
