@@ -9,10 +9,10 @@ Hashed entries (``|1|salt|hash``), host patterns (``*``, ``?``, ``!neg``) and
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
 import logging
 import os
+import re
 import shlex
 import threading
 from dataclasses import dataclass
@@ -77,7 +77,9 @@ def _pattern_matches(name: str, pattern: str) -> bool:
             return paramiko.HostKeys.hash_host(name, pattern) == pattern
         except (ValueError, IndexError):
             return False
-    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    # OpenSSH patterns know only '*' and '?'; '[' in "[host]:port" is literal.
+    regex = re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, name.lower()) is not None
 
 
 def _names_match(name: str, field: str) -> bool:

@@ -357,12 +357,23 @@ class SSHTransport(Transport):
                             with contextlib.suppress(Exception):
                                 self._sftp.close()
                         self._sftp = None
-                        self._sftp = conn.client.open_sftp()
+                        try:
+                            self._sftp = conn.client.open_sftp()
+                        except (paramiko.SSHException, EOFError, OSError) as exc:
+                            raise _Lost(str(exc)) from exc  # nothing sent yet
                         self._sftp_conn = conn
                     return op(self._sftp)
+            except _Lost as exc:
+                self._discard(conn)
+                if attempt:
+                    raise TransportError(
+                        f"cannot open an SFTP session on {self.description}: {exc}; "
+                        "check that the server allows SFTP (Subsystem sftp in sshd_config)"
+                    ) from exc
+                continue
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                if isinstance(exc, OSError) and exc.errno is not None:
-                    raise  # a file error reported by the server (ENOENT, EACCES, ...)
+                if _is_file_error(exc):
+                    raise  # reported by the server (ENOENT, EACCES, ...)
                 if not self._is_dead(conn):
                     if isinstance(exc, OSError):
                         raise  # SFTP failure status without errno: a file error
@@ -505,7 +516,7 @@ def _atomic_write(
     directory, name = posixpath.split(path)
     tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with sftp.open(tmp, "xb") as f:
+        with sftp.open(tmp, "wbx") as f:
             sftp.chmod(tmp, mode)  # before any data lands in it
             f.set_pipelined(True)
             fill(f)  # type: ignore[arg-type]
@@ -514,6 +525,15 @@ def _atomic_write(
         with contextlib.suppress(Exception):
             sftp.remove(tmp)
         raise
+
+
+def _is_file_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an SFTP status for a file rather than a broken connection."""
+    return (
+        isinstance(exc, OSError)
+        and exc.errno is not None
+        and not isinstance(exc, ConnectionError | TimeoutError)
+    )
 
 
 def _decode(data: bytes | bytearray) -> str:
