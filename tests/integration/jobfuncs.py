@@ -1,0 +1,165 @@
+"""Tasks used by the integration tests (importable on the compute node: the
+runner puts the client's sys.path entries that exist there on its own)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from slurm import JobContext, WorkflowContext, task, workflow
+from slurm.examples.parallel_train_eval.eval_task import evaluate_epoch
+
+
+class CustomError(Exception):
+    """An exception type that exists on both sides."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message, code)
+        self.code = code
+
+
+class _Unpicklable(Exception):
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+@task(time="00:02:00", mem="64M")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(time="00:02:00", mem="64M")
+def echo(value: Any) -> Any:
+    return value
+
+
+@task(time="00:02:00", mem="64M")
+def sleep_then(seconds: float, value: Any = None) -> Any:
+    time.sleep(seconds)
+    return value
+
+
+@task(time="00:02:00", mem="64M")
+def fail_with(message: str, code: int = 7) -> None:
+    raise CustomError(message, code)
+
+
+@task(time="00:02:00", mem="64M")
+def fail_unpicklable() -> None:
+    raise _Unpicklable()
+
+
+@task(time="00:02:00", mem="64M")
+def return_unpicklable() -> Any:
+    return threading.Lock()
+
+
+@task(time="00:02:00", mem="64M")
+def kill_self() -> None:
+    print("about to die", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(time="00:02:00", mem="64M")
+def maybe_fail(x: int) -> int:
+    if x == 2:
+        raise ValueError(f"item {x} is bad")
+    return x * 10
+
+
+@task(time="00:02:00", mem="64M")
+def print_and_return(text: str) -> str:
+    print(text, flush=True)
+    import sys
+
+    print(f"err:{text}", file=sys.stderr, flush=True)
+    return text
+
+
+@task(time="00:02:00", mem="64M")
+def job_facts(ctx: JobContext) -> dict[str, Any]:
+    return {
+        "job_id": ctx.job_id,
+        "hostnames": list(ctx.hostnames),
+        "world_size": ctx.world_size,
+        "torch": ctx.torch_distributed_env(),
+        "cpus_per_task": os.environ.get("SLURM_CPUS_PER_TASK"),
+        "partition": os.environ.get("SLURM_JOB_PARTITION"),
+        "job_name": os.environ.get("SLURM_JOB_NAME"),
+        "cwd": os.getcwd(),
+    }
+
+
+@task(time="00:01:00", mem="64M")
+def sleep_forever() -> None:
+    time.sleep(3600)
+
+
+@workflow(time="00:05:00", mem="256M")
+def child_facts_workflow(context: WorkflowContext) -> dict[str, Any]:
+    """Submits a child asking for other options than the workflow's own."""
+    child = job_facts.with_options(cpus_per_task=2, partition="compute")()
+    facts = child.get_result()
+    return {
+        "facts": facts,
+        "child_dir": child.job_dir,
+        "workflow_dir": str(context.workflow_job_dir),
+        "shared_dir": str(context.shared_dir),
+        "workflow_job_id": context.workflow_job_id,
+        "child_id": child.id,
+    }
+
+
+@workflow(time="00:05:00", mem="256M")
+def ctx_named_workflow(x: int, ctx) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    shared = Path(ctx.shared_dir)
+    (shared / "note.txt").write_text(f"x={x}")
+    squares = add.map([(i, i) for i in range(3)])
+    return {"sum": sum(squares.get_results()), "shared": str(shared)}
+
+
+@task(time="00:02:00", mem="64M")
+def slow_evaluate(epoch: int, checkpoint_path: str, workdir: str, delay: float) -> dict[str, Any]:
+    time.sleep(delay)
+    return evaluate_epoch.unwrapped(epoch=epoch, checkpoint_path=checkpoint_path, workdir=workdir)
+
+
+@workflow(time="00:10:00", mem="256M")
+def train_with_slow_eval(
+    epochs: int, epoch_steps: int, cap: int, eval_delay: float, ctx: WorkflowContext
+) -> dict[str, Any]:
+    """The tutorial's loop with an evaluation slower than a training segment."""
+    from slurm.examples.parallel_train_eval.train_task import train_epoch_segment
+
+    workdir = str(ctx.shared_dir)
+    train_ids: dict[int, list[str]] = {}
+    eval_jobs = []
+    for epoch in range(epochs):
+        done, index, last = 0, 0, None
+        checkpoint = ""
+        while done < epoch_steps:
+            index += 1
+            last = train_epoch_segment(
+                epoch=epoch,
+                start_step=done,
+                steps_to_run=min(cap, epoch_steps - done),
+                epoch_steps=epoch_steps,
+                workdir=workdir,
+                job_index=index,
+            )
+            train_ids.setdefault(epoch, []).append(last.id)
+            result = last.get_result()
+            done, checkpoint = int(result["steps_completed"]), result["checkpoint_path"]
+        eval_jobs.append(
+            slow_evaluate.after(last)(
+                epoch=epoch, checkpoint_path=checkpoint, workdir=workdir, delay=eval_delay
+            )
+        )
+    for job in eval_jobs:
+        job.wait()
+    return {"train": train_ids, "eval": [j.id for j in eval_jobs], "workdir": workdir}

@@ -1,0 +1,298 @@
+"""The core SDK against the real dev cluster: tasks, jobs, results, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jobfuncs
+import pytest
+from slurmrecords import wait_for_records
+
+from slurm import (
+    Cluster,
+    ConfigurationError,
+    InvalidOptionError,
+    JobState,
+    JobTerminatedError,
+    JobTimeoutError,
+    NotSubmittableError,
+    ResultError,
+    TaskFailedError,
+    task,
+)
+
+
+def _queue_size() -> int:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True)
+    return len(out.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def early_job(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A job submitted when this module starts, reattached to at its end (after purge)."""
+    base = str(tmp_path_factory.mktemp("early") / "jobs")
+    with Cluster(backend_type="local", job_base_dir=base) as c:
+        job = jobfuncs.add(1, 1)
+        job.wait(timeout=60)
+    c.close()
+    return base, job.id
+
+
+def test_result_comes_home_and_job_is_named_after_function(
+    cluster: Cluster, early_job: tuple[str, str]
+) -> None:
+    job = jobfuncs.add(2, 3)
+    assert job.get_result(timeout=60) == 5
+    assert job.result() == 5
+    assert job.done() and job.is_successful() and job.state is JobState.COMPLETED
+    assert job.exception() is None
+    named = jobfuncs.add.with_options(job_name="custom name")(1, 1)
+    assert named.get_result(timeout=60) == 2
+    records = wait_for_records(job.id, named.id)
+    assert records[job.id]["JobName"] == "add"
+    assert records[named.id]["JobName"] == "custom name"
+    assert records[job.id]["Partition"] == "debug"
+
+
+def test_bare_decorator_and_submit_overrides(cluster: Cluster) -> None:
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    job = cluster.submit(double, partition="compute", cpus_per_task=2)(21)
+    assert job.get_result(timeout=60) == 42
+    record = wait_for_records(job.id)[job.id]
+    assert record["Partition"] == "compute"
+    assert record["NCPUS"] == "2"
+
+
+def test_option_typo_is_caught_before_anything_is_submitted(cluster: Cluster) -> None:
+    before = _queue_size()
+    with pytest.raises(InvalidOptionError, match="cpus_per_task"):
+        task(cpu_per_task=2)(lambda: None)
+    with pytest.raises(InvalidOptionError, match="partition"):
+        jobfuncs.add.with_options(partitoin="debug")
+    with pytest.raises(TypeError, match="nothing was submitted"):
+        jobfuncs.add(1)
+    with pytest.raises(ConfigurationError, match="cannot be pickled"):
+        jobfuncs.echo(x for x in range(3))
+    assert _queue_size() == before
+    assert not list(Path(cluster.base_dir).glob("*")) or all(
+        p.name == ".index" for p in Path(cluster.base_dir).iterdir()
+    )
+
+
+def test_calling_outside_a_cluster_says_what_to_do() -> None:
+    with pytest.raises(NotSubmittableError, match=r"with cluster:.*unwrapped"):
+        jobfuncs.add(1, 2)
+    assert jobfuncs.add.unwrapped(1, 2) == 3
+
+
+def test_remote_exception_keeps_its_type_and_traceback(cluster: Cluster) -> None:
+    job = jobfuncs.fail_with("bad input", code=3)
+    with pytest.raises(jobfuncs.CustomError) as info:
+        job.get_result(timeout=60)
+    assert info.value.code == 3
+    note = "\n".join(info.value.__notes__)
+    assert f"job {job.id}" in note and "fail_with" in note and "bad input" in note
+    assert job.state is JobState.FAILED
+    assert isinstance(job.exception(), jobfuncs.CustomError)
+    assert wait_for_records(job.id)[job.id]["State"] == "FAILED"
+
+
+def test_unrebuildable_exception_becomes_task_failed_error(cluster: Cluster) -> None:
+    with pytest.raises(TaskFailedError) as info:
+        jobfuncs.fail_unpicklable().get_result(timeout=60)
+    assert info.value.type_name.endswith("_Unpicklable")
+    assert "holds a lock" in info.value.remote_message
+    assert "Traceback" in info.value.traceback_text
+
+
+def test_unpicklable_return_value_is_reported_as_such(cluster: Cluster) -> None:
+    with pytest.raises(ResultError, match="cannot be pickled"):
+        jobfuncs.return_unpicklable().get_result(timeout=60)
+
+
+def test_job_killed_without_result_names_state_and_stderr(cluster: Cluster) -> None:
+    job = jobfuncs.kill_self()
+    with pytest.raises(JobTerminatedError) as info:
+        job.get_result(timeout=60)
+    assert info.value.state in ("FAILED", "CANCELLED")
+    assert job.id in str(info.value)
+    assert job.wait(timeout=5) is False
+
+
+def test_failure_before_python_starts(cluster: Cluster) -> None:
+    broken = Cluster(
+        backend_type="local",
+        job_base_dir=cluster.base_dir,
+        python="/nonexistent/python3",
+        default_partition="debug",
+    )
+    job = broken.submit(jobfuncs.add)(1, 2)
+    with pytest.raises(JobTerminatedError) as info:
+        job.get_result(timeout=60)
+    assert info.value.state == "FAILED"
+    assert "/nonexistent/python3" in info.value.stderr_tail
+    broken.close()
+
+
+def test_cancel_ends_wait_with_cancelled_state(cluster: Cluster) -> None:
+    job = jobfuncs.sleep_forever()
+    deadline = time.monotonic() + 30
+    while job.get_status() is not JobState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    job.cancel()
+    with pytest.raises(JobTerminatedError, match="CANCELLED"):
+        job.get_result(timeout=60)
+    assert job.state is JobState.CANCELLED
+
+
+def test_wait_and_result_timeouts(cluster: Cluster) -> None:
+    job = jobfuncs.sleep_then(3, "late")
+    assert job.wait(timeout=0.5) is False
+    with pytest.raises(JobTimeoutError):
+        job.get_result(timeout=0.5)
+    assert job.get_result(timeout=60) == "late"
+
+
+def test_logs_script_and_directory(cluster: Cluster) -> None:
+    job = jobfuncs.print_and_return("hello logs")
+    job.wait(timeout=60)
+    assert "hello logs" in job.get_stdout()
+    assert "err:hello logs" in job.get_stderr()
+    script = job.get_script()
+    assert script.startswith("#!/bin/bash")
+    assert "--job-name=print_and_return" in script and "slurm.runner" in script
+    job_dir = Path(job.job_dir)
+    assert job_dir.is_dir() and (job_dir.stat().st_mode & 0o777) == 0o700
+    assert (job_dir / "result.pkl").is_file()
+
+
+def test_dependencies_after_and_job_arguments(cluster: Cluster) -> None:
+    first = jobfuncs.sleep_then(2, 10)
+    second = jobfuncs.add(first, 5)  # a Job argument: its result, with afterok
+    third = jobfuncs.echo.after(first)("after")
+    assert second.get_result(timeout=60) == 15
+    assert third.get_result(timeout=60) == "after"
+    records = wait_for_records(first.id, second.id, third.id)
+    assert records[second.id]["Start"] >= records[first.id]["End"]
+    assert records[third.id]["Start"] >= records[first.id]["End"]
+
+
+def test_after_any_runs_after_failure_and_afterok_never_does(cluster: Cluster) -> None:
+    failing = jobfuncs.fail_with("first fails")
+    anyway = jobfuncs.echo.after(failing, kind="afterany")("ran anyway")
+    never = jobfuncs.echo.after(failing)("never")
+    assert anyway.get_result(timeout=60) == "ran anyway"
+    with pytest.raises(JobTerminatedError, match="depends on failed"):
+        never.get_result(timeout=90)
+
+
+def test_map_results_in_order_and_failures_do_not_hide_others(cluster: Cluster) -> None:
+    array = jobfuncs.maybe_fail.map(range(5), max_concurrent=3)
+    assert len(array) == 5
+    results = array.get_results(timeout=90, return_exceptions=True)
+    assert [r for i, r in enumerate(results) if i != 2] == [0, 10, 30, 40]
+    assert isinstance(results[2], ValueError)
+    with pytest.raises(ValueError, match="item 2") as info:
+        array.get_results(timeout=30)
+    assert "indices 2" in "\n".join(info.value.__notes__)
+    assert array[4].get_result() == 40
+    assert [job.id for job in array] == [f"{array.id}_{i}" for i in range(5)]
+
+
+def test_map_items_as_tuples_and_dicts(cluster: Cluster) -> None:
+    assert jobfuncs.add.map([(1, 2), {"a": 3, "b": 4}]).get_results(timeout=60) == [3, 7]
+
+
+def test_job_context_is_injected(cluster: Cluster) -> None:
+    facts = jobfuncs.job_facts.with_options(cpus_per_task=3)().get_result(timeout=60)
+    assert facts["job_id"].isdigit()
+    assert facts["world_size"] == 1 and facts["hostnames"]
+    assert set(facts["torch"]) >= {"MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"}
+    assert facts["cpus_per_task"] == "3"
+    assert facts["job_name"] == "job_facts"
+
+
+def test_reattach_from_another_process(cluster: Cluster, tmp_path: Path) -> None:
+    job = jobfuncs.add(20, 22)
+    job.wait(timeout=60)
+    code = textwrap.dedent(
+        f"""
+        from slurm import Cluster
+        c = Cluster(backend_type="local", job_base_dir={cluster.base_dir!r})
+        job = c.get_job({job.id!r})
+        print(job.get_result(timeout=30), job.state.value)
+        c.close()
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["42", "COMPLETED"]
+
+
+def test_function_from_main_travels_by_value(devcluster: object, tmp_path: Path) -> None:
+    script = tmp_path / "script with space.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from slurm import Cluster, task
+
+            SECRET = 41
+
+            @task(time="00:01:00")
+            def compute(x):
+                return x + SECRET
+
+            with Cluster(backend_type="local", job_base_dir={str(tmp_path / "jobs")!r}) as c:
+                print(compute(1).get_result(timeout=60))
+                c.close()
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd="/"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "42"
+
+
+def test_argparse_integration(devcluster: object, tmp_path: Path) -> None:
+    import argparse
+
+    parser = Cluster.add_argparse_args(argparse.ArgumentParser())
+    args = parser.parse_args(
+        ["--backend", "local", "--partition", "compute", "--job-base-dir", str(tmp_path)]
+    )
+    cluster = Cluster.from_args(args)
+    assert cluster.backend_type == "local" and cluster.default_partition == "compute"
+    with cluster:
+        facts = jobfuncs.job_facts().get_result(timeout=60)
+    assert facts["partition"] == "compute"
+    cluster.close()
+    ssh = Cluster.from_args(parser.parse_args(["--hostname", "example.invalid"]))
+    assert ssh.backend_type == "ssh"
+
+
+def test_purged_job_still_reattaches(early_job: tuple[str, str]) -> None:
+    """After Slurm forgets a job (MinJobAge), reattaching still finds its result."""
+    base, job_id = early_job
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        probe = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True)
+        if probe.returncode != 0:
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"job {job_id} was never purged from the controller")
+    cluster = Cluster(backend_type="local", job_base_dir=base)
+    job = cluster.get_job(job_id)
+    assert job.get_result(timeout=10) == 2
+    assert job.state is JobState.COMPLETED
+    cluster.close()

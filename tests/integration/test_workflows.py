@@ -1,0 +1,164 @@
+"""Workflows on the real dev cluster, and the tutorial exactly as written."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jobfuncs
+import pytest
+from slurmrecords import wait_for_records
+
+from slurm import Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_workflow_submits_children_from_the_node_with_their_own_options(
+    cluster: Cluster,
+) -> None:
+    job = jobfuncs.child_facts_workflow()
+    out = job.get_result(timeout=120)
+    assert out["workflow_job_id"] == job.id
+    assert out["facts"]["cpus_per_task"] == "2"  # not the workflow's inherited 1
+    assert out["facts"]["partition"] == "compute"
+    assert out["child_dir"].startswith(out["workflow_dir"] + "/tasks/")
+    assert out["shared_dir"] == out["workflow_dir"] + "/shared"
+    records = wait_for_records(job.id, out["child_id"])
+    assert records[out["child_id"]]["NCPUS"] == "2"
+    assert records[job.id]["JobName"] == "child_facts_workflow"
+
+
+def test_workflow_context_by_parameter_name_and_map_inside(cluster: Cluster) -> None:
+    out = jobfuncs.ctx_named_workflow(4).get_result(timeout=120)
+    assert out["sum"] == 0 + 2 + 4
+    assert Path(out["shared"], "note.txt").read_text() == "x=4"
+
+
+def _run_tutorial(tmp_path: Path, *extra: str) -> tuple[str, Path]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "slurm.examples.parallel_train_eval.workflow",
+        "--backend",
+        "local",
+        "--job-base-dir",
+        str(tmp_path / "jobs"),
+        "--partition",
+        "debug",
+        *extra,
+        "--epochs",
+        "3",
+        "--epoch-steps",
+        "10",
+        "--steps-per-job-cap",
+        "4",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    state_line = [line for line in out.stdout.splitlines() if "state.json" in line]
+    assert state_line, out.stdout
+    state_path = Path(state_line[0].split()[-1])
+    return out.stdout, state_path
+
+
+def _check_artifacts(state_path: Path, epochs: int = 3, epoch_steps: int = 10) -> dict:
+    assert state_path.is_file()
+    shared = state_path.parent
+    state = json.loads(state_path.read_text())
+    assert state["epochs"] == epochs
+    for epoch in range(epochs):
+        checkpoint = json.loads((shared / "checkpoints" / f"epoch_{epoch:03d}.json").read_text())
+        assert checkpoint["steps_completed"] == epoch_steps
+        assert checkpoint["job_index"] == math.ceil(epoch_steps / 4)
+        metrics = json.loads((shared / "metrics" / f"epoch_{epoch:03d}.json").read_text())
+        assert metrics["epoch"] == epoch and metrics["steps_completed"] == epoch_steps
+    return state
+
+
+def _jobs_under(workflow_dir: Path) -> dict[str, list[str]]:
+    """Job ids of the workflow's children, by task name, from our own index."""
+    by_name: dict[str, list[str]] = {}
+    index = workflow_dir.parent / ".index"
+    for entry in index.iterdir():
+        job_dir = Path(entry.read_text().strip())
+        if job_dir.parent == workflow_dir / "tasks":
+            by_name.setdefault(job_dir.name.rsplit("-", 3)[0], []).append(entry.name)
+    return by_name
+
+
+def test_tutorial_section_5_plain_form(devcluster: object, tmp_path: Path) -> None:
+    stdout, state_path = _run_tutorial(tmp_path)
+    assert "Submitted workflow job" in stdout
+    state = _check_artifacts(state_path)
+    workflow_dir = state_path.parent.parent
+    children = _jobs_under(workflow_dir)
+    assert len(children["train_epoch_segment"]) == 3 * math.ceil(10 / 4)
+    assert len(children["evaluate_epoch"]) == 3
+    records = wait_for_records(state["workflow_job_id"], *children["train_epoch_segment"])
+    assert all(r["State"] == "COMPLETED" for r in records.values())
+    assert records[state["workflow_job_id"]]["JobName"] == "parallel_train_eval_workflow"
+
+
+def test_tutorial_section_5_with_partition_overrides(devcluster: object, tmp_path: Path) -> None:
+    _, state_path = _run_tutorial(
+        tmp_path,
+        "--partition-workflow",
+        "debug",
+        "--partition-train",
+        "compute",
+        "--partition-eval",
+        "compute",
+    )
+    state = _check_artifacts(state_path)
+    children = _jobs_under(state_path.parent.parent)
+    ids = children["train_epoch_segment"] + children["evaluate_epoch"]
+    records = wait_for_records(state["workflow_job_id"], *ids)
+    assert records[state["workflow_job_id"]]["Partition"] == "debug"
+    assert {records[i]["Partition"] for i in ids} == {"compute"}
+
+
+def test_evaluation_does_not_block_training(cluster: Cluster) -> None:
+    out = jobfuncs.train_with_slow_eval(epochs=2, epoch_steps=6, cap=2, eval_delay=8.0).get_result(
+        timeout=240
+    )
+    train, evals = out["train"], out["eval"]
+    records = wait_for_records(*train[0], *train[1], *evals)
+    for epoch, eval_id in enumerate(evals):
+        last_train = records[train[epoch][-1]]
+        assert records[eval_id]["Start"] >= last_train["End"], (epoch, records)
+    eval0 = records[evals[0]]
+    overlapping = [
+        t
+        for t in train[1]
+        if records[t]["Start"] < eval0["End"] and records[t]["End"] > eval0["Start"]
+    ]
+    assert overlapping, f"no epoch-1 training ran while eval 0 ran: {records}"
+
+
+@pytest.mark.parametrize("example", ["hello_world", "map_reduce"])
+def test_examples_run(devcluster: object, tmp_path: Path, example: str) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            f"slurm.examples.{example}",
+            "--backend",
+            "local",
+            "--job-base-dir",
+            str(tmp_path),
+            "--partition",
+            "debug",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert out.returncode == 0, out.stderr
+    expected = "Hello, world" if example == "hello_world" else "= 285"
+    assert expected in out.stdout
