@@ -32,9 +32,11 @@ from slurm.errors import InvalidOptionError
 
 __all__ = [
     "ALIASES",
+    "FILENAME_PATTERN_OPTIONS",
     "RESERVED_OPTIONS",
     "SBATCH_OPTIONS",
     "SDK_OPTIONS",
+    "literal_filename_pattern",
     "merge_options",
     "normalize_option_name",
     "normalize_options",
@@ -171,6 +173,9 @@ RESERVED_OPTIONS: Mapping[str, str] = {
     "usage": "it prints usage instead of submitting",
     "version": "it prints the version instead of submitting",
 }
+
+#: Options whose value is a Slurm filename pattern (``%j``, ``%x``, ``%%``, ...).
+FILENAME_PATTERN_OPTIONS: frozenset[str] = frozenset({"output", "error", "input"})
 
 _TIME_OPTIONS = frozenset({"time", "time_min"})
 _MEMORY_OPTIONS = frozenset({"mem", "mem_per_cpu", "mem_per_gpu"})
@@ -380,3 +385,29 @@ def sbatch_flags(options: Mapping[str, Any]) -> list[str]:
         flag = "--" + key.replace("_", "-")
         flags.append(flag if value is None or value is True else f"{flag}={_format_value(value)}")
     return flags
+
+
+def literal_filename_pattern(path: str | os.PathLike[str]) -> str:
+    """Write a path as an sbatch filename pattern that means exactly that path.
+
+    ``--output``/``--error``/``--input`` expand ``%j``-style symbols, so a
+    literal ``%`` must be written ``%%``. Slurm also removes every backslash
+    from these options (a backslash switches pattern expansion off), so a path
+    containing one cannot be represented.
+
+    Raises:
+        InvalidOptionError: the path contains a backslash, newline or NUL.
+
+    Example::
+
+        >>> literal_filename_pattern("/runs/100% done/out.txt")
+        '/runs/100%% done/out.txt'
+    """
+    text = os.fspath(path)
+    if any(c in text for c in ("\\", "\n", "\r", "\x00")):
+        raise InvalidOptionError(
+            f"Path {text!r} cannot be used for Slurm's --output/--error/--input: Slurm strips "
+            "backslashes from these options, and newlines cannot be passed. Choose a path "
+            "without backslashes or control characters."
+        )
+    return text.replace("%", "%%")

@@ -221,7 +221,7 @@ class JobInfo:
 
 # --------------------------------------------------------------------- helpers
 
-_NONE_VALUES = frozenset({"", "N/A", "NONE", "UNKNOWN", "(NULL)"})
+_NONE_VALUES = frozenset({"", "N/A", "NONE", "NONE ASSIGNED", "UNKNOWN", "(NULL)"})
 
 
 def _optional(text: str) -> str | None:
@@ -369,12 +369,14 @@ def squeue_says_invalid_id(stderr: str) -> bool:
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "NodeList", "Start", "End", "Reason")
 
 
-def sacct_argv(job_ids: Sequence[str]) -> list[str]:
+def sacct_argv(job_ids: Sequence[str], *, since: str | None = None) -> list[str]:
     """sacct for many jobs: allocation rows only (``-X``), ``|``-separated, no header.
 
-    With ``--jobs`` sacct searches from the epoch, so old jobs are found.
+    With ``--jobs`` sacct searches from the epoch, so old jobs are found. A
+    controller whose state was reset hands out old ids again; ``since``
+    (``YYYY-MM-DDTHH:MM:SS``) leaves out records of jobs that ended before it.
     """
-    return [
+    argv = [
         "sacct",
         "--noheader",
         "--parsable2",
@@ -382,6 +384,9 @@ def sacct_argv(job_ids: Sequence[str]) -> list[str]:
         f"--jobs={','.join(job_ids)}",
         f"--format={','.join(SACCT_FIELDS)}",
     ]
+    if since:
+        argv.append(f"--starttime={since}")
+    return argv
 
 
 _STEP_RE = re.compile(r"\.[^.]+$")

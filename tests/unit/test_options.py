@@ -18,6 +18,7 @@ from slurm.options import (
     RESERVED_OPTIONS,
     SBATCH_OPTIONS,
     SDK_OPTIONS,
+    literal_filename_pattern,
     merge_options,
     normalize_option_name,
     normalize_options,
@@ -300,3 +301,21 @@ def test_all_public_names_exported() -> None:
     assert set(slurm.options.__all__) <= public
     for name in ("SBATCH_OPTIONS", "SDK_OPTIONS", "ALIASES", "merge_options", "sbatch_flags"):
         assert name in slurm.options.__all__
+
+
+@pytest.mark.parametrize(
+    ("path", "pattern"),
+    [
+        ("/a/b.out", "/a/b.out"),
+        ("/runs/100% done/%j.txt", "/runs/100%% done/%%j.txt"),
+        (PurePosixPath("/x y/'q' \"d\" $v;#"), "/x y/'q' \"d\" $v;#"),
+    ],
+)
+def test_literal_filename_pattern(path: Any, pattern: str) -> None:
+    assert literal_filename_pattern(path) == pattern
+
+
+@pytest.mark.parametrize("path", ["/a\\b", "/a\nb", "/a\x00b"])
+def test_literal_filename_pattern_rejects(path: str) -> None:
+    with pytest.raises(InvalidOptionError, match="backslash"):
+        literal_filename_pattern(path)

@@ -1,0 +1,118 @@
+"""Capture real Slurm command output for the parser tests (run by hand, not by pytest).
+
+Usage, on a machine where ``sinfo`` answers (the dev cluster)::
+
+    uv run python tests/unit/golden/capture_slurm_output.py
+
+It submits a handful of short jobs of its own (array with pending elements,
+cancelled, failed, killed by a signal, requeued, timed out, waiting on a
+dependency), runs the SDK's own argv builders against them at interesting
+moments, and writes stdout/stderr under ``tests/unit/golden/real/``. It
+cancels only the jobs it submitted, by id. The timeout case takes about two
+minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from slurm.slurmcmd import (
+    parse_sbatch_output,
+    sacct_argv,
+    sbatch_argv,
+    scancel_argv,
+    scontrol_requeue_argv,
+    scontrol_show_config_argv,
+    scontrol_show_job_argv,
+    squeue_argv,
+)
+
+OUT = Path(__file__).parent / "real"
+WORK = Path("/tmp/slurm-sdk-capture")
+
+
+def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+
+
+def save(name: str, proc: subprocess.CompletedProcess[str]) -> None:
+    (OUT / f"{name}.stdout").write_text(proc.stdout)
+    if proc.stderr or proc.returncode:
+        (OUT / f"{name}.stderr").write_text(proc.stderr)
+        (OUT / f"{name}.returncode").write_text(f"{proc.returncode}\n")
+    print(f"{name}: rc={proc.returncode} {len(proc.stdout.splitlines())} lines", file=sys.stderr)
+
+
+def submit(name: str, body: str, *flags: str) -> str:
+    script = WORK / f"{name}.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --mem=20M\n{body}\n")
+    proc = run(sbatch_argv(str(script), flags=[f"--output={WORK}/%x-%j.out", *flags]))
+    if proc.returncode:
+        raise SystemExit(f"sbatch failed: {proc.stderr}")
+    return parse_sbatch_output(proc.stdout)
+
+
+def wait_gone(job_ids: list[str], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        proc = run(["squeue", "--noheader", "--states=all", "--array", "--format=%T"])
+        if not proc.stdout.strip():
+            return
+        states = run([*squeue_argv(job_ids)[:-1], "--format=%T"]).stdout.split()
+        if all(s not in {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING"} for s in states):
+            return
+        time.sleep(1)
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    WORK.mkdir(exist_ok=True)
+    ids: dict[str, str] = {}
+
+    ids["timeout"] = submit("timeout", "sleep 300", "--time=1")
+    ids["array"] = submit("array", "sleep 5", "--array=0-20%2")
+    ids["running"] = submit("running", "sleep 30")
+    ids["dependent"] = submit("dependent", "true", f"--dependency=afterok:{ids['running']}")
+    ids["cancelled"] = submit("cancelled", "sleep 60")
+    ids["failed"] = submit("failed", "exit 3")
+    ids["signalled"] = submit("signalled", "kill -9 $$")
+    ids["requeued"] = submit("requeued", "sleep 60", "--requeue")
+    time.sleep(4)
+
+    all_ids = list(ids.values())
+    save("squeue_live", run(squeue_argv(all_ids)))
+    save("squeue_array_compressed", run([a for a in squeue_argv([ids["array"]]) if a != "--array"]))
+    save("sacct_live", run(sacct_argv(all_ids)))
+    save("scontrol_show_job_array", run(scontrol_show_job_argv(ids["array"])))
+    save("scontrol_show_job_running", run(scontrol_show_job_argv(ids["running"])))
+
+    save("scancel", run(scancel_argv([ids["cancelled"]])))
+    save("scontrol_requeue", run(scontrol_requeue_argv([ids["requeued"]])))
+    time.sleep(2)
+    save("scontrol_show_job_requeued", run(scontrol_show_job_argv(ids["requeued"])))
+    save("squeue_after_cancel_requeue", run(squeue_argv(all_ids)))
+    save("sacct_after_cancel_requeue", run(sacct_argv(all_ids)))
+    save(
+        "sacct_duplicates_requeued",
+        run([*sacct_argv([ids["requeued"]]), "--duplicates"]),
+    )
+    save("sacct_with_steps", run([a for a in sacct_argv(all_ids) if a != "--allocations"]))
+    save("squeue_invalid_id", run(squeue_argv(["999999999"])))
+    save("squeue_one_invalid_one_valid", run(squeue_argv(["999999999", ids["failed"]])))
+    save("scontrol_show_job_invalid", run(scontrol_show_job_argv("999999999")))
+    save("scontrol_show_config", run(scontrol_show_config_argv()))
+
+    run(scancel_argv([ids["requeued"], ids["running"]]))
+    wait_gone(all_ids, 200)
+    save("squeue_final", run(squeue_argv(all_ids)))
+    save("sacct_final", run(sacct_argv(all_ids)))
+    save("scontrol_show_job_timeout", run(scontrol_show_job_argv(ids["timeout"])))
+    (OUT / "job_ids.json").write_text(json.dumps(ids, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
