@@ -15,6 +15,7 @@ import os
 import secrets
 import shlex
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -119,14 +120,9 @@ class Cluster:
         self._base_dir: str | None = None
         self._index_dir: str | None = None
         self._transport = transport
-        self._transport_args = {
-            "hostname": hostname,
-            "username": username,
-            "port": port,
-            "password": password,
-            "key_filename": key_filename,
-            "accept_new_host_key": accept_new_host_key,
-        }
+        self._password = password
+        self._key_filename = key_filename
+        self._accept_new_host_key = accept_new_host_key
         self.tracker = Tracker(self)
         self._tokens: list[object] = []
 
@@ -235,9 +231,14 @@ class Cluster:
             else:
                 from slurm.transport.ssh import SSHTransport
 
-                args = dict(self._transport_args)
-                hostname = str(args.pop("hostname"))
-                self._transport = SSHTransport(hostname, **args)
+                self._transport = SSHTransport(
+                    str(self.hostname),
+                    username=self.username,
+                    port=self.port,
+                    password=self._password,
+                    key_filename=self._key_filename,
+                    accept_new_host_key=self._accept_new_host_key,
+                )
         return self._transport
 
     @property
@@ -376,6 +377,7 @@ class Cluster:
         return job_dir, f"{job_dir}/job.sh", options
 
     def _sbatch(self, script_path: str) -> str:
+        """Submit a written script; return the job id."""
         argv = sbatch_argv(script_path)
         try:
             result = self._run(argv, retry=False)
@@ -401,10 +403,11 @@ class Cluster:
         task.bind_check(args, kwargs)
         payload = {"task": task, "args": tuple(args), "kwargs": dict(kwargs), "items": None}
         job_dir, script_path, _ = self._prepare(task, payload, {}, "stdout")
+        submitted = time.time()
         job_id = self._sbatch(script_path)
         self._record(job_id, job_dir)
         job: Job[R] = Job(self, job_id, job_dir=job_dir, name=task.name)
-        self.tracker.watch(job)
+        self.tracker.watch(job, submitted=submitted)
         self._notify("on_submit", job)
         logger.info("submitted %s as job %s (%s)", task.name, job_id, job_dir)
         return job
@@ -430,13 +433,14 @@ class Cluster:
         payload = {"task": task, "args": (), "kwargs": {}, "items": calls}
         job_dir, script_path, _ = self._prepare(task, payload, {"array": spec}, "logs/%a")
         self.transport.mkdir(f"{job_dir}/logs", mode=0o700)
+        submitted = time.time()
         array_id = self._sbatch(script_path)
         self._record(array_id, job_dir)
         jobs: list[Job[R]] = [
             self._array_element(array_id, job_dir, task.name, i) for i in range(len(calls))
         ]
         for job in jobs:
-            self.tracker.watch(job)
+            self.tracker.watch(job, submitted=submitted)
         array: ArrayJob[R] = ArrayJob(self, array_id, jobs, job_dir=job_dir, name=task.name)
         self._notify("on_submit", array)
         return array

@@ -40,6 +40,7 @@ _FILE_INTERVAL = (0.05, 1.0)
 _CONTROLLER_INTERVAL = (0.5, 10.0)
 _BACKOFF = 1.5
 _CHUNK = 500
+_CLOCK_SLACK = 600.0
 _MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
 
 
@@ -51,6 +52,7 @@ class _Watch:
     final: bool = False
     info: JobInfo | None = None
     restarts: int = 0
+    since: float | None = None  # wall-clock submission time, when known
     missing: int = 0
     terminal_without_result: int = 0
 
@@ -71,10 +73,11 @@ class Tracker:
         self.controller_calls = 0
 
     # --- public ---------------------------------------------------------------
-    def watch(self, job: Job[Any]) -> None:
+    def watch(self, job: Job[Any], *, submitted: float | None = None) -> None:
+        """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups."""
         with self._cond:
             if job.id not in self._watches:
-                self._watches[job.id] = _Watch(job.id, job.result_path)
+                self._watches[job.id] = _Watch(job.id, job.result_path, since=submitted)
             self._speed_up()
             if self._thread is None or not self._thread.is_alive():
                 self._stopped = False
@@ -200,7 +203,9 @@ class Tracker:
         infos = self._squeue([w.job_id for w in pending])
         gone = [w for w in pending if w.job_id not in infos]
         if gone:
-            infos.update(self._sacct([w.job_id for w in gone]))
+            times = [w.since for w in gone]
+            since = None if None in times else min(t for t in times if t is not None)
+            infos.update(self._sacct([w.job_id for w in gone], since))
         changed = False
         never_satisfied: list[str] = []
         for watch in pending:
@@ -260,14 +265,20 @@ class Tracker:
             infos.update({k: v for k, v in found.items() if k in set(chunk)})
         return infos
 
-    def _sacct(self, job_ids: list[str]) -> dict[str, JobInfo]:
+    def _sacct(self, job_ids: list[str], since: float | None) -> dict[str, JobInfo]:
         if self.accounting is False:
             return {}
+        # Ten minutes of slack for a clock that differs between client and cluster.
+        start = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - _CLOCK_SLACK))
+            if since is not None
+            else None
+        )
         infos: dict[str, JobInfo] = {}
         for chunk in chunked(job_ids, _CHUNK):
             self.controller_calls += 1
             try:
-                result = self._cluster._run(sacct_argv(chunk), check=False)
+                result = self._cluster._run(sacct_argv(chunk, since=start), check=False)
             except SlurmError:
                 return infos
             if result.returncode != 0:
