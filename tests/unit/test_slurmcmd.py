@@ -630,7 +630,7 @@ def test_real_hostile_script_is_what_we_render() -> None:
         command=["bash", "-c", 'echo "arg=$1 name=$SLURM_JOB_NAME"', "x", "a b; $(c)"],
         env={"HOSTILE": want["name"]},
     )
-    assert script == real("hostile_job_0.sh")
+    assert script == real("hostile_job_1.sh")
 
 
 def test_real_final_states() -> None:

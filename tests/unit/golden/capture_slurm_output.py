@@ -6,10 +6,11 @@ Usage, on a machine where ``sinfo`` answers (the dev cluster)::
 
 It submits a handful of short jobs of its own (array with pending elements,
 cancelled, failed, killed by a signal, requeued, timed out, waiting on a
-dependency), runs the SDK's own argv builders against them at interesting
-moments, and writes stdout/stderr under ``tests/unit/golden/real/``. It
-cancels only the jobs it submitted, by id. The timeout case takes about two
-minutes.
+dependency, hostile names and output paths), runs the SDK's own argv
+builders against them at interesting moments, and writes stdout/stderr under
+``tests/unit/golden/real/``. It cancels only the jobs it submitted, by id.
+The timeout case takes about two minutes. Job ids differ on every run, so
+re-capturing means re-checking the tests' expectations too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from slurm.script import render_batch_script
 from slurm.slurmcmd import (
     parse_sbatch_output,
     sacct_argv,
@@ -68,9 +70,57 @@ def wait_gone(job_ids: list[str], limit: float) -> None:
         time.sleep(1)
 
 
+HOSTILE_NAMES = [
+    "my job; echo hi",
+    'it\'s "quoted" $HOME `id` $(id)',
+    "hash # inside and \\ backslash",
+    "ünïcödé ✓",
+]
+
+
+def capture_hostile() -> None:
+    """Jobs whose names and output paths need quoting; check they reach Slurm intact."""
+    base = WORK / "dir with 'single' \"double\" $dollar; semi #hash `tick` ü"
+    base.mkdir(parents=True, exist_ok=True)
+    expected = []
+    scripts = []
+    for i, name in enumerate(HOSTILE_NAMES):
+        script = render_batch_script(
+            options={
+                "job_name": name,
+                "output": str(base / f"out {i} %j 100%%.txt"),
+                "time": "1",
+                "mem": "50M",
+            },
+            command=["bash", "-c", 'echo "arg=$1 name=$SLURM_JOB_NAME"', "x", "a b; $(c)"],
+            env={"HOSTILE": name},
+        )
+        path = base / f"job {i}.sh"
+        path.write_text(script)
+        scripts.append(script)
+        proc = run(sbatch_argv(str(path)))
+        job_id = parse_sbatch_output(proc.stdout)
+        expected.append(
+            {"job_id": job_id, "name": name, "stdout": str(base / f"out {i} {job_id} 100%.txt")}
+        )
+    ids = [e["job_id"] for e in expected]
+    wait_gone(ids, 60)
+    for item in expected:
+        item["output_text"] = Path(item["stdout"]).read_text()
+    text = "".join(run(scontrol_show_job_argv(i)).stdout for i in ids)
+    (OUT / "hostile_scontrol_show_job.stdout").write_text(text)
+    save("hostile_squeue", run(squeue_argv(ids)))
+    save("hostile_sacct", run(sacct_argv(ids)))
+    (OUT / "hostile_job_1.sh").write_text(scripts[1])
+    (OUT / "hostile_expected.json").write_text(
+        json.dumps(expected, indent=2, ensure_ascii=False) + "\n"
+    )
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     WORK.mkdir(exist_ok=True)
+    capture_hostile()
     ids: dict[str, str] = {}
 
     ids["timeout"] = submit("timeout", "sleep 300", "--time=1")
