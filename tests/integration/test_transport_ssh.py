@@ -130,7 +130,7 @@ def test_run_missing_program(ssh: SSHTransport) -> None:
 
 def test_run_timeout(ssh: SSHTransport) -> None:
     start = time.monotonic()
-    with pytest.raises(CommandError, match="timed out after 0.5 s"):
+    with pytest.raises(CommandError, match=r"timed out after 0\.5 s"):
         ssh.run(["sh", "-c", "echo started; sleep 10"], timeout=0.5)
     assert time.monotonic() - start < 5
     assert ssh.run(["true"]).returncode == 0  # the connection is still usable
@@ -280,7 +280,7 @@ def test_wrong_key_gives_authentication_error(
 ) -> None:
     stranger = keygen(tmp_path / "stranger")
     with (
-        pytest.raises(TransportError, match="authentication to root@127.0.0.1") as info,
+        pytest.raises(TransportError, match=r"authentication to root@127\.0\.0\.1") as info,
         _transport(sshd, known_hosts, key_filename=str(stranger)) as t,
     ):
         t.run(["true"])
