@@ -648,3 +648,15 @@ def test_real_final_states() -> None:
     squeue = parse_squeue(real("squeue_final.stdout"))
     assert squeue[ids["dependent"]].reason == "DependencyNeverSatisfied"
     assert all(info.state.is_terminal for info in squeue.values())
+
+
+def test_real_timeout() -> None:
+    """A --time=1 job killed at its limit (job 200, submitted by hand with --no-requeue)."""
+    sacct = parse_sacct(real("timeout_sacct.stdout"))["200"]
+    assert (sacct.state, sacct.exit_code, sacct.signal) == (JobState.TIMEOUT, 0, 15)
+    squeue = parse_squeue(real("timeout_squeue.stdout"))["200"]
+    assert (squeue.state, squeue.reason) == (JobState.TIMEOUT, "TimeLimit")
+    [job] = parse_scontrol_show_job(real("timeout_scontrol_show_job.stdout"))
+    assert (job["JobState"], job["Reason"], job["ExitCode"]) == ("TIMEOUT", "TimeLimit", "0:15")
+    assert job["TimeLimit"] == "00:01:00"
+    assert JobState.parse(job["JobState"]).is_terminal
