@@ -14,6 +14,7 @@ import os
 import pwd
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from slurm.devcluster import daemons as d
@@ -77,13 +78,11 @@ def _db_password(state_dir: Path) -> str:
 
 
 def _settings(state_dir: Path | str | None, accounting: bool | None) -> Settings:
+    """Settings for this machine; ``accounting=None`` keeps the mode of the last ``up``."""
     s = detect_settings(state_dir)
-    if accounting is None:  # keep the mode of the last `up`
-        saved = _load_saved(s)
-        accounting = bool(saved.get("accounting", True))
-    return detect_settings(
-        s.state_dir, accounting=accounting, db_password=_db_password(s.state_dir)
-    )
+    if accounting is None:
+        accounting = bool(_load_saved(s).get("accounting", True))
+    return s.with_accounting(accounting)
 
 
 def _load_saved(s: Settings) -> dict[str, object]:
@@ -143,6 +142,7 @@ def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Statu
     s = _settings(state_dir, accounting)
     with _locked(s):
         _prepare_dirs(s)
+        s = replace(s, db_password=_db_password(s.state_dir))
         conf_changed = _write(s.slurm_conf, render_slurm_conf(s))
         cnf_changed = _write(s.my_cnf, render_my_cnf(s))
         dbd_changed = s.accounting and _write(
@@ -171,6 +171,8 @@ def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Statu
 def down(state_dir: Path | str | None = None) -> Status:
     """Stop the daemons this state directory started; keep the state for a fast next ``up``."""
     s = _settings(state_dir, None)
+    if not s.state_dir.is_dir():
+        return _status(s)
     with _locked(s):
         for daemon in reversed(d.DAEMONS):
             d.stop_daemon(s, daemon)

@@ -225,12 +225,17 @@ def start_mariadb(s: Settings, *, restart: bool = False) -> int:
 def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
     """Start slurmdbd and register the cluster (``sacctmgr -i add cluster NAME``)."""
     pid, _ = _spawn(s, SLURMDBD, ["slurmdbd", "-D"], restart=restart)
-    _wait(s, SLURMDBD, pid, lambda: port_open(s.slurmdbd_port), "slurmdbd did not start")
     env = {"SLURM_CONF": str(s.slurm_conf)}
-    clusters = run(
-        ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"], env=env, timeout=30
-    )
-    if s.cluster_name not in clusters.stdout.split():
+    argv = ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"]
+    clusters: list[str] = []
+
+    def ready() -> bool:  # a real query, not a bare TCP probe (which slurmdbd logs as an error)
+        out = run(argv, env=env, check=False, timeout=30)
+        clusters[:] = out.stdout.split()
+        return out.returncode == 0
+
+    _wait(s, SLURMDBD, pid, ready, "slurmdbd did not start")
+    if s.cluster_name not in clusters:
         run(["sacctmgr", "-i", "add", "cluster", s.cluster_name], env=env, timeout=30)
     return pid
 
@@ -240,7 +245,14 @@ def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
 
 def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
     pid, _ = _spawn(s, SLURMCTLD, ["slurmctld", "-D"], restart=restart)
-    _wait(s, SLURMCTLD, pid, lambda: port_open(s.slurmctld_port), "slurmctld did not start")
+    argv = ["scontrol", "ping"]
+    env = {"SLURM_CONF": str(s.slurm_conf)}
+
+    def ready() -> bool:
+        out = run(argv, env=env, check=False, timeout=15)
+        return out.returncode == 0 and "UP" in out.stdout
+
+    _wait(s, SLURMCTLD, pid, ready, "slurmctld did not start")
     return pid
 
 
@@ -255,7 +267,7 @@ def node_state(s: Settings) -> str:
     return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
 
 
-_USABLE = ("idle", "mixed", "allocated", "completing")
+_NOT_USABLE = ("down", "drain", "fail", "unk", "power", "boot", "future", "inval", "not_resp")
 
 
 def start_slurmd(s: Settings, *, restart: bool = False) -> int:
@@ -264,14 +276,15 @@ def start_slurmd(s: Settings, *, restart: bool = False) -> int:
 
     def ready() -> bool:
         state = node_state(s)
-        if any(bad in state for bad in ("drain", "down", "fail")) and not state.endswith("*"):
+        responding = bool(state) and not state.endswith("*")
+        if responding and any(bad in state for bad in ("drain", "down", "fail")):
             # Left drained or down by an earlier run (e.g. a kill that timed out).
             run(
                 ["scontrol", "update", f"nodename={s.node_name}", "state=resume"],
                 env=env,
                 check=False,
             )
-        return state in _USABLE
+        return responding and not any(bad in state for bad in _NOT_USABLE)
 
     wait_for(
         ready,
