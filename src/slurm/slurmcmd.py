@@ -55,6 +55,10 @@ class JobState(StrEnum):
     the caller can tell. If ``squeue`` still lists the job, wait; if only
     ``sacct`` knows it and says PREEMPTED, it is over
     (:attr:`is_final_in_accounting`).
+
+    Held states (``REQUEUE_HOLD``, ``SPECIAL_EXIT``, ``RESV_DEL_HOLD``) count
+    as pending: the job runs again once someone releases it, so waiting on it
+    needs a timeout rather than an error.
     """
 
     PENDING = "PENDING"
