@@ -376,9 +376,10 @@ SACCT_FIELDS = ("JobID", "State", "ExitCode", "NodeList", "Start", "End", "Reaso
 def sacct_argv(job_ids: Sequence[str], *, since: str | None = None) -> list[str]:
     """sacct for many jobs: allocation rows only (``-X``), ``|``-separated, no header.
 
-    With ``--jobs`` sacct searches from the epoch, so old jobs are found. A
-    controller whose state was reset hands out old ids again; ``since``
-    (``YYYY-MM-DDTHH:MM:SS``) leaves out records of jobs that ended before it.
+    With ``--jobs`` and no ``since`` sacct searches from the epoch, so old jobs
+    are found. ``since`` (any time sacct's ``--starttime`` accepts, e.g.
+    ``2024-05-01T10:00:00``) narrows the search to jobs eligible after it, so
+    a job id reused by a reset controller cannot match an older record.
     """
     argv = [
         "sacct",
@@ -388,7 +389,7 @@ def sacct_argv(job_ids: Sequence[str], *, since: str | None = None) -> list[str]
         f"--jobs={','.join(job_ids)}",
         f"--format={','.join(SACCT_FIELDS)}",
     ]
-    if since:
+    if since is not None:
         argv.append(f"--starttime={since}")
     return argv
 

@@ -307,6 +307,9 @@ def test_sacct_argv() -> None:
     assert {"--noheader", "--parsable2", "--allocations", "--jobs=5,6_1"} <= set(argv)
     assert "--format=JobID,State,ExitCode,NodeList,Start,End,Reason" in argv
     assert not any(a.startswith("--starttime") for a in argv)
+    since = sacct_argv(["5"], since="2024-05-01T10:00:00")
+    assert since[-1] == "--starttime=2024-05-01T10:00:00"
+    assert not any(a.startswith("--starttime") for a in argv)
     assert sacct_argv(["5"], since="2026-01-02T03:04:05")[-1] == "--starttime=2026-01-02T03:04:05"
 
 
