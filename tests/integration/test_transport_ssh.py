@@ -325,6 +325,9 @@ def test_reconnects_after_server_side_kill(ssh: SSHTransport, sshd: Sshd, tmp_pa
     sshd.kill_sessions()
     ssh.write_text(str(tmp_path / "f"), "x")  # SFTP reconnects too
     assert ssh.read_text(str(tmp_path / "f")) == "x"
+    sshd.kill_sessions()  # now with an SFTP session open on the dead connection
+    assert ssh.read_text(str(tmp_path / "f")) == "x"
+    assert ssh.list_dir(str(tmp_path)) == ["f", "known_hosts"]
 
 
 def test_reconnects_after_client_transport_closed(ssh: SSHTransport) -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import posixpath
 import select
 import shlex
-import stat
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import paramiko
 
 from slurm.errors import ConnectionLostError, TransportError
+from slurm.transport import sftpfiles
 from slurm.transport.base import (
     NOT_FOUND_EXIT_CODE,
     CommandResult,
@@ -347,151 +347,93 @@ class SSHTransport(Transport):
     # -- files --------------------------------------------------------------
 
     def _sftp_call(self, op: Callable[[paramiko.SFTPClient], T]) -> T:
-        """Run ``op`` with the SFTP client, reconnecting once if the connection died."""
+        """Run ``op`` with the SFTP client, reconnecting once if the connection died.
+
+        File operations are safe to repeat (writes go through a fresh temporary
+        name each time), so a dead connection is retried once.
+        """
         for attempt in range(2):
             conn = self._connection()
-            try:
-                with self._sftp_lock:
-                    if self._sftp is None or self._sftp_conn is not conn:
-                        if self._sftp is not None:
-                            with contextlib.suppress(Exception):
-                                self._sftp.close()
-                        self._sftp = None
-                        try:
-                            self._sftp = conn.client.open_sftp()
-                        except (paramiko.SSHException, EOFError, OSError) as exc:
-                            raise _Lost(str(exc)) from exc  # nothing sent yet
-                        self._sftp_conn = conn
-                    return op(self._sftp)
-            except _Lost as exc:
-                self._discard(conn)
-                if attempt:
-                    raise TransportError(
-                        f"cannot open an SFTP session on {self.description}: {exc}; "
-                        "check that the server allows SFTP (Subsystem sftp in sshd_config)"
-                    ) from exc
-                continue
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                if _is_file_error(exc):
-                    raise  # reported by the server (ENOENT, EACCES, ...)
-                if not self._is_dead(conn):
-                    if isinstance(exc, OSError):
-                        raise  # SFTP failure status without errno: a file error
-                    raise TransportError(f"SFTP on {self.description} failed: {exc}") from exc
-                self._discard(conn)
-                if attempt:
-                    raise ConnectionLostError(
-                        f"the SSH connection to {self.description} dropped twice during a "
-                        "file operation; check the network"
-                    ) from exc
+            with self._sftp_lock:
+                try:
+                    sftp = self._sftp_for(conn)
+                except _Lost as exc:
+                    lost: BaseException = exc
+                else:
+                    try:
+                        return op(sftp)
+                    except (paramiko.SSHException, EOFError, OSError) as exc:
+                        if sftpfiles.is_file_error(exc):
+                            raise  # reported by the server (ENOENT, EACCES, ...)
+                        channel = sftp.get_channel()
+                        if channel is not None and not channel.closed and conn.alive():
+                            if isinstance(exc, OSError):
+                                raise  # an SFTP failure status without errno
+                            raise TransportError(
+                                f"SFTP on {self.description} failed: {exc}"
+                            ) from exc
+                        lost = exc
+            self._discard(conn)
+            if attempt:
+                raise ConnectionLostError(
+                    f"the SSH connection to {self.description} dropped twice during a "
+                    f"file operation ({lost or type(lost).__name__}); check the network"
+                ) from lost
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sftp_for(self, conn: SSHConnection) -> paramiko.SFTPClient:
+        """The SFTP client on ``conn`` (opened on first use); hold ``_sftp_lock``."""
+        if self._sftp is not None and self._sftp_conn is conn:
+            return self._sftp
+        if self._sftp is not None:
+            with contextlib.suppress(Exception):
+                self._sftp.close()
+        self._sftp = self._sftp_conn = None
+        try:
+            sftp = conn.client.open_sftp()
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if self._is_dead(conn):
+                raise _Lost(str(exc)) from exc  # nothing was sent: reconnect
+            raise TransportError(
+                f"cannot open an SFTP session on {self.description}: {exc}; "
+                "the server must allow SFTP (Subsystem sftp in its sshd_config)"
+            ) from exc
+        self._sftp, self._sftp_conn = sftp, conn
+        return sftp
 
     def read_bytes(self, path: str) -> bytes:
         """Return the content of the remote file ``path`` (``FileNotFoundError`` if missing)."""
-
-        def op(sftp: paramiko.SFTPClient) -> bytes:
-            with sftp.open(path, "rb") as f:
-                f.prefetch()
-                return f.read()
-
-        return self._sftp_call(op)
+        return self._sftp_call(lambda sftp: sftpfiles.read_bytes(sftp, path))
 
     def write_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write ``data`` to the remote ``path`` atomically (temp name, chmod, rename)."""
-
-        def fill(f: BinaryIO) -> None:
-            f.write(data)
-
-        self._sftp_call(lambda sftp: _atomic_write(sftp, path, mode, fill))
+        self._sftp_call(lambda sftp: sftpfiles.write_bytes(sftp, path, data, mode))
 
     def upload(self, local_path: str, remote_path: str, *, mode: int = 0o600) -> None:
         """Copy the local file to the remote path atomically with ``mode``."""
         if not os.path.isfile(local_path):
-            raise FileNotFoundError(2, "No such file to upload", local_path)
-
-        def op(sftp: paramiko.SFTPClient) -> None:
-            with open(local_path, "rb") as src:
-
-                def fill(f: BinaryIO) -> None:
-                    while chunk := src.read(1 << 20):
-                        f.write(chunk)
-
-                _atomic_write(sftp, remote_path, mode, fill)
-
-        self._sftp_call(op)
+            raise FileNotFoundError(errno.ENOENT, "No such file to upload", local_path)
+        self._sftp_call(lambda sftp: sftpfiles.upload(sftp, local_path, remote_path, mode))
 
     def mkdir(self, path: str, *, mode: int = 0o700) -> None:
         """Create the remote directory ``path`` and missing parents with ``mode``."""
-
-        def op(sftp: paramiko.SFTPClient) -> None:
-            missing: list[str] = []
-            current = path.rstrip("/") or "/"
-            while current:
-                try:
-                    st = sftp.stat(current)
-                except FileNotFoundError:
-                    missing.append(current)
-                    parent = posixpath.dirname(current)
-                    if parent == current:
-                        break
-                    current = parent
-                    continue
-                if st.st_mode is not None and not stat.S_ISDIR(st.st_mode):
-                    raise FileExistsError(17, "Not a directory", current)
-                break
-            for directory in reversed(missing):
-                try:
-                    sftp.mkdir(directory, mode)
-                except OSError:
-                    st = sftp.stat(directory)  # raced with another creator?
-                    if st.st_mode is None or not stat.S_ISDIR(st.st_mode):
-                        raise
-
-        self._sftp_call(op)
+        self._sftp_call(lambda sftp: sftpfiles.makedirs(sftp, path, mode))
 
     def exists(self, path: str) -> bool:
         """Return whether the remote ``path`` exists."""
-
-        def op(sftp: paramiko.SFTPClient) -> bool:
-            try:
-                sftp.stat(path)
-            except FileNotFoundError:
-                return False
-            return True
-
-        return self._sftp_call(op)
+        return self._sftp_call(lambda sftp: sftpfiles.exists(sftp, path))
 
     def list_dir(self, path: str) -> list[str]:
         """Return the sorted names in the remote directory; ``[]`` if it is missing."""
-
-        def op(sftp: paramiko.SFTPClient) -> list[str]:
-            try:
-                return sorted(sftp.listdir(path))
-            except FileNotFoundError:
-                return []
-
-        return self._sftp_call(op)
+        return self._sftp_call(lambda sftp: sftpfiles.list_dir(sftp, path))
 
     def stat_mtime(self, path: str) -> float | None:
         """Return the remote modification time of ``path``, ``None`` if missing."""
-
-        def op(sftp: paramiko.SFTPClient) -> float | None:
-            try:
-                mtime = sftp.stat(path).st_mtime
-            except FileNotFoundError:
-                return None
-            return None if mtime is None else float(mtime)
-
-        return self._sftp_call(op)
+        return self._sftp_call(lambda sftp: sftpfiles.stat_mtime(sftp, path))
 
     def remove(self, path: str) -> None:
         """Delete the remote file ``path``; fine if missing."""
-
-        def op(sftp: paramiko.SFTPClient) -> None:
-            with contextlib.suppress(FileNotFoundError):
-                sftp.remove(path)
-
-        self._sftp_call(op)
+        self._sftp_call(lambda sftp: sftpfiles.remove(sftp, path))
 
     def home(self) -> str:
         """Return the remote user's home directory (asked once, then cached)."""
@@ -508,32 +450,6 @@ class SSHTransport(Transport):
         if posixpath.isabs(path):
             return path
         return posixpath.join(self.home(), path)
-
-
-def _atomic_write(
-    sftp: paramiko.SFTPClient, path: str, mode: int, fill: Callable[[BinaryIO], None]
-) -> None:
-    directory, name = posixpath.split(path)
-    tmp = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with sftp.open(tmp, "wbx") as f:
-            sftp.chmod(tmp, mode)  # before any data lands in it
-            f.set_pipelined(True)
-            fill(f)  # type: ignore[arg-type]
-        sftp.posix_rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            sftp.remove(tmp)
-        raise
-
-
-def _is_file_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is an SFTP status for a file rather than a broken connection."""
-    return (
-        isinstance(exc, OSError)
-        and exc.errno is not None
-        and not isinstance(exc, ConnectionError | TimeoutError)
-    )
 
 
 def _decode(data: bytes | bytearray) -> str:
