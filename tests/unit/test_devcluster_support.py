@@ -165,3 +165,45 @@ def test_status_to_json() -> None:
         "known_hosts_file": "/k",
     }
     assert {"partitions", "accounting", "slurm_version", "state_dir", "running"} <= set(data)
+
+
+def test_system_slurm_conf_link(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from slurm.devcluster import cluster
+    from slurm.devcluster.settings import detect_settings
+
+    link = tmp_path / "etc" / "slurm.conf"
+    monkeypatch.setattr(cluster, "SYSTEM_SLURM_CONF", link)
+    s = detect_settings(tmp_path / "state")
+    cluster._link_system_conf(s)
+    assert link.is_symlink() and Path(os.readlink(link)) == s.slurm_conf
+    cluster._link_system_conf(s)  # idempotent
+    other = detect_settings(tmp_path / "other")
+    cluster._link_system_conf(other)  # a link (ours, elsewhere) is re-pointed
+    assert Path(os.readlink(link)) == other.slurm_conf
+
+
+def test_system_slurm_conf_regular_file_is_never_clobbered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from slurm.devcluster import cluster
+    from slurm.devcluster.settings import detect_settings
+
+    link = tmp_path / "slurm.conf"
+    link.write_text("ClusterName=production\n")
+    monkeypatch.setattr(cluster, "SYSTEM_SLURM_CONF", link)
+    with pytest.raises(cluster.DevclusterError, match="not a link"):
+        cluster._link_system_conf(detect_settings(tmp_path / "state"))
+    assert link.read_text() == "ClusterName=production\n"
+
+
+def test_cli_help_lists_commands() -> None:
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+
+    result = CliRunner().invoke(main, ["devcluster", "--help"])
+    assert result.exit_code == 0
+    for command in ("up", "status", "down"):
+        assert command in result.output
+    up_help = CliRunner().invoke(main, ["devcluster", "up", "--help"]).output
+    assert "--no-accounting" in up_help and "--state-dir" in up_help

@@ -24,7 +24,8 @@ _STATE_DIR = click.option(
 
 
 def _fail(exc: SlurmError) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    # soft_wrap: log tails in the message stay one line per log line.
+    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 

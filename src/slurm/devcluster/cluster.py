@@ -151,7 +151,6 @@ def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Statu
         sshd_changed = _write(s.sshd_config, render_sshd_config(s), 0o600)
         ensure_keys(s)
         write_ssh_files(s)
-        _link_system_conf(s)
 
         d.start_munged(s)
         if s.accounting:
@@ -163,6 +162,8 @@ def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Statu
         d.start_slurmctld(s, restart=conf_changed)
         d.start_slurmd(s, restart=conf_changed)
         d.start_sshd(s, restart=sshd_changed)
+        # Only a cluster that started takes over the machine-wide pointers to it.
+        _link_system_conf(s)
         install_user_ssh_config(s)
         _write(s.settings_file, json.dumps({"accounting": s.accounting}) + "\n")
         return _status(s)
