@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from slurm import context
 from slurm.errors import CommandError, ConfigurationError, SubmissionError
 from slurm.job import ArrayJob, Job
-from slurm.options import merge_options, normalize_options, split_options
+from slurm.options import (
+    literal_filename_pattern,
+    merge_options,
+    normalize_options,
+    split_options,
+)
 from slurm.payload import JobRef, dumps_payload
 from slurm.script import render_batch_script
 from slurm.slurmcmd import parse_sbatch_output, sbatch_argv, scancel_argv
@@ -356,8 +361,10 @@ class Cluster:
         job_dir = self._new_job_dir(task.name)
         options = dict(sbatch_options)
         options.update(extra_options)
-        options["output"] = f"{job_dir}/{log_name}.out" if "%" in log_name else f"{job_dir}/stdout"
-        options["error"] = f"{job_dir}/{log_name}.err" if "%" in log_name else f"{job_dir}/stderr"
+        # sbatch expands %-patterns in these paths: the job directory must stay literal.
+        literal = literal_filename_pattern(job_dir)
+        options["output"] = f"{literal}/{log_name}.out" if "%" in log_name else f"{literal}/stdout"
+        options["error"] = f"{literal}/{log_name}.err" if "%" in log_name else f"{literal}/stderr"
         if dependency:
             options["dependency"] = dependency
         setup = sdk_options.get("setup") or ()

@@ -281,6 +281,10 @@ class Tracker:
                 result = self._cluster._run(sacct_argv(chunk, since=start), check=False)
             except SlurmError:
                 return infos
+            if result.returncode != 0 and start is not None:
+                # A cluster clock far behind ours rejects a start time in its future.
+                start = None
+                result = self._cluster._run(sacct_argv(chunk), check=False)
             if result.returncode != 0:
                 logger.info("sacct is not usable (%s); tracking without accounting", result.stderr)
                 self.accounting = False

@@ -32,18 +32,20 @@ def _queue_size() -> int:
 
 
 @pytest.fixture(scope="module")
-def early_job(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A job submitted when this module starts, reattached to at its end (after purge)."""
+def early_job(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """Jobs submitted when this module starts and checked at its end: one to
+    reattach to after Slurm purged it, one that runs into its 1-minute time limit."""
     base = str(tmp_path_factory.mktemp("early") / "jobs")
     with Cluster(backend_type="local", job_base_dir=base) as c:
         job = jobfuncs.add(1, 1)
+        too_long = jobfuncs.sleep_forever.with_options(time="00:01:00")()
         job.wait(timeout=60)
     c.close()
-    return base, job.id
+    return base, job.id, too_long.id
 
 
 def test_result_comes_home_and_job_is_named_after_function(
-    cluster: Cluster, early_job: tuple[str, str]
+    cluster: Cluster, early_job: tuple[str, str, str]
 ) -> None:
     job = jobfuncs.add(2, 3)
     assert job.get_result(timeout=60) == 5
@@ -280,9 +282,20 @@ def test_argparse_integration(devcluster: object, tmp_path: Path) -> None:
     assert ssh.backend_type == "ssh"
 
 
-def test_purged_job_still_reattaches(early_job: tuple[str, str]) -> None:
+def test_time_limit_ends_the_wait_with_timeout_state(early_job: tuple[str, str, str]) -> None:
+    base, _, job_id = early_job
+    cluster = Cluster(backend_type="local", job_base_dir=base)
+    job = cluster.get_job(job_id)
+    with pytest.raises(JobTerminatedError, match="TIMEOUT") as info:
+        job.get_result(timeout=180)
+    assert "time limit" in str(info.value)
+    assert job.state is JobState.TIMEOUT
+    cluster.close()
+
+
+def test_purged_job_still_reattaches(early_job: tuple[str, str, str]) -> None:
     """After Slurm forgets a job (MinJobAge), reattaching still finds its result."""
-    base, job_id = early_job
+    base, job_id, _ = early_job
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         probe = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True)
@@ -296,3 +309,14 @@ def test_purged_job_still_reattaches(early_job: tuple[str, str]) -> None:
     assert job.get_result(timeout=10) == 2
     assert job.state is JobState.COMPLETED
     cluster.close()
+
+
+def test_hostile_job_directory(devcluster: object, tmp_path: Path) -> None:
+    """Spaces, quotes, %-patterns, `;` and `$` in the base directory reach Slurm intact."""
+    base = tmp_path / "we ird %j 'q' \"dq\" ; echo pwned $HOME"
+    with Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug") as c:
+        job = jobfuncs.print_and_return("through hostile paths")
+        assert job.get_result(timeout=60) == "through hostile paths"
+        assert "through hostile paths" in job.get_stdout()
+        assert Path(job.job_dir).parent == base
+    c.close()
