@@ -161,15 +161,12 @@ def sensible_real_memory_mb(total_mb: int) -> int:
     return max(1024, min(16384, total_mb * 3 // 4))
 
 
-def detect_settings(
-    state_dir: Path | str | None = None, *, accounting: bool = True, db_password: str = ""
-) -> Settings:
+def detect_settings(state_dir: Path | str | None = None, *, accounting: bool = True) -> Settings:
     """Settings for this machine: node name ``hostname -s``, the current user, its memory."""
     return Settings(
         state_dir=Path(state_dir).expanduser().absolute() if state_dir else default_state_dir(),
         node_name=socket.gethostname().split(".")[0],
         user=pwd.getpwuid(os.getuid()).pw_name,
         real_memory_mb=sensible_real_memory_mb(_total_memory_mb()),
-        db_password=db_password,
         accounting=accounting,
     )
