@@ -50,6 +50,38 @@ _KEEP_INHERITED = frozenset({"SLURM_CONF"})
 _BACKENDS = ("local", "ssh")
 
 
+DEFAULT_MAX_REQUEUES = 3
+DEFAULT_REQUEUE_GRACE = 60
+
+
+def _requeue_policy(
+    sbatch_options: Mapping[str, Any], sdk_options: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """sbatch flags and runner policy for surviving preemption and time limits.
+
+    Jobs are requeueable and get USR1 ``requeue_grace`` seconds before their
+    time limit (Slurm may send it up to a minute early); ``max_requeues``
+    bounds how often one call is requeued. ``no_requeue=True`` turns it off.
+    """
+    try:
+        max_requeues = int(sdk_options.get("max_requeues", DEFAULT_MAX_REQUEUES))
+        grace = int(sdk_options.get("requeue_grace", DEFAULT_REQUEUE_GRACE))
+    except (TypeError, ValueError):
+        max_requeues = grace = -1
+    if max_requeues < 0 or grace <= 0:
+        raise ConfigurationError(
+            "max_requeues must be a whole number >= 0 and requeue_grace a number of seconds "
+            f"> 0; got max_requeues={sdk_options.get('max_requeues')!r}, "
+            f"requeue_grace={sdk_options.get('requeue_grace')!r}."
+        )
+    if sbatch_options.get("no_requeue") or sbatch_options.get("requeue") is False:
+        return {}, {"max_requeues": 0}
+    flags: dict[str, Any] = {"requeue": True}
+    if "signal" not in sbatch_options:
+        flags["signal"] = f"B:USR1@{grace}"
+    return flags, {"max_requeues": max_requeues}
+
+
 class Cluster:
     """A Slurm cluster reached locally or over SSH.
 
@@ -349,6 +381,7 @@ class Cluster:
         sbatch_options, sdk_options = self._options_for(task)
         if task.is_workflow:
             payload["cluster_spec"] = self._workflow_spec()
+        requeue_flags, payload["policy"] = _requeue_policy(sbatch_options, sdk_options)
         try:
             data, refs = dumps_payload(payload)
         except Exception as exc:
@@ -360,7 +393,9 @@ class Cluster:
         dependency = self._dependency_flag(task, refs)
         job_dir = self._new_job_dir(task.name)
         options = dict(sbatch_options)
+        options.update(requeue_flags)
         options.update(extra_options)
+        options.setdefault("comment", f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}")
         # sbatch expands %-patterns in these paths: the job directory must stay literal.
         literal = literal_filename_pattern(job_dir)
         options["output"] = f"{literal}/{log_name}.out" if "%" in log_name else f"{literal}/stdout"
@@ -376,7 +411,13 @@ class Cluster:
             workdir=os.getcwd() if self.backend_type == "local" else None,
             setup=list(setup),
         )
-        sys_path = [os.path.abspath(p or os.curdir) for p in sys.path]
+        # On this machine the job may import what this process imports; a remote
+        # cluster gets the code through its own environment (see packaging).
+        sys_path = (
+            [os.path.abspath(p or os.curdir) for p in sys.path]
+            if self.backend_type == "local"
+            else []
+        )
         transport = self.transport
         transport.write_bytes(f"{job_dir}/payload.pkl", data)
         transport.write_text(f"{job_dir}/sys_path.txt", "\n".join(sys_path) + "\n")
@@ -440,6 +481,7 @@ class Cluster:
         payload = {"task": task, "args": (), "kwargs": {}, "items": calls}
         job_dir, script_path, _ = self._prepare(task, payload, {"array": spec}, "logs/%a")
         self.transport.mkdir(f"{job_dir}/logs", mode=0o700)
+        self.transport.mkdir(f"{job_dir}/results", mode=0o700)
         submitted = time.time()
         array_id = self._sbatch(script_path)
         self._record(array_id, job_dir)

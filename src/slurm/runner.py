@@ -8,8 +8,13 @@ atomically. Kept light: nothing heavy is imported before the user's code.
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from slurm.payload import (
@@ -19,7 +24,7 @@ from slurm.payload import (
     envelope_for_value,
     loads_payload,
 )
-from slurm.runtime import JobContext, _set_current
+from slurm.runtime import JobContext, _requeue_callbacks, _requeue_event, _set_current
 
 __all__ = ["main", "run_job"]
 
@@ -34,6 +39,76 @@ def _atomic_write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+class _Interrupted(BaseException):
+    """Raised in the task's thread when Slurm warns the job (not an error of the task)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Guard:
+    """Turns Slurm's warning signals into checkpoints and requeues.
+
+    USR1 (``--signal=B:USR1@grace``) means the time limit is near: the
+    checkpoint callbacks run, the task is interrupted and the runner requeues
+    the job itself (Slurm does not requeue time limits), unless ``max_requeues``
+    is used up, in which case the task just runs on. TERM means preemption
+    (Slurm requeues the job) or cancellation: the callbacks run and the task
+    runs on until Slurm kills it; if it finishes first, its result counts and
+    a requeued run returns at once.
+    """
+
+    def __init__(self) -> None:
+        self.in_task = False
+        self.can_requeue = False
+        self.signum: int | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        first = not _requeue_event.is_set()
+        _requeue_event.set()
+        if first:
+            for callback in list(_requeue_callbacks):
+                try:
+                    callback()
+                except Exception as exc:  # a failed checkpoint must not hide the requeue
+                    print(
+                        f"slurm-sdk: requeue callback {callback!r} failed: {exc!r}", file=sys.stderr
+                    )
+        if signum == signal.SIGUSR1 and self.can_requeue and self.signum is None:
+            self.signum = signum
+            if self.in_task:
+                raise _Interrupted(signum)
+
+
+def _log_run(path: Path, event: str, restart: int) -> None:
+    line = f"{time.time():.3f} {event} restart={restart} host={socket.gethostname()}\n"
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line)
+
+
+def _requeue_self(job_id: str) -> bool:
+    """Ask Slurm to requeue this job (time limits are not requeued by Slurm itself)."""
+    try:
+        done = subprocess.run(
+            ["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        print(f"slurm-sdk: could not requeue job {job_id}: {exc}", file=sys.stderr)
+        return False
+    if done.returncode != 0:
+        print(
+            f"slurm-sdk: scontrol requeue {job_id} failed: {done.stderr.strip()}",
+            file=sys.stderr,
+        )
+    return done.returncode == 0
 
 
 def _resolve(ref: JobRef) -> Any:
@@ -61,27 +136,51 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
     """Run the call stored in ``job_dir``; return the process exit code."""
     job_dir = Path(job_dir)
     env = dict(os.environ if env is None else env)
+    guard = _Guard()
+    if env.get("SLURM_JOB_ID"):
+        guard.install()
     job_id = env.get("SLURM_JOB_ID")
     index_text = env.get("SLURM_ARRAY_TASK_ID")
+    restart = int(env.get("SLURM_RESTART_COUNT") or 0)
     result_path = job_dir / "result.pkl"
+    if index_text is not None and (job_dir / "results").is_dir():
+        result_path = job_dir / "results" / f"{int(index_text)}.pkl"
+        if env.get("SLURM_ARRAY_JOB_ID"):
+            job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{int(index_text)}"
+    runs_path = result_path.with_suffix(".runs")
+    if result_path.exists():  # requeued after it had finished: never run twice
+        _log_run(runs_path, "already-finished", restart)
+        return 0
+    _log_run(runs_path, "start", restart)
     envelope: Envelope
     try:
         raw = (job_dir / "payload.pkl").read_bytes()
         sys_path = (job_dir / "sys_path.txt").read_text().splitlines()
         _extend_sys_path(sys_path)
         payload = loads_payload(raw, _resolve)
+        policy = payload.get("policy") or {}
+        max_requeues = int(policy.get("max_requeues", 0))
+        guard.can_requeue = restart < max_requeues
+        if restart > max_requeues:
+            raise RuntimeError(
+                f"job {job_id} was requeued {restart} times, more than max_requeues="
+                f"{max_requeues}; raise max_requeues or give the task more time"
+            )
         args: tuple[Any, ...] = tuple(payload["args"])
         kwargs: dict[str, Any] = dict(payload["kwargs"])
         if payload.get("items") is not None:
-            index = int(index_text or 0)
-            result_path = job_dir / "results" / f"{index}.pkl"
-            args, kwargs = payload["items"][index]
-            if env.get("SLURM_ARRAY_JOB_ID"):
-                job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
-        envelope = _call(payload, args, kwargs, job_dir, job_id, env)
+            args, kwargs = payload["items"][int(index_text or 0)]
+        envelope = _call(payload, args, kwargs, job_dir, job_id, env, guard)
+    except _Interrupted:
+        if _requeue_self(env.get("SLURM_JOB_ID", "")):
+            _log_run(runs_path, "requeued-time-limit", restart)
+            return 0
+        _log_run(runs_path, "requeue-failed", restart)
+        return 1
     except BaseException as exc:
         envelope = envelope_for_exception(exc, job_id=job_id)
     _atomic_write(result_path, envelope.to_bytes())
+    _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     return 0 if envelope.ok else 1
 
 
@@ -92,6 +191,7 @@ def _call(
     job_dir: Path,
     job_id: str | None,
     env: dict[str, str],
+    guard: _Guard | None = None,
 ) -> Envelope:
     from slurm.task import injected_parameters
 
@@ -112,10 +212,19 @@ def _call(
                 kwargs[name] = workflow_context
         if task.is_workflow and workflow_cluster is None:
             workflow_cluster, _ = _workflow_context(payload, job_dir, job_id)
+        if guard is not None and guard.signum is not None:
+            raise _Interrupted(guard.signum)  # warned while loading: do not start
         try:
+            if guard is not None:
+                guard.in_task = True
             value = fn(*args, **kwargs)
+        except _Interrupted:
+            raise
         except BaseException as exc:
             return envelope_for_exception(exc, job_id=job_id)
+        finally:
+            if guard is not None:
+                guard.in_task = False
         return envelope_for_value(value, job_id=job_id)
     finally:
         if workflow_cluster is not None:

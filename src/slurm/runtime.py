@@ -9,12 +9,50 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["JobContext", "current_job_context", "expand_hostlist"]
+__all__ = [
+    "JobContext",
+    "current_job_context",
+    "expand_hostlist",
+    "on_requeue",
+    "requeue_requested",
+]
 
 _current: JobContext | None = None
+_requeue_event = threading.Event()
+_requeue_callbacks: list[Callable[[], None]] = []
+
+
+def requeue_requested() -> bool:
+    """True once Slurm has warned this job: preemption, or its time limit is near.
+
+    Long loops can poll it to save a checkpoint at a safe point; the runner
+    then requeues the job and the task is called again with the same
+    arguments, to resume from that checkpoint.
+    """
+    return _requeue_event.is_set()
+
+
+def on_requeue(callback: Callable[[], None]) -> Callable[[], None]:
+    """Register ``callback`` to run when the job is about to be requeued.
+
+    Use it to write a checkpoint. Callbacks run in registration order in the
+    main thread, right after the warning signal arrives and before the task is
+    interrupted. Usable as a decorator; returns ``callback``.
+
+    Example::
+
+        @task(time="04:00:00", requeue_grace=120)
+        def train(steps: int, workdir: str) -> float:
+            state = load_or_init(workdir)
+            on_requeue(lambda: save(state, workdir))
+            ...
+    """
+    _requeue_callbacks.append(callback)
+    return callback
 
 
 def expand_hostlist(text: str) -> list[str]:
@@ -61,6 +99,7 @@ class JobContext:
     master_port: int = 29500
     output_dir: str | None = None
     array_task_id: int | None = None
+    restart_count: int = 0
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -87,8 +126,14 @@ class JobContext:
             master_port=_int(env, "MASTER_PORT", port),
             output_dir=output_dir,
             array_task_id=int(array_id) if array_id and array_id.isdigit() else None,
+            restart_count=_int(env, "SLURM_RESTART_COUNT", 0),
             environment={k: v for k, v in env.items() if k.startswith(("SLURM_", "SBATCH_"))},
         )
+
+    @property
+    def requeue_requested(self) -> bool:
+        """See :func:`requeue_requested`."""
+        return requeue_requested()
 
     def torch_distributed_env(self) -> dict[str, str]:
         """The variables ``torch.distributed.init_process_group("env://")`` reads."""
