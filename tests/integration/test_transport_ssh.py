@@ -107,6 +107,13 @@ def test_run_input_and_stderr(ssh: SSHTransport) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
 
 
+def test_run_large_input_echoed_back(ssh: SSHTransport) -> None:
+    # 5 MB through `cat`: more than both SSH windows, so stdin must be fed
+    # while stdout is read or the command deadlocks.
+    data = b"0123456789abcdef\n" * 300_000
+    assert ssh.run(["cat"], input=data, timeout=60).stdout == data.decode()
+
+
 def test_run_large_stdout_and_stderr_at_once(ssh: SSHTransport) -> None:
     script = "head -c 3000000 /dev/zero | tr '\\0' o; head -c 3000000 /dev/zero | tr '\\0' e >&2"
     result = ssh.run(["sh", "-c", script])

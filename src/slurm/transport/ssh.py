@@ -305,15 +305,20 @@ class SSHTransport(Transport):
         err = bytearray()
         try:
             chan.exec_command(command)
-            if input:
-                chan.sendall(input)
-            chan.shutdown_write()
+            if not input:
+                chan.shutdown_write()
         except (paramiko.SSHException, EOFError, OSError) as exc:
             if self._is_dead(conn):
                 raise _Lost(str(exc)) from exc
             raise TransportError(
                 f"{self.description} did not accept the command: {exc or type(exc).__name__}"
             ) from exc
+        if input:
+            # Feed stdin from a thread: a command that writes while it reads
+            # (e.g. `cat`) would otherwise fill both windows and deadlock.
+            threading.Thread(
+                target=_feed, args=(chan, input), name="ssh-stdin", daemon=True
+            ).start()
         fd = chan.fileno()
         while True:
             while chan.recv_ready():
@@ -450,6 +455,14 @@ class SSHTransport(Transport):
         if posixpath.isabs(path):
             return path
         return posixpath.join(self.home(), path)
+
+
+def _feed(chan: paramiko.Channel, data: bytes) -> None:
+    try:
+        chan.sendall(data)
+        chan.shutdown_write()
+    except (paramiko.SSHException, EOFError, OSError):
+        pass  # the channel closed: the reader sees why (exit, timeout or lost connection)
 
 
 def _decode(data: bytes | bytearray) -> str:
