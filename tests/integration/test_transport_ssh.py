@@ -450,3 +450,28 @@ Host target
         t.connect()
     assert jump_sshd.fingerprint in str(info.value)
     t.close()
+
+
+def test_proxy_command(sshd: Sshd, jump_sshd: Sshd, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.host_key_line + jump_sshd.host_key_line)
+    proxy = (
+        f"ssh -q -o BatchMode=yes -o UserKnownHostsFile={known} -i {sshd.client_key} "
+        f"-p {jump_sshd.port} -W %h:%p root@127.0.0.1"
+    )
+    config = tmp_path / "config"
+    config.write_text(
+        f"""\
+Host target
+    HostName 127.0.0.1
+    Port {sshd.port}
+    User root
+    IdentityFile {sshd.client_key}
+    UserKnownHostsFile {known}
+    ProxyCommand {proxy}
+"""
+    )
+    with SSHTransport("target", ssh_config=str(config), allow_agent=False) as t:
+        assert t.run(["echo", "proxied"]).stdout == "proxied\n"
+        assert jump_sshd.session_pids() != []
+    _wait_until(lambda: jump_sshd.session_pids() == [])
