@@ -417,7 +417,7 @@ Host *
     UserKnownHostsFile {known}
 """
     )
-    assert jump_sshd.session_pids() == []
+    _wait_until(lambda: jump_sshd.session_pids() == [])  # the readiness probe has gone
     with SSHTransport("target", ssh_config=str(config), allow_agent=False) as t:
         assert t.description == (
             f"ssh root@127.0.0.1:{sshd.port} via root@127.0.0.1:{jump_sshd.port}"

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import socket
+import subprocess
 from dataclasses import dataclass, field, replace
 
 import paramiko
@@ -210,7 +211,7 @@ def _connect_one(
         if sock is not None:
             the_sock = sock
         elif settings.proxy_command:
-            the_sock = paramiko.ProxyCommand(settings.proxy_command)
+            the_sock = _ProxyCommand(settings.proxy_command)
         else:
             the_sock = _open_socket(settings, timeout, where)
         try:
@@ -268,6 +269,23 @@ def _connect_one(
     except BaseException:
         client.close()
         raise
+
+
+class _ProxyCommand(paramiko.ProxyCommand):
+    """paramiko's ProxyCommand, but closing also reaps the process and its pipes."""
+
+    def close(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                super().close()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _open_socket(settings: HostSettings, timeout: float, where: str) -> socket.socket:
