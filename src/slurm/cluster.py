@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from slurm import context
 from slurm.errors import CommandError, ConfigurationError, SubmissionError
 from slurm.job import ArrayJob, Job
+from slurm.journal import Journal, JournalEntry, fingerprint
 from slurm.options import (
     literal_filename_pattern,
     merge_options,
@@ -161,6 +162,7 @@ class Cluster:
         self._key_filename = key_filename
         self._accept_new_host_key = accept_new_host_key
         self.tracker = Tracker(self)
+        self._journal: Journal | None = None
         self._tokens: list[object] = []
 
     # --- construction helpers -----------------------------------------------------
@@ -234,6 +236,7 @@ class Cluster:
             python=sys.executable,
         )
         cluster._index_dir = spec.get("index_dir")
+        cluster._journal = Journal(f"{job_dir}/journal.jsonl")
         return cluster
 
     def _workflow_spec(self) -> dict[str, Any]:
@@ -370,14 +373,19 @@ class Cluster:
         except (FileNotFoundError, OSError):
             return False
 
-    def _prepare(
+    def _submit(
         self,
         task: Task[Any, Any],
         payload: dict[str, Any],
         extra_options: Mapping[str, Any],
         log_name: str,
-    ) -> tuple[str, str, dict[str, Any]]:
-        """Pickle the payload, lay out the job directory, render and write the script."""
+    ) -> tuple[str, str, float | None]:
+        """Pickle, lay out the job directory, write the script, sbatch it.
+
+        Inside a workflow, the journal is consulted first: a call the earlier
+        run already submitted is reattached instead. Returns (job id, job
+        directory, submission time or None when reattached).
+        """
         sbatch_options, sdk_options = self._options_for(task)
         if task.is_workflow:
             payload["cluster_spec"] = self._workflow_spec()
@@ -390,8 +398,25 @@ class Cluster:
                 f"be pickled ({type(exc).__name__}: {exc}). Nothing was submitted. Pass plain "
                 "data, or objects that cloudpickle can serialise."
             ) from exc
+        seq, job_dir = -1, None
+        if self._journal is not None:
+            depends_on = sorted(
+                {ref.job_id for ref in refs} | {str(job.id) for _, job in task.dependencies}
+            )
+            digest = fingerprint(
+                task.name, repr(sorted(sbatch_options.items())), data, ",".join(depends_on)
+            )
+            seq, entry = self._journal.claim(task.name, digest)
+            if entry is not None:
+                job_id = entry.job_id or self._find_submitted(entry.job_dir)
+                if job_id is not None:
+                    if entry.job_id is None:
+                        self._journal.complete(seq, job_id)
+                    logger.info("reattached %s to job %s (journal)", task.name, job_id)
+                    return job_id, entry.job_dir, None
+                job_dir = entry.job_dir  # prepared, but never reached Slurm: submit now
         dependency = self._dependency_flag(task, refs)
-        job_dir = self._new_job_dir(task.name)
+        job_dir = job_dir or self._new_job_dir(task.name)
         options = dict(sbatch_options)
         options.update(requeue_flags)
         options.update(extra_options)
@@ -422,7 +447,27 @@ class Cluster:
         transport.write_bytes(f"{job_dir}/payload.pkl", data)
         transport.write_text(f"{job_dir}/sys_path.txt", "\n".join(sys_path) + "\n")
         transport.write_text(f"{job_dir}/job.sh", script, mode=0o700)
-        return job_dir, f"{job_dir}/job.sh", options
+        if payload.get("items") is not None:
+            transport.mkdir(f"{job_dir}/logs", mode=0o700)
+            transport.mkdir(f"{job_dir}/results", mode=0o700)
+        if self._journal is not None:
+            self._journal.begin(JournalEntry(seq, task.name, digest, job_dir))
+        submitted = time.time()
+        job_id = self._sbatch(f"{job_dir}/job.sh")
+        if self._journal is not None:
+            self._journal.complete(seq, job_id)
+        self._record(job_id, job_dir)
+        return job_id, job_dir, submitted
+
+    def _find_submitted(self, job_dir: str) -> str | None:
+        """The id of a job sbatch accepted for ``job_dir`` whose id was never recorded."""
+        comment = f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
+        result = self._run(["squeue", "--noheader", "--me", "--format=%i|%k"], check=False)
+        for line in result.stdout.splitlines():
+            job_id, _, found = line.strip().partition("|")
+            if found == comment:
+                return job_id.split("_", 1)[0]
+        return None
 
     def _sbatch(self, script_path: str) -> str:
         """Submit a written script; return the job id."""
@@ -450,10 +495,7 @@ class Cluster:
     ) -> Job[R]:
         task.bind_check(args, kwargs)
         payload = {"task": task, "args": tuple(args), "kwargs": dict(kwargs), "items": None}
-        job_dir, script_path, _ = self._prepare(task, payload, {}, "stdout")
-        submitted = time.time()
-        job_id = self._sbatch(script_path)
-        self._record(job_id, job_dir)
+        job_id, job_dir, submitted = self._submit(task, payload, {}, "stdout")
         job: Job[R] = Job(self, job_id, job_dir=job_dir, name=task.name)
         self.tracker.watch(job, submitted=submitted)
         self._notify("on_submit", job)
@@ -479,12 +521,7 @@ class Cluster:
         if max_concurrent:
             spec += f"%{int(max_concurrent)}"
         payload = {"task": task, "args": (), "kwargs": {}, "items": calls}
-        job_dir, script_path, _ = self._prepare(task, payload, {"array": spec}, "logs/%a")
-        self.transport.mkdir(f"{job_dir}/logs", mode=0o700)
-        self.transport.mkdir(f"{job_dir}/results", mode=0o700)
-        submitted = time.time()
-        array_id = self._sbatch(script_path)
-        self._record(array_id, job_dir)
+        array_id, job_dir, submitted = self._submit(task, payload, {"array": spec}, "logs/%a")
         jobs: list[Job[R]] = [
             self._array_element(array_id, job_dir, task.name, i) for i in range(len(calls))
         ]

@@ -75,9 +75,24 @@ class Job(Generic[T]):
         return self.state
 
     @property
+    def runs_path(self) -> str:
+        """The runner's log of this job's runs: one line per start, requeue and end."""
+        return self.result_path.rsplit(".", 1)[0] + ".runs"
+
+    @property
     def requeue_count(self) -> int:
-        """How many times Slurm requeued this job (as far as the tracker saw)."""
-        return self.cluster.tracker.restarts_of(self)
+        """How many times this job was requeued (preemption or time limit) so far."""
+        try:
+            text = self.cluster.transport.read_text(self.runs_path)
+        except FileNotFoundError:
+            return 0
+        counts = [
+            int(word.split("=", 1)[1])
+            for line in text.splitlines()
+            for word in line.split()
+            if word.startswith("restart=") and word[8:].isdigit()
+        ]
+        return max(counts, default=0)
 
     def done(self) -> bool:
         """True when the job has finished, one way or another."""

@@ -51,7 +51,6 @@ class _Watch:
     has_result: bool = False
     final: bool = False
     info: JobInfo | None = None
-    restarts: int = 0
     since: float | None = None  # wall-clock submission time, when known
     missing: int = 0
     terminal_without_result: int = 0
@@ -133,9 +132,6 @@ class Tracker:
 
     def info_of(self, job: Job[Any]) -> JobInfo | None:
         return self._watch_for(job).info
-
-    def restarts_of(self, job: Job[Any]) -> int:
-        return self._watch_for(job).restarts
 
     def stop(self) -> None:
         with self._cond:
@@ -226,15 +222,11 @@ class Tracker:
                 self._finish(watch)
             return False
         watch.missing = 0
-        if previous in (JobState.RUNNING,) and info.state in (
-            JobState.PENDING,
-            JobState.REQUEUED,
-            JobState.PREEMPTED,
-        ):
-            watch.restarts += 1
         watch.info = info
         terminal = info.state.is_terminal or (not in_queue and info.state is JobState.PREEMPTED)
-        if terminal:
+        if not terminal:
+            watch.terminal_without_result = 0
+        else:
             # The result is written before the job ends; look once more, then give up.
             watch.terminal_without_result += 1
             if not self._recheck_result(watch) and watch.terminal_without_result >= 2:

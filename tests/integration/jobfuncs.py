@@ -3,6 +3,7 @@ runner puts the client's sys.path entries that exist there on its own)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -163,3 +164,26 @@ def train_with_slow_eval(
     for job in eval_jobs:
         job.wait()
     return {"train": train_ids, "eval": [j.id for j in eval_jobs], "workdir": workdir}
+
+
+@task(time="00:02:00", mem="64M")
+def report_restarts(seconds: float, ctx: JobContext) -> int:
+    """Runs ``seconds``; returns how often it was restarted."""
+    time.sleep(seconds)
+    return ctx.restart_count
+
+
+@task(time="00:01:00", mem="64M", requeue_grace=45)
+def resume_after_time_limit(workdir: str, ctx: JobContext) -> dict[str, Any]:
+    """Works until warned of its time limit, checkpoints, and finishes once requeued."""
+    from slurm.runtime import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    if checkpoint.exists():
+        saved = json.loads(checkpoint.read_text())
+        return {"resumed_from": saved, "restart": ctx.restart_count}
+    progress = {"steps": 0}
+    on_requeue(lambda: checkpoint.write_text(json.dumps({**progress, "restart": 0})))
+    while True:
+        time.sleep(0.2)
+        progress["steps"] += 1

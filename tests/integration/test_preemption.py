@@ -1,0 +1,185 @@
+"""Preemption, requeue and time limits on the real dev cluster.
+
+`urgent` is a higher priority tier whose jobs preempt `debug` and `compute`
+jobs with REQUEUE; `urgent` itself is never preempted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+
+import jobfuncs
+import pytest
+
+from slurm import Cluster, JobState
+from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
+
+
+def _preempt(cpus: int = 8) -> str:
+    """Submit an urgent job big enough to push lower-tier jobs off the node."""
+    out = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "-p",
+            "urgent",
+            f"-c{cpus}",
+            "--mem=512M",
+            "-J",
+            "preemptor",
+            "--wrap",
+            "sleep 2",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().split(";")[0]
+
+
+def _wait_running(job_id: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True
+        ).stdout.strip()
+        if out == "RUNNING":
+            return
+        time.sleep(0.2)
+    pytest.fail(f"job {job_id} never ran")
+
+
+def _runs_of(*job_ids: str) -> dict[str, list[str]]:
+    """Every row sacct has for these jobs, requeued runs included (--duplicates)."""
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "--duplicates", "-j", ",".join(job_ids), "-o", "JobID,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    runs: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        job_id, _, state = line.partition("|")
+        runs.setdefault(job_id, []).append(state)
+    return runs
+
+
+def test_preempted_task_is_requeued_and_returns(cluster: Cluster) -> None:
+    job = jobfuncs.report_restarts(6)
+    _wait_running(job.id)
+    _preempt()
+    assert job.get_result(timeout=180) >= 1  # the same call ran again, same job id
+    assert job.requeue_count >= 1
+    assert job.state is JobState.COMPLETED
+    runs = _runs_of(job.id)[job.id]
+    assert "PREEMPTED" in runs or "REQUEUED" in runs, runs
+
+
+def test_time_limit_checkpoints_requeues_and_resumes(cluster: Cluster, tmp_path: Path) -> None:
+    job = jobfuncs.resume_after_time_limit(str(tmp_path))
+    result = job.get_result(timeout=240)
+    assert result["restart"] >= 1
+    assert result["resumed_from"]["steps"] > 0  # the callback saved real progress
+    assert job.requeue_count >= 1
+    assert "requeued-time-limit" in Path(job.runs_path).read_text()
+
+
+def _journal(workflow_dir: Path) -> list[dict[str, object]]:
+    path = workflow_dir / "journal.jsonl"
+    if not path.exists():
+        return []
+    latest: dict[int, dict[str, object]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        latest[int(record["seq"])] = record
+    return [latest[k] for k in sorted(latest)]
+
+
+def _segment_ids(workflow_dir: Path) -> list[str]:
+    return [str(e["job_id"]) for e in _journal(workflow_dir) if e["task"] == "train_epoch_segment"]
+
+
+def _check_tutorial_outcome(job_dir: Path, epochs: int, steps: int, cap: int) -> None:
+    shared = job_dir / "shared"
+    for epoch in range(epochs):
+        checkpoint = json.loads((shared / "checkpoints" / f"epoch_{epoch:03d}.json").read_text())
+        assert checkpoint["steps_completed"] == steps
+        metrics = json.loads((shared / "metrics" / f"epoch_{epoch:03d}.json").read_text())
+        assert metrics["steps_completed"] == steps
+    segments = _segment_ids(job_dir)
+    assert len(segments) == len(set(segments)) == epochs * math.ceil(steps / cap)
+    # Slurm's own records: one job per segment, each completed (some after a requeue).
+    names = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-j", ",".join(segments), "-o", "JobID,JobName,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(names) == len(segments), names
+    assert all(line.endswith("|train_epoch_segment|COMPLETED") for line in names), names
+
+
+@pytest.fixture()
+def slow_cluster(devcluster: object, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Every job first sleeps 3 s, so that there is a running segment to preempt."""
+    with Cluster(
+        backend_type="local",
+        job_base_dir=str(tmp_path / "jobs"),
+        default_partition="debug",
+        default_options={"setup": "sleep 3"},
+    ) as c:
+        yield c
+    c.close()
+
+
+def test_tutorial_survives_preemption_of_a_training_segment(slow_cluster: Cluster) -> None:
+    # The orchestrator sits in `urgent` (never preempted); segments in `debug`.
+    flow = parallel_train_eval_workflow.with_options(partition="urgent")
+    job = flow(
+        epochs=2, epoch_steps=4, steps_per_job_cap=2, partition_train=None, partition_eval=None
+    )
+    workflow_dir = Path(job.job_dir)
+    deadline = time.monotonic() + 60
+    while len(_segment_ids(workflow_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    victim = _segment_ids(workflow_dir)[-1]
+    _wait_running(victim)
+    _preempt(cpus=7)
+    assert job.get_result(timeout=300).endswith("state.json")
+    _check_tutorial_outcome(workflow_dir, 2, 4, 2)
+    assert "PREEMPTED" in _runs_of(victim)[victim] or "REQUEUED" in _runs_of(victim)[victim]
+
+
+def test_tutorial_survives_preemption_of_the_orchestrator(slow_cluster: Cluster) -> None:
+    # Everything in `debug`: the urgent job pushes the orchestrator and its running
+    # segment off the node; both come back and the workflow reattaches from its journal.
+    job = parallel_train_eval_workflow(
+        epochs=2, epoch_steps=4, steps_per_job_cap=2, partition_train=None, partition_eval=None
+    )
+    workflow_dir = Path(job.job_dir)
+    deadline = time.monotonic() + 90
+    while len(_segment_ids(workflow_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _wait_running(_segment_ids(workflow_dir)[-1])
+    _preempt(cpus=8)
+    assert job.get_result(timeout=300).endswith("state.json")
+    assert job.requeue_count >= 1
+    _check_tutorial_outcome(workflow_dir, 2, 4, 2)
+
+
+def test_scontrol_requeue_of_the_orchestrator_reattaches(slow_cluster: Cluster) -> None:
+    job = parallel_train_eval_workflow(
+        epochs=2, epoch_steps=4, steps_per_job_cap=2, partition_train=None, partition_eval=None
+    )
+    workflow_dir = Path(job.job_dir)
+    deadline = time.monotonic() + 90
+    while len(_segment_ids(workflow_dir)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "requeue", job.id], check=True)
+    assert job.get_result(timeout=300).endswith("state.json")
+    assert job.requeue_count >= 1
+    _check_tutorial_outcome(workflow_dir, 2, 4, 2)
