@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
+from slurm.options import normalize_options
 from slurm.task import Task
 
 P = ParamSpec("P")
@@ -37,7 +38,8 @@ def task(
     """
     if fn is not None:
         return Task(fn, options)
-    return lambda function: Task(function, options)
+    checked = normalize_options(options)  # a typo fails here, at decoration
+    return lambda function: Task(function, checked)
 
 
 @overload
@@ -55,4 +57,5 @@ def workflow(
     """
     if fn is not None:
         return Task(fn, options, workflow=True)
-    return lambda function: Task(function, options, workflow=True)
+    checked = normalize_options(options)
+    return lambda function: Task(function, checked, workflow=True)

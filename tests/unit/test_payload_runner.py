@@ -1,0 +1,145 @@
+"""Payloads, envelopes and the runner, run in-process without Slurm."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from slurm.errors import ResultError, TaskFailedError
+from slurm.payload import (
+    Envelope,
+    JobRef,
+    dumps_payload,
+    envelope_for_exception,
+    envelope_for_value,
+    loads_payload,
+)
+from slurm.runner import run_job
+from slurm.task import Task
+
+
+class _FakeJob:
+    def __init__(self, job_id: str, path: str) -> None:
+        self.id = job_id
+        self.path = path
+
+    def _slurm_job_ref(self) -> JobRef:
+        return JobRef(self.id, self.path)
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def _boom() -> None:
+    raise KeyError("missing")
+
+
+def test_jobs_inside_arguments_travel_as_references() -> None:
+    job = _FakeJob("12", "/r/result.pkl")
+    data, refs = dumps_payload({"args": ([job], {"nested": job}), "kwargs": {}})
+    assert refs == [JobRef("12", "/r/result.pkl"), JobRef("12", "/r/result.pkl")]
+    loaded = loads_payload(data, lambda ref: f"value of {ref.job_id}")
+    assert loaded["args"] == (["value of 12"], {"nested": "value of 12"})
+
+
+def test_envelope_round_trips_value_and_rebuilds_exception() -> None:
+    assert Envelope.from_bytes(envelope_for_value([1, 2], job_id="3").to_bytes()).unwrap() == [
+        1,
+        2,
+    ]
+    try:
+        _boom()
+    except KeyError as exc:
+        envelope = envelope_for_exception(exc, job_id="4")
+    with pytest.raises(KeyError) as info:
+        Envelope.from_bytes(envelope.to_bytes()).unwrap()
+    assert "remote traceback (job 4" in info.value.__notes__[0]
+    assert "_boom" in info.value.__notes__[0]
+
+
+def test_exception_that_cannot_be_rebuilt_becomes_task_failed_error() -> None:
+    class Local(Exception):
+        def __init__(self) -> None:
+            super().__init__("with a lock")
+            self.lock = threading.Lock()
+
+    envelope = envelope_for_exception(Local(), job_id="5")
+    assert envelope.exception is None
+    with pytest.raises(TaskFailedError) as info:
+        envelope.unwrap()
+    assert info.value.type_name.endswith("Local")
+    assert info.value.remote_message == "with a lock"
+    assert info.value.job_id == "5"
+
+
+def test_unpicklable_value_is_a_clear_failure() -> None:
+    envelope = envelope_for_value(threading.Lock(), job_id="6")
+    assert not envelope.ok
+    with pytest.raises(ResultError, match="cannot be pickled"):
+        envelope.unwrap()
+
+
+def test_garbage_result_file_is_a_result_error() -> None:
+    with pytest.raises(ResultError, match="unreadable"):
+        Envelope.from_bytes(b"not a pickle", job_id="7")
+
+
+def _prepare(job_dir: Path, payload: dict[str, Any]) -> None:
+    job_dir.mkdir()
+    data, _ = dumps_payload(payload)
+    (job_dir / "payload.pkl").write_bytes(data)
+    (job_dir / "sys_path.txt").write_text("")
+
+
+def test_runner_writes_result_envelope(tmp_path: Path) -> None:
+    job_dir = tmp_path / "job"
+    _prepare(job_dir, {"task": Task(_double), "args": (21,), "kwargs": {}, "items": None})
+    assert run_job(job_dir, env={}) == 0
+    assert Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap() == 42
+    assert "start restart=0" in (job_dir / "result.runs").read_text()
+    # A requeued run of a finished job returns at once and keeps the result.
+    assert run_job(job_dir, env={}) == 0
+    assert "already-finished" in (job_dir / "result.runs").read_text()
+
+
+def test_runner_records_failure_and_exits_non_zero(tmp_path: Path) -> None:
+    job_dir = tmp_path / "job"
+    _prepare(job_dir, {"task": Task(_boom), "args": (), "kwargs": {}, "items": None})
+    assert run_job(job_dir, env={}) == 1
+    with pytest.raises(KeyError):
+        Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap()
+
+
+def test_runner_runs_one_array_element(tmp_path: Path) -> None:
+    job_dir = tmp_path / "job"
+    items = [((1,), {}), ((2,), {}), ((3,), {})]
+    _prepare(job_dir, {"task": Task(_double), "args": (), "kwargs": {}, "items": items})
+    (job_dir / "results").mkdir()
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "9"}
+    assert run_job(job_dir, env=env) == 0
+    envelope = Envelope.from_bytes((job_dir / "results" / "2.pkl").read_bytes())
+    assert envelope.unwrap() == 6 and envelope.job_id == "9_2"
+
+
+def test_runner_refuses_beyond_max_requeues(tmp_path: Path) -> None:
+    job_dir = tmp_path / "job"
+    payload = {"task": Task(_double), "args": (1,), "kwargs": {}, "items": None}
+    _prepare(job_dir, {**payload, "policy": {"max_requeues": 1}})
+    assert run_job(job_dir, env={"SLURM_RESTART_COUNT": "2"}) == 1
+    with pytest.raises(RuntimeError, match="max_requeues=1"):
+        Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap()
+
+
+def test_task_travels_by_reference_when_importable() -> None:
+    from slurm.examples.hello_world import hello
+
+    data = cloudpickle.dumps(hello)
+    assert b"slurm.examples.hello_world" in data and len(data) < 600
+    again = pickle.loads(data)
+    assert again.unwrapped is hello.unwrapped
