@@ -202,6 +202,33 @@ def test_unknown_host_and_no_config_use_defaults(ssh_config: Path) -> None:
     assert missing.hostname == "h"
 
 
+def test_include_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh" / "conf.d").mkdir(parents=True)
+    (tmp_path / ".ssh" / "conf.d" / "a.conf").write_text("Host inc-a\n    HostName a.example.org\n")
+    (tmp_path / ".ssh" / "conf.d" / "b.conf").write_text("Port 2201\n")
+    nested = tmp_path / "nested config"
+    nested.write_text("Host inc-n\n    User nested\n")
+    config = tmp_path / "config"
+    config.write_text(
+        f"""\
+Include conf.d/*.conf
+Host hpc
+    Include "{nested}"
+    User alice
+Host *
+    Port 2222
+"""
+    )
+    parsed = load_ssh_config(str(config))
+    a = resolve_host("inc-a", parsed)
+    assert (a.hostname, a.port) == ("a.example.org", 2201)
+    assert resolve_host("inc-n", parsed).username == "nested"
+    hpc = resolve_host("hpc", parsed)  # lines after the Include keep their Host context
+    assert (hpc.username, hpc.port) == ("alice", 2201)
+    assert resolve_host("other", parsed, username="x").port == 2201
+
+
 def test_host_key_alias_and_proxy_command(ssh_config: Path) -> None:
     s = resolve_host("aliased", load_ssh_config(str(ssh_config)))
     assert s.host_key_alias == "cluster-key"

@@ -9,8 +9,10 @@ which wins over OpenSSH's defaults.
 from __future__ import annotations
 
 import getpass
+import glob
 import os
 import re
+import shlex
 from dataclasses import dataclass
 
 import paramiko
@@ -96,9 +98,49 @@ def load_ssh_config(path: str | None) -> paramiko.SSHConfig:
     if not os.path.exists(expanded):
         return paramiko.SSHConfig()
     try:
-        return paramiko.SSHConfig.from_path(expanded)
+        return paramiko.SSHConfig.from_text(_expand_includes(expanded, 0))
     except (OSError, ValueError, paramiko.ConfigParseError) as exc:
         raise ConfigurationError(f"cannot read SSH config {expanded}: {exc}") from exc
+
+
+_INCLUDE = re.compile(r"^\s*include(?:\s*=\s*|\s+)(?P<paths>.+?)\s*$", re.IGNORECASE)
+_BLOCK = re.compile(r"^\s*(?:host|match)(?:\s*=\s*|\s+)", re.IGNORECASE)
+_MAX_INCLUDE_DEPTH = 16
+
+
+def _expand_includes(path: str, depth: int) -> str:
+    """Return the text of ``path`` with ``Include`` lines replaced by the files they name.
+
+    paramiko does not know ``Include``; HPC users' configs often rely on it.
+    As in OpenSSH, relative paths are taken from ``~/.ssh`` and globs are
+    expanded in sorted order. After an included file, the including file's
+    ``Host``/``Match`` line is repeated before each included file and after
+    the last, so every file starts, and the lines that follow continue, in
+    the including context (``Host *`` at top level).
+    """
+    if depth > _MAX_INCLUDE_DEPTH:
+        raise ConfigurationError(f"SSH config Include nests deeper than 16 at {path}")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    out: list[str] = []
+    header = "Host *"
+    for line in lines:
+        match = _INCLUDE.match(line)
+        if match is None:
+            if _BLOCK.match(line):
+                header = line
+            out.append(line)
+            continue
+        for pattern in shlex.split(match.group("paths")):
+            pattern = os.path.expanduser(pattern)
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
+            for included in sorted(glob.glob(pattern)):
+                if os.path.isfile(included):
+                    out.append(header)  # each file starts in the including context
+                    out.append(_expand_includes(included, depth + 1))
+        out.append(header)
+    return "\n".join(out) + "\n"
 
 
 def split_proxy_jump(value: str | None) -> tuple[JumpSpec, ...]:
