@@ -239,9 +239,11 @@ class Transport(ABC):
             The :class:`CommandResult`.
 
         Raises:
-            CommandError: Non-zero exit with ``check=True``; timeout; the
-                program (exit 127 over SSH) or the working directory does not
-                exist.
+            CommandError: Non-zero exit with ``check=True``; a timeout (the
+                message says it timed out; ``returncode`` is ``None``); the
+                program does not exist (exit 127 over SSH; raised even with
+                ``check=False``, ``returncode`` 127); locally, ``cwd`` does
+                not exist.
             ConnectionLostError: See ``retry``.
             TransportError: The target cannot be reached.
             ConfigurationError: Bad ``argv`` or ``env`` (e.g. NUL bytes).
