@@ -16,7 +16,8 @@
     │   ├── JobTerminatedError      the job ended without a result (state, exit code, stderr)
     │   ├── ResultError             the result exists but cannot be read / unpickled
     │   └── JobTimeoutError         ``wait(timeout=...)`` ran out (also a ``TimeoutError``)
-    └── WorkflowError               a workflow cannot continue (e.g. its journal diverged)
+    ├── WorkflowError               a workflow cannot continue (e.g. its journal diverged)
+    └── DevclusterError             the local dev cluster could not be brought up or down
 
 Errors from backends are mapped to the most specific class here with
 ``raise ... from`` so the original cause stays attached.
@@ -30,6 +31,7 @@ __all__ = [
     "CommandError",
     "ConfigurationError",
     "ConnectionLostError",
+    "DevclusterError",
     "HostKeyError",
     "InvalidOptionError",
     "JobError",
@@ -159,3 +161,7 @@ class JobTimeoutError(JobError, TimeoutError):
 
 class WorkflowError(SlurmError):
     """A workflow cannot continue."""
+
+
+class DevclusterError(SlurmError):
+    """The dev cluster could not be brought up, checked or taken down."""

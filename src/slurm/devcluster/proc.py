@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from slurm.errors import CommandError, SlurmError
+from slurm.errors import CommandError, DevclusterError
 
 __all__ = [
     "DevclusterError",
@@ -35,10 +35,6 @@ __all__ = [
     "tail",
     "wait_for",
 ]
-
-
-class DevclusterError(SlurmError):
-    """The dev cluster could not be brought up, checked or taken down."""
 
 
 _SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
