@@ -20,7 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurm import context
-from slurm.errors import CommandError, ConfigurationError, SubmissionError
+from slurm.errors import (
+    CommandError,
+    ConfigurationError,
+    ConnectionLostError,
+    SubmissionError,
+)
 from slurm.job import ArrayJob, Job
 from slurm.journal import Journal, JournalEntry, fingerprint
 from slurm.options import (
@@ -50,6 +55,15 @@ _INHERITED_PREFIXES = ("SLURM_", "SBATCH_", "SALLOC_", "SQUEUE_", "SACCT_", "SRU
 _KEEP_INHERITED = frozenset({"SLURM_CONF"})
 _BACKENDS = ("local", "ssh")
 
+
+_SBATCH_ATTEMPTS = 5
+_TRANSIENT_ERRORS = (
+    "Socket timed out",
+    "Resource temporarily unavailable",
+    "Unable to contact slurm controller",
+    "Zero Bytes were transmitted",
+    "Connection refused",
+)
 
 DEFAULT_MAX_REQUEUES = 3
 DEFAULT_REQUEUE_GRACE = 60
@@ -163,6 +177,7 @@ class Cluster:
         self._accept_new_host_key = accept_new_host_key
         self.tracker = Tracker(self)
         self._journal: Journal | None = None
+        self._layout_ready = False
         self._tokens: list[object] = []
 
     # --- construction helpers -----------------------------------------------------
@@ -299,6 +314,11 @@ class Cluster:
             self._index_dir = f"{self.base_dir}/.index"
         return self._index_dir
 
+    @property
+    def done_dir(self) -> str:
+        """Where runners drop a marker per finished job (one listing finds them all)."""
+        return self.index_dir.rsplit("/", 1)[0] + "/.done"
+
     def _new_job_dir(self, name: str) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "job"
@@ -390,6 +410,7 @@ class Cluster:
         if task.is_workflow:
             payload["cluster_spec"] = self._workflow_spec()
         requeue_flags, payload["policy"] = _requeue_policy(sbatch_options, sdk_options)
+        payload["done_dir"] = self.done_dir
         try:
             data, refs = dumps_payload(payload)
         except Exception as exc:
@@ -453,7 +474,7 @@ class Cluster:
         if self._journal is not None:
             self._journal.begin(JournalEntry(seq, task.name, digest, job_dir))
         submitted = time.time()
-        job_id = self._sbatch(f"{job_dir}/job.sh")
+        job_id = self._sbatch(job_dir)
         if self._journal is not None:
             self._journal.complete(seq, job_id)
         self._record(job_id, job_dir)
@@ -469,25 +490,53 @@ class Cluster:
                 return job_id.split("_", 1)[0]
         return None
 
-    def _sbatch(self, script_path: str) -> str:
-        """Submit a written script; return the job id."""
-        argv = sbatch_argv(script_path)
-        try:
-            result = self._run(argv, retry=False)
-        except CommandError as exc:
+    def _sbatch(self, job_dir: str) -> str:
+        """Submit the job directory's script; return the job id.
+
+        Never submits twice: when the connection drops after sbatch was sent,
+        or the controller answers with a transient error, the job's comment
+        (``slurm-sdk:<directory name>``) is looked up in ``squeue`` before
+        sbatch is tried again.
+        """
+        argv = sbatch_argv(f"{job_dir}/job.sh")
+        delay = 0.5
+        for attempt in range(_SBATCH_ATTEMPTS):
+            last = attempt == _SBATCH_ATTEMPTS - 1
+            try:
+                result = self._run(argv, retry=False, check=False)
+            except ConnectionLostError:
+                if last:
+                    raise
+                found = self._find_submitted(job_dir)
+                if found is not None:
+                    return found
+                continue
+            if result.returncode == 0:
+                return parse_sbatch_output(result.stdout)
+            transient = any(text in result.stderr for text in _TRANSIENT_ERRORS)
+            if transient and not last:
+                logger.info("sbatch: transient error (%s); retrying", result.stderr.strip())
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+                found = self._find_submitted(job_dir)
+                if found is not None:
+                    return found
+                continue
             raise SubmissionError(
-                f"sbatch refused the job ({exc.stderr.strip() or 'no message'}). Check the "
-                f"options in {script_path}.",
-                argv=exc.argv,
-                returncode=exc.returncode,
-                stdout=exc.stdout,
-                stderr=exc.stderr,
-            ) from exc
-        job_id = parse_sbatch_output(result.stdout)
-        return job_id
+                f"sbatch refused the job ({result.stderr.strip() or 'no message'}). Check the "
+                f"options in {job_dir}/job.sh.",
+                argv=result.argv,
+                returncode=result.returncode,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        raise AssertionError("unreachable")
 
     def _record(self, job_id: str, job_dir: str) -> None:
-        self.transport.mkdir(self.index_dir, mode=0o700)
+        if not self._layout_ready:
+            self.transport.mkdir(self.index_dir, mode=0o700)
+            self.transport.mkdir(self.done_dir, mode=0o700)
+            self._layout_ready = True
         self.transport.write_text(f"{self.index_dir}/{job_id}", job_dir + "\n")
 
     def _submit_call(

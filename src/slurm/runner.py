@@ -7,6 +7,7 @@ atomically. Kept light: nothing heavy is imported before the user's code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -111,6 +112,15 @@ def _requeue_self(job_id: str) -> bool:
     return done.returncode == 0
 
 
+def _drop_marker(done_dir: str | None, job_id: str | None) -> None:
+    """Tell the client's tracker, with one file in a shared directory, that we are done."""
+    if not done_dir or not job_id:
+        return
+    # On failure the tracker still finds the result file itself, only later.
+    with contextlib.suppress(OSError):
+        Path(done_dir, job_id).touch()
+
+
 def _resolve(ref: JobRef) -> Any:
     path = Path(ref.result_path)
     if path.is_dir():  # an ArrayJob: every element's result, in item order
@@ -153,11 +163,13 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
         return 0
     _log_run(runs_path, "start", restart)
     envelope: Envelope
+    done_dir: str | None = None
     try:
         raw = (job_dir / "payload.pkl").read_bytes()
         sys_path = (job_dir / "sys_path.txt").read_text().splitlines()
         _extend_sys_path(sys_path)
         payload = loads_payload(raw, _resolve)
+        done_dir = payload.get("done_dir")
         policy = payload.get("policy") or {}
         max_requeues = int(policy.get("max_requeues", 0))
         guard.can_requeue = restart < max_requeues
@@ -181,6 +193,7 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
         envelope = envelope_for_exception(exc, job_id=job_id)
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
+    _drop_marker(done_dir, job_id)
     return 0 if envelope.ok else 1
 
 

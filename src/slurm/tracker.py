@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Tracker"]
 
 _FILE_INTERVAL = (0.05, 1.0)
-_CONTROLLER_INTERVAL = (0.5, 10.0)
+_CONTROLLER_INTERVAL = (1.0, 15.0)
+_ERROR_BACKOFF_MAX = 60.0
 _BACKOFF = 1.5
 _CHUNK = 500
 _CLOCK_SLACK = 600.0
@@ -52,6 +53,7 @@ class _Watch:
     final: bool = False
     info: JobInfo | None = None
     since: float | None = None  # wall-clock submission time, when known
+    expects_marker: bool = False  # submitted by us: the runner drops a done marker
     missing: int = 0
     terminal_without_result: int = 0
 
@@ -76,7 +78,9 @@ class Tracker:
         """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups."""
         with self._cond:
             if job.id not in self._watches:
-                self._watches[job.id] = _Watch(job.id, job.result_path, since=submitted)
+                self._watches[job.id] = _Watch(
+                    job.id, job.result_path, since=submitted, expects_marker=submitted is not None
+                )
             self._speed_up()
             if self._thread is None or not self._thread.is_alive():
                 self._stopped = False
@@ -140,6 +144,7 @@ class Tracker:
 
     # --- the loop --------------------------------------------------------------
     def _speed_up(self) -> None:
+        """A new submission: look at files often, and ask the controller soon."""
         self._file_interval = _FILE_INTERVAL[0]
         self._controller_interval = _CONTROLLER_INTERVAL[0]
         self._next_controller_poll = min(
@@ -154,12 +159,19 @@ class Tracker:
                     return
             try:
                 changed = self._tick()
-            except Exception:  # keep tracking; the next tick may succeed
-                logger.warning("job tracking failed; retrying", exc_info=True)
+            except Exception as exc:  # keep tracking, but do not hammer a failing controller
+                with self._cond:
+                    self._controller_interval = min(
+                        max(self._controller_interval, 1.0) * 2, _ERROR_BACKOFF_MAX
+                    )
+                    self._next_controller_poll = time.monotonic() + self._controller_interval
+                logger.warning(
+                    "job tracking failed (%s); retrying in %.0f s", exc, self._controller_interval
+                )
                 changed = False
             with self._cond:
-                if changed:
-                    self._speed_up()
+                if changed:  # results arriving: keep looking at files often
+                    self._file_interval = _FILE_INTERVAL[0]
                 else:
                     self._file_interval = min(self._file_interval * _BACKOFF, _FILE_INTERVAL[1])
                 self._cond.wait(self._file_interval)
@@ -169,22 +181,55 @@ class Tracker:
             return [w for w in self._watches.values() if not w.final]
 
     def _tick(self, *, force_controller: bool = False) -> bool:
-        changed = False
-        transport = self._cluster.transport
-        for watch in self._pending():
-            if transport.exists(watch.result_path):
-                watch.has_result = True
-                self._finish(watch)
-                changed = True
+        changed = self._scan_results()
         now = time.monotonic()
         if force_controller or now >= self._next_controller_poll:
-            changed = self._poll_controller() or changed
+            moved = self._poll_controller()
             with self._cond:
-                if not changed:
+                if not moved:
                     self._controller_interval = min(
                         self._controller_interval * _BACKOFF, _CONTROLLER_INTERVAL[1]
                     )
                 self._next_controller_poll = time.monotonic() + self._controller_interval
+            changed = moved or changed
+        return changed
+
+    def _scan_results(self) -> bool:
+        """Find new result files with as few file-system calls as possible.
+
+        The runner drops a marker named after the job id into the cluster's
+        ``.done`` directory: one listing of it covers every watched job; the
+        result file itself is then checked only for the jobs it names.
+        Jobs reattached from elsewhere may have no marker: their result files
+        are checked directly, with one listing per directory holding several.
+        """
+        pending = self._pending()
+        if not pending:
+            return False
+        transport = self._cluster.transport
+        done_dir = self._cluster.done_dir
+        markers = set(transport.list_dir(done_dir))
+        by_dir: dict[str, list[_Watch]] = {}
+        found: list[_Watch] = []
+        for watch in pending:
+            if watch.job_id in markers:
+                found.append(watch)
+            elif not watch.expects_marker:
+                by_dir.setdefault(watch.result_path.rsplit("/", 1)[0], []).append(watch)
+        for directory, watches in by_dir.items():
+            if len(watches) == 1:
+                if transport.exists(watches[0].result_path):
+                    found.append(watches[0])
+                continue
+            names = set(transport.list_dir(directory))
+            found.extend(w for w in watches if w.result_path.rsplit("/", 1)[1] in names)
+        changed = False
+        for watch in found:
+            if watch.job_id in markers and not transport.exists(watch.result_path):
+                continue
+            watch.has_result = True
+            self._finish(watch)
+            changed = True
         return changed
 
     def _finish(self, watch: _Watch) -> None:
