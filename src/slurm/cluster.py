@@ -36,7 +36,13 @@ from slurm.options import (
 )
 from slurm.payload import JobRef, dumps_payload
 from slurm.script import render_batch_script
-from slurm.slurmcmd import parse_sbatch_output, sbatch_argv, scancel_argv
+from slurm.slurmcmd import (
+    parse_sbatch_output,
+    parse_show_config,
+    sbatch_argv,
+    scancel_argv,
+    scontrol_show_config_argv,
+)
 from slurm.task import Task
 from slurm.tracker import Tracker
 from slurm.transport.base import CommandResult, Transport
@@ -113,6 +119,8 @@ class Cluster:
             interpreter for the local backend, ``python3`` over SSH).
         callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
         accept_new_host_key: trust and record an SSH host key seen for the first time.
+        max_array_size: split ``map`` into arrays of at most this many elements
+            (default: the cluster's ``MaxArraySize``).
 
     Use it as a context manager so that calling a task submits it::
 
@@ -143,6 +151,7 @@ class Cluster:
         accept_new_host_key: bool = False,
         transport: Transport | None = None,
         backend: str | None = None,
+        max_array_size: int | None = None,
     ) -> None:
         backend_type = (backend or backend_type or "local").lower()
         if backend_type not in _BACKENDS:
@@ -178,6 +187,7 @@ class Cluster:
         self.tracker = Tracker(self)
         self._journal: Journal | None = None
         self._layout_ready = False
+        self._max_array_size: int | None = max_array_size
         self._tokens: list[object] = []
 
     # --- construction helpers -----------------------------------------------------
@@ -313,6 +323,15 @@ class Cluster:
         if self._index_dir is None:
             self._index_dir = f"{self.base_dir}/.index"
         return self._index_dir
+
+    @property
+    def max_array_size(self) -> int:
+        """Slurm's MaxArraySize, read once from ``scontrol show config``."""
+        if self._max_array_size is None:
+            result = self._run(scontrol_show_config_argv(), check=False)
+            value = parse_show_config(result.stdout).get("MaxArraySize", "")
+            self._max_array_size = int(value) if value.isdigit() and int(value) > 0 else 1001
+        return self._max_array_size
 
     @property
     def done_dir(self) -> str:
@@ -566,17 +585,25 @@ class Cluster:
                 call = ((item,), {})
             task.bind_check(*call)
             calls.append(call)
-        spec = f"0-{len(calls) - 1}"
-        if max_concurrent:
-            spec += f"%{int(max_concurrent)}"
-        payload = {"task": task, "args": (), "kwargs": {}, "items": calls}
-        array_id, job_dir, submitted = self._submit(task, payload, {"array": spec}, "logs/%a")
-        jobs: list[Job[R]] = [
-            self._array_element(array_id, job_dir, task.name, i) for i in range(len(calls))
-        ]
-        for job in jobs:
-            self.tracker.watch(job, submitted=submitted)
-        array: ArrayJob[R] = ArrayJob(self, array_id, jobs, job_dir=job_dir, name=task.name)
+        # Slurm caps array indices below MaxArraySize: larger maps become several
+        # arrays, transparently (one ArrayJob, results still in item order).
+        limit = self.max_array_size
+        jobs: list[Job[R]] = []
+        parts: list[tuple[str, str]] = []
+        for start in range(0, len(calls), limit):
+            part = calls[start : start + limit]
+            spec = f"0-{len(part) - 1}"
+            if max_concurrent:
+                spec += f"%{int(max_concurrent)}"
+            payload = {"task": task, "args": (), "kwargs": {}, "items": part}
+            array_id, job_dir, submitted = self._submit(task, payload, {"array": spec}, "logs/%a")
+            parts.append((array_id, job_dir))
+            for index in range(len(part)):
+                job: Job[R] = self._array_element(array_id, job_dir, task.name, index)
+                job.name = f"{task.name}[{start + index}]"
+                self.tracker.watch(job, submitted=submitted)
+                jobs.append(job)
+        array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
         self._notify("on_submit", array)
         return array
 

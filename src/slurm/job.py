@@ -222,11 +222,20 @@ class ArrayJob(Generic[T]):
     """One Slurm array: ``len()``, indexing and iteration give per-element jobs."""
 
     def __init__(
-        self, cluster: Cluster, array_id: str, jobs: Sequence[Job[T]], *, job_dir: str, name: str
+        self,
+        cluster: Cluster,
+        parts: Sequence[tuple[str, str]],
+        jobs: Sequence[Job[T]],
+        *,
+        name: str,
     ) -> None:
         self.cluster = cluster
-        self.id = array_id
-        self.job_dir = job_dir
+        self.parts = list(parts)  # (array job id, job directory), one per Slurm array
+        self.array_ids = [array_id for array_id, _ in self.parts]
+        # One Slurm array: its id. A map split over several arrays: "A:B", which
+        # reads as a list of ids wherever Slurm takes dependencies.
+        self.id = ":".join(self.array_ids)
+        self.job_dir = self.parts[0][1]
         self.name = name
         self._jobs = list(jobs)
 
@@ -251,7 +260,8 @@ class ArrayJob(Generic[T]):
         return list(self._jobs)
 
     def _slurm_job_ref(self) -> JobRef:
-        return JobRef(self.id, f"{self.job_dir}/results")
+        # The runner reads every element's result, array after array, in item order.
+        return JobRef(self.id, "\n".join(f"{job_dir}/results" for _, job_dir in self.parts))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every element; True if all succeeded."""
@@ -299,5 +309,5 @@ class ArrayJob(Generic[T]):
         return results
 
     def cancel(self) -> None:
-        self.cluster._cancel([self.id])
+        self.cluster._cancel(self.array_ids)
         self.cluster.tracker.refresh(self._jobs)

@@ -122,10 +122,13 @@ def _drop_marker(done_dir: str | None, job_id: str | None) -> None:
 
 
 def _resolve(ref: JobRef) -> Any:
-    path = Path(ref.result_path)
-    if path.is_dir():  # an ArrayJob: every element's result, in item order
-        files = sorted(path.glob("*.pkl"), key=lambda p: int(p.stem))
-        return [Envelope.from_bytes(f.read_bytes(), job_id=ref.job_id).unwrap() for f in files]
+    path = Path(ref.result_path.split("\n", 1)[0])
+    if path.is_dir():  # an ArrayJob: every element's result, array after array, in item order
+        values: list[Any] = []
+        for directory in ref.result_path.split("\n"):
+            files = sorted(Path(directory).glob("*.pkl"), key=lambda p: int(p.stem))
+            values.extend(Envelope.from_bytes(f.read_bytes()).unwrap() for f in files)
+        return values
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -320,3 +320,21 @@ def test_hostile_job_directory(devcluster: object, tmp_path: Path) -> None:
         assert "through hostile paths" in job.get_stdout()
         assert Path(job.job_dir).parent == base
     c.close()
+
+
+def test_map_beyond_max_array_size_is_split_transparently(
+    devcluster: object, tmp_path: Path
+) -> None:
+    assert Cluster(backend_type="local").max_array_size == 1001  # read from scontrol
+    with Cluster(
+        backend_type="local",
+        job_base_dir=str(tmp_path),
+        default_partition="debug",
+        max_array_size=4,
+    ) as c:
+        array = jobfuncs.add.map([(i, 1) for i in range(10)])
+        assert len(array.array_ids) == 3 and len(array) == 10
+        assert array.get_results(timeout=120) == [i + 1 for i in range(10)]
+        everything = jobfuncs.echo(array)  # afterok on all three arrays
+        assert everything.get_result(timeout=60) == [i + 1 for i in range(10)]
+    c.close()
