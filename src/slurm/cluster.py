@@ -13,7 +13,6 @@ import datetime as _dt
 import logging
 import os
 import secrets
-import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurm import context
 from slurm.errors import (
-    CommandError,
     ConfigurationError,
     ConnectionLostError,
     SubmissionError,
@@ -308,9 +306,18 @@ class Cluster:
 
     @property
     def python(self) -> str:
-        if self._python:
-            return self._python
-        return sys.executable if self.backend_type == "local" else "python3"
+        """The interpreter that runs jobs on the cluster (see :mod:`slurm.packaging`).
+
+        ``python=`` as given; else this interpreter (local backend); else, over
+        SSH, an environment built from wheels of your project and the SDK. The
+        first use runs the preflight and may build and ship that environment.
+
+        Raises:
+            ConfigurationError: The preflight found problems or the versions differ.
+        """
+        from slurm.packaging import interpreter_for
+
+        return interpreter_for(self)
 
     @property
     def base_dir(self) -> str:
@@ -651,33 +658,13 @@ class Cluster:
 
     # --- diagnostics -----------------------------------------------------------------
     def diagnose(self) -> dict[str, Any]:
-        """Check the cluster can be used: commands present, base dir writable, Python usable."""
-        report: dict[str, Any] = {"backend": self.backend_type, "problems": []}
-        for command in (
-            ["sbatch", "--version"],
-            ["squeue", "--version"],
-            ["scontrol", "--version"],
-        ):
-            try:
-                result = self._run(command, check=False)
-                report[command[0]] = result.stdout.strip() or result.stderr.strip()
-                if result.returncode != 0:
-                    report["problems"].append(f"{command[0]} failed: {result.stderr.strip()}")
-            except CommandError as exc:
-                report["problems"].append(str(exc))
-        try:
-            probe = f"{self.base_dir}/.probe-{secrets.token_hex(3)}"
-            self.transport.write_text(probe, "ok")
-            self.transport.remove(probe)
-            report["job_base_dir"] = self.base_dir
-        except Exception as exc:
-            report["problems"].append(f"cannot write to {self._job_base_dir}: {exc}")
-        python = self._run(
-            [self.python, "-c", "import sys, slurm; print(sys.version)"], check=False
-        )
-        report["python"] = python.stdout.strip() or shlex.join([self.python]) + ": " + python.stderr
-        if python.returncode != 0:
-            report["problems"].append(
-                f"{self.python} cannot import slurm on the cluster: {python.stderr.strip()}"
-            )
-        return report
+        """Check the cluster can be used; every finding, as a dict (never raises for one).
+
+        Runs the same checks as the preflight of the first submission (Slurm
+        commands, job base directory, the Python that runs jobs and its
+        version) in one command. ``result["ok"]``, ``result["problems"]``
+        (what is wrong and what to do), ``result["checks"]``, ``result["python"]``.
+        """
+        from slurm.packaging import diagnose
+
+        return diagnose(self)

@@ -1,0 +1,267 @@
+"""How the user's code reaches the cluster, and which interpreter runs it there.
+
+``Cluster(packaging=...)`` chooses, and :func:`interpreter_for` applies it the
+first time a cluster needs its interpreter (its first submission), after the
+preflight (:mod:`slurm.preflight`):
+
+- ``Cluster(python="/path/to/venv/bin/python")``: that interpreter, as it is
+  (it must import ``slurm.runner``). No packaging.
+- the local backend (already on the cluster): this very interpreter. No packaging.
+- ``packaging="none"``: ``python3`` on the cluster (or ``{"type": "none",
+  "python": ...}``) as it is; you installed your code and slurm-sdk there.
+- ``packaging="auto"`` (the default over SSH) or ``"wheel"``: wheels of your
+  project (the nearest ``pyproject.toml`` above your ``__main__`` script, or
+  the working directory) and of the SDK are built with ``uv build``; their
+  dependencies are collected as wheels for the cluster; an environment keyed
+  by the hash of all of it is created once on the cluster and reused by every
+  job and run with the same key (see :mod:`slurm.packaging.remote`).
+
+The dict form takes these keys (all optional)::
+
+    packaging={
+        "type": "wheel",                     # "auto" | "wheel" | "none"
+        "python": "/opt/py311/bin/python3",  # base interpreter for the env (default python3)
+        "project": "/path/to/project",       # or None: ship only the SDK
+        "env_dir": "/scratch/me/envs",       # default {job_base_dir}/.envs
+        "lock_timeout": 1800,                # seconds to wait for another creator
+    }
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slurm.errors import ConfigurationError
+from slurm.packaging.deps import collect_dependencies
+from slurm.packaging.lock import LockPolicy
+from slurm.packaging.project import Project, find_project, read_project
+from slurm.packaging.remote import Environment, ensure_environment
+from slurm.packaging.wheels import Wheel, build_project, sdk_wheel, wheel_requirements
+from slurm.preflight import PreflightReport, run_preflight
+
+if TYPE_CHECKING:
+    from slurm.cluster import Cluster
+
+__all__ = [
+    "Environment",
+    "PackagingSpec",
+    "diagnose",
+    "environment_for",
+    "interpreter_for",
+    "parse_spec",
+    "preflight_for",
+]
+
+logger = logging.getLogger(__name__)
+
+_MODES = ("auto", "wheel", "none")
+_KEYS = frozenset({"type", "mode", "python", "project", "env_dir", "lock_timeout"})
+_DISCOVER = "discover"
+
+
+@dataclass(frozen=True)
+class PackagingSpec:
+    """``Cluster(packaging=...)`` resolved; see the module docstring."""
+
+    mode: str = "auto"
+    python: str | None = None
+    project: str | None = _DISCOVER
+    env_dir: str | None = None
+    lock_timeout: float = 1800.0
+
+
+def parse_spec(value: Any) -> PackagingSpec:
+    """Read ``packaging=`` (``None``, a mode name, or a dict).
+
+    Raises:
+        ConfigurationError: An unknown mode or key, or a value of the wrong type.
+    """
+    if value is None or isinstance(value, PackagingSpec):
+        return value or PackagingSpec()
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, dict):
+        raise ConfigurationError(
+            f"packaging= must be 'auto', 'wheel', 'none' or a dict, not {value!r}."
+        )
+    unknown = sorted(set(value) - _KEYS)
+    mode = str(value.get("type", value.get("mode", "auto"))).lower()
+    if unknown or mode not in _MODES:
+        raise ConfigurationError(
+            f"packaging={value!r} is not understood: the type must be one of {_MODES} and the "
+            f"keys among {sorted(_KEYS)}" + (f" (unknown: {unknown})." if unknown else ".")
+        )
+    project = value.get("project", _DISCOVER)
+    python = value.get("python")
+    env_dir = value.get("env_dir")
+    try:
+        lock_timeout = float(value.get("lock_timeout", 1800.0))
+    except (TypeError, ValueError):
+        lock_timeout = -1.0
+    if lock_timeout <= 0 or not all(
+        v is None or isinstance(v, str | Path) for v in (project, python, env_dir)
+    ):
+        raise ConfigurationError(
+            f"packaging={value!r}: 'python', 'project' and 'env_dir' take paths (or None) and "
+            "'lock_timeout' a number of seconds > 0."
+        )
+    return PackagingSpec(
+        mode=mode,
+        python=str(python) if python else None,
+        project=str(project) if project else None,
+        env_dir=str(env_dir) if env_dir else None,
+        lock_timeout=lock_timeout,
+    )
+
+
+@dataclass
+class _State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    python: str | None = None
+    report: PreflightReport | None = None
+    environment: Environment | None = None
+
+
+_states: weakref.WeakKeyDictionary[Cluster, _State] = weakref.WeakKeyDictionary()
+_states_lock = threading.Lock()
+# Builds on this client are serialised: two clusters in one process build once.
+_build_lock = threading.Lock()
+
+
+def _state(cluster: Cluster) -> _State:
+    with _states_lock:
+        state = _states.get(cluster)
+        if state is None:
+            state = _states[cluster] = _State()
+        return state
+
+
+def interpreter_for(cluster: Cluster) -> str:
+    """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
+
+    The first call runs the preflight (one command on the cluster) and, when
+    packaging applies, builds and ships the environment; later calls return
+    the same answer at once.
+
+    Raises:
+        ConfigurationError: The preflight found problems (all listed), the
+            cluster's Python version differs from this one, or the
+            environment cannot be built.
+    """
+    state = _state(cluster)
+    with state.lock:
+        if state.python is None:
+            state.python = _resolve(cluster, state)
+        return state.python
+
+
+def environment_for(cluster: Cluster) -> Environment | None:
+    """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
+    interpreter_for(cluster)
+    return _state(cluster).environment
+
+
+def preflight_for(cluster: Cluster) -> PreflightReport | None:
+    """The preflight report of ``cluster``'s first use, ``None`` before it."""
+    return _state(cluster).report
+
+
+def _plan(cluster: Cluster) -> tuple[str, str, tuple[str, ...]]:
+    """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
+    spec = parse_spec(cluster.packaging)
+    explicit = cluster._python
+    if explicit:
+        same = cluster.backend_type == "local" and explicit == sys.executable
+        return "as-is", explicit, () if same else ("slurm.runner",)
+    if cluster.backend_type == "local" and spec.mode != "wheel":
+        return "as-is", sys.executable, ()
+    if spec.mode == "none":
+        return "as-is", spec.python or "python3", ("slurm.runner",)
+    return "env", spec.python or "python3", ("ensurepip",)
+
+
+def _resolve(cluster: Cluster, state: _State) -> str:
+    what, python, modules = _plan(cluster)
+    report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
+    state.report = report
+    report.raise_for_problems()
+    if what == "as-is":
+        return python
+    assert report.python is not None
+    state.environment = _environment(cluster, report)
+    return state.environment.python
+
+
+def _project(spec: PackagingSpec) -> Project | None:
+    if spec.project is None:
+        return None
+    if spec.project == _DISCOVER:
+        return find_project()
+    root = Path(spec.project).expanduser()
+    project = read_project(root)
+    if project is None:
+        raise ConfigurationError(
+            f"packaging={{'project': {spec.project!r}}}: no pyproject.toml with a [project] "
+            "name there. Point it at your project's root, or pass None to ship only the SDK."
+        )
+    return project
+
+
+def _environment(cluster: Cluster, report: PreflightReport) -> Environment:
+    assert report.python is not None
+    spec = parse_spec(cluster.packaging)
+    started = time.perf_counter()
+    with _build_lock:
+        main: list[Wheel] = [sdk_wheel()]
+        project = _project(spec)
+        if project is not None:
+            main.append(build_project(project))
+        requirements = [r for w in main for r in wheel_requirements(w.path)]
+        deps = collect_dependencies(requirements, {w.name for w in main}, report.python)
+    build = time.perf_counter() - started
+    transport = cluster.transport
+    envs_dir = (
+        transport.expand_path(spec.env_dir).rstrip("/")
+        if spec.env_dir
+        else f"{cluster.base_dir}/.envs"
+    )
+    environment = ensure_environment(
+        transport,
+        envs_dir,
+        main=main,
+        deps=deps.wheels,
+        pins=deps.pins,
+        info=report.python,
+        uv=report.uv,
+        policy=LockPolicy(timeout=spec.lock_timeout),
+    )
+    environment.timings["build"] = build
+    shipped = ", ".join(w.filename for w in main)
+    logger.info(
+        "jobs run in %s (%s; %s)",
+        environment.python,
+        shipped,
+        "created now" if environment.created else "reused",
+    )
+    return environment
+
+
+def diagnose(cluster: Cluster) -> dict[str, Any]:
+    """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
+    what, python, modules = _plan(cluster)
+    report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
+    result = report.to_dict()
+    result["backend"] = cluster.backend_type
+    result["job_base_dir"] = cluster.base_dir
+    result["packaging"] = "environment built from wheels" if what == "env" else "none"
+    environment = _state(cluster).environment
+    if environment is not None:
+        result["environment"] = {"key": environment.key, "python": environment.python}
+    return result
