@@ -507,9 +507,36 @@ class Cluster:
         return job_id, job_dir, submitted
 
     def _find_submitted(self, job_dir: str) -> str | None:
-        """The id of a job sbatch accepted for ``job_dir`` whose id was never recorded."""
+        """The id of a job sbatch accepted for ``job_dir`` whose id was never recorded.
+
+        Looks in every state squeue still shows (a short job may have ended
+        already; Slurm keeps it there for ``MinJobAge``). A failing squeue is
+        asked again: "not found" must mean not found, or the job is submitted twice.
+
+        Raises:
+            SubmissionError: squeue kept failing, so nobody can tell.
+        """
         comment = f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
-        result = self._run(["squeue", "--noheader", "--me", "--format=%i|%k"], check=False)
+        argv = ["squeue", "--noheader", "--me", "--states=all", "--format=%i|%k"]
+        delay = 0.5
+        for attempt in range(_SBATCH_ATTEMPTS):
+            result = self._run(argv, check=False)
+            if result.returncode == 0:
+                break
+            if attempt < _SBATCH_ATTEMPTS - 1:
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+        else:
+            raise SubmissionError(
+                f"Cannot tell whether the job in {job_dir} reached Slurm: sbatch's answer was "
+                f"lost and squeue fails ({result.stderr.strip() or 'no message'}). Look for the "
+                f"comment {comment!r} in `squeue --me --states=all --format=%i|%k` before "
+                "submitting it again.",
+                argv=result.argv,
+                returncode=result.returncode,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
         for line in result.stdout.splitlines():
             job_id, _, found = line.strip().partition("|")
             if found == comment:
