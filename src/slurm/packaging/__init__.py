@@ -24,6 +24,7 @@ The dict form takes these keys (all optional)::
         "project": "/path/to/project",       # or None: ship only the SDK
         "env_dir": "/scratch/me/envs",       # default {job_base_dir}/.envs
         "lock_timeout": 1800,                # seconds to wait for another creator
+        "installer": "auto",                 # "uv" if the cluster has it, else "pip"
     }
 """
 
@@ -62,7 +63,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MODES = ("auto", "wheel", "none")
-_KEYS = frozenset({"type", "mode", "python", "project", "env_dir", "lock_timeout"})
+_KEYS = frozenset({"type", "mode", "python", "project", "env_dir", "lock_timeout", "installer"})
+_INSTALLERS = ("auto", "uv", "pip")
 _DISCOVER = "discover"
 
 
@@ -75,6 +77,7 @@ class PackagingSpec:
     project: str | None = _DISCOVER
     env_dir: str | None = None
     lock_timeout: float = 1800.0
+    installer: str = "auto"
 
 
 def parse_spec(value: Any) -> PackagingSpec:
@@ -93,10 +96,12 @@ def parse_spec(value: Any) -> PackagingSpec:
         )
     unknown = sorted(set(value) - _KEYS)
     mode = str(value.get("type", value.get("mode", "auto"))).lower()
-    if unknown or mode not in _MODES:
+    installer = str(value.get("installer", "auto")).lower()
+    if unknown or mode not in _MODES or installer not in _INSTALLERS:
         raise ConfigurationError(
-            f"packaging={value!r} is not understood: the type must be one of {_MODES} and the "
-            f"keys among {sorted(_KEYS)}" + (f" (unknown: {unknown})." if unknown else ".")
+            f"packaging={value!r} is not understood: the type must be one of {_MODES}, the "
+            f"installer one of {_INSTALLERS} and the keys among {sorted(_KEYS)}"
+            + (f" (unknown: {unknown})." if unknown else ".")
         )
     project = value.get("project", _DISCOVER)
     python = value.get("python")
@@ -118,6 +123,7 @@ def parse_spec(value: Any) -> PackagingSpec:
         project=str(project) if project else None,
         env_dir=str(env_dir) if env_dir else None,
         lock_timeout=lock_timeout,
+        installer=installer,
     )
 
 
@@ -187,6 +193,18 @@ def _plan(cluster: Cluster) -> tuple[str, str, tuple[str, ...]]:
     return "env", spec.python or "python3", ("ensurepip",)
 
 
+def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
+    """``uv`` on the cluster to create the environment with, ``None`` for venv + pip."""
+    if spec.installer == "pip":
+        return None
+    if spec.installer == "uv" and report.uv is None:
+        raise ConfigurationError(
+            f"packaging={{'installer': 'uv'}} but uv is not on the cluster ({report.where}): "
+            "install it there (`pip install --user uv`) or use 'auto'."
+        )
+    return report.uv
+
+
 def _resolve(cluster: Cluster, state: _State) -> str:
     what, python, modules = _plan(cluster)
     report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
@@ -239,7 +257,7 @@ def _environment(cluster: Cluster, report: PreflightReport) -> Environment:
         deps=deps.wheels,
         pins=deps.pins,
         info=report.python,
-        uv=report.uv,
+        uv=_uv(spec, report),
         policy=LockPolicy(timeout=spec.lock_timeout),
     )
     environment.timings["build"] = build

@@ -1,0 +1,316 @@
+"""The user's code reaches the cluster over SSH: a project outside the SDK, shipped as wheels.
+
+A user project is written to a temporary directory (its own pyproject.toml, a
+package with a task and a workflow) and run by a script in it with this
+interpreter, over SSH to the dev cluster, with no ``python=``: the SDK builds
+wheels of the project and of itself, ships them and creates an environment on
+the cluster once; the tasks report where they ran from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slurm import Cluster
+from slurm.devcluster import SshInfo
+from slurm.errors import ConfigurationError
+from slurm.packaging import environment_for
+
+PYPROJECT = """\
+[project]
+name = "orbit-analysis"
+version = "0.3.0"
+requires-python = ">=3.11"
+dependencies = ["slurm-sdk", "cloudpickle"]
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[tool.hatch.build.targets.wheel]
+packages = ["orbit"]
+"""
+
+TASKS = '''\
+"""The user's tasks: they report the interpreter and the files they run from."""
+
+import sys
+
+import slurm
+from slurm import WorkflowContext, task, workflow
+
+
+@task(time="00:05:00", mem="256M", cpus_per_task=1)
+def where(x: int) -> dict:
+    return {
+        "x": x,
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "module": __file__,
+        "slurm": slurm.__file__,
+    }
+
+
+@workflow(time="00:10:00", mem="256M", cpus_per_task=1)
+def survey(n: int, ctx: WorkflowContext) -> list:
+    return [job.get_result() for job in [where(i) for i in range(n)]]
+'''
+
+RUN = '''\
+"""Run the project's workflow on the cluster and print what happened as JSON."""
+
+import json
+import sys
+import time
+
+from orbit.tasks import survey, where
+
+from slurm import Cluster
+from slurm.packaging import environment_for
+
+started = time.perf_counter()
+with Cluster(
+    backend_type="ssh",
+    hostname="slurm-devcluster",
+    username=sys.argv[2],
+    job_base_dir=sys.argv[1],
+    default_partition="debug",
+) as cluster:
+    env = environment_for(cluster)
+    setup = time.perf_counter() - started
+    task_result = where(7).get_result(timeout=240)
+    flow_result = survey(2).get_result(timeout=240) if sys.argv[3] == "flow" else None
+print("RESULT " + json.dumps({
+    "setup": setup,
+    "env": {"key": env.key, "path": env.path, "python": env.python, "created": env.created,
+            "install": env.install, "timings": env.timings},
+    "task": task_result,
+    "flow": flow_result,
+}))
+'''
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("user-project") / "orbit-analysis"
+    (root / "orbit").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / "orbit" / "__init__.py").write_text('"""Orbit analysis."""\n')
+    (root / "orbit" / "tasks.py").write_text(TASKS)
+    (root / "run.py").write_text(RUN)
+    return root
+
+
+def _run(project: Path, base: Path, user: str, mode: str = "task") -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "run.py", str(base), user, mode],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, out.stdout + out.stderr
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+def _assert_ran_from_env(report: dict[str, Any], envs: Path, project: Path) -> None:
+    env_dir = report["env"]["path"]
+    assert env_dir.startswith(str(envs) + "/")
+    site = f"{env_dir}/venv/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    for result in [report["task"], *(report["flow"] or [])]:
+        assert result["executable"] == f"{env_dir}/venv/bin/python"
+        assert result["prefix"] == f"{env_dir}/venv"
+        assert result["module"] == f"{site}/orbit/tasks.py"
+        assert result["slurm"] == f"{site}/slurm/__init__.py"
+        for path in (result["executable"], result["module"], result["slurm"]):
+            assert not path.startswith(sys.prefix)  # not the client's virtualenv
+            assert not path.startswith(str(project))  # not the project's sources
+
+
+def _mtimes(directory: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_project_runs_from_its_shipped_wheel_and_the_env_is_reused(
+    devcluster_ssh: SshInfo, project: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "jobs"
+    first = _run(project, base, devcluster_ssh.username, "flow")
+    envs = base / ".envs"
+    _assert_ran_from_env(first, envs, project)
+    assert first["env"]["created"] is True
+    assert first["env"]["install"] == "offline"
+    assert [r["x"] for r in first["flow"]] == [0, 1]
+    env_dir = Path(first["env"]["path"])
+    ready = json.loads((env_dir / "ready.json").read_text())
+    assert ready["key"] == first["env"]["key"] and ready["install"] == "offline"
+    assert any(name.startswith("orbit_analysis-0.3.0") for name in ready["wheels"])
+    before = _mtimes(envs / ".store")
+    ready_mtime = (env_dir / "ready.json").stat().st_mtime_ns
+    print("first run setup", first["setup"], first["env"]["timings"])
+
+    second = _run(project, base, devcluster_ssh.username)
+    print("second run setup", second["setup"], second["env"]["timings"])
+    _assert_ran_from_env(second, envs, project)
+    assert second["env"]["created"] is False
+    assert second["env"]["key"] == first["env"]["key"]
+    assert (env_dir / "ready.json").stat().st_mtime_ns == ready_mtime
+    assert _mtimes(envs / ".store") == before  # nothing uploaded again
+    assert sorted(p.name for p in envs.iterdir()) == [".store", first["env"]["key"]]
+    # The client rebuilt nothing: looking everything up took a fraction of a second.
+    assert second["env"]["timings"]["build"] < 1.0
+
+
+def test_two_clusters_preparing_the_same_env_create_it_once(
+    devcluster_ssh: SshInfo, project: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "jobs"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "run.py", str(base), devcluster_ssh.username, "task"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    reports = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=280)
+        assert proc.returncode == 0, stdout + stderr
+        line = [x for x in stdout.splitlines() if x.startswith("RESULT ")][-1]
+        reports.append(json.loads(line[len("RESULT ") :]))
+    assert sorted(r["env"]["created"] for r in reports) == [False, True]
+    assert reports[0]["env"]["key"] == reports[1]["env"]["key"]
+    for report in reports:
+        _assert_ran_from_env(report, base / ".envs", project)
+    assert not (Path(reports[0]["env"]["path"]) / ".lock").exists()
+
+
+def test_env_created_with_venv_and_pip_when_uv_is_not_used(
+    devcluster_ssh: SshInfo, project: Path, tmp_path: Path
+) -> None:
+    """Clusters without uv: ``python3 -m venv`` and pip, offline from the shipped wheels."""
+    with Cluster(
+        backend_type="ssh",
+        hostname="slurm-devcluster",
+        username=devcluster_ssh.username,
+        job_base_dir=str(tmp_path / "jobs"),
+        default_partition="debug",
+        packaging={"project": str(project), "installer": "pip"},
+    ) as cluster:
+        env = environment_for(cluster)
+        assert env is not None and env.created and env.install == "offline"
+        print("pip env created in", env.timings)
+        assert (Path(env.path) / "venv" / "bin" / "pip").exists()  # made by venv, not uv
+        sys.path.insert(0, str(project))
+        try:
+            from orbit.tasks import where  # type: ignore[import-not-found]
+
+            result = where(3).get_result(timeout=240)
+        finally:
+            sys.path.remove(str(project))
+    assert result["executable"] == env.python
+    assert result["module"].startswith(env.path + "/venv/lib/")
+
+
+def test_explicit_interpreter_is_used_as_is_without_packaging(
+    devcluster_ssh: SshInfo, tmp_path: Path
+) -> None:
+    with Cluster(
+        backend_type="ssh",
+        hostname="slurm-devcluster",
+        username=devcluster_ssh.username,
+        job_base_dir=str(tmp_path / "jobs"),
+        python=sys.executable,
+    ) as cluster:
+        assert cluster.python == sys.executable
+        assert environment_for(cluster) is None
+        report = cluster.diagnose()
+    assert report["ok"] is True, report
+    assert report["python"]["modules"]["slurm.runner"] == "ok"
+    assert not (tmp_path / "jobs" / ".envs").exists()
+
+
+def test_interpreter_without_the_sdk_is_refused_before_submission(
+    devcluster_ssh: SshInfo, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare-python"
+    bare.write_text(
+        textwrap.dedent(
+            f"""\
+            #!/bin/sh
+            exec {sys.base_prefix}/bin/python3 -I "$@"
+            """
+        )
+    )
+    bare.chmod(0o755)
+    with Cluster(
+        backend_type="ssh",
+        hostname="slurm-devcluster",
+        username=devcluster_ssh.username,
+        job_base_dir=str(tmp_path / "jobs"),
+        python=str(bare),
+    ) as cluster:
+        diagnosis = cluster.diagnose()
+        with pytest.raises(ConfigurationError, match=r"cannot import slurm\.runner"):
+            cluster.submit(_add)(1, 2)
+    assert diagnosis["ok"] is False
+    assert any("slurm.runner" in p for p in diagnosis["problems"])
+    assert not list((tmp_path / "jobs" / ".index").glob("*"))  # nothing submitted
+
+
+def _add(a: int, b: int) -> int:
+    return a + b
+
+
+def test_tutorial_section_5_over_ssh_verbatim(devcluster_ssh: SshInfo, tmp_path: Path) -> None:
+    """`python -m slurm.examples.parallel_train_eval.workflow --hostname ... --username ...`."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "slurm.examples.parallel_train_eval.workflow",
+        "--hostname",
+        "slurm-devcluster",
+        "--username",
+        devcluster_ssh.username,
+        "--partition",
+        "debug",
+        "--epochs",
+        "3",
+        "--epoch-steps",
+        "10",
+        "--steps-per-job-cap",
+        "4",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=280, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    state_line = [line for line in out.stdout.splitlines() if "state.json" in line]
+    assert state_line, out.stdout
+    state_path = Path(state_line[0].split()[-1])
+    state = json.loads(state_path.read_text())
+    assert state["epochs"] == 3
+    for epoch in range(3):
+        metrics = json.loads(
+            (state_path.parent / "metrics" / f"epoch_{epoch:03d}.json").read_text()
+        )
+        assert metrics["steps_completed"] == 10
+    # The workflow ran in the environment shipped to the cluster, not in this virtualenv.
+    workflow_dir = state_path.parent.parent
+    script = (workflow_dir / "job.sh").read_text()
+    envs = Path(os.path.expanduser("~/.slurm-sdk/jobs/.envs"))
+    assert f"{envs}/" in script and "/venv/bin/python -m slurm.runner" in script
+    assert sys.prefix not in script
