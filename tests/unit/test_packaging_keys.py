@@ -240,3 +240,32 @@ def test_parse_spec(value: object, expected: PackagingSpec) -> None:
 def test_parse_spec_refuses_what_it_does_not_understand(value: object) -> None:
     with pytest.raises(ConfigurationError, match="packaging="):
         parse_spec(value)
+
+
+def test_dependencies_that_cannot_be_resolved_are_retried_only_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slurm.packaging import deps
+
+    monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(tmp_path))
+    calls: list[list[str]] = []
+
+    def offline(requirements: list[str], pins: list[str], info: PythonInfo) -> None:
+        calls.append(requirements)
+
+    monkeypatch.setattr(deps, "_compile", offline)
+    first = deps.collect_dependencies(["rich>=13"], {"slurm-sdk"}, INFO)
+    assert first == deps.Dependencies(wheels=(), pins=(), complete=False)
+    assert deps.collect_dependencies(["rich>=13"], {"slurm-sdk"}, INFO) == first
+    assert len(calls) == 1  # the failure is remembered: the next run costs nothing
+    monkeypatch.setattr(deps, "RETRY_INCOMPLETE", -1.0)
+    deps.collect_dependencies(["rich>=13"], {"slurm-sdk"}, INFO)
+    assert len(calls) == 2
+
+
+def test_no_dependencies_need_no_resolver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slurm.packaging import deps
+
+    monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(tmp_path))
+    result = deps.collect_dependencies(["slurm-sdk>=0.1"], {"slurm-sdk"}, INFO)
+    assert result == deps.Dependencies(wheels=(), pins=(), complete=True)

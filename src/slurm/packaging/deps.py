@@ -14,7 +14,8 @@ The result is cached in ``CACHE/deps/<key>.json``, keyed by the requirements,
 the versions installed here and the target: a second run does nothing. When
 something cannot be collected (no network, a package without wheels for the
 cluster), what was collected is still shipped and the cluster's install falls
-back to its package index; that is logged, never fatal here.
+back to its package index; that is logged, never fatal here, and tried again
+an hour later.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -50,6 +52,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: Seconds before dependencies that could not all be collected are tried again.
+RETRY_INCOMPLETE = 3600.0
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)")
 
 
@@ -224,7 +228,9 @@ def collect_dependencies(
             "could not resolve the dependencies for the cluster here; the cluster will "
             "install them from its package index"
         )
-        return Dependencies(wheels=(), pins=(), complete=False)
+        result = Dependencies(wheels=(), pins=(), complete=False)
+        _save(manifest, result)
+        return result
     house = cache_dir() / "wheelhouse" / target
     house.mkdir(parents=True, exist_ok=True)
     have = {_wheel_key(p.name) for p in house.glob("*.whl")}
@@ -247,8 +253,7 @@ def collect_dependencies(
         for path in matches:
             wheels.append(Wheel(path=path, sha256=sha256_file(path), name=_pin_key(pin)[0]))
     result = Dependencies(wheels=tuple(wheels), pins=tuple(resolved), complete=complete)
-    if complete:
-        _save(manifest, result)
+    _save(manifest, result)
     return result
 
 
@@ -284,7 +289,11 @@ def _load(manifest: Path) -> Dependencies | None:
         return None
     if not all(w.path.is_file() for w in wheels):
         return None
-    return Dependencies(wheels=wheels, pins=tuple(data["pins"]), complete=True)
+    complete = data.get("complete") is True
+    # What could not be collected (no network, no wheel) is tried again after a while.
+    if not complete and time.time() - float(data.get("time", 0)) > RETRY_INCOMPLETE:
+        return None
+    return Dependencies(wheels=wheels, pins=tuple(data["pins"]), complete=complete)
 
 
 def _save(manifest: Path, deps: Dependencies) -> None:
@@ -292,6 +301,8 @@ def _save(manifest: Path, deps: Dependencies) -> None:
     data = {
         "wheels": [{"path": str(w.path), "sha256": w.sha256, "name": w.name} for w in deps.wheels],
         "pins": list(deps.pins),
+        "complete": deps.complete,
+        "time": time.time(),
     }
     tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=1))
