@@ -506,6 +506,35 @@ class Cluster:
         self._record(job_id, job_dir)
         return job_id, job_dir, submitted
 
+    def _resubmit(self, job: Job[Any]) -> None:
+        """Submit an interrupted job again, as a new Slurm job, when Slurm could not requeue it.
+
+        The same job directory, payload and script are used, so it is the same
+        call; the ``Job`` follows the new id.
+        """
+        info = self.tracker.info_of(job)
+        state = info.state.value if info else "UNKNOWN"
+        flags = [f"--array={job.array_index}"] if job.array_index is not None else []
+        argv = sbatch_argv(f"{job.job_dir}/job.sh", flags=flags)
+        result = self._run(argv, retry=False)
+        new_id = parse_sbatch_output(result.stdout)
+        if job.array_index is not None:
+            new_id = f"{new_id}_{job.array_index}"
+        logger.warning(
+            "job %s (%s) ended %s and Slurm did not requeue it (the cluster's PreemptMode or "
+            "JobRequeue do not allow it): resubmitted the same call as job %s (%d of %d)",
+            job.id,
+            job.name,
+            state,
+            new_id,
+            len(job.previous_ids) + 1,
+            job.max_requeues,
+        )
+        job.previous_ids.append(job.id)
+        job.id = new_id
+        self._record(new_id.split("_", 1)[0], job.job_dir)
+        self.tracker.watch(job, submitted=time.time())
+
     def _find_submitted(self, job_dir: str) -> str | None:
         """The id of a job sbatch accepted for ``job_dir`` whose id was never recorded.
 
@@ -596,9 +625,15 @@ class Cluster:
         self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Job[R]:
         task.bind_check(args, kwargs)
-        payload = {"task": task, "args": tuple(args), "kwargs": dict(kwargs), "items": None}
+        payload: dict[str, Any] = {
+            "task": task,
+            "args": tuple(args),
+            "kwargs": dict(kwargs),
+            "items": None,
+        }
         job_id, job_dir, submitted = self._submit(task, payload, {}, "stdout")
         job: Job[R] = Job(self, job_id, job_dir=job_dir, name=task.name)
+        job.max_requeues = int(payload["policy"]["max_requeues"])
         self.tracker.watch(job, submitted=submitted)
         self._notify("on_submit", job)
         logger.info("submitted %s as job %s (%s)", task.name, job_id, job_dir)
@@ -629,12 +664,13 @@ class Cluster:
             spec = f"0-{len(part) - 1}"
             if max_concurrent:
                 spec += f"%{int(max_concurrent)}"
-            payload = {"task": task, "args": (), "kwargs": {}, "items": part}
+            payload: dict[str, Any] = {"task": task, "args": (), "kwargs": {}, "items": part}
             array_id, job_dir, submitted = self._submit(task, payload, {"array": spec}, "logs/%a")
             parts.append((array_id, job_dir))
             for index in range(len(part)):
                 job: Job[R] = self._array_element(array_id, job_dir, task.name, index)
                 job.name = f"{task.name}[{start + index}]"
+                job.max_requeues = int(payload["policy"]["max_requeues"])
                 self.tracker.watch(job, submitted=submitted)
                 jobs.append(job)
         array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
@@ -642,7 +678,7 @@ class Cluster:
         return array
 
     def _array_element(self, array_id: str, job_dir: str, name: str, index: int) -> Job[Any]:
-        return Job(
+        job: Job[Any] = Job(
             self,
             f"{array_id}_{index}",
             job_dir=job_dir,
@@ -651,6 +687,8 @@ class Cluster:
             stdout_path=f"{job_dir}/logs/{index}.out",
             stderr_path=f"{job_dir}/logs/{index}.err",
         )
+        job.array_index = index
+        return job
 
     def _notify(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:

@@ -49,6 +49,9 @@ class Job(Generic[T]):
         self.stderr_path = stderr_path or f"{job_dir}/stderr"
         self.script_path = script_path or f"{job_dir}/job.sh"
         self._envelope: Envelope | None = None
+        self.max_requeues = 0  # set at submission: how often the client may resubmit
+        self.array_index: int | None = None
+        self.previous_ids: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name!r} {self.state.value}>"
@@ -81,11 +84,8 @@ class Job(Generic[T]):
 
     @property
     def requeue_count(self) -> int:
-        """How many times this job was requeued (preemption or time limit) so far."""
-        try:
-            text = self.cluster.transport.read_text(self.runs_path)
-        except FileNotFoundError:
-            return 0
+        """How many times this call was requeued or resubmitted so far."""
+        text = self._runs_log()
         counts = [
             int(word.split("=", 1)[1])
             for line in text.splitlines()
@@ -116,9 +116,36 @@ class Job(Generic[T]):
         or ``timeout`` seconds passed first. ``poll_interval`` is accepted for
         compatibility; the cluster's tracker decides how often to look."""
         del poll_interval
-        if not self.cluster.tracker.wait(self, timeout):
+        if not self._wait_final(timeout):
             return False
         return self.is_successful()
+
+    def _wait_final(self, timeout: float | None) -> bool:
+        """Wait until final; resubmit when Slurm could not requeue an interrupted job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self.cluster.tracker.wait(self, remaining):
+                return False
+            if not self._needs_resubmission():
+                return True
+            self.cluster._resubmit(self)
+
+    def _needs_resubmission(self) -> bool:
+        if self._load_envelope() is not None or len(self.previous_ids) >= self.max_requeues:
+            return False
+        info = self.cluster.tracker.info_of(self)
+        if info is None:
+            return False
+        if info.state in (JobState.PREEMPTED, JobState.NODE_FAIL, JobState.BOOT_FAIL):
+            return True
+        return info.state is JobState.TIMEOUT and "requeue-failed" in self._runs_log()
+
+    def _runs_log(self) -> str:
+        try:
+            return self.cluster.transport.read_text(self.runs_path)
+        except FileNotFoundError:
+            return ""
 
     def get_result(self, timeout: float | None = None) -> T:
         """Wait for the job and return its value, or raise its exception.
@@ -128,7 +155,7 @@ class Job(Generic[T]):
         :class:`~slurm.errors.JobTerminatedError` when the job ended without a
         result, :class:`~slurm.errors.JobTimeoutError` when ``timeout`` passed.
         """
-        if not self.cluster.tracker.wait(self, timeout):
+        if not self._wait_final(timeout):
             raise JobTimeoutError(
                 f"Job {self.id} ({self.name}) did not finish within {timeout} s; it is "
                 f"{self.state.value}. Call get_result() again to keep waiting.",

@@ -95,6 +95,14 @@ def _log_run(path: Path, event: str, restart: int) -> None:
         handle.write(line)
 
 
+def _previous_starts(runs_path: Path) -> int:
+    try:
+        text = runs_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    return sum(1 for line in text.splitlines() if " start " in line)
+
+
 def _requeue_self(job_id: str) -> bool:
     """Ask Slurm to requeue this job (time limits are not requeued by Slurm itself)."""
     try:
@@ -161,6 +169,10 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
         if env.get("SLURM_ARRAY_JOB_ID"):
             job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{int(index_text)}"
     runs_path = result_path.with_suffix(".runs")
+    # Earlier starts count too: a job the client had to resubmit (the cluster could
+    # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
+    restart = max(restart, _previous_starts(runs_path))
+    env["SLURM_RESTART_COUNT"] = str(restart)
     if result_path.exists():  # requeued after it had finished: never run twice
         _log_run(runs_path, "already-finished", restart)
         return 0

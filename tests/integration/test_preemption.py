@@ -183,3 +183,16 @@ def test_scontrol_requeue_of_the_orchestrator_reattaches(slow_cluster: Cluster) 
     assert job.get_result(timeout=300).endswith("state.json")
     assert job.requeue_count >= 1
     _check_tutorial_outcome(workflow_dir, 2, 4, 2)
+
+
+def test_job_the_cluster_cannot_requeue_is_resubmitted_by_the_client(cluster: Cluster) -> None:
+    job = jobfuncs.report_restarts(6)
+    first_id = job.id
+    _wait_running(first_id)
+    # As on a cluster with JobRequeue=0 or PreemptMode=CANCEL: Slurm ends it PREEMPTED.
+    subprocess.run(["scontrol", "update", f"jobid={first_id}", "requeue=0"], check=True)
+    _preempt()
+    assert job.get_result(timeout=180) >= 1  # ran again, knowing it is a second attempt
+    assert job.previous_ids == [first_id] and job.id != first_id
+    assert _runs_of(first_id)[first_id][-1] == "PREEMPTED"
+    assert job.requeue_count >= 1
