@@ -250,6 +250,28 @@ class Cluster:
         return cls(backend, **settings)
 
     @classmethod
+    def from_env(
+        cls, env: str | None = None, *, path: str | None = None, **overrides: Any
+    ) -> Cluster:
+        """A cluster from an environment of a Slurmfile (see :mod:`slurm.config`).
+
+        ``env`` defaults to ``$SLURM_ENV`` or ``default``; the file to
+        ``$SLURMFILE`` or the nearest ``Slurmfile``/``Slurmfile.toml``.
+        Keyword ``overrides`` win over the file.
+        """
+        from slurm.config import load_environment
+
+        settings, _ = load_environment(path, env)
+        settings.update(overrides)
+        backend = settings.pop("backend_type", "local")
+        return cls(backend, **settings)
+
+    @classmethod
+    def from_file(cls, path: str, env: str | None = None, **overrides: Any) -> Cluster:
+        """A cluster from the Slurmfile at ``path`` (environment ``env``, or ``default``)."""
+        return cls.from_env(env, path=path, **overrides)
+
+    @classmethod
     def _for_workflow(cls, spec: Mapping[str, Any], *, job_dir: str) -> Cluster:
         """The cluster a workflow uses on its node: local commands, children under job_dir."""
         cluster = cls(

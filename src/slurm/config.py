@@ -1,0 +1,129 @@
+"""Slurmfile: cluster settings in a TOML file, with named environments.
+
+::
+
+    # Slurmfile.toml
+    [default]
+    backend = "ssh"
+    hostname = "login.example.org"
+    username = "alice"
+    job_base_dir = "~/slurm-jobs"
+
+    [default.sbatch]          # default sbatch options of every job
+    partition = "debug"
+    account = "ml-team"
+
+    [production]
+    backend = "ssh"
+    hostname = "big.example.org"
+    [production.sbatch]
+    partition = "gpu"
+    time = "04:00:00"
+
+The file is found from ``path=``, else ``$SLURMFILE``, else ``Slurmfile``,
+``Slurmfile.toml`` or ``slurmfile.toml`` in the working directory or one of
+its parents, else ``~/.config/slurm-sdk/Slurmfile.toml``. The environment is
+``env=``, else ``$SLURM_ENV``, else ``default``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from slurm.errors import ConfigurationError
+from slurm.options import normalize_options
+
+__all__ = ["find_slurmfile", "load_environment"]
+
+FILE_NAMES = ("Slurmfile", "Slurmfile.toml", "slurmfile.toml")
+USER_FILE = Path("~/.config/slurm-sdk/Slurmfile.toml")
+CLUSTER_KEYS = frozenset(
+    {
+        "backend",
+        "backend_type",
+        "hostname",
+        "username",
+        "port",
+        "key_filename",
+        "job_base_dir",
+        "default_partition",
+        "default_account",
+        "python",
+        "packaging",
+        "accept_new_host_key",
+        "max_array_size",
+        "sbatch",
+    }
+)
+
+
+def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
+    """The Slurmfile to read; raises ConfigurationError saying where it looked."""
+    if path is not None:
+        chosen = Path(path).expanduser()
+        if not chosen.is_file():
+            raise ConfigurationError(f"Slurmfile {chosen} does not exist.")
+        return chosen
+    if os.environ.get("SLURMFILE"):
+        chosen = Path(os.environ["SLURMFILE"]).expanduser()
+        if not chosen.is_file():
+            raise ConfigurationError(f"$SLURMFILE points at {chosen}, which does not exist.")
+        return chosen
+    looked: list[str] = []
+    for directory in (Path.cwd(), *Path.cwd().parents):
+        for name in FILE_NAMES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+        looked.append(str(directory))
+    user = USER_FILE.expanduser()
+    if user.is_file():
+        return user
+    raise ConfigurationError(
+        f"No Slurmfile found: looked for {', '.join(FILE_NAMES)} in {looked[0]} and its "
+        f"parents, and for {user}. Create one (see `slurm.config`), set $SLURMFILE, or pass "
+        "path=."
+    )
+
+
+def load_environment(
+    path: str | os.PathLike[str] | None = None, env: str | None = None
+) -> tuple[dict[str, Any], Path]:
+    """Cluster keyword arguments for one environment of a Slurmfile, and the file read."""
+    file = find_slurmfile(path)
+    name = env or os.environ.get("SLURM_ENV") or "default"
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"Cannot read Slurmfile {file}: {exc}") from exc
+    section = data.get(name)
+    if not isinstance(section, Mapping):
+        known = ", ".join(sorted(k for k, v in data.items() if isinstance(v, Mapping))) or "none"
+        raise ConfigurationError(
+            f"Slurmfile {file} has no environment [{name}]; it has: {known}. Choose one with "
+            "env= or $SLURM_ENV."
+        )
+    settings = dict(section)
+    unknown = sorted(set(settings) - CLUSTER_KEYS)
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, CLUSTER_KEYS, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigurationError(
+            f"Slurmfile {file}, [{name}]: unknown setting {', '.join(hints)}. Valid settings: "
+            f"{', '.join(sorted(CLUSTER_KEYS))}; sbatch options go in [{name}.sbatch]."
+        )
+    sbatch = settings.pop("sbatch", {})
+    if not isinstance(sbatch, Mapping):
+        raise ConfigurationError(f"Slurmfile {file}: [{name}.sbatch] must be a table.")
+    if sbatch:
+        settings["default_options"] = normalize_options(sbatch)
+    if "backend" in settings:
+        settings["backend_type"] = settings.pop("backend")
+    return settings, file
