@@ -12,9 +12,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import devcluster
+    from slurm.cli import devcluster, jobs
 
     main.add_command(devcluster.devcluster)
+    main.add_command(jobs.jobs)
 
 
 _register()

@@ -1,0 +1,244 @@
+"""What ``slurm jobs`` shows, as pure functions: Slurm's answers in, rich renderables out.
+
+Nothing here talks to a cluster; :mod:`slurm.cli.jobs` gathers the facts
+(one batched ``squeue``/``sacct`` call, the job directory's files) and hands
+them to these functions, which the unit tests call directly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from slurm.slurmcmd import JobInfo, JobState
+
+__all__ = [
+    "JobRow",
+    "JobView",
+    "Snapshot",
+    "StateView",
+    "describe_state",
+    "detail_view",
+    "follow_chunk",
+    "jobs_table",
+    "parse_job_dir",
+    "tail",
+]
+
+# <name>-<YYYYmmdd>-<HHMMSS>-<hex>, as Cluster._new_job_dir makes them.
+_DIR_RE = re.compile(r"^(?P<name>.*)-(?P<stamp>\d{8}-\d{6})-[0-9a-f]+$")
+
+_STYLES = {
+    "COMPLETED": "green",
+    "RUNNING": "cyan",
+    "COMPLETING": "cyan",
+    "PENDING": "yellow",
+    "REQUEUED": "yellow",
+    "ENDED": "green",
+    "UNKNOWN": "dim",
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One batched look at Slurm: what squeue and sacct said, and which ids squeue listed."""
+
+    infos: Mapping[str, JobInfo] = field(default_factory=dict)
+    queued: frozenset[str] = frozenset()
+    #: Job ids with a done marker (the runner wrote a result), for jobs Slurm forgot.
+    markers: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class StateView:
+    """A job's (or a whole array's) state as the command line shows it."""
+
+    text: str
+    final: bool
+    exit_code: str | None = None
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One line of ``slurm jobs list`` / ``watch``."""
+
+    job_id: str
+    name: str
+    state: StateView
+    submitted: _dt.datetime | None
+    directory: str
+
+
+@dataclass(frozen=True)
+class JobView:
+    """Everything ``slurm jobs show`` prints about one job."""
+
+    row: JobRow
+    script_path: str
+    stdout_path: str
+    stderr_path: str
+    stdout_tail: str
+    stderr_tail: str
+    #: ``("ok", repr of the value)``, ``("error", "Type: message")`` or None while unfinished.
+    outcome: tuple[str, str] | None = None
+
+
+def parse_job_dir(job_dir: str) -> tuple[str, _dt.datetime | None]:
+    """The task name and submission time encoded in a job directory's name.
+
+    Example::
+
+        >>> parse_job_dir("/home/u/jobs/add-20240501-101500-a1b2c3")
+        ('add', datetime.datetime(2024, 5, 1, 10, 15))
+    """
+    base = job_dir.rstrip("/").rsplit("/", 1)[-1]
+    match = _DIR_RE.match(base)
+    if not match:
+        return base, None
+    try:
+        stamp = _dt.datetime.strptime(match.group("stamp"), "%Y%m%d-%H%M%S")
+    except ValueError:
+        stamp = None
+    return match.group("name"), stamp
+
+
+def _final(info: JobInfo, queued: bool) -> bool:
+    # PREEMPTED is over only once squeue no longer lists the job (it may be requeued).
+    return info.state.is_terminal or (not queued and info.state.is_final_in_accounting)
+
+
+def _exit_text(info: JobInfo) -> str | None:
+    if info.exit_code is None:
+        return None
+    return f"{info.exit_code}:{info.signal or 0}"
+
+
+def describe_state(job_id: str, snapshot: Snapshot) -> StateView:
+    """The state of ``job_id`` (a job, an array element, or a whole array) in ``snapshot``.
+
+    A whole array is summarised as counts per state (``"COMPLETED x3, RUNNING x1"``).
+    A job neither squeue nor sacct knows is ``ENDED`` when it left a done
+    marker, else ``UNKNOWN``; both count as final, since a queued job is always
+    in squeue.
+    """
+    info = snapshot.infos.get(job_id)
+    if info is not None:
+        return StateView(
+            info.state.value,
+            _final(info, job_id in snapshot.queued),
+            _exit_text(info),
+            info.node,
+        )
+    elements = sorted(
+        (i for key, i in snapshot.infos.items() if key.startswith(f"{job_id}_")),
+        key=lambda i: _element_order(i.job_id),
+    )
+    if elements:
+        counts = Counter(i.state.value for i in elements)
+        text = ", ".join(f"{state} x{n}" for state, n in sorted(counts.items()))
+        nodes = sorted({i.node for i in elements if i.node})
+        return StateView(
+            text,
+            all(_final(i, i.job_id in snapshot.queued) for i in elements),
+            None,
+            ",".join(nodes) or None,
+        )
+    if job_id in snapshot.markers:
+        return StateView("ENDED", True)
+    return StateView(JobState.UNKNOWN.value, True)
+
+
+def _element_order(job_id: str) -> int:
+    index = job_id.rpartition("_")[2]
+    return int(index) if index.isdigit() else -1
+
+
+def _state_text(state: StateView) -> Text:
+    first = state.text.split()[0].rstrip(",") if state.text else ""
+    style = _STYLES.get(first, "red" if state.final else "")
+    return Text(state.text, style=style)
+
+
+def _when(stamp: _dt.datetime | None) -> str:
+    return stamp.strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+
+
+def jobs_table(rows: Sequence[JobRow], *, title: str | None = None) -> Table:
+    """The table of ``slurm jobs list`` and ``watch``: id, name, state, submitted, directory."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("NAME", overflow="fold")
+    table.add_column("STATE")
+    table.add_column("SUBMITTED", no_wrap=True)
+    table.add_column("DIRECTORY", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.job_id, row.name, _state_text(row.state), _when(row.submitted), row.directory
+        )
+    if not rows:
+        table.caption = "no jobs"
+    return table
+
+
+def tail(text: str, lines: int) -> str:
+    """The last ``lines`` lines of ``text`` (trailing blank lines dropped)."""
+    if lines <= 0:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def detail_view(view: JobView, *, lines: int) -> RenderableType:
+    """What ``slurm jobs show`` prints: facts, outcome, then the tails of both logs."""
+    row = view.row
+    facts = Table(show_header=False, box=None, title=f"job {row.job_id}", title_justify="left")
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("name", row.name)
+    facts.add_row("state", _state_text(row.state))
+    facts.add_row("exit code", row.state.exit_code or "-")
+    facts.add_row("node", row.state.node or "-")
+    facts.add_row("submitted", _when(row.submitted))
+    facts.add_row("directory", row.directory)
+    facts.add_row("script", view.script_path)
+    if view.outcome is not None:
+        kind, text = view.outcome
+        label = "result" if kind == "ok" else "error"
+        facts.add_row(label, Text(text, style="green" if kind == "ok" else "red"))
+    parts: list[RenderableType] = [facts]
+    for label, path, text in (
+        ("stdout", view.stdout_path, view.stdout_tail),
+        ("stderr", view.stderr_path, view.stderr_tail),
+    ):
+        parts.append(Text(f"--- {label} ({path}), last {lines} lines ---", style="bold"))
+        parts.append(Text(text) if text else Text("(empty)", style="dim"))
+    return Group(*parts)
+
+
+def follow_chunk(seen: int, data: bytes) -> tuple[bytes, int]:
+    """What is new in a log read again: ``(new bytes, new offset)``.
+
+    A log that shrank (truncated, or a requeued job started it again) is
+    printed again from its start.
+    """
+    if len(data) < seen:
+        return data, len(data)
+    return data[seen:], len(data)
+
+
+def outcome_text(value: object, *, width: int = 200) -> str:
+    """A one-line ``repr`` of a result, cut to ``width`` characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def rows_final(rows: Iterable[JobRow]) -> bool:
+    """Whether every row is in a final state (``watch`` stops then)."""
+    return all(row.state.final for row in rows)

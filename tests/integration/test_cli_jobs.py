@@ -1,0 +1,132 @@
+"""`slurm jobs` against the dev cluster (local backend), through click's CliRunner."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import jobfuncs
+from click.testing import CliRunner, Result
+
+from slurm import Cluster
+from slurm.cli import main
+
+_TIMEOUT = 120.0
+
+
+def _jobs(cluster: Cluster, *args: str) -> Result:
+    runner = CliRunner(env={"COLUMNS": "250"})
+    argv = ["jobs", *args, "--backend", "local", "--job-base-dir", cluster.base_dir]
+    return runner.invoke(main, argv, catch_exceptions=False)
+
+
+def _ok(cluster: Cluster, *args: str) -> str:
+    result = _jobs(cluster, *args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _line_of(output: str, job_id: str) -> str:
+    lines = [line for line in output.splitlines() if line.lstrip("│ ").startswith(f"{job_id} ")]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_list_show_and_logs(cluster: Cluster) -> None:
+    done = jobfuncs.print_and_return("hello from the node")
+    failed = jobfuncs.fail_with("broken on purpose")
+    array = jobfuncs.maybe_fail.map([1, 2, 3])
+    running = jobfuncs.sleep_forever()
+    try:
+        assert done.get_result(timeout=_TIMEOUT) == "hello from the node"
+        failed.wait(timeout=_TIMEOUT)
+        array.wait(timeout=_TIMEOUT)
+
+        listing = _ok(cluster, "list")
+        assert f"jobs in {cluster.base_dir}" in listing
+        assert "COMPLETED" in _line_of(listing, done.id)
+        assert "print_and_return" in _line_of(listing, done.id)
+        assert "FAILED" in _line_of(listing, failed.id)
+        assert "COMPLETED x2, FAILED x1" in _line_of(listing, array.id)
+        assert done.job_dir in _line_of(listing, done.id)
+        ids = [line.lstrip("│ ").split()[0] for line in listing.splitlines() if "│" in line]
+        assert ids == sorted(ids, key=int, reverse=True), "newest first"
+        assert [running.id, array.id] == [
+            line.lstrip("│ ").split()[0]
+            for line in _ok(cluster, "list", "--limit", "2").splitlines()
+            if "│" in line
+        ]
+
+        shown = _ok(cluster, "show", done.id)
+        assert "state      COMPLETED" in shown
+        assert "exit code  0:0" in shown
+        assert "node       " in shown and "node       -" not in shown
+        assert f"script     {done.job_dir}/job.sh" in shown
+        assert "result     'hello from the node'" in shown
+        assert "hello from the node" in shown.split("--- stdout")[1]
+        assert "err:hello from the node" in shown.split("--- stderr")[1]
+
+        broken = _ok(cluster, "show", failed.id)
+        assert "state      FAILED" in broken
+        assert "exit code  1:0" in broken
+        assert "CustomError: ('broken on purpose', 7)" in broken
+        assert "state      FAILED" in _ok(cluster, "show", f"{array.id}_1")
+        assert "ValueError: item 2 is bad" in _ok(cluster, "show", f"{array.id}_1")
+
+        assert _ok(cluster, "logs", done.id) == "hello from the node\n"
+        assert _ok(cluster, "logs", done.id, "--stderr") == "err:hello from the node\n"
+        assert _ok(cluster, "logs", done.id, "--follow") == "hello from the node\n"
+    finally:
+        running.cancel()
+
+
+def test_logs_follow_until_the_job_ends(cluster: Cluster) -> None:
+    job = jobfuncs.sleep_then(3.0, "slow")
+    started = time.monotonic()
+    output = _ok(cluster, "logs", job.id, "--follow", "--interval", "0.2")
+    assert output == ""
+    assert job.done() or job.wait(timeout=10)
+    assert time.monotonic() - started > 2.0
+
+
+def test_cancel_then_watch(cluster: Cluster) -> None:
+    forever = jobfuncs.sleep_forever()
+    short = jobfuncs.sleep_then(2.0, "ok")
+    refused = _jobs(cluster, "cancel", forever.id, "1")
+    assert refused.exit_code == 1
+    assert "Nothing was cancelled" in refused.output
+    assert _ok(cluster, "cancel", forever.id) == f"cancelled {forever.id}\n"
+
+    watched = _ok(cluster, "watch", forever.id, short.id, "--interval", "0.3")
+    assert "CANCELLED" in _line_of(watched, forever.id)
+    assert "COMPLETED" in _line_of(watched, short.id)
+    assert short.get_result(timeout=_TIMEOUT) == "ok"
+    squeue = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", forever.id, "-o", "%T"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    assert squeue.strip() in ("", "CANCELLED")
+
+    nothing = _ok(cluster, "watch")
+    assert "no unfinished jobs to watch" in nothing
+
+
+def test_watch_without_ids_follows_the_unfinished_jobs(cluster: Cluster) -> None:
+    finished = jobfuncs.add(1, 1)
+    assert finished.get_result(timeout=_TIMEOUT) == 2
+    pending = [jobfuncs.sleep_then(1.5, i) for i in range(3)]
+    watched = _ok(cluster, "watch", "--interval", "0.3")
+    assert "watching 3 job(s)" in watched
+    for job in pending:
+        assert "COMPLETED" in _line_of(watched, job.id)
+    assert finished.id not in watched
+
+
+def test_unknown_job_is_an_error_that_says_what_to_do(cluster: Cluster) -> None:
+    for command in ("show", "logs"):
+        result = _jobs(cluster, command, "999999999")
+        assert result.exit_code == 1
+        assert "not one of the SDK's jobs" in result.output
+        assert "--job-base-dir" in result.output
