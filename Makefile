@@ -1,17 +1,12 @@
 # The two commands the README gives: `make demo` and `make test`.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null)
-ifeq ($(UV),)
-UV := $(HOME)/.local/bin/uv
-endif
+# uv, installed through pip on first use if this machine has none.
+UV = $(eval UV := $$(shell scripts/ensure-uv))$(UV)
 
-.PHONY: uv sync lint typecheck unit integration test demo bench cluster clean
+.PHONY: sync lint typecheck unit integration test demo bench cluster clean
 
-uv:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || python3 -m pip install --quiet uv || python3 -m pip install --quiet --user uv
-
-sync: uv
-	$(UV) sync --frozen
+sync:
+	$(UV) sync --frozen --inexact
 
 lint: sync
 	$(UV) run --frozen ruff check src tests
