@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         TransportError,
         WorkflowError,
     )
+    from slurm.futures import as_completed, wait
     from slurm.job import ArrayJob, Job
     from slurm.runtime import JobContext, current_job_context
     from slurm.slurmcmd import JobState
@@ -42,6 +43,8 @@ from slurm.decorators import task, workflow
 _EXPORTS = {
     "Cluster": "slurm.cluster",
     "Task": "slurm.task",
+    "as_completed": "slurm.futures",
+    "wait": "slurm.futures",
     "Job": "slurm.job",
     "ArrayJob": "slurm.job",
     "JobState": "slurm.slurmcmd",
@@ -86,7 +89,9 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "TransportError",
     "WorkflowContext",
     "WorkflowError",
+    "as_completed",
     "current_job_context",
+    "wait",
 ]
 
 

@@ -303,16 +303,26 @@ class ArrayJob(Generic[T]):
         return all(job.done() for job in self._jobs)
 
     def get_results(
-        self, timeout: float | None = None, *, return_exceptions: bool = False
+        self,
+        timeout: float | None = None,
+        *,
+        return_exceptions: bool = False,
+        progress: bool | str = False,
     ) -> list[Any]:
         """Results in item order.
 
         With ``return_exceptions=True`` a failed element's exception stands in
         its place. Otherwise the first failure is raised once every element has
         finished, with a note naming all failed indices; the other results stay
-        available through ``array[i].get_result()``.
+        available through ``array[i].get_result()``. ``progress=True`` shows a
+        progress bar while waiting.
         """
-        self.wait(timeout)
+        if progress:
+            from slurm.futures import wait
+
+            wait(self._jobs, timeout, progress=progress if isinstance(progress, str) else self.name)
+        else:
+            self.wait(timeout)
         results: list[Any] = []
         failures: list[tuple[int, BaseException]] = []
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -12,6 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 __all__ = [
     "JobContext",
@@ -21,9 +22,11 @@ __all__ = [
     "requeue_requested",
 ]
 
+T = TypeVar("T")
+
 _current: JobContext | None = None
 _requeue_event = threading.Event()
-_requeue_callbacks: list[Callable[[], None]] = []
+_requeue_callbacks: list[Callable[[], object]] = []
 
 
 def requeue_requested() -> bool:
@@ -36,7 +39,7 @@ def requeue_requested() -> bool:
     return _requeue_event.is_set()
 
 
-def on_requeue(callback: Callable[[], None]) -> Callable[[], None]:
+def on_requeue(callback: Callable[[], T]) -> Callable[[], T]:
     """Register ``callback`` to run when the job is about to be requeued.
 
     Use it to write a checkpoint. Callbacks run in registration order in the

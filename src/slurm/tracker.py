@@ -102,6 +102,19 @@ class Tracker:
                 self._cond.wait(remaining if remaining is not None else 1.0)
         return True
 
+    def wait_any(self, jobs: list[Job[Any]], timeout: float | None) -> bool:
+        """Block until one of ``jobs`` is final; False if ``timeout`` passed first."""
+        for job in jobs:
+            self.watch(job)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not any(self._watches[job.id].final for job in jobs):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 1.0)
+        return True
+
     def refresh(self, jobs: Iterable[Job[Any]]) -> None:
         """Look now, in this thread, at these jobs."""
         for job in jobs:

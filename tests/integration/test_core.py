@@ -338,3 +338,20 @@ def test_map_beyond_max_array_size_is_split_transparently(
         everything = jobfuncs.echo(array)  # afterok on all three arrays
         assert everything.get_result(timeout=60) == [i + 1 for i in range(10)]
     c.close()
+
+
+def test_as_completed_and_wait(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    from slurm import as_completed, wait
+
+    slow = jobfuncs.sleep_then(4, "slow")
+    fast = jobfuncs.sleep_then(0, "fast")
+    order = [job.get_result() for job in as_completed([slow, fast], timeout=60)]
+    assert order == ["fast", "slow"]
+    array = jobfuncs.maybe_fail.map(range(4))
+    done, not_done = wait([array], timeout=60, progress="squares")
+    assert len(done) == 4 and not not_done
+    assert "squares" in capsys.readouterr().err
+    assert array.get_results(timeout=5, return_exceptions=True, progress=True)[3] == 30
+    done, not_done = wait([jobfuncs.sleep_then(30)], timeout=0.5)
+    assert not done and len(not_done) == 1
+    not_done[0].cancel()
