@@ -102,6 +102,7 @@ class _Progress:
     """A rich progress bar: finished / total, with failures counted apart."""
 
     def __init__(self, total: int, label: bool | str) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
