@@ -39,6 +39,7 @@ from slurm.packaging.project import (
 )
 
 __all__ = [
+    "SDK_SOURCES",
     "Wheel",
     "build_project",
     "cache_dir",
@@ -52,7 +53,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # What of the SDK's checkout goes into its wheel (and so into its source hash).
-_SDK_SOURCES = ("src", "pyproject.toml", "README.md", "LICENSE")
+SDK_SOURCES = ("src", "pyproject.toml", "README.md", "LICENSE")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _SKIP_INSTALLED = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
 
@@ -173,7 +174,7 @@ def sdk_wheel() -> Wheel:
     """A wheel of the running SDK: built from its checkout, or re-packed when installed."""
     root = sdk_source_root()
     if root is not None:
-        return build_project(Project(root=root, name=SDK_DISTRIBUTION), only=_SDK_SOURCES)
+        return build_project(Project(root=root, name=SDK_DISTRIBUTION), only=SDK_SOURCES)
     return repack_installed(SDK_DISTRIBUTION)
 
 
