@@ -454,6 +454,7 @@ class Cluster:
         run already submitted is reattached instead. Returns (job id, job
         directory, submission time or None when reattached).
         """
+        python = self.python  # first: the preflight must fail before anything is written
         sbatch_options, sdk_options = self._options_for(task)
         if task.is_workflow:
             payload["cluster_spec"] = self._workflow_spec()
@@ -501,7 +502,7 @@ class Cluster:
             setup = [setup]
         script = render_batch_script(
             options=options,
-            command=[self.python, "-m", "slurm.runner", job_dir],
+            command=[python, "-m", "slurm.runner", job_dir],
             workdir=os.getcwd() if self.backend_type == "local" else None,
             setup=list(setup),
         )

@@ -186,7 +186,7 @@ class Job(Generic[T]):
         return self._envelope
 
     def _terminated_error(self) -> JobTerminatedError:
-        info = self.cluster.tracker.info_of(self)
+        info = self.cluster.tracker.final_info(self)
         state = info.state.value if info else "UNKNOWN"
         reason = info.reason if info else ""
         exit_code = None

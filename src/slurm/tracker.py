@@ -150,6 +150,19 @@ class Tracker:
     def info_of(self, job: Job[Any]) -> JobInfo | None:
         return self._watch_for(job).info
 
+    def final_info(self, job: Job[Any]) -> JobInfo | None:
+        """The job's last state with its exit code, from accounting when squeue lacked it.
+
+        Only for reporting a job that ended without a result (one sacct call).
+        """
+        watch = self._watch_for(job)
+        if watch.info is not None and watch.info.exit_code is not None:
+            return watch.info
+        record = self._sacct([job.id], watch.since).get(job.id)
+        if record is not None and (watch.info is None or record.state.is_terminal):
+            watch.info = record
+        return watch.info
+
     def stop(self) -> None:
         with self._cond:
             self._stopped = True

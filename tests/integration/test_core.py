@@ -129,17 +129,22 @@ def test_job_killed_without_result_names_state_and_stderr(cluster: Cluster) -> N
 
 
 def test_failure_before_python_starts(cluster: Cluster) -> None:
-    broken = Cluster(
-        backend_type="local",
-        job_base_dir=cluster.base_dir,
-        python="/nonexistent/python3",
-        default_partition="debug",
-    )
-    job = broken.submit(jobfuncs.add)(1, 2)
+    job = jobfuncs.add.with_options(setup="echo 'no such module: cuda' >&2; exit 3")(1, 2)
     with pytest.raises(JobTerminatedError) as info:
         job.get_result(timeout=60)
     assert info.value.state == "FAILED"
-    assert "/nonexistent/python3" in info.value.stderr_tail
+    assert info.value.exit_code == "3:0"
+    assert "no such module: cuda" in info.value.stderr_tail
+
+
+def test_unusable_python_is_refused_before_submission(cluster: Cluster) -> None:
+    broken = Cluster(
+        backend_type="local", job_base_dir=cluster.base_dir, python="/nonexistent/python3"
+    )
+    before = _queue_size()
+    with pytest.raises(ConfigurationError, match="/nonexistent/python3"):
+        broken.submit(jobfuncs.add)(1, 2)
+    assert _queue_size() == before
     broken.close()
 
 

@@ -26,8 +26,6 @@ def main() -> int:
         status.ssh.alias,
         "--username",
         status.ssh.username,
-        "--python",
-        sys.executable,
         "--partition",
         "debug",
         "--epochs",
