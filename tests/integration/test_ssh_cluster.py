@@ -28,6 +28,7 @@ import pytest
 
 from slurm import Cluster, task
 from slurm.devcluster import SshInfo, Status
+from slurm.devcluster import status as devcluster_status
 from slurm.errors import ConnectionLostError
 from slurm.task import Task
 from slurm.transport.base import CommandResult, Transport
@@ -344,7 +345,8 @@ def _kill_our_session(devcluster: Status, cluster: Cluster) -> list[int]:
     assert conn is not None and conn.alive(), "the cluster has no live connection to cut"
     client_port = conn.transport.sock.getsockname()[1]  # type: ignore[union-attr]
     inode = _server_socket_inode(devcluster.ssh.port, client_port)
-    listener = devcluster.daemons["sshd"]
+    # Ask afresh: other tests restart the dev cluster's daemons (new pids).
+    listener = devcluster_status(devcluster.state_dir).daemons["sshd"]
     assert listener is not None
     for session in [p for p in _descendants(listener) if _ppid(p) == listener]:
         tree = [session, *_descendants(session)]
