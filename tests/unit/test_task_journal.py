@@ -8,10 +8,10 @@ import pytest
 
 import slurm
 from slurm import JobContext, WorkflowContext, task, workflow
-from slurm.cluster import _requeue_policy
 from slurm.errors import ConfigurationError, InvalidOptionError, NotSubmittableError, WorkflowError
 from slurm.journal import Journal, JournalEntry
 from slurm.runtime import expand_hostlist
+from slurm.submission import requeue_policy
 from slurm.task import injected_parameters
 
 
@@ -110,15 +110,15 @@ def test_job_context_from_environment() -> None:
     assert env["RANK"] == "3" and env["WORLD_SIZE"] == "8" and env["MASTER_ADDR"] == "n1"
 
 
-def test_requeue_policy() -> None:
-    flags, policy = _requeue_policy({}, {})
+def testrequeue_policy() -> None:
+    flags, policy = requeue_policy({}, {})
     assert flags == {"requeue": True, "signal": "B:USR1@60"} and policy == {"max_requeues": 3}
-    flags, policy = _requeue_policy({}, {"requeue_grace": 120, "max_requeues": 0})
+    flags, policy = requeue_policy({}, {"requeue_grace": 120, "max_requeues": 0})
     assert flags["signal"] == "B:USR1@120" and policy == {"max_requeues": 0}
-    assert _requeue_policy({"no_requeue": True}, {}) == ({}, {"max_requeues": 0})
-    assert "signal" not in _requeue_policy({"signal": "USR2@30"}, {})[0]
+    assert requeue_policy({"no_requeue": True}, {}) == ({}, {"max_requeues": 0})
+    assert "signal" not in requeue_policy({"signal": "USR2@30"}, {})[0]
     with pytest.raises(ConfigurationError, match="max_requeues"):
-        _requeue_policy({}, {"max_requeues": -1})
+        requeue_policy({}, {"max_requeues": -1})
 
 
 def test_journal_replays_in_order_and_detects_divergence(tmp_path: Path) -> None:
