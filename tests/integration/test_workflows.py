@@ -102,6 +102,11 @@ def test_tutorial_section_5_plain_form(devcluster: object, tmp_path: Path) -> No
     records = wait_for_records(state["workflow_job_id"], *children["train_epoch_segment"])
     assert all(r["State"] == "COMPLETED" for r in records.values())
     assert records[state["workflow_job_id"]]["JobName"] == "parallel_train_eval_workflow"
+    # configure_logging() in the task: readable lines carrying the job id, in the job's stderr.
+    logs = "".join(
+        p.read_text() for p in (workflow_dir / "tasks").glob("train_epoch_segment-*/stderr")
+    )
+    assert "Epoch 0 job 1 -> steps 4" in logs and "[job " in logs
 
 
 def test_tutorial_section_5_with_partition_overrides(devcluster: object, tmp_path: Path) -> None:
