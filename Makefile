@@ -30,5 +30,8 @@ cluster: sync
 demo: cluster
 	$(UV) run --frozen python -m slurm.examples.demo
 
+# Its own environment (bench group: submitit, matplotlib), so that a `uv sync` of .venv
+# by make test, which drops that group, cannot pull packages from under a running benchmark.
+BENCH_ENV ?= $(HOME)/.cache/slurm-sdk/bench-venv
 bench: cluster
-	$(UV) run --frozen python -m benchmarks.run
+	UV_PROJECT_ENVIRONMENT=$(BENCH_ENV) $(UV) run --frozen --group bench python -m benchmarks.run
