@@ -9,18 +9,18 @@ transport's business.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurm import context
-from slurm.errors import (
-    ConfigurationError,
-)
+from slurm.errors import ConfigurationError, SlurmError
 from slurm.job import ArrayJob, Job
 from slurm.journal import Journal
 from slurm.options import (
@@ -137,6 +137,7 @@ class Cluster:
         self.tracker = Tracker(self)
         self._journal: Journal | None = None
         self._layout_ready = False
+        self._session = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._max_array_size: int | None = max_array_size
         self._tokens: list[object] = []
 
@@ -251,6 +252,9 @@ class Cluster:
         """Stop tracking and close the connection. Jobs keep running on Slurm."""
         self.tracker.stop()
         if self._transport is not None:
+            if self._layout_ready:
+                with contextlib.suppress(SlurmError):
+                    self._run(["rm", "-rf", "--", self.done_dir], check=False)
             self._transport.close()
 
     def __repr__(self) -> str:
@@ -316,8 +320,19 @@ class Cluster:
 
     @property
     def done_dir(self) -> str:
-        """Where runners drop a marker per finished job (one listing finds them all)."""
-        return self.index_dir.rsplit("/", 1)[0] + "/.done"
+        """Where this cluster's runners drop a marker per finished job.
+
+        One directory per ``Cluster`` object, so one listing finds exactly the
+        markers of the jobs it watches; removed again by :meth:`close`.
+        """
+        return f"{self.index_dir.rsplit('/', 1)[0]}/.done/{self._session}"
+
+    def _ensure_layout(self) -> None:
+        """The index and done-marker directories, created once (before the first sbatch)."""
+        if not self._layout_ready:
+            self.transport.mkdir(self.index_dir, mode=0o700)
+            self.transport.mkdir(self.done_dir, mode=0o700)
+            self._layout_ready = True
 
     def _new_job_dir(self, name: str) -> str:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -369,10 +384,7 @@ class Cluster:
         resubmit(self, job)
 
     def _record(self, job_id: str, job_dir: str) -> None:
-        if not self._layout_ready:
-            self.transport.mkdir(self.index_dir, mode=0o700)
-            self.transport.mkdir(self.done_dir, mode=0o700)
-            self._layout_ready = True
+        self._ensure_layout()
         self.transport.write_text(f"{self.index_dir}/{job_id}", job_dir + "\n")
 
     def _submit_call(

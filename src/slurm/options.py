@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import datetime
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -218,6 +217,8 @@ def normalize_option_name(name: str) -> str:
     if key in SBATCH_OPTIONS or key in SDK_OPTIONS:
         return key
     candidates = sorted(SBATCH_OPTIONS | SDK_OPTIONS | set(ALIASES))
+    import difflib
+
     close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
     suggestion = ""
     if close:

@@ -13,9 +13,8 @@ client can rebuild the exception or, failing that, report it faithfully.
 from __future__ import annotations
 
 import io
+import os
 import pickle
-import socket
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,17 @@ from typing import Any
 import cloudpickle
 
 from slurm.errors import ResultError, TaskFailedError
+
+
+def _hostname() -> str:
+    return os.uname().nodename
+
+
+def _format(exc: BaseException) -> str:
+    import traceback  # only on the failure path: keeps the job's start fast
+
+    return "".join(traceback.format_exception(exc))
+
 
 __all__ = [
     "Envelope",
@@ -159,8 +169,8 @@ def envelope_for_value(value: Any, *, job_id: str | None) -> Envelope:
                 f"the task returned a value of type {type(value).__qualname__} that cannot be "
                 f"pickled ({type(exc).__name__}: {exc}); return plain data instead"
             ),
-            traceback="".join(traceback.format_exception(exc)),
-            node=socket.gethostname(),
+            traceback=_format(exc),
+            node=_hostname(),
             job_id=job_id,
             exception=_try_dumps(
                 ResultError(
@@ -170,7 +180,7 @@ def envelope_for_value(value: Any, *, job_id: str | None) -> Envelope:
                 )
             ),
         )
-    return Envelope(ok=True, value=data, node=socket.gethostname(), job_id=job_id)
+    return Envelope(ok=True, value=data, node=_hostname(), job_id=job_id)
 
 
 def envelope_for_exception(exc: BaseException, *, job_id: str | None) -> Envelope:
@@ -180,8 +190,8 @@ def envelope_for_exception(exc: BaseException, *, job_id: str | None) -> Envelop
         exception=_try_dumps(exc),
         type_name=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
         message=str(exc),
-        traceback="".join(traceback.format_exception(exc)),
-        node=socket.gethostname(),
+        traceback=_format(exc),
+        node=_hostname(),
         job_id=job_id,
     )
 

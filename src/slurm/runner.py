@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,7 +88,7 @@ class _Guard:
 
 
 def _log_run(path: Path, event: str, restart: int) -> None:
-    line = f"{time.time():.3f} {event} restart={restart} host={socket.gethostname()}\n"
+    line = f"{time.time():.3f} {event} restart={restart} host={os.uname().nodename}\n"
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line)
 
@@ -105,6 +103,8 @@ def _previous_starts(runs_path: Path) -> int:
 
 def _requeue_self(job_id: str) -> bool:
     """Ask Slurm to requeue this job (time limits are not requeued by Slurm itself)."""
+    import subprocess
+
     try:
         done = subprocess.run(
             ["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=30

@@ -182,6 +182,7 @@ def submit(
         transport.mkdir(f"{job_dir}/results", mode=0o700)
     if cluster._journal is not None:
         cluster._journal.begin(JournalEntry(seq, task.name, digest, job_dir))
+    cluster._ensure_layout()
     submitted = time.time()
     job_id = sbatch(cluster, job_dir)
     if cluster._journal is not None:

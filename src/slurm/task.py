@@ -7,8 +7,6 @@ return new tasks; the original is never changed.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,6 +37,8 @@ class FunctionRef:
     qualname: str
 
     def load(self) -> Callable[..., Any]:
+        import importlib
+
         try:
             obj: Any = importlib.import_module(self.module)
         except ImportError as exc:
@@ -87,6 +87,8 @@ def injected_parameters(fn: Callable[..., Any], *, workflow: bool) -> dict[str, 
     A parameter annotated ``JobContext`` gets the job context, one annotated
     ``WorkflowContext`` (or, in a workflow, named ``ctx``) the workflow context.
     """
+    import inspect
+
     try:
         hints = typing.get_type_hints(fn)
     except Exception:
@@ -228,6 +230,8 @@ class Task(Generic[P, R]):
 
     def bind_check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise ``TypeError`` now if the arguments do not fit the function."""
+        import inspect
+
         injected = injected_parameters(self._fn, workflow=self._workflow)
         signature = inspect.signature(self._fn)
         parameters = [p for n, p in signature.parameters.items() if n not in injected]

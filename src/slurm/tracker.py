@@ -42,6 +42,7 @@ _ERROR_BACKOFF_MAX = 60.0
 _BACKOFF = 1.5
 _CHUNK = 500
 _CLOCK_SLACK = 600.0
+_PROGRESS_HOLD = 60.0  # longest the controller waits while results keep arriving
 _MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
 
 
@@ -58,6 +59,11 @@ class _Watch:
     terminal_without_result: int = 0
 
 
+def _query_ids(job_ids: list[str]) -> list[str]:
+    """The ids to ask Slurm for: an array's id stands for all its elements."""
+    return list(dict.fromkeys(job_id.split("_", 1)[0] for job_id in job_ids))
+
+
 class Tracker:
     """Watches jobs for one cluster; thread-safe, one background thread."""
 
@@ -70,6 +76,8 @@ class Tracker:
         self._file_interval = _FILE_INTERVAL[0]
         self._controller_interval = _CONTROLLER_INTERVAL[0]
         self._next_controller_poll = 0.0
+        self._last_controller_poll = time.monotonic()
+        self._last_progress = 0.0
         self.accounting: bool | None = None  # learnt from the first sacct call
         self.controller_calls = 0
 
@@ -81,7 +89,7 @@ class Tracker:
                 self._watches[job.id] = _Watch(
                     job.id, job.result_path, since=submitted, expects_marker=submitted is not None
                 )
-            self._speed_up()
+                self._speed_up()  # only a new job: waiting on a known one changes nothing
             if self._thread is None or not self._thread.is_alive():
                 self._stopped = False
                 self._thread = threading.Thread(
@@ -209,7 +217,16 @@ class Tracker:
     def _tick(self, *, force_controller: bool = False) -> bool:
         changed = self._scan_results()
         now = time.monotonic()
+        if changed and not force_controller:
+            # Results are arriving: the jobs are fine. The controller is only needed
+            # to catch jobs that die without one, so it can wait (not past a bound).
+            self._last_progress = now
+            if now - self._last_controller_poll < _PROGRESS_HOLD:
+                self._next_controller_poll = max(
+                    self._next_controller_poll, now + self._controller_interval
+                )
         if force_controller or now >= self._next_controller_poll:
+            self._last_controller_poll = now
             moved = self._poll_controller()
             with self._cond:
                 if not moved:
@@ -312,8 +329,14 @@ class Tracker:
         return False
 
     def _squeue(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """One squeue call per chunk; array elements are asked for by their array's id.
+
+        ``--jobs=A`` lists every element of array A, and a single id is the
+        controller's cheap request (a multi-id request dumps the job table).
+        """
+        wanted = set(job_ids)
         infos: dict[str, JobInfo] = {}
-        for chunk in chunked(job_ids, _CHUNK):
+        for chunk in chunked(_query_ids(job_ids), _CHUNK):
             self.controller_calls += 1
             result = self._cluster._run(squeue_argv(chunk), check=False)
             if result.returncode != 0 and not squeue_says_invalid_id(result.stderr):
@@ -325,7 +348,7 @@ class Tracker:
                     stderr=result.stderr,
                 )
             found = parse_squeue(result.stdout)
-            infos.update({k: v for k, v in found.items() if k in set(chunk)})
+            infos.update({k: v for k, v in found.items() if k in wanted})
         return infos
 
     def _sacct(self, job_ids: list[str], since: float | None) -> dict[str, JobInfo]:
@@ -338,7 +361,8 @@ class Tracker:
             else None
         )
         infos: dict[str, JobInfo] = {}
-        for chunk in chunked(job_ids, _CHUNK):
+        wanted = set(job_ids)
+        for chunk in chunked(_query_ids(job_ids), _CHUNK):
             self.controller_calls += 1
             try:
                 result = self._cluster._run(sacct_argv(chunk, since=start), check=False)
@@ -353,5 +377,5 @@ class Tracker:
                 self.accounting = False
                 return infos
             self.accounting = True
-            infos.update(parse_sacct(result.stdout))
+            infos.update({k: v for k, v in parse_sacct(result.stdout).items() if k in wanted})
         return infos

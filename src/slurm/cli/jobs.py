@@ -152,8 +152,8 @@ def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool =
     """One batched look at ``job_ids``: squeue, then sacct for the ones squeue has forgotten.
 
     With ``exit_codes``, sacct is asked about ended jobs squeue still lists too
-    (squeue has no exit codes). Jobs neither knows are looked up in the
-    ``.done`` marker directory (one listing).
+    (squeue has no exit codes). For jobs neither knows, the result file says
+    whether they finished.
 
     Raises:
         CommandError: squeue failed for another reason than unknown ids.
@@ -183,10 +183,19 @@ def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool =
         if result.returncode != 0:  # no accounting on this cluster
             break
         infos.update(parse_sacct(result.stdout))
-    markers: frozenset[str] = frozenset()
-    if any(not known(job_id) for job_id in job_ids):
-        markers = frozenset(cluster.transport.list_dir(cluster.done_dir))
-    return Snapshot(infos, queued, markers)
+    with_result = frozenset(j for j in job_ids if not known(j) and _has_result(cluster, j))
+    return Snapshot(infos, queued, with_result)
+
+
+def _has_result(cluster: Cluster, job_id: str) -> bool:
+    """Whether a job Slurm no longer knows left a result file (its index gives the directory)."""
+    array_id, _, index = job_id.partition("_")
+    try:
+        job_dir = cluster.transport.read_text(f"{cluster.index_dir}/{array_id}").strip()
+    except FileNotFoundError:
+        return False
+    result = f"{job_dir}/results/{index}.pkl" if index else f"{job_dir}/result.pkl"
+    return cluster.transport.exists(result)
 
 
 def _rows(entries: Sequence[tuple[str, str]], snapshot: Snapshot) -> list[JobRow]:
