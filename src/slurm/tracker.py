@@ -15,18 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slurm.errors import CommandError, SlurmError
-from slurm.slurmcmd import (
-    JobInfo,
-    JobState,
-    chunked,
-    parse_sacct,
-    parse_squeue,
-    sacct_argv,
-    scancel_argv,
-    squeue_argv,
-    squeue_says_invalid_id,
-)
+from slurm.queries import query_sacct, query_squeue
+from slurm.slurmcmd import JobInfo, JobState, scancel_argv
+from slurm.transport.base import CommandResult
 
 if TYPE_CHECKING:
     from slurm.cluster import Cluster
@@ -40,7 +31,6 @@ _FILE_INTERVAL = (0.05, 1.0)
 _CONTROLLER_INTERVAL = (1.0, 15.0)
 _ERROR_BACKOFF_MAX = 60.0
 _BACKOFF = 1.5
-_CHUNK = 500
 _CLOCK_SLACK = 600.0
 _PROGRESS_HOLD = 60.0  # longest the controller waits while results keep arriving
 _MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
@@ -57,11 +47,6 @@ class _Watch:
     expects_marker: bool = False  # submitted by us: the runner drops a done marker
     missing: int = 0
     terminal_without_result: int = 0
-
-
-def _query_ids(job_ids: list[str]) -> list[str]:
-    """The ids to ask Slurm for: an array's id stands for all its elements."""
-    return list(dict.fromkeys(job_id.split("_", 1)[0] for job_id in job_ids))
 
 
 class Tracker:
@@ -328,28 +313,13 @@ class Tracker:
             return True
         return False
 
-    def _squeue(self, job_ids: list[str]) -> dict[str, JobInfo]:
-        """One squeue call per chunk; array elements are asked for by their array's id.
+    def _run(self, argv: list[str]) -> CommandResult:
+        self.controller_calls += 1
+        return self._cluster._run(argv, check=False)
 
-        ``--jobs=A`` lists every element of array A, and a single id is the
-        controller's cheap request (a multi-id request dumps the job table).
-        """
+    def _squeue(self, job_ids: list[str]) -> dict[str, JobInfo]:
         wanted = set(job_ids)
-        infos: dict[str, JobInfo] = {}
-        for chunk in chunked(_query_ids(job_ids), _CHUNK):
-            self.controller_calls += 1
-            result = self._cluster._run(squeue_argv(chunk), check=False)
-            if result.returncode != 0 and not squeue_says_invalid_id(result.stderr):
-                raise CommandError(
-                    "squeue failed",
-                    argv=result.argv,
-                    returncode=result.returncode,
-                    stdout=result.stdout,
-                    stderr=result.stderr,
-                )
-            found = parse_squeue(result.stdout)
-            infos.update({k: v for k, v in found.items() if k in wanted})
-        return infos
+        return {k: v for k, v in query_squeue(self._run, job_ids).items() if k in wanted}
 
     def _sacct(self, job_ids: list[str], since: float | None) -> dict[str, JobInfo]:
         if self.accounting is False:
@@ -360,22 +330,11 @@ class Tracker:
             if since is not None
             else None
         )
-        infos: dict[str, JobInfo] = {}
+        found = query_sacct(self._run, job_ids, start)
+        if found is None:
+            logger.info("sacct is not usable here; tracking without accounting")
+            self.accounting = False
+            return {}
+        self.accounting = True
         wanted = set(job_ids)
-        for chunk in chunked(_query_ids(job_ids), _CHUNK):
-            self.controller_calls += 1
-            try:
-                result = self._cluster._run(sacct_argv(chunk, since=start), check=False)
-            except SlurmError:
-                return infos
-            if result.returncode != 0 and start is not None:
-                # A cluster clock far behind ours rejects a start time in its future.
-                start = None
-                result = self._cluster._run(sacct_argv(chunk), check=False)
-            if result.returncode != 0:
-                logger.info("sacct is not usable (%s); tracking without accounting", result.stderr)
-                self.accounting = False
-                return infos
-            self.accounting = True
-            infos.update({k: v for k, v in parse_sacct(result.stdout).items() if k in wanted})
-        return infos
+        return {k: v for k, v in found.items() if k in wanted}

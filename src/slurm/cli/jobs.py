@@ -38,16 +38,12 @@ from slurm.cluster import DEFAULT_JOB_BASE_DIR, Cluster
 from slurm.errors import CommandError, ConfigurationError, SlurmError
 from slurm.job import Job
 from slurm.payload import Envelope
+from slurm.queries import query_sacct, query_squeue
 from slurm.slurmcmd import (
     JobInfo,
-    chunked,
-    parse_sacct,
-    parse_squeue,
-    sacct_argv,
     scancel_argv,
-    squeue_argv,
-    squeue_says_invalid_id,
 )
+from slurm.transport.base import CommandResult
 
 __all__ = ["jobs", "query_states", "watch_loop"]
 
@@ -158,18 +154,11 @@ def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool =
     Raises:
         CommandError: squeue failed for another reason than unknown ids.
     """
-    infos: dict[str, JobInfo] = {}
-    for chunk in chunked(list(job_ids), _CHUNK):
-        result = cluster._run(squeue_argv(chunk), check=False)
-        if result.returncode != 0 and not squeue_says_invalid_id(result.stderr):
-            raise CommandError(
-                "squeue failed",
-                argv=result.argv,
-                returncode=result.returncode,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
-        infos.update(parse_squeue(result.stdout))
+
+    def run(argv: list[str]) -> CommandResult:
+        return cluster._run(argv, check=False)
+
+    infos: dict[str, JobInfo] = query_squeue(run, job_ids)
     queued = frozenset(infos)
 
     def known(job_id: str) -> bool:
@@ -178,11 +167,8 @@ def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool =
     gone = [job_id for job_id in job_ids if not known(job_id)]
     if exit_codes:
         gone += [j for j in job_ids if j in infos and infos[j].state.is_terminal]
-    for chunk in chunked(gone, _CHUNK):
-        result = cluster._run(sacct_argv(chunk), check=False)
-        if result.returncode != 0:  # no accounting on this cluster
-            break
-        infos.update(parse_sacct(result.stdout))
+    if gone:
+        infos.update(query_sacct(run, gone) or {})
     with_result = frozenset(j for j in job_ids if not known(j) and _has_result(cluster, j))
     return Snapshot(infos, queued, with_result)
 
