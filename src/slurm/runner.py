@@ -25,7 +25,10 @@ from slurm.payload import (
 )
 from slurm.runtime import JobContext, _requeue_callbacks, _requeue_event, _set_current
 
-__all__ = ["main", "run_job"]
+__all__ = ["DONE_DIR_VARIABLE", "main", "run_job"]
+
+#: Set by the batch script: where to drop the done marker the client's tracker lists.
+DONE_DIR_VARIABLE = "SLURM_SDK_DONE_DIR"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -178,13 +181,12 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
         return 0
     _log_run(runs_path, "start", restart)
     envelope: Envelope
-    done_dir: str | None = None
+    done_dir = env.get(DONE_DIR_VARIABLE)
     try:
         raw = (job_dir / "payload.pkl").read_bytes()
         sys_path = (job_dir / "sys_path.txt").read_text().splitlines()
         _extend_sys_path(sys_path)
         payload = loads_payload(raw, _resolve)
-        done_dir = payload.get("done_dir")
         policy = payload.get("policy") or {}
         max_requeues = int(policy.get("max_requeues", 0))
         guard.can_requeue = restart < max_requeues

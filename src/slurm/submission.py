@@ -20,6 +20,7 @@ from slurm.errors import ConfigurationError, ConnectionLostError, SubmissionErro
 from slurm.journal import JournalEntry, fingerprint
 from slurm.options import literal_filename_pattern
 from slurm.payload import JobRef, dumps_payload
+from slurm.runner import DONE_DIR_VARIABLE
 from slurm.script import render_batch_script
 from slurm.slurmcmd import parse_sbatch_output, sbatch_argv
 from slurm.task import Task
@@ -119,7 +120,6 @@ def submit(
     if task.is_workflow:
         payload["cluster_spec"] = cluster._workflow_spec()
     requeue_flags, payload["policy"] = requeue_policy(sbatch_options, sdk_options)
-    payload["done_dir"] = cluster.done_dir
     try:
         data, refs = dumps_payload(payload)
     except Exception as exc:
@@ -163,6 +163,10 @@ def submit(
     script = render_batch_script(
         options=options,
         command=[python, "-m", "slurm.runner", job_dir],
+        # Where the runner drops its done marker: this Cluster object's own directory.
+        # In the script, not the payload, so that the call's fingerprint (what a
+        # restarted workflow matches its journal against) does not depend on it.
+        env={DONE_DIR_VARIABLE: cluster.done_dir},
         workdir=os.getcwd() if cluster.backend_type == "local" else None,
         setup=list(setup),
     )
