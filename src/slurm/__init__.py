@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from slurm.errors import (
         CommandError,
         ConfigurationError,
+        DependencyError,
         InvalidOptionError,
         JobError,
         JobTerminatedError,
@@ -53,6 +54,7 @@ _EXPORTS = {
     "WorkflowContext": "slurm.workflow",
     "CommandError": "slurm.errors",
     "ConfigurationError": "slurm.errors",
+    "DependencyError": "slurm.errors",
     "InvalidOptionError": "slurm.errors",
     "JobError": "slurm.errors",
     "JobTerminatedError": "slurm.errors",
@@ -73,6 +75,7 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "Cluster",
     "CommandError",
     "ConfigurationError",
+    "DependencyError",
     "InvalidOptionError",
     "Job",
     "JobContext",

@@ -15,6 +15,7 @@
     │   ├── TaskFailedError         the task raised; its own type could not be rebuilt
     │   ├── JobTerminatedError      the job ended without a result (state, exit code, stderr)
     │   ├── ResultError             the result exists but cannot be read / unpickled
+    │   ├── DependencyError         an afterok dependency already failed: the call could never run
     │   └── JobTimeoutError         ``wait(timeout=...)`` ran out (also a ``TimeoutError``)
     ├── WorkflowError               a workflow cannot continue (e.g. its journal diverged)
     └── DevclusterError             the local dev cluster could not be brought up or down
@@ -31,6 +32,7 @@ __all__ = [
     "CommandError",
     "ConfigurationError",
     "ConnectionLostError",
+    "DependencyError",
     "DevclusterError",
     "HostKeyError",
     "InvalidOptionError",
@@ -153,6 +155,10 @@ class JobTerminatedError(JobError):
 
 class ResultError(JobError):
     """The job's result exists but cannot be read or unpickled."""
+
+
+class DependencyError(JobError):
+    """A job this call depends on (afterok) already failed: it could never run."""
 
 
 class JobTimeoutError(JobError, TimeoutError):

@@ -16,10 +16,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from slurm.errors import ConfigurationError, ConnectionLostError, SubmissionError
+from slurm.errors import (
+    ConfigurationError,
+    ConnectionLostError,
+    DependencyError,
+    ResultError,
+    SubmissionError,
+)
 from slurm.journal import JournalEntry, fingerprint
 from slurm.options import literal_filename_pattern
-from slurm.payload import JobRef, dumps_payload
+from slurm.payload import Envelope, JobRef, dumps_payload
 from slurm.runner import DONE_DIR_VARIABLE
 from slurm.script import render_batch_script
 from slurm.slurmcmd import parse_sbatch_output, sbatch_argv
@@ -73,14 +79,33 @@ def requeue_policy(
 
 
 def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRef]) -> str | None:
+    """The ``--dependency`` value; ``afterok`` on a job that already succeeded is dropped.
+
+    Raises:
+        DependencyError: an ``afterok`` dependency has already failed, so the
+            call could never run (sbatch would refuse it); nothing is submitted.
+    """
     by_kind: dict[str, list[str]] = {}
     for dep_kind, job in task.dependencies:
         by_kind.setdefault(dep_kind, []).append(str(job.id))
+    afterok = [(ref.job_id, ref) for ref in refs]
+    afterok += [
+        (str(job.id), job._slurm_job_ref()) for kind, job in task.dependencies if kind == "afterok"
+    ]
     by_kind.setdefault("afterok", []).extend(ref.job_id for ref in refs)
-    finished = {ref.job_id for ref in refs if finished_ok(cluster, ref)}
-    for dep_kind, job in task.dependencies:
-        if dep_kind == "afterok" and finished_ok(cluster, job._slurm_job_ref()):
-            finished.add(str(job.id))
+    finished: set[str] = set()
+    for job_id, ref in afterok:
+        outcome = _outcome(cluster, ref)
+        if outcome is None:
+            continue
+        if not outcome.ok:
+            raise DependencyError(
+                f"{task.name}() depends (afterok) on job {job_id}, which already failed "
+                f"({outcome.type_name}: {outcome.message}), so it could never run. Nothing was "
+                f"submitted. Use .after(job, kind='afterany') to run it whatever the outcome.",
+                job_id=job_id,
+            )
+        finished.add(job_id)
     parts = []
     for kind, ids in by_kind.items():
         ids = [i for i in dict.fromkeys(ids) if not (kind == "afterok" and i in finished)]
@@ -89,17 +114,14 @@ def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRe
     return ",".join(parts) or None
 
 
-def finished_ok(cluster: Cluster, ref: JobRef) -> bool:
-    """A dependency that already succeeded needs no Slurm dependency (it may be purged)."""
+def _outcome(cluster: Cluster, ref: JobRef) -> Envelope | None:
+    """The result envelope of a finished single job, or None (running, an array, unreadable)."""
     if ref.result_path.endswith("/results"):
-        return False
+        return None
     try:
-        from slurm.payload import Envelope
-
-        data = cluster.transport.read_bytes(ref.result_path)
-        return Envelope.from_bytes(data).ok
-    except (FileNotFoundError, OSError):
-        return False
+        return Envelope.from_bytes(cluster.transport.read_bytes(ref.result_path))
+    except (FileNotFoundError, OSError, ResultError):
+        return None
 
 
 def submit(

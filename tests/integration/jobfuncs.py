@@ -51,6 +51,12 @@ def fail_with(message: str, code: int = 7) -> None:
 
 
 @task(time="00:02:00", mem="64M")
+def fail_after(seconds: float, message: str) -> None:
+    time.sleep(seconds)
+    raise CustomError(message, 1)
+
+
+@task(time="00:02:00", mem="64M")
 def fail_unpicklable() -> None:
     raise _Unpicklable()
 

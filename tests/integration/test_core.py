@@ -15,6 +15,7 @@ from slurmrecords import wait_for_records
 from slurm import (
     Cluster,
     ConfigurationError,
+    DependencyError,
     InvalidOptionError,
     JobState,
     JobTerminatedError,
@@ -192,12 +193,17 @@ def test_dependencies_after_and_job_arguments(cluster: Cluster) -> None:
 
 
 def test_after_any_runs_after_failure_and_afterok_never_does(cluster: Cluster) -> None:
-    failing = jobfuncs.fail_with("first fails")
+    failing = jobfuncs.fail_after(3, "first fails")
     anyway = jobfuncs.echo.after(failing, kind="afterany")("ran anyway")
-    never = jobfuncs.echo.after(failing)("never")
+    never = jobfuncs.echo.after(failing)("never")  # submitted while `failing` still runs
     assert anyway.get_result(timeout=60) == "ran anyway"
     with pytest.raises(JobTerminatedError, match="depends on failed"):
         never.get_result(timeout=90)
+    # Once the failure is known, an afterok call is refused before anything is submitted.
+    with pytest.raises(DependencyError, match="already failed"):
+        jobfuncs.echo.after(failing)("refused")
+    with pytest.raises(DependencyError, match="already failed"):
+        jobfuncs.echo(failing)
 
 
 def test_map_results_in_order_and_failures_do_not_hide_others(cluster: Cluster) -> None:
