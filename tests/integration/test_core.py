@@ -39,7 +39,7 @@ def early_job(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> t
     base = str(tmp_path_factory.mktemp("early") / "jobs")
     with Cluster(backend_type="local", job_base_dir=base) as c:
         job = jobfuncs.add(1, 1)
-        too_long = jobfuncs.sleep_forever.with_options(time="00:01:00")()
+        too_long = jobfuncs.sleep_forever.with_options(time="00:01:00", max_requeues=0)()
         job.wait(timeout=60)
     c.close()
     return base, job.id, too_long.id
