@@ -8,6 +8,7 @@ after a submission and back off while nothing changes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -153,6 +154,10 @@ class Tracker:
             return watch.info
         record = self._sacct([job.id], watch.since).get(job.id)
         if record is not None and (watch.info is None or record.state.is_terminal):
+            earlier = watch.info.reason if watch.info is not None else ""
+            if earlier and (not record.reason or earlier == "DependencyNeverSatisfied"):
+                # e.g. DependencyNeverSatisfied: squeue's why outlives sacct's what.
+                record = dataclasses.replace(record, reason=earlier)
             watch.info = record
         return watch.info
 

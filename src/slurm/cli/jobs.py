@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import re
 import sys
 import time
@@ -41,6 +42,7 @@ from slurm.payload import Envelope
 from slurm.queries import query_sacct, query_squeue
 from slurm.slurmcmd import (
     JobInfo,
+    JobState,
     scancel_argv,
 )
 from slurm.transport.base import CommandResult
@@ -169,19 +171,28 @@ def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool =
         gone += [j for j in job_ids if j in infos and infos[j].state.is_terminal]
     if gone:
         infos.update(query_sacct(run, gone) or {})
-    with_result = frozenset(j for j in job_ids if not known(j) and _has_result(cluster, j))
+    # A job whose result file exists has finished as far as the SDK is concerned,
+    # even while squeue still shows it RUNNING/COMPLETING for a moment.
+    for job_id in [j for j in job_ids if j in infos and infos[j].state.is_active]:
+        outcome = _result_outcome(cluster, job_id)
+        if outcome is not None:
+            state = JobState.COMPLETED if outcome else JobState.FAILED
+            infos[job_id] = dataclasses.replace(infos[job_id], state=state)
+    with_result = frozenset(
+        j for j in job_ids if not known(j) and _result_outcome(cluster, j) is not None
+    )
     return Snapshot(infos, queued, with_result)
 
 
-def _has_result(cluster: Cluster, job_id: str) -> bool:
-    """Whether a job Slurm no longer knows left a result file (its index gives the directory)."""
+def _result_outcome(cluster: Cluster, job_id: str) -> bool | None:
+    """True/False when the job left a result (success or not), None when it has none."""
     array_id, _, index = job_id.partition("_")
     try:
         job_dir = cluster.transport.read_text(f"{cluster.index_dir}/{array_id}").strip()
-    except FileNotFoundError:
-        return False
-    result = f"{job_dir}/results/{index}.pkl" if index else f"{job_dir}/result.pkl"
-    return cluster.transport.exists(result)
+        result = f"{job_dir}/results/{index}.pkl" if index else f"{job_dir}/result.pkl"
+        return Envelope.from_bytes(cluster.transport.read_bytes(result)).ok
+    except (FileNotFoundError, SlurmError):
+        return None
 
 
 def _rows(entries: Sequence[tuple[str, str]], snapshot: Snapshot) -> list[JobRow]:
