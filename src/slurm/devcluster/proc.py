@@ -95,14 +95,16 @@ def run(
 
 
 # Runs in a short-lived child: start the daemon in its own session, print its pid,
-# exit at once without waiting, so the daemon is adopted by init.
+# exit at once without waiting, so the daemon is adopted by init. The daemon runs
+# in "/": a daemon left in a directory that is later deleted (a test's tmp dir, a
+# clone) hands that dead cwd to every job step, which then complains in each job's stderr.
 _LAUNCHER = """
 import os, subprocess, sys
 log, user, *argv = sys.argv[1:]
 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
 kw = {"user": user, "group": user, "extra_groups": []} if user else {}
 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                     start_new_session=True, close_fds=True, **kw)
+                     start_new_session=True, close_fds=True, cwd="/", **kw)
 print(p.pid, flush=True)
 os._exit(0)
 """
