@@ -301,7 +301,7 @@ class Tracker:
             return False
         watch.missing = 0
         watch.info = info
-        terminal = info.state.is_terminal or (not in_queue and info.state is JobState.PREEMPTED)
+        terminal = info.state.is_terminal if in_queue else info.state.is_final_in_accounting
         if not terminal:
             watch.terminal_without_result = 0
         else:
