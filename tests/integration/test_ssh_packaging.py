@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tutorial import run_tutorial
 
 from slurm import Cluster
 from slurm.devcluster import SshInfo
@@ -292,28 +293,16 @@ def _add(a: int, b: int) -> int:
 
 def test_tutorial_section_5_over_ssh_verbatim(devcluster_ssh: SshInfo, tmp_path: Path) -> None:
     """`python -m slurm.examples.parallel_train_eval.workflow --hostname ... --username ...`."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "slurm.examples.parallel_train_eval.workflow",
+    _, state_path = run_tutorial(
+        tmp_path,
         "--hostname",
         "slurm-devcluster",
         "--username",
         devcluster_ssh.username,
         "--partition",
         "debug",
-        "--epochs",
-        "3",
-        "--epoch-steps",
-        "10",
-        "--steps-per-job-cap",
-        "4",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=280, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    state_line = [line for line in out.stdout.splitlines() if "state.json" in line]
-    assert state_line, out.stdout
-    state_path = Path(state_line[0].split()[-1])
+        timeout=280,
+    )
     state = json.loads(state_path.read_text())
     assert state["epochs"] == 3
     for epoch in range(3):

@@ -12,6 +12,7 @@ from pathlib import Path
 import jobfuncs
 import pytest
 from slurmrecords import wait_for_records
+from tutorial import run_tutorial
 
 from slurm import Cluster
 
@@ -40,30 +41,10 @@ def test_workflow_context_by_parameter_name_and_map_inside(cluster: Cluster) -> 
 
 
 def _run_tutorial(tmp_path: Path, *extra: str) -> tuple[str, Path]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "slurm.examples.parallel_train_eval.workflow",
-        "--backend",
-        "local",
-        "--job-base-dir",
-        str(tmp_path / "jobs"),
-        "--partition",
-        "debug",
-        *extra,
-        "--epochs",
-        "3",
-        "--epoch-steps",
-        "10",
-        "--steps-per-job-cap",
-        "4",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
-    state_line = [line for line in out.stdout.splitlines() if "state.json" in line]
-    assert state_line, out.stdout
-    state_path = Path(state_line[0].split()[-1])
-    return out.stdout, state_path
+    jobs = str(tmp_path / "jobs")
+    return run_tutorial(
+        tmp_path, "--backend", "local", "--job-base-dir", jobs, "--partition", "debug", *extra
+    )
 
 
 def _check_artifacts(state_path: Path, epochs: int = 3, epoch_steps: int = 10) -> dict:
