@@ -182,6 +182,11 @@ def submit(
     setup = sdk_options.get("setup") or ()
     if isinstance(setup, str):
         setup = [setup]
+    if "signal" in requeue_flags:
+        # Slurm may send the time-limit warning up to a minute early, even before
+        # Python has installed its handler: ignore USR1 until the runner takes it
+        # over (an ignored signal stays ignored across exec; a default one kills).
+        setup = ["trap '' USR1", *setup]
     script = render_batch_script(
         options=options,
         command=[python, "-m", "slurm.runner", job_dir],
