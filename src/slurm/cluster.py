@@ -1,42 +1,34 @@
 """``Cluster``: the one facade over a Slurm cluster.
 
-It owns the defaults (partition, account, options), the layout of job
-directories, packaging of calls into payloads, submission through ``sbatch``
-and the single job tracker. Where commands run (locally or over SSH) is the
-transport's business.
+It holds the settings (:mod:`slurm.settings`) and the defaults, and puts the
+parts together, each made on first use: the transport (local or SSH), the
+Slurm client (:mod:`slurm.slurmclient`), the job store (:mod:`slurm.store`)
+and the tracker (:mod:`slurm.tracker`). Submission itself lives in
+:mod:`slurm.submission`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as _dt
 import logging
-import os
-import secrets
-import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurm import context
-from slurm.errors import ConfigurationError, SlurmError
+from slurm.errors import ConfigurationError
 from slurm.job import ArrayJob, Job
 from slurm.journal import Journal
-from slurm.options import (
-    merge_options,
-    normalize_options,
-    split_options,
-)
-from slurm.slurmcmd import (
-    parse_show_config,
-    scancel_argv,
-    scontrol_show_config_argv,
-)
+from slurm.options import merge_options, split_options
+from slurm.payload import Call, WorkflowSpec
+from slurm.settings import BACKENDS, ClusterSettings, settings_from_namespace
+from slurm.settings import add_argparse_args as _add_argparse_args
+from slurm.slurmclient import SlurmClient
+from slurm.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
 from slurm.submission import resubmit, submit
 from slurm.task import Task
 from slurm.tracker import Tracker
-from slurm.transport.base import CommandResult, Transport
+from slurm.transport.base import Transport
 
 if TYPE_CHECKING:
     from slurm.callbacks.callbacks import BaseCallback
@@ -45,12 +37,7 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-__all__ = ["Cluster"]
-
-DEFAULT_JOB_BASE_DIR = "~/.slurm-sdk/jobs"
-_INHERITED_PREFIXES = ("SLURM_", "SBATCH_", "SALLOC_", "SQUEUE_", "SACCT_", "SRUN_")
-_KEEP_INHERITED = frozenset({"SLURM_CONF"})
-_BACKENDS = ("local", "ssh")
+__all__ = ["DEFAULT_JOB_BASE_DIR", "Cluster"]
 
 
 class Cluster:
@@ -67,19 +54,25 @@ class Cluster:
         default_options: more sbatch defaults (lowest precedence).
         python: the interpreter that runs jobs on the cluster (default: this
             interpreter for the local backend, ``python3`` over SSH).
+        packaging: how code reaches the cluster (see :mod:`slurm.packaging`).
         callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
         accept_new_host_key: trust and record an SSH host key seen for the first time.
         max_array_size: split ``map`` into arrays of at most this many elements
             (default: the cluster's ``MaxArraySize``).
 
-    Use it as a context manager so that calling a task submits it::
+    Every setting is declared once in :mod:`slurm.settings`; the same names
+    work as keyword arguments, command-line options and Slurmfile keys.
+
+    Use it as a context manager: calling a task inside the block submits it,
+    and leaving the outermost block closes what the cluster opened (the SSH
+    connection, the tracker's thread, its done-marker directory)::
 
         with Cluster(backend_type="local", default_partition="debug") as cluster:
             job = my_task(1, 2)
             print(job.get_result())
 
     Raises:
-        ConfigurationError: on unknown arguments or an incomplete SSH setup.
+        ConfigurationError: on unknown or invalid settings, or an incomplete SSH setup.
     """
 
     def __init__(
@@ -103,45 +96,72 @@ class Cluster:
         backend: str | None = None,
         max_array_size: int | None = None,
     ) -> None:
-        backend_type = (backend or backend_type or "local").lower()
-        if backend_type not in _BACKENDS:
+        chosen = backend or backend_type or "local"
+        if not isinstance(chosen, str) or chosen.lower() not in BACKENDS:
             raise ConfigurationError(
-                f"Unknown backend {backend_type!r}: use 'local' (on the cluster, sbatch on PATH) "
+                f"Unknown backend {chosen!r}: use 'local' (on the cluster, sbatch on PATH) "
                 "or 'ssh' (with hostname=...)."
             )
-        if backend_type == "ssh" and not hostname and transport is None:
+        self.settings = ClusterSettings.from_mapping(
+            {
+                "backend": chosen.lower(),
+                "hostname": hostname,
+                "username": username,
+                "port": port,
+                "password": password,
+                "key_filename": key_filename,
+                "job_base_dir": job_base_dir,
+                "default_partition": default_partition,
+                "default_account": default_account,
+                "default_options": default_options,
+                "python": python,
+                "packaging": packaging,
+                "accept_new_host_key": accept_new_host_key,
+                "max_array_size": max_array_size,
+            },
+            source="Cluster()",
+        )
+        if self.settings.backend == "ssh" and not hostname and transport is None:
             raise ConfigurationError(
                 "The ssh backend needs a hostname: Cluster(backend_type='ssh', "
                 "hostname='login.example.org') or --hostname on the command line."
             )
-        self.backend_type = backend_type
-        self.hostname = hostname
-        self.username = username
-        self.port = port
-        self.packaging = packaging
-        defaults = dict(normalize_options(default_options or {}))
+        defaults = merge_options(default_options)
         if default_partition:
             defaults["partition"] = default_partition
         if default_account:
             defaults["account"] = default_account
         self.default_options = defaults
         self.callbacks = list(callbacks or [])
-        self._python = python
-        self._job_base_dir = job_base_dir or DEFAULT_JOB_BASE_DIR
-        self._base_dir: str | None = None
-        self._index_dir: str | None = None
+        self.journal: Journal | None = None
         self._transport = transport
-        self._password = password
-        self._key_filename = key_filename
-        self._accept_new_host_key = accept_new_host_key
-        self.tracker = Tracker(self)
-        self._journal: Journal | None = None
-        self._layout_ready = False
-        self._session = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-        self._max_array_size: int | None = max_array_size
+        self._slurm: SlurmClient | None = None
+        self._store: JobStore | None = None
+        self._tracker: Tracker | None = None
+        self._index_dir: str | None = None
         self._tokens: list[object] = []
 
-    # --- construction helpers -----------------------------------------------------
+    # --- settings -----------------------------------------------------------------
+    @property
+    def backend_type(self) -> str:
+        return self.settings.backend
+
+    @property
+    def hostname(self) -> str | None:
+        return self.settings.hostname
+
+    @property
+    def username(self) -> str | None:
+        return self.settings.username
+
+    @property
+    def port(self) -> int | None:
+        return self.settings.port
+
+    @property
+    def packaging(self) -> Any:
+        return self.settings.packaging
+
     @property
     def default_partition(self) -> str | None:
         value = self.default_options.get("partition")
@@ -152,54 +172,21 @@ class Cluster:
         value = self.default_options.get("account")
         return str(value) if value else None
 
+    # --- other constructors ---------------------------------------------------------
     @staticmethod
     def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         """Add the standard cluster options (``--hostname``, ``--backend``, ...) to ``parser``."""
-        group = parser.add_argument_group("cluster")
-        group.add_argument(
-            "--backend",
-            choices=_BACKENDS,
-            default=None,
-            help="ssh (default when --hostname is given) or local",
-        )
-        group.add_argument("--hostname", help="login node or ~/.ssh/config alias (ssh backend)")
-        group.add_argument("--port", type=int, help="SSH port")
-        group.add_argument("--username", help="SSH user name")
-        group.add_argument("--password", help="SSH password (prefer keys or the agent)")
-        group.add_argument("--key-file", dest="key_filename", help="SSH private key file")
-        group.add_argument(
-            "--accept-new-host-key",
-            action="store_true",
-            help="trust an SSH host key seen for the first time",
-        )
-        group.add_argument(
-            "--job-base-dir", help=f"job directories (default {DEFAULT_JOB_BASE_DIR})"
-        )
-        group.add_argument("--account", help="default Slurm account")
-        group.add_argument("--partition", help="default Slurm partition")
-        group.add_argument("--python", help="Python interpreter on the cluster")
-        group.add_argument("--packaging", help="how code reaches the cluster")
-        return parser
+        return _add_argparse_args(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **kwargs: Any) -> Cluster:
-        """Build a cluster from the options added by :meth:`add_argparse_args`."""
-        get = vars(args).get
-        backend = get("backend") or ("ssh" if get("hostname") else "local")
-        settings: dict[str, Any] = {
-            "hostname": get("hostname"),
-            "port": get("port"),
-            "username": get("username"),
-            "password": get("password"),
-            "key_filename": get("key_filename"),
-            "accept_new_host_key": bool(get("accept_new_host_key")),
-            "job_base_dir": get("job_base_dir"),
-            "default_account": get("account"),
-            "default_partition": get("partition"),
-            "python": get("python"),
-            "packaging": get("packaging"),
-        }
+        """Build a cluster from the options added by :meth:`add_argparse_args`.
+
+        Keyword arguments (``callbacks=...``, or any setting) win over the options.
+        """
+        settings = settings_from_namespace(vars(args))
         settings.update(kwargs)
+        backend = settings.pop("backend", None) or ("ssh" if settings.get("hostname") else "local")
         return cls(backend, **settings)
 
     @classmethod
@@ -216,8 +203,8 @@ class Cluster:
 
         settings, _ = load_environment(path, env)
         settings.update(overrides)
-        backend = settings.pop("backend_type", "local")
-        return cls(backend, **settings)
+        backend = settings.pop("backend", None) or settings.pop("backend_type", None)
+        return cls(backend or "local", **settings)
 
     @classmethod
     def from_file(cls, path: str, env: str | None = None, **overrides: Any) -> Cluster:
@@ -225,20 +212,26 @@ class Cluster:
         return cls.from_env(env, path=path, **overrides)
 
     @classmethod
-    def _for_workflow(cls, spec: Mapping[str, Any], *, job_dir: str) -> Cluster:
-        """The cluster a workflow uses on its node: local commands, children under job_dir."""
+    def for_workflow(cls, spec: WorkflowSpec, *, job_dir: str) -> Cluster:
+        """The cluster a running workflow submits its tasks to, on its own node.
+
+        Slurm commands run locally; the children's directories live under the
+        workflow's directory and are recorded in the submitter's index; the
+        workflow's journal lets a restarted workflow reattach to them.
+        """
         cluster = cls(
             "local",
             job_base_dir=f"{job_dir}/tasks",
-            default_options=spec.get("default_options"),
+            default_options=spec.default_options,
             python=sys.executable,
         )
-        cluster._index_dir = spec.get("index_dir")
-        cluster._journal = Journal(f"{job_dir}/journal.jsonl")
+        cluster._index_dir = spec.index_dir
+        cluster.journal = Journal(f"{job_dir}/journal.jsonl")
         return cluster
 
-    def _workflow_spec(self) -> dict[str, Any]:
-        return {"default_options": dict(self.default_options), "index_dir": self.index_dir}
+    def workflow_spec(self) -> WorkflowSpec:
+        """What a workflow submitted from here needs to make its own cluster."""
+        return WorkflowSpec(dict(self.default_options), self.store.index_dir)
 
     # --- context manager ----------------------------------------------------------
     def __enter__(self) -> Cluster:
@@ -247,25 +240,33 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         context.pop(self._tokens.pop())
+        if not self._tokens:
+            self.close()
 
     def close(self) -> None:
-        """Stop tracking and close the connection. Jobs keep running on Slurm."""
-        self.tracker.stop()
+        """Stop tracking, remove the done-marker directory and close the connection.
+
+        Jobs keep running on Slurm. Safe to call twice; a closed cluster opens
+        again when it is used.
+        """
+        if self._tracker is not None:
+            self._tracker.stop()
+        if self._store is not None:
+            self._store.close()
         if self._transport is not None:
-            if self._layout_ready:
-                with contextlib.suppress(SlurmError):
-                    self._run(["rm", "-rf", "--", self.done_dir], check=False)
             self._transport.close()
 
     def __repr__(self) -> str:
         where = self.hostname or "localhost"
         return f"<Cluster {self.backend_type} {where}>"
 
-    # --- where things live --------------------------------------------------------
+    # --- the parts ----------------------------------------------------------------
     @property
     def transport(self) -> Transport:
+        """Where commands run and files live: local, or one SSH connection."""
         if self._transport is None:
-            if self.backend_type == "local":
+            s = self.settings
+            if s.backend == "local":
                 from slurm.transport.local import LocalTransport
 
                 self._transport = LocalTransport()
@@ -273,14 +274,39 @@ class Cluster:
                 from slurm.transport.ssh import SSHTransport
 
                 self._transport = SSHTransport(
-                    str(self.hostname),
-                    username=self.username,
-                    port=self.port,
-                    password=self._password,
-                    key_filename=self._key_filename,
-                    accept_new_host_key=self._accept_new_host_key,
+                    str(s.hostname),
+                    username=s.username,
+                    port=s.port,
+                    password=s.password,
+                    key_filename=s.key_filename,
+                    accept_new_host_key=s.accept_new_host_key,
                 )
         return self._transport
+
+    @property
+    def slurm(self) -> SlurmClient:
+        """The client of Slurm's commands on this cluster."""
+        if self._slurm is None:
+            self._slurm = SlurmClient(self.transport, strip_inherited=self.backend_type == "local")
+        return self._slurm
+
+    @property
+    def store(self) -> JobStore:
+        """The job directories and the index under the job base directory."""
+        if self._store is None:
+            self._store = JobStore(
+                self.transport,
+                self.settings.job_base_dir or DEFAULT_JOB_BASE_DIR,
+                index_dir=self._index_dir,
+            )
+        return self._store
+
+    @property
+    def tracker(self) -> Tracker:
+        """The one watcher of every job of this cluster."""
+        if self._tracker is None:
+            self._tracker = Tracker(self.slurm, self.store)
+        return self._tracker
 
     @property
     def python(self) -> str:
@@ -299,64 +325,20 @@ class Cluster:
 
     @property
     def base_dir(self) -> str:
-        if self._base_dir is None:
-            self._base_dir = self.transport.expand_path(self._job_base_dir).rstrip("/")
-        return self._base_dir
+        return self.store.base_dir
 
     @property
     def index_dir(self) -> str:
-        if self._index_dir is None:
-            self._index_dir = f"{self.base_dir}/.index"
-        return self._index_dir
-
-    @property
-    def max_array_size(self) -> int:
-        """Slurm's MaxArraySize, read once from ``scontrol show config``."""
-        if self._max_array_size is None:
-            result = self._run(scontrol_show_config_argv(), check=False)
-            value = parse_show_config(result.stdout).get("MaxArraySize", "")
-            self._max_array_size = int(value) if value.isdigit() and int(value) > 0 else 1001
-        return self._max_array_size
+        return self.store.index_dir
 
     @property
     def done_dir(self) -> str:
-        """Where this cluster's runners drop a marker per finished job.
+        return self.store.done_dir
 
-        One directory per ``Cluster`` object, so one listing finds exactly the
-        markers of the jobs it watches; removed again by :meth:`close`.
-        """
-        return f"{self.index_dir.rsplit('/', 1)[0]}/.done/{self._session}"
-
-    def _ensure_layout(self) -> None:
-        """The index and done-marker directories, created once (before the first sbatch)."""
-        if not self._layout_ready:
-            self.transport.mkdir(self.index_dir, mode=0o700)
-            self.transport.mkdir(self.done_dir, mode=0o700)
-            self._layout_ready = True
-
-    def _new_job_dir(self, name: str) -> str:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "job"
-        path = f"{self.base_dir}/{safe}-{stamp}-{secrets.token_hex(3)}"
-        self.transport.mkdir(path, mode=0o700)
-        return path
-
-    # --- running commands ------------------------------------------------------------
-    def _run(self, argv: Sequence[str], *, check: bool = True, retry: bool = True) -> CommandResult:
-        """Run a Slurm command on the cluster, without options inherited from a parent job."""
-        argv = list(argv)
-        if self.backend_type == "local":
-            inherited = sorted(
-                name
-                for name in os.environ
-                if name.startswith(_INHERITED_PREFIXES) and name not in _KEEP_INHERITED
-            )
-            if inherited:
-                argv = ["env", *(f"-u{name}" for name in inherited), *argv]
-        return self.transport.run(argv, check=check, retry=retry)
-
-    def _cancel(self, job_ids: Sequence[str]) -> None:
-        self._run(scancel_argv(list(job_ids)), check=False)
+    @property
+    def max_array_size(self) -> int:
+        """``max_array_size=`` as given, else Slurm's ``MaxArraySize``."""
+        return self.settings.max_array_size or self.slurm.max_array_size()
 
     # --- submission -------------------------------------------------------------------
     def submit(
@@ -371,54 +353,44 @@ class Cluster:
             chosen = chosen.with_options(**overrides)
 
         def submit_call(*args: Any, **kwargs: Any) -> Job[R]:
-            return self._submit_call(chosen, args, kwargs)
+            return self.submit_call(chosen, args, kwargs)
 
         return submit_call
 
-    def _options_for(self, task: Task[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def options_for(self, task: Task[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(sbatch options, SDK options) of ``task`` on this cluster, defaults merged in."""
         merged = merge_options(self.default_options, task.options)
         merged.setdefault("job_name", task.name)
         return split_options(merged)
 
-    def _resubmit(self, job: Job[Any]) -> None:
-        resubmit(self, job)
-
-    def _record(self, job_id: str, job_dir: str) -> None:
-        self._ensure_layout()
-        self.transport.write_text(f"{self.index_dir}/{job_id}", job_dir + "\n")
-
-    def _submit_call(
+    def submit_call(
         self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> Job[R]:
+        """Submit one call of ``task`` (what calling a task in ``with cluster:`` does)."""
         task.bind_check(args, kwargs)
-        payload: dict[str, Any] = {
-            "task": task,
-            "args": tuple(args),
-            "kwargs": dict(kwargs),
-            "items": None,
-        }
-        job_id, job_dir, submitted = submit(self, task, payload, {}, "stdout")
-        job: Job[R] = Job(self, job_id, job_dir=job_dir, name=task.name)
-        job.max_requeues = int(payload["policy"]["max_requeues"])
-        self.tracker.watch(job, submitted=submitted)
+        submission = submit(self, task, [Call(tuple(args), dict(kwargs))], array=None)
+        job: Job[R] = Job(self, submission.job_id, job_dir=submission.job_dir, name=task.name)
+        job.max_requeues = submission.policy.max_requeues
+        job.dependencies = list(submission.depends_on)
+        self.tracker.watch(job, submitted=submission.submitted)
         self._notify("on_submit", job)
-        logger.info("submitted %s as job %s (%s)", task.name, job_id, job_dir)
         return job
 
-    def _submit_map(
-        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None
+    def submit_map(
+        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None = None
     ) -> ArrayJob[R]:
+        """Submit one element per item as a Slurm array (what ``task.map`` does)."""
         if not items:
             raise ConfigurationError(f"{task.name}.map() got no items; nothing was submitted.")
-        calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        calls: list[Call] = []
         for item in items:
             if isinstance(item, dict):
-                call: tuple[tuple[Any, ...], dict[str, Any]] = ((), dict(item))
+                call = Call((), dict(item))
             elif isinstance(item, tuple):
-                call = (item, {})
+                call = Call(item, {})
             else:
-                call = ((item,), {})
-            task.bind_check(*call)
+                call = Call((item,), {})
+            task.bind_check(call.args, call.kwargs)
             calls.append(call)
         # Slurm caps array indices below MaxArraySize: larger maps become several
         # arrays, transparently (one ArrayJob, results still in item order).
@@ -430,33 +402,38 @@ class Cluster:
             spec = f"0-{len(part) - 1}"
             if max_concurrent:
                 spec += f"%{int(max_concurrent)}"
-            payload: dict[str, Any] = {"task": task, "args": (), "kwargs": {}, "items": part}
-            array_id, job_dir, submitted = submit(self, task, payload, {"array": spec}, "logs/%a")
-            parts.append((array_id, job_dir))
+            submission = submit(self, task, part, array=spec)
+            parts.append((submission.job_id, submission.job_dir))
             for index in range(len(part)):
-                job: Job[R] = self._array_element(array_id, job_dir, task.name, index)
-                job.name = f"{task.name}[{start + index}]"
-                job.max_requeues = int(payload["policy"]["max_requeues"])
-                self.tracker.watch(job, submitted=submitted)
+                job: Job[R] = Job(
+                    self,
+                    f"{submission.job_id}_{index}",
+                    job_dir=submission.job_dir,
+                    name=f"{task.name}[{start + index}]",
+                    array_index=index,
+                )
+                job.max_requeues = submission.policy.max_requeues
+                job.dependencies = list(submission.depends_on)
+                self.tracker.watch(job, submitted=submission.submitted)
                 jobs.append(job)
         array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
         self._notify("on_submit", array)
         return array
 
-    def _array_element(self, array_id: str, job_dir: str, name: str, index: int) -> Job[Any]:
-        job: Job[Any] = Job(
-            self,
-            f"{array_id}_{index}",
-            job_dir=job_dir,
-            name=f"{name}[{index}]",
-            result_path=f"{job_dir}/results/{index}.pkl",
-            stdout_path=f"{job_dir}/logs/{index}.out",
-            stderr_path=f"{job_dir}/logs/{index}.err",
-        )
-        job.array_index = index
-        return job
+    def resubmit(self, job: Job[Any]) -> None:
+        """Submit an interrupted job again when Slurm could not requeue it (same call)."""
+        resubmit(self, job)
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel these jobs (no error for jobs that already ended)."""
+        self.slurm.cancel(job_ids)
 
     def _notify(self, event: str, *args: Any) -> None:
+        from slurm.callbacks.callbacks import LoggerCallback
+
+        if event == "on_submit" and not any(isinstance(c, LoggerCallback) for c in self.callbacks):
+            job = args[0]
+            logger.info("submitted %s as job %s (%s)", job.name, job.id, job.job_dir)
         for callback in self.callbacks:
             handler = getattr(callback, event, None)
             if handler is None:
@@ -467,24 +444,27 @@ class Cluster:
                 logger.warning("callback %r.%s failed", callback, event, exc_info=True)
 
     # --- reattaching -------------------------------------------------------------------
-    def get_job(self, job_id: str | int) -> Job[Any]:
-        """Reattach to a job submitted earlier (from any process), even after Slurm purged it."""
+    def get_job(self, job_id: str | int, *, track: bool = True) -> Job[Any]:
+        """Reattach to a job submitted earlier (from any process), even after Slurm purged it.
+
+        ``track=False`` gives a Job for its files only (logs, script, result)
+        without starting the tracker.
+
+        Raises:
+            ConfigurationError: not a job id, or no job of the SDK under this job base dir.
+        """
         job_id = str(job_id)
-        array_id, _, index = job_id.partition("_")
-        try:
-            job_dir = self.transport.read_text(f"{self.index_dir}/{array_id}").strip()
-        except FileNotFoundError:
-            raise ConfigurationError(
-                f"Job {job_id} was not submitted through slurm-sdk with job_base_dir "
-                f"{self.base_dir!r} (no record in {self.index_dir}). Pass the same "
-                "job_base_dir the job was submitted with."
-            ) from None
-        name = job_dir.rsplit("/", 1)[-1].rsplit("-", 3)[0]
+        job_dir = self.store.job_dir_of(job_id)
+        name, _ = parse_job_dir(job_dir)
+        _, _, index = job_id.partition("_")
         if index:
-            job = self._array_element(array_id, job_dir, name, int(index))
+            job: Job[Any] = Job(
+                self, job_id, job_dir=job_dir, name=f"{name}[{index}]", array_index=int(index)
+            )
         else:
             job = Job(self, job_id, job_dir=job_dir, name=name)
-        self.tracker.watch(job)
+        if track:
+            self.tracker.watch(job)
         return job
 
     # --- diagnostics -----------------------------------------------------------------

@@ -37,29 +37,12 @@ from typing import Any
 
 from slurm.errors import ConfigurationError
 from slurm.options import normalize_options
+from slurm.settings import SLURMFILE_KEYS, ClusterSettings
 
-__all__ = ["find_slurmfile", "load_environment"]
+__all__ = ["SLURMFILE_KEYS", "find_slurmfile", "load_environment"]
 
 FILE_NAMES = ("Slurmfile", "Slurmfile.toml", "slurmfile.toml")
 USER_FILE = Path("~/.config/slurm-sdk/Slurmfile.toml")
-CLUSTER_KEYS = frozenset(
-    {
-        "backend",
-        "backend_type",
-        "hostname",
-        "username",
-        "port",
-        "key_filename",
-        "job_base_dir",
-        "default_partition",
-        "default_account",
-        "python",
-        "packaging",
-        "accept_new_host_key",
-        "max_array_size",
-        "sbatch",
-    }
-)
 
 
 def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
@@ -109,21 +92,23 @@ def load_environment(
             "env= or $SLURM_ENV."
         )
     settings = dict(section)
-    unknown = sorted(set(settings) - CLUSTER_KEYS)
+    where = f"Slurmfile {file}, [{name}]"
+    unknown = sorted(set(settings) - SLURMFILE_KEYS)
     if unknown:
         hints = []
         for key in unknown:
-            close = difflib.get_close_matches(key, CLUSTER_KEYS, n=1)
+            close = difflib.get_close_matches(key, SLURMFILE_KEYS, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
-            f"Slurmfile {file}, [{name}]: unknown setting {', '.join(hints)}. Valid settings: "
-            f"{', '.join(sorted(CLUSTER_KEYS))}; sbatch options go in [{name}.sbatch]."
+            f"{where}: unknown setting {', '.join(hints)}. Valid settings: "
+            f"{', '.join(sorted(SLURMFILE_KEYS))}; sbatch options go in [{name}.sbatch]."
         )
     sbatch = settings.pop("sbatch", {})
     if not isinstance(sbatch, Mapping):
         raise ConfigurationError(f"Slurmfile {file}: [{name}.sbatch] must be a table.")
     if sbatch:
         settings["default_options"] = normalize_options(sbatch)
-    if "backend" in settings:
-        settings["backend_type"] = settings.pop("backend")
+    if "backend_type" in settings:
+        settings["backend"] = settings.pop("backend_type")
+    ClusterSettings.from_mapping(settings, source=where)  # every value type-checked here
     return settings, file

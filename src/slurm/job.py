@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from slurm.errors import JobTerminatedError, JobTimeoutError
+from slurm.layout import JobPaths
 from slurm.payload import Envelope, JobRef
 from slurm.slurmcmd import JobState
 
@@ -35,23 +36,24 @@ class Job(Generic[T]):
         *,
         job_dir: str,
         name: str = "",
-        result_path: str | None = None,
-        stdout_path: str | None = None,
-        stderr_path: str | None = None,
-        script_path: str | None = None,
+        array_index: int | None = None,
     ) -> None:
         self.cluster = cluster
         self.id = job_id
         self.job_dir = job_dir
         self.name = name
-        self.result_path = result_path or f"{job_dir}/result.pkl"
-        self.stdout_path = stdout_path or f"{job_dir}/stdout"
-        self.stderr_path = stderr_path or f"{job_dir}/stderr"
-        self.script_path = script_path or f"{job_dir}/job.sh"
+        self.array_index = array_index
+        paths = JobPaths(job_dir, array_index)
+        self.result_path = paths.result
+        self.stdout_path = paths.stdout
+        self.stderr_path = paths.stderr
+        self.script_path = paths.script
+        self.runs_path = paths.runs
         self._envelope: Envelope | None = None
         self.max_requeues = 0  # set at submission: how often the client may resubmit
-        self.array_index: int | None = None
         self.previous_ids: list[str] = []
+        #: The ids of the jobs this one waited for (``.after()`` and Job arguments).
+        self.dependencies: list[str] = []
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.name!r} {self.state.value}>"
@@ -61,7 +63,7 @@ class Job(Generic[T]):
         return self.id
 
     def _slurm_job_ref(self) -> JobRef:
-        return JobRef(self.id, self.result_path)
+        return JobRef((self.id,), result_path=self.result_path)
 
     # --- state ---------------------------------------------------------------
     @property
@@ -76,11 +78,6 @@ class Job(Generic[T]):
         """Ask now (result file, then Slurm) and return the job's state."""
         self.cluster.tracker.refresh([self])
         return self.state
-
-    @property
-    def runs_path(self) -> str:
-        """The runner's log of this job's runs: one line per start, requeue and end."""
-        return self.result_path.rsplit(".", 1)[0] + ".runs"
 
     @property
     def requeue_count(self) -> int:
@@ -129,7 +126,7 @@ class Job(Generic[T]):
                 return False
             if not self._needs_resubmission():
                 return True
-            self.cluster._resubmit(self)
+            self.cluster.resubmit(self)
 
     def _needs_resubmission(self) -> bool:
         if self._load_envelope() is not None or len(self.previous_ids) >= self.max_requeues:
@@ -170,12 +167,17 @@ class Job(Generic[T]):
     result = get_result
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The error ``get_result()`` would raise, or None if the job succeeded."""
+        """The error ``get_result()`` would raise, or None if the job succeeded.
+
+        A task that raised ``SystemExit`` or ``KeyboardInterrupt`` is returned
+        as :class:`~slurm.errors.TaskFailedError` naming it; a Ctrl-C while
+        waiting here stops the program as usual.
+        """
         try:
             self.get_result(timeout)
         except JobTimeoutError:
             raise
-        except BaseException as exc:
+        except Exception as exc:
             return exc
         return None
 
@@ -225,7 +227,7 @@ class Job(Generic[T]):
     # --- control and logs ------------------------------------------------------
     def cancel(self) -> None:
         """Cancel the job (no error if it already ended)."""
-        self.cluster._cancel([self.id])
+        self.cluster.cancel([self.id])
         self.cluster.tracker.refresh([self])
 
     def get_stdout(self) -> str:
@@ -259,12 +261,14 @@ class ArrayJob(Generic[T]):
         self.cluster = cluster
         self.parts = list(parts)  # (array job id, job directory), one per Slurm array
         self.array_ids = [array_id for array_id, _ in self.parts]
-        # One Slurm array: its id. A map split over several arrays: "A:B", which
-        # reads as a list of ids wherever Slurm takes dependencies.
-        self.id = ":".join(self.array_ids)
+        # A map larger than MaxArraySize is split over several Slurm arrays: the
+        # first one's id names it; `array_ids` has them all.
+        self.id = self.array_ids[0]
         self.job_dir = self.parts[0][1]
         self.name = name
         self._jobs = list(jobs)
+        #: The ids of the jobs the array waited for (``.after()`` and Job items).
+        self.dependencies: list[str] = sorted({d for job in self._jobs for d in job.dependencies})
 
     def __repr__(self) -> str:
         return f"<ArrayJob {self.id} {self.name!r} x{len(self._jobs)}>"
@@ -288,7 +292,8 @@ class ArrayJob(Generic[T]):
 
     def _slurm_job_ref(self) -> JobRef:
         # The runner reads every element's result, array after array, in item order.
-        return JobRef(self.id, "\n".join(f"{job_dir}/results" for _, job_dir in self.parts))
+        dirs = tuple(JobPaths(job_dir).results_dir for _, job_dir in self.parts)
+        return JobRef(tuple(self.array_ids), result_dirs=dirs)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every element; True if all succeeded."""
@@ -346,5 +351,5 @@ class ArrayJob(Generic[T]):
         return results
 
     def cancel(self) -> None:
-        self.cluster._cancel(self.array_ids)
+        self.cluster.cancel(self.array_ids)
         self.cluster.tracker.refresh(self._jobs)

@@ -35,23 +35,90 @@ def _format(exc: BaseException) -> str:
 
 
 __all__ = [
+    "PAYLOAD_VERSION",
+    "Call",
     "Envelope",
     "JobRef",
+    "Payload",
+    "RunPolicy",
+    "WorkflowSpec",
     "dumps_payload",
     "envelope_for_exception",
     "envelope_for_value",
     "loads_payload",
 ]
 
-ENVELOPE_VERSION = 1
+#: Bumped whenever a record below changes shape: a job written by one SDK
+#: version and run by another then fails with a clear message.
+PAYLOAD_VERSION = 2
+ENVELOPE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class JobRef:
-    """A pointer to another job's result file, standing in for a ``Job`` argument."""
+    """A pointer to another job's result, standing in for a ``Job`` argument.
 
-    job_id: str
-    result_path: str
+    Attributes:
+        job_ids: the Slurm ids to depend on (an array split in parts has several).
+        result_path: a single job's result file.
+        result_dirs: an array's results directories, in item order.
+    """
+
+    job_ids: tuple[str, ...]
+    result_path: str = ""
+    result_dirs: tuple[str, ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        return ",".join(self.job_ids)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call's arguments."""
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """How the runner treats interruptions: how often one call may be requeued."""
+
+    max_requeues: int = 0
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """What a workflow's own cluster needs on its node: the submitter's defaults."""
+
+    default_options: dict[str, Any]
+    index_dir: str
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Everything a job needs to run its call, written by the client, read by the runner.
+
+    Attributes:
+        task: the task (its function travels by reference when importable).
+        calls: one call, or one per element of an array (``array=True``).
+        array: the job is a Slurm array; element ``i`` runs ``calls[i]``.
+        policy: requeue policy.
+        workflow: for a workflow, what its cluster on the node is made from.
+        version: :data:`PAYLOAD_VERSION` of the SDK that wrote it.
+    """
+
+    task: Any
+    calls: tuple[Call, ...]
+    array: bool = False
+    policy: RunPolicy = RunPolicy()
+    workflow: WorkflowSpec | None = None
+    version: int = PAYLOAD_VERSION
+
+    def call(self, index: int | None) -> Call:
+        """The call to run: element ``index`` of an array, else the only one."""
+        return self.calls[index or 0] if self.array else self.calls[0]
 
 
 class _RefPickler(cloudpickle.Pickler):  # type: ignore[misc]
@@ -63,12 +130,12 @@ class _RefPickler(cloudpickle.Pickler):  # type: ignore[misc]
         make_ref = getattr(type(obj), "_slurm_job_ref", None)
         if make_ref is None:
             return None
-        ref = make_ref(obj)
+        ref: JobRef = make_ref(obj)
         self._refs.append(ref)
-        return ("slurm-job", ref.job_id, ref.result_path)
+        return ("slurm-job", ref.job_ids, ref.result_path, ref.result_dirs)
 
 
-def dumps_payload(payload: dict[str, Any]) -> tuple[bytes, list[JobRef]]:
+def dumps_payload(payload: Payload) -> tuple[bytes, list[JobRef]]:
     """Pickle a payload; return the bytes and the jobs it refers to."""
     buffer = io.BytesIO()
     refs: list[JobRef] = []
@@ -82,16 +149,31 @@ class _RefUnpickler(pickle.Unpickler):
         self._resolve = resolve
 
     def persistent_load(self, pid: Any) -> Any:
-        kind, job_id, result_path = pid
-        if kind != "slurm-job":
-            raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
-        return self._resolve(JobRef(job_id, result_path))
+        if not (isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "slurm-job"):
+            raise pickle.UnpicklingError(
+                f"unknown job reference {pid!r}: the payload was written by another "
+                "slurm-sdk version"
+            )
+        _, job_ids, result_path, result_dirs = pid
+        return self._resolve(JobRef(tuple(job_ids), result_path, tuple(result_dirs)))
 
 
-def loads_payload(data: bytes, resolve: Callable[[JobRef], Any]) -> dict[str, Any]:
-    """Unpickle a payload, turning each :class:`JobRef` into ``resolve(ref)``."""
-    result: dict[str, Any] = _RefUnpickler(io.BytesIO(data), resolve).load()
-    return result
+def loads_payload(data: bytes, resolve: Callable[[JobRef], Any]) -> Payload:
+    """Unpickle a payload, turning each :class:`JobRef` into ``resolve(ref)``.
+
+    Raises:
+        ResultError: the payload was written by another slurm-sdk version.
+    """
+    loaded = _RefUnpickler(io.BytesIO(data), resolve).load()
+    version = getattr(loaded, "version", None)
+    if not isinstance(loaded, Payload) or version != PAYLOAD_VERSION:
+        raise ResultError(
+            f"This job's payload was written by another slurm-sdk version (payload version "
+            f"{version if version is not None else 'unknown'}, this runner reads version "
+            f"{PAYLOAD_VERSION}). Install the same slurm-sdk version on the cluster as on "
+            "the client, then submit the call again."
+        )
+    return loaded
 
 
 @dataclass
@@ -106,7 +188,6 @@ class Envelope:
     traceback: str = ""
     node: str = ""
     job_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     version: int = ENVELOPE_VERSION
 
     def to_bytes(self) -> bytes:
@@ -114,15 +195,25 @@ class Envelope:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, job_id: str | None = None) -> Envelope:
+        """Read an envelope; a file of another SDK version is a clear :class:`ResultError`."""
         try:
             fields = pickle.loads(data)
-            return cls(**fields)
+            version = fields.get("version")
+            if version == ENVELOPE_VERSION:
+                return cls(**fields)
+            problem = f"it was written by another slurm-sdk version (result version {version})"
         except Exception as exc:
             raise ResultError(
-                f"The result file of job {job_id} is unreadable ({exc}). "
+                f"The result file of job {job_id} is unreadable ({type(exc).__name__}: {exc}). "
                 "It may come from an incompatible slurm-sdk version; re-run the job.",
                 job_id=job_id,
             ) from exc
+        raise ResultError(
+            f"The result file of job {job_id} cannot be read: {problem}, and this one reads "
+            f"version {ENVELOPE_VERSION}. Use the same slurm-sdk version on the client and "
+            "the cluster, or re-run the job.",
+            job_id=job_id,
+        )
 
     def unwrap(self) -> Any:
         """The value, or raise the remote exception (rebuilt when its type is available)."""
@@ -143,7 +234,9 @@ class Envelope:
                 error = cloudpickle.loads(self.exception)
             except Exception:
                 error = None
-        if isinstance(error, BaseException):
+        # SystemExit or KeyboardInterrupt in the task must not stop this program:
+        # only ordinary exceptions are raised as themselves.
+        if isinstance(error, Exception):
             error.add_note(f"\n--- remote traceback ({where}) ---\n{self.traceback.rstrip()}")
             raise error
         raise TaskFailedError(

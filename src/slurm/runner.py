@@ -16,9 +16,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from slurm.layout import JobPaths
 from slurm.payload import (
     Envelope,
     JobRef,
+    Payload,
+    WorkflowSpec,
     envelope_for_exception,
     envelope_for_value,
     loads_payload,
@@ -133,13 +136,13 @@ def _drop_marker(done_dir: str | None, job_id: str | None) -> None:
 
 
 def _resolve(ref: JobRef) -> Any:
-    path = Path(ref.result_path.split("\n", 1)[0])
-    if path.is_dir():  # an ArrayJob: every element's result, array after array, in item order
+    if ref.result_dirs:  # an ArrayJob: every element's result, array after array, in item order
         values: list[Any] = []
-        for directory in ref.result_path.split("\n"):
+        for directory in ref.result_dirs:
             files = sorted(Path(directory).glob("*.pkl"), key=lambda p: int(p.stem))
             values.extend(Envelope.from_bytes(f.read_bytes()).unwrap() for f in files)
         return values
+    path = Path(ref.result_path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -156,22 +159,27 @@ def _extend_sys_path(entries: list[str]) -> None:
             sys.path.append(entry)
 
 
-def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
-    """Run the call stored in ``job_dir``; return the process exit code."""
+def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bool = False) -> int:
+    """Run the call stored in ``job_dir``; return the process exit code.
+
+    ``array``: the job is an element of a Slurm array (``SLURM_ARRAY_TASK_ID``
+    says which) and writes its own result file.
+    """
     job_dir = Path(job_dir)
     env = dict(os.environ if env is None else env)
     guard = _Guard()
     if env.get("SLURM_JOB_ID"):
         guard.install()
     job_id = env.get("SLURM_JOB_ID")
-    index_text = env.get("SLURM_ARRAY_TASK_ID")
-    restart = int(env.get("SLURM_RESTART_COUNT") or 0)
-    result_path = job_dir / "result.pkl"
-    if index_text is not None and (job_dir / "results").is_dir():
-        result_path = job_dir / "results" / f"{int(index_text)}.pkl"
+    index: int | None = None
+    if array:
+        index = int(env.get("SLURM_ARRAY_TASK_ID") or 0)
         if env.get("SLURM_ARRAY_JOB_ID"):
-            job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{int(index_text)}"
-    runs_path = result_path.with_suffix(".runs")
+            job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
+    restart = int(env.get("SLURM_RESTART_COUNT") or 0)
+    paths = JobPaths(str(job_dir), index)
+    result_path = Path(paths.result)
+    runs_path = Path(paths.runs)
     # Earlier starts count too: a job the client had to resubmit (the cluster could
     # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
     restart = max(restart, _previous_starts(runs_path))
@@ -183,23 +191,19 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
     envelope: Envelope
     done_dir = env.get(DONE_DIR_VARIABLE)
     try:
-        raw = (job_dir / "payload.pkl").read_bytes()
-        sys_path = (job_dir / "sys_path.txt").read_text().splitlines()
+        raw = Path(paths.payload).read_bytes()
+        sys_path = Path(paths.sys_path).read_text().splitlines()
         _extend_sys_path(sys_path)
         payload = loads_payload(raw, _resolve)
-        policy = payload.get("policy") or {}
-        max_requeues = int(policy.get("max_requeues", 0))
+        max_requeues = payload.policy.max_requeues
         guard.can_requeue = restart < max_requeues
         if restart > max_requeues:
             raise RuntimeError(
                 f"job {job_id} was requeued {restart} times, more than max_requeues="
                 f"{max_requeues}; raise max_requeues or give the task more time"
             )
-        args: tuple[Any, ...] = tuple(payload["args"])
-        kwargs: dict[str, Any] = dict(payload["kwargs"])
-        if payload.get("items") is not None:
-            args, kwargs = payload["items"][int(index_text or 0)]
-        envelope = _call(payload, args, kwargs, job_dir, job_id, env, guard)
+        call = payload.call(index)
+        envelope = _call(payload, tuple(call.args), dict(call.kwargs), job_dir, job_id, env, guard)
     except _Interrupted:
         if _requeue_self(env.get("SLURM_JOB_ID", "")):
             _log_run(runs_path, "requeued-time-limit", restart)
@@ -215,7 +219,7 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
 
 
 def _call(
-    payload: dict[str, Any],
+    payload: Payload,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     job_dir: Path,
@@ -225,7 +229,7 @@ def _call(
 ) -> Envelope:
     from slurm.task import injected_parameters
 
-    task = payload["task"]
+    task = payload.task
     fn = task.unwrapped
     job_context = JobContext.from_environment(env, output_dir=str(job_dir))
     _set_current(job_context)
@@ -261,13 +265,13 @@ def _call(
             workflow_cluster.close()
 
 
-def _workflow_context(payload: dict[str, Any], job_dir: Path, job_id: str | None) -> Any:
+def _workflow_context(payload: Payload, job_dir: Path, job_id: str | None) -> Any:
     from slurm import context
     from slurm.cluster import Cluster
     from slurm.workflow import WorkflowContext
 
-    spec = dict(payload.get("cluster_spec") or {})
-    cluster = Cluster._for_workflow(spec, job_dir=str(job_dir))
+    spec = payload.workflow or WorkflowSpec({}, f"{job_dir}/tasks/.index")
+    cluster = Cluster.for_workflow(spec, job_dir=str(job_dir))
     context.set_process_default(cluster)
     shared = job_dir / "shared"
     shared.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -282,10 +286,11 @@ def _workflow_context(payload: dict[str, Any], job_dir: Path, job_id: str | None
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m slurm.runner JOB_DIR", file=sys.stderr)
+    array = args[1:] == ["--array"]
+    if len(args) != 1 and not array:
+        print("usage: python -m slurm.runner JOB_DIR [--array]", file=sys.stderr)
         return 2
-    return run_job(args[0])
+    return run_job(args[0], array=array)
 
 
 if __name__ == "__main__":

@@ -96,37 +96,18 @@ def _env_lines(env: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def _unset_lines(prefixes: Sequence[str]) -> list[str]:
-    if not prefixes:
-        return []
-    for prefix in prefixes:
-        if not prefix or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", prefix):
-            raise InvalidOptionError(
-                f"Cannot unset variables by prefix {prefix!r}: a prefix must be a non-empty "
-                "shell identifier."
-            )
-    patterns = "|".join(f"{p}*" for p in prefixes)
-    return [
-        'for _slurm_sdk_v in $(compgen -e); do case "$_slurm_sdk_v" in '
-        f'{patterns}) unset -v "$_slurm_sdk_v";; esac; done; unset -v _slurm_sdk_v'
-    ]
-
-
 def render_batch_script(
     *,
     options: Mapping[str, Any],
     command: Sequence[str],
     env: Mapping[str, str] | None = None,
-    unset_env_prefixes: Sequence[str] = (),
     setup: Sequence[str] = (),
     workdir: str | None = None,
 ) -> str:
     """Render the bash batch script for one job.
 
     Layout: shebang; one ``#SBATCH`` line per :func:`slurm.options.sbatch_flags`
-    item (SDK-only options are ignored); a marker comment; optionally a loop
-    unsetting inherited variables whose names start with one of
-    ``unset_env_prefixes`` (nothing by default); ``export`` lines for ``env``;
+    item (SDK-only options are ignored); a marker comment; ``export`` lines for ``env``;
     ``cd`` to ``workdir`` (the job exits if that fails); the ``setup`` shell
     lines verbatim (e.g. ``module load cuda``); finally ``exec`` of ``command``.
 
@@ -134,7 +115,6 @@ def render_batch_script(
         options: job options (normalised again here, so raw names also work).
         command: argv of the program the job runs; must not be empty.
         env: variables to export, values exported exactly as given.
-        unset_env_prefixes: variable-name prefixes to unset first, e.g. ``("SBATCH_",)``.
         setup: shell lines run before the command, verbatim and unquoted.
         workdir: directory to ``cd`` into before ``setup``.
 
@@ -158,7 +138,6 @@ def render_batch_script(
     lines = ["#!/bin/bash"]
     lines += [f"#SBATCH {quote_directive_arg(flag)}" for flag in flags]
     lines.append(GENERATED_MARKER)
-    lines += _unset_lines(unset_env_prefixes)
     lines += _env_lines(env or {})
     if workdir is not None:
         if "\x00" in workdir:

@@ -30,15 +30,12 @@ __all__ = [
     "parse_exit_code",
     "parse_sacct",
     "parse_sbatch_output",
-    "parse_scontrol_show_job",
     "parse_show_config",
     "parse_squeue",
     "sacct_argv",
     "sbatch_argv",
     "scancel_argv",
-    "scontrol_requeue_argv",
     "scontrol_show_config_argv",
-    "scontrol_show_job_argv",
     "squeue_argv",
     "squeue_says_invalid_id",
 ]
@@ -130,16 +127,6 @@ class JobState(StrEnum):
         """The job is queued, held, running or finishing; it is not over yet."""
         return self in _ACTIVE_STATES
 
-    @property
-    def is_pending(self) -> bool:
-        """The job waits to start (queued, requeued or held)."""
-        return self in _PENDING_STATES
-
-    @property
-    def is_success(self) -> bool:
-        """The job completed with exit code 0 (COMPLETED only)."""
-        return self is JobState.COMPLETED
-
 
 #: States after which a job never runs again.
 TERMINAL_STATES: frozenset[JobState] = frozenset(
@@ -221,6 +208,14 @@ class JobInfo:
     start: str | None = None
     end: str | None = None
     raw_state: str = ""
+
+    def is_final(self, *, queued: bool) -> bool:
+        """The job is over and will not run again.
+
+        ``queued``: squeue still lists it. A PREEMPTED job that squeue lists
+        may yet be requeued; once only accounting knows it, it is over.
+        """
+        return self.state.is_terminal or (not queued and self.state.is_final_in_accounting)
 
 
 # --------------------------------------------------------------------- helpers
@@ -448,46 +443,9 @@ def scancel_argv(
 # --------------------------------------------------------------------- scontrol
 
 
-def scontrol_show_job_argv(job_id: str) -> list[str]:
-    """``scontrol --oneliner show job ID``: one line per job (per array element)."""
-    return ["scontrol", "--oneliner", "show", "job", job_id]
-
-
-def scontrol_requeue_argv(job_ids: Sequence[str]) -> list[str]:
-    """``scontrol requeue ID,ID,...``."""
-    return ["scontrol", "requeue", ",".join(job_ids)]
-
-
 def scontrol_show_config_argv() -> list[str]:
     """``scontrol show config``."""
     return ["scontrol", "show", "config"]
-
-
-# A key starts after whitespace (or the line start) and runs up to "=";
-# values may hold spaces (WorkDir, Command, StdOut), so a value runs until
-# the next " Key=".
-_SCONTROL_KEY_RE = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z0-9_:/().\-]*)=")
-
-
-def parse_scontrol_show_job(stdout: str) -> list[dict[str, str]]:
-    """Parse ``scontrol --oneliner show job`` output: one ``{key: value}`` per job line.
-
-    Values keep inner spaces (``WorkDir=/a b`` gives ``"/a b"``); a path
-    containing `` Word=`` cannot be told apart from a new key and is split
-    there, as in scontrol's own output.
-    """
-    records: list[dict[str, str]] = []
-    for line in stdout.splitlines():
-        line = line.rstrip()
-        matches = list(_SCONTROL_KEY_RE.finditer(line))
-        if not matches:
-            continue
-        record: dict[str, str] = {}
-        for match, following in zip(matches, [*matches[1:], None], strict=True):
-            end = following.start() if following is not None else len(line)
-            record[match.group(1)] = line[match.end() : end].strip()
-        records.append(record)
-    return records
 
 
 def parse_show_config(stdout: str) -> dict[str, str]:

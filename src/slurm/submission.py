@@ -14,21 +14,16 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slurm.errors import (
-    ConfigurationError,
-    ConnectionLostError,
-    DependencyError,
-    ResultError,
-    SubmissionError,
-)
+from slurm.errors import ConfigurationError, DependencyError, ResultError
 from slurm.journal import JournalEntry, fingerprint
+from slurm.layout import JobPaths, log_patterns
 from slurm.options import literal_filename_pattern
-from slurm.payload import Envelope, JobRef, dumps_payload
+from slurm.payload import Call, Envelope, JobRef, Payload, RunPolicy, dumps_payload
 from slurm.runner import DONE_DIR_VARIABLE
 from slurm.script import render_batch_script
-from slurm.slurmcmd import parse_sbatch_output, sbatch_argv
 from slurm.task import Task
 
 if TYPE_CHECKING:
@@ -37,22 +32,28 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_SBATCH_ATTEMPTS = 5
-_TRANSIENT_ERRORS = (
-    "Socket timed out",
-    "Resource temporarily unavailable",
-    "Unable to contact slurm controller",
-    "Zero Bytes were transmitted",
-    "Connection refused",
-)
-
 DEFAULT_MAX_REQUEUES = 3
 DEFAULT_REQUEUE_GRACE = 60
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What one submission gave: the Slurm id (an array's id), its directory, its policy.
+
+    ``submitted`` is the ``time.time()`` of sbatch, ``None`` when a restarted
+    workflow reattached to a job its earlier run had submitted.
+    """
+
+    job_id: str
+    job_dir: str
+    submitted: float | None
+    policy: RunPolicy
+    depends_on: tuple[str, ...] = ()
+
+
 def requeue_policy(
     sbatch_options: Mapping[str, Any], sdk_options: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], RunPolicy]:
     """sbatch flags and runner policy for surviving preemption and time limits.
 
     Jobs are requeueable and get USR1 ``requeue_grace`` seconds before their
@@ -71,11 +72,11 @@ def requeue_policy(
             f"requeue_grace={sdk_options.get('requeue_grace')!r}."
         )
     if sbatch_options.get("no_requeue") or sbatch_options.get("requeue") is False:
-        return {}, {"max_requeues": 0}
+        return {}, RunPolicy(max_requeues=0)
     flags: dict[str, Any] = {"requeue": True}
     if "signal" not in sbatch_options:
         flags["signal"] = f"B:USR1@{grace}"
-    return flags, {"max_requeues": max_requeues}
+    return flags, RunPolicy(max_requeues=max_requeues)
 
 
 def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRef]) -> str | None:
@@ -86,13 +87,14 @@ def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRe
             call could never run (sbatch would refuse it); nothing is submitted.
     """
     by_kind: dict[str, list[str]] = {}
-    for dep_kind, job in task.dependencies:
-        by_kind.setdefault(dep_kind, []).append(str(job.id))
-    afterok = [(ref.job_id, ref) for ref in refs]
+    dependencies = [(kind, job._slurm_job_ref()) for kind, job in task.dependencies]
+    for dep_kind, ref in dependencies:
+        by_kind.setdefault(dep_kind, []).extend(ref.job_ids)
+    afterok = [(job_id, ref) for ref in refs for job_id in ref.job_ids]
     afterok += [
-        (str(job.id), job._slurm_job_ref()) for kind, job in task.dependencies if kind == "afterok"
+        (job_id, ref) for kind, ref in dependencies if kind == "afterok" for job_id in ref.job_ids
     ]
-    by_kind.setdefault("afterok", []).extend(ref.job_id for ref in refs)
+    by_kind.setdefault("afterok", []).extend(job_id for ref in refs for job_id in ref.job_ids)
     finished: set[str] = set()
     for job_id, ref in afterok:
         outcome = _outcome(cluster, ref)
@@ -116,7 +118,7 @@ def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRe
 
 def _outcome(cluster: Cluster, ref: JobRef) -> Envelope | None:
     """The result envelope of a finished single job, or None (running, an array, unreadable)."""
-    if ref.result_path.endswith("/results"):
+    if not ref.result_path:
         return None
     try:
         return Envelope.from_bytes(cluster.transport.read_bytes(ref.result_path))
@@ -125,23 +127,30 @@ def _outcome(cluster: Cluster, ref: JobRef) -> Envelope | None:
 
 
 def submit(
-    cluster: Cluster,
-    task: Task[Any, Any],
-    payload: dict[str, Any],
-    extra_options: Mapping[str, Any],
-    log_name: str,
-) -> tuple[str, str, float | None]:
-    """Pickle, lay out the job directory, write the script, sbatch it.
+    cluster: Cluster, task: Task[Any, Any], calls: Sequence[Call], *, array: str | None
+) -> Submitted:
+    """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
-    Inside a workflow, the journal is consulted first: a call the earlier
-    run already submitted is reattached instead. Returns (job id, job
-    directory, submission time or None when reattached).
+    ``array`` is sbatch's ``--array`` value (``0-9%2``): element ``i`` runs
+    ``calls[i]``; ``None`` submits one job running ``calls[0]``. Inside a
+    workflow, the journal is consulted first: a call the earlier run already
+    submitted is reattached instead.
+
+    Raises:
+        ConfigurationError: the preflight failed, or the arguments cannot be pickled.
+        DependencyError: an ``afterok`` dependency already failed.
+        SubmissionError: sbatch refused the job.
     """
     python = cluster.python  # first: the preflight must fail before anything is written
-    sbatch_options, sdk_options = cluster._options_for(task)
-    if task.is_workflow:
-        payload["cluster_spec"] = cluster._workflow_spec()
-    requeue_flags, payload["policy"] = requeue_policy(sbatch_options, sdk_options)
+    sbatch_options, sdk_options = cluster.options_for(task)
+    requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
+    payload = Payload(
+        task=task,
+        calls=tuple(calls),
+        array=array is not None,
+        policy=policy,
+        workflow=cluster.workflow_spec() if task.is_workflow else None,
+    )
     try:
         data, refs = dumps_payload(payload)
     except Exception as exc:
@@ -150,33 +159,38 @@ def submit(
             f"be pickled ({type(exc).__name__}: {exc}). Nothing was submitted. Pass plain "
             "data, or objects that cloudpickle can serialise."
         ) from exc
-    seq, job_dir = -1, None
-    if cluster._journal is not None:
-        depends_on = sorted(
-            {ref.job_id for ref in refs} | {str(job.id) for _, job in task.dependencies}
+    journal, store = cluster.journal, cluster.store
+    seq, job_dir, digest = -1, None, ""
+    depends_on = tuple(
+        dict.fromkeys(
+            [job_id for ref in refs for job_id in ref.job_ids]
+            + [job_id for _, job in task.dependencies for job_id in job._slurm_job_ref().job_ids]
         )
+    )
+    if journal is not None:
         digest = fingerprint(
-            task.name, repr(sorted(sbatch_options.items())), data, ",".join(depends_on)
+            task.name, repr(sorted(sbatch_options.items())), data, ",".join(sorted(depends_on))
         )
-        seq, entry = cluster._journal.claim(task.name, digest)
+        seq, entry = journal.claim(task.name, digest)
         if entry is not None:
-            job_id = entry.job_id or find_submitted(cluster, entry.job_dir)
+            job_id = entry.job_id or cluster.slurm.find_by_comment(_comment(entry.job_dir))
             if job_id is not None:
                 if entry.job_id is None:
-                    cluster._journal.complete(seq, job_id)
+                    journal.complete(seq, job_id)
                 logger.info("reattached %s to job %s (journal)", task.name, job_id)
-                return job_id, entry.job_dir, None
+                return Submitted(job_id, entry.job_dir, None, policy, depends_on)
             job_dir = entry.job_dir  # prepared, but never reached Slurm: submit now
     dependency = dependency_flag(cluster, task, refs)
-    job_dir = job_dir or cluster._new_job_dir(task.name)
+    job_dir = job_dir or store.new_job_dir(task.name)
     options = dict(sbatch_options)
     options.update(requeue_flags)
-    options.update(extra_options)
-    options.setdefault("comment", f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}")
+    if array is not None:
+        options["array"] = array
+    options.setdefault("comment", _comment(job_dir))
     # sbatch expands %-patterns in these paths: the job directory must stay literal.
-    literal = literal_filename_pattern(job_dir)
-    options["output"] = f"{literal}/{log_name}.out" if "%" in log_name else f"{literal}/stdout"
-    options["error"] = f"{literal}/{log_name}.err" if "%" in log_name else f"{literal}/stderr"
+    options["output"], options["error"] = log_patterns(
+        literal_filename_pattern(job_dir), array=array is not None
+    )
     if dependency:
         options["dependency"] = dependency
     setup = sdk_options.get("setup") or ()
@@ -187,13 +201,16 @@ def submit(
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
         setup = ["trap '' USR1", *setup]
+    command = [python, "-m", "slurm.runner", job_dir]
+    if array is not None:
+        command.append("--array")
     script = render_batch_script(
         options=options,
-        command=[python, "-m", "slurm.runner", job_dir],
+        command=command,
         # Where the runner drops its done marker: this Cluster object's own directory.
         # In the script, not the payload, so that the call's fingerprint (what a
         # restarted workflow matches its journal against) does not depend on it.
-        env={DONE_DIR_VARIABLE: cluster.done_dir},
+        env={DONE_DIR_VARIABLE: store.done_dir},
         workdir=os.getcwd() if cluster.backend_type == "local" else None,
         setup=list(setup),
     )
@@ -204,22 +221,28 @@ def submit(
         if cluster.backend_type == "local"
         else []
     )
+    paths = JobPaths(job_dir)
     transport = cluster.transport
-    transport.write_bytes(f"{job_dir}/payload.pkl", data)
-    transport.write_text(f"{job_dir}/sys_path.txt", "\n".join(sys_path) + "\n")
-    transport.write_text(f"{job_dir}/job.sh", script, mode=0o700)
-    if payload.get("items") is not None:
-        transport.mkdir(f"{job_dir}/logs", mode=0o700)
-        transport.mkdir(f"{job_dir}/results", mode=0o700)
-    if cluster._journal is not None:
-        cluster._journal.begin(JournalEntry(seq, task.name, digest, job_dir))
-    cluster._ensure_layout()
+    transport.write_bytes(paths.payload, data)
+    transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
+    transport.write_text(paths.script, script, mode=0o700)
+    if array is not None:
+        transport.mkdir(paths.logs_dir, mode=0o700)
+        transport.mkdir(paths.results_dir, mode=0o700)
+    if journal is not None:
+        journal.begin(JournalEntry(seq, task.name, digest, job_dir))
+    store.ensure_layout()
     submitted = time.time()
-    job_id = sbatch(cluster, job_dir)
-    if cluster._journal is not None:
-        cluster._journal.complete(seq, job_id)
-    cluster._record(job_id, job_dir)
-    return job_id, job_dir, submitted
+    job_id = cluster.slurm.sbatch(paths.script, comment=options["comment"])
+    if journal is not None:
+        journal.complete(seq, job_id)
+    store.record(job_id, job_dir)
+    return Submitted(job_id, job_dir, submitted, policy, depends_on)
+
+
+def _comment(job_dir: str) -> str:
+    """The ``--comment`` that finds a job again from its directory's name."""
+    return f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
 
 
 def resubmit(cluster: Cluster, job: Job[Any]) -> None:
@@ -231,9 +254,8 @@ def resubmit(cluster: Cluster, job: Job[Any]) -> None:
     info = cluster.tracker.info_of(job)
     state = info.state.value if info else "UNKNOWN"
     flags = [f"--array={job.array_index}"] if job.array_index is not None else []
-    argv = sbatch_argv(f"{job.job_dir}/job.sh", flags=flags)
-    result = cluster._run(argv, retry=False)
-    new_id = parse_sbatch_output(result.stdout)
+    # The earlier job carries the same comment: a lost answer cannot be looked up.
+    new_id = cluster.slurm.sbatch(job.script_path, comment=None, flags=flags)
     if job.array_index is not None:
         new_id = f"{new_id}_{job.array_index}"
     logger.warning(
@@ -248,86 +270,5 @@ def resubmit(cluster: Cluster, job: Job[Any]) -> None:
     )
     job.previous_ids.append(job.id)
     job.id = new_id
-    cluster._record(new_id.split("_", 1)[0], job.job_dir)
+    cluster.store.record(new_id.split("_", 1)[0], job.job_dir)
     cluster.tracker.watch(job, submitted=time.time())
-
-
-def find_submitted(cluster: Cluster, job_dir: str) -> str | None:
-    """The id of a job sbatch accepted for ``job_dir`` whose id was never recorded.
-
-    Looks in every state squeue still shows (a short job may have ended
-    already; Slurm keeps it there for ``MinJobAge``). A failing squeue is
-    asked again: "not found" must mean not found, or the job is submitted twice.
-
-    Raises:
-        SubmissionError: squeue kept failing, so nobody can tell.
-    """
-    comment = f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
-    argv = ["squeue", "--noheader", "--me", "--states=all", "--format=%i|%k"]
-    delay = 0.5
-    for attempt in range(_SBATCH_ATTEMPTS):
-        result = cluster._run(argv, check=False)
-        if result.returncode == 0:
-            break
-        if attempt < _SBATCH_ATTEMPTS - 1:
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
-    else:
-        raise SubmissionError(
-            f"Cannot tell whether the job in {job_dir} reached Slurm: sbatch's answer was "
-            f"lost and squeue fails ({result.stderr.strip() or 'no message'}). Look for the "
-            f"comment {comment!r} in `squeue --me --states=all --format=%i|%k` before "
-            "submitting it again.",
-            argv=result.argv,
-            returncode=result.returncode,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        )
-    for line in result.stdout.splitlines():
-        job_id, _, found = line.strip().partition("|")
-        if found == comment:
-            return job_id.split("_", 1)[0]
-    return None
-
-
-def sbatch(cluster: Cluster, job_dir: str) -> str:
-    """Submit the job directory's script; return the job id.
-
-    Never submits twice: when the connection drops after sbatch was sent,
-    or the controller answers with a transient error, the job's comment
-    (``slurm-sdk:<directory name>``) is looked up in ``squeue`` before
-    sbatch is tried again.
-    """
-    argv = sbatch_argv(f"{job_dir}/job.sh")
-    delay = 0.5
-    for attempt in range(_SBATCH_ATTEMPTS):
-        last = attempt == _SBATCH_ATTEMPTS - 1
-        try:
-            result = cluster._run(argv, retry=False, check=False)
-        except ConnectionLostError:
-            if last:
-                raise
-            found = find_submitted(cluster, job_dir)
-            if found is not None:
-                return found
-            continue
-        if result.returncode == 0:
-            return parse_sbatch_output(result.stdout)
-        transient = any(text in result.stderr for text in _TRANSIENT_ERRORS)
-        if transient and not last:
-            logger.info("sbatch: transient error (%s); retrying", result.stderr.strip())
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
-            found = find_submitted(cluster, job_dir)
-            if found is not None:
-                return found
-            continue
-        raise SubmissionError(
-            f"sbatch refused the job ({result.stderr.strip() or 'no message'}). Check the "
-            f"options in {job_dir}/job.sh.",
-            argv=result.argv,
-            returncode=result.returncode,
-            stdout=result.stdout,
-            stderr=result.stderr,
-        )
-    raise AssertionError("unreachable")

@@ -18,6 +18,7 @@ from slurm.errors import ConfigurationError, NotSubmittableError
 from slurm.options import normalize_options
 
 if TYPE_CHECKING:
+    from slurm.cluster import Cluster
     from slurm.job import ArrayJob, Job
 
 P = ParamSpec("P")
@@ -199,7 +200,7 @@ class Task(Generic[P, R]):
         return self.after(*jobs, kind="afterany")
 
     # --- submitting ---------------------------------------------------------
-    def _cluster(self) -> Any:
+    def _cluster(self) -> Cluster:
         cluster = context.active_cluster()
         if cluster is None:
             raise NotSubmittableError(
@@ -216,7 +217,7 @@ class Task(Generic[P, R]):
         Arguments may be Jobs (they become those jobs' results on the node, with
         an ``afterok`` dependency); context parameters are filled in by the runner.
         """
-        job: Job[R] = self._cluster()._submit_call(self, args, kwargs)
+        job: Job[R] = self._cluster().submit_call(self, args, kwargs)
         return job
 
     def map(self, items: Iterable[Any], max_concurrent: int | None = None) -> ArrayJob[R]:
@@ -225,7 +226,7 @@ class Task(Generic[P, R]):
         An item is a single value (one positional argument), a tuple (positional
         arguments) or a dict (keyword arguments).
         """
-        array: ArrayJob[R] = self._cluster()._submit_map(self, list(items), max_concurrent)
+        array: ArrayJob[R] = self._cluster().submit_map(self, list(items), max_concurrent)
         return array
 
     def bind_check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

@@ -16,12 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from slurm.queries import query_sacct, query_squeue
-from slurm.slurmcmd import JobInfo, JobState, scancel_argv
-from slurm.transport.base import CommandResult
+from slurm.slurmclient import SlurmClient
+from slurm.slurmcmd import JobInfo, JobState
+from slurm.store import JobStore
 
 if TYPE_CHECKING:
-    from slurm.cluster import Cluster
     from slurm.job import Job
 
 logger = logging.getLogger(__name__)
@@ -51,10 +50,21 @@ class _Watch:
 
 
 class Tracker:
-    """Watches jobs for one cluster; thread-safe, one background thread."""
+    """Watches jobs for one cluster; thread-safe, one background thread.
 
-    def __init__(self, cluster: Cluster) -> None:
-        self._cluster = cluster
+    Args:
+        slurm: asks Slurm about jobs without a result.
+        store: where result files and the done markers are.
+
+    Attributes:
+        accounting: whether sacct answers here (``None`` until it was asked).
+        controller_calls: how many squeue/sacct/scancel calls it made.
+    """
+
+    def __init__(self, slurm: SlurmClient, store: JobStore) -> None:
+        self._slurm = slurm
+        self._store = store
+        self._files = store.transport
         self._watches: dict[str, _Watch] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -131,7 +141,7 @@ class Tracker:
         if not watch.has_result and not watch.final:
             return False
         if not watch.has_result:  # final without result: check once more
-            watch.has_result = self._cluster.transport.exists(watch.result_path)
+            watch.has_result = self._files.exists(watch.result_path)
         return watch.has_result
 
     def is_final(self, job: Job[Any]) -> bool:
@@ -152,7 +162,7 @@ class Tracker:
         watch = self._watch_for(job)
         if watch.info is not None and watch.info.exit_code is not None:
             return watch.info
-        record = self._sacct([job.id], watch.since).get(job.id)
+        record = self._sacct([job.id], watch.since).get(job.id)  # one call, for reporting
         if record is not None and (watch.info is None or record.state.is_terminal):
             earlier = watch.info.reason if watch.info is not None else ""
             if earlier and (not record.reason or earlier == "DependencyNeverSatisfied"):
@@ -239,8 +249,8 @@ class Tracker:
         pending = self._pending()
         if not pending:
             return False
-        transport = self._cluster.transport
-        done_dir = self._cluster.done_dir
+        transport = self._files
+        done_dir = self._store.done_dir
         markers = set(transport.list_dir(done_dir))
         by_dir: dict[str, list[_Watch]] = {}
         found: list[_Watch] = []
@@ -274,25 +284,29 @@ class Tracker:
         pending = [w for w in self._pending() if not w.has_result]
         if not pending:
             return False
-        infos = self._squeue([w.job_id for w in pending])
-        gone = [w for w in pending if w.job_id not in infos]
-        if gone:
-            times = [w.since for w in gone]
-            since = None if None in times else min(t for t in times if t is not None)
-            infos.update(self._sacct([w.job_id for w in gone], since))
+        times = [w.since for w in pending]
+        since = None if None in times else min(t for t in times if t is not None)
+        look = self._slurm.look(
+            [w.job_id for w in pending],
+            since=_sacct_start(since),
+            accounting=self.accounting is not False,
+        )
+        self.controller_calls += look.calls
+        self._learn_accounting(look.accounting)
         changed = False
         never_satisfied: list[str] = []
         for watch in pending:
-            info = infos.get(watch.job_id)
-            changed = self._update(watch, info, in_queue=watch not in gone) or changed
+            info = look.infos.get(watch.job_id)
+            changed = self._update(watch, info, queued=watch.job_id in look.queued) or changed
             if info and info.reason == "DependencyNeverSatisfied" and not watch.final:
                 never_satisfied.append(watch.job_id)
                 self._finish(watch)
         if never_satisfied:
-            self._cluster._run(scancel_argv(never_satisfied), check=False)
+            self.controller_calls += 1
+            self._slurm.cancel(never_satisfied)
         return changed
 
-    def _update(self, watch: _Watch, info: JobInfo | None, *, in_queue: bool) -> bool:
+    def _update(self, watch: _Watch, info: JobInfo | None, *, queued: bool) -> bool:
         previous = watch.info.state if watch.info else None
         if info is None:
             watch.missing += 1
@@ -301,8 +315,7 @@ class Tracker:
             return False
         watch.missing = 0
         watch.info = info
-        terminal = info.state.is_terminal if in_queue else info.state.is_final_in_accounting
-        if not terminal:
+        if not info.is_final(queued=queued):
             watch.terminal_without_result = 0
         else:
             # The result is written before the job ends; look once more, then give up.
@@ -312,34 +325,31 @@ class Tracker:
         return info.state is not previous
 
     def _recheck_result(self, watch: _Watch) -> bool:
-        if self._cluster.transport.exists(watch.result_path):
+        if self._files.exists(watch.result_path):
             watch.has_result = True
             self._finish(watch)
             return True
         return False
 
-    def _run(self, argv: list[str]) -> CommandResult:
-        self.controller_calls += 1
-        return self._cluster._run(argv, check=False)
-
-    def _squeue(self, job_ids: list[str]) -> dict[str, JobInfo]:
-        wanted = set(job_ids)
-        return {k: v for k, v in query_squeue(self._run, job_ids).items() if k in wanted}
+    def _learn_accounting(self, answered: bool | None) -> None:
+        if answered is None:
+            return
+        if not answered and self.accounting is not False:
+            logger.info("sacct is not usable here; tracking without accounting")
+        self.accounting = answered
 
     def _sacct(self, job_ids: list[str], since: float | None) -> dict[str, JobInfo]:
         if self.accounting is False:
             return {}
-        # Ten minutes of slack for a clock that differs between client and cluster.
-        start = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - _CLOCK_SLACK))
-            if since is not None
-            else None
-        )
-        found = query_sacct(self._run, job_ids, start)
-        if found is None:
-            logger.info("sacct is not usable here; tracking without accounting")
-            self.accounting = False
-            return {}
-        self.accounting = True
+        self.controller_calls += 1
+        found = self._slurm.sacct(job_ids, _sacct_start(since))
+        self._learn_accounting(found is not None)
         wanted = set(job_ids)
-        return {k: v for k, v in found.items() if k in wanted}
+        return {k: v for k, v in (found or {}).items() if k in wanted}
+
+
+def _sacct_start(since: float | None) -> str | None:
+    """sacct's ``--starttime`` for jobs submitted at ``since``, with slack for clock skew."""
+    if since is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - _CLOCK_SLACK))

@@ -21,10 +21,10 @@ from slurm.cli.jobview import (
     follow_chunk,
     jobs_table,
     outcome_text,
-    parse_job_dir,
     tail,
 )
 from slurm.slurmcmd import JobInfo, JobState
+from slurm.store import parse_job_dir
 
 
 def _text(renderable: RenderableType) -> str:
@@ -219,7 +219,7 @@ def test_cluster_options_map_to_cluster_like_from_args() -> None:
         2222,
         "me",
     )
-    assert cluster._job_base_dir == "/scratch/jobs"
+    assert cluster.settings.job_base_dir == "/scratch/jobs"
     local = cluster_from_options({"backend": None, "partition": "debug"})
     assert local.backend_type == "local" and local.default_partition == "debug"
 

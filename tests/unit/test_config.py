@@ -42,7 +42,7 @@ def test_found_in_a_parent_directory(slurmfile: Path) -> None:
     settings, found = load_environment()
     assert found == slurmfile
     assert settings == {
-        "backend_type": "local",
+        "backend": "local",
         "job_base_dir": "/tmp/jobs",
         "default_options": {"partition": "debug", "time": "00:10:00"},
     }

@@ -5,15 +5,18 @@ from __future__ import annotations
 import pickle
 import threading
 from pathlib import Path
-from typing import Any
 
 import cloudpickle
 import pytest
 
 from slurm.errors import ResultError, TaskFailedError
 from slurm.payload import (
+    PAYLOAD_VERSION,
+    Call,
     Envelope,
     JobRef,
+    Payload,
+    RunPolicy,
     dumps_payload,
     envelope_for_exception,
     envelope_for_value,
@@ -29,7 +32,7 @@ class _FakeJob:
         self.path = path
 
     def _slurm_job_ref(self) -> JobRef:
-        return JobRef(self.id, self.path)
+        return JobRef((self.id,), result_path=self.path)
 
 
 def _double(x: int) -> int:
@@ -42,10 +45,32 @@ def _boom() -> None:
 
 def test_jobs_inside_arguments_travel_as_references() -> None:
     job = _FakeJob("12", "/r/result.pkl")
-    data, refs = dumps_payload({"args": ([job], {"nested": job}), "kwargs": {}})
-    assert refs == [JobRef("12", "/r/result.pkl"), JobRef("12", "/r/result.pkl")]
+    payload = Payload(Task(_double), (Call(([job], {"nested": job})),))
+    data, refs = dumps_payload(payload)
+    assert refs == [JobRef(("12",), "/r/result.pkl")] * 2
     loaded = loads_payload(data, lambda ref: f"value of {ref.job_id}")
-    assert loaded["args"] == (["value of 12"], {"nested": "value of 12"})
+    assert loaded.calls[0].args == (["value of 12"], {"nested": "value of 12"})
+
+
+def test_payload_of_another_version_is_refused_clearly() -> None:
+    old = pickle.dumps({"task": None, "args": (), "kwargs": {}, "items": None})
+    with pytest.raises(ResultError, match="another slurm-sdk version"):
+        loads_payload(old, lambda ref: None)
+    newer = Payload(Task(_double), (Call((1,)),), version=PAYLOAD_VERSION + 1)
+    with pytest.raises(ResultError, match=f"payload version {PAYLOAD_VERSION + 1}"):
+        loads_payload(dumps_payload(newer)[0], lambda ref: None)
+
+
+def test_result_of_another_version_is_refused_clearly() -> None:
+    fields = dict(envelope_for_value(1, job_id="8").__dict__, version=1)
+    with pytest.raises(ResultError, match="another slurm-sdk version"):
+        Envelope.from_bytes(pickle.dumps(fields), job_id="8")
+
+
+def test_task_that_exited_does_not_stop_the_client() -> None:
+    envelope = envelope_for_exception(SystemExit(3), job_id="9")
+    with pytest.raises(TaskFailedError, match="SystemExit"):
+        envelope.unwrap()
 
 
 def test_envelope_round_trips_value_and_rebuilds_exception() -> None:
@@ -90,7 +115,7 @@ def test_garbage_result_file_is_a_result_error() -> None:
         Envelope.from_bytes(b"not a pickle", job_id="7")
 
 
-def _prepare(job_dir: Path, payload: dict[str, Any]) -> None:
+def _prepare(job_dir: Path, payload: Payload) -> None:
     job_dir.mkdir()
     data, _ = dumps_payload(payload)
     (job_dir / "payload.pkl").write_bytes(data)
@@ -99,7 +124,7 @@ def _prepare(job_dir: Path, payload: dict[str, Any]) -> None:
 
 def test_runner_writes_result_envelope(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    _prepare(job_dir, {"task": Task(_double), "args": (21,), "kwargs": {}, "items": None})
+    _prepare(job_dir, Payload(Task(_double), (Call((21,)),)))
     assert run_job(job_dir, env={}) == 0
     assert Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap() == 42
     assert "start restart=0" in (job_dir / "result.runs").read_text()
@@ -110,7 +135,7 @@ def test_runner_writes_result_envelope(tmp_path: Path) -> None:
 
 def test_runner_records_failure_and_exits_non_zero(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    _prepare(job_dir, {"task": Task(_boom), "args": (), "kwargs": {}, "items": None})
+    _prepare(job_dir, Payload(Task(_boom), (Call(),)))
     assert run_job(job_dir, env={}) == 1
     with pytest.raises(KeyError):
         Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap()
@@ -118,19 +143,18 @@ def test_runner_records_failure_and_exits_non_zero(tmp_path: Path) -> None:
 
 def test_runner_runs_one_array_element(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    items = [((1,), {}), ((2,), {}), ((3,), {})]
-    _prepare(job_dir, {"task": Task(_double), "args": (), "kwargs": {}, "items": items})
+    items = (Call((1,)), Call((2,)), Call((3,)))
+    _prepare(job_dir, Payload(Task(_double), items, array=True))
     (job_dir / "results").mkdir()
     env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "9"}
-    assert run_job(job_dir, env=env) == 0
+    assert run_job(job_dir, env=env, array=True) == 0
     envelope = Envelope.from_bytes((job_dir / "results" / "2.pkl").read_bytes())
     assert envelope.unwrap() == 6 and envelope.job_id == "9_2"
 
 
 def test_runner_refuses_beyond_max_requeues(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    payload = {"task": Task(_double), "args": (1,), "kwargs": {}, "items": None}
-    _prepare(job_dir, {**payload, "policy": {"max_requeues": 1}})
+    _prepare(job_dir, Payload(Task(_double), (Call((1,)),), policy=RunPolicy(max_requeues=1)))
     assert run_job(job_dir, env={"SLURM_RESTART_COUNT": "2"}) == 1
     with pytest.raises(RuntimeError, match="max_requeues=1"):
         Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap()

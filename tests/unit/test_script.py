@@ -150,18 +150,6 @@ def test_golden_batch_script() -> None:
     assert text == path.read_text()
 
 
-def test_golden_unset_prefixes() -> None:
-    path = GOLDEN / "batch_script_unset.sh"
-    text = render_batch_script(
-        options={"job_name": "child"},
-        command=["python3", "-m", "slurm.runner", "/j"],
-        unset_env_prefixes=("SLURM_", "SBATCH_"),
-    )
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
-
-
 def test_script_layout() -> None:
     lines = render_golden().splitlines()
     assert lines[0] == "#!/bin/bash"
@@ -260,22 +248,6 @@ def test_hostile_values_through_bash(tmp_path: Path) -> None:
 
 
 @needs_bash
-def test_unset_env_prefixes_through_bash(tmp_path: Path) -> None:
-    script = render_batch_script(
-        options={},
-        command=[sys.executable, "-c", DUMP],
-        env={"SLURM_SDK_SET_AFTER": "kept"},
-        unset_env_prefixes=("SLURM_", "SBATCH_"),
-    )
-    out = run_script(script, tmp_path)
-    assert "SLURM_INHERITED" not in out["env"]
-    assert "SBATCH_INHERITED" not in out["env"]
-    assert out["env"]["KEEP_ME"] == "z"
-    assert out["env"]["SLURM_SDK_SET_AFTER"] == "kept"  # exported after the unset loop
-    assert "_slurm_sdk_v" not in out["env"]
-
-
-@needs_bash
 def test_missing_workdir_stops_the_job(tmp_path: Path) -> None:
     script = render_batch_script(
         options={}, command=["echo", "ran"], workdir=str(tmp_path / "missing")
@@ -300,8 +272,6 @@ def test_missing_workdir_stops_the_job(tmp_path: Path) -> None:
         ({"command": "python -m x"}, "non-empty sequence"),
         ({"command": ["python", 3]}, "must be a str"),
         ({"setup": [1]}, "Setup lines"),
-        ({"unset_env_prefixes": ["SLURM-"]}, "prefix"),
-        ({"unset_env_prefixes": [""]}, "prefix"),
         ({"workdir": "/a\x00b"}, "NUL"),
         ({"options": {"cpu_per_task": 1}}, "cpus_per_task"),
         ({"options": {"output": "/a\nb"}}, "newline"),

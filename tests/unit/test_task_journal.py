@@ -10,6 +10,7 @@ import slurm
 from slurm import JobContext, WorkflowContext, task, workflow
 from slurm.errors import ConfigurationError, InvalidOptionError, NotSubmittableError, WorkflowError
 from slurm.journal import Journal, JournalEntry
+from slurm.payload import RunPolicy
 from slurm.runtime import expand_hostlist
 from slurm.submission import requeue_policy
 from slurm.task import injected_parameters
@@ -112,10 +113,10 @@ def test_job_context_from_environment() -> None:
 
 def testrequeue_policy() -> None:
     flags, policy = requeue_policy({}, {})
-    assert flags == {"requeue": True, "signal": "B:USR1@60"} and policy == {"max_requeues": 3}
+    assert flags == {"requeue": True, "signal": "B:USR1@60"} and policy == RunPolicy(max_requeues=3)
     flags, policy = requeue_policy({}, {"requeue_grace": 120, "max_requeues": 0})
-    assert flags["signal"] == "B:USR1@120" and policy == {"max_requeues": 0}
-    assert requeue_policy({"no_requeue": True}, {}) == ({}, {"max_requeues": 0})
+    assert flags["signal"] == "B:USR1@120" and policy == RunPolicy(max_requeues=0)
+    assert requeue_policy({"no_requeue": True}, {}) == ({}, RunPolicy(max_requeues=0))
     assert "signal" not in requeue_policy({"signal": "USR2@30"}, {})[0]
     with pytest.raises(ConfigurationError, match="max_requeues"):
         requeue_policy({}, {"max_requeues": -1})

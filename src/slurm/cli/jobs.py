@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,60 +30,28 @@ from slurm.cli.jobview import (
     follow_chunk,
     jobs_table,
     outcome_text,
-    parse_job_dir,
     rows_final,
     tail,
 )
-from slurm.cluster import DEFAULT_JOB_BASE_DIR, Cluster
+from slurm.cluster import Cluster
 from slurm.errors import CommandError, ConfigurationError, SlurmError
 from slurm.job import Job
+from slurm.layout import JobPaths
 from slurm.payload import Envelope
-from slurm.queries import query_sacct, query_squeue
-from slurm.slurmcmd import (
-    JobInfo,
-    JobState,
-    scancel_argv,
-)
-from slurm.transport.base import CommandResult
+from slurm.settings import click_options
+from slurm.slurmcmd import JobState
+from slurm.store import is_job_id, parse_job_dir
 
-__all__ = ["jobs", "query_states", "watch_loop"]
+__all__ = ["cluster_from_options", "cluster_options", "jobs", "query_states", "watch_loop"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_ID_RE = re.compile(r"^\d+(?:_\d+)?$")
-_CHUNK = 500
 _LOOKING = StateView("...", final=False)
-
-_CLUSTER_OPTIONS = (
-    click.option(
-        "--backend",
-        type=click.Choice(["local", "ssh"]),
-        default=None,
-        help="ssh (default when --hostname is given) or local.",
-    ),
-    click.option("--hostname", help="Login node or ~/.ssh/config alias (ssh backend)."),
-    click.option("--port", type=int, help="SSH port."),
-    click.option("--username", help="SSH user name."),
-    click.option("--password", help="SSH password (prefer keys or the agent)."),
-    click.option("--key-file", "key_filename", help="SSH private key file."),
-    click.option(
-        "--accept-new-host-key", is_flag=True, help="Trust an SSH host key seen for the first time."
-    ),
-    click.option(
-        "--job-base-dir", help=f"Where the jobs' directories are (default {DEFAULT_JOB_BASE_DIR})."
-    ),
-    click.option("--account", help="Default Slurm account (unused by these commands)."),
-    click.option("--partition", help="Default Slurm partition (unused by these commands)."),
-    click.option("--python", help="Python interpreter on the cluster (unused here)."),
-    click.option("--packaging", help="How code reaches the cluster (unused here)."),
-)
 
 
 def cluster_options(command: F) -> F:
-    """Add the cluster options of ``Cluster.add_argparse_args`` to a click command."""
-    for option in reversed(_CLUSTER_OPTIONS):
-        command = option(command)
-    return command
+    """Add the cluster options (the same as ``Cluster.add_argparse_args``) to a click command."""
+    return click_options(command)
 
 
 def cluster_from_options(options: dict[str, Any]) -> Cluster:
@@ -95,55 +62,15 @@ def cluster_from_options(options: dict[str, Any]) -> Cluster:
 @contextlib.contextmanager
 def _session(options: dict[str, Any]) -> Iterator[Cluster]:
     """A cluster for one command; any SDK error is printed and exits with status 1."""
-    cluster: Cluster | None = None
     try:
-        cluster = cluster_from_options(options)
-        yield cluster
+        with cluster_from_options(options) as cluster:
+            yield cluster
     except SlurmError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    finally:
-        if cluster is not None:
-            cluster.close()
 
 
 # --- facts from the cluster ------------------------------------------------------------
-
-
-def _id_order(job_id: str) -> tuple[int, int]:
-    base, _, index = job_id.partition("_")
-    return int(base), int(index) if index else -1
-
-
-def index_ids(cluster: Cluster) -> list[str]:
-    """The ids of every job recorded under the cluster's job base dir, newest first."""
-    names = cluster.transport.list_dir(cluster.index_dir)
-    return sorted((n for n in names if _ID_RE.match(n)), key=_id_order, reverse=True)
-
-
-def job_dir_of(cluster: Cluster, job_id: str) -> str:
-    """The directory of ``job_id`` (or of its array), from the index.
-
-    Raises:
-        ConfigurationError: The job was not submitted through the SDK with this job base dir.
-    """
-    try:
-        return cluster.transport.read_text(f"{cluster.index_dir}/{job_id.split('_')[0]}").strip()
-    except FileNotFoundError:
-        raise ConfigurationError(
-            f"Job {job_id} is not one of the SDK's jobs under {cluster.base_dir} (no record in "
-            f"{cluster.index_dir}). Pass the --job-base-dir (and --hostname) it was submitted "
-            "with; `slurm jobs list` shows the jobs there."
-        ) from None
-
-
-def _job(cluster: Cluster, job_id: str, job_dir: str) -> Job[Any]:
-    """A Job for paths only (logs, script, result); the tracker is not involved."""
-    name, _ = parse_job_dir(job_dir)
-    base, _, index = job_id.partition("_")
-    if index:
-        return cluster._array_element(base, job_dir, name, int(index))
-    return Job(cluster, job_id, job_dir=job_dir, name=name)
 
 
 def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool = False) -> Snapshot:
@@ -156,41 +83,28 @@ def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool =
     Raises:
         CommandError: squeue failed for another reason than unknown ids.
     """
-
-    def run(argv: list[str]) -> CommandResult:
-        return cluster._run(argv, check=False)
-
-    infos: dict[str, JobInfo] = query_squeue(run, job_ids)
-    queued = frozenset(infos)
-
-    def known(job_id: str) -> bool:
-        return job_id in infos or any(key.startswith(f"{job_id}_") for key in infos)
-
-    gone = [job_id for job_id in job_ids if not known(job_id)]
-    if exit_codes:
-        gone += [j for j in job_ids if j in infos and infos[j].state.is_terminal]
-    if gone:
-        infos.update(query_sacct(run, gone) or {})
+    look = cluster.slurm.look(job_ids, exit_codes=exit_codes)
+    infos = dict(look.infos)
     # A job whose result file exists has finished as far as the SDK is concerned,
     # even while squeue still shows it RUNNING/COMPLETING for a moment.
-    for job_id in [j for j in job_ids if j in infos and infos[j].state.is_active]:
+    # Array elements too: an array's id stands for all of them.
+    for job_id in [j for j, info in infos.items() if info.state.is_active]:
         outcome = _result_outcome(cluster, job_id)
         if outcome is not None:
             state = JobState.COMPLETED if outcome else JobState.FAILED
             infos[job_id] = dataclasses.replace(infos[job_id], state=state)
     with_result = frozenset(
-        j for j in job_ids if not known(j) and _result_outcome(cluster, j) is not None
+        j for j in job_ids if not look.knows(j) and _result_outcome(cluster, j) is not None
     )
-    return Snapshot(infos, queued, with_result)
+    return Snapshot(infos, look.queued, with_result)
 
 
 def _result_outcome(cluster: Cluster, job_id: str) -> bool | None:
     """True/False when the job left a result (success or not), None when it has none."""
-    array_id, _, index = job_id.partition("_")
+    _, _, index = job_id.partition("_")
     try:
-        job_dir = cluster.transport.read_text(f"{cluster.index_dir}/{array_id}").strip()
-        result = f"{job_dir}/results/{index}.pkl" if index else f"{job_dir}/result.pkl"
-        return Envelope.from_bytes(cluster.transport.read_bytes(result)).ok
+        paths = JobPaths(cluster.store.job_dir_of(job_id), int(index) if index else None)
+        return Envelope.from_bytes(cluster.transport.read_bytes(paths.result)).ok
     except (FileNotFoundError, SlurmError):
         return None
 
@@ -270,8 +184,8 @@ def jobs() -> None:
 def list_jobs(limit: int, **options: Any) -> None:
     """The newest jobs under the job base dir: id, name, state, submitted time, directory."""
     with _session(options) as cluster:
-        ids = index_ids(cluster)[:limit]
-        entries = [(job_id, job_dir_of(cluster, job_id)) for job_id in ids]
+        ids = cluster.store.job_ids()[:limit]
+        entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
         snapshot = query_states(cluster, ids) if ids else Snapshot()
         Console().print(jobs_table(_rows(entries, snapshot), title=f"jobs in {cluster.base_dir}"))
 
@@ -283,10 +197,9 @@ def list_jobs(limit: int, **options: Any) -> None:
 def show(job_id: str, lines: int, **options: Any) -> None:
     """State, exit code, node, paths, result or error, and the last lines of the logs."""
     with _session(options) as cluster:
-        job_dir = job_dir_of(cluster, job_id)
-        job = _job(cluster, job_id, job_dir)
+        job = cluster.get_job(job_id, track=False)
         snapshot = query_states(cluster, [job_id], exit_codes=True)
-        (row,) = _rows([(job_id, job_dir)], snapshot)
+        (row,) = _rows([(job_id, job.job_dir)], snapshot)
         view = JobView(
             row=row,
             script_path=job.script_path,
@@ -308,7 +221,7 @@ def show(job_id: str, lines: int, **options: Any) -> None:
 def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: Any) -> None:
     """Print a job's stdout (or stderr); with --follow, until the job ends (Ctrl-C stops)."""
     with _session(options) as cluster:
-        job = _job(cluster, job_id, job_dir_of(cluster, job_id))
+        job = cluster.get_job(job_id, track=False)
         path = job.stderr_path if errors else job.stdout_path
         seen = 0
         with contextlib.suppress(KeyboardInterrupt):
@@ -332,14 +245,14 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
 def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
     """Cancel these jobs (one scancel call); only the SDK's jobs under the job base dir."""
     with _session(options) as cluster:
-        known = set(index_ids(cluster))
-        unknown = [j for j in job_ids if not _ID_RE.match(j) or j.split("_")[0] not in known]
+        known = set(cluster.store.job_ids())
+        unknown = [j for j in job_ids if not is_job_id(j) or j.split("_")[0] not in known]
         if unknown:
             raise ConfigurationError(
                 f"Not the SDK's jobs under {cluster.base_dir}: {', '.join(unknown)}. Nothing was "
                 "cancelled; check the ids with `slurm jobs list` (and --job-base-dir)."
             )
-        result = cluster._run(scancel_argv(list(job_ids)), check=False)
+        result = cluster.slurm.cancel(job_ids)
         if result.returncode != 0:
             raise CommandError(
                 "scancel failed",
@@ -366,8 +279,8 @@ def watch(job_ids: tuple[str, ...], interval: float, limit: int, **options: Any)
     """
     console = Console()
     with _session(options) as cluster:
-        ids = list(job_ids) or index_ids(cluster)[:limit]
-        entries = [(job_id, job_dir_of(cluster, job_id)) for job_id in ids]
+        ids = list(job_ids) or cluster.store.job_ids()[:limit]
+        entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
         if job_ids:  # looked up by the first tick
             rows = _rows(entries, Snapshot())
             rows = [JobRow(r.job_id, r.name, _LOOKING, r.submitted, r.directory) for r in rows]

@@ -8,7 +8,6 @@ them to these functions, which the unit tests call directly.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +27,8 @@ __all__ = [
     "detail_view",
     "follow_chunk",
     "jobs_table",
-    "parse_job_dir",
     "tail",
 ]
-
-# <name>-<YYYYmmdd>-<HHMMSS>-<hex>, as Cluster._new_job_dir makes them.
-_DIR_RE = re.compile(r"^(?P<name>.*)-(?P<stamp>\d{8}-\d{6})-[0-9a-f]+$")
 
 _STYLES = {
     "COMPLETED": "green",
@@ -91,30 +86,6 @@ class JobView:
     outcome: tuple[str, str] | None = None
 
 
-def parse_job_dir(job_dir: str) -> tuple[str, _dt.datetime | None]:
-    """The task name and submission time encoded in a job directory's name.
-
-    Example::
-
-        >>> parse_job_dir("/home/u/jobs/add-20240501-101500-a1b2c3")
-        ('add', datetime.datetime(2024, 5, 1, 10, 15))
-    """
-    base = job_dir.rstrip("/").rsplit("/", 1)[-1]
-    match = _DIR_RE.match(base)
-    if not match:
-        return base, None
-    try:
-        stamp = _dt.datetime.strptime(match.group("stamp"), "%Y%m%d-%H%M%S")
-    except ValueError:
-        stamp = None
-    return match.group("name"), stamp
-
-
-def _final(info: JobInfo, queued: bool) -> bool:
-    # PREEMPTED is over only once squeue no longer lists the job (it may be requeued).
-    return info.state.is_terminal or (not queued and info.state.is_final_in_accounting)
-
-
 def _exit_text(info: JobInfo) -> str | None:
     if info.exit_code is None:
         return None
@@ -133,7 +104,7 @@ def describe_state(job_id: str, snapshot: Snapshot) -> StateView:
     if info is not None:
         return StateView(
             info.state.value,
-            _final(info, job_id in snapshot.queued),
+            info.is_final(queued=job_id in snapshot.queued),
             _exit_text(info),
             info.node,
         )
@@ -147,7 +118,7 @@ def describe_state(job_id: str, snapshot: Snapshot) -> StateView:
         nodes = sorted({i.node for i in elements if i.node})
         return StateView(
             text,
-            all(_final(i, i.job_id in snapshot.queued) for i in elements),
+            all(i.is_final(queued=i.job_id in snapshot.queued) for i in elements),
             None,
             ",".join(nodes) or None,
         )

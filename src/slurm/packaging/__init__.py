@@ -182,7 +182,7 @@ def preflight_for(cluster: Cluster) -> PreflightReport | None:
 def _plan(cluster: Cluster) -> tuple[str, str, tuple[str, ...]]:
     """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
     spec = parse_spec(cluster.packaging)
-    explicit = cluster._python
+    explicit = cluster.settings.python
     if explicit:
         same = cluster.backend_type == "local" and explicit == sys.executable
         return "as-is", explicit, () if same else ("slurm.runner",)

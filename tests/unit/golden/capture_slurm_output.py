@@ -27,14 +27,16 @@ from slurm.slurmcmd import (
     sacct_argv,
     sbatch_argv,
     scancel_argv,
-    scontrol_requeue_argv,
     scontrol_show_config_argv,
-    scontrol_show_job_argv,
     squeue_argv,
 )
 
 OUT = Path(__file__).parent / "real"
 WORK = Path("/tmp/slurm-sdk-capture")
+
+
+def show_job(job_id: str) -> list[str]:
+    return ["scontrol", "--oneliner", "show", "job", job_id]
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -107,7 +109,7 @@ def capture_hostile() -> None:
     wait_gone(ids, 60)
     for item in expected:
         item["output_text"] = Path(item["stdout"]).read_text()
-    text = "".join(run(scontrol_show_job_argv(i)).stdout for i in ids)
+    text = "".join(run(show_job(i)).stdout for i in ids)
     (OUT / "hostile_scontrol_show_job.stdout").write_text(text)
     save("hostile_squeue", run(squeue_argv(ids)))
     save("hostile_sacct", run(sacct_argv(ids)))
@@ -137,13 +139,13 @@ def main() -> None:
     save("squeue_live", run(squeue_argv(all_ids)))
     save("squeue_array_compressed", run([a for a in squeue_argv([ids["array"]]) if a != "--array"]))
     save("sacct_live", run(sacct_argv(all_ids)))
-    save("scontrol_show_job_array", run(scontrol_show_job_argv(ids["array"])))
-    save("scontrol_show_job_running", run(scontrol_show_job_argv(ids["running"])))
+    save("scontrol_show_job_array", run(show_job(ids["array"])))
+    save("scontrol_show_job_running", run(show_job(ids["running"])))
 
     save("scancel", run(scancel_argv([ids["cancelled"]])))
-    save("scontrol_requeue", run(scontrol_requeue_argv([ids["requeued"]])))
+    save("scontrol_requeue", run(["scontrol", "requeue", ids["requeued"]]))
     time.sleep(2)
-    save("scontrol_show_job_requeued", run(scontrol_show_job_argv(ids["requeued"])))
+    save("scontrol_show_job_requeued", run(show_job(ids["requeued"])))
     save("squeue_after_cancel_requeue", run(squeue_argv(all_ids)))
     save("sacct_after_cancel_requeue", run(sacct_argv(all_ids)))
     save(
@@ -153,14 +155,14 @@ def main() -> None:
     save("sacct_with_steps", run([a for a in sacct_argv(all_ids) if a != "--allocations"]))
     save("squeue_invalid_id", run(squeue_argv(["999999999"])))
     save("squeue_one_invalid_one_valid", run(squeue_argv(["999999999", ids["failed"]])))
-    save("scontrol_show_job_invalid", run(scontrol_show_job_argv("999999999")))
+    save("scontrol_show_job_invalid", run(show_job("999999999")))
     save("scontrol_show_config", run(scontrol_show_config_argv()))
 
     run(scancel_argv([ids["requeued"], ids["running"]]))
     wait_gone(all_ids, 200)
     save("squeue_final", run(squeue_argv(all_ids)))
     save("sacct_final", run(sacct_argv(all_ids)))
-    save("scontrol_show_job_timeout", run(scontrol_show_job_argv(ids["timeout"])))
+    save("scontrol_show_job_timeout", run(show_job(ids["timeout"])))
     (OUT / "job_ids.json").write_text(json.dumps(ids, indent=2) + "\n")
 
 

@@ -1,0 +1,85 @@
+"""The files of one job directory, named in one place for the client and the runner.
+
+A single job::
+
+    JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr  result.pkl  result.runs
+
+An array: the same, but each element ``i`` has ``logs/i.out``, ``logs/i.err``,
+``results/i.pkl`` and ``results/i.runs``. Pure string work: no file is touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns"]
+
+PAYLOAD = "payload.pkl"
+SYS_PATH = "sys_path.txt"
+SCRIPT = "job.sh"
+RESULTS_DIR = "results"
+LOGS_DIR = "logs"
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    """Where one job (or one array element) keeps its files."""
+
+    job_dir: str
+    index: int | None = None
+
+    @property
+    def result(self) -> str:
+        """The result envelope, written atomically when the call ends."""
+        if self.index is None:
+            return f"{self.job_dir}/result.pkl"
+        return f"{self.job_dir}/{RESULTS_DIR}/{self.index}.pkl"
+
+    @property
+    def runs(self) -> str:
+        """The runner's log of starts, requeues and ends."""
+        return self.result.removesuffix(".pkl") + ".runs"
+
+    @property
+    def stdout(self) -> str:
+        if self.index is None:
+            return f"{self.job_dir}/stdout"
+        return f"{self.job_dir}/{LOGS_DIR}/{self.index}.out"
+
+    @property
+    def stderr(self) -> str:
+        if self.index is None:
+            return f"{self.job_dir}/stderr"
+        return f"{self.job_dir}/{LOGS_DIR}/{self.index}.err"
+
+    @property
+    def script(self) -> str:
+        return f"{self.job_dir}/{SCRIPT}"
+
+    @property
+    def payload(self) -> str:
+        return f"{self.job_dir}/{PAYLOAD}"
+
+    @property
+    def sys_path(self) -> str:
+        return f"{self.job_dir}/{SYS_PATH}"
+
+    @property
+    def results_dir(self) -> str:
+        """An array's directory of element results."""
+        return f"{self.job_dir}/{RESULTS_DIR}"
+
+    @property
+    def logs_dir(self) -> str:
+        """An array's directory of element logs."""
+        return f"{self.job_dir}/{LOGS_DIR}"
+
+
+def log_patterns(literal_job_dir: str, *, array: bool) -> tuple[str, str]:
+    """sbatch's ``--output`` and ``--error`` for a job directory (already %-escaped).
+
+    An array's elements write ``logs/%a.out`` and ``logs/%a.err`` (sbatch fills in the index).
+    """
+    if array:
+        return f"{literal_job_dir}/{LOGS_DIR}/%a.out", f"{literal_job_dir}/{LOGS_DIR}/%a.err"
+    return f"{literal_job_dir}/stdout", f"{literal_job_dir}/stderr"
