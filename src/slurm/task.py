@@ -8,6 +8,7 @@ return new tasks; the original is never changed.
 from __future__ import annotations
 
 import sys
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -82,11 +83,46 @@ def _rebuild_task(
     return Task(function, options, workflow=workflow)
 
 
+def _context_kind(annotation: Any) -> str | None:
+    """``"job"`` or ``"workflow"`` when ``annotation`` is that context type (or Optional of it).
+
+    The type itself is matched, not the end of its name: ``JobContext | None``
+    and ``Optional[JobContext]`` are injected, a class named ``MyJobContext``
+    is not. An annotation left as a string (unresolvable forward reference)
+    is matched by its exact name.
+    """
+    from slurm.runtime import JobContext
+    from slurm.workflow import WorkflowContext
+
+    if isinstance(annotation, str):
+        text = annotation.replace(" ", "")
+        for prefix in ("typing.Optional[", "Optional["):
+            if text.startswith(prefix) and text.endswith("]"):
+                text = text[len(prefix) : -1]
+        names = {part.rsplit(".", 1)[-1] for part in text.split("|") if part != "None"}
+        if names == {"JobContext"}:
+            return "job"
+        if names == {"WorkflowContext"}:
+            return "workflow"
+        return None
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
+    candidates = {m for m in members if m is not type(None)} if members else {annotation}
+    if candidates == {JobContext}:
+        return "job"
+    if candidates == {WorkflowContext}:
+        return "workflow"
+    return None
+
+
+_UNIONS = (typing.Union, types.UnionType)
+
+
 def injected_parameters(fn: Callable[..., Any], *, workflow: bool) -> dict[str, str]:
     """Parameters the runner fills in: name -> ``"job"`` or ``"workflow"``.
 
-    A parameter annotated ``JobContext`` gets the job context, one annotated
-    ``WorkflowContext`` (or, in a workflow, named ``ctx``) the workflow context.
+    A parameter annotated ``JobContext`` (or ``JobContext | None``) gets the
+    job context, one annotated ``WorkflowContext`` (or, in a workflow, named
+    ``ctx``) the workflow context.
     """
     import inspect
 
@@ -96,12 +132,10 @@ def injected_parameters(fn: Callable[..., Any], *, workflow: bool) -> dict[str, 
         hints = {}
     found: dict[str, str] = {}
     for name, parameter in inspect.signature(fn).parameters.items():
-        annotation = hints.get(name, parameter.annotation)
-        text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-        text = str(text).rsplit(".", 1)[-1].replace("Optional[", "").rstrip("]")
-        if text.endswith("WorkflowContext") or (workflow and name == "ctx"):
+        kind = _context_kind(hints.get(name, parameter.annotation))
+        if kind == "workflow" or (kind is None and workflow and name == "ctx"):
             found[name] = "workflow"
-        elif text.endswith("JobContext"):
+        elif kind == "job":
             found[name] = "job"
     return found
 

@@ -172,8 +172,12 @@ class Tracker:
         return watch.info
 
     def stop(self) -> None:
+        """Stop the thread. The cluster removes its done-marker directory next, so jobs
+        still watched are looked for by their result files if waited on again."""
         with self._cond:
             self._stopped = True
+            for watch in self._watches.values():
+                watch.expects_marker = False
             self._cond.notify_all()
 
     # --- the loop --------------------------------------------------------------

@@ -18,4 +18,3 @@ def cluster(devcluster: object, tmp_path: Path) -> Iterator[Cluster]:
         backend_type="local", job_base_dir=str(tmp_path / "jobs"), default_partition="debug"
     ) as c:
         yield c
-    c.close()

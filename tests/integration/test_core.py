@@ -37,11 +37,10 @@ def early_job(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> t
     """Jobs submitted when this module starts and checked at its end: one to
     reattach to after Slurm purged it, one that runs into its 1-minute time limit."""
     base = str(tmp_path_factory.mktemp("early") / "jobs")
-    with Cluster(backend_type="local", job_base_dir=base) as c:
+    with Cluster(backend_type="local", job_base_dir=base):
         job = jobfuncs.add(1, 1)
         too_long = jobfuncs.sleep_forever.with_options(time="00:01:00", max_requeues=0)()
         job.wait(timeout=60)
-    c.close()
     return base, job.id, too_long.id
 
 
@@ -288,7 +287,6 @@ def test_argparse_integration(devcluster: object, tmp_path: Path) -> None:
     with cluster:
         facts = jobfuncs.job_facts().get_result(timeout=60)
     assert facts["partition"] == "compute"
-    cluster.close()
     ssh = Cluster.from_args(parser.parse_args(["--hostname", "example.invalid"]))
     assert ssh.backend_type == "ssh"
 
@@ -325,12 +323,11 @@ def test_purged_job_still_reattaches(early_job: tuple[str, str, str]) -> None:
 def test_hostile_job_directory(devcluster: object, tmp_path: Path) -> None:
     """Spaces, quotes, %-patterns, `;` and `$` in the base directory reach Slurm intact."""
     base = tmp_path / "we ird %j 'q' \"dq\" ; echo pwned $HOME"
-    with Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug") as c:
+    with Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug"):
         job = jobfuncs.print_and_return("through hostile paths")
         assert job.get_result(timeout=60) == "through hostile paths"
         assert "through hostile paths" in job.get_stdout()
         assert Path(job.job_dir).parent == base
-    c.close()
 
 
 def test_map_beyond_max_array_size_is_split_transparently(
@@ -342,13 +339,12 @@ def test_map_beyond_max_array_size_is_split_transparently(
         job_base_dir=str(tmp_path),
         default_partition="debug",
         max_array_size=4,
-    ) as c:
+    ):
         array = jobfuncs.add.map([(i, 1) for i in range(10)])
         assert len(array.array_ids) == 3 and len(array) == 10
         assert array.get_results(timeout=120) == [i + 1 for i in range(10)]
         everything = jobfuncs.echo(array)  # afterok on all three arrays
         assert everything.get_result(timeout=60) == [i + 1 for i in range(10)]
-    c.close()
 
 
 def test_as_completed_and_wait(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:

@@ -133,7 +133,6 @@ def slow_cluster(devcluster: object, tmp_path: Path):  # type: ignore[no-untyped
         default_options={"setup": "sleep 3"},
     ) as c:
         yield c
-    c.close()
 
 
 def test_tutorial_survives_preemption_of_a_training_segment(slow_cluster: Cluster) -> None:

@@ -118,7 +118,6 @@ def ssh_cluster(devcluster_ssh: SshInfo, tmp_path: Path) -> Iterator[Cluster]:
     cluster = _ssh_cluster(devcluster_ssh, tmp_path / "jobs")
     with cluster:
         yield cluster
-    cluster.close()
 
 
 class Wrapped(Transport):
@@ -160,17 +159,11 @@ class Wrapped(Transport):
     def list_dir(self, path: str) -> list[str]:
         return self.inner.list_dir(path)
 
-    def stat_mtime(self, path: str) -> float | None:
-        return self.inner.stat_mtime(path)
-
     def expand_path(self, path: str) -> str:
         return self.inner.expand_path(path)
 
     def upload(self, local_path: str, remote_path: str, *, mode: int = 0o600) -> None:
         self.inner.upload(local_path, remote_path, mode=mode)
-
-    def remove(self, path: str) -> None:
-        self.inner.remove(path)
 
     def close(self) -> None:
         self.inner.close()
@@ -270,10 +263,6 @@ class Counting(Wrapped):
     def list_dir(self, path: str) -> list[str]:
         self._count(f"list_dir:{path.rsplit('/', 1)[-1]}")
         return super().list_dir(path)
-
-    def stat_mtime(self, path: str) -> float | None:
-        self._count("stat_mtime")
-        return super().stat_mtime(path)
 
 
 def _wait_until_finished(job_id: str, timeout: float = _TIMEOUT) -> None:
@@ -427,7 +416,6 @@ def test_submission_cut_off_after_sbatch_is_not_submitted_twice(
         assert job.id == real_id
         assert len(transport.sbatch_results) == 1, "sbatch ran again"
         assert job.get_result(timeout=_TIMEOUT) == 42
-    cluster.close()
     assert _jobs_for_call(name, since, job.id) == {job.id}
 
 
@@ -445,7 +433,6 @@ def test_transient_sbatch_error_is_retried_without_duplicate(
         assert transport.real_ids == [job.id]
         assert transport.sbatch_calls == (1 if really_ran else 2)
         assert job.get_result(timeout=_TIMEOUT) == 3
-    cluster.close()
     assert _jobs_for_call(name, since, job.id) == {job.id}
 
 
@@ -462,7 +449,6 @@ def test_tracker_lists_one_directory_per_tick_whatever_the_number_of_jobs(
         assert [job.get_result(timeout=_TIMEOUT) for job in jobs] == [2 * i for i in range(count)]
         calls = dict(transport.calls)
         done_key = "list_dir:" + cluster.done_dir.rsplit("/", 1)[-1]  # this cluster's own
-    cluster.close()
     ticks = calls.get(done_key, 0)
     report = f"{count} jobs; after submitting: {submitted}; after collecting: {calls}"
     print(report)
@@ -472,7 +458,6 @@ def test_tracker_lists_one_directory_per_tick_whatever_the_number_of_jobs(
     assert all(k == done_key for k in calls if k.startswith("list_dir")), report
     # A result file is checked once per job, when its marker appears; not once per tick.
     assert calls.get("exists", 0) <= count, report
-    assert calls.get("stat_mtime", 0) == 0, report
     assert calls.get("read_bytes", 0) == count, report
     # The controller is asked in batches, far fewer times than once per job per tick.
     controller = calls.get("run:squeue", 0) + calls.get("run:sacct", 0)
@@ -483,11 +468,10 @@ def test_get_job_reattaches_from_a_second_ssh_cluster(
     devcluster_ssh: SshInfo, tmp_path: Path
 ) -> None:
     base = tmp_path / "jobs"
-    with _ssh_cluster(devcluster_ssh, base) as first:
+    with _ssh_cluster(devcluster_ssh, base):
         running = sleep_then(3.0, "from afar")
         done = add(5, 6)
         assert done.get_result(timeout=_TIMEOUT) == 11
-    first.close()
     second = _ssh_cluster(devcluster_ssh, base)
     try:
         again = second.get_job(running.id)

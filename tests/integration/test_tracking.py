@@ -59,7 +59,6 @@ def test_tracking_without_accounting(without_accounting: dc.Status, tmp_path: Pa
         with pytest.raises(JobTerminatedError, match="CANCELLED"):
             cancelled.get_result(timeout=60)
         assert cluster.tracker.accounting in (None, False)
-    cluster.close()
     # Once Slurm has forgotten both (MinJobAge), only our own files can tell.
     _wait_for(lambda: not _in_squeue(done.id) and not _in_squeue(cancelled.id), 90, "purge")
     later = Cluster(backend_type="local", job_base_dir=base)
@@ -73,7 +72,7 @@ def test_tracking_without_accounting(without_accounting: dc.Status, tmp_path: Pa
 def test_controller_restart_during_a_wait(devcluster: dc.Status, tmp_path: Path) -> None:
     with Cluster(
         backend_type="local", job_base_dir=str(tmp_path / "jobs"), default_partition="debug"
-    ) as cluster:
+    ):
         job = jobfuncs.sleep_then(8, "survived")
         _wait_for(lambda: _state(job.id) == "RUNNING", 60, "the job to run")
         controller = dc.status(devcluster.state_dir).daemons["slurmctld"]
@@ -86,4 +85,3 @@ def test_controller_restart_during_a_wait(devcluster: dc.Status, tmp_path: Path)
         assert job.state is JobState.COMPLETED
         after = jobfuncs.add(1, 2)  # and submission works again
         assert after.get_result(timeout=60) == 3
-    cluster.close()

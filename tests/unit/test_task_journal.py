@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -64,6 +65,30 @@ def test_bind_check_ignores_injected_parameters() -> None:
         job.bind_check((1, 2), {})
     assert injected_parameters(flow.unwrapped, workflow=True) == {"ctx": "workflow"}
     assert injected_parameters(job.unwrapped, workflow=False) == {"context": "job"}
+
+
+class MyJobContext:
+    """Not the SDK's JobContext, whatever its name ends with."""
+
+
+def _optional_job(a: int, context: JobContext | None = None) -> None: ...
+
+
+def _typing_optional(context: Optional[JobContext]) -> None:  # noqa: UP045
+    ...
+
+
+def _look_alike(context: MyJobContext) -> None: ...
+
+
+def _unresolvable(context: Missing | JobContext) -> None: ...  # noqa: F821
+
+
+def test_contexts_are_injected_by_type_not_by_name() -> None:
+    assert injected_parameters(_optional_job, workflow=False) == {"context": "job"}
+    assert injected_parameters(_typing_optional, workflow=False) == {"context": "job"}
+    assert injected_parameters(_look_alike, workflow=False) == {}
+    assert injected_parameters(_unresolvable, workflow=False) == {}
 
 
 def test_after_accepts_jobs_and_kinds() -> None:

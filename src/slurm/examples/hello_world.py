@@ -24,11 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     Cluster.add_argparse_args(parser)
     parser.add_argument("--name", default="world")
     args = parser.parse_args(argv)
-    with Cluster.from_args(args) as cluster:
+    with Cluster.from_args(args):
         job = hello(args.name)
         print(f"Submitted job {job.id}")
         print(job.get_result())
-        cluster.close()
     return 0
 
 

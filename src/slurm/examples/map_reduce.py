@@ -38,11 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     Cluster.add_argparse_args(parser)
     parser.add_argument("--n", type=int, default=10)
     args = parser.parse_args(argv)
-    cluster = Cluster.from_args(args)
-    try:
-        value = run(cluster, args.n)
-    finally:
-        cluster.close()
+    value = run(Cluster.from_args(args), args.n)
     print(f"sum of squares of 0..{args.n - 1} = {value}")
     return 0
 

@@ -296,10 +296,6 @@ class Transport(ABC):
         """Return the sorted entry names in directory ``path``; ``[]`` if it is missing."""
 
     @abstractmethod
-    def stat_mtime(self, path: str) -> float | None:
-        """Return the modification time of ``path`` (epoch seconds), ``None`` if missing."""
-
-    @abstractmethod
     def expand_path(self, path: str) -> str:
         """Return ``path`` made absolute on the target.
 
@@ -315,10 +311,6 @@ class Transport(ABC):
         Raises:
             FileNotFoundError: ``local_path`` does not exist.
         """
-
-    @abstractmethod
-    def remove(self, path: str) -> None:
-        """Delete the file at ``path``; fine if it does not exist."""
 
     @abstractmethod
     def close(self) -> None:

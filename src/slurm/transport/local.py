@@ -141,13 +141,6 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             return []
 
-    def stat_mtime(self, path: str) -> float | None:
-        """Return the modification time of ``path``, ``None`` if missing."""
-        try:
-            return os.stat(path).st_mtime
-        except FileNotFoundError:
-            return None
-
     def expand_path(self, path: str) -> str:
         """Expand ``~`` and make ``path`` absolute against the home directory."""
         expanded = os.path.expanduser(path)
@@ -163,11 +156,6 @@ class LocalTransport(Transport):
                 shutil.copyfileobj(src, f)
 
             _atomic_write(remote_path, mode, fill)
-
-    def remove(self, path: str) -> None:
-        """Delete the file at ``path``; fine if missing."""
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
 
     def close(self) -> None:
         """Nothing to release locally."""

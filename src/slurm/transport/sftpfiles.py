@@ -23,8 +23,6 @@ __all__ = [
     "list_dir",
     "makedirs",
     "read_bytes",
-    "remove",
-    "stat_mtime",
     "upload",
     "write_bytes",
 ]
@@ -136,18 +134,3 @@ def list_dir(sftp: paramiko.SFTPClient, path: str) -> list[str]:
         return sorted(sftp.listdir(path))
     except FileNotFoundError:
         return []
-
-
-def stat_mtime(sftp: paramiko.SFTPClient, path: str) -> float | None:
-    """Modification time of ``path``; ``None`` if missing."""
-    try:
-        mtime = sftp.stat(path).st_mtime
-    except FileNotFoundError:
-        return None
-    return None if mtime is None else float(mtime)
-
-
-def remove(sftp: paramiko.SFTPClient, path: str) -> None:
-    """Delete the file ``path``; fine if missing."""
-    with contextlib.suppress(FileNotFoundError):
-        sftp.remove(path)

@@ -432,14 +432,6 @@ class SSHTransport(Transport):
         """Return the sorted names in the remote directory; ``[]`` if it is missing."""
         return self._sftp_call(lambda sftp: sftpfiles.list_dir(sftp, path))
 
-    def stat_mtime(self, path: str) -> float | None:
-        """Return the remote modification time of ``path``, ``None`` if missing."""
-        return self._sftp_call(lambda sftp: sftpfiles.stat_mtime(sftp, path))
-
-    def remove(self, path: str) -> None:
-        """Delete the remote file ``path``; fine if missing."""
-        self._sftp_call(lambda sftp: sftpfiles.remove(sftp, path))
-
     def home(self) -> str:
         """Return the remote user's home directory (asked once, then cached)."""
         if self._home is None:

@@ -123,23 +123,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     configure_logging()
-    cluster = Cluster.from_args(args)
     flow = parallel_train_eval_workflow
     if args.partition_workflow:
         flow = flow.with_options(partition=args.partition_workflow)
-    try:
-        with cluster:
-            job = flow(
-                epochs=args.epochs,
-                epoch_steps=args.epoch_steps,
-                steps_per_job_cap=args.steps_per_job_cap,
-                partition_train=args.partition_train,
-                partition_eval=args.partition_eval,
-            )
-            print(f"Submitted workflow job {job.id} (directory {job.job_dir})", flush=True)
-            state_path = job.get_result()
-    finally:
-        cluster.close()
+    with Cluster.from_args(args):
+        job = flow(
+            epochs=args.epochs,
+            epoch_steps=args.epoch_steps,
+            steps_per_job_cap=args.steps_per_job_cap,
+            partition_train=args.partition_train,
+            partition_eval=args.partition_eval,
+        )
+        print(f"Submitted workflow job {job.id} (directory {job.job_dir})", flush=True)
+        state_path = job.get_result()
     print(f"Workflow finished. State written to: {state_path}")
     print(f"Artifacts: {Path(state_path).parent}/checkpoints and {Path(state_path).parent}/metrics")
     return 0
