@@ -40,6 +40,7 @@ from slurm.transport.base import CommandResult, Transport
 
 if TYPE_CHECKING:
     from slurm.callbacks.callbacks import BaseCallback
+    from slurm.transport.sshauth import InteractiveAuth
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class Cluster:
             interpreter for the local backend, ``python3`` over SSH).
         callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
         accept_new_host_key: trust and record an SSH host key seen for the first time.
+        interactive_auth: answers the SSH server's keyboard-interactive prompts
+            (a one-time code after the key): a callable taking a
+            :class:`slurm.AuthPrompt` and returning the answer. Default: ask on
+            the terminal. Asked once; the connection is then reused.
         max_array_size: split ``map`` into arrays of at most this many elements
             (default: the cluster's ``MaxArraySize``).
 
@@ -102,6 +107,7 @@ class Cluster:
         transport: Transport | None = None,
         backend: str | None = None,
         max_array_size: int | None = None,
+        interactive_auth: InteractiveAuth | None = None,
     ) -> None:
         backend_type = (backend or backend_type or "local").lower()
         if backend_type not in _BACKENDS:
@@ -134,6 +140,7 @@ class Cluster:
         self._password = password
         self._key_filename = key_filename
         self._accept_new_host_key = accept_new_host_key
+        self._interactive_auth = interactive_auth
         self.tracker = Tracker(self)
         self._journal: Journal | None = None
         self._layout_ready = False
@@ -279,6 +286,7 @@ class Cluster:
                     password=self._password,
                     key_filename=self._key_filename,
                     accept_new_host_key=self._accept_new_host_key,
+                    interactive_auth=self._interactive_auth,
                 )
         return self._transport
 
