@@ -499,11 +499,14 @@ class Cluster:
     def diagnose(self) -> dict[str, Any]:
         """Check the cluster can be used; every finding, as a dict (never raises for one).
 
-        Runs the same checks as the preflight of the first submission (Slurm
-        commands, job base directory, the Python that runs jobs and its
-        version) in one command. ``result["ok"]``, ``result["problems"]``
-        (what is wrong and what to do), ``result["checks"]``, ``result["python"]``.
+        What ``slurm doctor`` checks (see :mod:`slurm.doctor`): connection and
+        login, Slurm commands, controller and accounting, partitions and their
+        limits, the Python that runs jobs and how code is shipped, the job base
+        directory (writable, owner, free space) and clock skew.
+        ``result["ok"]`` is False when something blocks submission;
+        ``result["checks"]`` lists every check (name, status, detail, fix);
+        ``result["problems"]`` the blocking ones, ``result["python"]`` the interpreter.
         """
-        from slurm.packaging import diagnose
+        from slurm.doctor import diagnose
 
-        return diagnose(self)
+        return diagnose(self).to_dict()

@@ -28,7 +28,7 @@ from typing import Any
 
 import paramiko
 
-from slurm.errors import TransportError
+from slurm.errors import AuthenticationError
 
 __all__ = ["AnsweringTransport", "AuthPrompt", "InteractiveAuth", "ask_on_terminal"]
 
@@ -62,10 +62,10 @@ def ask_on_terminal(prompt: AuthPrompt) -> str:
     """Ask ``prompt`` on the controlling terminal (hidden input unless ``echo``).
 
     Raises:
-        TransportError: There is no terminal to ask on (batch job, CI, no tty).
+        AuthenticationError: There is no terminal to ask on (batch job, CI, no tty).
     """
     if not _has_terminal():
-        raise TransportError(
+        raise AuthenticationError(
             f"{prompt.host} asks {prompt.prompt.strip()!r} (keyboard-interactive login, "
             "usually a one-time code) and there is no terminal to ask on. Run from a "
             "terminal, or give Cluster(..., interactive_auth=callable) (SSHTransport "

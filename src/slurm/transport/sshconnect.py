@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import paramiko
 
-from slurm.errors import ConfigurationError, HostKeyError, TransportError
+from slurm.errors import AuthenticationError, ConfigurationError, HostKeyError, TransportError
 from slurm.transport.hostkeys import HostKeyPolicy, host_key_name
 from slurm.transport.sshauth import (
     AnsweringTransport,
@@ -266,7 +266,7 @@ def _connect_one(
         raise policy.changed_error(name, exc.key) from exc
     except paramiko.PasswordRequiredException as exc:
         client.close()
-        raise TransportError(
+        raise AuthenticationError(
             f"cannot log in to {role}{where}: a private key is encrypted and no passphrase "
             "was given. Load it into your SSH agent (ssh-add KEYFILE) or pass passphrase=."
         ) from exc
@@ -274,14 +274,14 @@ def _connect_one(
         asked = _prompts_answered(client)
         client.close()
         if asked:
-            raise TransportError(
+            raise AuthenticationError(
                 f"authentication to {role}{where} failed ({exc}) after answering "
                 f"{asked} keyboard-interactive prompt(s): the one-time code (or other "
                 "answer) was refused. Codes are valid once and for a short time: check the "
                 "clock of this machine and try again with a fresh code."
             ) from exc
         tried = _tried(settings, keys, creds, allow_agent, look_for_keys, is_target)
-        raise TransportError(
+        raise AuthenticationError(
             f"authentication to {role}{where} failed ({exc}). Tried: {tried}. "
             f"Check the user name ({settings.username!r}); make sure your public key is in "
             "~/.ssh/authorized_keys on that host, your key is loaded (ssh-add) or given "
