@@ -15,8 +15,9 @@ for the fixture::
 Fixtures:
 
 - ``slurm_cluster``: a :class:`~slurm.Cluster`, entered (so calling a task
-  submits it) and closed after the test, with its own job directory. A test
-  that uses it runs once per backend (``[local]``, ``[ssh]``).
+  submits it) and closed after the test. A test that uses it runs once per
+  backend (``[local]``, ``[ssh]``); one test can choose its own with
+  ``@pytest.mark.parametrize("slurm_backend", ["ssh"], indirect=True)``.
 - ``slurm_cluster_options``: the keyword arguments that ``Cluster`` gets, per
   backend; override it in your ``conftest.py`` to add ``default_partition``,
   ``packaging``, ``callbacks``...
@@ -126,10 +127,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "slurm_cluster" in metafunc.fixturenames:
+    chosen = any(
+        "slurm_backend" in _argnames(marker.args[0] if marker.args else "")
+        for marker in metafunc.definition.iter_markers("parametrize")
+    )
+    if "slurm_cluster" in metafunc.fixturenames and not chosen:
         metafunc.parametrize(
             "slurm_backend", _backends(metafunc.config), indirect=True, scope="session"
         )
+
+
+def _argnames(names: Any) -> list[str]:
+    if isinstance(names, str):
+        return [n.strip() for n in names.split(",")]
+    return [str(n) for n in names]
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,8 @@ def test_example_project_runs_on_the_dev_cluster_locally_and_over_ssh(
     for test in ("test_one_job", "test_an_array_then_a_job_that_depends_on_it"):
         for backend in ("local", "ssh"):
             assert f"{test}[{backend}] PASSED" in result.stdout, result.stdout
-    assert "4 passed" in result.stdout
+    assert "test_only_over_ssh[ssh] PASSED" in result.stdout
+    assert "5 passed" in result.stdout
     after = devcluster_status()
     assert after.running
     assert after.daemons == before, "the plugin restarted a daemon of the running dev cluster"

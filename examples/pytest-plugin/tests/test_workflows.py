@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from slurm import Cluster, task
 
 
@@ -24,3 +26,9 @@ def test_an_array_then_a_job_that_depends_on_it(slurm_cluster: Cluster) -> None:
     counts = word_count.map(["a b", "c d e", "f"])
     assert counts.get_results(timeout=240) == [2, 3, 1]
     assert total(counts.get_results()).get_result(timeout=240) == 6
+
+
+@pytest.mark.parametrize("slurm_backend", ["ssh"], indirect=True)
+def test_only_over_ssh(slurm_cluster: Cluster) -> None:
+    assert slurm_cluster.backend_type == "ssh"
+    assert word_count("over ssh").get_result(timeout=240) == 2
