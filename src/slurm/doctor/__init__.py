@@ -24,6 +24,7 @@ A check is *blocking* when submission cannot work until it is fixed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slurm.doctor.checks import (
@@ -45,10 +46,18 @@ from slurm.doctor.checks import (
     render_text,
     skew_check,
 )
-from slurm.errors import AuthenticationError, CommandError, HostKeyError, TransportError
+from slurm.errors import (
+    AuthenticationError,
+    CommandError,
+    ConfigurationError,
+    HostKeyError,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     from slurm.cluster import Cluster
+
+_Add = Callable[[Check], None]
 
 __all__ = ["CHECK_NAMES", "Check", "DoctorReport", "Partition", "diagnose", "render_text"]
 
@@ -58,13 +67,18 @@ __all__ = ["CHECK_NAMES", "Check", "DoctorReport", "Partition", "diagnose", "ren
 
 def diagnose(cluster: Cluster) -> DoctorReport:
     """Run every check on ``cluster``; never raises for a finding (they are in the report)."""
-    transport = cluster.transport
+    try:
+        transport = cluster.transport
+    except ConfigurationError as exc:  # e.g. an unreadable ~/.ssh/config
+        report = DoctorReport(str(cluster.hostname), cluster.backend_type, [])
+        report.checks.append(
+            Check("connectivity", FAIL, str(exc), "fix the SSH settings", blocking=True)
+        )
+        return _skip_rest(report, "needs valid SSH settings")
     report = DoctorReport(transport.description, cluster.backend_type, [])
     add = report.checks.append
     if not _connect(cluster, add):
-        for name in CHECK_NAMES[2:]:
-            add(Check(name, SKIP, "needs a working login"))
-        return report
+        return _skip_rest(report, "needs a working login")
     from slurm.packaging import diagnose as preflight
 
     try:
@@ -84,7 +98,7 @@ def diagnose(cluster: Cluster) -> DoctorReport:
                 blocking=True,
             )
         )
-        return report
+        return _skip_rest(report, "the checks could not run")
     sections = parse_sections(stdout)
     _commands(pre, sections, add)
     _controller(sections, add)
@@ -120,7 +134,14 @@ def diagnose(cluster: Cluster) -> DoctorReport:
     return report
 
 
-def _connect(cluster: Cluster, add: Any) -> bool:
+def _skip_rest(report: DoctorReport, why: str) -> DoctorReport:
+    """Add a ``skip`` line for every check not made yet."""
+    done = {c.name for c in report.checks}
+    report.checks.extend(Check(n, SKIP, why) for n in CHECK_NAMES if n not in done)
+    return report
+
+
+def _connect(cluster: Cluster, add: _Add) -> bool:
     transport = cluster.transport
     if cluster.backend_type == "local":
         add(Check("connectivity", OK, "local backend: commands run on this machine"))
@@ -148,7 +169,7 @@ def _connect(cluster: Cluster, add: Any) -> bool:
     return True
 
 
-def _commands(pre: dict[str, Any], sections: dict[str, tuple[int, str]], add: Any) -> None:
+def _commands(pre: dict[str, Any], sections: dict[str, tuple[int, str]], add: _Add) -> None:
     found: list[str] = []
     missing: list[str] = []
     fix = ""
@@ -182,7 +203,7 @@ def _commands(pre: dict[str, Any], sections: dict[str, tuple[int, str]], add: An
         add(Check("slurm_commands", OK, ", ".join(found)))
 
 
-def _controller(sections: dict[str, tuple[int, str]], add: Any) -> None:
+def _controller(sections: dict[str, tuple[int, str]], add: _Add) -> None:
     code, text = sections.get("ping", (-1, "no output"))
     first = text.strip().splitlines()[0] if text.strip() else "no output"
     if code == 0 and " UP" in text:
@@ -199,7 +220,7 @@ def _controller(sections: dict[str, tuple[int, str]], add: Any) -> None:
         )
 
 
-def _accounting(sections: dict[str, tuple[int, str]], add: Any) -> None:
+def _accounting(sections: dict[str, tuple[int, str]], add: _Add) -> None:
     code, text = sections.get("accounting", (-1, "no output"))
     if code == 0 and "error" not in text.lower() and "disabled" not in text.lower():
         add(Check("accounting", OK, "sacct answers (slurmdbd reachable)"))
@@ -216,7 +237,7 @@ def _accounting(sections: dict[str, tuple[int, str]], add: Any) -> None:
         )
 
 
-def _python(pre: dict[str, Any], add: Any) -> None:
+def _python(pre: dict[str, Any], add: _Add) -> None:
     checks: dict[str, dict[str, Any]] = pre["checks"]
     python = checks.get("python", {"ok": False, "detail": "not checked", "fix": ""})
     info = pre.get("python") or {}
