@@ -17,7 +17,9 @@ import hashlib
 import hmac
 import logging
 import os
+import pty
 import secrets
+import select
 import struct
 import subprocess
 import sys
@@ -76,8 +78,12 @@ class Authenticator:
         self.prompts: list[AuthPrompt] = []
 
     def __call__(self, prompt: AuthPrompt) -> str:
+        self.prompts.append(prompt)
+        return self.code()
+
+    def code(self) -> str:
+        """A code for the next time step no login has used yet."""
         with Authenticator._lock:
-            self.prompts.append(prompt)
             step = max(int(time.time()) // _STEP, Authenticator._last_step + 1)
             Authenticator._last_step = step
             return totp(self.secret, step)
@@ -208,26 +214,32 @@ def test_a_refused_code_says_what_happened(otp_sshd: Sshd, secret: bytes, tmp_pa
     assert len(asked) == 1  # never asked twice for one login
 
 
-def test_no_terminal_and_no_callback_says_what_to_do(otp_sshd: Sshd, tmp_path: Path) -> None:
-    # A new session has no controlling terminal: like a batch job or CI.
-    script = textwrap.dedent(
+def _client_script(sshd: Sshd, tmp_path: Path, *, take_terminal: bool) -> str:
+    """A Python program that logs in without interactive_auth and runs ``echo``."""
+    return textwrap.dedent(
         f"""\
-        import sys
+        import fcntl, sys, termios
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
         from _sshd import Sshd
         from test_transport_otp import _transport
         from slurm.errors import TransportError
-        sshd = Sshd(Path("."), {otp_sshd.port}, Path({str(otp_sshd.host_key)!r}),
-                    Path({str(otp_sshd.client_key)!r}), None, Path("."))
+        if {take_terminal!r}:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # stdin's pty becomes our terminal
+        sshd = Sshd(Path("."), {sshd.port}, Path({str(sshd.host_key)!r}),
+                    Path({str(sshd.client_key)!r}), None, Path("."))
         try:
-            _transport(sshd, Path({str(tmp_path)!r})).run(["true"])
+            print("RESULT", _transport(sshd, Path({str(tmp_path)!r})).run(["echo", "in"]).stdout)
         except TransportError as exc:
             print(exc)
         """
     )
+
+
+def test_no_terminal_and_no_callback_says_what_to_do(otp_sshd: Sshd, tmp_path: Path) -> None:
+    # A new session has no controlling terminal: like a batch job or CI.
     out = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", _client_script(otp_sshd, tmp_path, take_terminal=False)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -237,6 +249,47 @@ def test_no_terminal_and_no_callback_says_what_to_do(otp_sshd: Sshd, tmp_path: P
     )
     assert "there is no terminal to ask on" in out.stdout, out.stdout + out.stderr
     assert "interactive_auth=" in out.stdout
+
+
+def test_without_a_callback_the_code_is_asked_on_the_terminal(
+    otp_sshd: Sshd, secret: bytes, tmp_path: Path
+) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _client_script(otp_sshd, tmp_path, take_terminal=True)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        seen = _read_until(master, b"One-time password", seen)
+        assert f"[root@127.0.0.1:{otp_sshd.port}]".encode() in seen
+        os.write(master, Authenticator(secret).code().encode() + b"\n")
+        seen = _read_until(master, b"RESULT in", seen)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert seen.count(b"One-time password") == 1
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytes, timeout: float = 30.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{wanted!r} never appeared on the terminal; saw {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                assert wanted in seen, seen
+    return seen
 
 
 def test_cluster_runs_a_job_over_a_second_factor_login(
