@@ -75,12 +75,15 @@ def ask_on_terminal(prompt: AuthPrompt) -> str:
     text = f"[{prompt.host}] {prompt.prompt.lstrip()}"
     if header:
         text = "\n".join([*header, text])
-    if prompt.echo:
+    if not prompt.echo:
+        return getpass.getpass(text)  # /dev/tty, else stdin
+    try:
         with open("/dev/tty", "r+") as tty:
             tty.write(text)
             tty.flush()
             return tty.readline().rstrip("\n")
-    return getpass.getpass(text)
+    except OSError:
+        return input(text)
 
 
 def _has_terminal() -> bool:
