@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from slurm.runtime import JobContext, current_job_context
     from slurm.slurmcmd import JobState
     from slurm.task import Task
+    from slurm.transport.sshauth import AuthPrompt
     from slurm.workflow import WorkflowContext
 
 # Submodules named like the decorators: import them first, then bind the
@@ -43,6 +44,7 @@ from slurm.decorators import task, workflow
 
 _EXPORTS = {
     "Cluster": "slurm.cluster",
+    "AuthPrompt": "slurm.transport.sshauth",
     "Task": "slurm.task",
     "as_completed": "slurm.futures",
     "wait": "slurm.futures",
@@ -72,6 +74,7 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "task",
     "workflow",
     "ArrayJob",
+    "AuthPrompt",
     "Cluster",
     "CommandError",
     "ConfigurationError",

@@ -32,6 +32,7 @@ from slurm.transport.base import Transport
 
 if TYPE_CHECKING:
     from slurm.callbacks.callbacks import BaseCallback
+    from slurm.transport.sshauth import InteractiveAuth
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class Cluster:
         packaging: how code reaches the cluster (see :mod:`slurm.packaging`).
         callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
         accept_new_host_key: trust and record an SSH host key seen for the first time.
+        interactive_auth: answers the SSH server's keyboard-interactive prompts
+            (a one-time code after the key): a callable taking a
+            :class:`slurm.AuthPrompt` and returning the answer. Default: ask on
+            the terminal. Asked once; the connection is then reused.
         max_array_size: split ``map`` into arrays of at most this many elements
             (default: the cluster's ``MaxArraySize``).
 
@@ -95,6 +100,7 @@ class Cluster:
         transport: Transport | None = None,
         backend: str | None = None,
         max_array_size: int | None = None,
+        interactive_auth: InteractiveAuth | None = None,
     ) -> None:
         chosen = backend or backend_type or "local"
         if not isinstance(chosen, str) or chosen.lower() not in BACKENDS:
@@ -139,6 +145,7 @@ class Cluster:
         self._store: JobStore | None = None
         self._tracker: Tracker | None = None
         self._index_dir: str | None = None
+        self._interactive_auth = interactive_auth
         self._tokens: list[object] = []
 
     # --- settings -----------------------------------------------------------------
@@ -280,6 +287,7 @@ class Cluster:
                     password=s.password,
                     key_filename=s.key_filename,
                     accept_new_host_key=s.accept_new_host_key,
+                    interactive_auth=self._interactive_auth,
                 )
         return self._transport
 
@@ -471,11 +479,14 @@ class Cluster:
     def diagnose(self) -> dict[str, Any]:
         """Check the cluster can be used; every finding, as a dict (never raises for one).
 
-        Runs the same checks as the preflight of the first submission (Slurm
-        commands, job base directory, the Python that runs jobs and its
-        version) in one command. ``result["ok"]``, ``result["problems"]``
-        (what is wrong and what to do), ``result["checks"]``, ``result["python"]``.
+        What ``slurm doctor`` checks (see :mod:`slurm.doctor`): connection and
+        login, Slurm commands, controller and accounting, partitions and their
+        limits, the Python that runs jobs and how code is shipped, the job base
+        directory (writable, owner, free space) and clock skew.
+        ``result["ok"]`` is False when something blocks submission;
+        ``result["checks"]`` lists every check (name, status, detail, fix);
+        ``result["problems"]`` the blocking ones, ``result["python"]`` the interpreter.
         """
-        from slurm.packaging import diagnose
+        from slurm.doctor import diagnose
 
-        return diagnose(self)
+        return diagnose(self).to_dict()

@@ -10,6 +10,7 @@
     │   └── SubmissionError         sbatch refused or failed to submit a job
     ├── TransportError              the local or SSH transport could not do its job
     │   ├── HostKeyError            an SSH host key is unknown or has changed
+    │   ├── AuthenticationError     the SSH server refused the login (keys, password, code)
     │   └── ConnectionLostError     the connection dropped while a command may have run
     ├── JobError                    something about one job (carries ``job_id``)
     │   ├── TaskFailedError         the task raised; its own type could not be rebuilt
@@ -29,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AuthenticationError",
     "CommandError",
     "ConfigurationError",
     "ConnectionLostError",
@@ -101,6 +103,10 @@ class TransportError(SlurmError):
 
 class HostKeyError(TransportError):
     """An SSH host key is unknown (and not accepted) or has changed."""
+
+
+class AuthenticationError(TransportError):
+    """The SSH server was reached but refused the login (keys, password or one-time code)."""
 
 
 class ConnectionLostError(TransportError):

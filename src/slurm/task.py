@@ -64,7 +64,7 @@ def _reference_for(fn: Callable[..., Any]) -> FunctionRef | None:
     if not module_name or module_name == "__main__" or "<locals>" in qualname:
         return None
     module = sys.modules.get(module_name)
-    if module is None:
+    if module is None or _registered_by_value(module):
         return None
     obj: Any = module
     try:
@@ -74,6 +74,14 @@ def _reference_for(fn: Callable[..., Any]) -> FunctionRef | None:
         return None
     found = obj.unwrapped if isinstance(obj, Task) else obj
     return FunctionRef(module_name, qualname) if found is fn else None
+
+
+def _registered_by_value(module: Any) -> bool:
+    """Whether ``cloudpickle.register_pickle_by_value(module)`` was called: then by value too."""
+    import cloudpickle
+
+    check = getattr(cloudpickle.cloudpickle, "_is_registered_pickle_by_value", None)
+    return bool(check is not None and check(module))
 
 
 def _rebuild_task(

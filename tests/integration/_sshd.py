@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from slurm.transport import SSHTransport
+
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
 
@@ -130,8 +132,15 @@ class Sshd:
                 self.proc.wait()
 
 
-def start_sshd(directory: Path, client_key: Path, *, extra_config: str = "") -> Sshd:
+def start_sshd(
+    directory: Path, client_key: Path, *, extra_config: str = "", program_name: str = "sshd"
+) -> Sshd:
     """Start an sshd in ``directory`` that lets ``client_key`` log in as root.
+
+    ``extra_config`` comes first in the config, so its settings win (sshd keeps
+    the first value of a keyword). ``program_name`` other than ``sshd`` runs the
+    server through a symlink of that name: sshd names its PAM service after the
+    program, so the server reads ``/etc/pam.d/<program_name>``, not the system's.
 
     Fails the test (never skips) when ``/usr/sbin/sshd`` is missing or the server
     does not come up within 10 s, showing its log.
@@ -153,6 +162,7 @@ def start_sshd(directory: Path, client_key: Path, *, extra_config: str = "") -> 
     config = directory / "sshd_config"
     config.write_text(
         f"""\
+{extra_config}
 Port {port}
 ListenAddress 127.0.0.1
 HostKey {host_key}
@@ -168,13 +178,16 @@ AllowTcpForwarding yes
 MaxSessions 10
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
-{extra_config}
 """
     )
+    program = SSHD
+    if program_name != "sshd":
+        program = str(directory / program_name)
+        os.symlink(SSHD, program)
     log = directory / "sshd.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)],
+            [program, "-D", "-e", "-f", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -194,3 +207,19 @@ LogLevel VERBOSE
             server.stop()
             pytest.fail(f"sshd did not answer on port {port}:\n{log.read_text()}", pytrace=False)
         time.sleep(0.05)
+
+
+def ssh_transport(sshd: Sshd, known_hosts: Path, **kwargs: object) -> SSHTransport:
+    """An SSHTransport to ``sshd`` as root with its client key only (no agent, no config)."""
+    options: dict[str, object] = {
+        "port": sshd.port,
+        "username": "root",
+        "key_filename": str(sshd.client_key),
+        "ssh_config": None,
+        "known_hosts": str(known_hosts),
+        "allow_agent": False,
+        "look_for_keys": False,
+        "connect_timeout": 10.0,
+    }
+    options.update(kwargs)
+    return SSHTransport("127.0.0.1", **options)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _sshd import Sshd, keygen, start_sshd
+from _sshd import Sshd, keygen, ssh_transport, start_sshd
 
 from slurm.errors import CommandError, ConnectionLostError, HostKeyError, TransportError
 from slurm.transport import SSHTransport
@@ -52,19 +52,7 @@ def known_hosts(tmp_path: Path, sshd: Sshd) -> Path:
     return path
 
 
-def _transport(sshd: Sshd, known_hosts: Path, **kwargs: object) -> SSHTransport:
-    options: dict[str, object] = {
-        "port": sshd.port,
-        "username": "root",
-        "key_filename": str(sshd.client_key),
-        "ssh_config": None,
-        "known_hosts": str(known_hosts),
-        "allow_agent": False,
-        "look_for_keys": False,
-        "connect_timeout": 10.0,
-    }
-    options.update(kwargs)
-    return SSHTransport("127.0.0.1", **options)  # type: ignore[arg-type]
+_transport = ssh_transport
 
 
 @pytest.fixture

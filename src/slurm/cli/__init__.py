@@ -12,9 +12,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import devcluster, jobs
+    from slurm.cli import devcluster, doctor, jobs
 
     main.add_command(devcluster.devcluster)
+    main.add_command(doctor.doctor)
     main.add_command(jobs.jobs)
 
 

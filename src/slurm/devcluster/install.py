@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import glob
 import os
 
 from slurm.devcluster.proc import DevclusterError, find_program, run
 
-__all__ = ["APT_PACKAGES", "REQUIRED", "ensure_installed", "find_program", "missing_packages"]
+__all__ = [
+    "APT_PACKAGES",
+    "PAM_OATH_PACKAGE",
+    "REQUIRED",
+    "ensure_installed",
+    "ensure_pam_oath",
+    "find_pam_module",
+    "find_program",
+    "missing_packages",
+]
 
 APT_PACKAGES = (
     "slurm-wlm",
@@ -48,22 +58,57 @@ def _install_command(packages: list[str]) -> list[str]:
     return ["apt-get", "install", "-y", "--no-install-recommends", *packages]
 
 
+def _apt_install(packages: list[str], missing: list[str], needed_by: str) -> None:
+    """Install ``packages`` with apt-get as root, else raise saying what to install."""
+    command = " ".join(_install_command(packages))
+    if os.geteuid() != 0 or find_program("apt-get") is None:
+        raise DevclusterError(
+            f"{needed_by} needs these packages, which are not installed: "
+            f"{', '.join(missing)}.\n"
+            f"Install them as root, then try again:\n"
+            f"    sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive {command}"
+        )
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update"], env=env, timeout=600)
+    run(_install_command(packages), env=env, timeout=1800)
+
+
 def ensure_installed() -> None:
     """Install what is missing (root on Debian/Ubuntu), else say exactly what to install."""
     missing = missing_packages()
     if not missing:
         return
-    command = " ".join(_install_command(list(APT_PACKAGES)))
-    if os.geteuid() != 0 or find_program("apt-get") is None:
-        raise DevclusterError(
-            "The dev cluster needs these packages, which are not installed: "
-            f"{', '.join(missing)}.\n"
-            f"Install them as root, then run `slurm devcluster up` again:\n"
-            f"    sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive {command}"
-        )
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "update"], env=env, timeout=600)
-    run(_install_command(list(APT_PACKAGES)), env=env, timeout=1800)
+    _apt_install(list(APT_PACKAGES), missing, "The dev cluster (`slurm devcluster up`)")
     still = missing_packages()
     if still:
         raise DevclusterError(f"apt-get install finished but these are still missing: {still}")
+
+
+# The TOTP PAM module the tests of logins with a second factor use (a throwaway
+# sshd asks for a one-time code after the key); not needed by the cluster itself.
+PAM_OATH_PACKAGE = "libpam-oath"
+_PAM_DIRS = ("/lib/*/security", "/usr/lib/*/security", "/lib/security", "/usr/lib/security")
+
+
+def find_pam_module(name: str) -> str | None:
+    """Absolute path of the PAM module ``name`` (e.g. ``pam_oath.so``), if installed."""
+    for pattern in _PAM_DIRS:
+        found = sorted(glob.glob(f"{pattern}/{name}"))
+        if found:
+            return found[0]
+    return None
+
+
+def ensure_pam_oath() -> str:
+    """Return the path of ``pam_oath.so``, installing libpam-oath (root, Debian) when missing.
+
+    Raises:
+        DevclusterError: It is missing and cannot be installed here (says what to run).
+    """
+    found = find_pam_module("pam_oath.so")
+    if found is None:
+        _apt_install([PAM_OATH_PACKAGE], [PAM_OATH_PACKAGE], "The one-time-code login tests")
+        found = find_pam_module("pam_oath.so")
+    if found is None:
+        raise DevclusterError(f"apt-get installed {PAM_OATH_PACKAGE} but pam_oath.so is missing")
+    return found

@@ -28,6 +28,7 @@ from slurm.transport.base import (
     timeout_error,
     validate_argv,
 )
+from slurm.transport.sshauth import InteractiveAuth
 from slurm.transport.sshconfig import HostSettings, load_ssh_config, resolve_host
 from slurm.transport.sshconnect import Credentials, SSHConnection, jump_chain, open_connection
 
@@ -56,7 +57,14 @@ class SSHTransport(Transport):
 
     One persistent connection per transport, opened on first use; commands run
     on channels over it (several threads may run commands at once), files go
-    over SFTP. When the connection drops, the next operation reconnects.
+    over SFTP. When the connection drops, the next operation reconnects (and
+    logs a warning saying so: with a second factor, that login asks again).
+
+    Logins with a second factor (``AuthenticationMethods
+    publickey,keyboard-interactive``, e.g. a one-time code after the key) are
+    answered once per connection: by ``interactive_auth`` when given, else on
+    the terminal. The connection is then kept and reused for every command and
+    file operation, so the code is asked again only after a reconnect.
 
     Settings come from ``~/.ssh/config`` like OpenSSH's (``Host`` aliases,
     ``HostName``, ``Port``, ``User``, ``IdentityFile``, ``IdentitiesOnly``,
@@ -90,6 +98,12 @@ class SSHTransport(Transport):
         look_for_keys: Try ``~/.ssh/id_*`` keys.
         max_sessions: Channels open at once on the connection (sshd's
             ``MaxSessions`` defaults to 10); further commands wait for a slot.
+        interactive_auth: Answers keyboard-interactive prompts: a callable
+            taking a :class:`~slurm.transport.sshauth.AuthPrompt` and returning
+            the answer (e.g. a one-time code). ``None`` asks on the terminal
+            when the server wants a second factor after the key; with a
+            callable, servers taking keyboard-interactive alone work too (a
+            prompt mentioning "password" gets ``password`` when given).
 
     Raises:
         ConfigurationError: The ssh config cannot be read or has bad values.
@@ -118,6 +132,7 @@ class SSHTransport(Transport):
         allow_agent: bool = True,
         look_for_keys: bool = True,
         max_sessions: int = 8,
+        interactive_auth: InteractiveAuth | None = None,
     ) -> None:
         config = load_ssh_config(ssh_config)
         if known_hosts is not None:
@@ -142,6 +157,7 @@ class SSHTransport(Transport):
             accept_new_host_key=accept_new_host_key,
             connect_timeout=connect_timeout,
             keepalive=keepalive,
+            interactive_auth=interactive_auth,
         )
         self.description = f"ssh {self.settings.address}" + "".join(
             f" via {hop.address}" for hop in reversed(self.hops)
@@ -149,6 +165,8 @@ class SSHTransport(Transport):
         self._lock = threading.Lock()  # guards _conn and connecting
         self._sftp_lock = threading.Lock()  # one SFTP request sequence at a time
         self._conn: SSHConnection | None = None
+        self._logins = 0
+        self._lost = False  # the last connection died (rather than being closed)
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_conn: SSHConnection | None = None
         self._home: str | None = None
@@ -172,21 +190,35 @@ class SSHTransport(Transport):
             if conn is not None and conn.alive():
                 return conn
             if conn is not None:
-                logger.info("SSH connection to %s dropped; reconnecting", self.settings.address)
                 conn.close()
                 self._conn = None
+                self._lost = True
+            if self._lost:
+                logger.warning(
+                    "%s: the SSH connection was lost; logging in again (a second factor, "
+                    "if the server asks for one, is asked again)",
+                    self.description,
+                )
             if self._key_filename and not os.path.isfile(self._key_filename):
                 raise TransportError(
                     f"key file {self._key_filename} does not exist; fix key_filename "
                     "or leave it out to use the SSH agent and ~/.ssh keys"
                 )
             self._conn = open_connection(self.settings, self.hops, self._creds)
+            self._logins += 1
+            self._lost = False
             return self._conn
+
+    @property
+    def logins(self) -> int:
+        """How many times this transport has logged in (1 + reconnects, so far)."""
+        return self._logins
 
     def _discard(self, conn: SSHConnection) -> None:
         with self._lock:
             if self._conn is conn:
                 self._conn = None
+                self._lost = True
         conn.close()
 
     def _is_dead(self, conn: SSHConnection) -> bool:
@@ -202,6 +234,7 @@ class SSHTransport(Transport):
         """Close the connection (and jump connections). The transport reconnects if used again."""
         with self._lock:
             conn, self._conn = self._conn, None
+            self._lost = False
         with self._sftp_lock:
             sftp, self._sftp, self._sftp_conn = self._sftp, None, None
             if sftp is not None:

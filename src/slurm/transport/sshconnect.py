@@ -20,8 +20,14 @@ from dataclasses import dataclass, field, replace
 
 import paramiko
 
-from slurm.errors import ConfigurationError, HostKeyError, TransportError
+from slurm.errors import AuthenticationError, ConfigurationError, HostKeyError, TransportError
 from slurm.transport.hostkeys import HostKeyPolicy, host_key_name
+from slurm.transport.sshauth import (
+    AnsweringTransport,
+    InteractiveAuth,
+    ask_on_terminal,
+    transport_factory,
+)
 from slurm.transport.sshconfig import HostSettings, resolve_host
 
 __all__ = ["Credentials", "SSHConnection", "jump_chain", "open_connection"]
@@ -29,6 +35,7 @@ __all__ = ["Credentials", "SSHConnection", "jump_chain", "open_connection"]
 logger = logging.getLogger(__name__)
 
 _MAX_JUMPS = 8
+_ANSWER_TIMEOUT = 300.0
 _DEFAULT_KEYS = ("id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa")
 
 
@@ -38,6 +45,8 @@ class Credentials:
 
     ``password`` is used for the target host only, never sent to jump hosts;
     ``passphrase`` unlocks encrypted key files (``password`` does when it is unset).
+    ``interactive_auth`` answers keyboard-interactive prompts (a one-time code
+    after the key); ``None`` asks on the terminal.
     """
 
     password: str | None = None
@@ -47,6 +56,7 @@ class Credentials:
     accept_new_host_key: bool = False
     connect_timeout: float = 15.0
     keepalive: float = 30.0
+    interactive_auth: InteractiveAuth | None = None
 
     def __repr__(self) -> str:
         return (
@@ -203,6 +213,9 @@ def _connect_one(
     allow_agent = creds.allow_agent and not (settings.identities_only and keys)
     look_for_keys = creds.look_for_keys and not settings.identities_only
 
+    answer = creds.interactive_auth or ask_on_terminal
+    password = creds.password if is_target else None
+    factory = transport_factory(f"{role}{settings.address}", answer, password)
     client = paramiko.SSHClient()
     try:
         policy.prime(client, name)
@@ -219,7 +232,7 @@ def _connect_one(
                 key_host,
                 port=key_port,
                 username=settings.username,
-                password=creds.password if is_target else None,
+                password=password,
                 passphrase=creds.passphrase,
                 # paramiko accepts a list of key files; its stubs say str only.
                 key_filename=keys or None,  # type: ignore[arg-type]
@@ -227,9 +240,16 @@ def _connect_one(
                 look_for_keys=look_for_keys,
                 timeout=timeout,
                 banner_timeout=timeout,
-                auth_timeout=timeout,
+                # A person may be typing a one-time code.
+                auth_timeout=max(timeout, _ANSWER_TIMEOUT),
                 sock=the_sock,
+                transport_factory=factory,
             )
+        except paramiko.AuthenticationException:
+            if creds.interactive_auth is None or not _interactive_alone(client, settings.username):
+                with contextlib.suppress(Exception):
+                    the_sock.close()
+                raise
         except BaseException:
             with contextlib.suppress(Exception):
                 the_sock.close()
@@ -246,14 +266,22 @@ def _connect_one(
         raise policy.changed_error(name, exc.key) from exc
     except paramiko.PasswordRequiredException as exc:
         client.close()
-        raise TransportError(
+        raise AuthenticationError(
             f"cannot log in to {role}{where}: a private key is encrypted and no passphrase "
             "was given. Load it into your SSH agent (ssh-add KEYFILE) or pass passphrase=."
         ) from exc
     except paramiko.AuthenticationException as exc:
+        asked = _prompts_answered(client)
         client.close()
+        if asked:
+            raise AuthenticationError(
+                f"authentication to {role}{where} failed ({exc}) after answering "
+                f"{asked} keyboard-interactive prompt(s): the one-time code (or other "
+                "answer) was refused. Codes are valid once and for a short time: check the "
+                "clock of this machine and try again with a fresh code."
+            ) from exc
         tried = _tried(settings, keys, creds, allow_agent, look_for_keys, is_target)
-        raise TransportError(
+        raise AuthenticationError(
             f"authentication to {role}{where} failed ({exc}). Tried: {tried}. "
             f"Check the user name ({settings.username!r}); make sure your public key is in "
             "~/.ssh/authorized_keys on that host, your key is loaded (ssh-add) or given "
@@ -269,6 +297,23 @@ def _connect_one(
     except BaseException:
         client.close()
         raise
+
+
+def _interactive_alone(client: paramiko.SSHClient, username: str) -> bool:
+    """After keys and password failed: log in by keyboard-interactive alone, if offered.
+
+    Only with an ``interactive_auth`` callback (never a surprise question on the
+    terminal), and not again when the server already asked (a refused code).
+    """
+    transport = client.get_transport()
+    if not isinstance(transport, AnsweringTransport) or transport.answers.asked:
+        return False
+    return transport.login(username)
+
+
+def _prompts_answered(client: paramiko.SSHClient) -> int:
+    transport = client.get_transport()
+    return transport.answers.asked if isinstance(transport, AnsweringTransport) else 0
 
 
 class _ProxyCommand(paramiko.ProxyCommand):
