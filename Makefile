@@ -21,8 +21,9 @@ unit: sync
 integration: sync
 	$(UV) run --frozen pytest -m integration tests
 
+# Line coverage of src/slurm is reported at the end (jobs' runners included).
 test: lint typecheck
-	$(UV) run --frozen pytest tests
+	$(UV) run --frozen pytest --cov --cov-report=term tests
 
 cluster: sync
 	$(UV) run --frozen slurm devcluster up

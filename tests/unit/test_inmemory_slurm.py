@@ -1,0 +1,312 @@
+"""The client's subtle paths against the in-memory Slurm (``fakeslurm``), in seconds.
+
+The same paths are exercised against the real dev cluster by the integration
+tests; these pin the logic: a lost sbatch answer, transient refusals,
+resubmission, the tracker's controller calls, journal replay, dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slurm import Cluster, as_completed, task, wait
+from slurm.errors import (
+    ConfigurationError,
+    DependencyError,
+    JobTerminatedError,
+    JobTimeoutError,
+    SubmissionError,
+)
+from slurm.journal import Journal
+from slurm.slurmcmd import JobState
+
+from fakeslurm import FakeSlurm
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@task(time="00:01:00")
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(time="00:01:00", max_requeues=2)
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+@task(time="00:01:00")
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@pytest.fixture()
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
+    # The preflight of the cluster's Python is the integration tests' business.
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster: "python3")
+    return FakeSlurm()
+
+
+@pytest.fixture()
+def cluster(fake: FakeSlurm, tmp_path: Path) -> Iterator[Cluster]:
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "jobs"), python="python3") as c:
+        yield c
+
+
+def test_call_runs_and_its_result_comes_home(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = add(2, 3)
+    assert fake.calls("sbatch") == 1
+    fake.run_all()
+    assert job.get_result(timeout=10) == 5
+    assert job.state is JobState.COMPLETED and job.done() and job.is_successful()
+    assert cluster.get_job(job.id).get_result(timeout=10) == 5  # reattached from the index
+    assert "add" in job.get_script() and job.get_stdout() == ""
+
+
+def test_remote_exception_comes_home_with_its_type(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = boom("no luck")
+    fake.run_all()
+    with pytest.raises(ValueError, match="no luck") as info:
+        job.get_result(timeout=10)
+    assert "remote traceback" in info.value.__notes__[0]
+    assert isinstance(job.exception(timeout=10), ValueError)
+    assert job.state is JobState.FAILED and not job.is_successful()
+
+
+def test_lost_sbatch_answer_is_found_by_its_comment_not_submitted_twice(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    fake.lose_next_sbatch_answer()
+    job = add(1, 1)
+    assert fake.calls("sbatch") == 1 and len(fake.jobs) == 1
+    assert job.id == next(iter(fake.jobs))
+    fake.run_all()
+    assert job.get_result(timeout=10) == 2
+
+
+def test_transient_refusal_is_retried_once_the_queue_says_it_is_not_there(
+    cluster: Cluster, fake: FakeSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("slurm.slurmclient.time.sleep", lambda s: None)
+    fake.fail_next_sbatch("Socket timed out on send/recv operation", times=2)
+    job = add(1, 2)
+    assert fake.calls("sbatch") == 3 and len(fake.jobs) == 1
+    assert fake.calls("squeue") == 2  # looked for the comment before each retry
+    fake.run_all()
+    assert job.get_result(timeout=10) == 3
+
+
+def test_final_refusal_raises_and_records_nothing(cluster: Cluster, fake: FakeSlurm) -> None:
+    fake.fail_next_sbatch("Invalid partition name specified")
+    with pytest.raises(SubmissionError, match="Invalid partition"):
+        add(1, 2)
+    assert cluster.store.job_ids() == []
+
+
+def test_unpicklable_argument_is_refused_before_anything_is_written(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    import threading
+
+    with pytest.raises(ConfigurationError, match="cannot be pickled"):
+        total(threading.Lock())  # type: ignore[arg-type]
+    assert fake.calls("sbatch") == 0
+    assert not Path(cluster.base_dir).exists() or list(Path(cluster.base_dir).iterdir()) == []
+
+
+def test_job_that_dies_without_result_reports_state_and_stderr(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    job = add(1, 2)
+    Path(job.stderr_path).write_text("oom-kill event in step 0\n")
+    fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:9")
+    with pytest.raises(JobTerminatedError, match="OUT_OF_MEMORY") as info:
+        job.get_result(timeout=10)
+    assert "ask for more `mem=`" in str(info.value) and "oom-kill" in str(info.value)
+    assert info.value.exit_code == "0:9"
+
+
+def test_job_gone_from_the_queue_is_judged_by_accounting(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = add(1, 2)
+    fake.finish(job.id, "TIMEOUT", exit_code="0:15")
+    fake.purge()
+    with pytest.raises(JobTerminatedError, match="TIMEOUT"):
+        job.get_result(timeout=10)
+    assert cluster.tracker.accounting is True
+
+
+def test_without_accounting_a_forgotten_job_ends_after_a_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster: "python3")
+    fake = FakeSlurm(accounting=False)
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
+        job = add(1, 2)
+        fake.finish(job.id, "CANCELLED", exit_code="0:15")
+        fake.purge()
+        with pytest.raises(JobTerminatedError, match="ended"):
+            job.get_result(timeout=20)
+        assert job.cluster.tracker.accounting is False
+
+
+def test_preempted_job_slurm_could_not_requeue_is_resubmitted(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    job = add(3, 4)
+    first = job.id
+    job.max_requeues = 1
+    fake.finish(first, "PREEMPTED", exit_code="0:15")
+    fake.purge()
+    assert not job.wait(timeout=3)  # resubmitted: now waiting for the new job
+    assert job.id != first and job.previous_ids == [first]
+    assert fake.jobs[job.id].comment == fake.jobs[first].comment
+    fake.run_job(job.id)
+    assert job.get_result(timeout=10) == 7
+    assert cluster.get_job(job.id).get_result(timeout=10) == 7
+
+
+def test_timeout_passes_and_keeps_the_job(cluster: Cluster) -> None:
+    job = add(1, 1)
+    with pytest.raises(JobTimeoutError, match="did not finish within"):
+        job.get_result(timeout=0.2)
+    assert not job.done()
+
+
+def test_cancel_ends_the_wait(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = add(1, 1)
+    job.cancel()
+    with pytest.raises(JobTerminatedError, match="CANCELLED"):
+        job.get_result(timeout=10)
+
+
+def test_job_argument_becomes_its_result_with_afterok(cluster: Cluster, fake: FakeSlurm) -> None:
+    first = add(1, 2)
+    second = add(first, 10)
+    assert fake.jobs[second.id].dependency == f"afterok:{first.id}"
+    assert second.dependencies == [first.id]
+    fake.run_job(first.id)
+    assert first.get_result(timeout=10) == 3
+    fake.run_job(second.id)
+    assert second.get_result(timeout=10) == 13
+
+
+def test_afterok_on_a_failed_job_is_refused_before_submission(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    bad = boom("x")
+    fake.run_all()
+    bad.wait(timeout=10)
+    with pytest.raises(DependencyError, match="already failed"):
+        add.after(bad)(1, 2)
+    assert fake.calls("sbatch") == 1
+    after_any = add.after(bad, kind="afterany")(1, 2)
+    assert fake.jobs[after_any.id].dependency == f"afterany:{bad.id}"
+
+
+def test_dependency_that_fails_later_is_never_satisfied(cluster: Cluster, fake: FakeSlurm) -> None:
+    first = boom("later")
+    second = add.after(first)(1, 2)
+    fake.run_job(first.id)
+    with pytest.raises(JobTerminatedError, match="can never start"):
+        second.get_result(timeout=10)
+    assert fake.jobs[second.id].state == "CANCELLED"  # the client cancelled it
+
+
+def test_map_is_split_over_max_array_size_and_keeps_item_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster: "python3")
+    fake = FakeSlurm(max_array_size=2)
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
+        array = add.map([(i, 1) for i in range(5)])
+        assert len(array.array_ids) == 3 and array.id == array.array_ids[0] and len(array) == 5
+        fake.run_all()
+        assert array.get_results(timeout=10) == [1, 2, 3, 4, 5]
+        assert [job.name for job in array][:2] == ["add[0]", "add[1]"]
+        summed = total(array)
+        assert fake.jobs[summed.id].dependency == "afterok:" + ":".join(array.array_ids)
+        fake.run_job(summed.id)
+        assert summed.get_result(timeout=10) == 15
+        assert summed.dependencies == array.array_ids
+        element = array.cluster.get_job(array[3].id)
+        assert element.name == "add[1]" and element.get_result(timeout=10) == 4
+
+
+def test_failed_element_does_not_hide_the_others(cluster: Cluster, fake: FakeSlurm) -> None:
+    @task
+    def maybe(x: int) -> int:
+        if x == 2:
+            raise KeyError(x)
+        return x
+
+    array = maybe.map([1, 2, 3])
+    fake.run_all()
+    assert array.get_results(timeout=10, return_exceptions=True)[0::2] == [1, 3]
+    with pytest.raises(KeyError) as info:
+        array.get_results(timeout=10)
+    assert "indices 1" in info.value.__notes__[-1]
+
+
+def test_as_completed_and_wait(cluster: Cluster, fake: FakeSlurm) -> None:
+    jobs = [add(i, i) for i in range(4)]
+    fake.run_job(jobs[2].id)
+    first = next(as_completed(jobs, timeout=10))
+    assert first is jobs[2]
+    fake.run_all()
+    done, pending = wait(jobs, timeout=10)
+    assert len(done) == 4 and not pending
+    assert sorted(j.get_result() for j in done) == [0, 2, 4, 6]
+
+
+def test_tracker_asks_the_controller_in_batches(cluster: Cluster, fake: FakeSlurm) -> None:
+    jobs = [add(i, 0) for i in range(20)]
+    before = fake.calls("squeue") + fake.calls("sacct")
+    fake.run_all()
+    assert [j.get_result(timeout=10) for j in jobs] == list(range(20))
+    # Results were found by their done markers: at most a few looks at the controller.
+    assert fake.calls("squeue") + fake.calls("sacct") - before <= 3
+
+
+def test_journal_replays_calls_of_a_restarted_workflow(fake: FakeSlurm, tmp_path: Path) -> None:
+    journal_path = tmp_path / "journal.jsonl"
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as first:
+        first.journal = Journal(journal_path)
+        a, b = add(1, 1), add(2, 2)
+    assert fake.calls("sbatch") == 2
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as again:
+        again.journal = Journal(journal_path)
+        assert add(1, 1).id == a.id and add(2, 2).id == b.id  # reattached, not submitted
+        assert fake.calls("sbatch") == 2
+        c = add(3, 3)  # a new call past the journal's end is submitted
+        assert fake.calls("sbatch") == 3 and c.id not in (a.id, b.id)
+
+
+def test_journal_entry_whose_answer_was_lost_is_found_by_comment(
+    fake: FakeSlurm, tmp_path: Path
+) -> None:
+    journal_path = tmp_path / "journal.jsonl"
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as first:
+        first.journal = Journal(journal_path)
+        fake.crash_after_next_sbatch()
+        with pytest.raises(KeyboardInterrupt):
+            add(5, 5)
+    submitted = next(iter(fake.jobs))
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as again:
+        again.journal = Journal(journal_path)
+        assert add(5, 5).id == submitted
+
+
+def test_settings_are_refused_when_the_cluster_is_made() -> None:
+    with pytest.raises(ConfigurationError, match="packaging"):
+        Cluster(packaging="bogus")
+    with pytest.raises(ConfigurationError, match="port must be"):
+        Cluster("ssh", hostname="h", port=0)
+    with pytest.raises(ConfigurationError, match="accept_new_host_key must be true or false"):
+        Cluster("ssh", hostname="h", accept_new_host_key="false")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="needs a hostname"):
+        Cluster("ssh")
+    with pytest.raises(ConfigurationError, match="Unknown backend"):
+        Cluster("slurmrestd")
