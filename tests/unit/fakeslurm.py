@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slurm.errors import ConnectionLostError
-from slurm.runner import DONE_DIR_VARIABLE, run_job
+from slurm.runner import run_job
 from slurm.transport.base import CommandResult
 from slurm.transport.local import LocalTransport
 
@@ -130,10 +130,12 @@ class FakeSlurm(LocalTransport):
         """End a job without running it (killed, timed out, preempted...)."""
         job = self.jobs[key]
         job.state, job.exit_code, job.reason = state, exit_code, reason
+        if state == "COMPLETED":
+            return
         for other in self.jobs.values():
-            if other.state == "PENDING" and job.job_id in other.dependency.split(":"):
-                if state != "COMPLETED" and other.dependency.startswith("afterok"):
-                    other.reason = "DependencyNeverSatisfied"
+            waits = other.dependency.startswith("afterok") and job.job_id in other.dependency
+            if other.state == "PENDING" and waits:
+                other.reason = "DependencyNeverSatisfied"
 
     def purge(self) -> None:
         """Slurm's MinJobAge passed: ended jobs leave squeue."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakeslurm import FakeSlurm
 
 from slurm import Cluster, as_completed, task, wait
 from slurm.errors import (
@@ -22,8 +23,6 @@ from slurm.errors import (
 )
 from slurm.journal import Journal
 from slurm.slurmcmd import JobState
-
-from fakeslurm import FakeSlurm
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
