@@ -10,9 +10,10 @@ and the tracker (:mod:`slurm.tracker`). Submission itself lives in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurm import context
@@ -25,7 +26,7 @@ from slurm.settings import BACKENDS, ClusterSettings, settings_from_namespace
 from slurm.settings import add_argparse_args as _add_argparse_args
 from slurm.slurmclient import SlurmClient
 from slurm.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
-from slurm.submission import resubmit, submit
+from slurm.submission import Submitted, resubmit, submit
 from slurm.task import Task
 from slurm.tracker import Tracker
 from slurm.transport.base import Transport
@@ -147,6 +148,7 @@ class Cluster:
         self._index_dir: str | None = None
         self._interactive_auth = interactive_auth
         self._tokens: list[object] = []
+        self._batch: list[tuple[Task[Any, Any], Call, Job[Any]]] | None = None
 
     # --- settings -----------------------------------------------------------------
     @property
@@ -371,16 +373,78 @@ class Cluster:
         merged.setdefault("job_name", task.name)
         return split_options(merged)
 
-    def submit_call(
-        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> Job[R]:
-        """Submit one call of ``task`` (what calling a task in ``with cluster:`` does)."""
-        task.bind_check(args, kwargs)
-        submission = submit(self, task, [Call(tuple(args), dict(kwargs))], array=None)
-        job: Job[R] = Job(self, submission.job_id, job_dir=submission.job_dir, name=task.name)
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Cluster]:
+        """Collect the task calls made inside the block; submit them as arrays when it ends.
+
+        Calls of the same task with the same options and dependencies become
+        one Slurm array (several, past ``MaxArraySize``), one payload per
+        element: one ``sbatch`` for a hundred calls instead of a hundred.
+        Each call still returns its own ordinary :class:`Job` (results,
+        exceptions, dependencies, cancellation and ``get_job`` work per
+        element); it gets its id when the block ends, so wait for it or pass
+        it to another task after the block. When the block raises, nothing is
+        submitted. The block also enters the cluster (``with cluster:``).
+
+        Example::
+
+            with cluster.batch():
+                jobs = [simulate(seed) for seed in range(100)]
+            results = [job.get_result() for job in jobs]
+        """
+        if self._batch is not None:
+            raise ConfigurationError("cluster.batch() blocks do not nest; end the first one.")
+        self._batch = []
+        try:
+            with self:
+                yield self
+                collected, self._batch = self._batch, None
+                self._submit_batch(collected)
+        finally:
+            self._batch = None
+
+    def _submit_batch(self, collected: list[tuple[Task[Any, Any], Call, Job[Any]]]) -> None:
+        groups: dict[tuple[Any, ...], list[tuple[Task[Any, Any], Call, Job[Any]]]] = {}
+        for task, call, job in collected:
+            key = (
+                task.unwrapped,
+                task.is_workflow,
+                repr(sorted(task.options.items())),
+                tuple((kind, id(dep)) for kind, dep in task.dependencies),
+            )
+            groups.setdefault(key, []).append((task, call, job))
+        for members in groups.values():
+            task = members[0][0]
+            if len(members) == 1:
+                _, call, job = members[0]
+                submission = submit(self, task, [call], array=None)
+                self._place(job, submission, submission.job_id, None)
+            else:
+                jobs = [job for _, _, job in members]
+                self._submit_array(task, [call for _, call, _ in members], None, jobs)
+            for _, _, job in members:
+                self._notify("on_submit", job)
+
+    def _place(self, job: Job[Any], submission: Submitted, job_id: str, index: int | None) -> None:
+        job._locate(job_id, submission.job_dir, index)
         job.max_requeues = submission.policy.max_requeues
         job.dependencies = list(submission.depends_on)
         self.tracker.watch(job, submitted=submission.submitted)
+
+    def submit_call(
+        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Job[R]:
+        """Submit one call of ``task`` (what calling a task in ``with cluster:`` does).
+
+        Inside ``cluster.batch()`` the call is collected and submitted when the block ends.
+        """
+        task.bind_check(args, kwargs)
+        job: Job[R] = Job(self, "", job_dir="", name=task.name)
+        if self._batch is not None:
+            self._batch.append((task, Call(tuple(args), dict(kwargs)), job))
+            return job
+        submission = submit(self, task, [Call(tuple(args), dict(kwargs))], array=None)
+        self._place(job, submission, submission.job_id, None)
         self._notify("on_submit", job)
         return job
 
@@ -400,10 +464,28 @@ class Cluster:
                 call = Call((item,), {})
             task.bind_check(call.args, call.kwargs)
             calls.append(call)
-        # Slurm caps array indices below MaxArraySize: larger maps become several
-        # arrays, transparently (one ArrayJob, results still in item order).
+        jobs: list[Job[R]] = [
+            Job(self, "", job_dir="", name=f"{task.name}[{i}]") for i in range(len(calls))
+        ]
+        parts = self._submit_array(task, calls, max_concurrent, jobs)
+        array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
+        self._notify("on_submit", array)
+        return array
+
+    def _submit_array(
+        self,
+        task: Task[Any, Any],
+        calls: Sequence[Call],
+        max_concurrent: int | None,
+        jobs: Sequence[Job[Any]],
+    ) -> list[tuple[str, str]]:
+        """Submit ``calls`` as arrays and place ``jobs[i]`` on element ``i``.
+
+        Slurm caps array indices below MaxArraySize: more calls become several
+        arrays, transparently (results still in call order). Returns
+        (array id, job directory) per array.
+        """
         limit = self.max_array_size
-        jobs: list[Job[R]] = []
         parts: list[tuple[str, str]] = []
         for start in range(0, len(calls), limit):
             part = calls[start : start + limit]
@@ -413,20 +495,9 @@ class Cluster:
             submission = submit(self, task, part, array=spec)
             parts.append((submission.job_id, submission.job_dir))
             for index in range(len(part)):
-                job: Job[R] = Job(
-                    self,
-                    f"{submission.job_id}_{index}",
-                    job_dir=submission.job_dir,
-                    name=f"{task.name}[{start + index}]",
-                    array_index=index,
-                )
-                job.max_requeues = submission.policy.max_requeues
-                job.dependencies = list(submission.depends_on)
-                self.tracker.watch(job, submitted=submission.submitted)
-                jobs.append(job)
-        array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
-        self._notify("on_submit", array)
-        return array
+                job_id = f"{submission.job_id}_{index}"
+                self._place(jobs[start + index], submission, job_id, index)
+        return parts
 
     def resubmit(self, job: Job[Any]) -> None:
         """Submit an interrupted job again when Slurm could not requeue it (same call)."""

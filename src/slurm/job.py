@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from slurm.errors import JobTerminatedError, JobTimeoutError
+from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError
 from slurm.layout import JobPaths
 from slurm.payload import Envelope, JobRef
 from slurm.slurmcmd import JobState
@@ -39,9 +39,18 @@ class Job(Generic[T]):
         array_index: int | None = None,
     ) -> None:
         self.cluster = cluster
+        self.name = name
+        self._locate(job_id, job_dir, array_index)
+        self._envelope: Envelope | None = None
+        self.max_requeues = 0  # set at submission: how often the client may resubmit
+        self.previous_ids: list[str] = []
+        #: The ids of the jobs this one waited for (``.after()`` and Job arguments).
+        self.dependencies: list[str] = []
+
+    def _locate(self, job_id: str, job_dir: str, array_index: int | None) -> None:
+        """Where the job is: its Slurm id and its files (set once it is submitted)."""
         self.id = job_id
         self.job_dir = job_dir
-        self.name = name
         self.array_index = array_index
         paths = JobPaths(job_dir, array_index)
         self.result_path = paths.result
@@ -49,13 +58,23 @@ class Job(Generic[T]):
         self.stderr_path = paths.stderr
         self.script_path = paths.script
         self.runs_path = paths.runs
-        self._envelope: Envelope | None = None
-        self.max_requeues = 0  # set at submission: how often the client may resubmit
-        self.previous_ids: list[str] = []
-        #: The ids of the jobs this one waited for (``.after()`` and Job arguments).
-        self.dependencies: list[str] = []
+
+    @property
+    def submitted(self) -> bool:
+        """False only for a call collected by an open ``cluster.batch()`` block."""
+        return bool(self.id)
+
+    def _check_submitted(self) -> None:
+        if not self.id:
+            raise NotSubmittableError(
+                f"The call to {self.name}() is part of an open `with cluster.batch():` block: "
+                "it is submitted (and gets an id) when the block ends. Wait for it, or pass "
+                "it to other tasks, after the block."
+            )
 
     def __repr__(self) -> str:
+        if not self.id:
+            return f"<Job (batched, not submitted yet) {self.name!r}>"
         return f"<Job {self.id} {self.name!r} {self.state.value}>"
 
     @property
@@ -63,12 +82,14 @@ class Job(Generic[T]):
         return self.id
 
     def _slurm_job_ref(self) -> JobRef:
+        self._check_submitted()
         return JobRef((self.id,), result_path=self.result_path)
 
     # --- state ---------------------------------------------------------------
     @property
     def state(self) -> JobState:
         """The last state seen by the tracker (COMPLETED/FAILED once a result exists)."""
+        self._check_submitted()
         envelope = self._load_envelope()
         if envelope is not None:
             return JobState.COMPLETED if envelope.ok else JobState.FAILED
@@ -76,6 +97,7 @@ class Job(Generic[T]):
 
     def get_status(self) -> JobState:
         """Ask now (result file, then Slurm) and return the job's state."""
+        self._check_submitted()
         self.cluster.tracker.refresh([self])
         return self.state
 
@@ -93,6 +115,7 @@ class Job(Generic[T]):
 
     def done(self) -> bool:
         """True when the job has finished, one way or another."""
+        self._check_submitted()
         return self._load_envelope() is not None or self.cluster.tracker.is_final(self)
 
     def is_running(self) -> bool:
@@ -119,6 +142,7 @@ class Job(Generic[T]):
 
     def _wait_final(self, timeout: float | None) -> bool:
         """Wait until final; resubmit when Slurm could not requeue an interrupted job."""
+        self._check_submitted()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -227,6 +251,7 @@ class Job(Generic[T]):
     # --- control and logs ------------------------------------------------------
     def cancel(self) -> None:
         """Cancel the job (no error if it already ended)."""
+        self._check_submitted()
         self.cluster.cancel([self.id])
         self.cluster.tracker.refresh([self])
 

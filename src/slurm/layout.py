@@ -4,8 +4,9 @@ A single job::
 
     JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr  result.pkl  result.runs
 
-An array: the same, but each element ``i`` has ``logs/i.out``, ``logs/i.err``,
-``results/i.pkl`` and ``results/i.runs``. Pure string work: no file is touched.
+An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
+``logs/i.out``, ``logs/i.err``, ``results/i.pkl`` and ``results/i.runs``.
+Pure string work: no file is touched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
 SCRIPT = "job.sh"
 RESULTS_DIR = "results"
+PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
 
 
@@ -58,7 +60,10 @@ class JobPaths:
 
     @property
     def payload(self) -> str:
-        return f"{self.job_dir}/{PAYLOAD}"
+        """The call: one per job, or one per array element."""
+        if self.index is None:
+            return f"{self.job_dir}/{PAYLOAD}"
+        return f"{self.job_dir}/{PAYLOADS_DIR}/{self.index}.pkl"
 
     @property
     def sys_path(self) -> str:
@@ -73,6 +78,11 @@ class JobPaths:
     def logs_dir(self) -> str:
         """An array's directory of element logs."""
         return f"{self.job_dir}/{LOGS_DIR}"
+
+    @property
+    def payloads_dir(self) -> str:
+        """An array's directory of element payloads."""
+        return f"{self.job_dir}/{PAYLOADS_DIR}"
 
 
 def log_patterns(literal_job_dir: str, *, array: bool) -> tuple[str, str]:

@@ -12,6 +12,7 @@ client can rebuild the exception or, failing that, report it faithfully.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -19,9 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
-
 from slurm.errors import ResultError, TaskFailedError
+
+# cloudpickle is imported only where it is needed: to write a payload (the
+# client), and to pickle a value or exception plain pickle cannot. A job
+# whose function travels by reference loads its payload with plain pickle;
+# a by-value function makes the payload itself import cloudpickle's helpers.
 
 
 def _hostname() -> str:
@@ -98,49 +102,66 @@ class WorkflowSpec:
 
 @dataclass(frozen=True)
 class Payload:
-    """Everything a job needs to run its call, written by the client, read by the runner.
+    """Everything one job (or one array element) needs to run its call.
+
+    Written by the client, read by the runner: a single job has one, an
+    array one per element (see :class:`slurm.layout.JobPaths`), so an
+    element loads only its own arguments.
 
     Attributes:
         task: the task (its function travels by reference when importable).
-        calls: one call, or one per element of an array (``array=True``).
-        array: the job is a Slurm array; element ``i`` runs ``calls[i]``.
+        call: the arguments.
         policy: requeue policy.
         workflow: for a workflow, what its cluster on the node is made from.
         version: :data:`PAYLOAD_VERSION` of the SDK that wrote it.
     """
 
     task: Any
-    calls: tuple[Call, ...]
-    array: bool = False
+    call: Call
     policy: RunPolicy = RunPolicy()
     workflow: WorkflowSpec | None = None
     version: int = PAYLOAD_VERSION
 
-    def call(self, index: int | None) -> Call:
-        """The call to run: element ``index`` of an array, else the only one."""
-        return self.calls[index or 0] if self.array else self.calls[0]
 
+@functools.cache
+def _ref_pickler() -> type[Any]:
+    import cloudpickle
 
-class _RefPickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, refs: list[JobRef]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._refs = refs
+    class RefPickler(cloudpickle.Pickler):  # type: ignore[misc]
+        """cloudpickle, with every Job found inside replaced by a :class:`JobRef`."""
 
-    def persistent_id(self, obj: Any) -> Any:
-        make_ref = getattr(type(obj), "_slurm_job_ref", None)
-        if make_ref is None:
-            return None
-        ref: JobRef = make_ref(obj)
-        self._refs.append(ref)
-        return ("slurm-job", ref.job_ids, ref.result_path, ref.result_dirs)
+        def __init__(self, file: io.BytesIO, refs: list[JobRef]) -> None:
+            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._refs = refs
+
+        def persistent_id(self, obj: Any) -> Any:
+            make_ref = getattr(type(obj), "_slurm_job_ref", None)
+            if make_ref is None:
+                return None
+            ref: JobRef = make_ref(obj)
+            self._refs.append(ref)
+            return ("slurm-job", ref.job_ids, ref.result_path, ref.result_dirs)
+
+    return RefPickler
 
 
 def dumps_payload(payload: Payload) -> tuple[bytes, list[JobRef]]:
     """Pickle a payload; return the bytes and the jobs it refers to."""
     buffer = io.BytesIO()
     refs: list[JobRef] = []
-    _RefPickler(buffer, refs).dump(payload)
+    _ref_pickler()(buffer, refs).dump(payload)
     return buffer.getvalue(), refs
+
+
+def _dumps(obj: Any) -> bytes:
+    """Plain pickle when it can (no cloudpickle import); cloudpickle when it cannot
+    (a lambda, a class defined in a notebook or ``__main__``...)."""
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class _RefUnpickler(pickle.Unpickler):
@@ -220,7 +241,7 @@ class Envelope:
         where = f"job {self.job_id} on {self.node}" if self.node else f"job {self.job_id}"
         if self.ok:
             try:
-                return cloudpickle.loads(self.value or b"")
+                return pickle.loads(self.value or b"")
             except Exception as exc:
                 raise ResultError(
                     f"The result of {where} could not be unpickled here: "
@@ -231,7 +252,7 @@ class Envelope:
         error: BaseException | None = None
         if self.exception is not None:
             try:
-                error = cloudpickle.loads(self.exception)
+                error = pickle.loads(self.exception)
             except Exception:
                 error = None
         # SystemExit or KeyboardInterrupt in the task must not stop this program:
@@ -253,7 +274,7 @@ class Envelope:
 def envelope_for_value(value: Any, *, job_id: str | None) -> Envelope:
     """Wrap a return value; an unpicklable value becomes a clear failure envelope."""
     try:
-        data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _dumps(value)
     except Exception as exc:
         return Envelope(
             ok=False,
@@ -291,8 +312,8 @@ def envelope_for_exception(exc: BaseException, *, job_id: str | None) -> Envelop
 
 def _try_dumps(exc: BaseException) -> bytes | None:
     try:
-        data = cloudpickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-        cloudpickle.loads(data)  # some exceptions pickle but cannot be rebuilt
-        return bytes(data)
+        data = _dumps(exc)
+        pickle.loads(data)  # some exceptions pickle but cannot be rebuilt
+        return data
     except Exception:
         return None

@@ -202,7 +202,7 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
                 f"job {job_id} was requeued {restart} times, more than max_requeues="
                 f"{max_requeues}; raise max_requeues or give the task more time"
             )
-        call = payload.call(index)
+        call = payload.call
         envelope = _call(payload, tuple(call.args), dict(call.kwargs), job_dir, job_id, env, guard)
     except _Interrupted:
         if _requeue_self(env.get("SLURM_JOB_ID", "")):

@@ -132,9 +132,9 @@ def submit(
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
     ``array`` is sbatch's ``--array`` value (``0-9%2``): element ``i`` runs
-    ``calls[i]``; ``None`` submits one job running ``calls[0]``. Inside a
-    workflow, the journal is consulted first: a call the earlier run already
-    submitted is reattached instead.
+    ``calls[i]``, from its own payload file; ``None`` submits one job running
+    ``calls[0]``. Inside a workflow, the journal is consulted first: a call
+    the earlier run already submitted is reattached instead.
 
     Raises:
         ConfigurationError: the preflight failed, or the arguments cannot be pickled.
@@ -144,15 +144,14 @@ def submit(
     python = cluster.python  # first: the preflight must fail before anything is written
     sbatch_options, sdk_options = cluster.options_for(task)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
-    payload = Payload(
-        task=task,
-        calls=tuple(calls),
-        array=array is not None,
-        policy=policy,
-        workflow=cluster.workflow_spec() if task.is_workflow else None,
-    )
+    workflow = cluster.workflow_spec() if task.is_workflow else None
+    payloads: list[bytes] = []
+    refs: list[JobRef] = []
     try:
-        data, refs = dumps_payload(payload)
+        for call in calls:
+            data, found = dumps_payload(Payload(task, call, policy, workflow))
+            payloads.append(data)
+            refs.extend(found)
     except Exception as exc:
         raise ConfigurationError(
             f"The call to {task.name}() cannot be sent to the cluster: its arguments cannot "
@@ -169,7 +168,10 @@ def submit(
     )
     if journal is not None:
         digest = fingerprint(
-            task.name, repr(sorted(sbatch_options.items())), data, ",".join(sorted(depends_on))
+            task.name,
+            repr(sorted(sbatch_options.items())),
+            *payloads,
+            ",".join(sorted(depends_on)),
         )
         seq, entry = journal.claim(task.name, digest)
         if entry is not None:
@@ -223,12 +225,15 @@ def submit(
     )
     paths = JobPaths(job_dir)
     transport = cluster.transport
-    transport.write_bytes(paths.payload, data)
+    if array is None:
+        transport.write_bytes(paths.payload, payloads[0])
+    else:
+        for directory in (paths.payloads_dir, paths.logs_dir, paths.results_dir):
+            transport.mkdir(directory, mode=0o700)
+        for index, data in enumerate(payloads):
+            transport.write_bytes(JobPaths(job_dir, index).payload, data)
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
     transport.write_text(paths.script, script, mode=0o700)
-    if array is not None:
-        transport.mkdir(paths.logs_dir, mode=0o700)
-        transport.mkdir(paths.results_dir, mode=0o700)
     if journal is not None:
         journal.begin(JournalEntry(seq, task.name, digest, job_dir))
     store.ensure_layout()

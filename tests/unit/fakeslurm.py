@@ -133,7 +133,8 @@ class FakeSlurm(LocalTransport):
         if state == "COMPLETED":
             return
         for other in self.jobs.values():
-            waits = other.dependency.startswith("afterok") and job.job_id in other.dependency
+            ids = other.dependency.replace(",", ":").split(":")
+            waits = other.dependency.startswith("afterok") and job.job_id in ids
             if other.state == "PENDING" and waits:
                 other.reason = "DependencyNeverSatisfied"
 

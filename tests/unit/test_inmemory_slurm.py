@@ -19,6 +19,7 @@ from slurm.errors import (
     DependencyError,
     JobTerminatedError,
     JobTimeoutError,
+    NotSubmittableError,
     SubmissionError,
 )
 from slurm.journal import Journal
@@ -309,3 +310,41 @@ def test_settings_are_refused_when_the_cluster_is_made() -> None:
         Cluster("ssh")
     with pytest.raises(ConfigurationError, match="Unknown backend"):
         Cluster("slurmrestd")
+
+
+def test_batch_turns_a_burst_of_calls_into_one_array_per_option_set(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    with cluster.batch():
+        sums = [add(i, 1) for i in range(30)]
+        slow = [add.with_options(time="00:05:00")(i, 2) for i in range(3)]
+        lone = total([1, 2])
+        assert not sums[0].submitted and "not submitted yet" in repr(sums[0])
+        with pytest.raises(NotSubmittableError, match="batch"):
+            sums[0].get_result()
+    assert fake.calls("sbatch") == 3  # 30 + 3 calls in two arrays, one single job
+    assert len({job.id.split("_")[0] for job in sums}) == 1
+    assert sums[4].id.endswith("_4") and lone.id.isdigit()
+    fake.run_all()
+    assert [job.get_result(timeout=10) for job in sums] == [i + 1 for i in range(30)]
+    assert [job.get_result(timeout=10) for job in slow] == [2, 3, 4]
+    assert lone.get_result(timeout=10) == 3
+    # Elements are ordinary jobs: dependencies, reattachment, cancellation.
+    after = add(sums[29], 0)
+    assert after.dependencies == [sums[29].id]  # (already done: sbatch gets no afterok)
+    fake.run_job(after.id)
+    assert after.get_result(timeout=10) == 30
+    assert cluster.get_job(sums[7].id).get_result(timeout=10) == 8
+
+
+def test_batch_that_raises_submits_nothing(cluster: Cluster, fake: FakeSlurm) -> None:
+    with pytest.raises(RuntimeError, match="changed my mind"), cluster.batch():
+        add(1, 2)
+        raise RuntimeError("changed my mind")
+    assert fake.calls("sbatch") == 0
+
+
+def test_batched_job_cannot_be_an_argument_inside_its_block(cluster: Cluster) -> None:
+    with pytest.raises(ConfigurationError, match="batch"), cluster.batch():
+        first = add(1, 2)
+        add(first, 1)

@@ -45,18 +45,18 @@ def _boom() -> None:
 
 def test_jobs_inside_arguments_travel_as_references() -> None:
     job = _FakeJob("12", "/r/result.pkl")
-    payload = Payload(Task(_double), (Call(([job], {"nested": job})),))
+    payload = Payload(Task(_double), Call(([job], {"nested": job})))
     data, refs = dumps_payload(payload)
     assert refs == [JobRef(("12",), "/r/result.pkl")] * 2
     loaded = loads_payload(data, lambda ref: f"value of {ref.job_id}")
-    assert loaded.calls[0].args == (["value of 12"], {"nested": "value of 12"})
+    assert loaded.call.args == (["value of 12"], {"nested": "value of 12"})
 
 
 def test_payload_of_another_version_is_refused_clearly() -> None:
     old = pickle.dumps({"task": None, "args": (), "kwargs": {}, "items": None})
     with pytest.raises(ResultError, match="another slurm-sdk version"):
         loads_payload(old, lambda ref: None)
-    newer = Payload(Task(_double), (Call((1,)),), version=PAYLOAD_VERSION + 1)
+    newer = Payload(Task(_double), Call((1,)), version=PAYLOAD_VERSION + 1)
     with pytest.raises(ResultError, match=f"payload version {PAYLOAD_VERSION + 1}"):
         loads_payload(dumps_payload(newer)[0], lambda ref: None)
 
@@ -124,7 +124,7 @@ def _prepare(job_dir: Path, payload: Payload) -> None:
 
 def test_runner_writes_result_envelope(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    _prepare(job_dir, Payload(Task(_double), (Call((21,)),)))
+    _prepare(job_dir, Payload(Task(_double), Call((21,))))
     assert run_job(job_dir, env={}) == 0
     assert Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap() == 42
     assert "start restart=0" in (job_dir / "result.runs").read_text()
@@ -135,7 +135,7 @@ def test_runner_writes_result_envelope(tmp_path: Path) -> None:
 
 def test_runner_records_failure_and_exits_non_zero(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    _prepare(job_dir, Payload(Task(_boom), (Call(),)))
+    _prepare(job_dir, Payload(Task(_boom), Call()))
     assert run_job(job_dir, env={}) == 1
     with pytest.raises(KeyError):
         Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap()
@@ -143,9 +143,13 @@ def test_runner_records_failure_and_exits_non_zero(tmp_path: Path) -> None:
 
 def test_runner_runs_one_array_element(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    items = (Call((1,)), Call((2,)), Call((3,)))
-    _prepare(job_dir, Payload(Task(_double), items, array=True))
-    (job_dir / "results").mkdir()
+    job_dir.mkdir()
+    for directory in ("payloads", "results"):
+        (job_dir / directory).mkdir()
+    (job_dir / "sys_path.txt").write_text("")
+    for index in range(3):
+        data, _ = dumps_payload(Payload(Task(_double), Call((index + 1,))))
+        (job_dir / "payloads" / f"{index}.pkl").write_bytes(data)
     env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "9"}
     assert run_job(job_dir, env=env, array=True) == 0
     envelope = Envelope.from_bytes((job_dir / "results" / "2.pkl").read_bytes())
@@ -154,7 +158,7 @@ def test_runner_runs_one_array_element(tmp_path: Path) -> None:
 
 def test_runner_refuses_beyond_max_requeues(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
-    _prepare(job_dir, Payload(Task(_double), (Call((1,)),), policy=RunPolicy(max_requeues=1)))
+    _prepare(job_dir, Payload(Task(_double), Call((1,)), policy=RunPolicy(max_requeues=1)))
     assert run_job(job_dir, env={"SLURM_RESTART_COUNT": "2"}) == 1
     with pytest.raises(RuntimeError, match="max_requeues=1"):
         Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap()
@@ -167,3 +171,55 @@ def test_task_travels_by_reference_when_importable() -> None:
     assert b"slurm.examples.hello_world" in data and len(data) < 600
     again = pickle.loads(data)
     assert again.unwrapped is hello.unwrapped
+
+
+_RUNNER_MUST_NOT_IMPORT = {
+    "cloudpickle",  # only a by-value function or value needs it
+    "subprocess",  # only a time-limit requeue runs scontrol
+    "socket",
+    "logging",
+    "click",
+    "rich",
+    "paramiko",
+    "slurm.cluster",
+    "slurm.submission",
+    "slurm.tracker",
+    "slurm.transport",
+    "slurm.packaging",
+    "slurm.futures",
+}
+
+
+def test_runner_of_a_by_reference_call_imports_only_what_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import subprocess
+    import sys
+
+    code_dir = tmp_path / "code"
+    code_dir.mkdir()
+    (code_dir / "floor_tasks.py").write_text(
+        "from slurm import task\n\n@task\ndef greet(name):\n    return 'Hello, ' + name\n"
+    )
+    monkeypatch.syspath_prepend(str(code_dir))
+    greet = importlib.import_module("floor_tasks").greet
+    job_dir = tmp_path / "job"
+    _prepare(job_dir, Payload(greet, Call(("floor",))))
+    (job_dir / "sys_path.txt").write_text(f"{code_dir}\n")
+    probe = (
+        "import sys; from slurm.runner import run_job; "
+        f"code = run_job({str(job_dir)!r}, env={{}}); "
+        "print(code); print('\\n'.join(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    code, *modules = done.stdout.split()
+    assert code == "0", done.stderr
+    unwanted = sorted(
+        m
+        for m in modules
+        if m in _RUNNER_MUST_NOT_IMPORT
+        or any(m.startswith(f"{prefix}.") for prefix in _RUNNER_MUST_NOT_IMPORT)
+    )
+    assert unwanted == []
+    assert Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap() == "Hello, floor"
