@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # uv, installed through pip on first use if this machine has none.
 UV = $(eval UV := $$(shell scripts/ensure-uv))$(UV)
 
-.PHONY: sync lint typecheck unit integration test demo bench cluster clean
+.PHONY: sync lint typecheck unit integration test demo bench bench-quick cluster clean
 
 sync:
 	$(UV) sync --frozen --inexact
@@ -36,3 +36,8 @@ demo: cluster
 BENCH_ENV ?= $(HOME)/.cache/slurm-sdk/bench-venv
 bench: cluster
 	UV_PROJECT_ENVIRONMENT=$(BENCH_ENV) $(UV) run --frozen --group bench python -m benchmarks.run
+
+# While working: W1, W2, the batch row and the runner floor, in under 3 minutes.
+bench-quick: cluster
+	UV_PROJECT_ENVIRONMENT=$(BENCH_ENV) $(UV) run --frozen --group bench python -m benchmarks.run \
+		--quick --out benchmarks/results/quick

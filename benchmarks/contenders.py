@@ -183,6 +183,11 @@ def sdk(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any:
                 mark()
                 value: Any = [job.get_result() for job in jobs]
                 extra["job_dir"] = jobs[0].job_dir
+            elif workload == "W1batch":  # the same calls, collected into one array
+                with cluster.batch():
+                    jobs = [sdk_echo(i) for i in range(n)]
+                mark()
+                value = [job.get_result() for job in jobs]
             elif workload == "W2":
                 job = sdk_inc(0)
                 for _ in range(n - 1):
@@ -248,7 +253,7 @@ CONTENDERS = {"sdk": sdk, "baseline": baseline, "submitit": submitit_run}
 
 
 def expected(workload: str, n: int) -> Any:
-    if workload in ("W1", "W3"):
+    if workload in ("W1", "W1batch", "W3"):
         return list(range(n))
     if workload in ("W2", "W2seq"):
         return n

@@ -8,8 +8,14 @@ from typing import Any
 
 from benchmarks.slurmstats import DAEMON_TYPES, MEASUREMENT_TYPES
 
-CONTENDERS = ("sdk", "baseline", "baseline-seq", "submitit")
-COLORS = {"sdk": "#1f77b4", "baseline": "#7f7f7f", "baseline-seq": "#c7c7c7", "submitit": "#ff7f0e"}
+CONTENDERS = ("sdk", "sdk-batch", "baseline", "baseline-seq", "submitit")
+COLORS = {
+    "sdk": "#1f77b4",
+    "sdk-batch": "#17becf",
+    "baseline": "#7f7f7f",
+    "baseline-seq": "#c7c7c7",
+    "submitit": "#ff7f0e",
+}
 WORKLOADS = {
     "W1": "W1: {n} independent tasks",
     "W2": "W2: chain of {n}",
@@ -107,6 +113,16 @@ def targets(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[tu
                 "W1 client RPCs <= 1.2 per task",
                 f"{sdk1['ctld_per_task']:.2f} slurmctld (+{sdk1['dbd'] / sdk1['tasks']:.2f} sacct)",
                 verdict(sdk1["ctld_per_task"] <= 1.2),
+            )
+        )
+    batch1 = _find(rows, "W1", "sdk-batch")
+    if sdk1 and batch1 and batch1["cpu"] is not None and sdk1["cpu"]:
+        share = batch1["cpu"] / sdk1["cpu"]
+        out.append(
+            (
+                "W1 in a batch: <= 0.05 client RPCs per task, <= 1/5 of the unbatched CPU",
+                f"{batch1['ctld_per_task']:.3f} RPCs per task; CPU {share:.2f}x unbatched",
+                verdict(batch1["ctld_per_task"] <= 0.05 and share <= 0.2),
             )
         )
     sdk3 = _find(rows, "W3", "sdk")
@@ -214,7 +230,8 @@ def render_markdown(raw: dict[str, Any]) -> str:
     flagged = [r for r in rows if r["flags"]]
     lines += ["", "## Notes", ""]
     lines += [
-        "- Contenders: **sdk** is this package (local backend); **baseline** is `sbatch "
+        "- Contenders: **sdk** is this package (local backend); **sdk-batch** the same W1 "
+        "calls made inside `with cluster.batch():` (one array); **baseline** is `sbatch "
         "--parsable --wrap 'python -c ...'` per task with `squeue` every 0.1 s until the jobs "
         "leave the queue, "
         "results through files (W2: the whole chain submitted at once with `--dependency=afterok`; "

@@ -2,6 +2,9 @@
 
     python -m benchmarks.run [--quick] [--out benchmarks/results]
 
+``--quick`` (``make bench-quick``) runs W1, W2, the batch row and the runner
+floor at small sizes, in under three minutes, into ``results/quick``.
+
 Each measurement is one fresh process (``benchmarks.contenders``); around it
 the controller's counters are read (``sdiag``, ``sacctmgr show stats``, see
 ``benchmarks.slurmstats``). Before each one we wait (briefly) for other
@@ -84,8 +87,9 @@ def plan(w3_size: int, quick: bool) -> list[tuple[list[Spec], int]]:
             for name in ("baseline", "sdk", "submitit")
         ]
 
-    return [
-        (trio("W1", "W1", w1, w1, w1, 300), 1 if quick else 2),
+    batch = Spec("W1", "sdk-batch", "sdk", "W1batch", w1, w1, 1, 300)
+    quick_plan = [
+        ([*trio("W1", "W1", w1, w1, w1, 300), batch], 1 if quick else 2),
         (
             [
                 *trio("W2", "W2", 10, 10, 10, 180),
@@ -93,6 +97,11 @@ def plan(w3_size: int, quick: bool) -> list[tuple[list[Spec], int]]:
             ],
             1 if quick else 3,
         ),
+    ]
+    if quick:  # make bench-quick: W1, W2, the batch row and the runner floor
+        return quick_plan
+    return [
+        *quick_plan,
         (trio("W3", "W3", w3, w3, 1, 900), 1),
         (
             [
@@ -362,7 +371,9 @@ def _line(m: Measurement) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
+    parser.add_argument(
+        "--quick", action="store_true", help="W1, W2, the batch row and the floor; small sizes"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument(
         "--replot", action="store_true", help="only redo latest.md and latest.png from latest.json"
