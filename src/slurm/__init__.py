@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from slurm.aio import as_completed_async
     from slurm.cluster import Cluster
     from slurm.errors import (
         CommandError,
@@ -47,6 +48,7 @@ _EXPORTS = {
     "AuthPrompt": "slurm.transport.sshauth",
     "Task": "slurm.task",
     "as_completed": "slurm.futures",
+    "as_completed_async": "slurm.aio",
     "wait": "slurm.futures",
     "Job": "slurm.job",
     "ArrayJob": "slurm.job",
@@ -96,6 +98,7 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "WorkflowContext",
     "WorkflowError",
     "as_completed",
+    "as_completed_async",
     "current_job_context",
     "wait",
 ]

@@ -8,7 +8,7 @@ tracker watches every job, so many ``wait()`` calls cost nothing extra.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError
@@ -189,6 +189,19 @@ class Job(Generic[T]):
         return value
 
     result = get_result
+
+    async def result_async(self, timeout: float | None = None) -> T:
+        """``get_result`` for asyncio: the event loop runs on while the job does.
+
+        Cancelling the awaiting coroutine leaves the Slurm job running.
+        """
+        from slurm.aio import result_async
+
+        return await result_async(self, timeout)
+
+    def __await__(self) -> Generator[Any, None, T]:
+        """``await job`` is ``await job.result_async()``."""
+        return self.result_async().__await__()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The error ``get_result()`` would raise, or None if the job succeeded.

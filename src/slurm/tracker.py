@@ -8,12 +8,13 @@ after a submission and back off while nothing changes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm.slurmclient import SlurmClient
@@ -47,6 +48,7 @@ class _Watch:
     expects_marker: bool = False  # submitted by us: the runner drops a done marker
     missing: int = 0
     terminal_without_result: int = 0
+    on_final: list[Callable[[], object]] = field(default_factory=list)
 
 
 class Tracker:
@@ -282,7 +284,33 @@ class Tracker:
     def _finish(self, watch: _Watch) -> None:
         with self._cond:
             watch.final = True
+            callbacks, watch.on_final = watch.on_final, []
             self._cond.notify_all()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a caller's callback must not stop the tracking of others
+                logger.warning("job %s: a completion callback failed", watch.job_id, exc_info=True)
+
+    def when_final(self, job: Job[Any], callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` (from the tracker's thread, or now) once ``job`` is final.
+
+        Returns a function that forgets the callback (an awaiting coroutine was
+        cancelled). Used by the asyncio API: no thread and no poll per awaited job.
+        """
+        self.watch(job)
+        with self._cond:
+            watch = self._watches[job.id]
+            if not watch.final:
+                watch.on_final.append(callback)
+
+                def forget() -> None:
+                    with self._cond, contextlib.suppress(ValueError):
+                        watch.on_final.remove(callback)
+
+                return forget
+        callback()
+        return lambda: None
 
     def _poll_controller(self) -> bool:
         pending = [w for w in self._pending() if not w.has_result]

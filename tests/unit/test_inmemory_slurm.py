@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fakeslurm import FakeSlurm
 
+import slurm
 from slurm import Cluster, as_completed, task, wait
 from slurm.errors import (
     ConfigurationError,
@@ -348,3 +349,64 @@ def test_batched_job_cannot_be_an_argument_inside_its_block(cluster: Cluster) ->
     with pytest.raises(ConfigurationError, match="batch"), cluster.batch():
         first = add(1, 2)
         add(first, 1)
+
+
+def test_awaiting_many_jobs_shares_the_one_tracker(cluster: Cluster, fake: FakeSlurm) -> None:
+    import asyncio
+    import threading
+
+    jobs = [add(i, 1) for i in range(50)]
+    threads_before = threading.active_count()
+
+    async def main() -> list[int]:
+        async def finish_later() -> None:
+            await asyncio.sleep(0.2)
+            fake.run_all()
+
+        runner = asyncio.ensure_future(finish_later())
+        values = list(await asyncio.gather(*(job for job in jobs)))
+        await runner
+        return values
+
+    assert asyncio.run(main()) == [i + 1 for i in range(50)]
+    assert threading.active_count() <= threads_before + 2  # the tracker, an executor worker
+
+
+def test_as_completed_async_and_result_async_timeout(cluster: Cluster, fake: FakeSlurm) -> None:
+    import asyncio
+
+    jobs = [add(i, i) for i in range(3)]
+
+    async def main() -> list[str]:
+        with pytest.raises(JobTimeoutError):
+            await jobs[0].result_async(timeout=0.1)
+        fake.run_job(jobs[1].id)
+        order = []
+        async for job in slurm.as_completed_async(jobs, timeout=10):
+            order.append(job.id)
+            if len(order) == 1:
+                fake.run_all()
+        return order
+
+    order = asyncio.run(main())
+    assert order[0] == jobs[1].id and sorted(order) == sorted(j.id for j in jobs)
+
+
+def test_cancelling_the_awaiting_coroutine_leaves_the_job_alone(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    import asyncio
+
+    job = add(2, 2)
+
+    async def main() -> None:
+        waiter = asyncio.ensure_future(job.result_async())
+        await asyncio.sleep(0.1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    asyncio.run(main())
+    assert fake.jobs[job.id].state == "PENDING" and fake.calls("scancel") == 0
+    fake.run_all()
+    assert asyncio.run(job.result_async(timeout=10)) == 4
