@@ -26,7 +26,7 @@ from slurm.settings import BACKENDS, ClusterSettings, settings_from_namespace
 from slurm.settings import add_argparse_args as _add_argparse_args
 from slurm.slurmclient import SlurmClient
 from slurm.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
-from slurm.submission import Submitted, resubmit, submit
+from slurm.submission import resubmit, submit_batch, submit_jobs
 from slurm.task import Task
 from slurm.tracker import Tracker
 from slurm.transport.base import Transport
@@ -399,37 +399,11 @@ class Cluster:
             with self:
                 yield self
                 collected, self._batch = self._batch, None
-                self._submit_batch(collected)
+                submit_batch(self, collected)
+                for _, _, job in collected:
+                    self._notify("on_submit", job)
         finally:
             self._batch = None
-
-    def _submit_batch(self, collected: list[tuple[Task[Any, Any], Call, Job[Any]]]) -> None:
-        groups: dict[tuple[Any, ...], list[tuple[Task[Any, Any], Call, Job[Any]]]] = {}
-        for task, call, job in collected:
-            key = (
-                task.unwrapped,
-                task.is_workflow,
-                repr(sorted(task.options.items())),
-                tuple((kind, id(dep)) for kind, dep in task.dependencies),
-            )
-            groups.setdefault(key, []).append((task, call, job))
-        for members in groups.values():
-            task = members[0][0]
-            if len(members) == 1:
-                _, call, job = members[0]
-                submission = submit(self, task, [call], array=None)
-                self._place(job, submission, submission.job_id, None)
-            else:
-                jobs = [job for _, _, job in members]
-                self._submit_array(task, [call for _, call, _ in members], None, jobs)
-            for _, _, job in members:
-                self._notify("on_submit", job)
-
-    def _place(self, job: Job[Any], submission: Submitted, job_id: str, index: int | None) -> None:
-        job._locate(job_id, submission.job_dir, index)
-        job.max_requeues = submission.policy.max_requeues
-        job.dependencies = list(submission.depends_on)
-        self.tracker.watch(job, submitted=submission.submitted)
 
     def submit_call(
         self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -443,8 +417,7 @@ class Cluster:
         if self._batch is not None:
             self._batch.append((task, Call(tuple(args), dict(kwargs)), job))
             return job
-        submission = submit(self, task, [Call(tuple(args), dict(kwargs))], array=None)
-        self._place(job, submission, submission.job_id, None)
+        submit_jobs(self, task, [Call(tuple(args), dict(kwargs))], [job], array=False)
         self._notify("on_submit", job)
         return job
 
@@ -467,37 +440,10 @@ class Cluster:
         jobs: list[Job[R]] = [
             Job(self, "", job_dir="", name=f"{task.name}[{i}]") for i in range(len(calls))
         ]
-        parts = self._submit_array(task, calls, max_concurrent, jobs)
+        parts = submit_jobs(self, task, calls, jobs, array=True, max_concurrent=max_concurrent)
         array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
         self._notify("on_submit", array)
         return array
-
-    def _submit_array(
-        self,
-        task: Task[Any, Any],
-        calls: Sequence[Call],
-        max_concurrent: int | None,
-        jobs: Sequence[Job[Any]],
-    ) -> list[tuple[str, str]]:
-        """Submit ``calls`` as arrays and place ``jobs[i]`` on element ``i``.
-
-        Slurm caps array indices below MaxArraySize: more calls become several
-        arrays, transparently (results still in call order). Returns
-        (array id, job directory) per array.
-        """
-        limit = self.max_array_size
-        parts: list[tuple[str, str]] = []
-        for start in range(0, len(calls), limit):
-            part = calls[start : start + limit]
-            spec = f"0-{len(part) - 1}"
-            if max_concurrent:
-                spec += f"%{int(max_concurrent)}"
-            submission = submit(self, task, part, array=spec)
-            parts.append((submission.job_id, submission.job_dir))
-            for index in range(len(part)):
-                job_id = f"{submission.job_id}_{index}"
-                self._place(jobs[start + index], submission, job_id, index)
-        return parts
 
     def resubmit(self, job: Job[Any]) -> None:
         """Submit an interrupted job again when Slurm could not requeue it (same call)."""

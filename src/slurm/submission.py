@@ -245,6 +245,68 @@ def submit(
     return Submitted(job_id, job_dir, submitted, policy, depends_on)
 
 
+def submit_jobs(
+    cluster: Cluster,
+    task: Task[Any, Any],
+    calls: Sequence[Call],
+    jobs: Sequence[Job[Any]],
+    *,
+    array: bool,
+    max_concurrent: int | None = None,
+) -> list[tuple[str, str]]:
+    """Submit ``calls`` (one job, or arrays) and place ``jobs[i]`` on call ``i``.
+
+    Slurm caps array indices below MaxArraySize: more calls become several
+    arrays, transparently (results still in call order). Each job is
+    watched by the tracker. Returns (Slurm id, job directory) per submission.
+    """
+    if not array:
+        done = submit(cluster, task, calls[:1], array=None)
+        _place(cluster, jobs[0], done, done.job_id, None)
+        return [(done.job_id, done.job_dir)]
+    limit = cluster.max_array_size
+    parts: list[tuple[str, str]] = []
+    for start in range(0, len(calls), limit):
+        part = calls[start : start + limit]
+        spec = f"0-{len(part) - 1}"
+        if max_concurrent:
+            spec += f"%{int(max_concurrent)}"
+        done = submit(cluster, task, part, array=spec)
+        parts.append((done.job_id, done.job_dir))
+        for index in range(len(part)):
+            _place(cluster, jobs[start + index], done, f"{done.job_id}_{index}", index)
+    return parts
+
+
+def submit_batch(
+    cluster: Cluster, collected: Sequence[tuple[Task[Any, Any], Call, Job[Any]]]
+) -> None:
+    """Submit the calls a ``cluster.batch()`` block collected: one array per task and
+    option set (a lone call as a plain job), placing each call's Job on its element."""
+    groups: dict[tuple[Any, ...], list[tuple[Task[Any, Any], Call, Job[Any]]]] = {}
+    for task, call, job in collected:
+        key = (
+            task.unwrapped,
+            task.is_workflow,
+            repr(sorted(task.options.items())),
+            tuple((kind, id(dep)) for kind, dep in task.dependencies),
+        )
+        groups.setdefault(key, []).append((task, call, job))
+    for members in groups.values():
+        calls = [call for _, call, _ in members]
+        jobs = [job for _, _, job in members]
+        submit_jobs(cluster, members[0][0], calls, jobs, array=len(members) > 1)
+
+
+def _place(
+    cluster: Cluster, job: Job[Any], done: Submitted, job_id: str, index: int | None
+) -> None:
+    job._locate(job_id, done.job_dir, index)
+    job.max_requeues = done.policy.max_requeues
+    job.dependencies = list(done.depends_on)
+    cluster.tracker.watch(job, submitted=done.submitted)
+
+
 def _comment(job_dir: str) -> str:
     """The ``--comment`` that finds a job again from its directory's name."""
     return f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
