@@ -384,7 +384,8 @@ class Cluster:
         exceptions, dependencies, cancellation and ``get_job`` work per
         element); it gets its id when the block ends, so wait for it or pass
         it to another task after the block. When the block raises, nothing is
-        submitted. The block also enters the cluster (``with cluster:``).
+        submitted. Task calls inside the block go to this cluster, as inside
+        ``with cluster:``; unlike that block, leaving it closes nothing.
 
         Example::
 
@@ -395,14 +396,15 @@ class Cluster:
         if self._batch is not None:
             raise ConfigurationError("cluster.batch() blocks do not nest; end the first one.")
         self._batch = []
+        token = context.push(self)  # calls in the block come here; leaving it closes nothing
         try:
-            with self:
-                yield self
-                collected, self._batch = self._batch, None
-                submit_batch(self, collected)
-                for _, _, job in collected:
-                    self._notify("on_submit", job)
+            yield self
+            collected, self._batch = self._batch, None
+            submit_batch(self, collected)
+            for _, _, job in collected:
+                self._notify("on_submit", job)
         finally:
+            context.pop(token)
             self._batch = None
 
     def submit_call(
