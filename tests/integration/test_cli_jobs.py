@@ -130,3 +130,21 @@ def test_unknown_job_is_an_error_that_says_what_to_do(cluster: Cluster) -> None:
         assert result.exit_code == 1
         assert "not one of the SDK's jobs" in result.output
         assert "--job-base-dir" in result.output
+
+
+def test_connect_runs_a_command_inside_a_running_job(cluster: Cluster) -> None:
+    running = jobfuncs.sleep_forever()
+    try:
+        deadline = time.monotonic() + _TIMEOUT
+        while running.get_status().value != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        runner = CliRunner(env={"COLUMNS": "250"})
+        argv = ["jobs", "connect", running.id, "--backend", "local"]
+        argv += ["--job-base-dir", cluster.base_dir, "--", "printenv", "SLURM_JOB_ID"]
+        result = runner.invoke(main, argv, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert result.output.strip().splitlines()[-1] == running.id
+    finally:
+        running.cancel()
+    ended = _jobs(cluster, "connect", running.id)
+    assert ended.exit_code == 1 and "not running" in ended.output

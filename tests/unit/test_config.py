@@ -76,3 +76,32 @@ def test_errors_say_what_to_do(slurmfile: Path, tmp_path: Path) -> None:
         Cluster.from_file(str(bad))
     with pytest.raises(ConfigurationError, match="does not exist"):
         Cluster.from_file(str(tmp_path / "missing.toml"))
+
+
+def test_cluster_list_and_show_commands(slurmfile: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+
+    runner = CliRunner()
+    listed = runner.invoke(main, ["cluster", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "ssh alice@login.example.org:2222" in listed.output and "debug" in listed.output
+    shown = runner.invoke(main, ["cluster", "show", "remote"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "login.example.org" in shown.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[default]\nport = "22"\n[ok]\nbackend = "local"\n')
+    listed = runner.invoke(main, ["cluster", "list", "--file", str(bad)], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "whole number" in listed.output
+    shown = runner.invoke(main, ["cluster", "show", "default", "--file", str(bad)])
+    assert shown.exit_code == 1 and "port must be a whole number" in shown.output
+
+
+def test_slurmfile_values_are_type_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "Slurmfile.toml"
+    bad.write_text('[default]\nbackend = "ssh"\nhostname = "h"\naccept_new_host_key = "false"\n')
+    with pytest.raises(ConfigurationError, match="accept_new_host_key must be true or false"):
+        Cluster.from_file(str(bad))
+    bad.write_text('[default]\npassword = "secret"\n')
+    with pytest.raises(ConfigurationError, match="unknown setting 'password'"):
+        Cluster.from_file(str(bad))

@@ -12,8 +12,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import devcluster, doctor, jobs
+    from slurm.cli import clusters, devcluster, doctor, jobs
 
+    main.add_command(clusters.cluster)
     main.add_command(devcluster.devcluster)
     main.add_command(doctor.doctor)
     main.add_command(jobs.jobs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -175,7 +177,7 @@ def watch_loop(
 
 @click.group()
 def jobs() -> None:
-    """List, inspect, follow, cancel and watch the SDK's jobs."""
+    """List, inspect, follow, cancel, watch and connect to the SDK's jobs."""
 
 
 @jobs.command("list")
@@ -262,6 +264,38 @@ def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
                 stderr=result.stderr,
             )
         click.echo(f"cancelled {', '.join(job_ids)}")
+
+
+@jobs.command(context_settings={"ignore_unknown_options": True})
+@click.argument("job_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@cluster_options
+def connect(job_id: str, command: tuple[str, ...], **options: Any) -> None:
+    """A shell on a running job's node, inside its allocation (``srun --overlap``).
+
+    With a COMMAND (after ``--``), run it there instead and print its output:
+    ``slurm jobs connect 123 -- nvidia-smi``.
+    """
+    with _session(options) as cluster:
+        job = cluster.get_job(job_id, track=False)  # only the SDK's own jobs
+        if describe_state(job_id, query_states(cluster, [job_id])).text != "RUNNING":
+            raise ConfigurationError(
+                f"Job {job_id} is not running, so it has no node to connect to; "
+                "`slurm jobs show` tells its state."
+            )
+        step = ["srun", f"--jobid={job.id}", "--overlap"]
+        if command:
+            result = cluster.slurm.run([*step, *command], check=False)
+            click.echo(result.stdout, nl=False)
+            click.echo(result.stderr, nl=False, err=True)
+            sys.exit(result.returncode or 0)
+        interactive = [*step, "--pty", "bash", "-l"]
+        if cluster.backend_type == "local":
+            os.execvp(interactive[0], interactive)
+        s = cluster.settings
+        ssh = ["ssh", "-t", *(["-p", str(s.port)] if s.port else [])]
+        target = f"{s.username}@{s.hostname}" if s.username else str(s.hostname)
+        os.execvp("ssh", [*ssh, target, shlex.join(interactive)])
 
 
 @jobs.command()
