@@ -105,3 +105,27 @@ def test_slurmfile_values_are_type_checked(tmp_path: Path) -> None:
     bad.write_text('[default]\npassword = "secret"\n')
     with pytest.raises(ConfigurationError, match="unknown setting 'password'"):
         Cluster.from_file(str(bad))
+
+
+def test_every_setting_is_a_keyword_an_option_and_a_slurmfile_key() -> None:
+    import argparse
+    import inspect
+
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+    from slurm.settings import FIELDS, SLURMFILE_KEYS
+
+    keywords = set(inspect.signature(Cluster.__init__).parameters)
+    parser = Cluster.add_argparse_args(argparse.ArgumentParser())
+    flags = {flag for action in parser._actions for flag in action.option_strings}
+    jobs_help = CliRunner().invoke(main, ["jobs", "list", "--help"]).output
+    for field in FIELDS:
+        assert field.name in keywords or field.name == "backend", field.name
+        if field.flag:
+            assert field.flag in flags and field.flag in jobs_help, field.flag
+        if field.in_file and field.kind != "options":
+            assert field.name in SLURMFILE_KEYS
+    args = parser.parse_args(["--hostname", "h", "--port", "2", "--partition", "p"])
+    cluster = Cluster.from_args(args)
+    assert (cluster.backend_type, cluster.port, cluster.default_partition) == ("ssh", 2, "p")
