@@ -26,8 +26,6 @@ from slurm.errors import (
 from slurm.journal import Journal
 from slurm.slurmcmd import JobState
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 
 @task(time="00:01:00")
 def add(a: int, b: int) -> int:
@@ -410,3 +408,23 @@ def test_cancelling_the_awaiting_coroutine_leaves_the_job_alone(
     assert fake.jobs[job.id].state == "PENDING" and fake.calls("scancel") == 0
     fake.run_all()
     assert asyncio.run(job.result_async(timeout=10)) == 4
+
+
+def test_tracker_backs_off_while_nothing_changes_and_when_the_controller_fails(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    import time
+
+    job = add(1, 1)  # stays PENDING: nothing changes
+    start = fake.calls("squeue")
+    time.sleep(6)
+    quiet = fake.calls("squeue") - start
+    assert 1 <= quiet <= 4  # 1 s, then 1.5x longer each time: not one a second
+    fake.squeue_down = True
+    start = fake.calls("squeue")
+    time.sleep(6)
+    failing = fake.calls("squeue") - start
+    assert failing <= 3  # the interval doubles on each failure
+    fake.squeue_down = False
+    fake.run_all()
+    assert job.get_result(timeout=30) == 2  # and tracking goes on once it answers
