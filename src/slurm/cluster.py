@@ -20,7 +20,7 @@ from slurm import context
 from slurm.errors import ConfigurationError
 from slurm.job import ArrayJob, Job
 from slurm.journal import Journal
-from slurm.options import merge_options, split_options
+from slurm.options import check_task_options, merge_options, split_options
 from slurm.payload import Call, WorkflowSpec
 from slurm.settings import BACKENDS, ClusterSettings, settings_from_namespace
 from slurm.settings import add_argparse_args as _add_argparse_args
@@ -134,6 +134,7 @@ class Cluster:
                 "hostname='login.example.org') or --hostname on the command line."
             )
         defaults = merge_options(default_options)
+        check_task_options(defaults, where="Cluster(default_options=...)")
         if default_partition:
             defaults["partition"] = default_partition
         if default_account:

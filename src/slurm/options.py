@@ -34,7 +34,9 @@ __all__ = [
     "FILENAME_PATTERN_OPTIONS",
     "RESERVED_OPTIONS",
     "SBATCH_OPTIONS",
+    "SDK_MANAGED_OPTIONS",
     "SDK_OPTIONS",
+    "check_task_options",
     "literal_filename_pattern",
     "merge_options",
     "normalize_option_name",
@@ -171,6 +173,23 @@ RESERVED_OPTIONS: Mapping[str, str] = {
     "help": "it prints help instead of submitting",
     "usage": "it prints usage instead of submitting",
     "version": "it prints the version instead of submitting",
+}
+
+#: sbatch options the SDK sets for every job itself: a task or a cluster's defaults
+#: may not set them (they would be overwritten or break tracking); each says where
+#: the setting belongs instead.
+SDK_MANAGED_OPTIONS: Mapping[str, str] = {
+    "output": "the SDK writes each job's stdout into its job directory; read it with "
+    "job.get_stdout(), or write your own files from the task",
+    "error": "the SDK writes each job's stderr into its job directory; read it with "
+    "job.get_stderr(), or write your own files from the task",
+    "comment": "the SDK tags each job with --comment=slurm-sdk:<job directory> to find it "
+    "again after a lost connection; put notes in the job name (job_name=) instead",
+    "dependency": "use task.after(job) (or .after(job, kind='afterany')), or pass a Job as "
+    "an argument, which waits for it and passes its result",
+    "array": "use task.map(items) (max_concurrent=N for the %N limit)",
+    "clusters": "a Cluster submits to and tracks one Slurm cluster; make a Cluster for "
+    "the other one",
 }
 
 #: Options whose value is a Slurm filename pattern (``%j``, ``%x``, ``%%``, ...).
@@ -328,6 +347,55 @@ def normalize_options(options: Mapping[str, Any]) -> dict[str, Any]:
         origin[key] = raw_name
         result[key] = value if key in SDK_OPTIONS else _check_value(key, value)
     return result
+
+
+def _check_setup(value: Any) -> str | None:
+    lines = [value] if isinstance(value, str) else value
+    if isinstance(lines, list | tuple) and all(isinstance(line, str) for line in lines):
+        return None
+    return "setup= takes a shell line or a list of shell lines (e.g. ['module load cuda'])"
+
+
+def _check_count(name: str, value: Any, minimum: int) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return None
+    return f"{name}= takes a whole number >= {minimum}"
+
+
+def check_task_options(options: Mapping[str, Any], *, where: str = "@task") -> None:
+    """Refuse, at decoration, options that could not take effect for a task.
+
+    ``options`` are normalised (:func:`normalize_options`). sbatch options the
+    SDK sets itself (:data:`SDK_MANAGED_OPTIONS`) are refused with where the
+    setting belongs; SDK options are checked: ``python`` an interpreter path,
+    ``packaging`` as ``Cluster(packaging=...)``, ``setup`` shell lines,
+    ``max_requeues`` and ``requeue_grace`` whole numbers.
+
+    Raises:
+        InvalidOptionError: an option is refused or its value is wrong.
+    """
+    for key, value in options.items():
+        problem: str | None = None
+        if key in SDK_MANAGED_OPTIONS and value is not False:
+            problem = f"it cannot be set: {SDK_MANAGED_OPTIONS[key]}"
+        elif key == "python" and (not isinstance(value, str | os.PathLike) or not str(value)):
+            problem = "python= takes the path of an interpreter on the cluster, as a string"
+        elif key == "setup":
+            problem = _check_setup(value)
+        elif key == "max_requeues":
+            problem = _check_count(key, value, 0)
+        elif key == "requeue_grace":
+            problem = _check_count(key, value, 1)
+        elif key == "packaging":
+            from slurm.errors import ConfigurationError
+            from slurm.packaging import parse_spec
+
+            try:
+                parse_spec(value)
+            except ConfigurationError as exc:
+                problem = str(exc)
+        if problem:
+            raise InvalidOptionError(f"{key}={value!r} in {where}: {problem}.")
 
 
 def merge_options(*layers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -28,10 +28,12 @@ from slurm.payload import (
 )
 from slurm.runtime import JobContext, _requeue_callbacks, _requeue_event, _set_current
 
-__all__ = ["DONE_DIR_VARIABLE", "main", "run_job"]
+__all__ = ["CODE_DIR_VARIABLE", "DONE_DIR_VARIABLE", "main", "run_job"]
 
 #: Set by the batch script: where to drop the done marker the client's tracker lists.
 DONE_DIR_VARIABLE = "SLURM_SDK_DONE_DIR"
+#: Set by the batch script when local source was shipped (see slurm.packaging.launch).
+CODE_DIR_VARIABLE = "SLURM_SDK_CODE_DIR"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -159,6 +161,16 @@ def _extend_sys_path(entries: list[str]) -> None:
             sys.path.append(entry)
 
 
+def _put_code_first(code_dir: str | None) -> None:
+    """The shipped source goes first on sys.path, and the working directory that
+    ``python -m`` put there goes: no other file in it may shadow or add a module."""
+    if not code_dir:
+        return
+    cwd = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd, code_dir)]
+    sys.path.insert(0, code_dir)
+
+
 def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bool = False) -> int:
     """Run the call stored in ``job_dir``; return the process exit code.
 
@@ -194,6 +206,7 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
         raw = Path(paths.payload).read_bytes()
         sys_path = Path(paths.sys_path).read_text().splitlines()
         _extend_sys_path(sys_path)
+        _put_code_first(env.get(CODE_DIR_VARIABLE))
         payload = loads_payload(raw, _resolve)
         max_requeues = payload.policy.max_requeues
         guard.can_requeue = restart < max_requeues

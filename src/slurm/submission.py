@@ -141,8 +141,11 @@ def submit(
         DependencyError: an ``afterok`` dependency already failed.
         SubmissionError: sbatch refused the job.
     """
-    python = cluster.python  # first: the preflight must fail before anything is written
+    from slurm.packaging.launch import launch_for
+
     sbatch_options, sdk_options = cluster.options_for(task)
+    # First: the preflight must fail before anything is written.
+    launch = launch_for(cluster, task, sdk_options, calls)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     workflow = cluster.workflow_spec() if task.is_workflow else None
     payloads: list[bytes] = []
@@ -203,17 +206,20 @@ def submit(
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
         setup = ["trap '' USR1", *setup]
-    command = [python, "-m", "slurm.runner", job_dir]
+    command = [launch.python, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
+    # Locally the job starts where this process runs, unless the task chose chdir=.
+    local = cluster.backend_type == "local"
+    workdir = os.getcwd() if local and not options.get("chdir") else None
     script = render_batch_script(
         options=options,
         command=command,
         # Where the runner drops its done marker: this Cluster object's own directory.
         # In the script, not the payload, so that the call's fingerprint (what a
         # restarted workflow matches its journal against) does not depend on it.
-        env={DONE_DIR_VARIABLE: store.done_dir},
-        workdir=os.getcwd() if cluster.backend_type == "local" else None,
+        env={DONE_DIR_VARIABLE: store.done_dir, **launch.env},
+        workdir=workdir,
         setup=list(setup),
     )
     # On this machine the job may import what this process imports; a remote

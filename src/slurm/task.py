@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from slurm import context
 from slurm.errors import ConfigurationError, NotSubmittableError
-from slurm.options import normalize_options
+from slurm.options import check_task_options, normalize_options
 
 if TYPE_CHECKING:
     from slurm.cluster import Cluster
@@ -166,6 +166,7 @@ class Task(Generic[P, R]):
             raise ConfigurationError(f"@task needs a function, got {fn!r}")
         self._fn = fn
         self._options = normalize_options(options or {})
+        check_task_options(self._options, where="@workflow" if workflow else "@task")
         self._workflow = workflow
         self._dependencies = tuple(dependencies)
         self.__doc__ = fn.__doc__
@@ -183,6 +184,12 @@ class Task(Generic[P, R]):
     @property
     def name(self) -> str:
         return self.__name__
+
+    @property
+    def reference_module(self) -> str | None:
+        """The module the cluster imports the function from (``None``: it travels by value)."""
+        reference = _reference_for(self._fn)
+        return reference.module if reference else None
 
     @property
     def options(self) -> dict[str, Any]:

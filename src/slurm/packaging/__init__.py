@@ -44,7 +44,13 @@ from slurm.packaging.deps import collect_dependencies
 from slurm.packaging.lock import LockPolicy
 from slurm.packaging.project import Project, find_project, read_project
 from slurm.packaging.remote import Environment, ensure_environment
-from slurm.packaging.wheels import Wheel, build_project, sdk_wheel, wheel_requirements
+from slurm.packaging.wheels import (
+    Wheel,
+    build_project,
+    sdk_wheel,
+    wheel_requirements,
+    wheel_top_levels,
+)
 from slurm.preflight import PreflightReport, run_preflight
 
 if TYPE_CHECKING:
@@ -53,11 +59,16 @@ if TYPE_CHECKING:
 __all__ = [
     "Environment",
     "PackagingSpec",
+    "Settings",
     "diagnose",
     "environment_for",
+    "envs_dir_for",
     "interpreter_for",
     "parse_spec",
     "preflight_for",
+    "provided_names",
+    "settings_for",
+    "ships_sources",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,51 +138,98 @@ def parse_spec(value: Any) -> PackagingSpec:
     )
 
 
+@dataclass(frozen=True)
+class Settings:
+    """Which interpreter and packaging one kind of job uses: the cluster's, or a task's own."""
+
+    python: str | None
+    spec: PackagingSpec
+
+
 @dataclass
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     python: str | None = None
     report: PreflightReport | None = None
     environment: Environment | None = None
+    provided: frozenset[str] = frozenset()
 
 
-_states: weakref.WeakKeyDictionary[Cluster, _State] = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary[Cluster, dict[Settings, _State]] = weakref.WeakKeyDictionary()
 _states_lock = threading.Lock()
 # Builds on this client are serialised: two clusters in one process build once.
 _build_lock = threading.Lock()
 
 
-def _state(cluster: Cluster) -> _State:
+def settings_for(cluster: Cluster, python: Any = None, packaging: Any = None) -> Settings:
+    """The settings a job uses: a task's ``python=``/``packaging=`` win over the cluster's.
+
+    A task's ``python=`` runs that interpreter (packaged per the task's, else the
+    cluster's, ``packaging``); a task's ``packaging=`` alone replaces the
+    cluster's ``python=`` and ``packaging=`` both.
+
+    Raises:
+        ConfigurationError: ``packaging`` is not understood or ``python`` is not a path.
+    """
+    if python is not None and (not isinstance(python, str | Path) or not str(python)):
+        raise ConfigurationError(
+            f"python={python!r}: give the path of an interpreter on the cluster as a string."
+        )
+    if python:
+        chosen = packaging if packaging is not None else cluster.packaging
+        return Settings(str(python), parse_spec(chosen))
+    if packaging is not None:
+        return Settings(None, parse_spec(packaging))
+    return Settings(cluster.settings.python, parse_spec(cluster.packaging))
+
+
+def _state(cluster: Cluster, settings: Settings | None = None) -> _State:
+    settings = settings or settings_for(cluster)
     with _states_lock:
-        state = _states.get(cluster)
+        per_cluster = _states.setdefault(cluster, {})
+        state = per_cluster.get(settings)
         if state is None:
-            state = _states[cluster] = _State()
+            state = per_cluster[settings] = _State()
         return state
 
 
-def interpreter_for(cluster: Cluster) -> str:
+def interpreter_for(cluster: Cluster, settings: Settings | None = None) -> str:
     """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
 
     The first call runs the preflight (one command on the cluster) and, when
     packaging applies, builds and ships the environment; later calls return
-    the same answer at once.
+    the same answer at once. ``settings`` (from :func:`settings_for`) are a
+    task's own; by default the cluster's.
 
     Raises:
         ConfigurationError: The preflight found problems (all listed), the
             cluster's Python version differs from this one, or the
             environment cannot be built.
     """
-    state = _state(cluster)
+    settings = settings or settings_for(cluster)
+    state = _state(cluster, settings)
     with state.lock:
         if state.python is None:
-            state.python = _resolve(cluster, state)
+            state.python = _resolve(cluster, settings, state)
         return state.python
 
 
-def environment_for(cluster: Cluster) -> Environment | None:
+def environment_for(cluster: Cluster, settings: Settings | None = None) -> Environment | None:
     """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
-    interpreter_for(cluster)
-    return _state(cluster).environment
+    settings = settings or settings_for(cluster)
+    interpreter_for(cluster, settings)
+    return _state(cluster, settings).environment
+
+
+def provided_names(cluster: Cluster, settings: Settings) -> frozenset[str]:
+    """Top-level modules the environment's project wheel installs (they need no shipping)."""
+    interpreter_for(cluster, settings)
+    return _state(cluster, settings).provided
+
+
+def ships_sources(cluster: Cluster, settings: Settings) -> bool:
+    """Whether local source travels with jobs: over SSH, unless ``packaging="none"``."""
+    return cluster.backend_type != "local" and settings.spec.mode != "none"
 
 
 def preflight_for(cluster: Cluster) -> PreflightReport | None:
@@ -179,10 +237,10 @@ def preflight_for(cluster: Cluster) -> PreflightReport | None:
     return _state(cluster).report
 
 
-def _plan(cluster: Cluster) -> tuple[str, str, tuple[str, ...]]:
+def _plan(cluster: Cluster, settings: Settings) -> tuple[str, str, tuple[str, ...]]:
     """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
-    spec = parse_spec(cluster.packaging)
-    explicit = cluster.settings.python
+    spec = settings.spec
+    explicit = settings.python
     if explicit:
         same = cluster.backend_type == "local" and explicit == sys.executable
         return "as-is", explicit, () if same else ("slurm.runner",)
@@ -205,15 +263,15 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
     return report.uv
 
 
-def _resolve(cluster: Cluster, state: _State) -> str:
-    what, python, modules = _plan(cluster)
+def _resolve(cluster: Cluster, settings: Settings, state: _State) -> str:
+    what, python, modules = _plan(cluster, settings)
     report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
     state.report = report
     report.raise_for_problems()
     if what == "as-is":
         return python
     assert report.python is not None
-    state.environment = _environment(cluster, report)
+    state.environment, state.provided = _environment(cluster, settings.spec, report)
     return state.environment.python
 
 
@@ -232,27 +290,25 @@ def _project(spec: PackagingSpec) -> Project | None:
     return project
 
 
-def _environment(cluster: Cluster, report: PreflightReport) -> Environment:
+def _environment(
+    cluster: Cluster, spec: PackagingSpec, report: PreflightReport
+) -> tuple[Environment, frozenset[str]]:
     assert report.python is not None
-    spec = parse_spec(cluster.packaging)
     started = time.perf_counter()
     with _build_lock:
         main: list[Wheel] = [sdk_wheel()]
         project = _project(spec)
+        provided: frozenset[str] = frozenset()
         if project is not None:
             main.append(build_project(project))
+            provided = wheel_top_levels(main[-1].path)
         requirements = [r for w in main for r in wheel_requirements(w.path)]
         deps = collect_dependencies(requirements, {w.name for w in main}, report.python)
     build = time.perf_counter() - started
     transport = cluster.transport
-    envs_dir = (
-        transport.expand_path(spec.env_dir).rstrip("/")
-        if spec.env_dir
-        else f"{cluster.base_dir}/.envs"
-    )
     environment = ensure_environment(
         transport,
-        envs_dir,
+        envs_dir_for(cluster, spec),
         main=main,
         deps=deps.wheels,
         pins=deps.pins,
@@ -268,12 +324,19 @@ def _environment(cluster: Cluster, report: PreflightReport) -> Environment:
         shipped,
         "created now" if environment.created else "reused",
     )
-    return environment
+    return environment, provided
+
+
+def envs_dir_for(cluster: Cluster, spec: PackagingSpec) -> str:
+    """The environments directory on the cluster (``env_dir``, else ``{job_base_dir}/.envs``)."""
+    if spec.env_dir:
+        return cluster.transport.expand_path(spec.env_dir).rstrip("/")
+    return f"{cluster.base_dir}/.envs"
 
 
 def diagnose(cluster: Cluster) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, python, modules = _plan(cluster)
+    what, python, modules = _plan(cluster, settings_for(cluster))
     report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
     result = report.to_dict()
     result["backend"] = cluster.backend_type

@@ -48,6 +48,7 @@ __all__ = [
     "sdk_wheel",
     "sha256_file",
     "wheel_requirements",
+    "wheel_top_levels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -273,3 +274,18 @@ def wheel_requirements(wheel: Path) -> list[str]:
             continue
         requirements.append(value.strip())
     return requirements
+
+
+def wheel_top_levels(wheel: Path) -> frozenset[str]:
+    """The top-level modules and packages a wheel installs (``pkg/...``, ``mod.py``)."""
+    names: set[str] = set()
+    with zipfile.ZipFile(wheel) as archive:
+        for entry in archive.namelist():
+            top = entry.split("/", 1)[0]
+            if top.endswith((".dist-info", ".data")):
+                continue
+            if "/" in entry:
+                names.add(top)
+            elif top.endswith(".py"):
+                names.add(top[: -len(".py")])
+    return frozenset(names)

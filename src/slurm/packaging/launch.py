@@ -1,0 +1,88 @@
+"""What a job runs: the task's interpreter, and the local source first on its ``sys.path``.
+
+:func:`launch_for` is the one call submission makes. It honours a task's own
+``python=`` and ``packaging=`` (see :func:`slurm.packaging.settings_for`),
+and, over SSH, ships the local modules and packages the call needs (see
+:mod:`slurm.packaging.closure` and :mod:`slurm.packaging.sources`): the job
+gets their directory in ``SLURM_SDK_CODE_DIR`` and the runner puts exactly
+that directory first on ``sys.path``, without the job's working directory.
+Inside a workflow running such source, the tasks it submits get the same
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slurm.packaging import (
+    envs_dir_for,
+    interpreter_for,
+    provided_names,
+    settings_for,
+    ships_sources,
+)
+from slurm.packaging.closure import call_roots, find_closure
+from slurm.packaging.sources import ShippedSources, ensure_sources
+from slurm.runner import CODE_DIR_VARIABLE
+
+if TYPE_CHECKING:
+    from slurm.cluster import Cluster
+    from slurm.payload import Call
+    from slurm.task import Task
+
+__all__ = ["Launch", "launch_for"]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one submission's job starts.
+
+    Attributes:
+        python: The interpreter on the cluster.
+        env: Variables the batch script exports (the shipped source's directory).
+        sources: The local source shipped for this call, if any.
+    """
+
+    python: str
+    env: dict[str, str] = field(default_factory=dict)
+    sources: ShippedSources | None = None
+
+
+def _arguments(calls: Sequence[Call]) -> Iterator[Any]:
+    for call in calls:
+        yield from call.args
+        yield from call.kwargs.values()
+
+
+def launch_for(
+    cluster: Cluster,
+    task: Task[Any, Any],
+    sdk_options: Mapping[str, Any],
+    calls: Sequence[Call],
+) -> Launch:
+    """The interpreter and environment for one submission of ``task``.
+
+    Runs the preflight and builds the environment on first use of these
+    settings; ships the call's local source when it is not on the cluster yet.
+
+    Raises:
+        ConfigurationError: As :func:`slurm.packaging.interpreter_for`, or the
+            source could not be shipped.
+    """
+    settings = settings_for(cluster, sdk_options.get("python"), sdk_options.get("packaging"))
+    python = interpreter_for(cluster, settings)
+    if not ships_sources(cluster, settings):
+        inherited = os.environ.get(CODE_DIR_VARIABLE)
+        if inherited and cluster.backend_type == "local" and settings.spec.mode != "none":
+            return Launch(python, {CODE_DIR_VARIABLE: inherited})
+        return Launch(python)
+    roots = call_roots(task.unwrapped, task.reference_module, _arguments(calls))
+    closure = find_closure(roots, exclude=provided_names(cluster, settings))
+    if not closure.units:
+        return Launch(python)
+    code_dir = f"{envs_dir_for(cluster, settings.spec)}/.code"
+    shipped = ensure_sources(cluster.transport, code_dir, closure)
+    return Launch(python, {CODE_DIR_VARIABLE: shipped.path}, shipped)

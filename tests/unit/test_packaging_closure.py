@@ -1,0 +1,168 @@
+"""The closure of local modules a call needs: table-driven, on source trees in tmp dirs."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slurm.packaging.closure import call_roots, find_closure, imported_names
+
+# Each tree: relative path -> content. "site/" plays site-packages (never local).
+BASE = {
+    "main.py": "import helpers\nfrom stats import describe\nprint(helpers.mean([1]))\n",
+    "helpers.py": "import json\nimport os.path\nimport stats.describe\nimport numpyish\n"
+    "def mean(xs):\n    return sum(xs) / len(xs)\n",
+    "stats/__init__.py": "from .describe import summary\n",
+    "stats/describe.py": "from . import util\nfrom .util import scale\n"
+    "def summary(x):\n    return scale(x)\n",
+    "stats/util.py": "def scale(x):\n    return x\n",
+    "stats/table.json": '{"k": 1}\n',
+    "stats/data/weights.yaml": "a: 1\n",
+    "stats/__pycache__/util.cpython-311.pyc": "junk",
+    "stats/.hidden": "secret",
+    "site/numpyish/__init__.py": "import helpers_in_site\n",
+    "unrelated.py": "import helpers\n",
+}
+
+CASES: list[tuple[str, dict[str, str], list[str], list[str], list[str]]] = [
+    # (id, extra files, roots, expected names, exclude)
+    ("module-imports-package", {}, ["helpers"], ["helpers", "stats"], []),
+    ("package-alone", {}, ["stats"], ["stats"], []),
+    ("site-and-stdlib-are-not-shipped", {}, ["numpyish", "json", "os"], [], []),
+    ("unknown-names-are-ignored", {}, ["no_such_module"], [], []),
+    ("the-sdk-is-never-shipped", {"slurm.py": "x = 1\n"}, ["slurm"], [], []),
+    ("a-wheel-provides-it", {}, ["helpers"], ["helpers"], ["stats"]),
+    (
+        "imports-inside-functions-count",
+        {"lazy.py": "def f():\n    import later\n", "later.py": "x = 1\n"},
+        ["lazy"],
+        ["later", "lazy"],
+        [],
+    ),
+    (
+        "transitive-through-a-package",
+        {"pkg/__init__.py": "", "pkg/a.py": "from other.b import c\n", "other/b.py": "c = 1\n"},
+        ["pkg"],
+        ["other", "pkg"],
+        [],
+    ),
+    (
+        "syntax-errors-do-not-stop-it",
+        {"broken.py": "def (:\n", "user.py": "import broken\n"},
+        ["user"],
+        ["broken", "user"],
+        [],
+    ),
+    ("cycles-end", {"a.py": "import b\n", "b.py": "import a\n"}, ["a"], ["a", "b"], []),
+]
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _closure(root: Path, roots: list[str], exclude: Sequence[str] = ()) -> Any:
+    return find_closure(
+        roots, exclude=exclude, modules={}, search_path=[str(root)], dirs=[root / "site"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "roots", "expected", "exclude"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_closure_names(
+    tmp_path: Path, extra: dict[str, str], roots: list[str], expected: list[str], exclude: list[str]
+) -> None:
+    _write(tmp_path, {**BASE, **extra})
+    assert list(_closure(tmp_path, roots, exclude).names) == expected
+
+
+def test_packages_travel_whole_with_their_data_and_without_caches(tmp_path: Path) -> None:
+    _write(tmp_path, BASE)
+    files = [relative for relative, _ in _closure(tmp_path, ["helpers"]).files()]
+    assert files == [
+        "helpers.py",
+        "stats/__init__.py",
+        "stats/data/weights.yaml",
+        "stats/describe.py",
+        "stats/table.json",
+        "stats/util.py",
+    ]
+
+
+def test_namespace_package_travels_as_a_directory(tmp_path: Path) -> None:
+    _write(tmp_path, {"ns/mod.py": "import json\n", "user.py": "import ns.mod\n"})
+    closure = _closure(tmp_path, ["user"])
+    assert closure.names == ("ns", "user")
+    assert [r for r, _ in closure.files()] == ["ns/mod.py", "user.py"]
+
+
+def test_digest_follows_content_and_data_files(tmp_path: Path) -> None:
+    _write(tmp_path, BASE)
+    first = _closure(tmp_path, ["helpers"]).digest()
+    assert _closure(tmp_path, ["helpers"]).digest() == first
+    (tmp_path / "stats" / "table.json").write_text('{"k": 2}\n')
+    second = _closure(tmp_path, ["helpers"]).digest()
+    assert second != first
+    (tmp_path / "unrelated.py").write_text("changed = True\n")  # not in the closure
+    assert _closure(tmp_path, ["helpers"]).digest() == second
+
+
+def test_imported_modules_are_resolved_from_where_they_were_imported(tmp_path: Path) -> None:
+    """A name already imported resolves to that module's file, not to the search path."""
+    _write(tmp_path, {**BASE, "elsewhere/helpers.py": "import json\n"})
+    imported = types.ModuleType("helpers")
+    imported.__file__ = str(tmp_path / "elsewhere" / "helpers.py")
+    closure = find_closure(
+        ["helpers"],
+        modules={"helpers": imported},
+        search_path=[str(tmp_path)],
+        dirs=[tmp_path / "site"],
+    )
+    assert [str(p) for _, p in closure.files()] == [imported.__file__]
+
+
+def test_imported_names_reads_every_absolute_import(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "import a.b, c\nfrom d.e import f\nfrom . import g\nfrom .h import i\n"
+        "def k():\n    import j\n"
+    )
+    assert imported_names(source) == {"a", "c", "d", "j"}
+
+
+def _by_value_function() -> Any:
+    helpers = types.ModuleType("helpers_for_roots")
+    scope: dict[str, Any] = {"helpers_for_roots": helpers, "__builtins__": __builtins__}
+    exec(
+        "def task(x):\n"
+        "    import lazy_for_roots\n"
+        "    return helpers_for_roots.mean(x) + len(str(x))\n",
+        scope,
+    )
+    return scope["task"]
+
+
+class _Local:
+    pass
+
+
+_Local.__module__ = "argmodule_for_roots"
+
+
+def test_call_roots_of_a_function_by_value_and_its_arguments() -> None:
+    roots = call_roots(_by_value_function(), None, [1, [_Local()], {"k": "v"}])
+    assert {"helpers_for_roots", "lazy_for_roots", "argmodule_for_roots"} <= roots
+
+
+def test_call_roots_of_a_function_by_reference() -> None:
+    assert call_roots(_by_value_function(), "pkg.tasks", []) == {"pkg"}
