@@ -84,7 +84,8 @@ def _unpack_script(archive: str, incoming: str, final: str) -> str:
             f"arc={q(archive)}; tmp={q(incoming)}; dst={q(final)}",
             'mkdir -p -- "$tmp" && tar -xzf "$arc" -C "$tmp" ||',
             '  { rm -rf -- "$tmp" "$arc"; exit 1; }',
-            'chmod -R a-w,a+rX -- "$tmp"',
+            # Read-only sources; directories stay the owner's, for Python's __pycache__.
+            'chmod -R a-w,a+rX -- "$tmp" && find "$tmp" -type d -exec chmod u+w {} +',
             'rm -f -- "$arc"',
             # Another client may have renamed the same closure into place meanwhile.
             'mv -T -- "$tmp" "$dst" 2>/dev/null || { chmod -R u+w -- "$tmp"; rm -rf -- "$tmp"; }',

@@ -1,0 +1,183 @@
+"""Plain directories reach the cluster over SSH: no pyproject, just main.py beside its modules.
+
+A user directory (``main.py``, a helper module ``helpers.py``, a package
+``stats/`` reading a JSON file beside its module) is written to a temporary
+directory with no ``pyproject.toml`` above it and run by this interpreter,
+over SSH to the dev cluster. The SDK ships the local modules the call needs,
+once per content, and the job imports them from that copy only: not from the
+directory the job runs in, which holds decoys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slurm.devcluster import SshInfo
+
+HELPERS = '''\
+"""A helper module beside the script; it defines a task too (travels by reference)."""
+
+from pathlib import Path
+
+from stats.describe import summary
+
+from slurm import task
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+@task(time="00:05:00", mem="256M")
+def spread(xs: list[float]) -> dict:
+    return {"summary": summary(xs), "file": __file__}
+'''
+
+STATS_INIT = '"""A small package with a data file."""\n'
+
+DESCRIBE = """\
+import json
+from pathlib import Path
+
+_TABLE = json.loads((Path(__file__).parent / "table.json").read_text())
+
+
+def summary(xs: list[float]) -> dict:
+    return {"n": len(xs), "scaled_max": max(xs) * _TABLE["scale"], "file": __file__}
+"""
+
+MAIN = '''\
+"""The user's script: a task defined here (by value) using helpers and stats."""
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import helpers
+from stats import describe
+
+from slurm import Cluster, task
+
+
+@task(time="00:05:00", mem="256M", chdir=sys.argv[3])
+def analyse(xs: list[float]) -> dict:
+    return {
+        "mean": helpers.mean(xs),
+        "summary": describe.summary(xs),
+        "helpers": helpers.__file__,
+        "path0": sys.path[0],
+        "cwd": os.getcwd(),
+        "decoy_visible": importlib.util.find_spec("decoy") is not None,
+    }
+
+
+with Cluster(
+    backend_type="ssh",
+    hostname="slurm-devcluster",
+    username=sys.argv[2],
+    job_base_dir=sys.argv[1],
+    default_partition="debug",
+) as cluster:
+    first = analyse([1.0, 2.0, 3.0])
+    second = helpers.spread([4.0, 8.0])
+    report = {"analyse": first.get_result(timeout=240), "spread": second.get_result(timeout=240)}
+    report["scripts"] = [first.get_script(), second.get_script()]
+print("RESULT " + json.dumps(report))
+'''
+
+
+@pytest.fixture()
+def user_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "analysis"
+    files = {
+        "main.py": MAIN,
+        "helpers.py": HELPERS,
+        "stats/__init__.py": STATS_INIT,
+        "stats/describe.py": DESCRIBE,
+        "stats/table.json": json.dumps({"scale": 10}),
+        "notes.txt": "not Python: stays home\n",
+    }
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert not any((p / "pyproject.toml").exists() for p in [root, *root.parents])
+    return root
+
+
+@pytest.fixture()
+def decoys(tmp_path: Path) -> Path:
+    """The job's working directory: modules that must not be imported from there."""
+    workdir = tmp_path / "job-cwd"
+    (workdir / "stats").mkdir(parents=True)
+    (workdir / "helpers.py").write_text("raise ImportError('the decoy helpers was imported')\n")
+    (workdir / "stats" / "__init__.py").write_text("raise ImportError('decoy stats')\n")
+    (workdir / "decoy.py").write_text("x = 1\n")
+    return workdir
+
+
+def _run(user_dir: Path, base: Path, user: str, workdir: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "main.py", str(base), user, str(workdir)],
+        cwd=user_dir,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, out.stdout + out.stderr
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+def _code_dirs(base: Path) -> list[Path]:
+    return sorted((base / ".envs" / ".code").iterdir())
+
+
+def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
+    devcluster_ssh: SshInfo, user_dir: Path, decoys: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "jobs"
+    first = _run(user_dir, base, devcluster_ssh.username, decoys)
+    (code,) = _code_dirs(base)  # both calls of the run: one upload
+    analyse, spread = first["analyse"], first["spread"]
+    assert analyse["mean"] == 2.0
+    assert analyse["summary"]["scaled_max"] == 30.0  # read stats/table.json on the cluster
+    assert spread["summary"] == {"n": 2, "scaled_max": 80.0, "file": f"{code}/stats/describe.py"}
+    assert analyse["helpers"] == spread["file"] == f"{code}/helpers.py"
+    assert analyse["path0"] == str(code)
+    assert analyse["cwd"] == str(decoys)  # chdir= is honoured, and nothing there is importable
+    assert analyse["decoy_visible"] is False
+    shipped = [p for p in code.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert sorted(p.name for p in shipped) == [
+        "__init__.py",
+        "describe.py",
+        "helpers.py",
+        "table.json",
+    ]
+    for script in first["scripts"]:
+        assert f"SLURM_SDK_CODE_DIR={code}" in script.replace("'", "")
+
+    mtime = code.stat().st_mtime_ns
+    second = _run(user_dir, base, devcluster_ssh.username, decoys)
+    assert _code_dirs(base) == [code]  # reused, not uploaded again
+    assert code.stat().st_mtime_ns == mtime
+    assert second["analyse"] == analyse
+    assert not list((base / ".envs" / ".code").glob(".incoming-*"))
+
+    # A changed data file is new content: shipped anew, and the job reads it.
+    (user_dir / "stats" / "table.json").write_text(json.dumps({"scale": 100}))
+    third = _run(user_dir, base, devcluster_ssh.username, decoys)
+    assert third["analyse"]["summary"]["scaled_max"] == 300.0
+    assert len(_code_dirs(base)) == 2
