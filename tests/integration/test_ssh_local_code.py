@@ -19,7 +19,10 @@ from typing import Any
 
 import pytest
 
+from slurm import Cluster, task
 from slurm.devcluster import SshInfo
+from slurm.errors import ConfigurationError
+from slurm.packaging import environment_for
 
 HELPERS = '''\
 """A helper module beside the script; it defines a task too (travels by reference)."""
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from stats.describe import summary
 
-from slurm import task
+from slurm import WorkflowContext, task, workflow
 
 
 def mean(xs: list[float]) -> float:
@@ -38,6 +41,12 @@ def mean(xs: list[float]) -> float:
 @task(time="00:05:00", mem="256M")
 def spread(xs: list[float]) -> dict:
     return {"summary": summary(xs), "file": __file__}
+
+
+@workflow(time="00:05:00", mem="256M")
+def survey(xs: list[float], ctx: WorkflowContext) -> list:
+    """Runs on the cluster and submits tasks from there: they get the same source."""
+    return [spread(xs).get_result(), spread(xs[:1]).get_result()]
 '''
 
 STATS_INIT = '"""A small package with a data file."""\n'
@@ -90,6 +99,8 @@ with Cluster(
     first = analyse([1.0, 2.0, 3.0])
     second = helpers.spread([4.0, 8.0])
     report = {"analyse": first.get_result(timeout=240), "spread": second.get_result(timeout=240)}
+    if sys.argv[4] == "flow":
+        report["survey"] = helpers.survey([2.0, 3.0]).get_result(timeout=240)
     report["scripts"] = [first.get_script(), second.get_script()]
 print("RESULT " + json.dumps(report))
 '''
@@ -125,9 +136,11 @@ def decoys(tmp_path: Path) -> Path:
     return workdir
 
 
-def _run(user_dir: Path, base: Path, user: str, workdir: Path) -> dict[str, Any]:
+def _run(
+    user_dir: Path, base: Path, user: str, workdir: Path, mode: str = "task"
+) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "main.py", str(base), user, str(workdir)],
+        [sys.executable, "main.py", str(base), user, str(workdir), mode],
         cwd=user_dir,
         capture_output=True,
         text=True,
@@ -149,7 +162,7 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     devcluster_ssh: SshInfo, user_dir: Path, decoys: Path, tmp_path: Path
 ) -> None:
     base = tmp_path / "jobs"
-    first = _run(user_dir, base, devcluster_ssh.username, decoys)
+    first = _run(user_dir, base, devcluster_ssh.username, decoys, "flow")
     (code,) = _code_dirs(base)  # both calls of the run: one upload
     analyse, spread = first["analyse"], first["spread"]
     assert analyse["mean"] == 2.0
@@ -166,6 +179,9 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
         "helpers.py",
         "table.json",
     ]
+    # The workflow's own tasks, submitted on the cluster, import the same shipped copy.
+    assert [r["file"] for r in first["survey"]] == [f"{code}/helpers.py"] * 2
+    assert [r["summary"]["scaled_max"] for r in first["survey"]] == [30.0, 20.0]
     for script in first["scripts"]:
         assert f"SLURM_SDK_CODE_DIR={code}" in script.replace("'", "")
 
@@ -181,3 +197,35 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     third = _run(user_dir, base, devcluster_ssh.username, decoys)
     assert third["analyse"]["summary"]["scaled_max"] == 300.0
     assert len(_code_dirs(base)) == 2
+
+
+def test_a_task_with_its_own_interpreter_or_packaging(
+    devcluster_ssh: SshInfo, tmp_path: Path
+) -> None:
+    def where() -> str:  # travels by value: this test module is not needed on the cluster
+        import sys
+
+        return sys.executable
+
+    default = task(time="00:05:00", mem="256M")(where)
+    own = task(time="00:05:00", mem="256M", python=sys.executable)(where)
+    missing = str(tmp_path / "no-such-python")
+    unusable = task(packaging={"type": "none", "python": missing})(where)
+    with Cluster(
+        backend_type="ssh",
+        hostname="slurm-devcluster",
+        username=devcluster_ssh.username,
+        job_base_dir=str(tmp_path / "jobs"),
+        default_partition="debug",
+    ) as cluster:
+        env = environment_for(cluster)
+        assert env is not None
+        jobs = [default(), own(), own.with_options(python=env.python)()]
+        assert [job.get_result(timeout=240) for job in jobs] == [
+            env.python,
+            sys.executable,
+            env.python,
+        ]
+        with pytest.raises(ConfigurationError, match="no-such-python"):
+            unusable()
+    assert len(list((tmp_path / "jobs" / ".index").iterdir())) == 3  # nothing more submitted

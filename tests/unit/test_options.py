@@ -319,3 +319,62 @@ def test_literal_filename_pattern(path: Any, pattern: str) -> None:
 def test_literal_filename_pattern_rejects(path: str) -> None:
     with pytest.raises(InvalidOptionError, match="backslash"):
         literal_filename_pattern(path)
+
+
+# --- options a task may not set, and SDK options checked at decoration -------------
+
+REFUSED_AT_DECORATION = [
+    ({"output": "run.log"}, "job.get_stdout()"),
+    ({"error": "run.err"}, "job.get_stderr()"),
+    ({"comment": "mine"}, "job_name="),
+    ({"dependency": "afterok:12"}, "task.after(job)"),
+    ({"array": "0-3"}, "task.map(items)"),
+    ({"clusters": "other"}, "make a Cluster for the other one"),
+    ({"python": 3}, "path of an interpreter"),
+    ({"python": ""}, "path of an interpreter"),
+    ({"packaging": "bogus"}, "must be one of"),
+    ({"packaging": {"type": "wheel", "nope": 1}}, "unknown"),
+    ({"setup": 5}, "shell line"),
+    ({"max_requeues": -1}, "whole number >= 0"),
+    ({"requeue_grace": 0}, "whole number >= 1"),
+]
+
+
+@pytest.mark.parametrize(("options", "hint"), REFUSED_AT_DECORATION)
+def test_task_refuses_options_it_could_not_honour_at_decoration(
+    options: dict[str, object], hint: str
+) -> None:
+    from slurm import task, workflow
+
+    for decorator in (task, workflow):
+        with pytest.raises(InvalidOptionError) as caught:
+            decorator(**options)(lambda: None)
+        assert hint in str(caught.value)
+        assert next(iter(options)) in str(caught.value)
+
+
+def test_refused_options_are_refused_in_with_options_and_cluster_defaults_too() -> None:
+    from slurm import Cluster, task
+
+    @task(time="1")
+    def f() -> None:
+        return None
+
+    with pytest.raises(InvalidOptionError, match=r"task\.map"):
+        f.with_options(array="1-2")
+    with pytest.raises(InvalidOptionError, match=r"Cluster\(default_options=...\)"):
+        Cluster("local", default_options={"output": "x"})
+
+
+def test_task_accepts_its_own_interpreter_and_packaging() -> None:
+    from slurm import task
+
+    options = {
+        "python": "/opt/py/bin/python3",
+        "packaging": {"type": "wheel", "project": None},
+        "setup": ["module load x"],
+        "max_requeues": 0,
+        "requeue_grace": 30,
+        "output": False,  # False leaves an option out: nothing to refuse
+    }
+    assert task(**options)(lambda: None).options == options
