@@ -45,7 +45,12 @@ CASES: list[tuple[str, dict[str, str], list[str], list[str], list[str]]] = [
     ),
     (
         "transitive-through-a-package",
-        {"pkg/__init__.py": "", "pkg/a.py": "from other.b import c\n", "other/b.py": "c = 1\n"},
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from other.b import c\n",
+            "other/__init__.py": "",
+            "other/b.py": "c = 1\n",
+        },
         ["pkg"],
         ["other", "pkg"],
         [],
@@ -99,11 +104,24 @@ def test_packages_travel_whole_with_their_data_and_without_caches(tmp_path: Path
     ]
 
 
-def test_namespace_package_travels_as_a_directory(tmp_path: Path) -> None:
+def test_an_imported_namespace_package_travels_as_a_directory(tmp_path: Path) -> None:
     _write(tmp_path, {"ns/mod.py": "import json\n", "user.py": "import ns.mod\n"})
-    closure = _closure(tmp_path, ["user"])
+    assert _closure(tmp_path, ["user"]).names == ("user",)  # a mere folder: not shipped
+    namespace = types.ModuleType("ns")
+    namespace.__path__ = [str(tmp_path / "ns")]
+    closure = find_closure(
+        ["user"], modules={"ns": namespace}, search_path=[str(tmp_path)], dirs=[tmp_path / "site"]
+    )
     assert closure.names == ("ns", "user")
     assert [r for r, _ in closure.files()] == ["ns/mod.py", "user.py"]
+
+
+def test_files_travel_under_their_import_names_through_links(tmp_path: Path) -> None:
+    _write(tmp_path, {"real/helpers_v2.py": "x = 1\n", "real/pkg_v2/__init__.py": ""})
+    (tmp_path / "helpers.py").symlink_to(tmp_path / "real" / "helpers_v2.py")
+    (tmp_path / "pkg").symlink_to(tmp_path / "real" / "pkg_v2")
+    closure = _closure(tmp_path, ["helpers", "pkg"])
+    assert [r for r, _ in closure.files()] == ["helpers.py", "pkg/__init__.py"]
 
 
 def test_digest_follows_content_and_data_files(tmp_path: Path) -> None:

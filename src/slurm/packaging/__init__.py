@@ -16,6 +16,13 @@ preflight (:mod:`slurm.preflight`):
   by the hash of all of it is created once on the cluster and reused by every
   job and run with the same key (see :mod:`slurm.packaging.remote`).
 
+Over SSH, unless ``packaging="none"``, the local modules and packages a call
+needs and no wheel provides travel as source (:mod:`slurm.packaging.closure`,
+:mod:`slurm.packaging.sources`, applied per submission by
+:mod:`slurm.packaging.launch`). A task's own ``python=``/``packaging=``
+options choose for that task (:func:`settings_for`); each distinct setting is
+prepared once per cluster.
+
 The dict form takes these keys (all optional)::
 
     packaging={

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import dis
+import functools
 import hashlib
 import importlib.machinery
 import logging
@@ -63,7 +64,7 @@ class LocalUnit:
     def files(self) -> Iterator[tuple[str, Path]]:
         """``(name in the shipped tree, file)`` for every file that travels."""
         if not self.is_package:
-            yield self.path.name, self.path
+            yield f"{self.name}{self.path.suffix}", self.path  # the import name, not a link's
             return
         for directory, dirnames, filenames in os.walk(self.path):
             dirnames[:] = sorted(d for d in dirnames if _keep_dir(directory, d))
@@ -71,8 +72,7 @@ class LocalUnit:
                 if filename.startswith(".") or filename.endswith(_SKIP_SUFFIXES):
                     continue
                 full = Path(directory, filename)
-                relative = full.relative_to(self.path.parent).as_posix()
-                yield relative, full
+                yield f"{self.name}/{full.relative_to(self.path).as_posix()}", full
 
     def sources(self) -> Iterator[Path]:
         """The Python source files of the unit."""
@@ -122,6 +122,7 @@ def _file_sha256(path: Path) -> str:
     return found
 
 
+@functools.cache
 def system_dirs() -> tuple[Path, ...]:
     """Directories whose modules are never local: the standard library, site-packages, the SDK."""
     paths: set[str] = set()
@@ -156,6 +157,10 @@ def _unit_of_module(name: str, module: types.ModuleType, dirs: Sequence[Path]) -
 
 def _unit_of_spec(name: str, spec: importlib.machinery.ModuleSpec, dirs: Sequence[Path]) -> Any:
     locations = list(spec.submodule_search_locations or [])
+    if locations and spec.origin in (None, "namespace"):
+        # Any directory on the path would do as a namespace package (a data folder
+        # named like a missing module): only one that was really imported is shipped.
+        return None
     if locations:
         folder = Path(os.path.realpath(locations[0]))
         return None if _under(folder, dirs) else LocalUnit(name, folder, True)
@@ -232,11 +237,14 @@ def _held_names(module: types.ModuleType) -> set[str]:
 
 
 def _names_of_object(value: Any) -> set[str]:
-    if isinstance(value, types.ModuleType):
-        return {value.__name__.split(".", 1)[0]}
-    owner = getattr(value, "__module__", None) if callable(value) else None
-    if not isinstance(owner, str):
-        owner = type(value).__module__
+    try:
+        if isinstance(value, types.ModuleType):
+            return {value.__name__.split(".", 1)[0]}
+        owner = getattr(value, "__module__", None) if callable(value) else None
+        if not isinstance(owner, str):
+            owner = type(value).__module__
+    except Exception:  # a lazy proxy or another object that fails on attribute access
+        return set()
     return {owner.split(".", 1)[0]} if isinstance(owner, str) else set()
 
 
