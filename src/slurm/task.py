@@ -44,18 +44,38 @@ class FunctionRef:
         try:
             obj: Any = importlib.import_module(self.module)
         except ImportError as exc:
-            raise ImportError(
-                f"Cannot import module {self.module!r} on the cluster ({exc}). The code that "
-                "defines the task must be importable where the job runs: install your project "
-                "in the cluster's Python environment, or run from a directory the cluster "
-                "shares."
-            ) from exc
+            raise ImportError(_import_failure(self.module, exc)) from exc
         for part in self.qualname.split("."):
             obj = getattr(obj, part)
         fn = obj.unwrapped if isinstance(obj, Task) else obj
         if not callable(fn):
             raise TypeError(f"{self.module}.{self.qualname} is not callable")
         return fn
+
+
+def _import_failure(module: str, exc: ImportError) -> str:
+    """What failed, where the job looked, and the one thing to change."""
+    import os
+
+    missing = exc.name or module
+    code_dir = os.environ.get("SLURM_SDK_CODE_DIR")
+    looked = f"the source shipped with the job ({code_dir}), " if code_dir else ""
+    if code_dir:
+        advice = (
+            f"if {missing!r} is your own code, import it at module level in the task's module "
+            "(the SDK ships what the call's modules import) or move it into a package beside "
+            "them; if it is a library, add it to your project's dependencies"
+        )
+    else:
+        advice = (
+            "run over SSH with packaging 'auto' (the default) so the SDK ships your code, or "
+            "install it in the cluster's Python environment"
+        )
+    return (
+        f"Cannot import module {module!r} on the cluster: {missing!r} was not found ({exc}). "
+        f"The job looked in {looked}the environment {sys.prefix} and the cluster's Python: "
+        f"{advice}."
+    )
 
 
 def _reference_for(fn: Callable[..., Any]) -> FunctionRef | None:
