@@ -206,7 +206,7 @@ def submit(
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
         setup = ["trap '' USR1", *setup]
-    command = [launch.python, "-m", "slurm.runner", job_dir]
+    command = [*launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
     # Locally the job starts where this process runs, unless the task chose chdir=.

@@ -133,6 +133,8 @@ def decoys(tmp_path: Path) -> Path:
     (workdir / "helpers.py").write_text("raise ImportError('the decoy helpers was imported')\n")
     (workdir / "stats" / "__init__.py").write_text("raise ImportError('decoy stats')\n")
     (workdir / "decoy.py").write_text("x = 1\n")
+    # Imported by the runner itself before it sets sys.path: python -P keeps it out.
+    (workdir / "cloudpickle.py").write_text("raise ImportError('decoy cloudpickle')\n")
     return workdir
 
 
@@ -184,6 +186,7 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     assert [r["summary"]["scaled_max"] for r in first["survey"]] == [30.0, 20.0]
     for script in first["scripts"]:
         assert f"SLURM_SDK_CODE_DIR={code}" in script.replace("'", "")
+        assert " -P -m slurm.runner " in script
 
     mtime = code.stat().st_mtime_ns
     second = _run(user_dir, base, devcluster_ssh.username, decoys)

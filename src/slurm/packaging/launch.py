@@ -4,8 +4,9 @@
 ``python=`` and ``packaging=`` (see :func:`slurm.packaging.settings_for`),
 and, over SSH, ships the local modules and packages the call needs (see
 :mod:`slurm.packaging.closure` and :mod:`slurm.packaging.sources`): the job
-gets their directory in ``SLURM_SDK_CODE_DIR`` and the runner puts exactly
-that directory first on ``sys.path``, without the job's working directory.
+gets their directory in ``SLURM_SDK_CODE_DIR``, Python starts with ``-P`` (the
+job's working directory is not on ``sys.path``) and the runner puts exactly
+that directory first on ``sys.path``.
 Inside a workflow running such source, the tasks it submits get the same
 directory.
 """
@@ -49,6 +50,12 @@ class Launch:
     python: str
     env: dict[str, str] = field(default_factory=dict)
     sources: ShippedSources | None = None
+
+    @property
+    def command(self) -> list[str]:
+        """The interpreter and its flags: with shipped source, ``-P`` keeps the working
+        directory off ``sys.path`` from the very start (Python >= 3.11, as the SDK)."""
+        return [self.python, "-P"] if CODE_DIR_VARIABLE in self.env else [self.python]
 
 
 def _arguments(calls: Sequence[Call]) -> Iterator[Any]:
