@@ -20,7 +20,7 @@ Over SSH, unless ``packaging="none"``, the local modules and packages a call
 needs and no wheel provides travel as source (:mod:`slurm.packaging.closure`,
 :mod:`slurm.packaging.sources`, applied per submission by
 :mod:`slurm.packaging.launch`). A task's own ``python=``/``packaging=``
-options choose for that task (:func:`settings_for`); each distinct setting is
+options choose for that task (:func:`interpreter_settings`); each distinct setting is
 prepared once per cluster.
 
 The dict form takes these keys (all optional)::
@@ -65,16 +65,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Environment",
+    "InterpreterSettings",
     "PackagingSpec",
-    "Settings",
     "diagnose",
     "environment_for",
     "envs_dir_for",
     "interpreter_for",
+    "interpreter_settings",
     "parse_spec",
     "preflight_for",
     "provided_names",
-    "settings_for",
     "ships_sources",
 ]
 
@@ -146,7 +146,7 @@ def parse_spec(value: Any) -> PackagingSpec:
 
 
 @dataclass(frozen=True)
-class Settings:
+class InterpreterSettings:
     """Which interpreter and packaging one kind of job uses: the cluster's, or a task's own."""
 
     python: str | None
@@ -162,13 +162,17 @@ class _State:
     provided: frozenset[str] = frozenset()
 
 
-_states: weakref.WeakKeyDictionary[Cluster, dict[Settings, _State]] = weakref.WeakKeyDictionary()
+_states: weakref.WeakKeyDictionary[Cluster, dict[InterpreterSettings, _State]] = (
+    weakref.WeakKeyDictionary()
+)
 _states_lock = threading.Lock()
 # Builds on this client are serialised: two clusters in one process build once.
 _build_lock = threading.Lock()
 
 
-def settings_for(cluster: Cluster, python: Any = None, packaging: Any = None) -> Settings:
+def interpreter_settings(
+    cluster: Cluster, python: Any = None, packaging: Any = None
+) -> InterpreterSettings:
     """The settings a job uses: a task's ``python=``/``packaging=`` win over the cluster's.
 
     A task's ``python=`` runs that interpreter (packaged per the task's, else the
@@ -184,14 +188,14 @@ def settings_for(cluster: Cluster, python: Any = None, packaging: Any = None) ->
         )
     if python:
         chosen = packaging if packaging is not None else cluster.packaging
-        return Settings(str(python), parse_spec(chosen))
+        return InterpreterSettings(str(python), parse_spec(chosen))
     if packaging is not None:
-        return Settings(None, parse_spec(packaging))
-    return Settings(cluster.settings.python, parse_spec(cluster.packaging))
+        return InterpreterSettings(None, parse_spec(packaging))
+    return InterpreterSettings(cluster.settings.python, parse_spec(cluster.packaging))
 
 
-def _state(cluster: Cluster, settings: Settings | None = None) -> _State:
-    settings = settings or settings_for(cluster)
+def _state(cluster: Cluster, settings: InterpreterSettings | None = None) -> _State:
+    settings = settings or interpreter_settings(cluster)
     with _states_lock:
         per_cluster = _states.setdefault(cluster, {})
         state = per_cluster.get(settings)
@@ -200,12 +204,12 @@ def _state(cluster: Cluster, settings: Settings | None = None) -> _State:
         return state
 
 
-def interpreter_for(cluster: Cluster, settings: Settings | None = None) -> str:
+def interpreter_for(cluster: Cluster, settings: InterpreterSettings | None = None) -> str:
     """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
 
     The first call runs the preflight (one command on the cluster) and, when
     packaging applies, builds and ships the environment; later calls return
-    the same answer at once. ``settings`` (from :func:`settings_for`) are a
+    the same answer at once. ``settings`` (from :func:`interpreter_settings`) are a
     task's own; by default the cluster's.
 
     Raises:
@@ -213,7 +217,7 @@ def interpreter_for(cluster: Cluster, settings: Settings | None = None) -> str:
             cluster's Python version differs from this one, or the
             environment cannot be built.
     """
-    settings = settings or settings_for(cluster)
+    settings = settings or interpreter_settings(cluster)
     state = _state(cluster, settings)
     with state.lock:
         if state.python is None:
@@ -221,20 +225,22 @@ def interpreter_for(cluster: Cluster, settings: Settings | None = None) -> str:
         return state.python
 
 
-def environment_for(cluster: Cluster, settings: Settings | None = None) -> Environment | None:
+def environment_for(
+    cluster: Cluster, settings: InterpreterSettings | None = None
+) -> Environment | None:
     """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
-    settings = settings or settings_for(cluster)
+    settings = settings or interpreter_settings(cluster)
     interpreter_for(cluster, settings)
     return _state(cluster, settings).environment
 
 
-def provided_names(cluster: Cluster, settings: Settings) -> frozenset[str]:
+def provided_names(cluster: Cluster, settings: InterpreterSettings) -> frozenset[str]:
     """Top-level modules the environment's project wheel installs (they need no shipping)."""
     interpreter_for(cluster, settings)
     return _state(cluster, settings).provided
 
 
-def ships_sources(cluster: Cluster, settings: Settings) -> bool:
+def ships_sources(cluster: Cluster, settings: InterpreterSettings) -> bool:
     """Whether local source travels with jobs: over SSH, unless ``packaging="none"``."""
     return cluster.backend_type != "local" and settings.spec.mode != "none"
 
@@ -244,7 +250,7 @@ def preflight_for(cluster: Cluster) -> PreflightReport | None:
     return _state(cluster).report
 
 
-def _plan(cluster: Cluster, settings: Settings) -> tuple[str, str, tuple[str, ...]]:
+def _plan(cluster: Cluster, settings: InterpreterSettings) -> tuple[str, str, tuple[str, ...]]:
     """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
     spec = settings.spec
     explicit = settings.python
@@ -270,7 +276,7 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
     return report.uv
 
 
-def _resolve(cluster: Cluster, settings: Settings, state: _State) -> str:
+def _resolve(cluster: Cluster, settings: InterpreterSettings, state: _State) -> str:
     what, python, modules = _plan(cluster, settings)
     report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
     state.report = report
@@ -343,7 +349,7 @@ def envs_dir_for(cluster: Cluster, spec: PackagingSpec) -> str:
 
 def diagnose(cluster: Cluster) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, python, modules = _plan(cluster, settings_for(cluster))
+    what, python, modules = _plan(cluster, interpreter_settings(cluster))
     report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
     result = report.to_dict()
     result["backend"] = cluster.backend_type

@@ -1,7 +1,7 @@
 """What a job runs: the task's interpreter, and the local source first on its ``sys.path``.
 
 :func:`launch_for` is the one call submission makes. It honours a task's own
-``python=`` and ``packaging=`` (see :func:`slurm.packaging.settings_for`),
+``python=`` and ``packaging=`` (see :func:`slurm.packaging.interpreter_settings`),
 and, over SSH, ships the local modules and packages the call needs (see
 :mod:`slurm.packaging.closure` and :mod:`slurm.packaging.sources`): the job
 gets their directory in ``SLURM_SDK_CODE_DIR``, Python starts with ``-P`` (the
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from slurm.packaging import (
     envs_dir_for,
     interpreter_for,
+    interpreter_settings,
     provided_names,
-    settings_for,
     ships_sources,
 )
 from slurm.packaging.closure import call_roots, find_closure
@@ -79,7 +79,9 @@ def launch_for(
         ConfigurationError: As :func:`slurm.packaging.interpreter_for`, or the
             source could not be shipped.
     """
-    settings = settings_for(cluster, sdk_options.get("python"), sdk_options.get("packaging"))
+    settings = interpreter_settings(
+        cluster, sdk_options.get("python"), sdk_options.get("packaging")
+    )
     python = interpreter_for(cluster, settings)
     if not ships_sources(cluster, settings):
         inherited = os.environ.get(CODE_DIR_VARIABLE)
