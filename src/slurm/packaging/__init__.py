@@ -37,6 +37,7 @@ The dict form takes these keys (all optional)::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -177,7 +178,9 @@ def interpreter_settings(
 
     A task's ``python=`` runs that interpreter (packaged per the task's, else the
     cluster's, ``packaging``); a task's ``packaging=`` alone replaces the
-    cluster's ``python=`` and ``packaging=`` both.
+    cluster's ``python=`` and ``packaging=`` both. ``python=`` with
+    ``packaging="wheel"`` makes it the base interpreter of the environment
+    (nothing is ignored); with ``"auto"`` or ``"none"`` it runs as it is.
 
     Raises:
         ConfigurationError: ``packaging`` is not understood or ``python`` is not a path.
@@ -188,10 +191,16 @@ def interpreter_settings(
         )
     if python:
         chosen = packaging if packaging is not None else cluster.packaging
-        return InterpreterSettings(str(python), parse_spec(chosen))
+        return _combined(str(python), parse_spec(chosen))
     if packaging is not None:
         return InterpreterSettings(None, parse_spec(packaging))
-    return InterpreterSettings(cluster.settings.python, parse_spec(cluster.packaging))
+    return _combined(cluster.settings.python, parse_spec(cluster.packaging))
+
+
+def _combined(python: str | None, spec: PackagingSpec) -> InterpreterSettings:
+    if python and spec.mode == "wheel":
+        return InterpreterSettings(None, dataclasses.replace(spec, python=python))
+    return InterpreterSettings(python, spec)
 
 
 def _state(cluster: Cluster, settings: InterpreterSettings | None = None) -> _State:
