@@ -64,7 +64,9 @@ def _import_failure(module: str, exc: ImportError) -> str:
         advice = (
             f"if {missing!r} is your own code, import it at module level in the task's module "
             "(the SDK ships what the call's modules import) or move it into a package beside "
-            "them; if it is a library, add it to your project's dependencies"
+            "them; if it is a library, install it where you submit from (the job's environment "
+            "gets the installed distributions your code imports) or list it in your project's "
+            "dependencies"
         )
     else:
         advice = (

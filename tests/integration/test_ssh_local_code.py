@@ -10,6 +10,7 @@ directory the job runs in, which holds decoys.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ HELPERS = '''\
 
 from pathlib import Path
 
+import iniconfig  # installed here, not by the SDK: the job's environment gets it
 from stats.describe import summary
 
 from slurm import WorkflowContext, task, workflow
@@ -40,7 +42,7 @@ def mean(xs: list[float]) -> float:
 
 @task(time="00:05:00", mem="256M")
 def spread(xs: list[float]) -> dict:
-    return {"summary": summary(xs), "file": __file__}
+    return {"summary": summary(xs), "file": __file__, "iniconfig": iniconfig.__file__}
 
 
 @workflow(time="00:05:00", mem="256M")
@@ -170,6 +172,12 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     assert analyse["mean"] == 2.0
     assert analyse["summary"]["scaled_max"] == 30.0  # read stats/table.json on the cluster
     assert spread["summary"] == {"n": 2, "scaled_max": 80.0, "file": f"{code}/stats/describe.py"}
+    # The installed distribution helpers imports was added to the job's environment,
+    # pinned to the version installed here.
+    env_dir = Path(spread["iniconfig"].split("/venv/", 1)[0])
+    assert env_dir.parent == base / ".envs"
+    pin = f"iniconfig=={importlib.metadata.version('iniconfig')}"
+    assert pin in (env_dir / "requirements.txt").read_text().splitlines()
     assert analyse["helpers"] == spread["file"] == f"{code}/helpers.py"
     assert analyse["path0"] == str(code)
     assert analyse["cwd"] == str(decoys)  # chdir= is honoured, and nothing there is importable

@@ -74,8 +74,14 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def _closure(root: Path, roots: list[str], exclude: Sequence[str] = ()) -> Any:
+    site = [root / "site"]
     return find_closure(
-        roots, exclude=exclude, modules={}, search_path=[str(root)], dirs=[root / "site"]
+        roots,
+        exclude=exclude,
+        modules={},
+        search_path=[str(root), str(root / "site")],
+        dirs=site,
+        installed_dirs=site,
     )
 
 
@@ -184,3 +190,12 @@ def test_call_roots_of_a_function_by_value_and_its_arguments() -> None:
 
 def test_call_roots_of_a_function_by_reference() -> None:
     assert call_roots(_by_value_function(), "pkg.tasks", []) == {"pkg"}
+
+
+def test_installed_modules_the_local_code_uses_are_reported(tmp_path: Path) -> None:
+    """helpers imports numpyish (in site-packages): the job's environment needs it."""
+    _write(tmp_path, BASE)
+    closure = _closure(tmp_path, ["helpers", "json"])
+    assert closure.installed == ("numpyish",)  # json is the standard library's
+    assert _closure(tmp_path, ["numpyish"]).installed == ("numpyish",)  # a root, by value
+    assert _closure(tmp_path, ["stats"]).installed == ()

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slurm.errors import ConfigurationError
-from slurm.packaging.deps import collect_dependencies
+from slurm.packaging.deps import collect_dependencies, requirement_name
 from slurm.packaging.lock import LockPolicy
 from slurm.packaging.project import Project, find_project, read_project
 from slurm.packaging.remote import Environment, ensure_environment
@@ -77,6 +77,7 @@ __all__ = [
     "preflight_for",
     "provided_names",
     "ships_sources",
+    "uses_environment",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,10 +158,10 @@ class InterpreterSettings:
 @dataclass
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    python: str | None = None
     report: PreflightReport | None = None
-    environment: Environment | None = None
-    provided: frozenset[str] = frozenset()
+    plan: tuple[str, str] | None = None  # ("as-is" | "env", interpreter) once checked
+    environments: dict[tuple[str, ...], Environment] = field(default_factory=dict)
+    provided: frozenset[str] | None = None
 
 
 _states: weakref.WeakKeyDictionary[Cluster, dict[InterpreterSettings, _State]] = (
@@ -213,13 +214,17 @@ def _state(cluster: Cluster, settings: InterpreterSettings | None = None) -> _St
         return state
 
 
-def interpreter_for(cluster: Cluster, settings: InterpreterSettings | None = None) -> str:
+def interpreter_for(
+    cluster: Cluster, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+) -> str:
     """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
 
     The first call runs the preflight (one command on the cluster) and, when
     packaging applies, builds and ships the environment; later calls return
     the same answer at once. ``settings`` (from :func:`interpreter_settings`) are a
-    task's own; by default the cluster's.
+    task's own; by default the cluster's. ``extras`` (``name==version``) are
+    installed in the environment too (what shipped local source imports); an
+    interpreter used as it is must have them already.
 
     Raises:
         ConfigurationError: The preflight found problems (all listed), the
@@ -229,24 +234,47 @@ def interpreter_for(cluster: Cluster, settings: InterpreterSettings | None = Non
     settings = settings or interpreter_settings(cluster)
     state = _state(cluster, settings)
     with state.lock:
-        if state.python is None:
-            state.python = _resolve(cluster, settings, state)
-        return state.python
+        what, python = _checked(cluster, settings, state)
+        if what == "as-is":
+            return python
+        environment = state.environments.get(extras)
+        if environment is None:
+            assert state.report is not None
+            environment = _environment(cluster, settings.spec, state.report, extras)
+            state.environments[extras] = environment
+        return environment.python
+
+
+def uses_environment(cluster: Cluster, settings: InterpreterSettings) -> bool:
+    """Whether these settings run jobs in a built environment (runs the preflight first).
+
+    Raises:
+        ConfigurationError: As :func:`interpreter_for`.
+    """
+    state = _state(cluster, settings)
+    with state.lock:
+        return _checked(cluster, settings, state)[0] == "env"
 
 
 def environment_for(
-    cluster: Cluster, settings: InterpreterSettings | None = None
+    cluster: Cluster, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
 ) -> Environment | None:
     """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
     settings = settings or interpreter_settings(cluster)
-    interpreter_for(cluster, settings)
-    return _state(cluster, settings).environment
+    interpreter_for(cluster, settings, extras)
+    return _state(cluster, settings).environments.get(extras)
 
 
 def provided_names(cluster: Cluster, settings: InterpreterSettings) -> frozenset[str]:
     """Top-level modules the environment's project wheel installs (they need no shipping)."""
-    interpreter_for(cluster, settings)
-    return _state(cluster, settings).provided
+    state = _state(cluster, settings)
+    with state.lock:
+        if state.provided is None:
+            with _build_lock:
+                project = _project(settings.spec)
+                wheel = build_project(project) if project is not None else None
+            state.provided = wheel_top_levels(wheel.path) if wheel else frozenset()
+        return state.provided
 
 
 def ships_sources(cluster: Cluster, settings: InterpreterSettings) -> bool:
@@ -285,16 +313,15 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
     return report.uv
 
 
-def _resolve(cluster: Cluster, settings: InterpreterSettings, state: _State) -> str:
-    what, python, modules = _plan(cluster, settings)
-    report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
-    state.report = report
-    report.raise_for_problems()
-    if what == "as-is":
-        return python
-    assert report.python is not None
-    state.environment, state.provided = _environment(cluster, settings.spec, report)
-    return state.environment.python
+def _checked(cluster: Cluster, settings: InterpreterSettings, state: _State) -> tuple[str, str]:
+    """The plan for these settings, after a preflight that passed (once; under state.lock)."""
+    if state.plan is None:
+        what, python, modules = _plan(cluster, settings)
+        report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
+        state.report = report
+        report.raise_for_problems()
+        state.plan = (what, python)
+    return state.plan
 
 
 def _project(spec: PackagingSpec) -> Project | None:
@@ -313,19 +340,23 @@ def _project(spec: PackagingSpec) -> Project | None:
 
 
 def _environment(
-    cluster: Cluster, spec: PackagingSpec, report: PreflightReport
-) -> tuple[Environment, frozenset[str]]:
+    cluster: Cluster, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
+) -> Environment:
     assert report.python is not None
     started = time.perf_counter()
     with _build_lock:
         main: list[Wheel] = [sdk_wheel()]
         project = _project(spec)
-        provided: frozenset[str] = frozenset()
         if project is not None:
             main.append(build_project(project))
-            provided = wheel_top_levels(main[-1].path)
         requirements = [r for w in main for r in wheel_requirements(w.path)]
-        deps = collect_dependencies(requirements, {w.name for w in main}, report.python)
+        names = {w.name for w in main}
+        deps = collect_dependencies(requirements, names, report.python)
+        # What the wheels bring already is not asked for again: the same environment.
+        have = names | {requirement_name(pin) for pin in deps.pins}
+        wanted = [r for r in extras if requirement_name(r) not in have]
+        if wanted:
+            deps = collect_dependencies([*requirements, *wanted], names, report.python)
     build = time.perf_counter() - started
     transport = cluster.transport
     environment = ensure_environment(
@@ -337,16 +368,17 @@ def _environment(
         info=report.python,
         uv=_uv(spec, report),
         policy=LockPolicy(timeout=spec.lock_timeout),
+        requirements=wanted,
     )
     environment.timings["build"] = build
-    shipped = ", ".join(w.filename for w in main)
+    shipped = ", ".join([w.filename for w in main] + wanted)
     logger.info(
         "jobs run in %s (%s; %s)",
         environment.python,
         shipped,
         "created now" if environment.created else "reused",
     )
-    return environment, provided
+    return environment
 
 
 def envs_dir_for(cluster: Cluster, spec: PackagingSpec) -> str:
@@ -364,7 +396,7 @@ def diagnose(cluster: Cluster) -> dict[str, Any]:
     result["backend"] = cluster.backend_type
     result["job_base_dir"] = cluster.base_dir
     result["packaging"] = "environment built from wheels" if what == "env" else "none"
-    environment = _state(cluster).environment
+    environment = _state(cluster).environments.get(())
     if environment is not None:
         result["environment"] = {"key": environment.key, "python": environment.python}
     return result

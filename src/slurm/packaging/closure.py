@@ -39,6 +39,7 @@ __all__ = [
     "LocalUnit",
     "call_roots",
     "find_closure",
+    "site_dirs",
     "system_dirs",
 ]
 
@@ -83,9 +84,15 @@ class LocalUnit:
 
 @dataclass(frozen=True)
 class Closure:
-    """The local units a call needs, sorted by name."""
+    """The local units a call needs, sorted by name, and the installed modules they use.
+
+    ``installed`` are the top-level names, reached from the roots or imported by
+    the local units, that live in a ``site-packages`` directory (numpy, pandas...):
+    the job's environment needs their distributions.
+    """
 
     units: tuple[LocalUnit, ...]
+    installed: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -122,21 +129,28 @@ def _file_sha256(path: Path) -> str:
     return found
 
 
+def _real_dirs(paths: Iterable[str | None]) -> tuple[Path, ...]:
+    return tuple(sorted({Path(os.path.realpath(p)) for p in paths if p}))
+
+
+@functools.cache
+def site_dirs() -> tuple[Path, ...]:
+    """Where installed distributions live: every ``site-packages`` of this interpreter."""
+    schemes = sysconfig.get_paths()
+    paths = [schemes.get("purelib"), schemes.get("platlib"), site.getusersitepackages()]
+    with contextlib.suppress(AttributeError):  # some embedded interpreters lack it
+        paths += site.getsitepackages()
+    return _real_dirs(paths)
+
+
 @functools.cache
 def system_dirs() -> tuple[Path, ...]:
     """Directories whose modules are never local: the standard library, site-packages, the SDK."""
-    paths: set[str] = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        value = sysconfig.get_paths().get(key)
-        if value:
-            paths.add(value)
-    with contextlib.suppress(AttributeError):  # some embedded interpreters lack it
-        paths.update(site.getsitepackages())
-    paths.add(site.getusersitepackages())
     import slurm
 
-    paths.add(os.path.dirname(slurm.__file__))
-    return tuple(sorted({Path(os.path.realpath(p)) for p in paths if p}))
+    schemes = sysconfig.get_paths()
+    paths = [schemes.get("stdlib"), schemes.get("platstdlib"), os.path.dirname(slurm.__file__)]
+    return _real_dirs([*paths, *map(str, site_dirs())])
 
 
 def _under(path: Path, dirs: Sequence[Path]) -> bool:
@@ -179,11 +193,18 @@ class _Resolver:
         modules: Mapping[str, types.ModuleType],
         search_path: Sequence[str],
         dirs: Sequence[Path],
+        installed_dirs: Sequence[Path],
     ) -> None:
         self.modules = modules
         self.search_path = [os.path.abspath(p or os.curdir) for p in search_path]
         self.dirs = dirs
+        self.installed_dirs = installed_dirs
         self.cache: dict[str, LocalUnit | None] = {}
+        self.installed: set[str] = set()
+
+    def _note_installed(self, name: str, location: str | None) -> None:
+        if location and _under(Path(os.path.realpath(location)), self.installed_dirs):
+            self.installed.add(name)
 
     def unit(self, name: str) -> LocalUnit | None:
         if name in self.cache:
@@ -192,13 +213,21 @@ class _Resolver:
         if name in NEVER_SHIPPED or name in sys.builtin_module_names:
             found = None
         elif name in self.modules:
-            found = _unit_of_module(name, self.modules[name], self.dirs)
+            module = self.modules[name]
+            found = _unit_of_module(name, module, self.dirs)
+            if found is None:
+                paths = list(getattr(module, "__path__", None) or [])
+                location = getattr(module, "__file__", None) or next(iter(paths), None)
+                self._note_installed(name, location)
         else:
             try:
                 spec = importlib.machinery.PathFinder.find_spec(name, self.search_path)
             except (ImportError, ValueError):
                 spec = None
             found = _unit_of_spec(name, spec, self.dirs) if spec is not None else None
+            if spec is not None and found is None:
+                locations = list(spec.submodule_search_locations or [])
+                self._note_installed(name, spec.origin or next(iter(locations), None))
         self.cache[name] = found
         return found
 
@@ -323,6 +352,7 @@ def find_closure(
     modules: Mapping[str, types.ModuleType] | None = None,
     search_path: Sequence[str] | None = None,
     dirs: Sequence[Path] | None = None,
+    installed_dirs: Sequence[Path] | None = None,
 ) -> Closure:
     """The local units ``roots`` need, following imports through local sources.
 
@@ -332,6 +362,7 @@ def find_closure(
         modules: Imported modules to resolve names with first (default ``sys.modules``).
         search_path: Where to look for names not imported yet (default ``sys.path``).
         dirs: Directories that are never local (default :func:`system_dirs`).
+        installed_dirs: Where installed distributions live (default :func:`site_dirs`).
     """
     skipped = set(exclude)
     by_value = _pickled_by_value()
@@ -339,6 +370,7 @@ def find_closure(
         sys.modules if modules is None else modules,
         sys.path if search_path is None else search_path,
         system_dirs() if dirs is None else dirs,
+        site_dirs() if installed_dirs is None else installed_dirs,
     )
     found: dict[str, LocalUnit] = {}
     pending = [name for name in roots if name]
@@ -355,7 +387,8 @@ def find_closure(
         for module_name, module in list(resolver.modules.items()):
             if module_name == name or module_name.startswith(name + "."):
                 pending.extend(_held_names(module))
-    return Closure(tuple(found[name] for name in sorted(found)))
+    installed = sorted(resolver.installed - skipped - NEVER_SHIPPED)
+    return Closure(tuple(found[name] for name in sorted(found)), tuple(installed))
 
 
 def _pickled_by_value() -> set[str]:

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "installed_pins",
     "pip_platforms",
     "requirement_name",
+    "requirements_for_modules",
     "uv_platform",
 ]
 
@@ -95,6 +97,29 @@ def installed_pins(exclude: set[str]) -> list[str]:
             continue
         pins.setdefault(key, f"{key}=={dist.version}")
     return sorted(pins.values())
+
+
+def requirements_for_modules(modules: Iterable[str]) -> tuple[str, ...]:
+    """``name==version`` of the installed distributions providing these top-level modules.
+
+    A module no installed distribution claims (or one installed from a local
+    directory, which the cluster's index would not know) is left out; the
+    job's import error names it.
+    """
+    providers = metadata.packages_distributions()
+    pins: set[str] = set()
+    for module in modules:
+        for name in providers.get(module, ()):
+            key = normalize_name(name)
+            if key == "slurm-sdk":
+                continue
+            try:
+                dist = metadata.distribution(name)
+            except metadata.PackageNotFoundError:
+                continue
+            if dist.read_text("direct_url.json") is None:
+                pins.add(f"{key}=={dist.version}")
+    return tuple(sorted(pins))
 
 
 def uv_platform(info: PythonInfo) -> str | None:

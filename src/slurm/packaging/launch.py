@@ -8,7 +8,8 @@ gets their directory in ``SLURM_SDK_CODE_DIR``, Python starts with ``-P`` (the
 job's working directory is not on ``sys.path``) and the runner puts exactly
 that directory first on ``sys.path``.
 Inside a workflow running such source, the tasks it submits get the same
-directory.
+directory. The installed distributions that code imports (numpy, pandas...)
+are added to the job's environment, pinned to the versions installed here.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from slurm.packaging import (
     interpreter_settings,
     provided_names,
     ships_sources,
+    uses_environment,
 )
 from slurm.packaging.closure import call_roots, find_closure
+from slurm.packaging.deps import requirements_for_modules
 from slurm.packaging.sources import ShippedSources, ensure_sources
 from slurm.runner import CODE_DIR_VARIABLE
 
@@ -82,14 +85,18 @@ def launch_for(
     settings = interpreter_settings(
         cluster, sdk_options.get("python"), sdk_options.get("packaging")
     )
-    python = interpreter_for(cluster, settings)
     if not ships_sources(cluster, settings):
+        python = interpreter_for(cluster, settings)
         inherited = os.environ.get(CODE_DIR_VARIABLE)
         if inherited and cluster.backend_type == "local" and settings.spec.mode != "none":
             return Launch(python, {CODE_DIR_VARIABLE: inherited})
         return Launch(python)
+    built = uses_environment(cluster, settings)  # the preflight runs here, before anything else
     roots = call_roots(task.unwrapped, task.reference_module, _arguments(calls))
-    closure = find_closure(roots, exclude=provided_names(cluster, settings))
+    closure = find_closure(roots, exclude=provided_names(cluster, settings) if built else ())
+    # The installed distributions the call's code imports join the environment.
+    extras = requirements_for_modules(closure.installed) if built else ()
+    python = interpreter_for(cluster, settings, extras)
     if not closure.units:
         return Launch(python)
     code_dir = f"{envs_dir_for(cluster, settings.spec)}/.code"

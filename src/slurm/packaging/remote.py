@@ -149,6 +149,7 @@ def ensure_environment(
     info: PythonInfo,
     uv: str | None,
     policy: LockPolicy | None = None,
+    requirements: Sequence[str] = (),
 ) -> Environment:
     """The environment for these wheels on the cluster, created if it does not exist yet.
 
@@ -161,13 +162,15 @@ def ensure_environment(
         info: The base interpreter (from the preflight).
         uv: ``uv`` on the cluster, or ``None`` to use ``python -m venv`` and pip.
         policy: Lock timeouts.
+        requirements: More ``name==version`` lines to install (the distributions
+            the shipped local source imports).
 
     Raises:
         ConfigurationError: The environment cannot be created (with the installer's output).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    key = environment_key([*main, *deps], pins, info)
+    key = environment_key([*main, *deps], pins, info, extra="\n".join(sorted(requirements)))
     env_dir = f"{envs_dir}/{key}"
     python = f"{env_dir}/venv/bin/python"
     ready = f"{env_dir}/{READY}"
@@ -189,7 +192,9 @@ def ensure_environment(
         if transport.exists(ready):
             return Environment(key, env_dir, python, created=False, timings=timings)
         started = time.perf_counter()
-        install = _create(transport, env_dir, main, wheels, pins, info, uv, envs_dir)
+        install = _create(
+            transport, env_dir, [*main, *requirements], wheels, pins, info, uv, envs_dir
+        )
         timings["create"] = time.perf_counter() - started
         record = {
             "key": key,
@@ -232,14 +237,16 @@ def _upload_missing(transport: Transport, envs_dir: str, wheels: Sequence[Wheel]
 def _create(
     transport: Transport,
     env_dir: str,
-    main: Sequence[Wheel],
+    main: Sequence[Wheel | str],
     wheels: Sequence[Wheel],
     pins: Sequence[str],
     info: PythonInfo,
     uv: str | None,
     envs_dir: str,
 ) -> str:
-    requirements = "".join(f"{env_dir}/wheels/{w.filename}\n" for w in main)
+    requirements = "".join(
+        f"{env_dir}/wheels/{w.filename}\n" if isinstance(w, Wheel) else f"{w}\n" for w in main
+    )
     transport.write_text(f"{env_dir}/requirements.txt", requirements, mode=0o644)
     transport.write_text(f"{env_dir}/constraints.txt", "".join(f"{p}\n" for p in pins))
     links = [_store_path(envs_dir, w) for w in wheels]
