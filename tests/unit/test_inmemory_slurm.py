@@ -45,7 +45,7 @@ def total(values: list[int]) -> int:
 @pytest.fixture()
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     # The preflight of the cluster's Python is the integration tests' business.
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster: "python3")
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
     return FakeSlurm()
 
 
@@ -140,7 +140,7 @@ def test_job_gone_from_the_queue_is_judged_by_accounting(cluster: Cluster, fake:
 def test_without_accounting_a_forgotten_job_ends_after_a_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster: "python3")
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
     fake = FakeSlurm(accounting=False)
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
         job = add(1, 2)
@@ -217,7 +217,7 @@ def test_dependency_that_fails_later_is_never_satisfied(cluster: Cluster, fake: 
 def test_map_is_split_over_max_array_size_and_keeps_item_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster: "python3")
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
     fake = FakeSlurm(max_array_size=2)
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
         array = add.map([(i, 1) for i in range(5)])

@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm import packaging
 from slurm.packaging import (
     envs_dir_for,
-    interpreter_for,
     interpreter_settings,
     provided_names,
     ships_sources,
@@ -86,7 +86,7 @@ def launch_for(
         cluster, sdk_options.get("python"), sdk_options.get("packaging")
     )
     if not ships_sources(cluster, settings):
-        python = interpreter_for(cluster, settings)
+        python = packaging.interpreter_for(cluster, settings)
         inherited = os.environ.get(CODE_DIR_VARIABLE)
         if inherited and cluster.backend_type == "local" and settings.spec.mode != "none":
             return Launch(python, {CODE_DIR_VARIABLE: inherited})
@@ -96,7 +96,7 @@ def launch_for(
     closure = find_closure(roots, exclude=provided_names(cluster, settings) if built else ())
     # The installed distributions the call's code imports join the environment.
     extras = requirements_for_modules(closure.installed) if built else ()
-    python = interpreter_for(cluster, settings, extras)
+    python = packaging.interpreter_for(cluster, settings, extras)
     if not closure.units:
         return Launch(python)
     code_dir = f"{envs_dir_for(cluster, settings.spec)}/.code"
