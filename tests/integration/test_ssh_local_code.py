@@ -5,7 +5,8 @@ A user directory (``main.py``, a helper module ``helpers.py``, a package
 directory with no ``pyproject.toml`` above it and run by this interpreter,
 over SSH to the dev cluster. The SDK ships the local modules the call needs,
 once per content, and the job imports them from that copy only: not from the
-directory the job runs in, which holds decoys.
+directory the job runs in, which holds decoys. With the local backend the same
+directory runs from where it is; a task can have its own interpreter.
 """
 
 from __future__ import annotations
@@ -91,10 +92,11 @@ def analyse(xs: list[float]) -> dict:
     }
 
 
+backend = sys.argv[5] if len(sys.argv) > 5 else "ssh"
 with Cluster(
-    backend_type="ssh",
-    hostname="slurm-devcluster",
-    username=sys.argv[2],
+    backend_type=backend,
+    hostname="slurm-devcluster" if backend == "ssh" else None,
+    username=sys.argv[2] if backend == "ssh" else None,
     job_base_dir=sys.argv[1],
     default_partition="debug",
 ) as cluster:
@@ -141,10 +143,10 @@ def decoys(tmp_path: Path) -> Path:
 
 
 def _run(
-    user_dir: Path, base: Path, user: str, workdir: Path, mode: str = "task"
+    user_dir: Path, base: Path, user: str, workdir: Path, mode: str = "task", backend: str = "ssh"
 ) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "main.py", str(base), user, str(workdir), mode],
+        [sys.executable, "main.py", str(base), user, str(workdir), mode, backend],
         cwd=user_dir,
         capture_output=True,
         text=True,
@@ -208,6 +210,19 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     third = _run(user_dir, base, devcluster_ssh.username, decoys)
     assert third["analyse"]["summary"]["scaled_max"] == 300.0
     assert len(_code_dirs(base)) == 2
+
+
+def test_plain_directory_runs_with_the_local_backend_from_where_it_is(
+    devcluster: object, user_dir: Path, tmp_path: Path
+) -> None:
+    """Already on the cluster: nothing is shipped, the job imports the files in place."""
+    base = tmp_path / "jobs"
+    report = _run(user_dir, base, "", user_dir, "flow", "local")
+    assert report["analyse"]["mean"] == 2.0
+    assert report["analyse"]["helpers"] == str(user_dir / "helpers.py")
+    assert report["spread"]["summary"]["scaled_max"] == 80.0
+    assert [r["summary"]["scaled_max"] for r in report["survey"]] == [30.0, 20.0]
+    assert not (base / ".envs").exists()
 
 
 def test_a_task_with_its_own_interpreter_or_packaging(
