@@ -189,13 +189,26 @@ def test_call_roots_of_a_function_by_value_and_its_arguments() -> None:
 
 
 def test_call_roots_of_a_function_by_reference() -> None:
-    assert call_roots(_by_value_function(), "pkg.tasks", []) == {"pkg"}
+    # Its module, and what its own code imports (a library it imports lazily).
+    assert call_roots(_by_value_function(), "pkg.tasks", []) == {"pkg", "lazy_for_roots"}
 
 
 def test_installed_modules_the_local_code_uses_are_reported(tmp_path: Path) -> None:
     """helpers imports numpyish (in site-packages): the job's environment needs it."""
     _write(tmp_path, BASE)
-    closure = _closure(tmp_path, ["helpers", "json"])
-    assert closure.installed == ("numpyish",)  # json is the standard library's
-    assert _closure(tmp_path, ["numpyish"]).installed == ("numpyish",)  # a root, by value
+    site = tmp_path / "site"
+    numpyish = types.ModuleType("numpyish")
+    numpyish.__file__ = str(site / "numpyish" / "__init__.py")
+    numpyish.__path__ = [str(site / "numpyish")]
+    imported = find_closure(
+        ["helpers", "json"],
+        modules={"numpyish": numpyish},
+        search_path=[str(tmp_path), str(site)],
+        dirs=[site],
+        installed_dirs=[site],
+    )
+    assert imported.installed == ("numpyish",)  # json is the standard library's
+    # Not imported here yet: only the call's own code makes it count.
+    assert _closure(tmp_path, ["helpers"]).installed == ()
+    assert _closure(tmp_path, ["numpyish"]).installed == ("numpyish",)
     assert _closure(tmp_path, ["stats"]).installed == ()

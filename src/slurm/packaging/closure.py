@@ -86,9 +86,11 @@ class LocalUnit:
 class Closure:
     """The local units a call needs, sorted by name, and the installed modules they use.
 
-    ``installed`` are the top-level names, reached from the roots or imported by
-    the local units, that live in a ``site-packages`` directory (numpy, pandas...):
-    the job's environment needs their distributions.
+    ``installed`` are the top-level names that live in a ``site-packages``
+    directory (numpy, pandas...) and that the call refers to or the local units
+    import, counting only libraries imported in this process already or
+    imported by the call's own code: the job's environment needs their
+    distributions.
     """
 
     units: tuple[LocalUnit, ...]
@@ -201,6 +203,7 @@ class _Resolver:
         self.installed_dirs = installed_dirs
         self.cache: dict[str, LocalUnit | None] = {}
         self.installed: set[str] = set()
+        self.roots: set[str] = set()
 
     def _note_installed(self, name: str, location: str | None) -> None:
         if location and _under(Path(os.path.realpath(location)), self.installed_dirs):
@@ -225,7 +228,10 @@ class _Resolver:
             except (ImportError, ValueError):
                 spec = None
             found = _unit_of_spec(name, spec, self.dirs) if spec is not None else None
-            if spec is not None and found is None:
+            # A library no code here has imported yet counts only when the call's own
+            # code imports it: one imported lazily elsewhere in a local module may be
+            # heavy and never needed.
+            if spec is not None and found is None and name in self.roots:
                 locations = list(spec.submodule_search_locations or [])
                 self._note_installed(name, spec.origin or next(iter(locations), None))
         self.cache[name] = found
@@ -339,7 +345,12 @@ def call_roots(fn: Any, module: str | None, arguments: Iterable[Any] = ()) -> se
         module: Its module when it travels by reference (``None``: by value).
         arguments: The call's argument values (positional and keyword).
     """
-    roots = {module.split(".", 1)[0]} if module else _function_roots(fn)
+    if module:
+        code = getattr(fn, "__code__", None)
+        imports = _code_imports(code) if isinstance(code, types.CodeType) else set()
+        roots = {module.split(".", 1)[0], *imports}
+    else:
+        roots = _function_roots(fn)
     for value in arguments:
         roots |= _value_roots(value)
     return roots
@@ -374,6 +385,7 @@ def find_closure(
     )
     found: dict[str, LocalUnit] = {}
     pending = [name for name in roots if name]
+    resolver.roots = set(pending)
     while pending:
         name = pending.pop()
         if name in found or name in skipped or name in by_value:
