@@ -13,6 +13,10 @@ Links are then made right for the site, on every page:
   no such page.
 
 Code blocks are left as they are.
+
+The API reference's docstrings use Sphinx's roles (``:class:`~slurm.Job```)
+and ``Example::``; :func:`plain_roles` shows those as plain code and a plain
+colon on the built pages.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ _DIRECTIVE = re.compile(
 _LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]+)\]\((?P<target>[^)\s]+)\)")
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$")
 _FENCE = re.compile(r"^(```|~~~)")
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):<code>~?([\w.]+)</code>")
 
 
 def readme_section(readme: str, title: str) -> str:
@@ -123,3 +128,19 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     del page, files
     readme = Path(config["docs_dir"]).parent.joinpath("README.md").read_text(encoding="utf-8")
     return expand(markdown, readme)
+
+
+def plain_roles(html: str) -> str:
+    """Sphinx roles as code (``~`` keeps the last name only), ``Word::`` as ``Word:``."""
+
+    def code(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"<code>{name.rsplit('.', 1)[-1] if match.group(0).count('~') else name}</code>"
+
+    return _ROLE.sub(code, html).replace("::</p>", ":</p>")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """MkDocs entry point: the rendered page, before the theme wraps it."""
+    del page, config, files
+    return plain_roles(html)

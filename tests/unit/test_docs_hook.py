@@ -88,3 +88,13 @@ def test_every_directive_in_the_docs_names_a_readme_section() -> None:
     for page in sorted((_ROOT / "docs").glob("*.md")):
         for title in re.findall(r"^\[README: ([^\]]+)\]", page.read_text(), re.M):
             hook.readme_section(readme, title)
+
+
+def test_sphinx_roles_read_as_code() -> None:
+    html = (
+        "<p>raises :class:<code>~slurm.errors.InvalidOptionError</code>; see "
+        ":func:<code>slurm.task</code>.</p><p>Example::</p>"
+    )
+    assert hook.plain_roles(html) == (
+        "<p>raises <code>InvalidOptionError</code>; see <code>slurm.task</code>.</p><p>Example:</p>"
+    )
