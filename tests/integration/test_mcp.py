@@ -19,18 +19,22 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import TextContent
 
 from slurm import Cluster
+from slurm.devcluster import Status
 from slurm.slurmcmd import JobState
 
 _TIMEOUT = 120.0
 Call = Callable[..., Awaitable[tuple[str, bool]]]
 
 
-def _serve(cluster: Cluster, body: Callable[[Call], Awaitable[None]]) -> None:
-    """Run ``body(call)`` in a real MCP session with `slurm mcp` on ``cluster``'s jobs."""
+def _serve(cluster: Cluster, body: Callable[[Call], Awaitable[None]], *backend: str) -> None:
+    """Run ``body(call)`` in a real MCP session with `slurm mcp` on ``cluster``'s jobs.
+
+    ``backend``: the server's cluster options (default: the local backend).
+    """
     slurm_command = str(Path(sys.executable).parent / "slurm")
     params = StdioServerParameters(
         command=slurm_command,
-        args=["mcp", "--backend", "local", "--job-base-dir", cluster.base_dir,
+        args=["mcp", *(backend or ("--backend", "local")), "--job-base-dir", cluster.base_dir,
               "--poll-interval", "0.2"],
         env=dict(os.environ),
     )  # fmt: skip
@@ -130,3 +134,20 @@ def test_follow_logs_until_the_job_ends(cluster: Cluster) -> None:
 
     _serve(cluster, body)
     assert job.get_result(timeout=_TIMEOUT) == 5
+
+
+def test_the_server_on_an_ssh_cluster(devcluster: Status, cluster: Cluster) -> None:
+    """The server on an SSH cluster (the dev cluster's alias), as on a laptop."""
+    job = jobfuncs.print_and_return("over ssh")
+    assert job.get_result(timeout=_TIMEOUT) == "over ssh"
+
+    async def body(call: Call) -> None:
+        listing, error = await call("list_jobs")
+        assert not error and f" {job.id} " in listing and "COMPLETED" in listing, listing
+        result, _ = await call("job_result", job_id=job.id)
+        assert result.endswith("result: 'over ssh'"), result
+        logs, _ = await call("job_logs", job_id=job.id, follow=True, timeout=10)
+        assert logs.startswith("over ssh\n[stdout of job"), logs
+
+    ssh = devcluster.ssh
+    _serve(cluster, body, "--hostname", ssh.alias, "--username", ssh.username)
