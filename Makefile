@@ -9,8 +9,8 @@ sync:
 	$(UV) sync --frozen --inexact
 
 lint: sync
-	$(UV) run --frozen ruff check src tests
-	$(UV) run --frozen ruff format --check src tests
+	$(UV) run --frozen ruff check src tests docs/_hooks
+	$(UV) run --frozen ruff format --check src tests docs/_hooks
 
 typecheck: sync
 	$(UV) run --frozen mypy
