@@ -3,17 +3,26 @@ SHELL := /bin/bash
 # uv, installed through pip on first use if this machine has none.
 UV = $(eval UV := $$(shell scripts/ensure-uv))$(UV)
 
-.PHONY: sync lint typecheck unit integration test demo bench bench-quick cluster clean
+.PHONY: sync lint typecheck docs docs-strict unit integration test demo bench bench-quick cluster clean
 
 sync:
 	$(UV) sync --frozen --inexact
 
 lint: sync
-	$(UV) run --frozen ruff check src tests
-	$(UV) run --frozen ruff format --check src tests
+	$(UV) run --frozen ruff check src tests docs/_hooks
+	$(UV) run --frozen ruff format --check src tests docs/_hooks
 
 typecheck: sync
 	$(UV) run --frozen mypy
+
+# The documentation site (MkDocs, the docs dependency group) into site/; docs-strict fails
+# on any warning: a broken link or anchor, a page left out of the nav, a bad docstring.
+MKDOCS = NO_MKDOCS_2_WARNING=1 $(UV) run --frozen --group docs mkdocs build
+docs: sync
+	$(MKDOCS)
+
+docs-strict: sync
+	$(MKDOCS) --strict
 
 unit: sync
 	$(UV) run --frozen pytest -m "not integration" tests
@@ -22,7 +31,7 @@ integration: sync
 	$(UV) run --frozen pytest -m integration tests
 
 # Line coverage of src/slurm is reported at the end (jobs' runners included).
-test: lint typecheck
+test: lint typecheck docs-strict
 	$(UV) run --frozen pytest --cov --cov-report=term tests
 
 cluster: sync

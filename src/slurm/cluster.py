@@ -47,12 +47,17 @@ class Cluster:
 
     Args:
         backend_type: ``"local"`` (this machine has ``sbatch``) or ``"ssh"``.
-        hostname, username, port, password, key_filename: SSH settings; the
-            user's ``~/.ssh/config`` (aliases, ProxyJump, keys) is read too.
+        hostname: the login node, or a ``Host`` alias of the user's
+            ``~/.ssh/config`` (whose aliases, ProxyJump and keys are read too).
+        username: SSH login name (default: the config's ``User``, else yours).
+        port: SSH port (default: the config's ``Port``, else 22).
+        password: SSH password; prefer keys or the agent.
+        key_filename: SSH private key file, offered first.
         job_base_dir: where job directories are created on the cluster
             (default ``~/.slurm-sdk/jobs``); it must be on a filesystem the
             compute nodes share.
-        default_partition, default_account: defaults for every job.
+        default_partition: the partition of every job that names none.
+        default_account: the account of every job that names none.
         default_options: more sbatch defaults (lowest precedence).
         python: the interpreter that runs jobs on the cluster (default: this
             interpreter for the local backend, ``python3`` over SSH).

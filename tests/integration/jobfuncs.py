@@ -193,3 +193,12 @@ def resume_after_time_limit(workdir: str, ctx: JobContext) -> dict[str, Any]:
     while True:
         time.sleep(0.2)
         progress["steps"] += 1
+
+
+@task(time="00:02:00", mem="64M")
+def print_slowly(lines: int, delay: float) -> int:
+    """Prints ``lines`` numbered lines, ``delay`` seconds apart (a log to follow)."""
+    for i in range(lines):
+        print(f"line {i}", flush=True)
+        time.sleep(delay)
+    return lines

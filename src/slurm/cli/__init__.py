@@ -12,12 +12,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import clusters, devcluster, doctor, jobs
+    from slurm.cli import clusters, devcluster, doctor, jobs, mcp
 
     main.add_command(clusters.cluster)
     main.add_command(devcluster.devcluster)
     main.add_command(doctor.doctor)
     main.add_command(jobs.jobs)
+    main.add_command(mcp.mcp)
 
 
 _register()

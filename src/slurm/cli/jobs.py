@@ -36,15 +36,28 @@ from slurm.cli.jobview import (
     tail,
 )
 from slurm.cluster import Cluster
-from slurm.errors import CommandError, ConfigurationError, SlurmError
+from slurm.errors import ConfigurationError, SlurmError
 from slurm.job import Job
 from slurm.layout import JobPaths
 from slurm.payload import Envelope
 from slurm.settings import click_options
 from slurm.slurmcmd import JobState
 from slurm.store import is_job_id, parse_job_dir
+from slurm.transport.base import check_result
 
-__all__ = ["cluster_from_options", "cluster_options", "jobs", "query_states", "watch_loop"]
+__all__ = [
+    "cancel_jobs",
+    "cluster_from_options",
+    "cluster_options",
+    "job_outcome",
+    "job_view",
+    "jobs",
+    "list_rows",
+    "query_states",
+    "read_envelope",
+    "read_log",
+    "watch_loop",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,21 +132,85 @@ def _rows(entries: Sequence[tuple[str, str]], snapshot: Snapshot) -> list[JobRow
     return rows
 
 
-def _outcome(cluster: Cluster, job: Job[Any]) -> tuple[str, str] | None:
+def read_envelope(cluster: Cluster, job: Job[Any]) -> Envelope | None:
+    """The job's result record, or None while it has none.
+
+    Raises:
+        ResultError: the result file is unreadable or of another SDK version.
+    """
     try:
         data = cluster.transport.read_bytes(job.result_path)
     except (FileNotFoundError, IsADirectoryError):
         return None
+    return Envelope.from_bytes(data, job_id=job.id)
+
+
+def job_outcome(cluster: Cluster, job: Job[Any]) -> tuple[str, str] | None:
+    """``("ok", repr of the value)``, ``("error", "Type: message")``, or None without a result."""
     try:
-        envelope = Envelope.from_bytes(data, job_id=job.id)
+        envelope = read_envelope(cluster, job)
     except SlurmError as exc:
         return "error", str(exc)
+    if envelope is None:
+        return None
     if not envelope.ok:
         return "error", f"{envelope.type_name}: {envelope.message}"
     try:
         return "ok", outcome_text(envelope.unwrap())
     except Exception as exc:
         return "ok", f"(a value that cannot be loaded here: {type(exc).__name__}: {exc})"
+
+
+def list_rows(cluster: Cluster, limit: int) -> list[JobRow]:
+    """The ``limit`` newest jobs under the job base dir, their states from one batched look."""
+    ids = cluster.store.job_ids()[:limit]
+    entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
+    return _rows(entries, query_states(cluster, ids) if ids else Snapshot())
+
+
+def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
+    """Everything ``slurm jobs show`` prints about ``job_id`` (exit code included).
+
+    Raises:
+        ConfigurationError: not a job of the SDK under this job base dir.
+    """
+    job = cluster.get_job(job_id, track=False)
+    snapshot = query_states(cluster, [job_id], exit_codes=True)
+    (row,) = _rows([(job_id, job.job_dir)], snapshot)
+    return JobView(
+        row=row,
+        script_path=job.script_path,
+        stdout_path=job.stdout_path,
+        stderr_path=job.stderr_path,
+        stdout_tail=tail(job.get_stdout(), lines),
+        stderr_tail=tail(job.get_stderr(), lines),
+        outcome=job_outcome(cluster, job),
+    )
+
+
+def read_log(cluster: Cluster, job: Job[Any], *, errors: bool = False) -> bytes:
+    """The job's whole stdout (or stderr) as it is now; empty before the job wrote any."""
+    try:
+        return cluster.transport.read_bytes(job.stderr_path if errors else job.stdout_path)
+    except FileNotFoundError:
+        return b""
+
+
+def cancel_jobs(cluster: Cluster, job_ids: Sequence[str]) -> None:
+    """Cancel these jobs with one scancel, refusing (before it) any id not the SDK's.
+
+    Raises:
+        ConfigurationError: an id is not a job of the SDK under this job base dir.
+        CommandError: scancel failed.
+    """
+    known = set(cluster.store.job_ids())
+    unknown = [j for j in job_ids if not is_job_id(j) or j.split("_")[0] not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"Not the SDK's jobs under {cluster.base_dir}: {', '.join(unknown)}. Nothing was "
+            "cancelled; check the ids with `slurm jobs list` (and --job-base-dir)."
+        )
+    check_result(cluster.slurm.cancel(job_ids), "the cluster (scancel)")
 
 
 def watch_loop(
@@ -186,10 +263,8 @@ def jobs() -> None:
 def list_jobs(limit: int, **options: Any) -> None:
     """The newest jobs under the job base dir: id, name, state, submitted time, directory."""
     with _session(options) as cluster:
-        ids = cluster.store.job_ids()[:limit]
-        entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
-        snapshot = query_states(cluster, ids) if ids else Snapshot()
-        Console().print(jobs_table(_rows(entries, snapshot), title=f"jobs in {cluster.base_dir}"))
+        rows = list_rows(cluster, limit)
+        Console().print(jobs_table(rows, title=f"jobs in {cluster.base_dir}"))
 
 
 @jobs.command()
@@ -199,18 +274,7 @@ def list_jobs(limit: int, **options: Any) -> None:
 def show(job_id: str, lines: int, **options: Any) -> None:
     """State, exit code, node, paths, result or error, and the last lines of the logs."""
     with _session(options) as cluster:
-        job = cluster.get_job(job_id, track=False)
-        snapshot = query_states(cluster, [job_id], exit_codes=True)
-        (row,) = _rows([(job_id, job.job_dir)], snapshot)
-        view = JobView(
-            row=row,
-            script_path=job.script_path,
-            stdout_path=job.stdout_path,
-            stderr_path=job.stderr_path,
-            stdout_tail=tail(job.get_stdout(), lines),
-            stderr_tail=tail(job.get_stderr(), lines),
-            outcome=_outcome(cluster, job),
-        )
+        view = job_view(cluster, job_id, lines)
         Console().print(detail_view(view, lines=lines), highlight=False)
 
 
@@ -224,16 +288,11 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
     """Print a job's stdout (or stderr); with --follow, until the job ends (Ctrl-C stops)."""
     with _session(options) as cluster:
         job = cluster.get_job(job_id, track=False)
-        path = job.stderr_path if errors else job.stdout_path
         seen = 0
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 final = not follow or describe_state(job_id, query_states(cluster, [job_id])).final
-                try:
-                    data = cluster.transport.read_bytes(path)
-                except FileNotFoundError:
-                    data = b""
-                new, seen = follow_chunk(seen, data)
+                new, seen = follow_chunk(seen, read_log(cluster, job, errors=errors))
                 if new:
                     click.echo(new, nl=False)
                 if final:
@@ -247,22 +306,7 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
 def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
     """Cancel these jobs (one scancel call); only the SDK's jobs under the job base dir."""
     with _session(options) as cluster:
-        known = set(cluster.store.job_ids())
-        unknown = [j for j in job_ids if not is_job_id(j) or j.split("_")[0] not in known]
-        if unknown:
-            raise ConfigurationError(
-                f"Not the SDK's jobs under {cluster.base_dir}: {', '.join(unknown)}. Nothing was "
-                "cancelled; check the ids with `slurm jobs list` (and --job-base-dir)."
-            )
-        result = cluster.slurm.cancel(job_ids)
-        if result.returncode != 0:
-            raise CommandError(
-                "scancel failed",
-                argv=result.argv,
-                returncode=result.returncode,
-                stdout=result.stdout,
-                stderr=result.stderr,
-            )
+        cancel_jobs(cluster, job_ids)
         click.echo(f"cancelled {', '.join(job_ids)}")
 
 

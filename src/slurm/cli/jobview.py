@@ -8,11 +8,12 @@ them to these functions, which the unit tests call directly.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -27,6 +28,7 @@ __all__ = [
     "detail_view",
     "follow_chunk",
     "jobs_table",
+    "plain_text",
     "tail",
 ]
 
@@ -213,3 +215,10 @@ def outcome_text(value: object, *, width: int = 200) -> str:
 def rows_final(rows: Iterable[JobRow]) -> bool:
     """Whether every row is in a final state (``watch`` stops then)."""
     return all(row.state.final for row in rows)
+
+
+def plain_text(renderable: RenderableType, *, width: int = 160) -> str:
+    """``renderable`` as the terminal would show it, without colours (for tools that want text)."""
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, highlight=False).print(renderable)
+    return out.getvalue()
