@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     )
     from slurm.futures import as_completed, wait
     from slurm.job import ArrayJob, Job
+    from slurm.retry import Attempt, Retry
     from slurm.runtime import JobContext, current_job_context
     from slurm.slurmcmd import JobState
     from slurm.task import Task
     from slurm.transport.sshauth import AuthPrompt
+    from slurm.usage import Usage, UsageSummary
     from slurm.workflow import WorkflowContext
 
 # Submodules named like the decorators: import them first, then bind the
@@ -52,6 +54,10 @@ _EXPORTS = {
     "wait": "slurm.futures",
     "Job": "slurm.job",
     "ArrayJob": "slurm.job",
+    "Attempt": "slurm.retry",
+    "Retry": "slurm.retry",
+    "Usage": "slurm.usage",
+    "UsageSummary": "slurm.usage",
     "JobState": "slurm.slurmcmd",
     "JobContext": "slurm.runtime",
     "current_job_context": "slurm.runtime",
@@ -76,6 +82,7 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "task",
     "workflow",
     "ArrayJob",
+    "Attempt",
     "AuthPrompt",
     "Cluster",
     "CommandError",
@@ -90,11 +97,14 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "JobTimeoutError",
     "NotSubmittableError",
     "ResultError",
+    "Retry",
     "SlurmError",
     "SubmissionError",
     "Task",
     "TaskFailedError",
     "TransportError",
+    "Usage",
+    "UsageSummary",
     "WorkflowContext",
     "WorkflowError",
     "as_completed",

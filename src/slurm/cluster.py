@@ -22,6 +22,7 @@ from slurm.job import ArrayJob, Job
 from slurm.journal import Journal
 from slurm.options import check_task_options, merge_options, split_options
 from slurm.payload import Call, WorkflowSpec
+from slurm.retry import Attempt
 from slurm.settings import BACKENDS, ClusterSettings, settings_from_namespace
 from slurm.settings import add_argparse_args as _add_argparse_args
 from slurm.slurmclient import SlurmClient
@@ -453,9 +454,16 @@ class Cluster:
         self._notify("on_submit", array)
         return array
 
-    def resubmit(self, job: Job[Any]) -> None:
-        """Submit an interrupted job again when Slurm could not requeue it (same call)."""
-        resubmit(self, job)
+    def resubmit(
+        self,
+        job: Job[Any],
+        *,
+        retried: Attempt | None = None,
+        limits: Mapping[str, str] | None = None,
+    ) -> None:
+        """Submit a call again: an interrupted job Slurm could not requeue, or a retry
+        (``retried``: the attempt that ended, ``limits``: the new ones)."""
+        resubmit(self, job, retried=retried, limits=limits)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel these jobs (no error for jobs that already ended)."""
@@ -496,6 +504,7 @@ class Cluster:
             )
         else:
             job = Job(self, job_id, job_dir=job_dir, name=name)
+        job.reload_attempts()
         if track:
             self.tracker.watch(job)
         return job

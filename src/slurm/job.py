@@ -7,6 +7,8 @@ tracker watches every job, so many ``wait()`` calls cost nothing extra.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -14,14 +16,18 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError
 from slurm.layout import JobPaths
 from slurm.payload import Envelope, JobRef
+from slurm.retry import Attempt, Retry, next_limits, raised_one_of, read_attempts
 from slurm.slurmcmd import JobState
+from slurm.usage import Usage, UsageSummary, runner_usage, summarise
 
 if TYPE_CHECKING:
     from slurm.cluster import Cluster
 
 T = TypeVar("T")
 
-__all__ = ["ArrayJob", "Job"]
+__all__ = ["ArrayJob", "Job", "gather_usage"]
+
+logger = logging.getLogger(__name__)
 
 _STDERR_TAIL_LINES = 20
 
@@ -46,6 +52,12 @@ class Job(Generic[T]):
         self.previous_ids: list[str] = []
         #: The ids of the jobs this one waited for (``.after()`` and Job arguments).
         self.dependencies: list[str] = []
+        #: The task's ``retry=`` policy (set at submission), or None.
+        self.retry: Retry | None = None
+        #: The time and memory limits of the current attempt (sbatch option values).
+        self.limits: dict[str, str] = {}
+        self._earlier: list[Attempt] = []
+        self._usage: Usage | None = None
 
     def _locate(self, job_id: str, job_dir: str, array_index: int | None) -> None:
         """Where the job is: its Slurm id and its files (set once it is submitted)."""
@@ -113,6 +125,50 @@ class Job(Generic[T]):
         ]
         return max(counts, default=0)
 
+    @property
+    def usage(self) -> Usage | None:
+        """What the job used, once it has ended (None before, or when nothing was measured).
+
+        From Slurm's accounting (``source="sacct"``) when it is on, else from
+        the runner's own measurements written beside the result
+        (``source="runner"``). See :class:`~slurm.usage.Usage`.
+        """
+        if self._usage is None and self.done():
+            self._usage = gather_usage(self.cluster, [self]).get(self.id)
+        return self._usage
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every attempt of this call, the current one last: id, state, limits, usage.
+
+        One attempt unless the task's ``retry=`` ran it again; a preemption is
+        not an attempt.
+        """
+        done = self.done()
+        current = Attempt(
+            self.id, self.state.value, dict(self.limits), self.usage if done else None
+        )
+        return [*self._earlier, current]
+
+    @property
+    def attempt(self) -> int:
+        """The number of the current attempt (1 unless the call was retried)."""
+        return len(self._earlier) + 1
+
+    def reload_attempts(self) -> None:
+        """Follow a call that was retried before this object knew it (reattached, get_job)."""
+        try:
+            text = self.cluster.transport.read_text(self.paths.attempts)
+        except FileNotFoundError:
+            return
+        earlier, current, limits = read_attempts(text)
+        if current is not None:
+            self._earlier, self.id, self.limits = earlier, current, limits
+
+    @property
+    def paths(self) -> JobPaths:
+        return JobPaths(self.job_dir, self.array_index)
+
     def done(self) -> bool:
         """True when the job has finished, one way or another."""
         self._check_submitted()
@@ -148,11 +204,40 @@ class Job(Generic[T]):
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self.cluster.tracker.wait(self, remaining):
                 return False
+            retry = self._retry()
+            if retry is not None:
+                ended, limits = retry
+                self.cluster.resubmit(self, retried=ended, limits=limits)
+                self._earlier.append(ended)
+                self._envelope, self._usage = None, None
+                continue
             if not self._needs_resubmission():
                 return True
             self.cluster.resubmit(self)
 
+    def _retry(self) -> tuple[Attempt, dict[str, str]] | None:
+        """The attempt that just ended and the limits to retry with, or None (no retry)."""
+        if self.retry is None:
+            return None
+        envelope = self._load_envelope()
+        if envelope is not None:
+            if envelope.ok or not raised_one_of(envelope, self.retry.exceptions):
+                return None
+            state = JobState.FAILED.value
+            if len(self._earlier) + 1 >= self.retry.max_attempts:
+                return None
+            limits: dict[str, str] | None = dict(self.limits)
+        else:
+            info = self.cluster.tracker.info_of(self)
+            state = info.state.value if info else ""
+            limits = next_limits(self.retry, state, len(self._earlier) + 1, self.limits)
+        if limits is None:
+            return None
+        ended = Attempt(self.id, state, dict(self.limits), self.usage, None)
+        return ended, limits
+
     def _needs_resubmission(self) -> bool:
+        """Interrupted (preempted, node lost) and Slurm could not requeue it: not an attempt."""
         if self._load_envelope() is not None or len(self.previous_ids) >= self.max_requeues:
             return False
         info = self.cluster.tracker.info_of(self)
@@ -345,6 +430,21 @@ class ArrayJob(Generic[T]):
     def done(self) -> bool:
         return all(job.done() for job in self._jobs)
 
+    @property
+    def usage(self) -> UsageSummary:
+        """Min / median / max of the finished elements' usage, and which element was worst.
+
+        One sacct call for all elements (see :attr:`Job.usage`).
+        """
+        ended = [job for job in self._jobs if job._usage is None and job.done()]
+        for job_id, usage in gather_usage(self.cluster, ended).items():
+            for job in ended:
+                if job.id == job_id:
+                    job._usage = usage
+        return summarise(
+            {i: job._usage for i, job in enumerate(self._jobs) if job._usage is not None}
+        )
+
     def get_results(
         self,
         timeout: float | None = None,
@@ -391,3 +491,42 @@ class ArrayJob(Generic[T]):
     def cancel(self) -> None:
         self.cluster.cancel(self.array_ids)
         self.cluster.tracker.refresh(self._jobs)
+
+
+def gather_usage(cluster: Cluster, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:
+    """Usage of ended jobs by id: one sacct call, the runner's files where it has nothing.
+
+    sacct's MaxRSS is sampled (``JobAcctGatherFrequency``): a job shorter than
+    one sample has none, and the runner's own peak stands in
+    (``max_rss_source="runner"``).
+    """
+    if not jobs:
+        return {}
+    found: dict[str, Usage] = {}
+    if cluster.tracker.accounting is not False:
+        answer = cluster.slurm.usage([job.id for job in jobs])
+        found = answer or {}
+    result: dict[str, Usage] = {}
+    for job in jobs:
+        usage = found.get(job.id)
+        if usage is None or usage.max_rss_bytes is None:
+            measured = _runner_usage(cluster, job)
+            if usage is None:
+                usage = measured
+            elif measured is not None and measured.max_rss_bytes is not None:
+                usage = dataclasses.replace(
+                    usage, max_rss_bytes=measured.max_rss_bytes, max_rss_source="runner"
+                )
+        if usage is not None:
+            result[job.id] = usage
+    return result
+
+
+def _runner_usage(cluster: Cluster, job: Job[Any]) -> Usage | None:
+    try:
+        text = cluster.transport.read_text(job.paths.usage)
+    except FileNotFoundError:
+        return None
+    envelope = job._load_envelope()
+    state = "" if envelope is None else "COMPLETED" if envelope.ok else "FAILED"
+    return runner_usage(text, state=state)

@@ -2,10 +2,12 @@
 
 A single job::
 
-    JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr  result.pkl  result.runs
+    JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr
+            result.pkl  result.runs  result.usage  result.attempts
 
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
-``logs/i.out``, ``logs/i.err``, ``results/i.pkl`` and ``results/i.runs``.
+``logs/i.out``, ``logs/i.err``, ``results/i.pkl``, ``results/i.runs``, ``results/i.usage``
+and ``results/i.attempts``.
 Pure string work: no file is touched.
 """
 
@@ -41,6 +43,16 @@ class JobPaths:
     def runs(self) -> str:
         """The runner's log of starts, requeues and ends."""
         return self.result.removesuffix(".pkl") + ".runs"
+
+    @property
+    def usage(self) -> str:
+        """The runner's own measurements of the run (JSON), written just before the result."""
+        return self.result.removesuffix(".pkl") + ".usage"
+
+    @property
+    def attempts(self) -> str:
+        """The client's record of earlier attempts (JSON lines), when the call was retried."""
+        return self.result.removesuffix(".pkl") + ".attempts"
 
     @property
     def stdout(self) -> str:

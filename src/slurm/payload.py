@@ -54,7 +54,7 @@ __all__ = [
 
 #: Bumped whenever a record below changes shape: a job written by one SDK
 #: version and run by another then fails with a clear message.
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 ENVELOPE_VERSION = 2
 
 
@@ -87,9 +87,17 @@ class Call:
 
 @dataclass(frozen=True)
 class RunPolicy:
-    """How the runner treats interruptions: how often one call may be requeued."""
+    """How the runner treats interruptions.
+
+    Attributes:
+        max_requeues: how often one call may be requeued.
+        requeue_on_time_limit: at Slurm's time-limit warning, requeue the job
+            with the same limit (False when the client retries it with more
+            time instead, see :class:`slurm.Retry`).
+    """
 
     max_requeues: int = 0
+    requeue_on_time_limit: bool = True
 
 
 @dataclass(frozen=True)

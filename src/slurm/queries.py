@@ -21,8 +21,9 @@ from slurm.slurmcmd import (
     squeue_says_invalid_id,
 )
 from slurm.transport.base import CommandResult
+from slurm.usage import Usage, parse_usage_sacct, usage_sacct_argv
 
-__all__ = ["query_ids", "query_sacct", "query_squeue"]
+__all__ = ["query_ids", "query_sacct", "query_squeue", "query_usage"]
 
 Run = Callable[[list[str]], CommandResult]
 CHUNK = 500
@@ -75,3 +76,17 @@ def query_sacct(
             return None
         infos.update(parse_sacct(result.stdout))
     return infos
+
+
+def query_usage(run: Run, job_ids: Sequence[str]) -> dict[str, Usage] | None:
+    """What accounting recorded of these jobs' usage; ``None`` when sacct is not usable here."""
+    found: dict[str, Usage] = {}
+    for chunk in chunked(query_ids(job_ids), CHUNK):
+        try:
+            result = run(usage_sacct_argv(chunk))
+        except SlurmError:
+            return found or None
+        if result.returncode != 0:
+            return None
+        found.update(parse_usage_sacct(result.stdout))
+    return found

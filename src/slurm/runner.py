@@ -102,11 +102,57 @@ def _log_run(path: Path, event: str, restart: int) -> None:
 
 
 def _previous_starts(runs_path: Path) -> int:
+    """Starts of this attempt so far (a retry by the client begins a new count)."""
     try:
         text = runs_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return 0
-    return sum(1 for line in text.splitlines() if " start " in line)
+    lines = text.splitlines()
+    retries = [i for i, line in enumerate(lines) if " retry " in line]
+    return sum(1 for line in lines[retries[-1] + 1 if retries else 0 :] if " start " in line)
+
+
+def _submitted_at(paths: JobPaths) -> float | None:
+    """When this attempt was submitted: the client's last retry record, else the script's mtime."""
+    import json
+
+    try:
+        lines = Path(paths.attempts).read_text(encoding="utf-8").splitlines()
+        return float(json.loads(lines[-1])["next_submitted"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    try:
+        return os.stat(paths.script).st_mtime
+    except OSError:
+        return None
+
+
+def _measure(paths: JobPaths, env: dict[str, str], started: float) -> bytes:
+    """The runner's own usage figures, for clusters without accounting (JSON)."""
+    import json
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start_time = env.get("SLURM_JOB_START_TIME", "")
+    cpus = env.get("SLURM_CPUS_ON_NODE") or env.get("SLURM_CPUS_PER_TASK")
+    mem_mb = env.get("SLURM_MEM_PER_NODE")
+    if not mem_mb and env.get("SLURM_MEM_PER_CPU") and cpus and cpus.isdigit():
+        mem_mb = str(int(env["SLURM_MEM_PER_CPU"]) * int(cpus))
+    gpus = env.get("SLURM_GPUS_ON_NODE")
+    record = {
+        "submitted": _submitted_at(paths),
+        "started": float(start_time) if start_time.isdigit() else started,
+        "ended": time.time(),
+        "cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+        # Linux reports kilobytes; the largest process, this one or a child.
+        "max_rss_bytes": max(own.ru_maxrss, children.ru_maxrss) * 1024,
+        "cpus": int(cpus) if cpus and cpus.isdigit() else None,
+        "mem_mb": int(mem_mb) if mem_mb and mem_mb.isdigit() else None,
+        "gpus": int(gpus) if gpus and gpus.isdigit() else None,
+        "node": os.uname().nodename,
+    }
+    return json.dumps(record, sort_keys=True).encode()
 
 
 def _requeue_self(job_id: str) -> bool:
@@ -177,6 +223,7 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
     ``array``: the job is an element of a Slurm array (``SLURM_ARRAY_TASK_ID``
     says which) and writes its own result file.
     """
+    started = time.time()
     job_dir = Path(job_dir)
     env = dict(os.environ if env is None else env)
     guard = _Guard()
@@ -209,7 +256,9 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
         _put_code_first(env.get(CODE_DIR_VARIABLE))
         payload = loads_payload(raw, _resolve)
         max_requeues = payload.policy.max_requeues
-        guard.can_requeue = restart < max_requeues
+        # A task that is retried with more time (Retry on TIMEOUT) is not requeued
+        # with the same limit: it runs on until Slurm stops it, and the client retries.
+        guard.can_requeue = restart < max_requeues and payload.policy.requeue_on_time_limit
         if restart > max_requeues:
             raise RuntimeError(
                 f"job {job_id} was requeued {restart} times, more than max_requeues="
@@ -225,6 +274,8 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
         return 1
     except BaseException as exc:
         envelope = envelope_for_exception(exc, job_id=job_id)
+    with contextlib.suppress(OSError):  # the figures must never cost the result
+        _atomic_write(Path(paths.usage), _measure(paths, env, started))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     _drop_marker(done_dir, job_id)

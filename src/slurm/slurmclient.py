@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from slurm.errors import ConnectionLostError, SubmissionError
-from slurm.queries import query_sacct, query_squeue
+from slurm.queries import query_sacct, query_squeue, query_usage
 from slurm.slurmcmd import (
     JobInfo,
     parse_sbatch_output,
@@ -30,6 +30,7 @@ from slurm.slurmcmd import (
     scontrol_show_config_argv,
 )
 from slurm.transport.base import CommandResult, Transport
+from slurm.usage import Usage
 
 __all__ = ["Look", "SlurmClient"]
 
@@ -118,6 +119,10 @@ class SlurmClient:
     def sacct(self, job_ids: Sequence[str], since: str | None = None) -> dict[str, JobInfo] | None:
         """What accounting knows of these jobs; ``None`` when sacct is not usable here."""
         return query_sacct(self._ask, job_ids, since)
+
+    def usage(self, job_ids: Sequence[str]) -> dict[str, Usage] | None:
+        """What accounting recorded of these jobs' usage; ``None`` when sacct is not usable."""
+        return query_usage(self._ask, job_ids)
 
     def look(
         self,

@@ -9,12 +9,13 @@ could not requeue. ``Cluster`` calls into here; nothing here is public.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm.errors import ConfigurationError, DependencyError, ResultError
@@ -22,6 +23,7 @@ from slurm.journal import JournalEntry, fingerprint
 from slurm.layout import JobPaths, log_patterns
 from slurm.options import literal_filename_pattern
 from slurm.payload import Call, Envelope, JobRef, Payload, RunPolicy, dumps_payload
+from slurm.retry import Attempt, Retry, limits_of, read_attempts
 from slurm.runner import DONE_DIR_VARIABLE
 from slurm.script import render_batch_script
 from slurm.task import Task
@@ -41,7 +43,8 @@ class Submitted:
     """What one submission gave: the Slurm id (an array's id), its directory, its policy.
 
     ``submitted`` is the ``time.time()`` of sbatch, ``None`` when a restarted
-    workflow reattached to a job its earlier run had submitted.
+    workflow reattached to a job its earlier run had submitted. ``limits`` are
+    the time and memory it was submitted with; ``retry`` the task's Retry.
     """
 
     job_id: str
@@ -49,6 +52,39 @@ class Submitted:
     submitted: float | None
     policy: RunPolicy
     depends_on: tuple[str, ...] = ()
+    limits: Mapping[str, str] = field(default_factory=dict)
+    retry: Retry | None = None
+
+
+def retry_policy(
+    task: Task[Any, Any], sbatch_options: Mapping[str, Any], sdk_options: Mapping[str, Any]
+) -> Retry | None:
+    """The task's ``retry=`` option, checked before anything is submitted.
+
+    Raises:
+        ConfigurationError: not a :class:`~slurm.Retry`, or a growth with no limit to grow.
+    """
+    retry = sdk_options.get("retry")
+    if retry is None or retry is False:
+        return None
+    if not isinstance(retry, Retry):
+        raise ConfigurationError(
+            f"{task.name}(): retry= must be a slurm.Retry(...), got {retry!r}. Nothing was "
+            "submitted. Example: retry=slurm.Retry(max_attempts=3, grow={'time': 2.0})."
+        )
+    retry.check_limits(task.name, sbatch_options)
+    return retry
+
+
+def current_attempt(
+    cluster: Cluster, job_dir: str, index: int | None
+) -> tuple[list[Attempt], str | None, dict[str, str]]:
+    """A call's earlier attempts, its current job id and limits (None: never retried)."""
+    try:
+        text = cluster.transport.read_text(JobPaths(job_dir, index).attempts)
+    except FileNotFoundError:
+        return [], None, {}
+    return read_attempts(text)
 
 
 def requeue_policy(
@@ -147,6 +183,10 @@ def submit(
     # First: the preflight must fail before anything is written.
     launch = launch_for(cluster, task, sdk_options, calls)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
+    retry = retry_policy(task, sbatch_options, sdk_options)
+    if retry is not None and "TIMEOUT" in retry.on:
+        policy = dataclasses.replace(policy, requeue_on_time_limit=False)
+    limits = limits_of(sbatch_options)
     workflow = cluster.workflow_spec() if task.is_workflow else None
     payloads: list[bytes] = []
     refs: list[JobRef] = []
@@ -182,8 +222,12 @@ def submit(
             if job_id is not None:
                 if entry.job_id is None:
                     journal.complete(seq, job_id)
+                # A retried call: its latest attempt, not the first one, is the job.
+                _, retried_id, retried_limits = current_attempt(cluster, entry.job_dir, None)
+                if retried_id is not None and array is None:
+                    job_id, limits = retried_id, retried_limits
                 logger.info("reattached %s to job %s (journal)", task.name, job_id)
-                return Submitted(job_id, entry.job_dir, None, policy, depends_on)
+                return Submitted(job_id, entry.job_dir, None, policy, depends_on, limits, retry)
             job_dir = entry.job_dir  # prepared, but never reached Slurm: submit now
     dependency = dependency_flag(cluster, task, refs)
     job_dir = job_dir or store.new_job_dir(task.name)
@@ -248,7 +292,7 @@ def submit(
     if journal is not None:
         journal.complete(seq, job_id)
     store.record(job_id, job_dir)
-    return Submitted(job_id, job_dir, submitted, policy, depends_on)
+    return Submitted(job_id, job_dir, submitted, policy, depends_on, limits, retry)
 
 
 def submit_jobs(
@@ -310,6 +354,9 @@ def _place(
     job._locate(job_id, done.job_dir, index)
     job.max_requeues = done.policy.max_requeues
     job.dependencies = list(done.depends_on)
+    job.retry, job.limits = done.retry, dict(done.limits)
+    if done.submitted is None:  # reattached: the call may have been retried since
+        job.reload_attempts()
     cluster.tracker.watch(job, submitted=done.submitted)
 
 
@@ -318,30 +365,78 @@ def _comment(job_dir: str) -> str:
     return f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
 
 
-def resubmit(cluster: Cluster, job: Job[Any]) -> None:
-    """Submit an interrupted job again, as a new Slurm job, when Slurm could not requeue it.
+def resubmit(
+    cluster: Cluster,
+    job: Job[Any],
+    *,
+    retried: Attempt | None = None,
+    limits: Mapping[str, str] | None = None,
+) -> None:
+    """Submit a call again, as a new Slurm job; the ``Job`` follows the new id.
 
     The same job directory, payload and script are used, so it is the same
-    call; the ``Job`` follows the new id.
+    call. Without ``retried``: an interrupted job Slurm could not requeue
+    (preempted, node lost), counted against ``max_requeues``. With
+    ``retried`` (the task's :class:`~slurm.Retry`): that attempt ended in a
+    state the Retry covers; it is recorded in the call's attempts file (which
+    a restarted workflow and ``get_job`` follow) and the new job gets
+    ``limits``. Either way the job keeps its current limits unless told.
     """
     info = cluster.tracker.info_of(job)
-    state = info.state.value if info else "UNKNOWN"
+    state = retried.state if retried else info.state.value if info else "UNKNOWN"
+    new_limits = dict(job.limits if limits is None else limits)
     flags = [f"--array={job.array_index}"] if job.array_index is not None else []
+    # Command-line flags win over the script's #SBATCH lines.
+    flags += [f"--{key.replace('_', '-')}={value}" for key, value in sorted(new_limits.items())]
+    paths = JobPaths(job.job_dir, job.array_index)
+    transport = cluster.transport
+    if retried is not None:
+        if retried.state == "FAILED":  # retried on an exception: keep that result aside
+            transport.run(["mv", "-f", paths.result, f"{paths.result}.{job.id}"], check=False)
+        # The runner counts requeues per attempt: this line starts a new count.
+        _append(cluster, paths.runs, f"{time.time():.3f} retry after={job.id} {state}\n")
+    submitted = time.time()
     # The earlier job carries the same comment: a lost answer cannot be looked up.
     new_id = cluster.slurm.sbatch(job.script_path, comment=None, flags=flags)
     if job.array_index is not None:
         new_id = f"{new_id}_{job.array_index}"
-    logger.warning(
-        "job %s (%s) ended %s and Slurm did not requeue it (the cluster's PreemptMode or "
-        "JobRequeue do not allow it): resubmitted the same call as job %s (%d of %d)",
-        job.id,
-        job.name,
-        state,
-        new_id,
-        len(job.previous_ids) + 1,
-        job.max_requeues,
-    )
-    job.previous_ids.append(job.id)
+    if retried is not None:
+        line = retried.to_json(next_id=new_id, next_limits=new_limits, next_submitted=submitted)
+        _append(cluster, paths.attempts, line + "\n")
+        changed = {k: v for k, v in new_limits.items() if job.limits.get(k) != v}
+        grown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "the same limits"
+        logger.warning(
+            "job %s (%s) ended %s: retrying as job %s with %s (attempt %d of %d)",
+            job.id,
+            job.name,
+            state,
+            new_id,
+            grown,
+            job.attempt + 1,
+            job.retry.max_attempts if job.retry else 0,
+        )
+    else:
+        logger.warning(
+            "job %s (%s) ended %s and Slurm did not requeue it (the cluster's PreemptMode or "
+            "JobRequeue do not allow it): resubmitted the same call as job %s (%d of %d)",
+            job.id,
+            job.name,
+            state,
+            new_id,
+            len(job.previous_ids) + 1,
+            job.max_requeues,
+        )
+        job.previous_ids.append(job.id)
     job.id = new_id
+    job.limits = new_limits
     cluster.store.record(new_id.split("_", 1)[0], job.job_dir)
-    cluster.tracker.watch(job, submitted=time.time())
+    cluster.tracker.watch(job, submitted=submitted)
+
+
+def _append(cluster: Cluster, path: str, text: str) -> None:
+    """Add ``text`` to a small file of the job directory (read and rewritten: any transport)."""
+    try:
+        before = cluster.transport.read_text(path)
+    except FileNotFoundError:
+        before = ""
+    cluster.transport.write_text(path, before + text)

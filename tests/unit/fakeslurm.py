@@ -13,7 +13,11 @@ when the test says so, through the real runner, in this process.
 Faults are scripted: ``lose_next_sbatch_answer`` (the job is submitted, the
 answer is lost), ``fail_next_sbatch`` (a transient or final refusal),
 ``crash_after_next_sbatch`` (the client dies before it reads the answer),
-``squeue_down`` (the controller does not answer).
+``squeue_down`` (the controller does not answer). Ends are scripted too:
+``finish(key, "TIMEOUT")``, ``"OUT_OF_MEMORY"``, ``"PREEMPTED"``... with the
+usage accounting then reports (``elapsed``, ``cpu``, ``max_rss``); sacct
+without ``--allocations`` answers in the usage format (allocation row and
+``.batch`` step row, as in ``golden/real/sacct_usage_single.stdout``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,11 @@ class FakeJob:
     dependency: str = ""
     purged: bool = False  # gone from squeue, known to accounting only
     env: dict[str, str] = field(default_factory=dict)
+    #: sbatch's options: the script's #SBATCH lines, overridden by command-line flags.
+    options: dict[str, str] = field(default_factory=dict)
+    elapsed: int = 0
+    cpu: str = "00:00:00"
+    max_rss: str = ""
 
     @property
     def key(self) -> str:
@@ -126,10 +135,22 @@ class FakeSlurm(LocalTransport):
             if not self.jobs[key].dependency:
                 self.run_job(key)
 
-    def finish(self, key: str, state: str, *, exit_code: str = "0:0", reason: str = "None") -> None:
-        """End a job without running it (killed, timed out, preempted...)."""
+    def finish(
+        self,
+        key: str,
+        state: str,
+        *,
+        exit_code: str = "0:0",
+        reason: str = "None",
+        elapsed: int = 0,
+        cpu: str = "00:00:00",
+        max_rss: str = "",
+    ) -> None:
+        """End a job without running it (killed, timed out, preempted...), with its usage."""
         job = self.jobs[key]
         job.state, job.exit_code, job.reason = state, exit_code, reason
+        if elapsed or max_rss:
+            job.elapsed, job.cpu, job.max_rss = elapsed, cpu, max_rss
         if state == "COMPLETED":
             return
         for other in self.jobs.values():
@@ -203,6 +224,7 @@ class FakeSlurm(LocalTransport):
             "comment": options.get("comment", ""),
             "dependency": dependency,
             "reason": reason,
+            "options": options,
         }
         if "array" in options:
             spec = options["array"].split("%", 1)[0]
@@ -244,11 +266,28 @@ class FakeSlurm(LocalTransport):
         if not self.accounting:
             return 1, "", "sacct: error: Slurm accounting storage is disabled\n"
         jobs = [j for j in self._selected(args) if j.state not in ("PENDING",)]
+        if "--allocations" not in args:
+            return 0, "".join(self._usage_rows(j) for j in jobs), ""
         lines = [
             f"{j.key}|{j.state}|{j.exit_code}|{j.node or 'None assigned'}|N/A|N/A|{j.reason}\n"
             for j in jobs
         ]
         return 0, "".join(lines), ""
+
+    @staticmethod
+    def _usage_rows(job: FakeJob) -> str:
+        """The job's rows in the usage format (fields of ``slurm.usage.USAGE_SACCT_FIELDS``)."""
+        minutes = job.options.get("time", "")
+        limit = minutes if minutes.isdigit() else "60"
+        mem = job.options.get("mem", "2G")
+        times = "2026-11-30T05:28:06|2026-11-30T05:28:07|2026-11-30T05:28:13"
+        node = job.node or "node1"
+        tres = f"billing=1,cpu=1,mem={mem},node=1"
+        return (
+            f"{job.key}|{job.state}|{times}|{job.elapsed}|{job.cpu}||1|{mem}|{limit}|{node}|{tres}\n"
+            f"{job.key}.batch|{job.state}|{times}|{job.elapsed}|{job.cpu}|{job.max_rss}|1|||"
+            f"{node}|cpu=1,mem={mem},node=1\n"
+        )
 
     def _scancel(self, args: list[str]) -> tuple[int, str, str]:
         for target in args:
