@@ -151,6 +151,11 @@ class Job(Generic[T]):
         return [*self._earlier, current]
 
     @property
+    def earlier_attempts(self) -> list[Attempt]:
+        """The attempts before the current one (empty unless the call was retried)."""
+        return list(self._earlier)
+
+    @property
     def attempt(self) -> int:
         """The number of the current attempt (1 unless the call was retried)."""
         return len(self._earlier) + 1
@@ -527,6 +532,6 @@ def _runner_usage(cluster: Cluster, job: Job[Any]) -> Usage | None:
         text = cluster.transport.read_text(job.paths.usage)
     except FileNotFoundError:
         return None
-    envelope = job._load_envelope()
+    envelope = job._envelope  # no look at Slurm from here (slurm jobs show, list --usage)
     state = "" if envelope is None else "COMPLETED" if envelope.ok else "FAILED"
     return runner_usage(text, state=state)

@@ -230,3 +230,32 @@ def test_every_command_takes_the_cluster_options(command: str) -> None:
     assert result.exit_code == 0, result.output
     for option in ("--backend", "--hostname", "--username", "--port", "--job-base-dir"):
         assert option in result.output
+
+
+def test_usage_columns_and_details() -> None:
+    from slurm.retry import Attempt
+    from slurm.usage import Usage, summarise
+
+    used = Usage(
+        "sacct", queue_wait_s=1.0, elapsed_s=65.0, cpu_time_s=0.8, max_rss_bytes=316 << 20,
+        cpus=1, mem_bytes=400 << 20, time_limit_s=120.0, nodes="vm",
+    )  # fmt: skip
+    state = StateView("COMPLETED", True, "0:0", "vm")
+    single = JobRow("7", "train", state, None, "/jobs/train", usage=used)
+    array = JobRow("8", "sweep", state, None, "/jobs/sweep", usage=summarise({0: used, 1: used}))
+    text = _text(jobs_table([single, array], usage=True))
+    assert "MAX RSS" in text and "1m05s" in text and "316 MiB" in text and "79%" in text
+    assert "sacct (max of 2)" in text
+    assert "MAX RSS" not in _text(jobs_table([single]))
+    view = JobView(
+        row=single, script_path="s", stdout_path="o", stderr_path="e", stdout_tail="",
+        stderr_tail="", usage=used,
+        attempts=[
+            Attempt("6", "TIMEOUT", {"time": "1"}, None),
+            Attempt("7", "COMPLETED", {"time": "0-00:02:00"}, used),
+        ],
+    )  # fmt: skip
+    detail = _text(detail_view(view, lines=5))
+    assert "1m05s of 2m00s (54%)" in detail and "316 MiB of 400 MiB (79%)" in detail
+    assert "0.8s of 1 CPU (1%)" in detail and "usage from   sacct" in detail
+    assert "TIMEOUT" in detail and "time=0-00:02:00" in detail

@@ -14,7 +14,7 @@ import pytest
 from fakeslurm import FakeSlurm
 
 import slurm
-from slurm import Cluster, as_completed, task, wait
+from slurm import Cluster, Retry, as_completed, task, wait
 from slurm.errors import (
     ConfigurationError,
     DependencyError,
@@ -428,3 +428,144 @@ def test_tracker_backs_off_while_nothing_changes_and_when_the_controller_fails(
     fake.squeue_down = False
     fake.run_all()
     assert job.get_result(timeout=30) == 2  # and tracking goes on once it answers
+
+
+# --- usage and retry -------------------------------------------------------------------
+
+RETRY = Retry(max_attempts=3, grow={"time": 2.0, "mem": 1.5})
+
+
+@task(time=1, mem="200M", retry=RETRY)
+def sized(x: int) -> int:
+    return x * 10
+
+
+@task(time=1, retry=Retry(on={"TIMEOUT"}, exceptions=(ConnectionError,)))
+def flaky(path: str) -> str:
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise ConnectionResetError("the first try fails")
+    return "second try"
+
+
+def test_timeout_is_retried_with_twice_the_time(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = sized(4)
+    first = job.id
+    fake.finish(first, "TIMEOUT", exit_code="0:15", elapsed=60, cpu="00:00.010")
+    assert not job.wait(timeout=3)  # retried: now waiting for the second attempt
+    assert job.id != first and fake.jobs[job.id].options["time"] == "0-00:02:00"
+    assert fake.jobs[job.id].options["mem"] == "200M"  # only what ran out grows
+    fake.run_job(job.id)
+    assert job.get_result(timeout=10) == 40
+    first_attempt, second = job.attempts
+    assert (first_attempt.job_id, first_attempt.state) == (first, "TIMEOUT")
+    assert first_attempt.limits == {"time": "1", "mem": "200M"}
+    assert first_attempt.usage is not None and first_attempt.usage.elapsed_s == 60.0
+    assert (second.job_id, second.state, second.limits["time"]) == (
+        job.id,
+        "COMPLETED",
+        "0-00:02:00",
+    )
+    assert job.previous_ids == []  # a retry is not a requeue
+    again = cluster.get_job(first)  # reattached by its first id: follows the retry
+    assert again.id == job.id and len(again.attempts) == 2
+
+
+def test_out_of_memory_is_retried_with_more_memory_up_to_max_attempts(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    job = sized(1)
+    for expected in ("300M", "450M"):
+        fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:125", max_rss="210M")
+        assert not job.wait(timeout=3)
+        assert fake.jobs[job.id].options["mem"] == expected
+    fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:125")
+    with pytest.raises(JobTerminatedError, match="OUT_OF_MEMORY"):
+        job.get_result(timeout=10)  # the third attempt was the last
+    assert [a.state for a in job.attempts] == ["OUT_OF_MEMORY"] * 3
+    assert job.attempts[0].usage is not None
+    assert job.attempts[0].usage.max_rss_bytes == 210 * 1024**2
+    assert fake.calls("sbatch") == 3
+
+
+def test_an_exception_is_retried_only_when_asked(
+    cluster: Cluster, fake: FakeSlurm, tmp_path: Path
+) -> None:
+    job = flaky(str(tmp_path / "marker"))
+    fake.run_job(job.id)
+    assert not job.wait(timeout=3)  # ConnectionResetError is a ConnectionError: retried
+    fake.run_job(job.id)
+    assert job.get_result(timeout=10) == "second try"
+    assert [a.state for a in job.attempts] == ["FAILED", "COMPLETED"]
+    plain = boom("no retry asked")
+    fake.run_job(plain.id)
+    with pytest.raises(ValueError, match="no retry asked"):
+        plain.get_result(timeout=10)
+    assert len(plain.attempts) == 1
+
+
+def test_a_preemption_is_not_an_attempt(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = sized(2)
+    fake.finish(job.id, "TIMEOUT", exit_code="0:15")
+    assert not job.wait(timeout=3)
+    preempted = job.id
+    fake.finish(preempted, "PREEMPTED", exit_code="0:15")
+    fake.purge()
+    assert not job.wait(timeout=3)  # resubmitted under max_requeues, grown limit kept
+    assert job.previous_ids == [preempted]
+    assert fake.jobs[job.id].options["time"] == "0-00:02:00"
+    fake.run_job(job.id)
+    assert job.get_result(timeout=10) == 20
+    assert [a.state for a in job.attempts] == ["TIMEOUT", "COMPLETED"]
+
+
+def test_retry_without_a_limit_to_grow_is_refused_before_submission(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    with pytest.raises(ConfigurationError, match="sets no `mem=`"):
+        add.with_options(retry=Retry())(1, 2)
+    with pytest.raises(ConfigurationError, match=r"must be a slurm.Retry"):
+        add.with_options(retry=3)(1, 2)
+    assert fake.calls("sbatch") == 0
+
+
+def test_journal_replays_a_retried_call_without_resubmitting(
+    fake: FakeSlurm, tmp_path: Path
+) -> None:
+    journal_path = tmp_path / "journal.jsonl"
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as first:
+        first.journal = Journal(journal_path)
+        job = sized(5)
+        fake.finish(job.id, "TIMEOUT", exit_code="0:15")
+        assert not job.wait(timeout=3)
+        fake.run_job(job.id)
+        assert job.get_result(timeout=10) == 50
+    assert fake.calls("sbatch") == 2
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as again:
+        again.journal = Journal(journal_path)
+        replayed = sized(5)
+        assert replayed.id == job.id and replayed.get_result(timeout=10) == 50
+        assert [a.state for a in replayed.attempts] == ["TIMEOUT", "COMPLETED"]
+    assert fake.calls("sbatch") == 2
+
+
+def test_usage_from_accounting_and_from_the_runner(tmp_path: Path, fake: FakeSlurm) -> None:
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "a"), python="python3"):
+        job = add(1, 1)
+        fake.run_job(job.id)
+        job.wait(timeout=10)
+        usage = job.usage
+        assert usage is not None and usage.source == "sacct"
+        assert usage.mem_bytes == 2 * 1024**3 and usage.time_limit_s == 3600.0
+        assert usage.max_rss_source == "runner" and usage.max_rss_bytes  # sacct had no sample
+    off = FakeSlurm(accounting=False)
+    with Cluster(transport=off, job_base_dir=str(tmp_path / "b"), python="python3"):
+        array = add.map([(1, 2), (3, 4)])
+        off.run_all()
+        assert array.get_results(timeout=10) == [3, 7]
+        element = array[1].usage
+        assert element is not None and element.source == "runner"
+        assert element.elapsed_s is not None and element.cpu_time_s is not None
+        summary = array.usage
+        assert summary.count == 2 and summary.sources == {"runner": 2}

@@ -37,19 +37,22 @@ from slurm.cli.jobview import (
 )
 from slurm.cluster import Cluster
 from slurm.errors import ConfigurationError, SlurmError
-from slurm.job import Job
+from slurm.job import Job, gather_usage
 from slurm.layout import JobPaths
 from slurm.payload import Envelope
+from slurm.retry import Attempt
 from slurm.settings import click_options
 from slurm.slurmcmd import JobState
 from slurm.store import is_job_id, parse_job_dir
 from slurm.transport.base import check_result
+from slurm.usage import Usage, UsageSummary, summarise
 
 __all__ = [
     "cancel_jobs",
     "cluster_from_options",
     "cluster_options",
     "job_outcome",
+    "job_usages",
     "job_view",
     "jobs",
     "list_rows",
@@ -161,11 +164,48 @@ def job_outcome(cluster: Cluster, job: Job[Any]) -> tuple[str, str] | None:
         return "ok", f"(a value that cannot be loaded here: {type(exc).__name__}: {exc})"
 
 
-def list_rows(cluster: Cluster, limit: int) -> list[JobRow]:
-    """The ``limit`` newest jobs under the job base dir, their states from one batched look."""
+def list_rows(cluster: Cluster, limit: int, *, usage: bool = False) -> list[JobRow]:
+    """The ``limit`` newest jobs under the job base dir, their states from one batched look.
+
+    ``usage`` adds what each job used (one more sacct call; see :func:`job_usages`).
+    """
     ids = cluster.store.job_ids()[:limit]
     entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
-    return _rows(entries, query_states(cluster, ids) if ids else Snapshot())
+    rows = _rows(entries, query_states(cluster, ids) if ids else Snapshot())
+    if usage and ids:
+        usages = job_usages(cluster, ids)
+        rows = [dataclasses.replace(row, usage=usages.get(row.job_id)) for row in rows]
+    return rows
+
+
+def job_usages(cluster: Cluster, ids: Sequence[str]) -> dict[str, Usage | UsageSummary]:
+    """What each job used (one sacct call); an array's id gets its elements' summary."""
+    jobs = [cluster.get_job(job_id, track=False) for job_id in ids]
+    found: dict[str, Usage | UsageSummary] = dict(gather_usage(cluster, jobs))
+    for job in jobs:  # an earlier attempt of a retried call: what was recorded of it
+        for attempt in job.earlier_attempts:
+            if attempt.usage is not None:
+                found.setdefault(attempt.job_id, attempt.usage)
+    for job_id in ids:
+        if job_id in found:
+            continue
+        indices = _indices(cluster, job_id)
+        elements = [cluster.get_job(f"{job_id}_{i}", track=False) for i in indices]
+        measured = gather_usage(cluster, elements)
+        by_index = {j.array_index: measured[j.id] for j in elements if j.id in measured}
+        if by_index:
+            found[job_id] = summarise({i: u for i, u in by_index.items() if i is not None})
+    return found
+
+
+def _indices(cluster: Cluster, job_id: str) -> list[int]:
+    """An array's element indices, from its results directory (none for a single job)."""
+    paths = JobPaths(cluster.store.job_dir_of(job_id))
+    try:
+        names = cluster.transport.list_dir(paths.results_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted({int(n.split(".")[0]) for n in names if n.split(".")[0].isdigit()})
 
 
 def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
@@ -174,9 +214,10 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
     Raises:
         ConfigurationError: not a job of the SDK under this job base dir.
     """
-    job = cluster.get_job(job_id, track=False)
-    snapshot = query_states(cluster, [job_id], exit_codes=True)
-    (row,) = _rows([(job_id, job.job_dir)], snapshot)
+    job = cluster.get_job(job_id, track=False)  # a retried call: its latest attempt
+    snapshot = query_states(cluster, [job.id], exit_codes=True)
+    (row,) = _rows([(job.id, job.job_dir)], snapshot)
+    usage = gather_usage(cluster, [job]).get(job.id)
     return JobView(
         row=row,
         script_path=job.script_path,
@@ -185,6 +226,8 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         stdout_tail=tail(job.get_stdout(), lines),
         stderr_tail=tail(job.get_stderr(), lines),
         outcome=job_outcome(cluster, job),
+        usage=usage,
+        attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
     )
 
 
@@ -259,12 +302,16 @@ def jobs() -> None:
 
 @jobs.command("list")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--usage", "with_usage", is_flag=True,
+    help="Add what each job used: queue wait, elapsed, CPU, peak memory (an array: its worst).",
+)  # fmt: skip
 @cluster_options
-def list_jobs(limit: int, **options: Any) -> None:
+def list_jobs(limit: int, with_usage: bool, **options: Any) -> None:
     """The newest jobs under the job base dir: id, name, state, submitted time, directory."""
     with _session(options) as cluster:
-        rows = list_rows(cluster, limit)
-        Console().print(jobs_table(rows, title=f"jobs in {cluster.base_dir}"))
+        rows = list_rows(cluster, limit, usage=with_usage)
+        Console().print(jobs_table(rows, title=f"jobs in {cluster.base_dir}", usage=with_usage))
 
 
 @jobs.command()

@@ -17,7 +17,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from slurm.retry import Attempt
 from slurm.slurmcmd import JobInfo, JobState
+from slurm.usage import Usage, UsageSummary
 
 __all__ = [
     "JobRow",
@@ -27,9 +29,12 @@ __all__ = [
     "describe_state",
     "detail_view",
     "follow_chunk",
+    "format_bytes",
+    "format_seconds",
     "jobs_table",
     "plain_text",
     "tail",
+    "usage_lines",
 ]
 
 _STYLES = {
@@ -72,6 +77,8 @@ class JobRow:
     state: StateView
     submitted: _dt.datetime | None
     directory: str
+    #: What it used (``slurm jobs list --usage``): a job's Usage, an array's summary.
+    usage: Usage | UsageSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,9 @@ class JobView:
     stderr_tail: str
     #: ``("ok", repr of the value)``, ``("error", "Type: message")`` or None while unfinished.
     outcome: tuple[str, str] | None = None
+    usage: Usage | None = None
+    #: Every attempt of a retried call (one: it was not retried).
+    attempts: Sequence[Attempt] = ()
 
 
 def _exit_text(info: JobInfo) -> str | None:
@@ -144,17 +154,93 @@ def _when(stamp: _dt.datetime | None) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
 
 
-def jobs_table(rows: Sequence[JobRow], *, title: str | None = None) -> Table:
-    """The table of ``slurm jobs list`` and ``watch``: id, name, state, submitted, directory."""
+def format_seconds(seconds: float | None) -> str:
+    """``"-"``, ``"0.8s"``, ``"6s"``, ``"2m05s"``, ``"1h02m"``, ``"2d03h"``."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_bytes(size: float | None) -> str:
+    """``"-"``, ``"512 KiB"``, ``"316 MiB"``, ``"1.5 GiB"``."""
+    if size is None:
+        return "-"
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{size:.0f} B"
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.0%}"
+
+
+def _usage_cells(usage: Usage | UsageSummary | None) -> list[str]:
+    """WAIT, ELAPSED, CPU, MAX RSS, MEM%, SOURCE; an array shows its worst element."""
+    if usage is None:
+        return ["-"] * 6
+    if isinstance(usage, UsageSummary):
+
+        def worst(figure: object) -> float | None:
+            return getattr(figure, "max", None)
+
+        sources = "+".join(sorted(usage.sources))
+        return [
+            format_seconds(worst(usage.queue_wait_s)),
+            format_seconds(worst(usage.elapsed_s)),
+            format_seconds(worst(usage.cpu_time_s)),
+            format_bytes(worst(usage.max_rss_bytes)),
+            "-",
+            f"{sources} (max of {usage.count})" if usage.count else "-",
+        ]
+    return [
+        format_seconds(usage.queue_wait_s),
+        format_seconds(usage.elapsed_s),
+        format_seconds(usage.cpu_time_s),
+        format_bytes(usage.max_rss_bytes),
+        _percent(usage.mem_efficiency),
+        usage.source,
+    ]
+
+
+def jobs_table(rows: Sequence[JobRow], *, title: str | None = None, usage: bool = False) -> Table:
+    """The table of ``slurm jobs list`` and ``watch``: id, name, state, submitted, directory.
+
+    ``usage`` adds what each job used: queue wait, elapsed, CPU time, peak
+    memory, peak memory as a share of the request, and the figures' source.
+    """
     table = Table(title=title, title_justify="left")
     table.add_column("ID", no_wrap=True)
     table.add_column("NAME", overflow="fold")
     table.add_column("STATE")
     table.add_column("SUBMITTED", no_wrap=True)
+    if usage:
+        for name in ("WAIT", "ELAPSED", "CPU", "MAX RSS", "MEM%"):
+            table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("SOURCE")
     table.add_column("DIRECTORY", overflow="fold")
     for row in rows:
+        extra = _usage_cells(row.usage) if usage else []
         table.add_row(
-            row.job_id, row.name, _state_text(row.state), _when(row.submitted), row.directory
+            row.job_id,
+            row.name,
+            _state_text(row.state),
+            _when(row.submitted),
+            *extra,
+            row.directory,
         )
     if not rows:
         table.caption = "no jobs"
@@ -166,6 +252,37 @@ def tail(text: str, lines: int) -> str:
     if lines <= 0:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def usage_lines(usage: Usage) -> list[tuple[str, str]]:
+    """The ``usage`` facts of ``slurm jobs show``: (label, text), requested vs used."""
+
+    def of(used: str, asked: str, ratio: float | None) -> str:
+        return used if asked == "-" else f"{used} of {asked} ({_percent(ratio)})"
+
+    cpus = f"{usage.cpus} CPU" + ("s" if usage.cpus != 1 else "") if usage.cpus else "-"
+    memory = of(
+        format_bytes(usage.max_rss_bytes), format_bytes(usage.mem_bytes), usage.mem_efficiency
+    )
+    if usage.max_rss_source:
+        memory += f" (peak measured by the {usage.max_rss_source})"
+    lines = [
+        ("queue wait", format_seconds(usage.queue_wait_s)),
+        (
+            "elapsed",
+            of(
+                format_seconds(usage.elapsed_s),
+                format_seconds(usage.time_limit_s),
+                usage.time_efficiency,
+            ),
+        ),
+        ("cpu time", of(format_seconds(usage.cpu_time_s), cpus, usage.cpu_efficiency)),
+        ("peak memory", memory),
+    ]
+    if usage.gpus:
+        lines.append(("gpus", str(usage.gpus)))
+    lines.append(("usage from", usage.source))
+    return lines
 
 
 def detail_view(view: JobView, *, lines: int) -> RenderableType:
@@ -185,7 +302,26 @@ def detail_view(view: JobView, *, lines: int) -> RenderableType:
         kind, text = view.outcome
         label = "result" if kind == "ok" else "error"
         facts.add_row(label, Text(text, style="green" if kind == "ok" else "red"))
+    if view.usage is not None:
+        for label, text in usage_lines(view.usage):
+            facts.add_row(label, text)
     parts: list[RenderableType] = [facts]
+    if len(view.attempts) > 1:
+        attempts = Table(title="attempts", title_justify="left", box=None)
+        for name in ("#", "ID", "STATE", "LIMITS", "ELAPSED", "MAX RSS"):
+            attempts.add_column(name, no_wrap=True)
+        for number, attempt in enumerate(view.attempts, 1):
+            limits = " ".join(f"{k}={v}" for k, v in sorted(attempt.limits.items())) or "-"
+            used = attempt.usage
+            attempts.add_row(
+                str(number),
+                attempt.job_id,
+                attempt.state,
+                limits,
+                format_seconds(used.elapsed_s if used else None),
+                format_bytes(used.max_rss_bytes if used else None),
+            )
+        parts.append(attempts)
     for label, path, text in (
         ("stdout", view.stdout_path, view.stdout_tail),
         ("stderr", view.stderr_path, view.stderr_tail),
