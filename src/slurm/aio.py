@@ -53,7 +53,8 @@ async def _final_once(job: Job[Any]) -> None:
 
 
 async def wait_final_async(job: Job[Any], timeout: float | None = None) -> bool:
-    """Wait until ``job`` is final, resubmitting it when Slurm could not requeue it.
+    """Wait until ``job`` is final, resubmitting it when Slurm could not requeue it
+    or its Retry covers how it ended.
 
     Returns False when ``timeout`` seconds passed first.
     """
@@ -66,9 +67,8 @@ async def wait_final_async(job: Job[Any], timeout: float | None = None) -> bool:
             await asyncio.wait_for(_final_once(job), remaining)
         except TimeoutError:
             return False
-        if not await loop.run_in_executor(None, job._needs_resubmission):
+        if not await loop.run_in_executor(None, job._resubmit_if_needed):
             return True
-        await loop.run_in_executor(None, job.cluster.resubmit, job)
 
 
 async def result_async(job: Job[T], timeout: float | None = None) -> T:

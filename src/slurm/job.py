@@ -202,23 +202,30 @@ class Job(Generic[T]):
         return self.is_successful()
 
     def _wait_final(self, timeout: float | None) -> bool:
-        """Wait until final; resubmit when Slurm could not requeue an interrupted job."""
+        """Wait until final; resubmit when Slurm could not requeue an interrupted job,
+        or when the task's Retry covers how it ended."""
         self._check_submitted()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not self.cluster.tracker.wait(self, remaining):
                 return False
-            retry = self._retry()
-            if retry is not None:
-                ended, limits = retry
-                self.cluster.resubmit(self, retried=ended, limits=limits)
-                self._earlier.append(ended)
-                self._envelope, self._usage = None, None
-                continue
-            if not self._needs_resubmission():
+            if not self._resubmit_if_needed():
                 return True
+
+    def _resubmit_if_needed(self) -> bool:
+        """The job just ended: submit it again if it must run again; True if it was."""
+        retry = self._retry()
+        if retry is not None:
+            ended, limits = retry
+            self.cluster.resubmit(self, retried=ended, limits=limits)
+            self._earlier.append(ended)
+            self._envelope, self._usage = None, None
+            return True
+        if self._needs_resubmission():
             self.cluster.resubmit(self)
+            return True
+        return False
 
     def _retry(self) -> tuple[Attempt, dict[str, str]] | None:
         """The attempt that just ended and the limits to retry with, or None (no retry)."""
