@@ -99,6 +99,9 @@ def test_slurm_conf_node_and_partitions(settings: Settings) -> None:
 def test_slurm_conf_without_accounting(settings: Settings) -> None:
     conf = _conf(render_slurm_conf(settings.with_accounting(False)))
     assert conf["AccountingStorageType"] == "accounting_storage/none"
+    # Memory limits are enforced either way (the gatherer kills a step past --mem).
+    assert conf["JobAcctGatherType"] == "jobacct_gather/linux"
+    assert conf["JobAcctGatherParams"] == "OverMemoryKill"
     assert "AccountingStorageHost" not in conf
 
 

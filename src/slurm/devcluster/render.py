@@ -45,14 +45,18 @@ def render_slurm_conf(s: Settings) -> str:
             ("AccountingStorageType", "accounting_storage/slurmdbd"),
             ("AccountingStorageHost", "127.0.0.1"),
             ("AccountingStoragePort", s.slurmdbd_port),
-            ("JobAcctGatherType", "jobacct_gather/linux"),
-            ("JobAcctGatherFrequency", 30),
         ]
     else:
-        accounting = [
-            ("AccountingStorageType", "accounting_storage/none"),
-            ("JobAcctGatherType", "jobacct_gather/none"),
-        ]
+        accounting = [("AccountingStorageType", "accounting_storage/none")]
+    # Memory limits enforced for real (docs/sizing-jobs.md): the gatherer samples each
+    # step's memory and kills a step past its --mem (state OUT_OF_MEMORY). This
+    # machine's cgroups are not ours to manage, so task/cgroup is not an option;
+    # the gatherer runs with or without accounting storage.
+    accounting += [
+        ("JobAcctGatherType", "jobacct_gather/linux"),
+        ("JobAcctGatherFrequency", 30),
+        ("JobAcctGatherParams", "OverMemoryKill"),
+    ]
     head: list[tuple[str, object]] = [
         ("ClusterName", s.cluster_name),
         ("SlurmctldHost", f"{s.node_name}(127.0.0.1)"),
