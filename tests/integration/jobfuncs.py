@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slurm import JobContext, WorkflowContext, task, workflow
+from slurm import JobContext, Retry, WorkflowContext, task, workflow
 from slurm.examples.parallel_train_eval.eval_task import evaluate_epoch
 
 
@@ -202,3 +202,31 @@ def print_slowly(lines: int, delay: float) -> int:
         print(f"line {i}", flush=True)
         time.sleep(delay)
     return lines
+
+
+@task(time="00:02:00", mem="64M")
+def hold_memory(megabytes: int, seconds: float) -> int:
+    """Fill ``megabytes`` of memory (touched, so resident) and hold it for ``seconds``."""
+    block = b"x" * (megabytes * 1024 * 1024)
+    time.sleep(seconds)
+    return len(block)
+
+
+@task(time=1, mem="256M", retry=Retry(on={"TIMEOUT"}, grow={"time": 2.0}))
+def outlast_one_minute(seconds: float) -> str:
+    """Sleeps past a 1-minute limit: its second attempt, with 2 minutes, succeeds."""
+    time.sleep(seconds)
+    return f"slept {seconds} s"
+
+
+@task(
+    time="00:02:00",
+    mem="200M",
+    acctg_freq="task=1",
+    retry=Retry(on={"OUT_OF_MEMORY"}, grow={"mem": 2.0}),
+)
+def outgrow_memory(megabytes: int) -> int:
+    """Allocates past its 200M limit: its second attempt, with 400M, succeeds."""
+    block = b"x" * (megabytes * 1024 * 1024)
+    time.sleep(6)  # several of the accounting gatherer's 1 s samples
+    return len(block)
