@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError
 from slurm.layout import JobPaths
 from slurm.payload import Envelope, JobRef
-from slurm.retry import Attempt, Retry, next_limits, raised_one_of, read_attempts
+from slurm.retry import Attempt, Retry, ended_state, next_limits, raised_one_of, read_attempts
 from slurm.slurmcmd import JobState
 from slurm.usage import Usage, UsageSummary, runner_usage, summarise
 
@@ -242,6 +242,8 @@ class Job(Generic[T]):
         else:
             info = self.cluster.tracker.info_of(self)
             state = info.state.value if info else ""
+            if state == JobState.FAILED.value:
+                state = ended_state(state, self._stderr_tail())
             limits = next_limits(self.retry, state, len(self._earlier) + 1, self.limits)
         if limits is None:
             return None
@@ -323,12 +325,12 @@ class Job(Generic[T]):
 
     def _terminated_error(self) -> JobTerminatedError:
         info = self.cluster.tracker.final_info(self)
-        state = info.state.value if info else "UNKNOWN"
+        tail = self._stderr_tail()
+        state = ended_state(info.state.value, tail) if info else "UNKNOWN"
         reason = info.reason if info else ""
         exit_code = None
         if info and info.exit_code is not None:
             exit_code = f"{info.exit_code}:{info.signal or 0}"
-        tail = self._stderr_tail()
         why = {
             "TIMEOUT": "it hit its time limit; ask for more `time=`",
             "OUT_OF_MEMORY": "it ran out of memory; ask for more `mem=`",

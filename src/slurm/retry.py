@@ -24,6 +24,7 @@ __all__ = [
     "RETRYABLE_STATES",
     "Attempt",
     "Retry",
+    "ended_state",
     "format_minutes",
     "grown_limits",
     "limits_of",
@@ -179,6 +180,18 @@ def read_attempts(text: str) -> tuple[list[Attempt], str | None, dict[str, str]]
         )
         current, limits = record["next_id"], dict(record.get("next_limits", {}))
     return attempts, current, limits
+
+
+def ended_state(state: str, stderr_tail: str) -> str:
+    """How an attempt really ended: ``OUT_OF_MEMORY`` for a job Slurm killed for memory.
+
+    With cgroups Slurm says OUT_OF_MEMORY; when the accounting gatherer enforces the
+    limit (``JobAcctGatherParams=OverMemoryKill``, the dev cluster) Slurm 22.05 says
+    FAILED and only slurmstepd's line in the job's stderr tells why.
+    """
+    if state == "FAILED" and "exceeded job memory limit" in stderr_tail.lower():
+        return "OUT_OF_MEMORY"
+    return state
 
 
 # ------------------------------------------------------------------ limits

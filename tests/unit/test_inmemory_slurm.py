@@ -489,6 +489,21 @@ def test_out_of_memory_is_retried_with_more_memory_up_to_max_attempts(
     assert fake.calls("sbatch") == 3
 
 
+def test_a_memory_kill_slurm_reports_as_failed_is_retried_as_out_of_memory(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    job = sized(3)
+    # Slurm 22.05 with JobAcctGatherParams=OverMemoryKill: FAILED, 0:9, and this stderr.
+    Path(job.stderr_path).write_text(
+        "slurmstepd-vm: error: StepId=7.batch exceeded memory limit (329900032 > 209715200), "
+        "being killed\nslurmstepd-vm: error: Exceeded job memory limit\n"
+    )
+    fake.finish(job.id, "FAILED", exit_code="0:9")
+    assert not job.wait(timeout=3)
+    assert fake.jobs[job.id].options["mem"] == "300M"
+    assert job.attempts[0].state == "OUT_OF_MEMORY"
+
+
 def test_an_exception_is_retried_only_when_asked(
     cluster: Cluster, fake: FakeSlurm, tmp_path: Path
 ) -> None:

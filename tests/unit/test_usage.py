@@ -131,3 +131,16 @@ def test_exception_retry_only_when_asked() -> None:
     failed = envelope_for_exception(ConnectionResetError("flaky"), job_id="1")
     assert raised_one_of(failed, (ConnectionError,))
     assert not raised_one_of(failed, (ValueError,)) and not raised_one_of(failed, ())
+
+
+def test_a_memory_kill_by_the_accounting_gatherer_is_out_of_memory() -> None:
+    from slurm.retry import ended_state
+
+    # What slurmstepd wrote to a dev-cluster job's stderr (Slurm 22.05, OverMemoryKill).
+    tail = (
+        "slurmstepd-vm: error: StepId=1.batch exceeded memory limit (329900032 > 209715200), "
+        "being killed\nslurmstepd-vm: error: Exceeded job memory limit\n"
+    )
+    assert ended_state("FAILED", tail) == "OUT_OF_MEMORY"
+    assert ended_state("FAILED", "Traceback ...") == "FAILED"
+    assert ended_state("TIMEOUT", tail) == "TIMEOUT"
