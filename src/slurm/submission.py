@@ -23,7 +23,7 @@ from slurm.journal import JournalEntry, fingerprint
 from slurm.layout import JobPaths, log_patterns
 from slurm.options import literal_filename_pattern
 from slurm.payload import Call, Envelope, JobRef, Payload, RunPolicy, dumps_payload
-from slurm.retry import Attempt, Retry, limits_of, read_attempts
+from slurm.retry import Attempt, Retry, limits_of
 from slurm.runner import DONE_DIR_VARIABLE
 from slurm.script import render_batch_script
 from slurm.task import Task
@@ -74,17 +74,6 @@ def retry_policy(
         )
     retry.check_limits(task.name, sbatch_options)
     return retry
-
-
-def current_attempt(
-    cluster: Cluster, job_dir: str, index: int | None
-) -> tuple[list[Attempt], str | None, dict[str, str]]:
-    """A call's earlier attempts, its current job id and limits (None: never retried)."""
-    try:
-        text = cluster.transport.read_text(JobPaths(job_dir, index).attempts)
-    except FileNotFoundError:
-        return [], None, {}
-    return read_attempts(text)
 
 
 def requeue_policy(
@@ -222,10 +211,7 @@ def submit(
             if job_id is not None:
                 if entry.job_id is None:
                     journal.complete(seq, job_id)
-                # A retried call: its latest attempt, not the first one, is the job.
-                _, retried_id, retried_limits = current_attempt(cluster, entry.job_dir, None)
-                if retried_id is not None and array is None:
-                    job_id, limits = retried_id, retried_limits
+                # A call retried since: its Job follows the attempts file (Job.reload_attempts).
                 logger.info("reattached %s to job %s (journal)", task.name, job_id)
                 return Submitted(job_id, entry.job_dir, None, policy, depends_on, limits, retry)
             job_dir = entry.job_dir  # prepared, but never reached Slurm: submit now
