@@ -49,9 +49,10 @@ def render_slurm_conf(s: Settings) -> str:
     else:
         accounting = [("AccountingStorageType", "accounting_storage/none")]
     # Memory limits enforced for real (docs/sizing-jobs.md): the gatherer samples each
-    # step's memory and kills a step past its --mem (state OUT_OF_MEMORY). This
-    # machine's cgroups are not ours to manage, so task/cgroup is not an option;
-    # the gatherer runs with or without accounting storage.
+    # step's memory and kills a step past its --mem (22.05 then says FAILED, 0:9, and
+    # "Exceeded job memory limit" in the job's stderr). This machine's cgroups are not
+    # ours to manage, so task/cgroup is not an option; the gatherer runs with or
+    # without accounting storage.
     accounting += [
         ("JobAcctGatherType", "jobacct_gather/linux"),
         ("JobAcctGatherFrequency", 30),
