@@ -93,7 +93,8 @@ def test_transient_refusal_is_retried_once_the_queue_says_it_is_not_there(
     fake.fail_next_sbatch("Socket timed out on send/recv operation", times=2)
     job = add(1, 2)
     assert fake.calls("sbatch") == 3 and len(fake.jobs) == 1
-    assert fake.calls("squeue") == 2  # looked for the comment before each retry
+    lookups = [argv for argv in fake.commands if "--format=%i|%k" in argv]
+    assert len(lookups) == 2  # looked for the comment before each retry (not the tracker)
     fake.run_all()
     assert job.get_result(timeout=10) == 3
 
