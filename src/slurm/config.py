@@ -22,14 +22,22 @@
 
 The file is found from ``path=``, else ``$SLURMFILE``, else ``Slurmfile``,
 ``Slurmfile.toml`` or ``slurmfile.toml`` in the working directory or one of
-its parents, else ``~/.config/slurm-sdk/Slurmfile.toml``. The environment is
-``env=``, else ``$SLURM_ENV``, else ``default``.
+its parents, up to the user's home or the root of the repository (a
+directory holding ``.git``), whichever comes first, else
+``~/.config/slurm-sdk/Slurmfile.toml``. The environment is ``env=``, else
+``$SLURM_ENV``, else ``default``.
+
+A Slurmfile decides where code runs and which host keys are trusted, so only
+a file owned by the user and not writable by group or others is read (anyone
+else's file is refused, not skipped); the file used is logged at INFO level.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,10 +47,57 @@ from slurm.errors import ConfigurationError
 from slurm.options import normalize_options
 from slurm.settings import SLURMFILE_KEYS, ClusterSettings
 
-__all__ = ["SLURMFILE_KEYS", "find_slurmfile", "load_environment"]
+__all__ = [
+    "SLURMFILE_KEYS",
+    "check_owner",
+    "find_slurmfile",
+    "load_environment",
+    "search_directories",
+]
 
 FILE_NAMES = ("Slurmfile", "Slurmfile.toml", "slurmfile.toml")
 USER_FILE = Path("~/.config/slurm-sdk/Slurmfile.toml")
+
+logger = logging.getLogger(__name__)
+
+
+def search_directories(start: Path, home: Path) -> list[Path]:
+    """The directories searched for a Slurmfile: ``start`` and its parents, up to and
+    including ``home`` or the first one holding ``.git`` (a repository's root).
+
+    Example::
+
+        >>> [str(p) for p in search_directories(Path("/home/u/proj/src"), Path("/home/u"))]
+        ['/home/u/proj/src', '/home/u/proj', '/home/u']
+    """
+    found: list[Path] = []
+    for directory in (start, *start.parents):
+        found.append(directory)
+        if directory == home or (directory / ".git").exists():
+            break
+    return found
+
+
+def check_owner(path: Path) -> None:
+    """Refuse a settings file that someone else owns or may write.
+
+    Raises:
+        ConfigurationError: ``path`` is not owned by this user, or is writable by
+            its group or by others.
+    """
+    info = path.stat()
+    uid = os.getuid()
+    problem = ""
+    if info.st_uid != uid:
+        problem = f"it is owned by uid {info.st_uid}, not by you (uid {uid})"
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"its group or other users may write it (mode {stat.S_IMODE(info.st_mode):04o})"
+    if problem:
+        raise ConfigurationError(
+            f"Refusing to read the Slurmfile {path}: {problem}, so someone else could choose "
+            "where your code runs. Make it yours and private (`chmod go-w` on it, or copy it "
+            "to a file you own), or point $SLURMFILE / path= at another file."
+        )
 
 
 def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
@@ -57,20 +112,19 @@ def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
         if not chosen.is_file():
             raise ConfigurationError(f"$SLURMFILE points at {chosen}, which does not exist.")
         return chosen
-    looked: list[str] = []
-    for directory in (Path.cwd(), *Path.cwd().parents):
+    looked = search_directories(Path.cwd(), Path.home())
+    for directory in looked:
         for name in FILE_NAMES:
             candidate = directory / name
             if candidate.is_file():
                 return candidate
-        looked.append(str(directory))
     user = USER_FILE.expanduser()
     if user.is_file():
         return user
     raise ConfigurationError(
         f"No Slurmfile found: looked for {', '.join(FILE_NAMES)} in {looked[0]} and its "
-        f"parents, and for {user}. Create one (see `slurm.config`), set $SLURMFILE, or pass "
-        "path=."
+        f"parents up to {looked[-1]}, and for {user}. Create one (see `slurm.config`), set "
+        "$SLURMFILE, or pass path=."
     )
 
 
@@ -80,6 +134,8 @@ def load_environment(
     """Cluster keyword arguments for one environment of a Slurmfile, and the file read."""
     file = find_slurmfile(path)
     name = env or os.environ.get("SLURM_ENV") or "default"
+    check_owner(file)
+    logger.info("using Slurmfile %s, environment [%s]", file, name)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

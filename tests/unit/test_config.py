@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,73 @@ def test_every_setting_is_a_keyword_an_option_and_a_slurmfile_key() -> None:
     args = parser.parse_args(["--hostname", "h", "--port", "2", "--partition", "p"])
     cluster = Cluster.from_args(args)
     assert (cluster.backend_type, cluster.port, cluster.default_partition) == ("ssh", 2, "p")
+
+
+# --- hardening (issue 12): bounded search, owner and mode checked, file logged ----------
+
+
+def test_search_stops_at_home(tmp_path: Path) -> None:
+    from slurm.config import search_directories
+
+    home = tmp_path / "home"
+    start = home / "proj" / "src"
+    assert search_directories(start, home) == [start, home / "proj", home]
+
+
+def test_search_stops_at_repository_root(tmp_path: Path) -> None:
+    from slurm.config import search_directories
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    start = repo / "pkg"
+    assert search_directories(start, tmp_path / "elsewhere") == [start, repo]
+
+
+def test_slurmfile_above_the_repository_root_is_not_read(
+    slurmfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (slurmfile.parent / "a" / ".git").mkdir()
+    monkeypatch.setenv("HOME", str(slurmfile.parent / "nohome"))
+    with pytest.raises(ConfigurationError, match=r"No Slurmfile found.*parents up to"):
+        load_environment()
+
+
+@pytest.mark.parametrize("mode", [0o664, 0o646, 0o666])
+def test_slurmfile_writable_by_others_is_refused(slurmfile: Path, mode: int) -> None:
+    slurmfile.chmod(mode)
+    with pytest.raises(ConfigurationError, match=r"group or other users may write it.*chmod"):
+        load_environment()
+
+
+def test_slurmfile_of_another_user_is_refused(slurmfile: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    os.chown(slurmfile, 65534, 65534)
+    with pytest.raises(ConfigurationError, match=r"owned by uid 65534, not by you"):
+        load_environment()
+
+
+def test_the_slurmfile_used_is_logged(slurmfile: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="slurm.config"):
+        load_environment()
+    assert f"using Slurmfile {slurmfile}, environment [default]" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("accept_new_host_key", '"false"', "accept_new_host_key must be true or false"),
+        ("port", '"22"', "port must be a whole number"),
+        ("port", "true", "port must be a whole number"),
+        ("max_array_size", "1.5", "max_array_size must be a whole number"),
+        ("hostname", "7", "hostname must be a string"),
+    ],
+)
+def test_every_slurmfile_value_is_type_checked(
+    tmp_path: Path, key: str, value: str, expected: str
+) -> None:
+    path = tmp_path / "Slurmfile.toml"
+    lines = {"backend": '"ssh"', "hostname": '"h"', key: value}
+    path.write_text("[default]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()))
+    with pytest.raises(ConfigurationError, match=expected):
+        load_environment(path)
