@@ -7,6 +7,9 @@ machine-readable line per check:
 - ``sbatch``, ``squeue`` and ``scontrol`` are on the ``PATH`` of a
   non-interactive shell;
 - the job base directory can be created and written;
+- the directories the SDK trusts (the job base directory, its index, the
+  environments directory and the wheel store) are the user's own and others
+  cannot write them or their parents (see :mod:`slurm.trust`);
 - the Python that will run jobs (or build their environment) starts, and
   which version, platform and C library it has (and, when asked, whether it
   can import ``slurm.runner`` or create virtual environments);
@@ -22,9 +25,11 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from slurm import trust
 from slurm.errors import CommandError, ConfigurationError
 from slurm.transport.base import Transport
 
@@ -161,11 +166,13 @@ def build_script(
     *,
     modules: tuple[str, ...] = (),
     commands: tuple[str, ...] = REQUIRED_COMMANDS,
+    trusted: Mapping[str, str] | None = None,
 ) -> str:
     """The POSIX shell script that runs every check; each value is quoted.
 
     Output lines are ``KIND|NAME|STATUS|DETAIL`` (``DETAIL`` may contain ``|``).
-    ``modules`` are imported by ``python`` to check they are there.
+    ``modules`` are imported by ``python`` to check they are there; ``trusted``
+    (name -> directory) are created 0700 and checked by :mod:`slurm.trust`.
     """
     q = shlex.quote
     lines = [
@@ -181,6 +188,7 @@ def build_script(
         f'if out=$("$py" -c {q(_PROBE)} {" ".join(q(m) for m in modules)} 2>&1); then',
         '  echo "python|run|ok|$out";',
         'else echo "python|run|fail|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
+        trust.build_script(list((trusted or {}).values())),
         'u=$(command -v uv 2>/dev/null) || u=""',
         'for c in "$u" "$HOME/.local/bin/uv" "$HOME/.cargo/bin/uv"; do',
         '  if [ -n "$c" ] && [ -x "$c" ]; then echo "tool|uv|ok|$c"; exit 0; fi',
@@ -198,6 +206,7 @@ def parse_output(
     python: str,
     modules: tuple[str, ...] = (),
     commands: tuple[str, ...] = REQUIRED_COMMANDS,
+    trusted: Mapping[str, str] | None = None,
 ) -> PreflightReport:
     """Turn the script's output into a report; a check with no line counts as failed."""
     seen: dict[tuple[str, str], tuple[str, str]] = {}
@@ -234,6 +243,14 @@ def parse_output(
                 "filesystem the compute nodes share",
             )
         )
+    names = list((trusted or {}).items())
+    problems = {p.path: p for p in trust.parse_output(stdout, [path for _, path in names])}
+    for name, path in names:
+        problem = problems.get(path)
+        if problem is None:
+            report.add(Finding(f"{name}_owner", True, f"{path} is yours, others cannot write it"))
+        else:
+            report.add(Finding(f"{name}_owner", False, problem.detail, problem.fix))
     status, detail = seen.get(("tool", "uv"), ("missing", ""))
     report.uv = detail if status == "ok" and detail else None
     status, detail = seen.get(("python", "run"), ("fail", "the check did not run"))
@@ -339,6 +356,7 @@ def run_preflight(
     commands: tuple[str, ...] = REQUIRED_COMMANDS,
     check_version: bool = True,
     env: dict[str, str] | None = None,
+    trusted: Mapping[str, str] | None = None,
 ) -> PreflightReport:
     """Run every check in one command on ``transport`` and return the report.
 
@@ -350,12 +368,13 @@ def run_preflight(
         commands: The Slurm commands that must exist.
         check_version: Add a finding when ``python``'s major.minor differs from ours.
         env: Extra environment for the script (tests use it to change ``PATH``).
+        trusted: Directories (name -> absolute path) that must be the user's own.
 
     Raises:
         TransportError: The cluster cannot be reached at all.
     """
     where = transport.description
-    script = build_script(base_dir, python, modules=modules, commands=commands)
+    script = build_script(base_dir, python, modules=modules, commands=commands, trusted=trusted)
     try:
         stdout = transport.run(["sh", "-c", script], check=False, env=env, timeout=120).stdout
     except CommandError as exc:  # no `sh`, or it hung
@@ -372,6 +391,7 @@ def run_preflight(
         python=python,
         modules=modules,
         commands=commands,
+        trusted=trusted,
     )
     if failure is not None:
         report.add(failure)

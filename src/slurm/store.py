@@ -99,6 +99,14 @@ class JobStore:
         """Where the runners of this store's jobs drop a marker when they end."""
         return f"{self.index_dir.rsplit('/', 1)[0]}/.done/{self._session}"
 
+    def trusted_dirs(self) -> dict[str, str]:
+        """The directories whose content jobs load: they must be the user's own.
+
+        The preflight creates them 0700 and refuses them if someone else owns or
+        may write them (see :mod:`slurm.trust`).
+        """
+        return {"job_base_dir": self.base_dir, "index": self.index_dir}
+
     def ensure_layout(self) -> None:
         """The index and done-marker directories, created once (before the first sbatch)."""
         if not self._layout_ready:

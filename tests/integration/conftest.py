@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,3 +20,25 @@ def cluster(devcluster: object, tmp_path: Path) -> Iterator[Cluster]:
         backend_type="local", job_base_dir=str(tmp_path / "jobs"), default_partition="debug"
     ) as c:
         yield c
+
+
+@pytest.fixture()
+def home_tmp(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh private directory under ``$HOME`` (every node of the cluster sees it; a
+    node's private ``/tmp`` would not), removed afterwards."""
+    import re
+    import secrets
+    import shutil
+
+    root = Path.home() / ".cache" / "slurm-sdk-tests"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)[:40]
+    path = root / f"{name}-{secrets.token_hex(3)}"
+    path.mkdir(mode=0o700)
+    yield path
+    for sub in [path, *path.rglob("*")]:  # a test may have made parts read-only or foreign
+        if sub.is_dir() and not sub.is_symlink():
+            with contextlib.suppress(OSError):
+                os.chown(sub, os.getuid(), os.getgid())
+                sub.chmod(0o700)
+    shutil.rmtree(path, ignore_errors=True)

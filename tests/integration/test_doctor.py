@@ -91,7 +91,7 @@ def test_blocking_problems_fail_with_their_fix(devcluster: Status, tmp_path: Pat
     assert _line(result.output, "partitions").startswith("FAIL")
     assert "-> fix: set default_partition (--partition) to one of" in result.output
     assert _line(result.output, "python").startswith("FAIL")
-    assert "belongs to 'nobody'" in _line(result.output, "base_dir")
+    assert f"owned by uid {nobody.pw_uid}, not by you" in _line(result.output, "base_dir")
     assert _line(result.output, "controller").startswith("ok")
     assert result.output.splitlines()[-1] == "NOT ready: 3 problem(s) block submission"
 

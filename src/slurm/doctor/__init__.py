@@ -119,8 +119,11 @@ def diagnose(cluster: Cluster) -> DoctorReport:
         )
     _python(pre, add)
     base = pre["checks"]["job_base_dir"]
+    trusted = [c for name, c in pre["checks"].items() if name.endswith("_owner") and not c["ok"]]
     if not base["ok"]:
         add(Check("base_dir", FAIL, base["detail"], base["fix"], blocking=True))
+    elif trusted:  # someone else owns or may write a directory jobs load from
+        add(Check("base_dir", FAIL, trusted[0]["detail"], trusted[0]["fix"], blocking=True))
     else:
         code, text = sections.get("owner", (-1, ""))
         add(owner_check(text, code, sections.get("user", (0, ""))[1].strip(), cluster.base_dir))

@@ -313,11 +313,31 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
     return report.uv
 
 
+def _trusted(cluster: Cluster, settings: InterpreterSettings, what: str) -> dict[str, str]:
+    """The directories the preflight checks are the user's own (see :mod:`slurm.trust`)."""
+    trusted = cluster.store.trusted_dirs()
+    if what == "env":
+        envs_dir = envs_dir_for(cluster, settings.spec)
+        trusted.update(env_dir=envs_dir, wheel_store=f"{envs_dir}/.store")
+    return trusted
+
+
+def _preflight(cluster: Cluster, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
+    what, python, modules = _plan(cluster, settings)
+    report = run_preflight(
+        cluster.transport,
+        cluster.base_dir,
+        python,
+        modules=modules,
+        trusted=_trusted(cluster, settings, what),
+    )
+    return what, python, report
+
+
 def _checked(cluster: Cluster, settings: InterpreterSettings, state: _State) -> tuple[str, str]:
     """The plan for these settings, after a preflight that passed (once; under state.lock)."""
     if state.plan is None:
-        what, python, modules = _plan(cluster, settings)
-        report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
+        what, python, report = _preflight(cluster, settings)
         state.report = report
         report.raise_for_problems()
         state.plan = (what, python)
@@ -390,8 +410,7 @@ def envs_dir_for(cluster: Cluster, spec: PackagingSpec) -> str:
 
 def diagnose(cluster: Cluster) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, python, modules = _plan(cluster, interpreter_settings(cluster))
-    report = run_preflight(cluster.transport, cluster.base_dir, python, modules=modules)
+    what, _, report = _preflight(cluster, interpreter_settings(cluster))
     result = report.to_dict()
     result["backend"] = cluster.backend_type
     result["job_base_dir"] = cluster.base_dir

@@ -1,0 +1,57 @@
+"""The ownership check of the directories the SDK trusts (pure parser, table-driven)."""
+
+from __future__ import annotations
+
+import pytest
+
+from slurm.trust import build_script, parse_output
+
+
+def _output(uid: int, chain: list[tuple[int, str, str]], path: str = "/h/u/jobs") -> str:
+    lines = [f"trust|uid|{uid}", f"trust|0|real|{chain[0][2]}"]
+    lines += [f"trust|0|stat|{owner} {mode}|{where}" for owner, mode, where in chain]
+    return "\n".join(lines) + "\n"
+
+
+HOME = [(1000, "700", "/h/u/jobs"), (1000, "755", "/h/u"), (0, "755", "/h"), (0, "755", "/")]
+
+
+@pytest.mark.parametrize(
+    ("chain", "expected"),
+    [
+        (HOME, None),
+        ([(1000, "700", "/tmp/jobs"), (0, "1777", "/tmp"), (0, "755", "/")], None),
+        ([(1000, "755", "/h/u/jobs"), *HOME[1:]], None),
+        ([(1000, "777", "/h/u/jobs"), *HOME[1:]], "has mode 0777"),
+        ([(1000, "770", "/h/u/jobs"), *HOME[1:]], "has mode 0770"),
+        ([(1001, "700", "/h/u/jobs"), *HOME[1:]], "owned by uid 1001, not by you"),
+        ([(1000, "700", "/s/jobs"), (0, "777", "/s"), (0, "755", "/")], "without the sticky"),
+        ([(1000, "700", "/s/jobs"), (0, "2775", "/s"), (0, "755", "/")], "without the sticky"),
+        ([(1000, "700", "/p/jobs"), (1001, "755", "/p"), (0, "755", "/")], "owned by uid 1001"),
+    ],
+)
+def test_trusted_directory_rules(chain: list[tuple[int, str, str]], expected: str | None) -> None:
+    problems = parse_output(_output(1000, chain), ["/h/u/jobs"])
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and expected in problems[0].detail and problems[0].fix
+
+
+def test_a_path_the_script_did_not_report_fails() -> None:
+    [problem] = parse_output("trust|uid|1000\n", ["/x"])
+    assert "the check did not run" in problem.detail
+    [problem] = parse_output("trust|uid|1000\ntrust|0|missing|Permission denied\n", ["/x"])
+    assert "Permission denied" in problem.detail
+
+
+def test_symlinked_path_is_judged_by_its_target() -> None:
+    out = _output(1000, [(1000, "777", "/real/jobs"), (0, "755", "/real"), (0, "755", "/")])
+    [problem] = parse_output(out, ["/h/u/jobs"])
+    assert "/h/u/jobs (really /real/jobs) has mode 0777" in problem.detail
+
+
+def test_paths_are_quoted_in_the_script() -> None:
+    script = build_script(["/a b/$(touch x)"])
+    assert "'/a b/$(touch x)'" in script
+    assert build_script([]) == ""
