@@ -1,4 +1,7 @@
-"""The job-side entry point: ``python -m slurm.runner JOB_DIR``.
+"""The job-side entry point: ``python -P -m slurm.runner JOB_DIR``.
+
+``-P`` keeps the job's working directory off ``sys.path``: a stray module
+there (a ``cloudpickle.py`` in ``$HOME``) is never imported.
 
 Loads the payload, turns job references into their results, injects the
 job/workflow contexts, calls the function and writes the result envelope

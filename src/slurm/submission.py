@@ -252,12 +252,11 @@ def submit(
         workdir=workdir,
         setup=list(setup),
     )
-    # On this machine the job may import what this process imports; a remote
-    # cluster gets the code through its own environment (see packaging).
+    # On this machine the job may import what this process imports (but not from
+    # the working directory, which "" stands for); a remote cluster gets the code
+    # through its own environment (see packaging).
     sys_path = (
-        [os.path.abspath(p or os.curdir) for p in sys.path]
-        if cluster.backend_type == "local"
-        else []
+        [os.path.abspath(p) for p in sys.path if p] if cluster.backend_type == "local" else []
     )
     paths = JobPaths(job_dir)
     transport = cluster.transport

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
+from typing import Any
 
+import cloudpickle
 import pytest
 from jobfuncs import add
 
-from slurm import Cluster
+from slurm import Cluster, task
+from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
+from slurm.task import Task
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _mode(path: Path) -> int:
@@ -97,3 +104,61 @@ def test_doctor_and_diagnose_report_an_env_dir_others_can_write(
     assert not report["ok"]
     [check] = [c for c in report["checks"] if c["name"] == "base_dir"]
     assert check["status"] == "fail" and "has mode 0777" in check["detail"]
+
+
+# --- the job's Python cannot pick up stray files ----------------------------------------
+
+
+def _where_am_i() -> Task[..., dict[str, Any]]:
+    # Defined here so that it travels by value (this module is not importable over SSH).
+    @task(time="00:02:00", mem="64M")
+    def where_am_i() -> dict[str, Any]:
+        import cloudpickle as loaded
+
+        return {"cwd": os.getcwd(), "path": list(sys.path), "cloudpickle": loaded.__file__}
+
+    return where_am_i
+
+
+def _stray_dir(home_tmp: Path) -> Path:
+    stray = home_tmp / "stray"
+    stray.mkdir()
+    (stray / "cloudpickle.py").write_text(
+        "import pathlib\n"
+        "pathlib.Path(__file__).with_name('IMPORTED').touch()\n"
+        "raise ImportError('a stray cloudpickle.py was imported')\n"
+    )
+    return stray
+
+
+def _assert_clean(seen: dict[str, Any], stray: Path) -> None:
+    assert seen["cwd"] == str(stray)
+    assert str(stray) not in seen["path"] and "" not in seen["path"]
+    assert not seen["cloudpickle"].startswith(str(stray))
+    assert not (stray / "IMPORTED").exists()
+
+
+def test_stray_module_in_the_jobs_working_directory_over_ssh(
+    devcluster_ssh: SshInfo, home_tmp: Path
+) -> None:
+    stray = _stray_dir(home_tmp)
+    with Cluster(
+        backend_type="ssh",
+        hostname=devcluster_ssh.alias,
+        username=devcluster_ssh.username,
+        python=sys.executable,
+        job_base_dir=str(home_tmp / "jobs"),
+        default_partition="debug",
+    ):
+        job = _where_am_i().with_options(chdir=str(stray))()
+        _assert_clean(job.get_result(timeout=240), stray)
+
+
+def test_stray_module_in_the_clients_working_directory(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stray = _stray_dir(home_tmp)
+    monkeypatch.chdir(stray)  # the local backend's job runs where the client does
+    monkeypatch.setattr(sys, "path", ["", *sys.path])  # as under `python -c` or a REPL
+    with _cluster(home_tmp / "jobs"):
+        _assert_clean(_where_am_i()().get_result(timeout=120), stray)

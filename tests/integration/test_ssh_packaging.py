@@ -314,5 +314,5 @@ def test_tutorial_section_5_over_ssh_verbatim(devcluster_ssh: SshInfo, tmp_path:
     workflow_dir = state_path.parent.parent
     script = (workflow_dir / "job.sh").read_text()
     envs = Path(os.path.expanduser("~/.slurm-sdk/jobs/.envs"))
-    assert f"{envs}/" in script and "/venv/bin/python -m slurm.runner" in script
+    assert f"{envs}/" in script and "/venv/bin/python -P -m slurm.runner" in script
     assert sys.prefix not in script

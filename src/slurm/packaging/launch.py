@@ -56,9 +56,10 @@ class Launch:
 
     @property
     def command(self) -> list[str]:
-        """The interpreter and its flags: with shipped source, ``-P`` keeps the working
-        directory off ``sys.path`` from the very start (Python >= 3.11, as the SDK)."""
-        return [self.python, "-P"] if CODE_DIR_VARIABLE in self.env else [self.python]
+        """The interpreter and its flags: ``-P`` keeps the job's working directory off
+        ``sys.path`` from the very start (Python >= 3.11, as the SDK), whether source
+        was shipped or not: a stray ``cloudpickle.py`` there is never imported."""
+        return [self.python, "-P"]
 
 
 def _arguments(calls: Sequence[Call]) -> Iterator[Any]:
