@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import posixpath
 import re
 import secrets
 import socket
@@ -27,7 +28,7 @@ from slurm.transport.base import Transport
 __all__ = ["DEFAULT_JOB_BASE_DIR", "JobStore", "is_job_id", "parse_job_dir"]
 
 DEFAULT_JOB_BASE_DIR = "~/.slurm-sdk/jobs"
-_ID_RE = re.compile(r"^\d+(?:_\d+)?$")
+_ID_RE = re.compile(r"^[0-9]+(?:_[0-9]+)?$")  # ASCII only: "٣" matches \d too
 # NAME-YYYYmmdd-HHMMSS-HEX, as new_job_dir makes them.
 _DIR_RE = re.compile(r"^(?P<name>.*)-(?P<stamp>\d{8}-\d{6})-[0-9a-f]+$")
 
@@ -35,6 +36,15 @@ _DIR_RE = re.compile(r"^(?P<name>.*)-(?P<stamp>\d{8}-\d{6})-[0-9a-f]+$")
 def is_job_id(text: str) -> bool:
     """``123`` or ``123_4`` (an array element)."""
     return bool(_ID_RE.match(text))
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether ``path`` is a plain absolute path strictly below ``root`` (no ``..``)."""
+    return (
+        path.startswith(root + "/")
+        and posixpath.normpath(path) == path
+        and not any(c in path for c in "\n\r\x00")
+    )
 
 
 def _id_order(job_id: str) -> tuple[int, int]:
@@ -145,8 +155,9 @@ class JobStore:
             raise ConfigurationError(
                 f"{job_id!r} is not a Slurm job id (digits, or digits_digits for an array element)."
             )
+        record = f"{self.index_dir}/{job_id.split('_')[0]}"
         try:
-            return self.transport.read_text(f"{self.index_dir}/{job_id.split('_')[0]}").strip()
+            job_dir = self.transport.read_text(record).strip()
         except FileNotFoundError:
             raise ConfigurationError(
                 f"Job {job_id} is not one of the SDK's jobs under {self.base_dir} (no record in "
@@ -154,6 +165,14 @@ class JobStore:
                 "--job-base-dir) and host it was submitted with; `slurm jobs list` shows the "
                 "jobs there."
             ) from None
+        root = self.index_dir.rsplit("/", 1)[0]
+        if not _inside(job_dir, root):
+            raise ConfigurationError(
+                f"The index entry {record} points at {job_dir!r}, outside {root}: refused (the "
+                "SDK only reads job directories it made under its own base directory). Remove "
+                "that file; if you did not write it, someone else can write your index."
+            )
+        return job_dir
 
     def job_ids(self) -> list[str]:
         """Every job recorded in the index, newest first."""

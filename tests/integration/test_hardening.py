@@ -13,9 +13,11 @@ from typing import Any
 
 import cloudpickle
 import pytest
+from click.testing import CliRunner, Result
 from jobfuncs import add
 
 from slurm import Cluster, task
+from slurm.cli import main
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
 from slurm.task import Task
@@ -162,3 +164,38 @@ def test_stray_module_in_the_clients_working_directory(
     monkeypatch.setattr(sys, "path", ["", *sys.path])  # as under `python -c` or a REPL
     with _cluster(home_tmp / "jobs"):
         _assert_clean(_where_am_i()().get_result(timeout=120), stray)
+
+
+# --- job ids and index entries ----------------------------------------------------------
+
+HOSTILE_IDS = ["--user=root", "1;id", "$(id)", "../../etc", "1 2", "12_", "٣"]
+
+
+def _cli(base: Path, command: str, *args: str) -> Result:
+    argv = ["jobs", command, "--backend", "local", "--job-base-dir", str(base), *args]
+    return CliRunner(env={"COLUMNS": "250"}).invoke(main, argv, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", ["show", "logs", "cancel", "watch"])
+def test_cli_refuses_what_is_not_a_job_id(devcluster: object, home_tmp: Path, command: str) -> None:
+    for job_id in HOSTILE_IDS:
+        result = _cli(home_tmp / "jobs", command, "--", job_id)
+        assert result.exit_code == 1, result.output
+        assert "is not a Slurm job id" in result.output or "Not the SDK's jobs" in result.output
+
+
+def test_index_entry_outside_the_base_dir_is_refused(devcluster: object, home_tmp: Path) -> None:
+    base = home_tmp / "jobs"
+    with _cluster(base) as cluster:
+        job = add(1, 2)
+        assert job.get_result(timeout=120) == 3
+        for forged, where in [("999991", "/etc"), ("999992", f"{base}/../elsewhere")]:
+            (base / ".index" / forged).write_text(where + "\n")
+            with pytest.raises(ConfigurationError, match=r"outside .*: refused"):
+                cluster.get_job(forged)
+            shown = _cli(base, "show", forged)
+            assert shown.exit_code == 1 and "refused" in shown.output
+    listing = _cli(base, "list")
+    assert listing.exit_code == 0, listing.output
+    assert "skipped:" in listing.output and "999991" in listing.output
+    assert any(line.lstrip("│ ").startswith(f"{job.id} ") for line in listing.output.splitlines())

@@ -123,7 +123,8 @@ class FakeSlurm(LocalTransport):
             env["SLURM_ARRAY_TASK_ID"] = str(job.array_index)
         saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
         try:
-            code = run_job(argv[3], env=env, array=array)
+            # PYTHON -P -m slurm.runner JOB_DIR [--array]
+            code = run_job(argv[argv.index("slurm.runner") + 1], env=env, array=array)
         finally:
             for signum, handler in saved.items():
                 signal.signal(signum, handler)

@@ -169,8 +169,8 @@ def list_rows(cluster: Cluster, limit: int, *, usage: bool = False) -> list[JobR
 
     ``usage`` adds what each job used (one more sacct call; see :func:`job_usages`).
     """
-    ids = cluster.store.job_ids()[:limit]
-    entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
+    entries = _entries(cluster, cluster.store.job_ids()[:limit])
+    ids = [job_id for job_id, _ in entries]
     rows = _rows(entries, query_states(cluster, ids) if ids else Snapshot())
     if usage and ids:
         usages = job_usages(cluster, ids)
@@ -314,6 +314,17 @@ def list_jobs(limit: int, with_usage: bool, **options: Any) -> None:
         Console().print(jobs_table(rows, title=f"jobs in {cluster.base_dir}", usage=with_usage))
 
 
+def _entries(cluster: Cluster, job_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(id, job directory) of each job; a refused index entry is reported and left out."""
+    entries = []
+    for job_id in job_ids:
+        try:
+            entries.append((job_id, cluster.store.job_dir_of(job_id)))
+        except ConfigurationError as exc:
+            Console(stderr=True).print(f"[yellow]skipped:[/] {exc}", highlight=False)
+    return entries
+
+
 @jobs.command()
 @click.argument("job_id")
 @click.option("--lines", "-n", type=click.IntRange(min=0), default=10, show_default=True)
@@ -404,8 +415,11 @@ def watch(job_ids: tuple[str, ...], interval: float, limit: int, **options: Any)
     """
     console = Console()
     with _session(options) as cluster:
-        ids = list(job_ids) or cluster.store.job_ids()[:limit]
-        entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in ids]
+        if job_ids:
+            entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in job_ids]
+        else:
+            entries = _entries(cluster, cluster.store.job_ids()[:limit])
+        ids = [job_id for job_id, _ in entries]
         if job_ids:  # looked up by the first tick
             rows = _rows(entries, Snapshot())
             rows = [JobRow(r.job_id, r.name, _LOOKING, r.submitted, r.directory) for r in rows]
