@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError
 from slurm.layout import JobPaths
-from slurm.payload import Envelope, JobRef
+from slurm.payload import Envelope, JobRef, Outcome
 from slurm.retry import Attempt, Retry, ended_state, next_limits, raised_one_of, read_attempts
 from slurm.slurmcmd import JobState
 from slurm.usage import Usage, UsageSummary, runner_usage, summarise
@@ -48,6 +48,7 @@ class Job(Generic[T]):
         self.name = name
         self._locate(job_id, job_dir, array_index)
         self._envelope: Envelope | None = None
+        self._outcome: Outcome | None = None
         self.max_requeues = 0  # set at submission: how often the client may resubmit
         self.previous_ids: list[str] = []
         #: The ids of the jobs this one waited for (``.after()`` and Job arguments).
@@ -66,6 +67,7 @@ class Job(Generic[T]):
         self.array_index = array_index
         paths = JobPaths(job_dir, array_index)
         self.result_path = paths.result
+        self.outcome_path = paths.outcome
         self.stdout_path = paths.stdout
         self.stderr_path = paths.stderr
         self.script_path = paths.script
@@ -102,9 +104,9 @@ class Job(Generic[T]):
     def state(self) -> JobState:
         """The last state seen by the tracker (COMPLETED/FAILED once a result exists)."""
         self._check_submitted()
-        envelope = self._load_envelope()
-        if envelope is not None:
-            return JobState.COMPLETED if envelope.ok else JobState.FAILED
+        outcome = self._load_outcome()
+        if outcome is not None:
+            return JobState.COMPLETED if outcome.ok else JobState.FAILED
         return self.cluster.tracker.state_of(self)
 
     def get_status(self) -> JobState:
@@ -177,7 +179,7 @@ class Job(Generic[T]):
     def done(self) -> bool:
         """True when the job has finished, one way or another."""
         self._check_submitted()
-        return self._load_envelope() is not None or self.cluster.tracker.is_final(self)
+        return self._load_outcome() is not None or self.cluster.tracker.is_final(self)
 
     def is_running(self) -> bool:
         return self.get_status() is JobState.RUNNING
@@ -188,8 +190,8 @@ class Job(Generic[T]):
         return self.done()
 
     def is_successful(self) -> bool:
-        envelope = self._load_envelope()
-        return envelope is not None and envelope.ok
+        outcome = self._load_outcome()
+        return outcome is not None and outcome.ok
 
     # --- waiting and results --------------------------------------------------
     def wait(self, timeout: float | None = None, poll_interval: float | None = None) -> bool:
@@ -220,7 +222,7 @@ class Job(Generic[T]):
             ended, limits = retry
             self.cluster.resubmit(self, retried=ended, limits=limits)
             self._earlier.append(ended)
-            self._envelope, self._usage = None, None
+            self._envelope, self._outcome, self._usage = None, None, None
             return True
         if self._needs_resubmission():
             self.cluster.resubmit(self)
@@ -252,7 +254,7 @@ class Job(Generic[T]):
 
     def _needs_resubmission(self) -> bool:
         """Interrupted (preempted, node lost) and Slurm could not requeue it: not an attempt."""
-        if self._load_envelope() is not None or len(self.previous_ids) >= self.max_requeues:
+        if self.cluster.tracker.has_result(self) or len(self.previous_ids) >= self.max_requeues:
             return False
         info = self.cluster.tracker.info_of(self)
         if info is None:
@@ -317,8 +319,29 @@ class Job(Generic[T]):
             return exc
         return None
 
+    def _load_outcome(self) -> Outcome | None:
+        """How the call ended (JSON, never unpickled), once its result exists."""
+        if self._outcome is None and self.cluster.tracker.has_result(self):
+            try:
+                text = self.cluster.transport.read_text(self.outcome_path)
+            except FileNotFoundError:
+                text = ""  # a result without an outcome: another SDK version wrote it
+            self._outcome = (
+                Outcome.from_json(text, job_id=self.id)
+                if text
+                else Outcome(
+                    ok=False,
+                    type_name="slurm.errors.ResultError",
+                    message=f"{self.outcome_path} is missing (another slurm-sdk version?)",
+                    job_id=self.id,
+                )
+            )
+        return self._outcome
+
     def _load_envelope(self) -> Envelope | None:
+        """The result envelope, unpickled only from a file only this user can have written."""
         if self._envelope is None and self.cluster.tracker.has_result(self):
+            self.cluster.store.check_private(self.result_path, job_id=self.id)
             data = self.cluster.transport.read_bytes(self.result_path)
             self._envelope = Envelope.from_bytes(data, job_id=self.id)
         return self._envelope
@@ -541,6 +564,6 @@ def _runner_usage(cluster: Cluster, job: Job[Any]) -> Usage | None:
         text = cluster.transport.read_text(job.paths.usage)
     except FileNotFoundError:
         return None
-    envelope = job._envelope  # no look at Slurm from here (slurm jobs show, list --usage)
-    state = "" if envelope is None else "COMPLETED" if envelope.ok else "FAILED"
+    outcome = job._outcome  # no look at Slurm from here (slurm jobs show, list --usage)
+    state = "" if outcome is None else "COMPLETED" if outcome.ok else "FAILED"
     return runner_usage(text, state=state)

@@ -3,19 +3,21 @@
 A single job::
 
     JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr
-            result.pkl  result.runs  result.usage  result.attempts
+            result.json  result.pkl  result.runs  result.usage  result.attempts
 
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
-``logs/i.out``, ``logs/i.err``, ``results/i.pkl``, ``results/i.runs``, ``results/i.usage``
-and ``results/i.attempts``.
-Pure string work: no file is touched.
+``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
+``results/i.runs``, ``results/i.usage`` and ``results/i.attempts``.
+``result.json`` (the outcome: no pickle) is what status checks read;
+``result.pkl`` is unpickled only by ``get_result()``. Pure string work: no file
+is touched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns"]
+__all__ = ["PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns", "outcome_of"]
 
 PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
@@ -38,6 +40,14 @@ class JobPaths:
         if self.index is None:
             return f"{self.job_dir}/result.pkl"
         return f"{self.job_dir}/{RESULTS_DIR}/{self.index}.pkl"
+
+    @property
+    def outcome(self) -> str:
+        """The outcome as JSON (ok, exception type, message, traceback): read without unpickling.
+
+        Written just before :attr:`result`, whose appearance means "finished".
+        """
+        return outcome_of(self.result)
 
     @property
     def runs(self) -> str:
@@ -95,6 +105,11 @@ class JobPaths:
     def payloads_dir(self) -> str:
         """An array's directory of element payloads."""
         return f"{self.job_dir}/{PAYLOADS_DIR}"
+
+
+def outcome_of(result_path: str) -> str:
+    """The outcome file (JSON) beside a result file (``result.pkl``, ``results/i.pkl``)."""
+    return result_path.removesuffix(".pkl") + ".json"
 
 
 def log_patterns(literal_job_dir: str, *, array: bool) -> tuple[str, str]:

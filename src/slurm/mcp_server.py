@@ -28,8 +28,8 @@ from slurm.cli.jobs import (
     job_view,
     list_rows,
     query_states,
-    read_envelope,
     read_log,
+    read_outcome,
 )
 from slurm.cli.jobview import (
     JobView,
@@ -99,8 +99,8 @@ class JobTools:
         if kind == "ok":
             return f"{head}\nresult: {text}"
         with self._lock, _as_tool_error():
-            envelope = read_envelope(self.cluster, self.cluster.get_job(job_id, track=False))
-        trace = envelope.traceback.rstrip() if envelope is not None else ""
+            outcome = read_outcome(self.cluster, self.cluster.get_job(job_id, track=False))
+        trace = outcome.traceback.rstrip() if outcome is not None else ""
         trace = f"remote traceback:\n{tail(trace, 30)}\n" if trace else ""
         return f"{head}\nerror: {text}\n{trace}" + _stderr(view)
 

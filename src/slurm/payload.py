@@ -8,12 +8,16 @@ compute node (the submitter adds an ``afterok`` dependency on it).
 The envelope is what the runner writes when the call ends: the pickled value,
 or the exception with its type name, message and traceback text, so the
 client can rebuild the exception or, failing that, report it faithfully.
+Beside it the runner writes the :class:`Outcome` as JSON (no pickle): what
+``slurm jobs`` and every state check read, so that looking at a job never
+unpickles anything.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import pickle
 from collections.abc import Callable
@@ -43,6 +47,7 @@ __all__ = [
     "Call",
     "Envelope",
     "JobRef",
+    "Outcome",
     "Payload",
     "RunPolicy",
     "WorkflowSpec",
@@ -55,7 +60,9 @@ __all__ = [
 #: Bumped whenever a record below changes shape: a job written by one SDK
 #: version and run by another then fails with a clear message.
 PAYLOAD_VERSION = 3
-ENVELOPE_VERSION = 2
+ENVELOPE_VERSION = 3
+OUTCOME_VERSION = 1
+_SUMMARY_WIDTH = 200
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,20 @@ class Envelope:
     traceback: str = ""
     node: str = ""
     job_id: str | None = None
+    summary: str = ""  # a one-line repr of the value, for `slurm jobs show`
     version: int = ENVELOPE_VERSION
+
+    def outcome(self) -> Outcome:
+        """What this envelope says, without the pickled value or exception."""
+        return Outcome(
+            ok=self.ok,
+            type_name=self.type_name,
+            message=self.message,
+            traceback=self.traceback,
+            node=self.node,
+            job_id=self.job_id,
+            summary=self.summary,
+        )
 
     def to_bytes(self) -> bytes:
         return pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
@@ -279,6 +299,67 @@ class Envelope:
         )
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a call ended, as JSON beside the envelope: read without unpickling.
+
+    Attributes:
+        ok: the call returned (``False``: it raised).
+        type_name, message, traceback: the exception, when it raised.
+        node: where it ran.
+        summary: a one-line ``repr`` of the returned value (at most 200 characters).
+    """
+
+    ok: bool
+    type_name: str = ""
+    message: str = ""
+    traceback: str = ""
+    node: str = ""
+    job_id: str | None = None
+    summary: str = ""
+    version: int = OUTCOME_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, ensure_ascii=False, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, job_id: str | None = None) -> Outcome:
+        """Read an outcome; anything but this version's record is a :class:`ResultError`."""
+        try:
+            fields = json.loads(text)
+            if not isinstance(fields, dict) or fields.get("version") != OUTCOME_VERSION:
+                raise ValueError(f"not an outcome record of version {OUTCOME_VERSION}")
+            outcome = cls(**fields)
+            if not isinstance(outcome.ok, bool) or not all(
+                isinstance(getattr(outcome, name), str)
+                for name in ("type_name", "message", "traceback", "node", "summary")
+            ):
+                raise ValueError("a field has the wrong type")
+            return outcome
+        except (ValueError, TypeError) as exc:
+            raise ResultError(
+                f"The outcome file of job {job_id} cannot be read ({exc}). It may come from "
+                "another slurm-sdk version; use the same version on both sides, or re-run the "
+                "job.",
+                job_id=job_id,
+            ) from exc
+
+
+def _summary(value: Any) -> str:
+    import reprlib  # bounded: a list of ten million numbers is not written out
+
+    short = reprlib.Repr()
+    short.maxlist = short.maxtuple = short.maxset = short.maxdict = 10
+    short.maxstring = short.maxother = _SUMMARY_WIDTH
+    try:
+        text = " ".join(short.repr(value).split())
+    except Exception as exc:  # a broken __repr__ must not lose the result
+        text = f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"
+    if len(text) <= _SUMMARY_WIDTH:
+        return text
+    return text[: _SUMMARY_WIDTH - 3] + "..."
+
+
 def envelope_for_value(value: Any, *, job_id: str | None) -> Envelope:
     """Wrap a return value; an unpicklable value becomes a clear failure envelope."""
     try:
@@ -302,7 +383,7 @@ def envelope_for_value(value: Any, *, job_id: str | None) -> Envelope:
                 )
             ),
         )
-    return Envelope(ok=True, value=data, node=_hostname(), job_id=job_id)
+    return Envelope(ok=True, value=data, node=_hostname(), job_id=job_id, summary=_summary(value))
 
 
 def envelope_for_exception(exc: BaseException, *, job_id: str | None) -> Envelope:

@@ -279,6 +279,8 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
         envelope = envelope_for_exception(exc, job_id=job_id)
     with contextlib.suppress(OSError):  # the figures must never cost the result
         _atomic_write(Path(paths.usage), _measure(paths, env, started))
+    # The outcome first: whoever sees the result file (the job is over) finds it.
+    _atomic_write(Path(paths.outcome), envelope.outcome().to_json().encode("utf-8"))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     _drop_marker(done_dir, job_id)

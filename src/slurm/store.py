@@ -22,7 +22,8 @@ import re
 import secrets
 import socket
 
-from slurm.errors import ConfigurationError, SlurmError
+from slurm import trust
+from slurm.errors import ConfigurationError, ResultError, SlurmError
 from slurm.transport.base import Transport
 
 __all__ = ["DEFAULT_JOB_BASE_DIR", "JobStore", "is_job_id", "parse_job_dir"]
@@ -90,6 +91,8 @@ class JobStore:
         self._index_dir = index_dir
         self._session = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self._layout_ready = False
+        # directory -> its *.pkl files (uid, mode), once the directory was found private
+        self._private: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
 
     @property
     def base_dir(self) -> str:
@@ -116,6 +119,38 @@ class JobStore:
         may write them (see :mod:`slurm.trust`).
         """
         return {"job_base_dir": self.base_dir, "index": self.index_dir}
+
+    def check_private(self, path: str, *, job_id: str | None = None) -> None:
+        """Refuse to unpickle ``path`` unless it is the user's own file in a directory only
+        the user (and root) can write, under parents nobody else can swap.
+
+        One command per directory (its ``*.pkl`` files are listed with it), then
+        remembered: the results of an array cost one look, not one per element.
+
+        Raises:
+            ResultError: someone else owns or may write the file or its directory.
+            FileNotFoundError: there is no such file.
+        """
+        directory, _, name = path.rpartition("/")
+        known = self._private.get(directory)
+        if known is None or name not in known[1]:
+            script = trust.build_script([directory], create=False, files="*.pkl")
+            out = self.transport.run(["sh", "-c", script], check=False).stdout
+            problems = trust.parse_output(out, [directory])
+            uid = trust.parse_uid(out)
+            if problems or uid is None:
+                detail = problems[0].detail if problems else "the check did not run"
+                fix = problems[0].fix if problems else "try again"
+                raise ResultError(f"Refusing to unpickle {path}: {detail}. {fix}.", job_id=job_id)
+            known = self._private[directory] = (uid, trust.parse_files(out).get(0, {}))
+        uid, files = known
+        if name not in files:
+            raise FileNotFoundError(path)
+        problem = trust.file_problem(path, *files[name], uid)
+        if problem is not None:
+            raise ResultError(
+                f"Refusing to unpickle {path}: {problem.detail}. {problem.fix}.", job_id=job_id
+            )
 
     def ensure_layout(self) -> None:
         """The index and done-marker directories, created once (before the first sbatch)."""

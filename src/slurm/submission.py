@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from slurm.errors import ConfigurationError, DependencyError, ResultError
 from slurm.journal import JournalEntry, fingerprint
-from slurm.layout import JobPaths, log_patterns
+from slurm.layout import JobPaths, log_patterns, outcome_of
 from slurm.options import literal_filename_pattern
-from slurm.payload import Call, Envelope, JobRef, Payload, RunPolicy, dumps_payload
+from slurm.payload import Call, JobRef, Outcome, Payload, RunPolicy, dumps_payload
 from slurm.retry import Attempt, Retry, limits_of
 from slurm.runner import DONE_DIR_VARIABLE
 from slurm.script import render_batch_script
@@ -141,12 +141,13 @@ def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRe
     return ",".join(parts) or None
 
 
-def _outcome(cluster: Cluster, ref: JobRef) -> Envelope | None:
-    """The result envelope of a finished single job, or None (running, an array, unreadable)."""
+def _outcome(cluster: Cluster, ref: JobRef) -> Outcome | None:
+    """How a finished single job ended (its JSON outcome: never unpickled), or None
+    (running, an array, unreadable)."""
     if not ref.result_path:
         return None
     try:
-        return Envelope.from_bytes(cluster.transport.read_bytes(ref.result_path))
+        return Outcome.from_json(cluster.transport.read_text(outcome_of(ref.result_path)))
     except (FileNotFoundError, OSError, ResultError):
         return None
 

@@ -24,7 +24,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Problem", "build_script", "parse_output"]
+__all__ = ["Problem", "build_script", "file_problem", "parse_files", "parse_output", "parse_uid"]
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,29 @@ class Problem:
     fix: str
 
 
-def build_script(paths: Sequence[str], *, create: bool = True) -> str:
+def build_script(paths: Sequence[str], *, create: bool = True, files: str = "") -> str:
     """POSIX shell that (optionally) creates each path 0700 and reports its ownership.
 
     Output lines: ``trust|uid|UID`` once, then per path ``i``
     ``trust|i|real|REALPATH`` or ``trust|i|missing|ERROR``, and one
-    ``trust|i|stat|UID MODE|PATH`` for the path and for each parent up to ``/``.
+    ``trust|i|stat|UID MODE|PATH`` for the path and for each parent up to ``/``;
+    with ``files`` (a glob such as ``*.pkl``), ``trust|i|file|UID MODE|NAME`` for
+    each file in the path that matches it.
     """
     if not paths:
         return ""
     q = shlex.quote
     make = 'mkdir -p -- "$d" 2>/dev/null; ' if create else ""
+    each_file = (
+        [
+            f'    for f in "$r"/{files}; do',
+            '      [ -f "$f" ] && s=$(stat -c "%u %a" -- "$f" 2>/dev/null) && '
+            'echo "trust|$i|file|$s|${f##*/}"',
+            "    done",
+        ]
+        if files
+        else []
+    )
     return "\n".join(
         [
             '(umask 077; echo "trust|uid|$(id -u)"',
@@ -59,6 +71,7 @@ def build_script(paths: Sequence[str], *, create: bool = True) -> str:
             '      [ "$p" = / ] && break',
             '      p=$(dirname -- "$p")',
             "    done",
+            *each_file,
             '  else echo "trust|$i|missing|$(printf %s "$r" | tr "\\n" " ")"; fi',
             "  i=$((i+1))",
             "done)",
@@ -100,6 +113,44 @@ def parse_output(stdout: str, paths: Sequence[str]) -> list[Problem]:
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def parse_files(stdout: str) -> dict[int, dict[str, tuple[int, int]]]:
+    """The ``files`` lines of :func:`build_script`'s output: path index -> name -> (uid, mode)."""
+    found: dict[int, dict[str, tuple[int, int]]] = {}
+    for line in stdout.splitlines():
+        parts = line.split("|", 4)
+        if len(parts) == 5 and parts[0] == "trust" and parts[1].isdigit() and parts[2] == "file":
+            owner, _, mode = parts[3].partition(" ")
+            if owner.isdigit() and mode.isdigit():
+                found.setdefault(int(parts[1]), {})[parts[4]] = (int(owner), int(mode, 8))
+    return found
+
+
+def file_problem(path: str, owner: int, mode: int, uid: int) -> Problem | None:
+    """Why the file at ``path`` (in a trusted directory) may not be unpickled, if it may not."""
+    if owner != uid:
+        return Problem(
+            path,
+            f"{path} is owned by uid {owner}, not by you (uid {uid})",
+            "remove it (it was not written by your job) and run the job again",
+        )
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return Problem(
+            path,
+            f"{path} has mode {mode:04o}: others may have changed it",
+            "remove it and run the job again",
+        )
+    return None
+
+
+def parse_uid(stdout: str) -> int | None:
+    """The user id :func:`build_script` reported."""
+    for line in stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[:2] == ["trust", "uid"] and parts[2].isdigit():
+            return int(parts[2])
+    return None
 
 
 _FIX_CREATE = "pass a directory you own and can create (job_base_dir=, packaging env_dir=)"

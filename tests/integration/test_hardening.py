@@ -19,7 +19,7 @@ from jobfuncs import add
 from slurm import Cluster, task
 from slurm.cli import main
 from slurm.devcluster import SshInfo
-from slurm.errors import ConfigurationError
+from slurm.errors import ConfigurationError, ResultError
 from slurm.task import Task
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -199,3 +199,81 @@ def test_index_entry_outside_the_base_dir_is_refused(devcluster: object, home_tm
     assert listing.exit_code == 0, listing.output
     assert "skipped:" in listing.output and "999991" in listing.output
     assert any(line.lstrip("│ ").startswith(f"{job.id} ") for line in listing.output.splitlines())
+
+
+# --- reading a job's status never unpickles -----------------------------------------------
+
+
+class _Trap:
+    """Unpickling this touches a file: proof that something unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+
+
+def _plant_trap(job_dir: Path, marker: Path) -> None:
+    import pickle
+
+    (job_dir / "result.pkl").write_bytes(pickle.dumps(_Trap(marker)))
+    (job_dir / "result.pkl").chmod(0o600)
+
+
+def test_outcome_is_json_beside_the_result(devcluster: object, home_tmp: Path) -> None:
+    import json
+
+    from jobfuncs import fail_with
+
+    with _cluster(home_tmp / "jobs"):
+        ok, failed = add(1, 2), fail_with("broken on purpose")
+        assert ok.get_result(timeout=120) == 3
+        failed.wait(timeout=120)
+    good = json.loads(Path(ok.job_dir, "result.json").read_text())
+    assert (good["ok"], good["summary"], good["job_id"]) == (True, "3", ok.id)
+    bad = json.loads(Path(failed.job_dir, "result.json").read_text())
+    assert bad["ok"] is False and bad["type_name"] == "jobfuncs.CustomError"
+    assert "broken on purpose" in bad["message"] and "Traceback" in bad["traceback"]
+    assert _mode(Path(ok.job_dir, "result.json")) == 0o600
+
+
+def test_status_and_listing_never_unpickle(devcluster: object, home_tmp: Path) -> None:
+    base, marker = home_tmp / "jobs", home_tmp / "UNPICKLED"
+    with _cluster(base):
+        job = add(1, 2)
+        job.wait(timeout=120)
+    _plant_trap(Path(job.job_dir), marker)
+    cluster = _cluster(base)
+    with cluster:
+        again = cluster.get_job(job.id)
+        assert again.get_status().value == "COMPLETED"
+        assert again.done() and again.is_successful() and again.wait(timeout=30)
+    for command in (["list"], ["show", job.id], ["watch", job.id]):
+        result = _cli(base, *command)
+        assert result.exit_code == 0, result.output
+    assert "3" in _cli(base, "show", job.id).output
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fault", ["file-mode", "dir-mode", "file-owner"])
+def test_get_result_unpickles_only_a_private_file(
+    devcluster: object, home_tmp: Path, fault: str
+) -> None:
+    if fault == "file-owner" and os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    base, marker = home_tmp / "jobs", home_tmp / "UNPICKLED"
+    with _cluster(base):
+        job = add(1, 2)
+        job.wait(timeout=120)
+    job_dir = Path(job.job_dir)
+    _plant_trap(job_dir, marker)
+    if fault == "file-mode":
+        (job_dir / "result.pkl").chmod(0o666)
+    elif fault == "dir-mode":
+        job_dir.chmod(0o777)
+    else:
+        os.chown(job_dir / "result.pkl", 65534, 65534)
+    with _cluster(base) as cluster, pytest.raises(ResultError, match="Refusing to unpickle"):
+        cluster.get_job(job.id).get_result(timeout=30)
+    assert not marker.exists()

@@ -31,7 +31,6 @@ from slurm.cli.jobview import (
     detail_view,
     follow_chunk,
     jobs_table,
-    outcome_text,
     rows_final,
     tail,
 )
@@ -39,7 +38,7 @@ from slurm.cluster import Cluster
 from slurm.errors import ConfigurationError, SlurmError
 from slurm.job import Job, gather_usage
 from slurm.layout import JobPaths
-from slurm.payload import Envelope
+from slurm.payload import Outcome
 from slurm.retry import Attempt
 from slurm.settings import click_options
 from slurm.slurmcmd import JobState
@@ -57,8 +56,8 @@ __all__ = [
     "jobs",
     "list_rows",
     "query_states",
-    "read_envelope",
     "read_log",
+    "read_outcome",
     "watch_loop",
 ]
 
@@ -122,7 +121,7 @@ def _result_outcome(cluster: Cluster, job_id: str) -> bool | None:
     _, _, index = job_id.partition("_")
     try:
         paths = JobPaths(cluster.store.job_dir_of(job_id), int(index) if index else None)
-        return Envelope.from_bytes(cluster.transport.read_bytes(paths.result)).ok
+        return Outcome.from_json(cluster.transport.read_text(paths.outcome)).ok
     except (FileNotFoundError, SlurmError):
         return None
 
@@ -135,33 +134,31 @@ def _rows(entries: Sequence[tuple[str, str]], snapshot: Snapshot) -> list[JobRow
     return rows
 
 
-def read_envelope(cluster: Cluster, job: Job[Any]) -> Envelope | None:
-    """The job's result record, or None while it has none.
+def read_outcome(cluster: Cluster, job: Job[Any]) -> Outcome | None:
+    """The job's outcome record (JSON: nothing is unpickled to show a job), or None
+    while it has none.
 
     Raises:
-        ResultError: the result file is unreadable or of another SDK version.
+        ResultError: the outcome file is unreadable or of another SDK version.
     """
     try:
-        data = cluster.transport.read_bytes(job.result_path)
+        text = cluster.transport.read_text(job.outcome_path)
     except (FileNotFoundError, IsADirectoryError):
         return None
-    return Envelope.from_bytes(data, job_id=job.id)
+    return Outcome.from_json(text, job_id=job.id)
 
 
 def job_outcome(cluster: Cluster, job: Job[Any]) -> tuple[str, str] | None:
     """``("ok", repr of the value)``, ``("error", "Type: message")``, or None without a result."""
     try:
-        envelope = read_envelope(cluster, job)
+        outcome = read_outcome(cluster, job)
     except SlurmError as exc:
         return "error", str(exc)
-    if envelope is None:
+    if outcome is None:
         return None
-    if not envelope.ok:
-        return "error", f"{envelope.type_name}: {envelope.message}"
-    try:
-        return "ok", outcome_text(envelope.unwrap())
-    except Exception as exc:
-        return "ok", f"(a value that cannot be loaded here: {type(exc).__name__}: {exc})"
+    if not outcome.ok:
+        return "error", f"{outcome.type_name}: {outcome.message}"
+    return "ok", outcome.summary
 
 
 def list_rows(cluster: Cluster, limit: int, *, usage: bool = False) -> list[JobRow]:
