@@ -20,6 +20,7 @@ from slurm import Cluster, task
 from slurm.cli import main
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError, ResultError
+from slurm.packaging import environment_for
 from slurm.task import Task
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -277,3 +278,63 @@ def test_get_result_unpickles_only_a_private_file(
     with _cluster(base) as cluster, pytest.raises(ResultError, match="Refusing to unpickle"):
         cluster.get_job(job.id).get_result(timeout=30)
     assert not marker.exists()
+
+
+# --- environments and wheels are checked by hash ------------------------------------------
+
+
+def _prefix() -> Task[..., str]:
+    @task(time="00:05:00", mem="256M")
+    def prefix() -> str:
+        return sys.prefix
+
+    return prefix
+
+
+def test_environment_and_wheels_are_checked_by_hash(devcluster: object, home_tmp: Path) -> None:
+    import hashlib
+    import json
+    import shutil
+
+    envs = home_tmp / "envs"
+
+    def shipped() -> Cluster:
+        packaging = {"type": "wheel", "env_dir": str(envs), "project": None}
+        return _cluster(home_tmp / "jobs", packaging=packaging)
+
+    with shipped():
+        prefix = _prefix()().get_result(timeout=600)
+    [env] = [p for p in envs.iterdir() if not p.name.startswith(".")]
+    assert prefix == str(env / "venv")
+    ready = json.loads((env / "ready.json").read_text())
+    assert len(ready["manifest"]) == 64 and ready["wheel_sha256"]
+
+    # Reused as it is, after the job above wrote its byte code.
+    (env / "venv" / "lib" / "__pycache__").mkdir(exist_ok=True)
+    (env / "venv" / "lib" / "__pycache__" / "new.cpython-311.pyc").write_bytes(b"")
+    with shipped() as cluster:
+        assert _prefix()().get_result(timeout=600) == prefix
+        environment = environment_for(cluster)
+        assert environment is not None and not environment.created
+
+    # An added file changes the manifest.
+    (env / "venv" / "lib" / "extra.pth").write_text("import os\n")
+    with shipped(), pytest.raises(ConfigurationError, match=r"changed since it was created"):
+        _prefix()()
+    (env / "venv" / "lib" / "extra.pth").unlink()
+    with shipped():
+        assert _prefix()().get_result(timeout=600) == prefix  # as it was
+
+    # A file written, even back to the same bytes, changes it (its change time).
+    cfg = env / "venv" / "pyvenv.cfg"
+    cfg.write_bytes(cfg.read_bytes())
+    with shipped(), pytest.raises(ConfigurationError, match=r"rm -rf"):
+        _prefix()()
+
+    # A stored wheel with the wrong content is uploaded again, not used.
+    shutil.rmtree(env)
+    stored = next((envs / ".store").glob("*/*.whl"))
+    stored.write_bytes(b"not a wheel")
+    with shipped():
+        assert _prefix()().get_result(timeout=600) == prefix
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == stored.parent.name

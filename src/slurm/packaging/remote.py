@@ -10,7 +10,18 @@ Layout under the environments directory (default ``{job_base_dir}/.envs``)::
         constraints.txt            the pinned dependency versions
         venv/                      the virtual environment; jobs run venv/bin/python
         install.log                what the installer said
-        ready.json                 written last: the environment is complete
+        ready.json                 written last: the environment is complete, with its
+                                   key and the manifest hash of venv/
+
+Nothing is trusted because a file exists. A stored wheel is used only if its
+SHA-256 is the one its directory names (otherwise it is uploaded again), and an
+environment is reused only if ``ready.json`` names its key and the manifest of
+``venv/`` hashes as it did when it was created. The manifest lists every entry
+of ``venv/`` (path, type, size, mode, owner and change time of each file; path,
+mode and owner of each directory; ``__pycache__`` left out, since jobs write
+byte code there): any write, chmod, added or removed file changes it, and a
+change time cannot be set back by the user. Contents are
+not re-read, so that a large environment is checked in a fraction of a second.
 
 The environment is created with ``uv`` when the cluster has it, else with
 ``python -m venv`` and pip, from the base interpreter. The install is tried
@@ -45,8 +56,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LAYOUT_VERSION = "1"
+LAYOUT_VERSION = "2"
 READY = "ready.json"
+#: Prints the manifest hash of the venv/ in "$env" (see the module docstring).
+# Directories count by name, mode and owner only: a job writing a new __pycache__
+# changes its parent's size and times.
+_MANIFEST = (
+    'cd -- "$env/venv" && find . -name __pycache__ -prune -o '
+    "-type d -printf '%P|d|%m|%U\\n' -o "
+    "-printf '%P|%y|%s|%m|%U|%C@\\n' | LC_ALL=C sort | sha256sum | cut -d' ' -f1"
+)
 _INSTALL_TIMEOUT = 3600.0
 
 
@@ -174,7 +193,7 @@ def ensure_environment(
     env_dir = f"{envs_dir}/{key}"
     python = f"{env_dir}/venv/bin/python"
     ready = f"{env_dir}/{READY}"
-    found = transport.exists(ready)
+    found = _verified(transport, env_dir, key)
     timings["check"] = time.perf_counter() - started
     if found:
         return Environment(key, env_dir, python, created=False, timings=timings)
@@ -189,7 +208,7 @@ def ensure_environment(
         timings["wait"] = time.perf_counter() - started
         return Environment(key, env_dir, python, created=False, timings=timings)
     try:
-        if transport.exists(ready):
+        if _verified(transport, env_dir, key):
             return Environment(key, env_dir, python, created=False, timings=timings)
         started = time.perf_counter()
         install = _create(
@@ -204,7 +223,9 @@ def ensure_environment(
             "python": info.version,
             "base": info.executable,
             "wheels": sorted(w.filename for w in wheels),
+            "wheel_sha256": sorted(w.sha256 for w in wheels),
             "uploaded": uploaded,
+            "manifest": _manifest(transport, env_dir),
         }
         transport.write_text(ready, json.dumps(record, indent=1) + "\n", mode=0o644)
     finally:
@@ -219,11 +240,58 @@ def ensure_environment(
     return Environment(key, env_dir, python, created=True, install=install, timings=timings)
 
 
+def _manifest(transport: Transport, env_dir: str) -> str:
+    """The manifest hash of ``env_dir/venv`` (see the module docstring)."""
+    script = f"env={shlex.quote(env_dir)}\n{_MANIFEST}\n"
+    return transport.run(["sh", "-c", script], check=True).stdout.strip()
+
+
+def _verified(transport: Transport, env_dir: str, key: str) -> bool:
+    """Whether the environment is complete and unchanged (``False``: not created yet).
+
+    Raises:
+        ConfigurationError: ``ready.json`` names another key, or ``venv/`` changed
+            since it was created.
+    """
+    script = (
+        f"env={shlex.quote(env_dir)}\n"
+        f'cat -- "$env/{READY}" 2>/dev/null || exit 0\n'
+        'echo; echo "@@manifest"\n'
+        f"{_MANIFEST}\n"
+    )
+    out = transport.run(["sh", "-c", script], check=True).stdout
+    if not out.strip():
+        return False
+    text, _, manifest = out.partition("\n@@manifest\n")
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    problem = ""
+    if not isinstance(record, dict) or record.get("key") != key:
+        problem = f"its {READY} does not name the key {key}"
+    elif record.get("manifest") != manifest.strip():
+        problem = "its venv/ changed since it was created (a file was written, added or removed)"
+    if problem:
+        raise ConfigurationError(
+            f"The environment {env_dir} on {transport.description} cannot be trusted: "
+            f"{problem}. Nothing was submitted. Remove that directory (`rm -rf {env_dir}`); "
+            "the next submission creates it again."
+        )
+    return True
+
+
 def _upload_missing(transport: Transport, envs_dir: str, wheels: Sequence[Wheel]) -> int:
-    """Upload the wheels the store does not have yet; return how many."""
+    """Upload the wheels the store lacks or holds with another hash; return how many."""
     paths = {_store_path(envs_dir, w): w for w in wheels}
-    script = 'for f; do [ -f "$f" ] || printf "%s\\n" "$f"; done'
-    result = transport.run(["sh", "-c", script, "sh", *paths], check=True)
+    # pairs of arguments: path, expected sha256
+    script = (
+        'while [ "$#" -gt 1 ]; do f=$1; h=$2; shift 2; '
+        's=$(sha256sum -- "$f" 2>/dev/null | cut -d" " -f1); '
+        '[ "$s" = "$h" ] || printf "%s\\n" "$f"; done'
+    )
+    argv = [arg for path, wheel in paths.items() for arg in (path, wheel.sha256)]
+    result = transport.run(["sh", "-c", script, "sh", *argv], check=True)
     missing = [line for line in result.stdout.splitlines() if line in paths]
     for remote in missing:
         wheel = paths[remote]
