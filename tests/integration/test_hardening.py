@@ -338,3 +338,10 @@ def test_environment_and_wheels_are_checked_by_hash(devcluster: object, home_tmp
     with shipped():
         assert _prefix()().get_result(timeout=600) == prefix
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == stored.parent.name
+
+    # A ready.json that names another key is not trusted either.
+    [env] = [p for p in envs.iterdir() if not p.name.startswith(".")]
+    record = json.loads((env / "ready.json").read_text())
+    (env / "ready.json").write_text(json.dumps({**record, "key": "0" * 24}))
+    with shipped(), pytest.raises(ConfigurationError, match=r"does not name the key"):
+        _prefix()()
