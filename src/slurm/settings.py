@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from slurm.options import normalize_options
 __all__ = [
     "BACKENDS",
     "FIELDS",
+    "PASSWORD_VARIABLE",
     "SLURMFILE_KEYS",
     "ClusterSettings",
     "Field",
@@ -70,8 +72,8 @@ FIELDS: tuple[Field, ...] = (
     Field("hostname", "str", "login node or ~/.ssh/config alias (ssh backend)", "--hostname"),
     Field("port", "int", "SSH port", "--port"),
     Field("username", "str", "SSH user name", "--username"),
-    Field("password", "str", "SSH password (prefer keys or the agent)", "--password",
-          in_file=False),
+    # Never a command-line option (other users see argv in ps): $SLURM_SDK_PASSWORD.
+    Field("password", "str", "SSH password (prefer keys or the agent)", None, in_file=False),
     Field("key_filename", "str", "SSH private key file", "--key-file"),
     Field("accept_new_host_key", "bool", "trust an SSH host key seen for the first time",
           "--accept-new-host-key"),
@@ -203,9 +205,21 @@ class ClusterSettings:
 # --- the command line, derived -----------------------------------------------------------
 
 
+_NO_PASSWORD_OPTION = (
+    "--password is not accepted: every user of this machine can read a command line. "
+    "Use an SSH key or the agent, or set $SLURM_SDK_PASSWORD."
+)
+
+
+class _RefusePassword(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.error(_NO_PASSWORD_OPTION)
+
+
 def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add every setting that has a command-line flag to ``parser`` (group "cluster")."""
     group = parser.add_argument_group("cluster")
+    group.add_argument("--password", action=_RefusePassword, help=argparse.SUPPRESS)
     for spec in FIELDS:
         if spec.flag is None:
             continue
@@ -229,6 +243,14 @@ def click_options(command: F) -> F:
     """Add every setting that has a command-line flag to a click command."""
     import click
 
+    def refuse_password(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            raise click.UsageError(_NO_PASSWORD_OPTION, ctx)
+
+    command = click.option("--password", hidden=True, expose_value=False, callback=refuse_password)(
+        command
+    )
+
     for spec in reversed(FIELDS):
         if spec.flag is None:
             continue
@@ -249,9 +271,17 @@ def click_options(command: F) -> F:
     return command
 
 
+#: Where the command line takes an SSH password from (never from an option: argv is
+#: visible to every user of the machine).
+PASSWORD_VARIABLE = "SLURM_SDK_PASSWORD"
+
+
 def settings_from_namespace(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Cluster keyword arguments from parsed command-line options (unset ones left out)."""
+    """Cluster keyword arguments from parsed command-line options (unset ones left out),
+    and the SSH password from ``$SLURM_SDK_PASSWORD`` when it is set."""
     chosen: dict[str, Any] = {}
+    if os.environ.get(PASSWORD_VARIABLE):
+        chosen["password"] = os.environ[PASSWORD_VARIABLE]
     for spec in FIELDS:
         if spec.flag is None:
             continue

@@ -345,3 +345,37 @@ def test_environment_and_wheels_are_checked_by_hash(devcluster: object, home_tmp
     (env / "ready.json").write_text(json.dumps({**record, "key": "0" * 24}))
     with shipped(), pytest.raises(ConfigurationError, match=r"does not name the key"):
         _prefix()()
+
+
+# --- SSH: a password is never stored, logged or given to a job -----------------------------
+
+
+def _environment() -> Task[..., dict[str, str]]:
+    @task(time="00:02:00", mem="64M")
+    def environment() -> dict[str, str]:
+        return dict(os.environ)
+
+    return environment
+
+
+def test_password_never_reaches_a_job_or_a_log(
+    devcluster_ssh: SshInfo, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "pw-" + os.urandom(8).hex()
+    caplog.set_level("DEBUG")
+    with Cluster(
+        backend_type="ssh",
+        hostname=devcluster_ssh.alias,
+        username=devcluster_ssh.username,
+        password=secret,
+        python=sys.executable,
+        job_base_dir=str(home_tmp / "jobs"),
+        default_partition="debug",
+    ) as cluster:
+        assert secret not in repr(cluster.settings)
+        env = _environment()().get_result(timeout=240)
+    assert all(secret not in value for value in env.values())
+    assert secret not in caplog.text
+    for path in (home_tmp / "jobs").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -457,3 +457,28 @@ Host target
         assert t.run(["echo", "proxied"]).stdout == "proxied\n"
         assert jump_sshd.session_pids() != []
     _wait_until(lambda: jump_sshd.session_pids() == [])
+
+
+def test_revoked_host_key_is_refused_before_any_credential(
+    sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key both listed and @revoked: the login never starts (no key, no password sent)."""
+    import paramiko
+
+    sent: list[str] = []
+    for method in ("auth_publickey", "auth_password", "auth_interactive", "auth_none"):
+
+        def record(self: object, *args: object, _name: str = method, **kwargs: object) -> None:
+            sent.append(_name)
+            raise paramiko.AuthenticationException("the test refuses every login")
+
+        monkeypatch.setattr(paramiko.Transport, method, record)
+    known = tmp_path / "known_hosts"
+    kind_and_key = sshd.host_key_line.split(" ", 1)[1]
+    known.write_text(sshd.host_key_line + f"@revoked * {kind_and_key}")
+    with (
+        pytest.raises(HostKeyError, match="revoked"),
+        _transport(sshd, known, password="not-to-be-sent") as t,
+    ):
+        t.run(["true"])
+    assert sent == []

@@ -201,3 +201,25 @@ def test_every_slurmfile_value_is_type_checked(
     path.write_text("[default]\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()))
     with pytest.raises(ConfigurationError, match=expected):
         load_environment(path)
+
+
+def test_password_is_not_a_command_line_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+    from slurm.settings import PASSWORD_VARIABLE, add_argparse_args, settings_from_namespace
+
+    parser = add_argparse_args(argparse.ArgumentParser())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--password", "hunter2"])
+    result = CliRunner().invoke(main, ["jobs", "list", "--password", "hunter2"])
+    assert result.exit_code == 2 and "--password is not accepted" in result.output
+    assert "$SLURM_SDK_PASSWORD" in result.output and "hunter2" not in result.output
+    monkeypatch.setenv(PASSWORD_VARIABLE, "hunter2")
+    assert settings_from_namespace(vars(parser.parse_args(["--hostname", "h"]))) == {
+        "hostname": "h",
+        "password": "hunter2",
+    }
+    assert "hunter2" not in repr(Cluster("ssh", hostname="h", password="hunter2").settings)

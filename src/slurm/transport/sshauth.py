@@ -150,10 +150,23 @@ class AnsweringTransport(paramiko.Transport):
         host: str,
         answer: InteractiveAuth,
         password: str | None,
+        check_key: Callable[[paramiko.PKey], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(sock, **kwargs)
         self.answers = _Answers(host, answer, password)
+        self._check_key = check_key
+
+    def get_remote_server_key(self) -> paramiko.PKey:
+        """The server's host key, checked (e.g. against ``@revoked``) first.
+
+        ``SSHClient.connect`` asks for it after the key exchange and before any
+        authentication: a refused key is refused before a credential is sent.
+        """
+        key = super().get_remote_server_key()
+        if self._check_key is not None:
+            self._check_key(key)
+        return key
 
     def auth_interactive_dumb(
         self,
@@ -188,11 +201,17 @@ class AnsweringTransport(paramiko.Transport):
 
 
 def transport_factory(
-    host: str, answer: InteractiveAuth, password: str | None
+    host: str,
+    answer: InteractiveAuth,
+    password: str | None,
+    check_key: Callable[[paramiko.PKey], None] | None = None,
 ) -> Callable[..., AnsweringTransport]:
-    """A ``transport_factory`` for ``SSHClient.connect`` that answers prompts with ``answer``."""
+    """A ``transport_factory`` for ``SSHClient.connect`` that answers prompts with
+    ``answer`` and runs ``check_key`` on the server's key before authenticating."""
 
     def make(sock: Any, **kwargs: Any) -> AnsweringTransport:
-        return AnsweringTransport(sock, host=host, answer=answer, password=password, **kwargs)
+        return AnsweringTransport(
+            sock, host=host, answer=answer, password=password, check_key=check_key, **kwargs
+        )
 
     return make

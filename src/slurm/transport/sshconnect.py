@@ -215,7 +215,12 @@ def _connect_one(
 
     answer = creds.interactive_auth or ask_on_terminal
     password = creds.password if is_target else None
-    factory = transport_factory(f"{role}{settings.address}", answer, password)
+    factory = transport_factory(
+        f"{role}{settings.address}",
+        answer,
+        password,
+        check_key=lambda key: policy.check_revoked(name, key),  # before any credential
+    )
     client = paramiko.SSHClient()
     try:
         policy.prime(client, name)
