@@ -24,7 +24,15 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Problem", "build_script", "file_problem", "parse_files", "parse_output", "parse_uid"]
+__all__ = [
+    "Problem",
+    "build_script",
+    "file_problem",
+    "judge",
+    "parse_files",
+    "parse_output",
+    "parse_uid",
+]
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def parse_output(stdout: str, paths: Sequence[str]) -> list[Problem]:
             why = missing.get(index) or "the check did not run"
             problems.append(Problem(path, f"cannot create or inspect {path!r}: {why}", _FIX_CREATE))
             continue
-        problem = _judge(path, real[index], stats[index], uid)
+        problem = judge(path, real[index], stats[index], uid)
         if problem is not None:
             problems.append(problem)
     return problems
@@ -156,7 +164,9 @@ def parse_uid(stdout: str) -> int | None:
 _FIX_CREATE = "pass a directory you own and can create (job_base_dir=, packaging env_dir=)"
 
 
-def _judge(path: str, real: str, chain: list[tuple[int, int, str]], uid: int) -> Problem | None:
+def judge(path: str, real: str, chain: list[tuple[int, int, str]], uid: int) -> Problem | None:
+    """The problem with ``path`` (really ``real``), given (owner, mode, path) of it and of
+    each parent up to ``/``, for user ``uid``; ``None`` if it may be trusted."""
     owner, mode, _ = chain[0]
     shown = path if real == path else f"{path} (really {real})"
     if owner != uid:

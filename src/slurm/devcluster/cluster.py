@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import json
 import os
-import pwd
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
@@ -26,6 +25,7 @@ from slurm.devcluster.render import (
     render_slurmdbd_conf,
     render_sshd_config,
 )
+from slurm.devcluster.safefiles import check_state_dir, open_lock, write_file
 from slurm.devcluster.settings import PARTITIONS, SSH_ALIAS, Settings, detect_settings
 from slurm.devcluster.sshsetup import (
     ensure_keys,
@@ -42,8 +42,9 @@ SYSTEM_SLURM_CONF = Path("/etc/slurm/slurm.conf")
 @contextlib.contextmanager
 def _locked(s: Settings) -> Iterator[None]:
     """One ``up``/``down`` at a time per state directory (test sessions run concurrently)."""
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(s.state_dir / ".lock", "w") as lock:
+    s.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_state_dir(s.state_dir)
+    with open_lock(s.state_dir / ".lock") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -51,20 +52,15 @@ def _locked(s: Settings) -> Iterator[None]:
 def _write(path: Path, text: str, mode: int = 0o644, owner: str | None = None) -> bool:
     """Write ``text`` to ``path`` atomically unless it already holds it; True if written."""
     try:
-        if path.read_text() == text and (path.stat().st_mode & 0o777) == mode:
+        if (
+            not path.is_symlink()
+            and path.read_text() == text
+            and (path.stat().st_mode & 0o777) == mode
+        ):
             return False
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    if owner is not None:
-        entry = pwd.getpwnam(owner)
-        os.chown(tmp, entry.pw_uid, entry.pw_gid)
-    tmp.replace(path)
+    write_file(path, text, mode, owner)
     return True
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from slurm.devcluster.safefiles import write_file
 from slurm.errors import CommandError, DevclusterError
 
 __all__ = [
@@ -101,7 +102,7 @@ def run(
 _LAUNCHER = """
 import os, subprocess, sys
 log, user, *argv = sys.argv[1:]
-fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o640)
 kw = {"user": user, "group": user, "extra_groups": []} if user else {}
 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
                      start_new_session=True, close_fds=True, cwd="/", **kw)
@@ -127,9 +128,7 @@ def spawn_daemon(
         timeout=30,
     )
     pid = int(proc.stdout.strip())
-    tmp = pid_file.with_suffix(".tmp")
-    tmp.write_text(f"{pid}\n")
-    tmp.replace(pid_file)
+    write_file(pid_file, f"{pid}\n")
     return pid
 
 

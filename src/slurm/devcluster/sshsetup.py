@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 from pathlib import Path
 
 from slurm.devcluster.proc import run
 from slurm.devcluster.render import render_known_hosts, render_ssh_client_config
+from slurm.devcluster.safefiles import write_file
 from slurm.devcluster.settings import SSH_ALIAS, Settings
 
 __all__ = [
@@ -57,16 +57,11 @@ def host_public_key(s: Settings) -> str:
 
 def _write_if_changed(path: Path, text: str, mode: int) -> bool:
     try:
-        if path.read_text() == text:
+        if not path.is_symlink() and path.read_text() == text:
             return False
     except OSError:
         pass
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    tmp.replace(path)
+    write_file(path, text, mode)
     return True
 
 
