@@ -28,6 +28,7 @@ Errors from backends are mapped to the most specific class here with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -94,7 +95,15 @@ class CommandError(SlurmError):
 
 
 class SubmissionError(CommandError):
-    """sbatch refused or failed to submit a job."""
+    """sbatch refused or failed to submit a job.
+
+    ``refused`` is true when sbatch answered with a refusal (the job surely
+    does not exist), false when nobody can tell whether it was submitted.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.refused = refused
 
 
 class TransportError(SlurmError):

@@ -4,9 +4,14 @@ Option names are sbatch's long options with ``-`` written as ``_``
 (``cpus_per_task`` for ``--cpus-per-task``), plus a few the SDK itself
 understands (:data:`SDK_OPTIONS`). Values:
 
-* ``None`` or ``True`` -- a bare flag (``exclusive=None`` gives ``--exclusive``);
+* ``None`` or ``True`` -- a bare flag (``exclusive=None`` gives ``--exclusive``),
+  only for the options sbatch takes without a value (:data:`SWITCHES`); any
+  other option needs a value;
 * ``False`` -- leave the option out (useful to switch off a lower layer's value);
-* ``int``, ``float``, ``str`` (or a path) -- ``--name=value``.
+* ``int``, ``float``, ``str`` (or a path) -- ``--name=value``. Counts
+  (``cpus_per_task``, ``nodes``, ...) must be whole numbers of at least 1,
+  times and memory sizes fit Slurm's 32- and 64-bit fields, a float must be
+  finite, and a string must be encodable as UTF-8.
 
 Everything here is pure: no I/O, no Slurm calls. Options are merged once, in
 :func:`merge_options`, with precedence lowest first: cluster defaults, config
@@ -22,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -36,6 +42,7 @@ __all__ = [
     "SBATCH_OPTIONS",
     "SDK_MANAGED_OPTIONS",
     "SDK_OPTIONS",
+    "SWITCHES",
     "check_task_options",
     "literal_filename_pattern",
     "merge_options",
@@ -195,6 +202,63 @@ SDK_MANAGED_OPTIONS: Mapping[str, str] = {
 #: Options whose value is a Slurm filename pattern (``%j``, ``%x``, ``%%``, ...).
 FILENAME_PATTERN_OPTIONS: frozenset[str] = frozenset({"output", "error", "input"})
 
+#: Options sbatch takes without a value (some take an optional one, e.g. ``exclusive=user``).
+SWITCHES: frozenset[str] = frozenset(
+    {
+        "contiguous",
+        "exclusive",
+        "get_user_env",
+        "help",
+        "hold",
+        "ignore_pbs",
+        "nice",
+        "no_kill",
+        "no_requeue",
+        "overcommit",
+        "oversubscribe",
+        "parsable",
+        "propagate",
+        "quiet",
+        "reboot",
+        "requeue",
+        "spread_job",
+        "test_only",
+        "usage",
+        "use_min_nodes",
+        "verbose",
+        "version",
+        "wait",
+    }
+)
+
+#: Options that count something: a whole number of at least 1 when given as a number.
+_COUNT_OPTIONS = frozenset(
+    {
+        "cores_per_socket",
+        "cpus_per_gpu",
+        "cpus_per_task",
+        "gpus",
+        "gpus_per_node",
+        "gpus_per_socket",
+        "gpus_per_task",
+        "mincpus",
+        "nodes",
+        "ntasks",
+        "ntasks_per_core",
+        "ntasks_per_gpu",
+        "ntasks_per_node",
+        "ntasks_per_socket",
+        "sockets_per_node",
+        "threads_per_core",
+    }
+)
+_MAX_COUNT = 2**31 - 1
+# Slurm keeps a time limit in minutes in 32 bits (the top values mean "unset"/"infinite")
+# and memory in megabytes in 63 bits.
+_MAX_MINUTES = 2**32 - 3
+_MAX_MEGABYTES = 2**63 - 1
+_MEMORY_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}
+
 _TIME_OPTIONS = frozenset({"time", "time_min"})
 _MEMORY_OPTIONS = frozenset({"mem", "mem_per_cpu", "mem_per_gpu"})
 
@@ -261,12 +325,33 @@ def _check_time(name: str, value: Any) -> Any:
     if isinstance(value, int):
         if value < 0:
             raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")
-        return value
-    if isinstance(value, str) and (
-        _TIME_RE.match(value.strip()) or value.strip().lower() in _TIME_UNLIMITED
-    ):
+        return _check_minutes(name, value, value)
+    if isinstance(value, str) and value.strip().lower() in _TIME_UNLIMITED:
         return value.strip()
+    if isinstance(value, str) and _TIME_RE.match(value.strip()) and value.strip().isascii():
+        return _check_minutes(name, _minutes(value.strip()), value.strip())
     raise InvalidOptionError(f"Invalid value for option {name!r}: {value!r}. {accepted}")
+
+
+def _minutes(text: str) -> float:
+    """Minutes in one of Slurm's time formats (already matched by ``_TIME_RE``)."""
+    days, _, clock = text.rpartition("-") if "-" in text else ("", "", text)
+    parts = [int(p) for p in clock.split(":")]
+    if days:  # D-H, D-H:M, D-H:M:S
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+        return int(days) * 1440 + hours * 60 + minutes + seconds / 60
+    if len(parts) == 3:  # H:M:S
+        return parts[0] * 60 + parts[1] + parts[2] / 60
+    return parts[0] + (parts[1] / 60 if len(parts) == 2 else 0)  # M or M:S
+
+
+def _check_minutes(name: str, minutes: float, value: Any) -> Any:
+    if minutes > _MAX_MINUTES:
+        raise InvalidOptionError(
+            f"Option {name!r} is {value!r}, more than Slurm can hold ({_MAX_MINUTES} minutes); "
+            "use 'UNLIMITED' for no limit."
+        )
+    return value
 
 
 def _check_memory(name: str, value: Any) -> Any:
@@ -277,16 +362,51 @@ def _check_memory(name: str, value: Any) -> Any:
     if isinstance(value, int):
         if value < 0:
             raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")
-        return value
-    if isinstance(value, str) and _MEMORY_RE.match(value.strip()):
-        return value.strip()
-    raise InvalidOptionError(f"Invalid value for option {name!r}: {value!r}. {accepted}")
+        megabytes: float = value
+    elif isinstance(value, str) and _MEMORY_RE.match(value.strip()) and value.isascii():
+        text = value.strip()
+        unit = text[-1].upper() if text[-1].isalpha() else ""
+        megabytes = int(text.rstrip("KMGTkmgt")) * _MEMORY_UNITS[unit]
+        value = text
+    else:
+        raise InvalidOptionError(f"Invalid value for option {name!r}: {value!r}. {accepted}")
+    if megabytes > _MAX_MEGABYTES:
+        raise InvalidOptionError(
+            f"Option {name!r} is {value!r}, more memory than Slurm can hold "
+            f"({_MAX_MEGABYTES} MB). {accepted}"
+        )
+    return value
+
+
+def _check_number(name: str, value: int | float) -> int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidOptionError(f"Option {name!r} must be a finite number, got {value!r}.")
+    if name in _COUNT_OPTIONS:
+        if not isinstance(value, int) or not 1 <= value <= _MAX_COUNT:
+            raise InvalidOptionError(
+                f"Option {name!r} counts something: give a whole number from 1 to "
+                f"{_MAX_COUNT}, got {value!r}."
+            )
+    elif abs(value) > _MAX_COUNT:
+        raise InvalidOptionError(
+            f"Option {name!r} is {value!r}, out of the range Slurm accepts "
+            f"(-{_MAX_COUNT} to {_MAX_COUNT})."
+        )
+    return value
 
 
 def _check_value(name: str, value: Any) -> Any:
     """Validate one sbatch option value; return it in canonical form."""
-    if value is None or isinstance(value, bool):
+    if value is False:
         return value
+    if value is None or value is True:
+        if name in SWITCHES:
+            return value
+        raise InvalidOptionError(
+            f"Option {name!r} needs a value (got {value!r}); only switches such as "
+            f"exclusive, requeue or hold may be bare. Give {name}=<value>, or False to "
+            "leave it out."
+        )
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
         if isinstance(value, bytes):
@@ -296,8 +416,15 @@ def _check_value(name: str, value: Any) -> Any:
     if name in _MEMORY_OPTIONS:
         return _check_memory(name, value)
     if isinstance(value, int | float):
-        return value
+        return _check_number(name, value)
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidOptionError(
+                f"Option {name!r} cannot be encoded as UTF-8 ({value!r}: {exc.reason}); "
+                "pass text without lone surrogates."
+            ) from None
         if not value:
             raise InvalidOptionError(
                 f"Option {name!r} has an empty value. Use None (or True) for a bare flag, "

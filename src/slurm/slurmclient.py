@@ -205,7 +205,8 @@ class SlurmClient:
                 continue
             raise SubmissionError(
                 f"sbatch refused the job ({result.stderr.strip() or 'no message'}). Check the "
-                f"options in {script_path}.",
+                "job's options (partition, account, qos, limits) against what Slurm said.",
+                refused=True,
                 argv=result.argv,
                 returncode=result.returncode,
                 stdout=result.stdout,

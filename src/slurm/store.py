@@ -174,6 +174,11 @@ class JobStore:
         self.transport.mkdir(path, mode=0o700)
         return path
 
+    def remove_job_dir(self, job_dir: str) -> None:
+        """Remove a job directory that never reached Slurm (only one under the base dir)."""
+        if _inside(job_dir, self.base_dir):
+            self.transport.run(["rm", "-rf", "--", job_dir], check=False)
+
     def record(self, job_id: str, job_dir: str) -> None:
         """Remember that ``job_id`` (an array's id for its elements) lives in ``job_dir``."""
         self.ensure_layout()

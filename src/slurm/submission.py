@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from slurm.errors import ConfigurationError, DependencyError, ResultError
+from slurm.errors import ConfigurationError, DependencyError, ResultError, SubmissionError
 from slurm.journal import JournalEntry, fingerprint
 from slurm.layout import JobPaths, log_patterns, outcome_of
 from slurm.options import literal_filename_pattern
@@ -166,7 +166,28 @@ def submit(
         ConfigurationError: the preflight failed, or the arguments cannot be pickled.
         DependencyError: an ``afterok`` dependency already failed.
         SubmissionError: sbatch refused the job.
+
+    When sbatch refuses the job (an unknown partition, account or QOS: Slurm's
+    message is in the error) or an option cannot be written into the script, the
+    job directory made for it is removed again: nothing is left behind.
     """
+    created: list[str] = []
+    try:
+        return _submit(cluster, task, calls, array=array, created=created)
+    except (ConfigurationError, SubmissionError) as exc:
+        if created and not (isinstance(exc, SubmissionError) and not exc.refused):
+            cluster.store.remove_job_dir(created[0])
+        raise
+
+
+def _submit(
+    cluster: Cluster,
+    task: Task[Any, Any],
+    calls: Sequence[Call],
+    *,
+    array: str | None,
+    created: list[str],
+) -> Submitted:
     from slurm.packaging.launch import launch_for
 
     sbatch_options, sdk_options = cluster.options_for(task)
@@ -217,7 +238,11 @@ def submit(
                 return Submitted(job_id, entry.job_dir, None, policy, depends_on, limits, retry)
             job_dir = entry.job_dir  # prepared, but never reached Slurm: submit now
     dependency = dependency_flag(cluster, task, refs)
-    job_dir = job_dir or store.new_job_dir(task.name)
+    if job_dir is None:
+        job_dir = store.new_job_dir(task.name)
+        created.append(job_dir)
+    else:  # prepared by an earlier run: its directory may have been removed since
+        cluster.transport.mkdir(job_dir, mode=0o700)
     options = dict(sbatch_options)
     options.update(requeue_flags)
     if array is not None:

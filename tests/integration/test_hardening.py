@@ -19,7 +19,7 @@ from jobfuncs import add
 from slurm import Cluster, task
 from slurm.cli import main
 from slurm.devcluster import SshInfo
-from slurm.errors import ConfigurationError, ResultError
+from slurm.errors import ConfigurationError, InvalidOptionError, ResultError, SubmissionError
 from slurm.packaging import environment_for
 from slurm.task import Task
 
@@ -379,3 +379,33 @@ def test_password_never_reaches_a_job_or_a_log(
     for path in (home_tmp / "jobs").rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+# --- bad input: a clear error before anything is submitted, nothing left behind ------------
+
+
+def test_unknown_partition_leaves_nothing_behind(devcluster: object, home_tmp: Path) -> None:
+    # The dev cluster does not enforce associations (AccountingStorageEnforce), so it
+    # accepts any account or QOS; a cluster that does refuses them the same way.
+    base = home_tmp / "jobs"
+    with (
+        _cluster(base),
+        pytest.raises(SubmissionError, match=r"(?s)refused the job \(.*invalid partition") as info,
+    ):
+        add.with_options(partition="no-such-partition")(1, 2)
+    assert info.value.refused
+    assert _job_dirs(base) == []
+    assert list((base / ".index").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("job_name", True), ("partition", None), ("time", 10**30), ("cpus_per_task", -4)],
+)
+def test_bad_option_value_is_refused_before_any_directory(
+    devcluster: object, home_tmp: Path, option: str, value: object
+) -> None:
+    base = home_tmp / "jobs"
+    with _cluster(base), pytest.raises(InvalidOptionError):
+        add.with_options(**{option: value})(1, 2)
+    assert _job_dirs(base) == []

@@ -378,3 +378,53 @@ def test_task_accepts_its_own_interpreter_and_packaging() -> None:
         "output": False,  # False leaves an option out: nothing to refuse
     }
     assert task(**options)(lambda: None).options == options
+
+
+# --- issue 12: values that used to slip through -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("comment", True, "needs a value"),
+        ("comment", None, "needs a value"),
+        ("partition", None, "needs a value"),
+        ("time", 10**30, "more than Slurm can hold"),
+        ("time", "99999999999", "more than Slurm can hold"),
+        ("time", "99999999-00", "more than Slurm can hold"),
+        ("time", "\u0661\u0660", "Invalid value"),  # Arabic-Indic digits
+        ("mem", 10**20, "more memory than Slurm can hold"),
+        ("mem", "99999999999999T", "more memory than Slurm can hold"),
+        ("cpus_per_task", -4, "whole number from 1"),
+        ("cpus_per_task", 0, "whole number from 1"),
+        ("cpus_per_task", 2.5, "whole number from 1"),
+        ("nodes", float("nan"), "finite"),
+        ("nice", float("inf"), "finite"),
+        ("priority", 10**12, "out of the range"),
+        ("job_name", "bad\udc80name", "cannot be encoded as UTF-8"),
+    ],
+)
+def test_values_slurm_cannot_take_are_refused(name: str, value: object, words: str) -> None:
+    with pytest.raises(InvalidOptionError, match=words):
+        normalize_options({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("exclusive", None),
+        ("exclusive", True),
+        ("requeue", True),
+        ("hold", None),
+        ("time", "UNLIMITED"),
+        ("time", 2**32 - 3),
+        ("time", "1-00:00:00"),
+        ("mem", "1T"),
+        ("cpus_per_task", 1),
+        ("nodes", "2-4"),
+        ("nice", -5),
+        ("comment", "naïve ünïcode ✓"),
+    ],
+)
+def test_values_slurm_takes_are_kept(name: str, value: object) -> None:
+    assert normalize_options({name: value}) == {name: value}
