@@ -344,6 +344,7 @@ class Job(Generic[T]):
             self.cluster.store.check_private(self.result_path, job_id=self.id)
             data = self.cluster.transport.read_bytes(self.result_path)
             self._envelope = Envelope.from_bytes(data, job_id=self.id)
+            self._outcome = self._outcome or self._envelope.outcome()
         return self._envelope
 
     def _terminated_error(self) -> JobTerminatedError:
