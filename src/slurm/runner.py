@@ -163,8 +163,11 @@ def _requeue_self(job_id: str) -> bool:
     import subprocess
 
     try:
-        done = subprocess.run(
-            ["scontrol", "requeue", job_id], capture_output=True, text=True, timeout=30
+        done = subprocess.run(  # noqa: S603 (argv list, never a shell)
+            ["scontrol", "requeue", job_id],  # noqa: S607 (Slurm from the job's PATH)
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         print(f"slurm-sdk: could not requeue job {job_id}: {exc}", file=sys.stderr)

@@ -206,7 +206,7 @@ class ClusterSettings:
 
 
 _NO_PASSWORD_OPTION = (
-    "--password is not accepted: every user of this machine can read a command line. "
+    "--password is not accepted: every user of this machine can read a command line. "  # noqa: S105 (a message)
     "Use an SSH key or the agent, or set $SLURM_SDK_PASSWORD."
 )
 
@@ -273,7 +273,7 @@ def click_options(command: F) -> F:
 
 #: Where the command line takes an SSH password from (never from an option: argv is
 #: visible to every user of the machine).
-PASSWORD_VARIABLE = "SLURM_SDK_PASSWORD"
+PASSWORD_VARIABLE = "SLURM_SDK_PASSWORD"  # noqa: S105 (a variable name)
 
 
 def settings_from_namespace(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -390,11 +390,11 @@ def connect(job_id: str, command: tuple[str, ...], **options: Any) -> None:
             sys.exit(result.returncode or 0)
         interactive = [*step, "--pty", "bash", "-l"]
         if cluster.backend_type == "local":
-            os.execvp(interactive[0], interactive)
+            os.execvp(interactive[0], interactive)  # noqa: S606 (argv list: srun, no shell)
         s = cluster.settings
         ssh = ["ssh", "-t", *(["-p", str(s.port)] if s.port else [])]
         target = f"{s.username}@{s.hostname}" if s.username else str(s.hostname)
-        os.execvp("ssh", [*ssh, target, shlex.join(interactive)])
+        os.execvp("ssh", [*ssh, target, shlex.join(interactive)])  # noqa: S606, S607 (ssh from PATH, as the user types it; remote argv shlex-joined)
 
 
 @jobs.command()

@@ -71,7 +71,7 @@ def run(
     """Run ``argv`` (no shell) and return it; raise :class:`CommandError` if it fails."""
     full_env = {**os.environ, **env} if env else None
     try:
-        proc = subprocess.run(
+        proc = subprocess.run(  # noqa: S603 (argv list, never a shell)
             list(argv),
             input=input,
             capture_output=True,

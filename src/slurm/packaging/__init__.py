@@ -239,7 +239,7 @@ def interpreter_for(
             return python
         environment = state.environments.get(extras)
         if environment is None:
-            assert state.report is not None
+            assert state.report is not None  # noqa: S101 (set by _checked above; for mypy)
             environment = _environment(cluster, settings.spec, state.report, extras)
             state.environments[extras] = environment
         return environment.python
@@ -362,7 +362,7 @@ def _project(spec: PackagingSpec) -> Project | None:
 def _environment(
     cluster: Cluster, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
 ) -> Environment:
-    assert report.python is not None
+    assert report.python is not None  # noqa: S101 (a passed preflight has it; for mypy)
     started = time.perf_counter()
     with _build_lock:
         main: list[Wheel] = [sdk_wheel()]

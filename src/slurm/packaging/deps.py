@@ -168,7 +168,9 @@ def _target_name(info: PythonInfo) -> str:
 
 def _run(argv: list[str], what: str) -> subprocess.CompletedProcess[str] | None:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
+        proc = subprocess.run(  # noqa: S603 (uv or pip, argv list)
+            argv, capture_output=True, text=True, check=False, timeout=600
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("%s failed: %s", what, exc)
         return None

@@ -139,7 +139,7 @@ def _store(directory: Path, built: Path, name: str) -> Wheel:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     wheel = _cached(directory)
-    assert wheel is not None
+    assert wheel is not None  # noqa: S101 (just stored above; for mypy)
     return wheel
 
 
@@ -158,7 +158,7 @@ def build_project(project: Project, *, only: tuple[str, ...] = ()) -> Wheel:
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".build-") as out:
         argv = [find_uv(), "build", "--wheel", "--out-dir", out, str(project.root)]
         logger.info("building a wheel of %s (%s)", project.name, project.root)
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603 (uv, argv list)
         built = sorted(Path(out).glob("*.whl"))
         if proc.returncode != 0 or len(built) != 1:
             raise ConfigurationError(

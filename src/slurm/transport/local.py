@@ -68,7 +68,7 @@ class LocalTransport(Transport):
                 argv=args,
             )
         try:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: S603 (argv checked by validate_argv, never a shell)
                 args,
                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
