@@ -29,6 +29,7 @@ __all__ = ["ArrayJob", "Job", "gather_usage"]
 
 logger = logging.getLogger(__name__)
 
+_TAIL_BYTES = 64 * 1024
 _STDERR_TAIL_LINES = 20
 
 
@@ -378,10 +379,12 @@ class Job(Generic[T]):
         )
 
     def _stderr_tail(self) -> str:
+        """The last lines of stderr: only its last 64 KiB are read, however long it is."""
         try:
-            text = self.get_stderr()
+            data, _ = self.cluster.transport.read_range(self.stderr_path, -_TAIL_BYTES, _TAIL_BYTES)
         except OSError:
             return ""
+        text = data.decode("utf-8", errors="replace")
         return "\n".join(text.rstrip().splitlines()[-_STDERR_TAIL_LINES:])
 
     # --- control and logs ------------------------------------------------------

@@ -409,3 +409,48 @@ def test_bad_option_value_is_refused_before_any_directory(
     with _cluster(base), pytest.raises(InvalidOptionError):
         add.with_options(**{option: value})(1, 2)
     assert _job_dirs(base) == []
+
+
+# --- reads are bounded ----------------------------------------------------------------
+
+
+def _noisy() -> Task[..., None]:
+    @task(time="00:02:00", mem="128M")
+    def noisy(lines: int) -> None:
+        for i in range(lines):
+            print(f"out {i:07d} " + "x" * 200)
+            print(f"err {i:07d} " + "y" * 200, file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(3)  # ends without a result: the error shows stderr's tail
+
+    return noisy
+
+
+def test_logs_and_error_tails_read_only_what_they_need(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slurm.errors import JobTerminatedError
+    from slurm.transport.local import LocalTransport
+
+    lines = 20_000  # about 4 MiB of each log: several chunks
+    base = home_tmp / "jobs"
+    with _cluster(base):
+        job = _noisy()(lines)
+        job.wait(timeout=120)
+    whole_reads: list[str] = []
+    real = LocalTransport.read_bytes
+
+    def read_bytes(self: LocalTransport, path: str) -> bytes:
+        if path.endswith(("/stdout", "/stderr")):
+            whole_reads.append(path)
+        return real(self, path)
+
+    monkeypatch.setattr(LocalTransport, "read_bytes", read_bytes)
+    printed = _cli(base, "logs", job.id, "--follow", "--interval", "0.1")
+    assert printed.exit_code == 0, printed.output[-2000:]
+    expected = "".join(f"out {i:07d} " + "x" * 200 + "\n" for i in range(lines))
+    assert printed.output == expected
+    with _cluster(base) as cluster, pytest.raises(JobTerminatedError) as info:
+        cluster.get_job(job.id).get_result(timeout=60)
+    assert f"err {lines - 1:07d}" in str(info.value) and "err 0000000" not in str(info.value)
+    assert whole_reads == []

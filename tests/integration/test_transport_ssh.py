@@ -482,3 +482,26 @@ def test_revoked_host_key_is_refused_before_any_credential(
     ):
         t.run(["true"])
     assert sent == []
+
+
+def test_read_range_reads_only_the_slice(ssh: SSHTransport, tmp_path: Path) -> None:
+    """`slurm jobs logs --follow` and error tails ask for a slice, not the whole file."""
+    path = tmp_path / "log"
+    data = bytes(range(256)) * 4096  # 1 MiB
+    path.write_bytes(data)
+    assert ssh.read_range(str(path), 10, 5) == (data[10:15], len(data))
+    assert ssh.read_range(str(path), -100, 100) == (data[-100:], len(data))
+    assert ssh.read_range(str(path), -(len(data) + 5), 3) == (data[:3], len(data))
+    assert ssh.read_range(str(path), len(data), 10) == (b"", len(data))
+    with pytest.raises(FileNotFoundError):
+        ssh.read_range(str(tmp_path / "missing"), 0, 1)
+
+
+def test_command_output_has_a_cap(ssh: SSHTransport, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ssh, "output_cap", 1_000_000)
+    assert len(ssh.run(["head", "-c", "999999", "/dev/zero"]).stdout) == 999_999
+    with pytest.raises(TransportError, match="printed more than 1000000 bytes"):
+        ssh.run(["head", "-c", "50000000", "/dev/zero"])
+    with pytest.raises(TransportError, match="printed more than 1000000 bytes"):
+        ssh.run(["sh", "-c", "head -c 5000000 /dev/zero >&2"])
+    assert ssh.run(["echo", "still usable"]).stdout == "still usable\n"

@@ -19,6 +19,7 @@ from slurm.cli.jobview import (
     describe_state,
     detail_view,
     follow_chunk,
+    follow_offset,
     jobs_table,
     outcome_text,
     tail,
@@ -124,6 +125,13 @@ def test_follow_chunk() -> None:
     assert follow_chunk(2, b"abcd") == (b"cd", 4)
     assert follow_chunk(4, b"abcd") == (b"", 4)
     assert follow_chunk(4, b"xy") == (b"xy", 2)  # started again (truncated or requeued)
+
+
+def test_follow_offset() -> None:
+    assert follow_offset(0, 2) == 0
+    assert follow_offset(2, 4) == 2
+    assert follow_offset(4, 4) == 4
+    assert follow_offset(4, 2) == 0  # started again (truncated or requeued)
 
 
 def test_outcome_text_is_one_short_line() -> None:

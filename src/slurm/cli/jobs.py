@@ -29,7 +29,7 @@ from slurm.cli.jobview import (
     StateView,
     describe_state,
     detail_view,
-    follow_chunk,
+    follow_offset,
     jobs_table,
     rows_final,
     tail,
@@ -64,6 +64,7 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 _LOOKING = StateView("...", final=False)
+_LOG_CHUNK = 1 << 20  # bytes of a log read at a time
 
 
 def cluster_options(command: F) -> F:
@@ -343,13 +344,25 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
     """Print a job's stdout (or stderr); with --follow, until the job ends (Ctrl-C stops)."""
     with _session(options) as cluster:
         job = cluster.get_job(job_id, track=False)
+        path = job.stderr_path if errors else job.stdout_path
         seen = 0
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 final = not follow or describe_state(job_id, query_states(cluster, [job_id])).final
-                new, seen = follow_chunk(seen, read_log(cluster, job, errors=errors))
-                if new:
-                    click.echo(new, nl=False)
+                # Only what is new crosses the connection, a chunk at a time.
+                while True:
+                    try:
+                        new, size = cluster.transport.read_range(path, seen, _LOG_CHUNK)
+                        if follow_offset(seen, size) != seen:  # it shrank: from its start
+                            seen = 0
+                            new, size = cluster.transport.read_range(path, 0, _LOG_CHUNK)
+                    except FileNotFoundError:
+                        new = b""
+                    if new:
+                        click.echo(new, nl=False)
+                        seen += len(new)
+                    if len(new) < _LOG_CHUNK:
+                        break
                 if final:
                     break
                 time.sleep(interval)

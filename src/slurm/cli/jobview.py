@@ -29,6 +29,7 @@ __all__ = [
     "describe_state",
     "detail_view",
     "follow_chunk",
+    "follow_offset",
     "format_bytes",
     "format_seconds",
     "jobs_table",
@@ -340,6 +341,12 @@ def follow_chunk(seen: int, data: bytes) -> tuple[bytes, int]:
     if len(data) < seen:
         return data, len(data)
     return data[seen:], len(data)
+
+
+def follow_offset(seen: int, size: int) -> int:
+    """Where to read a followed log from: after what was printed, or from its start
+    again when it shrank (truncated, or a requeued job started it again)."""
+    return 0 if size < seen else seen
 
 
 def outcome_text(value: object, *, width: int = 200) -> str:

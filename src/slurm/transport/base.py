@@ -257,6 +257,20 @@ class Transport(ABC):
             FileNotFoundError: The file does not exist.
         """
 
+    def read_range(self, path: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """At most ``limit`` bytes of ``path`` from ``offset``, and the file's size now.
+
+        A negative ``offset`` counts from the end (``-65536``: the last 64 KiB).
+        Only what is asked for is read (an error tail, a followed log), not the
+        whole file; this default reads it all and slices, the transports do not.
+
+        Raises:
+            FileNotFoundError: The file does not exist.
+        """
+        data = self.read_bytes(path)
+        start = max(0, len(data) + offset) if offset < 0 else offset
+        return data[start : start + limit], len(data)
+
     def read_text(self, path: str) -> str:
         """Return the UTF-8 content of the file at ``path``.
 

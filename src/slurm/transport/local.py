@@ -105,6 +105,13 @@ class LocalTransport(Transport):
         with open(path, "rb") as f:
             return f.read()
 
+    def read_range(self, path: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """At most ``limit`` bytes from ``offset`` (negative: from the end), and the size."""
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size + offset) if offset < 0 else offset)
+            return f.read(limit), size
+
     def write_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write ``data`` atomically (temp file in the same dir, fsync, chmod, rename)."""
 

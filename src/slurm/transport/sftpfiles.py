@@ -46,6 +46,15 @@ def read_bytes(sftp: paramiko.SFTPClient, path: str) -> bytes:
         return f.read()
 
 
+def read_range(sftp: paramiko.SFTPClient, path: str, offset: int, limit: int) -> tuple[bytes, int]:
+    """At most ``limit`` bytes of ``path`` from ``offset`` (negative: from the end), and
+    its size; only those bytes cross the connection."""
+    with sftp.open(path, "rb") as f:
+        size = f.stat().st_size or 0
+        f.seek(max(0, size + offset) if offset < 0 else offset)
+        return f.read(limit), size
+
+
 def atomic_write(
     sftp: paramiko.SFTPClient, path: str, mode: int, fill: Callable[[BinaryIO], None]
 ) -> None:

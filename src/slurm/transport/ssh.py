@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CHUNK = 65536
+#: The most a command may print on stdout (or on stderr) before it is stopped.
+OUTPUT_CAP = 64 * 1024 * 1024
 # How long to wait for paramiko to notice that a connection died after a channel
 # closed without an exit status (its transport thread closes channels first).
 _DEATH_GRACE = 1.0
@@ -114,6 +116,8 @@ class SSHTransport(Transport):
     """
 
     kind = "ssh"
+    #: Bytes a command may print on stdout or stderr (see OUTPUT_CAP); tests lower it.
+    output_cap = OUTPUT_CAP
 
     def __init__(
         self,
@@ -358,6 +362,13 @@ class SSHTransport(Transport):
                 out += chan.recv(_CHUNK)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(_CHUNK)
+            if max(len(out), len(err)) > self.output_cap:
+                # Closing the channel (in run) stops the command; nothing more is held.
+                raise TransportError(
+                    f"{command[:200]!r} on {self.description} printed more than "
+                    f"{self.output_cap} bytes, the most the SDK reads from a command; it "
+                    "was stopped. Write large output to a file and read that instead."
+                )
             if chan.closed or (chan.eof_received and chan.status_event.is_set()):
                 break
             wait = 1.0
@@ -442,6 +453,10 @@ class SSHTransport(Transport):
     def read_bytes(self, path: str) -> bytes:
         """Return the content of the remote file ``path`` (``FileNotFoundError`` if missing)."""
         return self._sftp_call(lambda sftp: sftpfiles.read_bytes(sftp, path))
+
+    def read_range(self, path: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """At most ``limit`` bytes from ``offset`` (negative: from the end), and the size."""
+        return self._sftp_call(lambda sftp: sftpfiles.read_range(sftp, path, offset, limit))
 
     def write_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write ``data`` to the remote ``path`` atomically (temp name, chmod, rename)."""
