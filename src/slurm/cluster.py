@@ -34,6 +34,7 @@ from slurm.transport.base import Transport
 
 if TYPE_CHECKING:
     from slurm.callbacks.callbacks import BaseCallback
+    from slurm.prune import PruneReport
     from slurm.transport.sshauth import InteractiveAuth
 
 logger = logging.getLogger(__name__)
@@ -510,6 +511,29 @@ class Cluster:
         return job
 
     # --- diagnostics -----------------------------------------------------------------
+    def prune(
+        self,
+        *,
+        older_than_days: float,
+        env_unused_days: float | None = None,
+        cache_max_bytes: int | None = None,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        """Remove old job directories, unused environments and wheels; trim the local cache.
+
+        See :func:`slurm.prune.prune` (it returns a :class:`~slurm.prune.PruneReport`);
+        ``dry_run=True`` only lists what would go.
+        """
+        from slurm.prune import prune
+
+        return prune(
+            self,
+            older_than_days=older_than_days,
+            env_unused_days=env_unused_days,
+            cache_max_bytes=cache_max_bytes,
+            dry_run=dry_run,
+        )
+
     def diagnose(self) -> dict[str, Any]:
         """Check the cluster can be used; every finding, as a dict (never raises for one).
 

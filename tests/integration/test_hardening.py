@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -454,3 +455,82 @@ def test_logs_and_error_tails_read_only_what_they_need(
         cluster.get_job(job.id).get_result(timeout=60)
     assert f"err {lines - 1:07d}" in str(info.value) and "err 0000000" not in str(info.value)
     assert whole_reads == []
+
+
+# --- space is reclaimed ------------------------------------------------------------------
+
+
+def _age(path: Path, days: float) -> None:
+    when = time.time() - days * 86400
+    os.utime(path, (when, when))
+
+
+def _fake_env(envs: Path, key: str, sha: str, *, used_days_ago: float) -> Path:
+    wheel = envs / ".store" / sha / f"{key}-1.0-py3-none-any.whl"
+    wheel.parent.mkdir(parents=True, exist_ok=True)
+    wheel.write_bytes(b"wheel")
+    env = envs / key
+    (env / "wheels").mkdir(parents=True)
+    (env / "wheels" / wheel.name).symlink_to(wheel)
+    (env / "ready.json").write_text("{}")
+    (env / "last_used").touch()
+    _age(env / "last_used", used_days_ago)
+    return env
+
+
+def test_prune_reclaims_space_and_keeps_what_is_live(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobfuncs import sleep_then
+
+    base, envs, cache = home_tmp / "jobs", home_tmp / "envs", home_tmp / "cache"
+    outside = home_tmp / "not-the-sdks"
+    outside.mkdir()
+    _age(outside, 100)
+    with _cluster(base):
+        old = add(1, 2)
+        old.wait(timeout=120)
+        live = sleep_then(120, "late")
+        deadline = time.monotonic() + 60
+        while live.get_status().value != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+    for directory in (old.job_dir, live.job_dir):
+        _age(Path(directory), 30)
+    stale = _fake_env(envs, "a" * 24, "1" * 64, used_days_ago=40)
+    fresh = _fake_env(envs, "b" * 24, "2" * 64, used_days_ago=1)
+    orphan = envs / ".store" / ("3" * 64)
+    orphan.mkdir(parents=True)
+    monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(cache))
+    (cache / "built").mkdir(parents=True)
+    for i, size in enumerate([3000, 2000, 1000]):  # oldest first
+        (cache / "built" / f"w{i}.whl").write_bytes(b"x" * size)
+        _age(cache / "built" / f"w{i}.whl", 10 - i)
+    pruner = _cluster(base, packaging={"type": "wheel", "env_dir": str(envs)})
+    try:
+        with pruner:
+            dry = pruner.prune(
+                older_than_days=7, env_unused_days=7, cache_max_bytes=3000, dry_run=True
+            )
+        assert dry.job_dirs == [old.job_dir] and dry.environments == [str(stale)]
+        assert sorted(dry.wheels) == [str(envs / ".store" / s) for s in ("1" * 64, "3" * 64)]
+        assert [Path(p).name for p in dry.cache_files] == ["w0.whl"]
+        assert Path(old.job_dir).exists() and stale.exists() and orphan.exists()
+        assert "would remove job directory" in dry.render()
+
+        printed = _cli(base, "prune", "--older-than", "7", "--dry-run")
+        assert printed.exit_code == 0 and f"would remove job directory {old.job_dir}" in (
+            printed.output
+        )
+
+        with pruner:
+            done = pruner.prune(older_than_days=7, env_unused_days=7, cache_max_bytes=3000)
+        assert done.job_dirs == [old.job_dir] and not Path(old.job_dir).exists()
+        assert not (base / ".index" / old.id).exists()
+        assert Path(live.job_dir).exists() and (base / ".index" / live.id).exists()
+        assert not stale.exists() and fresh.exists() and not orphan.exists()
+        assert (envs / ".store" / ("2" * 64)).exists()
+        assert sorted(p.name for p in (cache / "built").iterdir()) == ["w1.whl", "w2.whl"]
+        assert outside.exists()
+    finally:
+        with _cluster(base) as cluster:
+            cluster.cancel([live.id])

@@ -369,6 +369,48 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
 
 
 @jobs.command()
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.FloatRange(min=0),
+    required=True,
+    help="Days: job directories unchanged for longer go (not those of live jobs).",
+)
+@click.option(
+    "--envs-unused",
+    "envs_unused",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Days: environments not used for longer go, with the wheels only they used.",
+)
+@click.option(
+    "--cache-max",
+    "cache_max",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Megabytes: trim ~/.cache/slurm-sdk to this size, oldest files first.",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@cluster_options
+def prune(
+    older_than: float,
+    envs_unused: float | None,
+    cache_max: int | None,
+    dry_run: bool,
+    **options: Any,
+) -> None:
+    """Reclaim space: old job directories, unused environments and wheels, the cache."""
+    with _session(options) as cluster:
+        report = cluster.prune(
+            older_than_days=older_than,
+            env_unused_days=envs_unused,
+            cache_max_bytes=None if cache_max is None else cache_max * 1024 * 1024,
+            dry_run=dry_run,
+        )
+        click.echo(report.render())
+
+
+@jobs.command()
 @click.argument("job_ids", nargs=-1, required=True)
 @cluster_options
 def cancel(job_ids: tuple[str, ...], **options: Any) -> None:

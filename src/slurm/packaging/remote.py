@@ -12,6 +12,7 @@ Layout under the environments directory (default ``{job_base_dir}/.envs``)::
         install.log                what the installer said
         ready.json                 written last: the environment is complete, with its
                                    key and the manifest hash of venv/
+        last_used                  touched on every use (`slurm jobs prune` goes by it)
 
 Nothing is trusted because a file exists. A stored wheel is used only if its
 SHA-256 is the one its directory names (otherwise it is uploaded again), and an
@@ -256,6 +257,7 @@ def _verified(transport: Transport, env_dir: str, key: str) -> bool:
     script = (
         f"env={shlex.quote(env_dir)}\n"
         f'cat -- "$env/{READY}" 2>/dev/null || exit 0\n'
+        'touch -- "$env/last_used" 2>/dev/null\n'  # what `slurm jobs prune` goes by
         'echo; echo "@@manifest"\n'
         f"{_MANIFEST}\n"
     )
