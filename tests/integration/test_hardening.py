@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -534,3 +535,60 @@ def test_prune_reclaims_space_and_keeps_what_is_live(
     finally:
         with _cluster(base) as cluster:
             cluster.cancel([live.id])
+
+
+# --- hostile strings go through unchanged and are never executed ---------------------------
+
+HOSTILE_STRINGS = [
+    "with space",
+    "quote'single",
+    'quote"double',
+    "semi; touch PWNED",
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "hash # not a comment",
+    "ünïcödé ✓ 🚀",
+    "back\\slash",
+]
+
+
+def _shout() -> Task[..., str]:
+    @task(time="00:02:00", mem="64M")
+    def shout(value: str) -> str:
+        print(value)
+        print(value, file=sys.stderr)
+        return value
+
+    return shout
+
+
+def test_hostile_strings_travel_unchanged_and_never_run(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = home_tmp / "jobs"
+    monkeypatch.chdir(home_tmp)  # a `touch PWNED` that ran would leave it here
+    with _cluster(base):
+        jobs = [
+            _shout().with_options(job_name=value, constraint=False)(value + "\nsecond line")
+            for value in HOSTILE_STRINGS
+        ]
+        for job, value in zip(jobs, HOSTILE_STRINGS, strict=True):
+            assert job.get_result(timeout=120) == value + "\nsecond line"
+            assert job.get_stdout() == value + "\nsecond line\n"
+            shown = _cli(base, "show", job.id)
+            assert shown.exit_code == 0, shown.output
+            logs = _cli(base, "logs", job.id)
+            assert logs.output == value + "\nsecond line\n"
+        names = subprocess.run(
+            ["squeue", "-h", "--states=all", "-j", ",".join(j.id for j in jobs), "-o", "%i|%j"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        by_id = dict(line.split("|", 1) for line in names.splitlines())
+        for job, value in zip(jobs, HOSTILE_STRINGS, strict=True):
+            assert by_id.get(job.id, value) == value  # Slurm got the name as given
+        with pytest.raises(InvalidOptionError, match="newline"):
+            _shout().with_options(job_name="new\nline")("x")
+    assert not list(home_tmp.rglob("PWNED"))
+    assert len(_job_dirs(base)) == len(HOSTILE_STRINGS)
