@@ -13,7 +13,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError
+from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError, ResultError
 from slurm.layout import JobPaths
 from slurm.payload import Envelope, JobRef, Outcome
 from slurm.retry import Attempt, Retry, ended_state, next_limits, raised_one_of, read_attempts
@@ -327,16 +327,17 @@ class Job(Generic[T]):
                 text = self.cluster.transport.read_text(self.outcome_path)
             except FileNotFoundError:
                 text = ""  # a result without an outcome: another SDK version wrote it
-            self._outcome = (
-                Outcome.from_json(text, job_id=self.id)
-                if text
-                else Outcome(
-                    ok=False,
-                    type_name="slurm.errors.ResultError",
-                    message=f"{self.outcome_path} is missing (another slurm-sdk version?)",
-                    job_id=self.id,
+            try:
+                if not text:
+                    raise ResultError(
+                        f"{self.outcome_path} is missing (another slurm-sdk version?)",
+                        job_id=self.id,
+                    )
+                self._outcome = Outcome.from_json(text, job_id=self.id)
+            except ResultError as exc:  # truncated or foreign: the job failed, get_result says why
+                self._outcome = Outcome(
+                    ok=False, type_name="slurm.errors.ResultError", message=str(exc), job_id=self.id
                 )
-            )
         return self._outcome
 
     def _load_envelope(self) -> Envelope | None:

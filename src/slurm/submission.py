@@ -178,6 +178,15 @@ def submit(
         if created and not (isinstance(exc, SubmissionError) and not exc.refused):
             cluster.store.remove_job_dir(created[0])
         raise
+    except OSError as exc:  # the job's files could not be written (a full disk, a quota)
+        if not created:
+            raise
+        cluster.store.remove_job_dir(created[0])
+        raise ConfigurationError(
+            f"Cannot write the job's files under {cluster.base_dir}: {exc.strerror or exc}. "
+            "Nothing was submitted. Free space there (`slurm jobs prune`) or pass another "
+            "job_base_dir."
+        ) from exc
 
 
 def _submit(

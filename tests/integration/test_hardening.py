@@ -5,11 +5,13 @@ Each test has its own job base directory under ``$HOME`` (see ``home_tmp``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -592,3 +594,57 @@ def test_hostile_strings_travel_unchanged_and_never_run(
             _shout().with_options(job_name="new\nline")("x")
     assert not list(home_tmp.rglob("PWNED"))
     assert len(_job_dirs(base)) == len(HOSTILE_STRINGS)
+
+
+# --- faults: a full disk, a truncated result ----------------------------------------------
+
+
+@pytest.fixture()
+def small_disk(home_tmp: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs under $HOME (the node is this machine: it sees the mount)."""
+    if os.getuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mount = home_tmp / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(mount)],
+                   check=True)  # fmt: skip
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_base_dir_is_a_clear_error_and_nothing_is_left(
+    devcluster: object, small_disk: Path
+) -> None:
+    base = small_disk / "jobs"
+    filler = small_disk / "filler"
+    with _cluster(base) as cluster:
+        assert add(1, 1).get_result(timeout=120) == 2  # the preflight made the layout
+        before = _job_dirs(base)
+        with open(filler, "wb") as f, contextlib.suppress(OSError):
+            f.write(b"x" * 1024 * 1024)  # fill it up
+        with pytest.raises(ConfigurationError, match=r"No space left on device.*Nothing was"):
+            add(2, 2)
+        assert _job_dirs(base) == before
+        filler.unlink()
+        assert add(3, 3).get_result(timeout=120) == 6  # space again: it works again
+        assert cluster.get_job(cluster.store.job_ids()[-1]).get_result(timeout=10) == 2
+
+
+def test_truncated_result_is_a_clear_error(devcluster: object, home_tmp: Path) -> None:
+    base = home_tmp / "jobs"
+    with _cluster(base):
+        job = add(20, 22)
+        job.wait(timeout=120)
+    result = Path(job.job_dir, "result.pkl")
+    result.write_bytes(result.read_bytes()[:10])
+    with _cluster(base) as cluster, pytest.raises(ResultError, match=r"unreadable.*re-run"):
+        cluster.get_job(job.id).get_result(timeout=30)
+    outcome = Path(job.job_dir, "result.json")
+    outcome.write_text(outcome.read_text()[:15])
+    with _cluster(base) as cluster:
+        again = cluster.get_job(job.id)
+        assert again.get_status().value == "FAILED"
+    shown = _cli(base, "show", job.id)
+    assert shown.exit_code == 0 and "cannot be read" in shown.output
