@@ -28,14 +28,13 @@ from slurm.cli.jobs import (
     job_view,
     list_rows,
     query_states,
-    read_log,
     read_outcome,
 )
 from slurm.cli.jobview import (
     JobView,
     describe_state,
     detail_view,
-    follow_chunk,
+    follow_offset,
     jobs_table,
     tail,
 )
@@ -129,16 +128,18 @@ class JobTools:
         deadline = time.monotonic() + timeout
         chunks: list[bytes] = []
         seen, size = offset, 0
+        path = job.stderr_path if stream == "stderr" else job.stdout_path
+        length = 0
         while True:
             with self._lock, _as_tool_error():
                 # The state first: a log read after the job ended is complete.
                 state = describe_state(job_id, query_states(self.cluster, [job_id]))
-                data = read_log(self.cluster, job, errors=stream == "stderr")
-            new, end = follow_chunk(seen, data)
-            room = MAX_LOG_BYTES - size
-            if len(new) > room:  # the rest comes with the next call
-                end, new = end - len(new) + room, new[:room]
-            seen = end
+                # Only the new bytes, at most what this answer still has room for.
+                new, length = _read_from(self.cluster, path, seen, MAX_LOG_BYTES - size)
+                if follow_offset(seen, length) != seen:  # it shrank: from its start
+                    seen = 0
+                    new, length = _read_from(self.cluster, path, 0, MAX_LOG_BYTES - size)
+            seen += len(new)
             chunks.append(new)
             size += len(new)
             full = size >= MAX_LOG_BYTES
@@ -146,7 +147,7 @@ class JobTools:
                 break
             time.sleep(self.poll_interval)
         text = b"".join(chunks).decode(errors="replace")
-        more = seen < len(data)
+        more = seen < length
         if state.final and not more:
             status = f"job {state.text}; the {stream} is complete"
         elif more:
@@ -166,6 +167,14 @@ class JobTools:
     def _view(self, job_id: str, lines: int) -> JobView:
         with self._lock, _as_tool_error():
             return job_view(self.cluster, job_id, lines)
+
+
+def _read_from(cluster: Cluster, path: str, offset: int, limit: int) -> tuple[bytes, int]:
+    """At most ``limit`` bytes of a log from ``offset``, and its size (0 before it exists)."""
+    try:
+        return cluster.transport.read_range(path, offset, limit)
+    except FileNotFoundError:
+        return b"", 0
 
 
 def _stderr(view: JobView) -> str:

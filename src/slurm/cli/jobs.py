@@ -56,7 +56,6 @@ __all__ = [
     "jobs",
     "list_rows",
     "query_states",
-    "read_log",
     "read_outcome",
     "watch_loop",
 ]
@@ -227,14 +226,6 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         usage=usage,
         attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
     )
-
-
-def read_log(cluster: Cluster, job: Job[Any], *, errors: bool = False) -> bytes:
-    """The job's whole stdout (or stderr) as it is now; empty before the job wrote any."""
-    try:
-        return cluster.transport.read_bytes(job.stderr_path if errors else job.stdout_path)
-    except FileNotFoundError:
-        return b""
 
 
 def cancel_jobs(cluster: Cluster, job_ids: Sequence[str]) -> None:
