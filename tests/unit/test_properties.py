@@ -27,7 +27,10 @@ settings.register_profile("slurm-sdk", max_examples=200, deadline=None)
 settings.load_profile("slurm-sdk")
 
 LINE_TEXT = st.text(
-    alphabet=st.characters(blacklist_characters="\n\r\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+    alphabet=st.characters(
+        blacklist_categories=("Cs",),  # lone surrogates are refused (test_options.py)
+        blacklist_characters="\n\r\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+    ),
     max_size=40,
 )
 FIELD = LINE_TEXT.filter(lambda t: "|" not in t and t == t.strip())
