@@ -7,6 +7,7 @@ as an assistant would spawn it, with this test's job base dir.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_list_show_result_logs_cancel(cluster: Cluster) -> None:
 
             shown, error = await call("show_job", job_id=done.id, lines=5)
             assert not error, shown
-            assert "state      COMPLETED" in shown and "exit code  0:0" in shown
+            assert re.search(r"state\s+COMPLETED", shown) and re.search(r"exit code\s+0:0", shown)
             assert "result     'hello through mcp'" in shown
             assert "err:hello through mcp" in shown.split("--- stderr")[1]
 
