@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from slurm.devcluster.render import (
     HEADER,
+    render_hosts,
     render_known_hosts,
     render_my_cnf,
     render_slurm_conf,
@@ -24,7 +26,7 @@ STATE = Path("/state")
 def settings() -> Settings:
     return Settings(
         state_dir=STATE,
-        node_name="node1",
+        node_name="login",
         user="alice",
         real_memory_mb=8000,
         db_password="s3cret",
@@ -48,30 +50,33 @@ def test_slurm_conf_core_settings(settings: Settings) -> None:
     conf = _conf(text)
     expected = {
         "ClusterName": "devcluster",
-        "SlurmctldHost": "node1(127.0.0.1)",
+        "SlurmctldHost": "login(10.217.161.1)",
         "SlurmUser": "alice",
         "SlurmctldPort": "6817",
         "SlurmdPort": "6818",
         "AuthType": "auth/munge",
         "AuthInfo": "socket=/run/munge/munge.socket.2,cred_expire=10",
         "StateSaveLocation": "/state/spool/slurmctld",
-        "SlurmdSpoolDir": "/state/spool/slurmd",
+        "SlurmdSpoolDir": "/state/spool/slurmd-%n",
+        "SlurmdPidFile": "/state/run/slurmd-%n.pid",
         "SlurmctldLogFile": "/state/log/slurmctld.log",
-        "SlurmdLogFile": "/state/log/slurmd.log",
+        "SlurmdLogFile": "/state/log/slurmd-%n.log",
+        "SlurmdTimeout": "10",
+        "ReturnToService": "2",
         "SlurmctldPidFile": "/state/run/slurmctld.pid",
         "ProctrackType": "proctrack/linuxproc",
         "TaskPlugin": "task/none",
         "SlurmdParameters": "config_overrides",
         "SelectType": "select/cons_tres",
         "SelectTypeParameters": "CR_Core_Memory",
-        "DefMemPerCPU": "1000",
+        "DefMemPerCPU": "1000",  # 4000 MB and 4 CPUs per node
         "PreemptType": "preempt/partition_prio",
         "PreemptMode": "REQUEUE",
         "JobRequeue": "1",
         "KillWait": "5",
         "MinJobAge": "30",
         "AccountingStorageType": "accounting_storage/slurmdbd",
-        "AccountingStorageHost": "127.0.0.1",
+        "AccountingStorageHost": "10.217.161.1",  # reached from the nodes too
         "AccountingStoragePort": "6819",
     }
     assert {key: conf.get(key) for key in expected} == expected
@@ -80,20 +85,67 @@ def test_slurm_conf_core_settings(settings: Settings) -> None:
     assert "sched_min_interval=0" in params
 
 
-def test_slurm_conf_node_and_partitions(settings: Settings) -> None:
+def test_slurm_conf_nodes_and_partitions(settings: Settings) -> None:
     lines = render_slurm_conf(settings).splitlines()
     node = [line for line in lines if line.startswith("NodeName=")]
     assert node == [
-        "NodeName=node1 NodeAddr=127.0.0.1 CPUs=8 Boards=1 SocketsPerBoard=1 "
-        "CoresPerSocket=8 ThreadsPerCore=1 RealMemory=8000 State=UNKNOWN"
+        f"NodeName=node{k} NodeAddr=10.217.161.1{k} CPUs=4 Boards=1 SocketsPerBoard=1 "
+        "CoresPerSocket=4 ThreadsPerCore=1 RealMemory=4000 State=UNKNOWN"
+        for k in (1, 2)
     ]
     partitions = [line for line in lines if line.startswith("PartitionName=")]
     assert partitions == [
-        "PartitionName=debug Nodes=node1 Default=YES MaxTime=INFINITE State=UP PriorityTier=1",
-        "PartitionName=compute Nodes=node1 Default=NO MaxTime=INFINITE State=UP PriorityTier=1",
-        "PartitionName=urgent Nodes=node1 Default=NO MaxTime=INFINITE State=UP PriorityTier=10"
-        " PreemptMode=OFF",
+        "PartitionName=debug Nodes=node1,node2 Default=YES MaxTime=INFINITE State=UP "
+        "PriorityTier=1",
+        "PartitionName=compute Nodes=node1,node2 Default=NO MaxTime=INFINITE State=UP "
+        "PriorityTier=1",
+        "PartitionName=urgent Nodes=node1,node2 Default=NO MaxTime=INFINITE State=UP "
+        "PriorityTier=10 PreemptMode=OFF",
     ]
+
+
+def test_one_node_layout_is_the_login_host_on_loopback(settings: Settings) -> None:
+    one = replace(settings, nodes=1)
+    conf = _conf(render_slurm_conf(one))
+    assert conf["SlurmctldHost"] == "login(127.0.0.1)"
+    assert conf["AccountingStorageHost"] == "127.0.0.1"
+    lines = render_slurm_conf(one).splitlines()
+    assert [line for line in lines if line.startswith("NodeName=")] == [
+        "NodeName=login NodeAddr=127.0.0.1 CPUs=8 Boards=1 SocketsPerBoard=1 "
+        "CoresPerSocket=8 ThreadsPerCore=1 RealMemory=8000 State=UNKNOWN"
+    ]
+    assert "PartitionName=debug Nodes=login Default=YES" in render_slurm_conf(one)
+
+
+def test_four_nodes_share_the_cpus(settings: Settings) -> None:
+    four = replace(settings, nodes=4)
+    assert [n.name for n in four.compute_nodes] == ["node1", "node2", "node3", "node4"]
+    assert four.cpus == 2 and four.node_memory_mb == 2000
+    assert [n.address for n in four.compute_nodes][-1] == "10.217.161.14"
+
+
+def test_another_port_base_renames_everything_it_shares_the_machine_with(
+    settings: Settings,
+) -> None:
+    default = settings
+    other = replace(settings, port_base=6917)
+    assert default.is_default_instance and not other.is_default_instance
+    assert (default.cluster_name, other.cluster_name) == ("devcluster", "devcluster6917")
+    ports = (other.slurmctld_port, other.slurmd_port, other.slurmdbd_port, other.mysql_port)
+    assert ports == (6917, 6918, 6919, 6920) and other.ssh_port == 6922
+    assert (other.bridge, other.compute_nodes[0].netns, other.compute_nodes[0].veth) == (
+        "sdk6917br",
+        "sdk6917-node1",
+        "sdk6917n1",
+    )
+    assert other.login_address == "10.217.5.1" != default.login_address
+    assert all(len(name) <= 15 for name in (other.bridge, other.compute_nodes[-1].veth))
+
+
+def test_hosts_file_names_every_node_and_the_login_host(settings: Settings) -> None:
+    assert render_hosts(settings) == HEADER + (
+        "127.0.0.1 localhost\n10.217.161.1 login\n10.217.161.11 node1\n10.217.161.12 node2\n"
+    )
 
 
 def test_slurm_conf_without_accounting(settings: Settings) -> None:
@@ -115,7 +167,7 @@ def test_slurmdbd_conf(settings: Settings) -> None:
         "AuthType": "auth/munge",
         "AuthInfo": "socket=/run/munge/munge.socket.2",
         "DbdAddr": "127.0.0.1",
-        "DbdHost": "node1",
+        "DbdHost": "login",
         "DbdPort": "6819",
         "SlurmUser": "alice",
         "DebugLevel": "info",
@@ -194,4 +246,4 @@ def test_sensible_real_memory(total: int, expected: int) -> None:
 
 
 def test_def_mem_per_cpu_lets_every_cpu_be_used(settings: Settings) -> None:
-    assert settings.def_mem_per_cpu_mb * settings.cpus <= settings.real_memory_mb
+    assert settings.def_mem_per_cpu_mb * settings.cpus <= settings.node_memory_mb

@@ -14,16 +14,41 @@ import pytest
 
 from slurm.devcluster import install
 from slurm.devcluster.proc import is_alive, read_pid, spawn_daemon, stop_pid, wait_for
-from slurm.devcluster.settings import ENV_STATE_DIR, default_state_dir
+from slurm.devcluster.settings import (
+    ENV_NODES,
+    ENV_PORT_BASE,
+    ENV_STATE_DIR,
+    default_state_dir,
+    env_nodes,
+    env_port_base,
+)
 from slurm.devcluster.sshsetup import BLOCK_BEGIN, BLOCK_END, merge_known_hosts, merge_user_config
 from slurm.devcluster.status import SshInfo, Status
-from slurm.errors import CommandError
+from slurm.errors import CommandError, DevclusterError
 
 
 def test_state_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(ENV_STATE_DIR, str(tmp_path / "x"))
     monkeypatch.setenv("XDG_STATE_HOME", "/elsewhere")
     assert default_state_dir() == tmp_path / "x"
+
+
+def test_nodes_and_port_base_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_NODES, raising=False)
+    monkeypatch.delenv(ENV_PORT_BASE, raising=False)
+    assert (env_nodes(), env_port_base()) == (2, 6817)
+    monkeypatch.setenv(ENV_NODES, "3")
+    monkeypatch.setenv(ENV_PORT_BASE, "6917")
+    assert (env_nodes(), env_port_base()) == (3, 6917)
+
+
+@pytest.mark.parametrize("value", ["0", "9", "two", "1.5"])
+def test_bad_node_count_from_env_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(ENV_NODES, value)
+    with pytest.raises(DevclusterError, match=rf"\${ENV_NODES}=.*from 1 to 8.*unset it"):
+        env_nodes()
 
 
 def test_state_dir_from_xdg(monkeypatch: pytest.MonkeyPatch) -> None:

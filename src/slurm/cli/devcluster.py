@@ -1,4 +1,5 @@
-"""``slurm devcluster``: a real single-node Slurm on localhost (up / status / down)."""
+"""``slurm devcluster``: a real Slurm cluster on this machine (up / status / down):
+a login host and compute nodes in their own namespaces, or one node (``--nodes 1``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slurm.devcluster import ENV_STATE_DIR, Status
+from slurm.devcluster import ENV_NODES, ENV_PORT_BASE, ENV_STATE_DIR, MAX_NODES, Status
 from slurm.errors import SlurmError
 
 _STATE_DIR = click.option(
@@ -36,8 +37,17 @@ def status_table(st: Status) -> Table:
     table.add_column()
     table.add_row("running", "[green]yes[/]" if st.running else "[red]no[/]")
     table.add_row("state dir", st.state_dir)
-    table.add_row("slurm", f"{st.slurm_version}  (cluster {st.cluster_name}, node {st.node_name})")
-    table.add_row("resources", f"{st.cpus} CPUs, {st.real_memory_mb} MB")
+    table.add_row(
+        "slurm", f"{st.slurm_version}  (cluster {st.cluster_name}, login host {st.node_name})"
+    )
+    table.add_row(
+        "nodes",
+        "\n".join(
+            f"{node.name}  {node.address}  {node.state or '?'}  {node.cpus} CPUs"
+            for node in st.nodes
+        ),
+    )
+    table.add_row("per node", f"{st.cpus} CPUs, {st.real_memory_mb} MB")
     table.add_row("partitions", ", ".join(st.partitions) + f"  (default {st.default_partition})")
     table.add_row("accounting", "slurmdbd + MariaDB" if st.accounting else "off")
     table.add_row("slurm.conf", st.slurm_conf)
@@ -54,7 +64,7 @@ def status_table(st: Status) -> Table:
 
 @click.group()
 def devcluster() -> None:
-    """Manage a single-node Slurm dev cluster on this machine."""
+    """Manage a Slurm dev cluster on this machine: a login host and compute nodes."""
 
 
 @devcluster.command()
@@ -65,14 +75,36 @@ def devcluster() -> None:
     show_default=True,
     help="Run MariaDB + slurmdbd so `sacct` answers.",
 )
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, MAX_NODES),
+    envvar=ENV_NODES,
+    default=None,
+    help="Compute nodes, each in its own namespaces (1: slurmd on this machine itself) "
+    f"[env {ENV_NODES}; default: the last `up`'s, else 2].",
+)
+@click.option(
+    "--port-base",
+    type=click.IntRange(1024, 65000),
+    envvar=ENV_PORT_BASE,
+    default=None,
+    help="First of the 6 ports the cluster uses; another base runs a second cluster beside "
+    f"the default one [env {ENV_PORT_BASE}; default: the last `up`'s, else 6817].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def up(state_dir: Path | None, accounting: bool, as_json: bool) -> None:
+def up(
+    state_dir: Path | None,
+    accounting: bool,
+    nodes: int | None,
+    port_base: int | None,
+    as_json: bool,
+) -> None:
     """Install what is missing, write the configs and start every daemon (idempotent)."""
     from slurm import devcluster as dc
 
     started = time.monotonic()
     try:
-        st = dc.up(state_dir, accounting=accounting)
+        st = dc.up(state_dir, accounting=accounting, nodes=nodes, port_base=port_base)
     except SlurmError as exc:
         _fail(exc)
         return

@@ -1,22 +1,37 @@
-"""A real single-node Slurm cluster on localhost, for tests, demos and benchmarks.
+"""A real Slurm cluster on this machine, for tests, demos and benchmarks.
 
 ``up()`` installs what is missing (as root on Debian/Ubuntu), writes every config
 into one state directory and starts munged, MariaDB + slurmdbd (accounting),
-slurmctld, slurmd and an sshd on 127.0.0.1. ``status()`` reports, ``down()`` stops
-only what ``up()`` started. The ``slurm devcluster`` command wraps these.
+slurmctld and an sshd on 127.0.0.1: the login host. Compute nodes ``node1`` ...
+``nodeN`` (default 2) each get their own network, UTS and mount namespace and their
+own slurmd; with ``nodes=1`` slurmd runs on this machine itself. ``status()``
+reports, ``down()`` stops only what ``up()`` started and removes the namespaces.
+The ``slurm devcluster`` command wraps these.
 """
 
 from __future__ import annotations
 
 from slurm.devcluster.cluster import down, status, up
 from slurm.devcluster.proc import DevclusterError
-from slurm.devcluster.settings import ENV_STATE_DIR, SSH_ALIAS, Settings, default_state_dir
-from slurm.devcluster.status import SshInfo, Status
+from slurm.devcluster.settings import (
+    ENV_NODES,
+    ENV_PORT_BASE,
+    ENV_STATE_DIR,
+    MAX_NODES,
+    SSH_ALIAS,
+    Settings,
+    default_state_dir,
+)
+from slurm.devcluster.status import NodeStatus, SshInfo, Status
 
 __all__ = [
+    "ENV_NODES",
+    "ENV_PORT_BASE",
     "ENV_STATE_DIR",
+    "MAX_NODES",
     "SSH_ALIAS",
     "DevclusterError",
+    "NodeStatus",
     "Settings",
     "SshInfo",
     "Status",

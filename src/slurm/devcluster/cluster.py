@@ -17,22 +17,35 @@ from dataclasses import replace
 from pathlib import Path
 
 from slurm.devcluster import daemons as d
+from slurm.devcluster import nodes as n
 from slurm.devcluster.install import ensure_installed
 from slurm.devcluster.proc import DevclusterError, run
 from slurm.devcluster.render import (
+    render_hosts,
     render_my_cnf,
     render_slurm_conf,
     render_slurmdbd_conf,
     render_sshd_config,
 )
 from slurm.devcluster.safefiles import check_state_dir, open_lock, write_file
-from slurm.devcluster.settings import PARTITIONS, SSH_ALIAS, Settings, detect_settings
+from slurm.devcluster.settings import (
+    DEFAULT_NODES,
+    ENV_NODES,
+    ENV_PORT_BASE,
+    MAX_NODES,
+    PARTITIONS,
+    SSH_ALIAS,
+    Settings,
+    detect_settings,
+    env_nodes,
+    env_port_base,
+)
 from slurm.devcluster.sshsetup import (
     ensure_keys,
     install_user_ssh_config,
     write_ssh_files,
 )
-from slurm.devcluster.status import SshInfo, Status
+from slurm.devcluster.status import NodeStatus, SshInfo, Status
 
 __all__ = ["SYSTEM_SLURM_CONF", "down", "status", "up"]
 
@@ -73,12 +86,34 @@ def _db_password(state_dir: Path) -> str:
     return password
 
 
-def _settings(state_dir: Path | str | None, accounting: bool | None) -> Settings:
-    """Settings for this machine; ``accounting=None`` keeps the mode of the last ``up``."""
+def _settings(
+    state_dir: Path | str | None,
+    accounting: bool | None,
+    nodes: int | None = None,
+    port_base: int | None = None,
+) -> Settings:
+    """Settings for this machine, resolved once: ``accounting=None`` keeps the mode of the
+    last ``up``; ``nodes=None`` takes ``$SLURM_SDK_DEVCLUSTER_NODES``, else the last
+    ``up``'s layout, else 2. Ports start at ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``, else at
+    the last ``up``'s base, else 6817."""
     s = detect_settings(state_dir)
+    saved = _load_saved(s)
     if accounting is None:
-        accounting = bool(_load_saved(s).get("accounting", True))
-    return s.with_accounting(accounting)
+        accounting = bool(saved.get("accounting", True))
+    if nodes is None:
+        nodes = env_nodes() if os.environ.get(ENV_NODES) else _saved_int(saved, "nodes")
+        nodes = nodes or DEFAULT_NODES
+    if not 1 <= nodes <= MAX_NODES:
+        raise DevclusterError(f"--nodes must be from 1 to {MAX_NODES}, not {nodes}.")
+    if port_base is None:
+        from_env = os.environ.get(ENV_PORT_BASE)
+        port_base = env_port_base() if from_env else _saved_int(saved, "port_base")
+    return replace(s, accounting=accounting, nodes=nodes, port_base=port_base or s.port_base)
+
+
+def _saved_int(saved: dict[str, object], key: str) -> int | None:
+    value = saved.get(key)
+    return value if isinstance(value, int) else None
 
 
 def _load_saved(s: Settings) -> dict[str, object]:
@@ -108,34 +143,51 @@ def _link_system_conf(s: Settings) -> None:
 
 def _prepare_dirs(s: Settings) -> None:
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    for directory in (s.log_dir, s.run_dir, s.spool_ctld, s.spool_slurmd, s.my_cnf.parent):
+    spool = s.spool_ctld.parent
+    for directory in (s.log_dir, s.run_dir, s.spool_ctld, spool, s.my_cnf.parent):
         directory.mkdir(parents=True, exist_ok=True)
 
 
-def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Status:
+def up(
+    state_dir: Path | str | None = None,
+    *,
+    accounting: bool = True,
+    nodes: int | None = None,
+    port_base: int | None = None,
+) -> Status:
     """Bring the dev cluster up (or leave it be if it already runs as asked).
 
     Args:
         state_dir: where configs, logs, pid files and data live; default
-            :func:`~slurm.devcluster.settings.default_state_dir`.
+            :func:`~slurm.devcluster.settings.default_state_dir`. With more than one
+            node it must not be under ``/tmp`` (each node has its own ``/tmp``).
         accounting: run MariaDB + slurmdbd so ``sacct`` answers.
+        nodes: compute nodes, each in its own namespaces (``node1`` ... ``nodeN``);
+            1 runs slurmd on this machine itself. Default ``$SLURM_SDK_DEVCLUSTER_NODES``,
+            else the last ``up``'s, else 2.
+        port_base: the first of six ports (slurmctld, slurmd, slurmdbd, MariaDB, -, sshd);
+            a cluster on other than the default 6817 runs beside the default one, under
+            its own cluster name and network names, and leaves ``/etc/slurm/slurm.conf``
+            and ``~/.ssh/config`` alone. Default ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``,
+            else the last ``up``'s, else 6817.
 
     Raises:
-        DevclusterError: a package is missing and cannot be installed here, or a
-            daemon failed to start (the message holds its log's path and tail).
+        DevclusterError: a package is missing and cannot be installed here, a daemon
+            failed to start (the message holds its log's path and tail), or a setting
+            is out of range.
 
     Example::
 
-        st = up()
-        print(st.ssh.port, st.partitions)
+        st = up(nodes=2)
+        print([node.name for node in st.nodes], st.ssh.port)
     """
     ensure_installed()
     if os.geteuid() != 0:
         raise DevclusterError(
-            "`slurm devcluster up` must run as root: munged, slurmd and sshd need it "
-            "(try `sudo slurm devcluster up`)."
+            "`slurm devcluster up` must run as root: munged, slurmd, sshd and the nodes' "
+            "namespaces need it (try `sudo slurm devcluster up`)."
         )
-    s = _settings(state_dir, accounting)
+    s = _settings(state_dir, accounting, nodes, port_base)
     with _locked(s):
         _prepare_dirs(s)
         s = replace(s, db_password=_db_password(s.state_dir))
@@ -145,10 +197,15 @@ def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Statu
             s.slurmdbd_conf, render_slurmdbd_conf(s), 0o600, owner=s.user
         )
         sshd_changed = _write(s.sshd_config, render_sshd_config(s), 0o600)
+        _write(s.hosts_file, render_hosts(s))
         ensure_keys(s)
         write_ssh_files(s)
 
         d.start_munged(s)
+        if s.multi_node:
+            n.ensure_network(s)  # before the daemons: they are reached on the bridge
+        else:
+            n.remove_network(s)
         if s.accounting:
             d.start_mariadb(s, restart=cnf_changed)
             d.start_slurmdbd(s, restart=dbd_changed or cnf_changed)
@@ -156,21 +213,27 @@ def up(state_dir: Path | str | None = None, *, accounting: bool = True) -> Statu
             d.stop_daemon(s, d.SLURMDBD)
             d.stop_daemon(s, d.MARIADB)
         d.start_slurmctld(s, restart=conf_changed)
-        d.start_slurmd(s, restart=conf_changed)
+        n.start_nodes(s, restart=conf_changed)
         d.start_sshd(s, restart=sshd_changed)
-        # Only a cluster that started takes over the machine-wide pointers to it.
-        _link_system_conf(s)
-        install_user_ssh_config(s)
-        _write(s.settings_file, json.dumps({"accounting": s.accounting}) + "\n")
+        # Only a cluster that started, on the default ports, takes over the machine-wide
+        # pointers to it; another one runs beside it (its clients set SLURM_CONF).
+        if s.is_default_instance:
+            _link_system_conf(s)
+            install_user_ssh_config(s)
+        saved = {"accounting": s.accounting, "nodes": s.nodes, "port_base": s.port_base}
+        _write(s.settings_file, json.dumps(saved) + "\n")
         return _status(s)
 
 
 def down(state_dir: Path | str | None = None) -> Status:
-    """Stop the daemons this state directory started; keep the state for a fast next ``up``."""
+    """Stop the daemons this state directory started and remove the nodes' namespaces and
+    interfaces; keep the state for a fast next ``up``."""
     s = _settings(state_dir, None)
     if not s.state_dir.is_dir():
         return _status(s)
     with _locked(s):
+        d.stop_daemon(s, d.SSHD)
+        n.down_nodes(s)
         for daemon in reversed(d.DAEMONS):
             d.stop_daemon(s, daemon)
         return _status(s)
@@ -188,11 +251,13 @@ def _slurm_version() -> str:
 
 
 def _status(s: Settings) -> Status:
-    required = [d.SLURMCTLD, d.SLURMD, d.SSHD]
+    required = [d.SLURMCTLD, d.SSHD]
     if s.accounting:
         required += [d.MARIADB, d.SLURMDBD]
     pids = {daemon.name: d.running_pid(s, daemon) for daemon in d.DAEMONS}
-    running = all(pids[daemon.name] for daemon in required) and d.munge_works(s)
+    running = all(pids[daemon.name] for daemon in required)
+    running = running and n.nodes_running(s) and d.munge_works(s)
+    states = n.node_states(s) if pids[d.SLURMCTLD.name] else {}
     return Status(
         running=running,
         state_dir=str(s.state_dir),
@@ -201,7 +266,7 @@ def _status(s: Settings) -> Status:
         cluster_name=s.cluster_name,
         node_name=s.node_name,
         cpus=s.cpus,
-        real_memory_mb=s.real_memory_mb,
+        real_memory_mb=s.node_memory_mb,
         partitions=[name for name, _ in PARTITIONS],
         default_partition=PARTITIONS[0][0],
         slurm_conf=str(s.slurm_conf),
@@ -216,4 +281,14 @@ def _status(s: Settings) -> Status:
             known_hosts_file=str(s.ssh_known_hosts),
         ),
         daemons=pids,
+        nodes=[
+            NodeStatus(
+                name=node.name,
+                address=node.address,
+                state=states.get(node.name, ""),
+                cpus=s.cpus,
+                netns=node.netns,
+            )
+            for node in s.compute_nodes
+        ],
     )

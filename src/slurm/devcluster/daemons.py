@@ -26,7 +26,7 @@ from slurm.devcluster.proc import (
     stop_pid,
     wait_for,
 )
-from slurm.devcluster.settings import Settings
+from slurm.devcluster.settings import NodeSpec, Settings
 
 __all__ = [
     "DAEMONS",
@@ -34,6 +34,7 @@ __all__ = [
     "munge_works",
     "node_state",
     "running_pid",
+    "spawn",
     "start_mariadb",
     "start_munged",
     "start_slurmctld",
@@ -41,6 +42,8 @@ __all__ = [
     "start_slurmdbd",
     "start_sshd",
     "stop_daemon",
+    "stop_stray_slurmds",
+    "wait",
 ]
 
 
@@ -61,10 +64,10 @@ MUNGED = Daemon("munged", "munged", own_log=False)
 MARIADB = Daemon("mariadb", "mariadbd")
 SLURMDBD = Daemon("slurmdbd", "slurmdbd")
 SLURMCTLD = Daemon("slurmctld", "slurmctld")
-SLURMD = Daemon("slurmd", "slurmd")
 SSHD = Daemon("sshd", "sshd", own_log=False)
-# Start order; stop in reverse.
-DAEMONS = (MUNGED, MARIADB, SLURMDBD, SLURMCTLD, SLURMD, SSHD)
+# The login host's daemons in start order; stop in reverse. Each node's slurmd is
+# its own Daemon ``slurmd-NODE`` (see nodes.py).
+DAEMONS = (MUNGED, MARIADB, SLURMDBD, SLURMCTLD, SSHD)
 START_TIMEOUT = 60.0
 
 
@@ -89,10 +92,11 @@ def stop_daemon(s: Settings, d: Daemon) -> bool:
     return pid is not None
 
 
-def _spawn(
+def spawn(
     s: Settings, d: Daemon, argv: list[str], *, user: str | None = None, restart: bool = False
 ) -> tuple[int, bool]:
-    """Start ``d`` unless it runs; returns (pid, started_now)."""
+    """Start ``d`` (``argv[0]`` looked up on PATH and in sbin) unless it runs;
+    returns (pid, started_now)."""
     pid = running_pid(s, d)
     if pid is not None and not restart:
         return pid, False
@@ -111,13 +115,12 @@ def _spawn(
     return new_pid, True
 
 
-def _wait(s: Settings, d: Daemon, pid: int, ready: Callable[[], bool], what: str) -> None:
+def wait(s: Settings, d: Daemon, pid: int, ready: Callable[[], bool], what: str) -> None:
     wait_for(
         ready,
         what=f"{what} (log: {s.log_file(d.name)})",
         timeout=START_TIMEOUT,
         pid=pid,
-        name=d.program,
         logs=d.logs(s),
     )
 
@@ -165,8 +168,8 @@ def start_munged(s: Settings) -> int | None:
     if pid is not None:
         stop_daemon(s, MUNGED)
     _prepare_munge_dirs(Path("/etc/munge/munge.key"))
-    pid, _ = _spawn(s, MUNGED, ["munged", "--foreground", "--force"], user="munge")
-    _wait(s, MUNGED, pid, lambda: munge_works(s), "munged did not start")
+    pid, _ = spawn(s, MUNGED, ["munged", "--foreground", "--force"], user="munge")
+    wait(s, MUNGED, pid, lambda: munge_works(s), "munged did not start")
     return pid
 
 
@@ -197,8 +200,8 @@ def start_mariadb(s: Settings, *, restart: bool = False) -> int:
             raise DevclusterError(
                 f"mariadb-install-db failed (exit {init.returncode}):\n{init.stdout}{init.stderr}"
             )
-    pid, started = _spawn(s, MARIADB, ["mariadbd", f"--defaults-file={s.my_cnf}"], restart=restart)
-    _wait(
+    pid, started = spawn(s, MARIADB, ["mariadbd", f"--defaults-file={s.my_cnf}"], restart=restart)
+    wait(
         s,
         MARIADB,
         pid,
@@ -224,7 +227,7 @@ def start_mariadb(s: Settings, *, restart: bool = False) -> int:
 
 def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
     """Start slurmdbd and register the cluster (``sacctmgr -i add cluster NAME``)."""
-    pid, _ = _spawn(s, SLURMDBD, ["slurmdbd", "-D"], restart=restart)
+    pid, _ = spawn(s, SLURMDBD, ["slurmdbd", "-D"], restart=restart)
     env = {"SLURM_CONF": str(s.slurm_conf)}
     argv = ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"]
     clusters: list[str] = []
@@ -234,7 +237,7 @@ def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
         clusters[:] = out.stdout.split()
         return out.returncode == 0
 
-    _wait(s, SLURMDBD, pid, ready, "slurmdbd did not start")
+    wait(s, SLURMDBD, pid, ready, "slurmdbd did not start")
     if s.cluster_name not in clusters:
         run(["sacctmgr", "-i", "add", "cluster", s.cluster_name], env=env, timeout=30)
     return pid
@@ -244,7 +247,7 @@ def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
 
 
 def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
-    pid, _ = _spawn(s, SLURMCTLD, ["slurmctld", "-D"], restart=restart)
+    pid, _ = spawn(s, SLURMCTLD, ["slurmctld", "-D"], restart=restart)
     argv = ["scontrol", "ping"]
     env = {"SLURM_CONF": str(s.slurm_conf)}
 
@@ -252,14 +255,14 @@ def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
         out = run(argv, env=env, check=False, timeout=15)
         return out.returncode == 0 and "UP" in out.stdout
 
-    _wait(s, SLURMCTLD, pid, ready, "slurmctld did not start")
+    wait(s, SLURMCTLD, pid, ready, "slurmctld did not start")
     return pid
 
 
-def node_state(s: Settings) -> str:
-    """The node's state as ``sinfo`` prints it (``idle``, ``mixed``, ``down*``, ...)."""
+def node_state(s: Settings, node: str) -> str:
+    """``node``'s state as ``sinfo`` prints it (``idle``, ``mixed``, ``down*``, ...)."""
     out = run(
-        ["sinfo", "-h", "-N", "-n", s.node_name, "-o", "%T"],
+        ["sinfo", "-h", "-N", "-n", node, "-o", "%T"],
         env={"SLURM_CONF": str(s.slurm_conf)},
         check=False,
         timeout=15,
@@ -270,17 +273,34 @@ def node_state(s: Settings) -> str:
 _NOT_USABLE = ("down", "drain", "fail", "unk", "power", "boot", "future", "inval", "not_resp")
 
 
-def start_slurmd(s: Settings, *, restart: bool = False) -> int:
-    pid, _ = _spawn(s, SLURMD, ["slurmd", "-D"], restart=restart)
+def stop_stray_slurmds(s: Settings, keep: set[str]) -> None:
+    """Stop every slurmd our pid files know whose daemon name is not in ``keep``
+    (nodes of an earlier layout, or the one-node layout's former ``slurmd``)."""
+    for pid_file in sorted(s.run_dir.glob("slurmd*.sdk.pid")):
+        name = pid_file.name.removesuffix(".sdk.pid")
+        if (name == "slurmd" or name.startswith("slurmd-")) and name not in keep:
+            stop_daemon(s, Daemon(name, "slurmd"))
+
+
+def start_slurmd(
+    s: Settings, node: NodeSpec, daemon: Daemon, enter: list[str], *, restart: bool = False
+) -> int:
+    """Start ``node``'s slurmd (through the ``enter`` argv prefix) and wait until it is usable."""
+    if enter:
+        argv = [*enter, find_program("slurmd") or "slurmd", "-D", "-N", node.name]
+    else:
+        argv = ["slurmd", "-D", "-N", node.name]
+    Path(s.spool_slurmd_pattern.replace("%n", node.name)).mkdir(parents=True, exist_ok=True)
+    pid, _ = spawn(s, daemon, argv, restart=restart)
     env = {"SLURM_CONF": str(s.slurm_conf)}
 
     def ready() -> bool:
-        state = node_state(s)
+        state = node_state(s, node.name)
         responding = bool(state) and not state.endswith("*")
         if responding and any(bad in state for bad in ("drain", "down", "fail")):
             # Left drained or down by an earlier run (e.g. a kill that timed out).
             run(
-                ["scontrol", "update", f"nodename={s.node_name}", "state=resume"],
+                ["scontrol", "update", f"nodename={node.name}", "state=resume"],
                 env=env,
                 check=False,
             )
@@ -288,11 +308,10 @@ def start_slurmd(s: Settings, *, restart: bool = False) -> int:
 
     wait_for(
         ready,
-        what=f"slurmd did not register node {s.node_name} (log: {s.log_file('slurmd')})",
+        what=f"slurmd did not register node {node.name} (log: {s.log_file(daemon.name)})",
         timeout=START_TIMEOUT,
         pid=pid,
-        name=SLURMD.program,
-        logs=[*SLURMD.logs(s), s.log_file("slurmctld")],
+        logs=[*daemon.logs(s), s.log_file("slurmctld")],
     )
     return pid
 
@@ -306,6 +325,6 @@ def start_sshd(s: Settings, *, restart: bool = False) -> int:
     check = run(["sshd", "-t", "-f", str(s.sshd_config)], check=False) if restart else None
     if check is not None and check.returncode != 0:
         raise DevclusterError(f"sshd rejects {s.sshd_config}:\n{check.stderr}")
-    pid, _ = _spawn(s, SSHD, ["sshd", "-D", "-e", "-f", str(s.sshd_config)], restart=restart)
-    _wait(s, SSHD, pid, lambda: port_open(s.ssh_port), "sshd did not start")
+    pid, _ = spawn(s, SSHD, ["sshd", "-D", "-e", "-f", str(s.sshd_config)], restart=restart)
+    wait(s, SSHD, pid, lambda: port_open(s.ssh_port), "sshd did not start")
     return pid

@@ -139,8 +139,9 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
-def is_alive(pid: int | None, name: str) -> bool:
-    """True when ``pid`` runs, is not a zombie, and its program is called ``name``."""
+def is_alive(pid: int | None, name: str | None) -> bool:
+    """True when ``pid`` runs, is not a zombie, and its program is called ``name``
+    (any program when ``name`` is None)."""
     if not pid or pid <= 0:
         return False
     try:
@@ -149,7 +150,9 @@ def is_alive(pid: int | None, name: str) -> bool:
     except OSError:
         return False
     state = stat[stat.rindex(")") + 2 :].split()[0]
-    return state not in ("Z", "X") and os.path.basename(exe).split(" ")[0] in _program_names(name)
+    if state in ("Z", "X"):
+        return False
+    return name is None or os.path.basename(exe).split(" ")[0] in _program_names(name)
 
 
 def stop_pid(pid: int, name: str, *, timeout: float = 15) -> None:
@@ -192,16 +195,19 @@ def wait_for(
     what: str,
     timeout: float,
     pid: int | None = None,
-    name: str = "",
     logs: Sequence[Path] = (),
 ) -> None:
-    """Poll ``ready`` until true; fail early if the daemon ``pid`` died. Errors show the logs."""
+    """Poll ``ready`` until true; fail early if the daemon ``pid`` died. Errors show the logs.
+
+    Any program at ``pid`` counts as alive: a daemon started through ``nsenter`` or
+    ``ip netns exec`` becomes itself only once those have exec'ed it.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
         if ready():
             return
-        died = pid is not None and not is_alive(pid, name)
+        died = pid is not None and not is_alive(pid, None)
         if died or time.monotonic() > deadline:
             why = "exited" if died else f"not ready after {timeout:g} s"
             details = "".join(f"\n--- {log} (last lines) ---\n{tail(log)}" for log in logs)

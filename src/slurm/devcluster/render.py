@@ -9,6 +9,7 @@ from slurm.devcluster.settings import PARTITIONS, SSH_ALIAS, Settings
 
 __all__ = [
     "HEADER",
+    "render_hosts",
     "render_known_hosts",
     "render_my_cnf",
     "render_slurm_conf",
@@ -37,13 +38,16 @@ def _lines(pairs: list[tuple[str, object]]) -> str:
 
 
 def render_slurm_conf(s: Settings) -> str:
-    """``slurm.conf``: one node with ``s.cpus`` CPUs, partitions debug/compute/urgent."""
+    """``slurm.conf``: ``s.nodes`` nodes of ``s.cpus`` CPUs each, partitions debug/compute/urgent.
+
+    Per-node files (spool, pid, log) are named with ``%n``, the node's name.
+    """
     state = s.state_dir
     accounting: list[tuple[str, object]]
     if s.accounting:
         accounting = [
             ("AccountingStorageType", "accounting_storage/slurmdbd"),
-            ("AccountingStorageHost", "127.0.0.1"),
+            ("AccountingStorageHost", s.login_address),
             ("AccountingStoragePort", s.slurmdbd_port),
         ]
     else:
@@ -60,7 +64,7 @@ def render_slurm_conf(s: Settings) -> str:
     ]
     head: list[tuple[str, object]] = [
         ("ClusterName", s.cluster_name),
-        ("SlurmctldHost", f"{s.node_name}(127.0.0.1)"),
+        ("SlurmctldHost", f"{s.node_name}({s.login_address})"),
         ("SlurmUser", s.user),
         ("SlurmdUser", "root"),
         ("SlurmctldPort", s.slurmctld_port),
@@ -71,17 +75,19 @@ def render_slurm_conf(s: Settings) -> str:
         # start again: 120 s by default, too long for tests.
         ("AuthInfo", f"socket={s.munge_socket},cred_expire=10"),
         ("StateSaveLocation", s.spool_ctld),
-        ("SlurmdSpoolDir", s.spool_slurmd),
+        ("SlurmdSpoolDir", s.spool_slurmd_pattern),
         ("SlurmctldPidFile", s.pid_file("slurmctld")),
-        ("SlurmdPidFile", s.pid_file("slurmd")),
+        ("SlurmdPidFile", s.pid_file("slurmd-%n")),
         ("SlurmctldLogFile", s.log_file("slurmctld")),
-        ("SlurmdLogFile", s.log_file("slurmd")),
+        ("SlurmdLogFile", s.log_file("slurmd-%n")),
         ("SlurmctldDebug", "info"),
         ("SlurmdDebug", "info"),
         ("MailProg", "/bin/true"),
         ("MpiDefault", "none"),
         ("ProctrackType", "proctrack/linuxproc"),
         ("TaskPlugin", "task/none"),
+        # A node whose slurmd stops answering is DOWN within ~SlurmdTimeout seconds and
+        # back in service as soon as it registers again.
         ("ReturnToService", 2),
         ("SlurmdParameters", "config_overrides"),
         # Scheduling: several small jobs at once, started as soon as possible.
@@ -100,23 +106,26 @@ def render_slurm_conf(s: Settings) -> str:
         ("InactiveLimit", 0),
         ("Waittime", 0),
         ("SlurmctldTimeout", 30),
-        ("SlurmdTimeout", 60),
+        ("SlurmdTimeout", 10),
         ("MessageTimeout", 10),
         ("JobCompType", "jobcomp/none"),
         *accounting,
     ]
-    node = (
-        f"NodeName={s.node_name} NodeAddr=127.0.0.1 CPUs={s.cpus} Boards=1 SocketsPerBoard=1 "
-        f"CoresPerSocket={s.cpus} ThreadsPerCore=1 RealMemory={s.real_memory_mb} State=UNKNOWN\n"
+    node_lines = "".join(
+        f"NodeName={n.name} NodeAddr={n.address} CPUs={s.cpus} Boards=1 SocketsPerBoard=1 "
+        f"CoresPerSocket={s.cpus} ThreadsPerCore=1 RealMemory={s.node_memory_mb} "
+        "State=UNKNOWN\n"
+        for n in s.compute_nodes
     )
+    node_list = ",".join(n.name for n in s.compute_nodes)
     partitions = "".join(
-        f"PartitionName={name} Nodes={s.node_name} Default={'YES' if i == 0 else 'NO'} "
+        f"PartitionName={name} Nodes={node_list} Default={'YES' if i == 0 else 'NO'} "
         f"MaxTime=INFINITE State=UP PriorityTier={tier}"
         + (" PreemptMode=OFF" if tier == max(t for _, t in PARTITIONS) else "")
         + "\n"
         for i, (name, tier) in enumerate(PARTITIONS)
     )
-    return HEADER + f"# State directory: {state}\n" + _lines(head) + node + partitions
+    return HEADER + f"# State directory: {state}\n" + _lines(head) + node_lines + partitions
 
 
 def render_slurmdbd_conf(s: Settings) -> str:
@@ -140,6 +149,13 @@ def render_slurmdbd_conf(s: Settings) -> str:
             ("StorageLoc", "slurm_acct_db"),
         ]
     )
+
+
+def render_hosts(s: Settings) -> str:
+    """``/etc/hosts`` of the compute nodes: every node and the login host by name."""
+    entries = [("127.0.0.1", "localhost"), (s.login_address, s.node_name)]
+    entries += [(n.address, n.name) for n in s.compute_nodes]
+    return HEADER + "".join(f"{address} {name}\n" for address, name in entries)
 
 
 def render_my_cnf(s: Settings) -> str:

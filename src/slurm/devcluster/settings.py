@@ -12,19 +12,34 @@ import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from slurm.errors import DevclusterError
+
 __all__ = [
     "DEFAULT_CPUS",
+    "DEFAULT_NODES",
+    "DEFAULT_PORT_BASE",
+    "ENV_NODES",
+    "ENV_PORT_BASE",
     "ENV_STATE_DIR",
+    "MAX_NODES",
     "PARTITIONS",
     "SSH_ALIAS",
+    "NodeSpec",
     "Settings",
     "default_state_dir",
     "detect_settings",
+    "env_nodes",
+    "env_port_base",
 ]
 
 ENV_STATE_DIR = "SLURM_SDK_DEVCLUSTER_DIR"
+ENV_NODES = "SLURM_SDK_DEVCLUSTER_NODES"
+ENV_PORT_BASE = "SLURM_SDK_DEVCLUSTER_PORT_BASE"
 SSH_ALIAS = "slurm-devcluster"
-DEFAULT_CPUS = 8
+DEFAULT_CPUS = 8  # in all, divided between the compute nodes
+DEFAULT_NODES = 2
+MAX_NODES = 8
+DEFAULT_PORT_BASE = 6817
 # (name, PriorityTier): a job in a higher tier preempts (requeues) lower-tier jobs.
 PARTITIONS: tuple[tuple[str, int], ...] = (("debug", 1), ("compute", 1), ("urgent", 10))
 
@@ -41,29 +56,119 @@ def default_state_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class NodeSpec:
+    """One compute node: its name, its network namespace and its address on the bridge."""
+
+    name: str
+    netns: str  # "" in the one-node layout: the node is the login host itself
+    veth: str  # the root namespace's end of its veth pair
+    address: str
+
+
+@dataclass(frozen=True)
 class Settings:
-    """What the dev cluster looks like; every config file is rendered from this."""
+    """What the dev cluster looks like; every config file is rendered from this.
+
+    ``nodes == 1`` is the one-node layout: slurmd runs on this machine next to
+    slurmctld under its host name. ``nodes > 1`` gives each compute node
+    (``node1`` ... ``nodeN``) its own network, UTS and mount namespace, joined to
+    the login host (this machine) by a bridge on a private subnet.
+    """
 
     state_dir: Path
-    node_name: str
+    node_name: str  # this machine's short host name: the login host
     user: str
     real_memory_mb: int
     db_password: str = field(default="", repr=False)
     accounting: bool = True
-    cluster_name: str = "devcluster"
-    cpus: int = DEFAULT_CPUS
-    slurmctld_port: int = 6817
-    slurmd_port: int = 6818
-    slurmdbd_port: int = 6819
-    mysql_port: int = 6820
-    ssh_port: int = 6822
+    nodes: int = DEFAULT_NODES
+    port_base: int = DEFAULT_PORT_BASE
+    total_cpus: int = DEFAULT_CPUS
     munge_socket: Path = Path("/run/munge/munge.socket.2")
     home: Path = field(default_factory=Path.home)
+
+    # Ports: slurmctld, slurmd, slurmdbd, MariaDB, (one spare), sshd from port_base up.
+    @property
+    def slurmctld_port(self) -> int:
+        return self.port_base
+
+    @property
+    def slurmd_port(self) -> int:
+        return self.port_base + 1
+
+    @property
+    def slurmdbd_port(self) -> int:
+        return self.port_base + 2
+
+    @property
+    def mysql_port(self) -> int:
+        return self.port_base + 3
+
+    @property
+    def ssh_port(self) -> int:
+        return self.port_base + 5
+
+    @property
+    def is_default_instance(self) -> bool:
+        """The cluster on the default ports owns the machine-wide pointers to it
+        (``/etc/slurm/slurm.conf``, the ``slurm-devcluster`` SSH alias); another one
+        runs beside it and its clients set ``SLURM_CONF``."""
+        return self.port_base == DEFAULT_PORT_BASE
+
+    @property
+    def cluster_name(self) -> str:
+        return "devcluster" if self.is_default_instance else f"devcluster{self.port_base}"
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes > 1
+
+    @property
+    def cpus(self) -> int:
+        """CPUs of each compute node."""
+        return max(1, self.total_cpus // self.nodes)
+
+    @property
+    def node_memory_mb(self) -> int:
+        return max(512, self.real_memory_mb // self.nodes)
 
     @property
     def def_mem_per_cpu_mb(self) -> int:
         """Memory a job gets per CPU unless it asks: small enough that every CPU can be used."""
-        return max(100, self.real_memory_mb // self.cpus)
+        return max(100, self.node_memory_mb // self.cpus)
+
+    # The private network of the multi-node layout (names fit Linux's 15-character limit).
+    @property
+    def net_prefix(self) -> str:
+        return f"sdk{self.port_base}"
+
+    @property
+    def bridge(self) -> str:
+        return f"{self.net_prefix}br"
+
+    @property
+    def subnet_prefix(self) -> str:
+        """The first three octets of the node subnet, a /24 only these namespaces use."""
+        return f"10.217.{self.port_base % 256}"
+
+    @property
+    def login_address(self) -> str:
+        """Where slurmctld and slurmdbd are reached: the bridge, or loopback with one node."""
+        return f"{self.subnet_prefix}.1" if self.multi_node else "127.0.0.1"
+
+    @property
+    def compute_nodes(self) -> tuple[NodeSpec, ...]:
+        if not self.multi_node:
+            return (NodeSpec(self.node_name, "", "", "127.0.0.1"),)
+        return tuple(
+            NodeSpec(
+                f"node{k}",
+                f"{self.net_prefix}-node{k}",
+                f"{self.net_prefix}n{k}",
+                f"{self.subnet_prefix}.{10 + k}",
+            )
+            for k in range(1, self.nodes + 1)
+        )
 
     def with_accounting(self, accounting: bool) -> Settings:
         return replace(self, accounting=accounting)
@@ -103,8 +208,9 @@ class Settings:
         return self.state_dir / "spool" / "slurmctld"
 
     @property
-    def spool_slurmd(self) -> Path:
-        return self.state_dir / "spool" / "slurmd"
+    def spool_slurmd_pattern(self) -> str:
+        """Each slurmd's spool directory, ``%n`` standing for its node's name."""
+        return str(self.state_dir / "spool" / "slurmd-%n")
 
     @property
     def ssh_dir(self) -> Path:
@@ -135,6 +241,11 @@ class Settings:
         return self.ssh_dir / "config"
 
     @property
+    def hosts_file(self) -> Path:
+        """``/etc/hosts`` as the compute nodes see it (bound over theirs)."""
+        return self.state_dir / "hosts"
+
+    @property
     def settings_file(self) -> Path:
         return self.state_dir / "devcluster.json"
 
@@ -161,12 +272,46 @@ def sensible_real_memory_mb(total_mb: int) -> int:
     return max(1024, min(16384, total_mb * 3 // 4))
 
 
-def detect_settings(state_dir: Path | str | None = None, *, accounting: bool = True) -> Settings:
-    """Settings for this machine: node name ``hostname -s``, the current user, its memory."""
+def _env_int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise DevclusterError(
+            f"${name}={raw!r} is not a whole number from {low} to {high}: "
+            f"set it to one, or unset it for the default {default}."
+        )
+    return value
+
+
+def env_nodes() -> int:
+    """``$SLURM_SDK_DEVCLUSTER_NODES``, else :data:`DEFAULT_NODES`."""
+    return _env_int(ENV_NODES, DEFAULT_NODES, 1, MAX_NODES)
+
+
+def env_port_base() -> int:
+    """``$SLURM_SDK_DEVCLUSTER_PORT_BASE``, else 6817 (the cluster uses 6 ports from there)."""
+    return _env_int(ENV_PORT_BASE, DEFAULT_PORT_BASE, 1024, 65000)
+
+
+def detect_settings(
+    state_dir: Path | str | None = None,
+    *,
+    accounting: bool = True,
+    nodes: int = DEFAULT_NODES,
+    port_base: int = DEFAULT_PORT_BASE,
+) -> Settings:
+    """Settings for this machine: login host ``hostname -s``, the current user, its memory."""
     return Settings(
         state_dir=Path(state_dir).expanduser().absolute() if state_dir else default_state_dir(),
         node_name=socket.gethostname().split(".")[0],
         user=pwd.getpwuid(os.getuid()).pw_name,
         real_memory_mb=sensible_real_memory_mb(_total_memory_mb()),
         accounting=accounting,
+        nodes=nodes,
+        port_base=port_base,
     )

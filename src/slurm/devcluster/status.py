@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["SshInfo", "Status"]
+__all__ = ["NodeStatus", "SshInfo", "Status"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,17 @@ class SshInfo:
 
 
 @dataclass(frozen=True)
+class NodeStatus:
+    """One compute node: its name (also its host name), address, Slurm state, CPUs."""
+
+    name: str
+    address: str
+    state: str  # as sinfo prints it: idle, mixed, allocated, down*, ... ("" if unknown)
+    cpus: int
+    netns: str  # its network namespace ("" in the one-node layout)
+
+
+@dataclass(frozen=True)
 class Status:
     """The dev cluster as it is now."""
 
@@ -31,15 +42,16 @@ class Status:
     accounting: bool
     slurm_version: str
     cluster_name: str
-    node_name: str
-    cpus: int
-    real_memory_mb: int
+    node_name: str  # the login host (this machine)
+    cpus: int  # per compute node
+    real_memory_mb: int  # per compute node
     partitions: list[str]
     default_partition: str
     slurm_conf: str
     log_dir: str
     ssh: SshInfo
     daemons: dict[str, int | None] = field(default_factory=dict)
+    nodes: list[NodeStatus] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
