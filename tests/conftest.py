@@ -2,10 +2,20 @@
 
 Tests under ``tests/integration`` are marked ``integration`` automatically, so
 ``pytest -m "not integration"`` runs only the pure unit tests.
+
+The dev cluster's compute nodes each have their own ``/tmp``, so pytest's
+temporary directories (``tmp_path``, often a job base directory) go under
+``/var/tmp``, which every node shares, as a real cluster shares a network file
+system. ``$PYTEST_DEBUG_TEMPROOT`` set by the caller wins.
+
+``$SLURM_SDK_DEVCLUSTER_DIR``, ``$SLURM_SDK_DEVCLUSTER_PORT_BASE`` and
+``$SLURM_SDK_DEVCLUSTER_NODES`` choose the cluster the session brings up (see
+docs/devcluster.md); the fixture points ``$SLURM_CONF`` at it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +24,9 @@ import slurm.devcluster as dc
 from slurm.devcluster import SshInfo, Status
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
+SHARED_TEMP_ROOT = "/var/tmp"
+
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", SHARED_TEMP_ROOT)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,6 +49,8 @@ def devcluster() -> Status:
     """The dev cluster, up with accounting, through the code path of `slurm devcluster up`.
 
     Never skips: if the cluster cannot start, the session fails with the daemons' logs.
+    Clients started by the tests (sbatch, the SDK's local backend) reach this cluster
+    through ``$SLURM_CONF``, also when it is not the machine's default one.
     """
     try:
         st = dc.up(accounting=True)
@@ -50,6 +65,7 @@ def devcluster() -> Status:
             f"{_logs_tail(st.state_dir)}",
             pytrace=False,
         )
+    os.environ["SLURM_CONF"] = st.slurm_conf
     return st
 
 

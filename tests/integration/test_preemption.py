@@ -19,26 +19,37 @@ from slurm import Cluster, JobState
 from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
 
 
-def _preempt(cpus: int = 8) -> str:
-    """Submit an urgent job big enough to push lower-tier jobs off the node."""
-    out = subprocess.run(
-        [
-            "sbatch",
-            "--parsable",
-            "-p",
-            "urgent",
-            f"-c{cpus}",
-            "--mem=512M",
-            "-J",
-            "preemptor",
-            "--wrap",
-            "sleep 2",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip().split(";")[0]
+def _squeue(*args: str) -> str:
+    return subprocess.run(
+        ["squeue", "-h", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _preempt(*victims: str) -> list[str]:
+    """On each node a victim runs on, submit an urgent job that needs every CPU not held
+    by another urgent job there, so Slurm pushes the lower-tier jobs off that node."""
+    nodes = sorted({_squeue("-j", victim, "-o", "%N") for victim in victims})
+    preemptors = []
+    for node in nodes:
+        total = int(
+            subprocess.run(
+                ["sinfo", "-h", "-N", "-n", node, "-o", "%c"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[0]
+        )
+        urgent = _squeue("-p", "urgent", "-t", "RUNNING", "-w", node, "-o", "%C")
+        free = total - sum(int(cpus) for cpus in urgent.split())
+        argv = ["sbatch", "--parsable", "-p", "urgent", "-w", node, f"-c{free}", "--mem=512M"]
+        out = subprocess.run(
+            [*argv, "-J", "preemptor", "--wrap", "sleep 2"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        preemptors.append(out.stdout.strip().split(";")[0])
+    return preemptors
 
 
 def _wait_running(job_id: str, timeout: float = 60) -> None:
@@ -71,7 +82,7 @@ def _runs_of(*job_ids: str) -> dict[str, list[str]]:
 def test_preempted_task_is_requeued_and_returns(cluster: Cluster) -> None:
     job = jobfuncs.report_restarts(6)
     _wait_running(job.id)
-    _preempt()
+    _preempt(job.id)
     assert job.get_result(timeout=180) >= 1  # the same call ran again, same job id
     assert job.requeue_count >= 1
     assert job.state is JobState.COMPLETED
@@ -147,15 +158,15 @@ def test_tutorial_survives_preemption_of_a_training_segment(slow_cluster: Cluste
         time.sleep(0.2)
     victim = _segment_ids(workflow_dir)[-1]
     _wait_running(victim)
-    _preempt(cpus=7)
+    _preempt(victim)
     assert job.get_result(timeout=300).endswith("state.json")
     _check_tutorial_outcome(workflow_dir, 2, 4, 2)
     assert "PREEMPTED" in _runs_of(victim)[victim] or "REQUEUED" in _runs_of(victim)[victim]
 
 
 def test_tutorial_survives_preemption_of_the_orchestrator(slow_cluster: Cluster) -> None:
-    # Everything in `debug`: the urgent job pushes the orchestrator and its running
-    # segment off the node; both come back and the workflow reattaches from its journal.
+    # Everything in `debug`: urgent jobs push the orchestrator and its running segment
+    # off their nodes; both come back and the workflow reattaches from its journal.
     job = parallel_train_eval_workflow(
         epochs=2, epoch_steps=4, steps_per_job_cap=2, partition_train=None, partition_eval=None
     )
@@ -163,8 +174,9 @@ def test_tutorial_survives_preemption_of_the_orchestrator(slow_cluster: Cluster)
     deadline = time.monotonic() + 90
     while len(_segment_ids(workflow_dir)) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    _wait_running(_segment_ids(workflow_dir)[-1])
-    _preempt(cpus=8)
+    segment = _segment_ids(workflow_dir)[-1]
+    _wait_running(segment)
+    _preempt(job.id, segment)
     assert job.get_result(timeout=300).endswith("state.json")
     assert job.requeue_count >= 1
     _check_tutorial_outcome(workflow_dir, 2, 4, 2)
@@ -190,7 +202,7 @@ def test_job_the_cluster_cannot_requeue_is_resubmitted_by_the_client(cluster: Cl
     _wait_running(first_id)
     # As on a cluster with JobRequeue=0 or PreemptMode=CANCEL: Slurm ends it PREEMPTED.
     subprocess.run(["scontrol", "update", f"jobid={first_id}", "requeue=0"], check=True)
-    _preempt()
+    _preempt(first_id)
     assert job.get_result(timeout=180) >= 1  # ran again, knowing it is a second attempt
     assert job.previous_ids == [first_id] and job.id != first_id
     assert _runs_of(first_id)[first_id][-1] == "PREEMPTED"
