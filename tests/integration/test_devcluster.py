@@ -1,5 +1,6 @@
-"""The dev cluster itself, for real: jobs locally and over SSH, accounting, preemption,
-idempotent ``up``, ``down``/``up`` and the no-accounting mode.
+"""The dev cluster itself, for real: its nodes, jobs locally and over SSH, accounting,
+preemption, idempotent ``up``, ``down``/``up``, a crash, a node failure and the
+no-accounting mode.
 
 The tests that take daemons down run last and always restore the accounting
 cluster, since other test sessions use it at the same time.
@@ -7,7 +8,12 @@ cluster, since other test sessions use it at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,11 +76,67 @@ def test_status_json_shape(devcluster: Status) -> None:
     assert data["partitions"] == ["debug", "compute", "urgent"]
     assert data["slurm_version"].startswith("22.")
     assert data["state_dir"] == devcluster.state_dir
+    nodes = data["nodes"]
+    assert [node["name"] for node in nodes] == [node.name for node in devcluster.nodes]
+    assert all(set(node) >= {"name", "address", "state", "cpus"} for node in nodes)
+    assert all(node["state"] in ("idle", "mixed", "allocated") for node in nodes), nodes
 
 
-def test_node_has_eight_cpus(devcluster: Status) -> None:
-    out = sh("scontrol", "show", "node", devcluster.node_name)
-    assert "CPUTot=8" in out
+def multi_node(st: Status) -> bool:
+    return len(st.nodes) > 1
+
+
+def test_nodes_have_their_own_names_and_addresses(devcluster: Status) -> None:
+    names = [node.name for node in devcluster.nodes]
+    addresses = [node.address for node in devcluster.nodes]
+    assert len(set(names)) == len(names) and len(set(addresses)) == len(addresses)
+    if multi_node(devcluster):
+        assert names == [f"node{k}" for k in range(1, len(names) + 1)]
+        assert all(a.startswith("10.217.") and not a.endswith(".1") for a in addresses)
+        assert devcluster.node_name not in names  # the login host is no compute node
+        netns = sh("ip", "netns", "list")
+        assert all(node.netns in netns for node in devcluster.nodes)
+    for node in devcluster.nodes:
+        out = sh("scontrol", "show", "node", node.name)
+        assert f"NodeAddr={node.address} " in out
+
+
+def test_nodes_share_eight_cpus(devcluster: Status) -> None:
+    total = 0
+    for node in devcluster.nodes:
+        out = sh("scontrol", "show", "node", node.name)
+        total += int(out.split("CPUTot=")[1].split()[0])
+        assert f"CPUTot={devcluster.cpus} " in out
+    assert total == 8
+
+
+def test_jobs_run_on_the_compute_nodes_under_their_host_names(
+    devcluster: Status, tmp_path: Path
+) -> None:
+    count = len(devcluster.nodes)
+    out = tmp_path / "hosts.out"
+    sh("sbatch", "--wait", f"-N{count}", "-o", str(out), "--wrap", "srun hostname")
+    hosts = sorted(out.read_text().split())
+    assert hosts == sorted(node.name for node in devcluster.nodes)
+    if multi_node(devcluster):
+        assert socket.gethostname() not in hosts
+
+
+def test_each_node_has_its_own_tmp(devcluster: Status, tmp_path: Path) -> None:
+    if not multi_node(devcluster):
+        pytest.skip("the one-node layout shares /tmp with the login host")
+    first, second = (node.name for node in devcluster.nodes[:2])
+    marker = f"/tmp/sdk-private-{secrets.token_hex(4)}"
+    out = tmp_path / "tmp.out"
+
+    def on(node: str, command: str) -> str:
+        sh("sbatch", "--wait", "-w", node, "-o", str(out), "--wrap", command)
+        return out.read_text().strip()
+
+    assert on(first, f"touch {marker} && ls {marker}") == marker
+    assert not Path(marker).exists()  # not on the login host
+    assert on(second, f"ls {marker} 2>/dev/null || echo absent") == "absent"
+    assert on(first, f"ls {marker} && rm {marker}") == marker  # kept on its node
 
 
 def test_sbatch_locally_and_sacct(devcluster: Status, tmp_path: Path) -> None:
@@ -105,6 +167,8 @@ def test_sbatch_over_ssh(devcluster_ssh: SshInfo, tmp_path: Path) -> None:
 
 
 def test_ssh_alias_and_user_known_hosts(devcluster: Status, tmp_path: Path) -> None:
+    if devcluster.cluster_name != "devcluster":
+        pytest.skip("only the cluster on the default ports owns the slurm-devcluster alias")
     out = tmp_path / "alias.out"
     cmd = ["sbatch", "--parsable", "--wait", "-o", str(out), "--wrap", "hostname"]
     job_id = sh("ssh", "-o", "BatchMode=yes", "slurm-devcluster", *cmd)
@@ -151,6 +215,7 @@ def test_urgent_job_preempts_and_requeues_debug_job(devcluster: Status) -> None:
     victim = sh(
         "sbatch", "--parsable", "-p", "debug", *whole_node, "-o", "/dev/null", "--wrap", "sleep 300"
     )
+    node: list[str] = []  # the victim's; the urgent job must land there to preempt it
     # Waits below are long only when other sessions' jobs hold the node; alone it takes ~15 s.
     try:
 
@@ -158,7 +223,19 @@ def test_urgent_job_preempts_and_requeues_debug_job(devcluster: Status) -> None:
             return sh("squeue", "-h", "-j", job, "-o", "%T")
 
         eventually(lambda: state(victim) == "RUNNING", "the debug job to run", 120)
-        urgent = sh("sbatch", "--parsable", "-p", "urgent", "-o", "/dev/null", "--wrap", "sleep 1")
+        node.append(sh("squeue", "-h", "-j", victim, "-o", "%N"))
+        urgent = sh(
+            "sbatch",
+            "--parsable",
+            "-p",
+            "urgent",
+            "-w",
+            node[0],
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "true",
+        )
 
         def restarts() -> int:
             out = sh("scontrol", "show", "job", victim)
@@ -176,6 +253,87 @@ def test_urgent_job_preempts_and_requeues_debug_job(devcluster: Status) -> None:
 # ---- disruptive tests: last, and they restore the accounting cluster ------------------
 
 
+def our_processes(st: Status) -> list[str]:
+    """Command lines of every process that runs with our state dir or in our namespaces."""
+    found = []
+    mine = {os.getpid(), os.getppid()}  # the test run itself may carry our SLURM_CONF
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in mine:
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if st.state_dir in cmdline or f"SLURM_CONF={st.slurm_conf}".encode() in environ:
+            found.append(f"{proc.name} {cmdline}")
+    for node in st.nodes:
+        if node.netns:
+            netns_pids = subprocess.run(
+                ["ip", "netns", "pids", node.netns], capture_output=True, text=True, check=False
+            ).stdout.split()
+            found += [f"{pid} (in {node.netns})" for pid in netns_pids]
+    return found
+
+
+def assert_nothing_left(st: Status) -> None:
+    """No namespace, interface or process of this cluster is left (munged is shared)."""
+    netns = sh("ip", "netns", "list")
+    links = sh("ip", "-o", "link", "show")
+    for node in st.nodes:
+        if node.netns:
+            assert node.netns not in netns
+            prefix = node.netns.split("-")[0]
+            assert f" {prefix}br" not in links and f" {prefix}n" not in links, links
+    leftovers = [p for p in our_processes(st) if "munged" not in p]
+    assert leftovers == [], leftovers
+
+
+def node_state(node: str) -> str:
+    return sh("sinfo", "-h", "-N", "-n", node, "-o", "%T").splitlines()[0]  # once per partition
+
+
+def slurmd_pid(st: Status, node: str) -> int:
+    return int(Path(st.state_dir, "run", f"slurmd-{node}.sdk.pid").read_text())
+
+
+def test_killed_node_is_down_in_seconds_and_back_when_its_slurmd_returns(
+    devcluster: Status, restore_cluster: None
+) -> None:
+    del restore_cluster
+    node = devcluster.nodes[-1].name
+    os.kill(slurmd_pid(devcluster, node), signal.SIGKILL)
+    started = time.monotonic()
+    eventually(lambda: node_state(node).startswith("down"), f"{node} to be DOWN", 60)
+    down_after = time.monotonic() - started
+    print(f"{node} DOWN {down_after:.1f} s after its slurmd was killed")
+    assert down_after < 50  # SlurmdTimeout=10 plus ping rounds: ~30 s seen
+    st = dc.up()  # starts the missing slurmd
+    assert st.running
+    eventually(lambda: node_state(node) == "idle", f"{node} back in service", 30)
+    out = sh("sbatch", "--parsable", "--wait", "-w", node, "-o", "/dev/null", "--wrap", "true")
+    assert out.isdigit()
+
+
+def test_up_after_a_crash_cleans_up_and_comes_back(
+    devcluster: Status, restore_cluster: None
+) -> None:
+    del restore_cluster
+    # A crash: every process of the cluster killed at once, pid files and namespaces left.
+    for line in our_processes(devcluster):
+        if "munged" not in line:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+    eventually(lambda: not dc.status().running, "the cluster to be seen as down")
+    started = time.monotonic()
+    st = dc.up()
+    assert st.running
+    print(f"up after a crash: {time.monotonic() - started:.1f} s")
+    assert [node.state for node in st.nodes] == ["idle"] * len(st.nodes)
+    job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
+    eventually(lambda: sacct_states(job_id) == ["COMPLETED"], "sacct after the crash")
+
+
 @pytest.fixture
 def restore_cluster(devcluster: Status) -> Iterator[None]:
     yield
@@ -189,7 +347,8 @@ def test_down_then_up_brings_the_same_cluster_back(
     del restore_cluster
     stopped = dc.down()
     assert not stopped.running
-    assert all(stopped.daemons[name] is None for name in ("slurmctld", "slurmd", "sshd"))
+    assert all(stopped.daemons[name] is None for name in ("slurmctld", "sshd"))
+    assert_nothing_left(devcluster)
     result = subprocess.run(
         [sys.executable, "-m", "slurm.cli", "devcluster", "status"],
         capture_output=True,
