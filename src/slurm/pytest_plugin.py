@@ -28,7 +28,7 @@ Fixtures:
 Which cluster (command-line option, else environment variable):
 
 - ``--slurm-cluster`` / ``SLURM_SDK_TEST_CLUSTER``: ``devcluster`` (default:
-  the single-node dev cluster on this machine, see ``slurm devcluster``),
+  the dev cluster on this machine, see ``slurm devcluster``),
   ``local`` (the Slurm this machine already submits to), or an SSH host or
   ``~/.ssh/config`` alias of a real cluster.
 - ``--slurm-backend`` / ``SLURM_SDK_TEST_BACKENDS``: ``local``, ``ssh`` or
@@ -36,7 +36,8 @@ Which cluster (command-line option, else environment variable):
   only, ``local`` is ``local`` only).
 - ``--slurm-job-base-dir`` / ``SLURM_SDK_TEST_JOB_BASE_DIR``: where the job
   directories go on the cluster (one subdirectory per backend); default: the
-  session's temporary directory on the dev cluster, the SDK's default
+  session's temporary directory on the dev cluster (under ``/var/tmp`` when
+  that is under ``/tmp``, which each compute node has to itself), the SDK's default
   (``~/.slurm-sdk/jobs``) elsewhere.
 
 Test modules that use ``slurm_cluster`` are shipped to the jobs by value
@@ -46,7 +47,9 @@ Test modules that use ``slurm_cluster`` are shipped to the jobs by value
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,8 +179,17 @@ def slurm_devcluster(request: pytest.FixtureRequest) -> Status | None:
 
 
 @pytest.fixture(scope="session")
-def _slurm_job_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("slurm-jobs")
+def _slurm_job_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's temporary directory, unless it is under ``/tmp``: the dev cluster's
+    compute nodes each have their own ``/tmp``, so the jobs go under ``/var/tmp``
+    (shared by every node) instead, removed at the end of the session."""
+    root = tmp_path_factory.mktemp("slurm-jobs")
+    if not root.resolve().is_relative_to("/tmp"):
+        yield root
+        return
+    shared = Path(tempfile.mkdtemp(prefix="slurm-sdk-pytest-", dir="/var/tmp"))
+    yield shared
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def test_slurm_conf_core_settings(settings: Settings) -> None:
         "TaskPlugin": "task/none",
         "SlurmdParameters": "config_overrides",
         "SelectType": "select/cons_tres",
-        "SelectTypeParameters": "CR_Core_Memory",
+        "SelectTypeParameters": "CR_Core_Memory,CR_LLN",
         "DefMemPerCPU": "1000",  # 4000 MB and 4 CPUs per node
         "PreemptType": "preempt/partition_prio",
         "PreemptMode": "REQUEUE",

@@ -94,7 +94,9 @@ def render_slurm_conf(s: Settings) -> str:
         ("SchedulerType", "sched/backfill"),
         ("SchedulerParameters", SCHEDULER_PARAMETERS),
         ("SelectType", "select/cons_tres"),
-        ("SelectTypeParameters", "CR_Core_Memory"),
+        # CR_LLN: each job goes to the least loaded node, so jobs spread over the nodes as
+        # on a busy cluster (and whatever assumes "same host as the last job" shows).
+        ("SelectTypeParameters", "CR_Core_Memory,CR_LLN"),
         ("DefMemPerCPU", s.def_mem_per_cpu_mb),
         # Preemption: a job in a higher PriorityTier partition requeues lower ones.
         ("PreemptType", "preempt/partition_prio"),
