@@ -305,6 +305,33 @@ class Job(Generic[T]):
         """``await job`` is ``await job.result_async()``."""
         return self.result_async().__await__()
 
+    def get_results(self, timeout: float | None = None) -> list[T]:
+        """Every rank's value, in rank order, for a task of several ranks (``nodes``,
+        ``ntasks`` or ``ntasks_per_node`` above 1); ``[get_result()]`` for one task.
+
+        Raises what :meth:`get_result` raises; when a rank failed, that is its
+        error, the remote traceback's note naming the rank and its host.
+
+        Example::
+
+            job = allreduce.with_options(nodes=2, ntasks_per_node=2)(x)
+            assert len(job.get_results(timeout=300)) == 4
+        """
+        first = self.get_result(timeout)
+        if self.array_index is not None:
+            return [first]
+        paths = JobPaths(self.job_dir)
+        transport = self.cluster.transport
+        try:
+            world = int(transport.read_bytes(paths.world_size).decode().strip())
+        except (OSError, ValueError):
+            return [first]
+        values = [first]
+        for rank in range(1, world):
+            data = transport.read_bytes(paths.rank_result(rank))
+            values.append(Envelope.from_bytes(data, job_id=self.id).unwrap())
+        return values
+
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The error ``get_result()`` would raise, or None if the job succeeded.
 

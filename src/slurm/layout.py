@@ -5,6 +5,10 @@ A single job::
     JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr
             result.json  result.pkl  result.runs  result.usage  result.attempts
 
+A job of several ranks (``nodes``/``ntasks`` > 1) also has ``ranks/R.pkl`` and
+``ranks/R.runs`` per rank and ``ranks/world_size``; ``result.pkl`` is then rank
+0's outcome, or the first failed rank's.
+
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 ``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
 ``results/i.runs``, ``results/i.usage`` and ``results/i.attempts``.
@@ -25,6 +29,7 @@ SCRIPT = "job.sh"
 RESULTS_DIR = "results"
 PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
+RANKS_DIR = "ranks"
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,19 @@ class JobPaths:
     def results_dir(self) -> str:
         """An array's directory of element results."""
         return f"{self.job_dir}/{RESULTS_DIR}"
+
+    @property
+    def ranks_dir(self) -> str:
+        """A multi-rank job's directory of per-rank results."""
+        return f"{self.job_dir}/{RANKS_DIR}"
+
+    def rank_result(self, rank: int) -> str:
+        return f"{self.ranks_dir}/{rank}.pkl"
+
+    @property
+    def world_size(self) -> str:
+        """A multi-rank job's number of ranks, written before they start."""
+        return f"{self.ranks_dir}/world_size"
 
     @property
     def logs_dir(self) -> str:

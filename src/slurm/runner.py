@@ -31,7 +31,7 @@ from slurm.payload import (
 )
 from slurm.runtime import JobContext, _requeue_callbacks, _requeue_event, _set_current
 
-__all__ = ["CODE_DIR_VARIABLE", "DONE_DIR_VARIABLE", "main", "run_job"]
+__all__ = ["CODE_DIR_VARIABLE", "DONE_DIR_VARIABLE", "main", "run_job", "run_ranks"]
 
 #: Set by the batch script: where to drop the done marker the client's tracker lists.
 DONE_DIR_VARIABLE = "SLURM_SDK_DONE_DIR"
@@ -223,11 +223,19 @@ def _put_code_first(code_dir: str | None) -> None:
     sys.path.insert(0, code_dir)
 
 
-def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bool = False) -> int:
+def run_job(
+    job_dir: str | Path,
+    env: dict[str, str] | None = None,
+    *,
+    array: bool = False,
+    rank: int | None = None,
+) -> int:
     """Run the call stored in ``job_dir``; return the process exit code.
 
     ``array``: the job is an element of a Slurm array (``SLURM_ARRAY_TASK_ID``
-    says which) and writes its own result file.
+    says which) and writes its own result file. ``rank``: one rank of a
+    multi-rank job, started by :func:`run_ranks` through ``srun``; it writes
+    ``ranks/RANK.pkl`` and leaves the job's result to :func:`run_ranks`.
     """
     started = time.time()
     job_dir = Path(job_dir)
@@ -243,13 +251,13 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
             job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
     restart = int(env.get("SLURM_RESTART_COUNT") or 0)
     paths = JobPaths(str(job_dir), index)
-    result_path = Path(paths.result)
-    runs_path = Path(paths.runs)
+    result_path = Path(paths.result if rank is None else paths.rank_result(rank))
+    runs_path = result_path.with_suffix(".runs")
     # Earlier starts count too: a job the client had to resubmit (the cluster could
     # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
     restart = max(restart, _previous_starts(runs_path))
     env["SLURM_RESTART_COUNT"] = str(restart)
-    if result_path.exists():  # requeued after it had finished: never run twice
+    if result_path.exists() and rank is None:  # requeued after it had finished: never run twice
         _log_run(runs_path, "already-finished", restart)
         return 0
     _log_run(runs_path, "start", restart)
@@ -273,7 +281,7 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
         call = payload.call
         envelope = _call(payload, tuple(call.args), dict(call.kwargs), job_dir, job_id, env, guard)
     except _Interrupted:
-        if _requeue_self(env.get("SLURM_JOB_ID", "")):
+        if rank is None and _requeue_self(env.get("SLURM_JOB_ID", "")):
             _log_run(runs_path, "requeued-time-limit", restart)
             return 0
         _log_run(runs_path, "requeue-failed", restart)
@@ -286,8 +294,78 @@ def run_job(job_dir: str | Path, env: dict[str, str] | None = None, *, array: bo
     _atomic_write(Path(paths.outcome), envelope.outcome().to_json().encode("utf-8"))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
-    _drop_marker(done_dir, job_id)
+    if rank is None:
+        _drop_marker(done_dir, job_id)
     return 0 if envelope.ok else 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_ranks(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
+    """The batch step of a multi-rank job: start one runner per rank with ``srun``,
+    then write the job's result: rank 0's value, or the first failed rank's error
+    (naming the rank and its host). Every rank gets the same ``MASTER_ADDR`` (the
+    first node) and a ``MASTER_PORT`` found free on it.
+    """
+    import subprocess
+
+    from slurm.runtime import expand_hostlist
+
+    env = dict(os.environ if env is None else env)
+    paths = JobPaths(str(job_dir))
+    result_path, runs_path = Path(paths.result), Path(paths.runs)
+    restart = max(int(env.get("SLURM_RESTART_COUNT") or 0), _previous_starts(runs_path))
+    if result_path.exists():  # requeued after it had finished: never run twice
+        _log_run(runs_path, "already-finished", restart)
+        return 0
+    world = int(env.get("SLURM_NTASKS") or 1)
+    ranks_dir = Path(paths.ranks_dir)
+    ranks_dir.mkdir(mode=0o700, exist_ok=True)
+    for stale in ranks_dir.glob("*.pkl"):  # an earlier, interrupted run: all ranks run again
+        stale.unlink()
+    _atomic_write(Path(paths.world_size), f"{world}\n".encode())
+    hosts = expand_hostlist(env.get("SLURM_JOB_NODELIST", "")) or [os.uname().nodename]
+    env.setdefault("MASTER_ADDR", hosts[0])
+    env.setdefault("MASTER_PORT", str(_free_port()))
+    _log_run(runs_path, "start", restart)
+    argv = ["srun", "--kill-on-bad-exit=0", sys.executable, "-m", "slurm.runner"]
+    code = subprocess.run([*argv, str(job_dir), "--rank"], env=env, check=False).returncode
+    envelope = _gather(paths, world, code, env.get("SLURM_JOB_ID"))
+    _atomic_write(result_path, envelope.to_bytes())
+    _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
+    _drop_marker(env.get(DONE_DIR_VARIABLE), env.get("SLURM_JOB_ID"))
+    return 0 if envelope.ok else 1
+
+
+def _gather(paths: JobPaths, world: int, srun_code: int, job_id: str | None) -> Envelope:
+    """Rank 0's envelope if every rank succeeded, else the first failure, naming its rank."""
+    from dataclasses import replace
+
+    first: Envelope | None = None
+    for rank in range(world):
+        try:
+            envelope = Envelope.from_bytes(Path(paths.rank_result(rank)).read_bytes())
+        except FileNotFoundError:
+            return Envelope(
+                ok=False,
+                type_name="slurm.errors.TaskFailedError",
+                message=(
+                    f"rank {rank} of {world} ended without a result (srun exited {srun_code}); "
+                    "see the job's stderr"
+                ),
+                job_id=job_id,
+            )
+        if not envelope.ok:
+            return replace(envelope, node=f"{envelope.node} (rank {rank} of {world})")
+        first = first or envelope
+    assert first is not None
+    return first
 
 
 def _call(
@@ -358,11 +436,15 @@ def _workflow_context(payload: Payload, job_dir: Path, job_id: str | None) -> An
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    array = args[1:] == ["--array"]
-    if len(args) != 1 and not array:
-        print("usage: python -m slurm.runner JOB_DIR [--array]", file=sys.stderr)
+    mode = args[1:]
+    if len(args) < 1 or mode not in ([], ["--array"], ["--ranks"], ["--rank"]):
+        print("usage: python -m slurm.runner JOB_DIR [--array | --ranks | --rank]", file=sys.stderr)
         return 2
-    return run_job(args[0], array=array)
+    if mode == ["--ranks"]:
+        return run_ranks(args[0])
+    if mode == ["--rank"]:
+        return run_job(args[0], rank=int(os.environ.get("SLURM_PROCID") or 0))
+    return run_job(args[0], array=mode == ["--array"])
 
 
 if __name__ == "__main__":

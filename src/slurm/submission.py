@@ -274,6 +274,8 @@ def _submit(
     command = [*launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
+    elif is_multi_rank(options):
+        command.append("--ranks")  # the runner starts one runner per rank with srun
     # Locally the job starts where this process runs, unless the task chose chdir=.
     local = cluster.backend_type == "local"
     workdir = os.getcwd() if local and not options.get("chdir") else None
@@ -378,6 +380,18 @@ def _place(
     if done.submitted is None:  # reattached: the call may have been retried since
         job.reload_attempts()
     cluster.tracker.watch(job, submitted=done.submitted)
+
+
+def is_multi_rank(options: Mapping[str, Any]) -> bool:
+    """True when sbatch options ask for more than one task (``nodes``, ``ntasks``,
+    ``ntasks_per_node`` above 1): the function then runs once per rank."""
+    for key in ("nodes", "ntasks", "ntasks_per_node"):
+        value = str(options.get(key, "1")).strip()
+        # "2", or a range such as "2-4" whose minimum counts
+        first = value.split("-", 1)[0].split(":", 1)[0]
+        if first.isdigit() and int(first) > 1:
+            return True
+    return False
 
 
 def _comment(job_dir: str) -> str:

@@ -230,3 +230,21 @@ def outgrow_memory(megabytes: int) -> int:
     block = b"x" * (megabytes * 1024 * 1024)
     time.sleep(6)  # several of the accounting gatherer's 1 s samples
     return len(block)
+
+
+@task(time="00:02:00", mem="64M", nodes=2, ntasks_per_node=2)
+def rank_facts(ctx: JobContext, fail_rank: int = -1) -> dict[str, Any]:
+    """One rank's view of the job; rank ``fail_rank`` raises instead."""
+    import socket
+
+    if ctx.rank == fail_rank:
+        raise CustomError(f"rank {ctx.rank} gives up", ctx.rank)
+    return {
+        "rank": ctx.rank,
+        "local_rank": ctx.local_rank,
+        "node_rank": ctx.node_rank,
+        "world_size": ctx.world_size,
+        "host": socket.gethostname(),
+        "hosts": list(ctx.hostnames),
+        "torch": ctx.torch_distributed_env(),
+    }

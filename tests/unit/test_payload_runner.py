@@ -226,3 +226,22 @@ def test_runner_of_a_by_reference_call_imports_only_what_it_needs(
     )
     assert unwanted == []
     assert Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap() == "Hello, floor"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, False),
+        ({"nodes": 1, "ntasks": "1"}, False),
+        ({"nodes": 2}, True),
+        ({"nodes": "2-4"}, True),
+        ({"nodes": "1-2"}, False),
+        ({"ntasks": 4}, True),
+        ({"ntasks_per_node": "2"}, True),
+        ({"cpus_per_task": 8}, False),
+    ],
+)
+def test_multi_rank_options(options: dict[str, object], expected: bool) -> None:
+    from slurm.submission import is_multi_rank
+
+    assert is_multi_rank(options) is expected

@@ -1,0 +1,44 @@
+"""Tasks of several ranks (nodes/ntasks > 1): srun starts one runner per rank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jobfuncs
+import pytest
+
+from slurm import Cluster
+from slurm.devcluster import Status
+
+
+def test_every_rank_runs_and_get_results_lists_them_in_rank_order(
+    cluster: Cluster, devcluster: Status
+) -> None:
+    job = jobfuncs.rank_facts()
+    results = job.get_results(timeout=180)
+    assert [r["rank"] for r in results] == [0, 1, 2, 3]
+    assert job.get_result() == results[0]
+    assert {r["world_size"] for r in results} == {4}
+    assert sorted(r["local_rank"] for r in results) == [0, 0, 1, 1]
+    assert sorted(r["node_rank"] for r in results) == [0, 0, 1, 1]
+    if len(devcluster.nodes) > 1:
+        assert {r["host"] for r in results} == {"node1", "node2"}
+    # Every rank agrees on where to meet.
+    meeting = {(r["torch"]["MASTER_ADDR"], r["torch"]["MASTER_PORT"]) for r in results}
+    assert len(meeting) == 1
+    assert [r["torch"]["RANK"] for r in results] == ["0", "1", "2", "3"]
+    assert "--ranks" in Path(job.script_path).read_text()
+
+
+def test_a_failed_rank_fails_the_job_naming_the_rank_and_host(cluster: Cluster) -> None:
+    job = jobfuncs.rank_facts(fail_rank=2)
+    with pytest.raises(jobfuncs.CustomError, match="rank 2 gives up") as info:
+        job.get_result(timeout=180)
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "(rank 2 of 4)" in notes and "node" in notes
+
+
+def test_one_task_keeps_the_plain_path(cluster: Cluster) -> None:
+    job = jobfuncs.add(1, 2)
+    assert job.get_results(timeout=120) == [3]
+    assert "--ranks" not in Path(job.script_path).read_text()
