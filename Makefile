@@ -3,10 +3,18 @@ SHELL := /bin/bash
 # uv, installed through pip on first use if this machine has none.
 UV = $(eval UV := $$(shell scripts/ensure-uv))$(UV)
 
-.PHONY: sync lint typecheck docs docs-strict unit integration test demo bench bench-quick cluster clean
+.PHONY: sync torch lint typecheck docs docs-strict unit integration test demo bench bench-quick cluster clean
 
 sync:
 	$(UV) sync --frozen --inexact
+
+# torch (CPU) for the multi-node all-reduce test only: not a dependency in uv.lock (it would
+# make every install pull ~750 MB). pip's own configuration finds the CPU wheel on machines
+# that keep one on disk; `uv sync --inexact` leaves it in place.
+TORCH_VERSION ?= 2.13.0
+torch: sync
+	@.venv/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)" \
+	  || python3 -m pip --python .venv/bin/python install "torch==$(TORCH_VERSION)"
 
 lint: sync
 	$(UV) run --frozen ruff check src tests docs/_hooks
@@ -27,11 +35,11 @@ docs-strict: sync
 unit: sync
 	$(UV) run --frozen pytest -m "not integration" tests
 
-integration: sync
+integration: torch
 	$(UV) run --frozen pytest -m integration tests
 
 # Line coverage of src/slurm is reported at the end (jobs' runners included).
-test: lint typecheck docs-strict
+test: lint typecheck docs-strict torch
 	$(UV) run --frozen pytest --cov --cov-report=term tests
 
 cluster: sync

@@ -248,3 +248,21 @@ def rank_facts(ctx: JobContext, fail_rank: int = -1) -> dict[str, Any]:
         "hosts": list(ctx.hostnames),
         "torch": ctx.torch_distributed_env(),
     }
+
+
+@task(time="00:05:00", nodes=2, ntasks_per_node=2)
+def torch_allreduce(ctx: JobContext) -> dict[str, Any]:
+    """Every rank joins one gloo process group and all-reduces ``rank + 1``."""
+    import socket
+
+    import torch
+    import torch.distributed as dist
+
+    os.environ.update(ctx.torch_distributed_env())
+    dist.init_process_group("gloo", init_method="env://")
+    try:
+        tensor = torch.tensor([float(ctx.rank + 1)])
+        dist.all_reduce(tensor)
+        return {"rank": dist.get_rank(), "sum": float(tensor.item()), "host": socket.gethostname()}
+    finally:
+        dist.destroy_process_group()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import jobfuncs
@@ -42,3 +43,21 @@ def test_one_task_keeps_the_plain_path(cluster: Cluster) -> None:
     job = jobfuncs.add(1, 2)
     assert job.get_results(timeout=120) == [3]
     assert "--ranks" not in Path(job.script_path).read_text()
+
+
+def test_torch_gloo_all_reduce_across_two_nodes_of_two_tasks(
+    cluster: Cluster, devcluster: Status
+) -> None:
+    # Installed here means installed on every node (a shared environment); not imported
+    # here, where its import warns that numpy is missing.
+    if importlib.util.find_spec("torch") is None:
+        pytest.fail(
+            "torch is not installed in this environment: `make torch` installs the CPU wheel "
+            "(`make test` does it first)",
+            pytrace=False,
+        )
+    results = jobfuncs.torch_allreduce().get_results(timeout=300)
+    assert [r["rank"] for r in results] == [0, 1, 2, 3]
+    assert [r["sum"] for r in results] == [10.0] * 4  # 1 + 2 + 3 + 4
+    if len(devcluster.nodes) > 1:
+        assert {r["host"] for r in results} == {"node1", "node2"}
