@@ -393,6 +393,8 @@ class Job(Generic[T]):
             "DEADLINE": "it missed its deadline",
             "PREEMPTED": "it was preempted and not requeued",
         }.get(state, "it ended without writing a result")
+        if state in ("NODE_FAIL", "BOOT_FAIL") and info and info.node:
+            why = why.replace("its node", f"its node {info.node}")
         if reason == "DependencyNeverSatisfied":
             why = "a job it depends on failed, so it can never start (it was cancelled)"
         message = f"Job {self.id} ({self.name}) ended in state {state}: {why}."

@@ -20,10 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import jobfuncs
 import pytest
 
 import slurm.devcluster as dc
+from slurm import Cluster, JobState
 from slurm.devcluster import SshInfo, Status
+from slurm.errors import JobTerminatedError
 
 
 def sh(*argv: str, timeout: float = 60) -> str:
@@ -313,6 +316,62 @@ def test_killed_node_is_down_in_seconds_and_back_when_its_slurmd_returns(
     eventually(lambda: node_state(node) == "idle", f"{node} back in service", 30)
     out = sh("sbatch", "--parsable", "--wait", "-w", node, "-o", "/dev/null", "--wrap", "true")
     assert out.isdigit()
+
+
+def crash_node(st: Status, node: str) -> None:
+    """The node dies at once: every process in its namespaces (slurmd, the jobs' steps
+    and programs, its holder) is killed; ``dc.up()`` brings it back."""
+    netns = next(n.netns for n in st.nodes if n.name == node)
+    for pid in sh("ip", "netns", "pids", netns).split():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def running_node(job_id: str) -> str:
+    state: list[str] = []
+
+    def running() -> bool:
+        state[:] = sh("squeue", "-h", "-j", job_id, "-o", "%T %N").split()
+        return state[:1] == ["RUNNING"]
+
+    eventually(running, f"job {job_id} to run", 120)
+    return state[1]
+
+
+def test_requeueable_task_survives_a_node_crash(
+    devcluster: Status, cluster: Cluster, restore_cluster: None
+) -> None:
+    del restore_cluster
+    if not multi_node(devcluster):
+        pytest.skip("needs a second node to go on")
+    job = jobfuncs.report_restarts(15)
+    node = running_node(job.id)
+    crash_node(devcluster, node)
+    assert job.get_result(timeout=240) >= 1  # the same call, run again after the requeue
+    assert job.requeue_count >= 1 and job.state is JobState.COMPLETED
+    runs = Path(job.runs_path).read_text().splitlines()
+    assert sum(" finished " in line for line in runs) == 1, runs  # nothing done twice
+    assert runs[-1].endswith(f"host={other_node(devcluster, node)}"), runs
+    nodes = sh("sacct", "-X", "-n", "-P", "--duplicates", "-j", job.id, "-o", "NodeList,State")
+    assert f"{node}|NODE_FAIL" in nodes or f"{node}|REQUEUED" in nodes, nodes
+
+
+def other_node(st: Status, node: str) -> str:
+    return next(n.name for n in st.nodes if n.name != node)
+
+
+def test_non_requeueable_task_fails_naming_node_fail_and_the_node(
+    devcluster: Status, cluster: Cluster, restore_cluster: None
+) -> None:
+    del restore_cluster
+    if not multi_node(devcluster):
+        pytest.skip("crashing the only node would take the cluster with it")
+    job = jobfuncs.report_restarts.with_options(no_requeue=True)(60)
+    node = running_node(job.id)
+    crash_node(devcluster, node)
+    with pytest.raises(JobTerminatedError, match="NODE_FAIL") as info:
+        job.get_result(timeout=240)
+    assert f"its node {node} failed" in str(info.value)
 
 
 def test_up_after_a_crash_cleans_up_and_comes_back(
