@@ -5,7 +5,17 @@ from __future__ import annotations
 import subprocess
 import time
 
-FIELDS = ["JobID", "JobName", "Partition", "State", "ExitCode", "Start", "End", "NCPUS"]
+FIELDS = [
+    "JobID",
+    "JobName",
+    "Partition",
+    "State",
+    "ExitCode",
+    "Start",
+    "End",
+    "NCPUS",
+    "NodeList",
+]
 
 
 def sacct(*job_ids: str) -> dict[str, dict[str, str]]:

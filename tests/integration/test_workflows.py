@@ -15,6 +15,7 @@ from slurmrecords import wait_for_records
 from tutorial import run_tutorial
 
 from slurm import Cluster
+from slurm.devcluster import Status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,7 +109,7 @@ def test_tutorial_section_5_with_partition_overrides(devcluster: object, tmp_pat
     assert {records[i]["Partition"] for i in ids} == {"compute"}
 
 
-def test_evaluation_does_not_block_training(cluster: Cluster) -> None:
+def test_evaluation_does_not_block_training(cluster: Cluster, devcluster: Status) -> None:
     out = jobfuncs.train_with_slow_eval(epochs=2, epoch_steps=6, cap=2, eval_delay=8.0).get_result(
         timeout=240
     )
@@ -124,6 +125,9 @@ def test_evaluation_does_not_block_training(cluster: Cluster) -> None:
         if records[t]["Start"] < eval0["End"] and records[t]["End"] > eval0["Start"]
     ]
     assert overlapping, f"no epoch-1 training ran while eval 0 ran: {records}"
+    if len(devcluster.nodes) > 1:  # and the work spread over the nodes meanwhile
+        elsewhere = [t for t in overlapping if records[t]["NodeList"] != eval0["NodeList"]]
+        assert elsewhere, f"training ran only on eval 0's node while it ran: {records}"
 
 
 @pytest.mark.parametrize("example", ["hello_world", "map_reduce"])
