@@ -12,18 +12,27 @@ from slurm import Cluster
 from slurm.devcluster import Status
 
 
+def four_ranks(devcluster: Status) -> dict[str, int]:
+    """2 nodes x 2 tasks; 1 node x 4 tasks on the one-node layout."""
+    if len(devcluster.nodes) > 1:
+        return {"nodes": 2, "ntasks_per_node": 2}
+    return {"nodes": 1, "ntasks_per_node": 4}
+
+
 def test_every_rank_runs_and_get_results_lists_them_in_rank_order(
     cluster: Cluster, devcluster: Status
 ) -> None:
-    job = jobfuncs.rank_facts()
+    job = jobfuncs.rank_facts.with_options(**four_ranks(devcluster))()
     results = job.get_results(timeout=180)
     assert [r["rank"] for r in results] == [0, 1, 2, 3]
     assert job.get_result() == results[0]
     assert {r["world_size"] for r in results} == {4}
-    assert sorted(r["local_rank"] for r in results) == [0, 0, 1, 1]
-    assert sorted(r["node_rank"] for r in results) == [0, 0, 1, 1]
     if len(devcluster.nodes) > 1:
+        assert sorted(r["local_rank"] for r in results) == [0, 0, 1, 1]
+        assert sorted(r["node_rank"] for r in results) == [0, 0, 1, 1]
         assert {r["host"] for r in results} == {"node1", "node2"}
+    else:
+        assert sorted(r["local_rank"] for r in results) == [0, 1, 2, 3]
     # Every rank agrees on where to meet.
     meeting = {(r["torch"]["MASTER_ADDR"], r["torch"]["MASTER_PORT"]) for r in results}
     assert len(meeting) == 1
@@ -31,12 +40,15 @@ def test_every_rank_runs_and_get_results_lists_them_in_rank_order(
     assert "--ranks" in Path(job.script_path).read_text()
 
 
-def test_a_failed_rank_fails_the_job_naming_the_rank_and_host(cluster: Cluster) -> None:
-    job = jobfuncs.rank_facts(fail_rank=2)
+def test_a_failed_rank_fails_the_job_naming_the_rank_and_host(
+    cluster: Cluster, devcluster: Status
+) -> None:
+    job = jobfuncs.rank_facts.with_options(**four_ranks(devcluster))(fail_rank=2)
     with pytest.raises(jobfuncs.CustomError, match="rank 2 gives up") as info:
         job.get_result(timeout=180)
     notes = "\n".join(getattr(info.value, "__notes__", []))
-    assert "(rank 2 of 4)" in notes and "node" in notes
+    host = "node" if len(devcluster.nodes) > 1 else devcluster.nodes[0].name
+    assert "(rank 2 of 4)" in notes and f"on {host}" in notes
 
 
 def test_one_task_keeps_the_plain_path(cluster: Cluster) -> None:
@@ -56,7 +68,8 @@ def test_torch_gloo_all_reduce_across_two_nodes_of_two_tasks(
             "(`make test` does it first)",
             pytrace=False,
         )
-    results = jobfuncs.torch_allreduce().get_results(timeout=300)
+    job = jobfuncs.torch_allreduce.with_options(**four_ranks(devcluster))()
+    results = job.get_results(timeout=300)
     assert [r["rank"] for r in results] == [0, 1, 2, 3]
     assert [r["sum"] for r in results] == [10.0] * 4  # 1 + 2 + 3 + 4
     if len(devcluster.nodes) > 1:
