@@ -391,7 +391,7 @@ def test_up_after_a_crash_cleans_up_and_comes_back(
     # Usable again (a job that survived in slurmctld's saved state may hold one).
     assert all(node.state in ("idle", "mixed", "allocated") for node in st.nodes), st.nodes
     job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
-    eventually(lambda: sacct_states(job_id) == ["COMPLETED"], "sacct after the crash")
+    eventually(lambda: sacct_states(job_id) == ["COMPLETED"], "sacct after the crash", 120)
 
 
 @pytest.fixture
