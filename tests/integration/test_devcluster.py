@@ -82,7 +82,11 @@ def test_status_json_shape(devcluster: Status) -> None:
     nodes = data["nodes"]
     assert [node["name"] for node in nodes] == [node.name for node in devcluster.nodes]
     assert all(set(node) >= {"name", "address", "state", "cpus"} for node in nodes)
-    assert all(node["state"] in ("idle", "mixed", "allocated") for node in nodes), nodes
+    # Responding and usable (other tests' jobs may be running or completing there).
+    assert all(
+        node["state"] and not node["state"].endswith("*") and "down" not in node["state"]
+        for node in nodes
+    ), nodes
 
 
 def multi_node(st: Status) -> bool:
