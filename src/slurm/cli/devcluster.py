@@ -58,6 +58,12 @@ def status_table(st: Status) -> Table:
     )
     daemons = ", ".join(f"{name}={pid or '-'}" for name, pid in st.daemons.items())
     table.add_row("daemons", daemons)
+    if st.containers:
+        table.add_row(
+            "containers",
+            f"pyxis + enroot; registry {st.containers['registry']}; "
+            f"base image {st.containers['base_image']}",
+        )
     table.add_row("logs", st.log_dir)
     return table
 
@@ -91,12 +97,19 @@ def devcluster() -> None:
     help="First of the 6 ports the cluster uses; another base runs a second cluster beside "
     f"the default one [env {ENV_PORT_BASE}; default: the last `up`'s, else 6817].",
 )
+@click.option(
+    "--containers/--no-containers",
+    default=None,
+    help="Build and enable pyxis + enroot, run a registry on loopback, make a base image "
+    "with Python (docs/containers.md) [default: the last `up`'s, else off].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(
     state_dir: Path | None,
     accounting: bool,
     nodes: int | None,
     port_base: int | None,
+    containers: bool | None,
     as_json: bool,
 ) -> None:
     """Install what is missing, write the configs and start every daemon (idempotent)."""
@@ -104,7 +117,13 @@ def up(
 
     started = time.monotonic()
     try:
-        st = dc.up(state_dir, accounting=accounting, nodes=nodes, port_base=port_base)
+        st = dc.up(
+            state_dir,
+            accounting=accounting,
+            nodes=nodes,
+            port_base=port_base,
+            containers=containers,
+        )
     except SlurmError as exc:
         _fail(exc)
         return

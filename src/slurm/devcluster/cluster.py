@@ -18,6 +18,13 @@ from pathlib import Path
 
 from slurm.devcluster import daemons as d
 from slurm.devcluster import nodes as n
+from slurm.devcluster.containers import (
+    REGISTRY,
+    containers_status,
+    ensure_containers,
+    put_enroot_on_nodes,
+    stop_containers,
+)
 from slurm.devcluster.install import ensure_installed
 from slurm.devcluster.proc import DevclusterError, run
 from slurm.devcluster.render import (
@@ -91,6 +98,7 @@ def _settings(
     accounting: bool | None,
     nodes: int | None = None,
     port_base: int | None = None,
+    containers: bool | None = None,
 ) -> Settings:
     """Settings for this machine, resolved once: ``accounting=None`` keeps the mode of the
     last ``up``; ``nodes=None`` takes ``$SLURM_SDK_DEVCLUSTER_NODES``, else the last
@@ -108,7 +116,15 @@ def _settings(
     if port_base is None:
         from_env = os.environ.get(ENV_PORT_BASE)
         port_base = env_port_base() if from_env else _saved_int(saved, "port_base")
-    return replace(s, accounting=accounting, nodes=nodes, port_base=port_base or s.port_base)
+    if containers is None:
+        containers = bool(saved.get("containers", False))
+    return replace(
+        s,
+        accounting=accounting,
+        containers=containers,
+        nodes=nodes,
+        port_base=port_base or s.port_base,
+    )
 
 
 def _saved_int(saved: dict[str, object], key: str) -> int | None:
@@ -154,6 +170,7 @@ def up(
     accounting: bool = True,
     nodes: int | None = None,
     port_base: int | None = None,
+    containers: bool | None = None,
 ) -> Status:
     """Bring the dev cluster up (or leave it be if it already runs as asked).
 
@@ -170,6 +187,9 @@ def up(
             its own cluster name and network names, and leaves ``/etc/slurm/slurm.conf``
             and ``~/.ssh/config`` alone. Default ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``,
             else the last ``up``'s, else 6817.
+        containers: build and enable pyxis + enroot, run a registry on
+            ``127.0.0.1:<port base + 4>`` and provide a base image with Python
+            (docs/containers.md). Default: the last ``up``'s, else off.
 
     Raises:
         DevclusterError: a package is missing and cannot be installed here, a daemon
@@ -187,9 +207,15 @@ def up(
             "`slurm devcluster up` must run as root: munged, slurmd, sshd and the nodes' "
             "namespaces need it (try `sudo slurm devcluster up`)."
         )
-    s = _settings(state_dir, accounting, nodes, port_base)
+    s = _settings(state_dir, accounting, nodes, port_base, containers)
     with _locked(s):
         _prepare_dirs(s)
+        if s.containers:  # before slurm.conf names pyxis: slurmd needs the plugin there
+            if not s.multi_node:
+                put_enroot_on_nodes(s, [])  # raises: explains why
+            ensure_containers(s)
+        else:
+            stop_containers(s)
         s = replace(s, db_password=_db_password(s.state_dir))
         conf_changed = _write(s.slurm_conf, render_slurm_conf(s))
         cnf_changed = _write(s.my_cnf, render_my_cnf(s))
@@ -214,13 +240,20 @@ def up(
             d.stop_daemon(s, d.MARIADB)
         d.start_slurmctld(s, restart=conf_changed)
         n.start_nodes(s, restart=conf_changed)
+        if s.containers:
+            put_enroot_on_nodes(s, n.holder_pids(s))
         d.start_sshd(s, restart=sshd_changed)
         # Only a cluster that started, on the default ports, takes over the machine-wide
         # pointers to it; another one runs beside it (its clients set SLURM_CONF).
         if s.is_default_instance:
             _link_system_conf(s)
             install_user_ssh_config(s)
-        saved = {"accounting": s.accounting, "nodes": s.nodes, "port_base": s.port_base}
+        saved = {
+            "accounting": s.accounting,
+            "containers": s.containers,
+            "nodes": s.nodes,
+            "port_base": s.port_base,
+        }
         _write(s.settings_file, json.dumps(saved) + "\n")
         return _status(s)
 
@@ -233,6 +266,7 @@ def down(state_dir: Path | str | None = None) -> Status:
         return _status(s)
     with _locked(s):
         d.stop_daemon(s, d.SSHD)
+        stop_containers(s)
         n.down_nodes(s)
         for daemon in reversed(d.DAEMONS):
             d.stop_daemon(s, daemon)
@@ -257,6 +291,8 @@ def _status(s: Settings) -> Status:
     pids = {daemon.name: d.running_pid(s, daemon) for daemon in d.DAEMONS}
     running = all(pids[daemon.name] for daemon in required)
     running = running and n.nodes_running(s) and d.munge_works(s)
+    if s.containers:
+        running = running and d.running_pid(s, REGISTRY) is not None
     states = n.node_states(s) if pids[d.SLURMCTLD.name] else {}
     return Status(
         running=running,
@@ -291,4 +327,5 @@ def _status(s: Settings) -> Status:
             )
             for node in s.compute_nodes
         ],
+        containers=containers_status(s),
     )

@@ -9,8 +9,10 @@ from slurm.devcluster.proc import DevclusterError, find_program, run
 
 __all__ = [
     "APT_PACKAGES",
+    "CONTAINER_PACKAGES",
     "PAM_OATH_PACKAGE",
     "REQUIRED",
+    "ensure_container_packages",
     "ensure_installed",
     "ensure_pam_oath",
     "find_pam_module",
@@ -112,3 +114,46 @@ def ensure_pam_oath() -> str:
     if found is None:
         raise DevclusterError(f"apt-get installed {PAM_OATH_PACKAGE} but pam_oath.so is missing")
     return found
+
+
+# What `slurm devcluster up --containers` needs: the tools to build enroot and pyxis
+# from the vendored sources, enroot's run-time helpers, Debian's registry server and
+# mmdebstrap for the base image (see docs/containers.md).
+CONTAINER_PACKAGES = (
+    "gcc",
+    "make",
+    "libtool",
+    "automake",
+    "libmd-dev",
+    "libcap2-bin",
+    "curl",
+    "gawk",
+    "jq",
+    "squashfs-tools",
+    "parallel",
+    "fuse-overlayfs",
+    "pigz",
+    "squashfuse",
+    "makeself",
+    "musl-tools",
+    "mmdebstrap",
+    "libslurm-dev",
+    "zstd",
+    "docker-registry",
+)
+
+
+def _dpkg_installed(package: str) -> bool:
+    out = run(["dpkg-query", "-W", "-f=${Status}", package], check=False, timeout=30)
+    return out.returncode == 0 and out.stdout.strip().endswith(" installed")
+
+
+def ensure_container_packages() -> None:
+    """Install the Debian packages container support needs (root), else say which."""
+    missing = [pkg for pkg in CONTAINER_PACKAGES if not _dpkg_installed(pkg)]
+    if not missing:
+        return
+    _apt_install(missing, missing, "`slurm devcluster up --containers`")
+    still = [pkg for pkg in missing if not _dpkg_installed(pkg)]
+    if still:
+        raise DevclusterError(f"apt-get install finished but these are still missing: {still}")

@@ -28,6 +28,7 @@ from slurm.devcluster.settings import NodeSpec, Settings
 __all__ = [
     "down_nodes",
     "ensure_network",
+    "holder_pids",
     "node_states",
     "nodes_running",
     "remove_network",
@@ -183,6 +184,12 @@ def start_nodes(s: Settings, *, restart: bool = False) -> None:
         holder_pid = d.running_pid(s, _holder(node))
         enter = ["nsenter", f"--target={holder_pid}", "--net", "--uts", "--mount", "--"]
         d.start_slurmd(s, node, _slurmd(node), enter, restart=restart or fresh)
+
+
+def holder_pids(s: Settings) -> list[int]:
+    """The pids of the nodes' holders that run (their mount namespaces are the nodes')."""
+    pids = (d.running_pid(s, _holder(node)) for node in s.compute_nodes)
+    return [pid for pid in pids if pid is not None]
 
 
 def down_nodes(s: Settings) -> None:

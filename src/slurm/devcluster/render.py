@@ -112,6 +112,8 @@ def render_slurm_conf(s: Settings) -> str:
         ("MessageTimeout", 10),
         ("JobCompType", "jobcomp/none"),
         *accounting,
+        # pyxis (srun/sbatch --container-image) when up with --containers.
+        *([("PlugStackConfig", s.plugstack_conf)] if s.containers else []),
     ]
     node_lines = "".join(
         f"NodeName={n.name} NodeAddr={n.address} CPUs={s.cpus} Boards=1 SocketsPerBoard=1 "

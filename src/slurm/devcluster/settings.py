@@ -81,13 +81,14 @@ class Settings:
     real_memory_mb: int
     db_password: str = field(default="", repr=False)
     accounting: bool = True
+    containers: bool = False  # pyxis + enroot, a registry, a base image
     nodes: int = DEFAULT_NODES
     port_base: int = DEFAULT_PORT_BASE
     total_cpus: int = DEFAULT_CPUS
     munge_socket: Path = Path("/run/munge/munge.socket.2")
     home: Path = field(default_factory=Path.home)
 
-    # Ports: slurmctld, slurmd, slurmdbd, MariaDB, (one spare), sshd from port_base up.
+    # Ports: slurmctld, slurmd, slurmdbd, MariaDB, the registry, sshd from port_base up.
     @property
     def slurmctld_port(self) -> int:
         return self.port_base
@@ -103,6 +104,10 @@ class Settings:
     @property
     def mysql_port(self) -> int:
         return self.port_base + 3
+
+    @property
+    def registry_port(self) -> int:
+        return self.port_base + 4
 
     @property
     def ssh_port(self) -> int:
@@ -239,6 +244,18 @@ class Settings:
     @property
     def ssh_client_config(self) -> Path:
         return self.ssh_dir / "config"
+
+    @property
+    def containers_dir(self) -> Path:
+        return self.state_dir / "containers"
+
+    @property
+    def enroot_bin(self) -> Path:
+        return self.containers_dir / "enroot" / "bin"
+
+    @property
+    def plugstack_conf(self) -> Path:
+        return self.containers_dir / "plugstack.conf"
 
     @property
     def hosts_file(self) -> Path:

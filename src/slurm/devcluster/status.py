@@ -52,6 +52,8 @@ class Status:
     ssh: SshInfo
     daemons: dict[str, int | None] = field(default_factory=dict)
     nodes: list[NodeStatus] = field(default_factory=list)
+    # {"registry": "127.0.0.1:PORT", "base_image": PATH} with --containers, else None
+    containers: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
