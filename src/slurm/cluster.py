@@ -153,6 +153,7 @@ class Cluster:
         self._slurm: SlurmClient | None = None
         self._store: JobStore | None = None
         self._tracker: Tracker | None = None
+        self._pyxis_checked = False  # srun knows --container-image (submission.py)
         self._index_dir: str | None = None
         self._interactive_auth = interactive_auth
         self._tokens: list[object] = []

@@ -162,7 +162,17 @@ SBATCH_OPTIONS: frozenset[str] = frozenset(
 
 #: Options the SDK understands in the same keyword set that are not sbatch flags.
 SDK_OPTIONS: frozenset[str] = frozenset(
-    {"packaging", "python", "max_requeues", "requeue_grace", "retry", "setup"}
+    {
+        "packaging",
+        "python",
+        "max_requeues",
+        "requeue_grace",
+        "retry",
+        "setup",
+        "container_image",
+        "container_mounts",
+        "container_workdir",
+    }
 )
 
 #: Friendly spellings accepted for compatibility, mapped to the real option name.

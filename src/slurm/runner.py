@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from slurm.container import CONTAINER_VARIABLE
 from slurm.layout import JobPaths
 from slurm.payload import (
     Envelope,
@@ -307,11 +308,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_ranks(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
+def run_ranks(
+    job_dir: str | Path, env: dict[str, str] | None = None, launch: list[str] | None = None
+) -> int:
     """The batch step of a multi-rank job: start one runner per rank with ``srun``,
     then write the job's result: rank 0's value, or the first failed rank's error
     (naming the rank and its host). Every rank gets the same ``MASTER_ADDR`` (the
-    first node) and a ``MASTER_PORT`` found free on it.
+    first node) and a ``MASTER_PORT`` found free on it. ``launch`` replaces this
+    interpreter in the ``srun`` line (pyxis flags and the image's python, in a container).
     """
     import subprocess
 
@@ -334,7 +338,7 @@ def run_ranks(job_dir: str | Path, env: dict[str, str] | None = None) -> int:
     env.setdefault("MASTER_ADDR", hosts[0])
     env.setdefault("MASTER_PORT", str(_free_port()))
     _log_run(runs_path, "start", restart)
-    argv = ["srun", "--kill-on-bad-exit=0", sys.executable, "-m", "slurm.runner"]
+    argv = ["srun", "--kill-on-bad-exit=0", *(launch or [sys.executable]), "-m", "slurm.runner"]
     code = subprocess.run([*argv, str(job_dir), "--rank"], env=env, check=False).returncode
     envelope = _gather(paths, world, code, env.get("SLURM_JOB_ID"))
     _atomic_write(result_path, envelope.to_bytes())
@@ -434,12 +438,32 @@ def _workflow_context(payload: Payload, job_dir: Path, job_id: str | None) -> An
     return cluster, ctx
 
 
+def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> int:
+    """The batch step of a task in a container: run the runner in the image through pyxis."""
+    from slurm.container import ContainerSpec, code_paths, srun_prefix
+
+    spec = ContainerSpec.from_json(spec_json)
+    try:
+        extra = Path(JobPaths(job_dir).sys_path).read_text().splitlines()
+    except OSError:
+        extra = []
+    launch, env_add = srun_prefix(spec, code_paths(extra), job_dir)
+    env = {**os.environ, **env_add}
+    if mode == ["--ranks"]:
+        return run_ranks(job_dir, env=env, launch=launch)
+    argv = ["srun", *launch, "-m", "slurm.runner", job_dir, *mode]
+    os.execvpe("srun", argv, env)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     mode = args[1:]
     if len(args) < 1 or mode not in ([], ["--array"], ["--ranks"], ["--rank"]):
         print("usage: python -m slurm.runner JOB_DIR [--array | --ranks | --rank]", file=sys.stderr)
         return 2
+    container = os.environ.get(CONTAINER_VARIABLE)
+    if container and mode != ["--rank"]:
+        return _hand_over_to_container(args[0], mode, container)
     if mode == ["--ranks"]:
         return run_ranks(args[0])
     if mode == ["--rank"]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm.container import CONTAINER_VARIABLE, ContainerSpec, container_spec
 from slurm.errors import ConfigurationError, DependencyError, ResultError, SubmissionError
 from slurm.journal import JournalEntry, fingerprint
 from slurm.layout import JobPaths, log_patterns, outcome_of
@@ -202,6 +203,11 @@ def _submit(
     sbatch_options, sdk_options = cluster.options_for(task)
     # First: the preflight must fail before anything is written.
     launch = launch_for(cluster, task, sdk_options, calls)
+    container = container_spec(
+        sdk_options, shared=[cluster.store.base_dir, os.path.dirname(cluster.store.index_dir)]
+    )
+    if container is not None:
+        check_container(cluster, container)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
@@ -285,7 +291,11 @@ def _submit(
         # Where the runner drops its done marker: this Cluster object's own directory.
         # In the script, not the payload, so that the call's fingerprint (what a
         # restarted workflow matches its journal against) does not depend on it.
-        env={DONE_DIR_VARIABLE: store.done_dir, **launch.env},
+        env={
+            DONE_DIR_VARIABLE: store.done_dir,
+            **launch.env,
+            **({CONTAINER_VARIABLE: container.to_json()} if container else {}),
+        },
         workdir=workdir,
         setup=list(setup),
     )
@@ -380,6 +390,33 @@ def _place(
     if done.submitted is None:  # reattached: the call may have been retried since
         job.reload_attempts()
     cluster.tracker.watch(job, submitted=done.submitted)
+
+
+def check_container(cluster: Cluster, spec: ContainerSpec) -> None:
+    """Before submitting a task in a container: the cluster's srun knows pyxis's
+    ``--container-image`` (asked once per Cluster), and an image given as a path exists.
+
+    Raises:
+        ConfigurationError: saying what to do.
+    """
+    transport = cluster.transport
+    if not cluster._pyxis_checked:
+        out = transport.run(["srun", "--help"], check=False, timeout=60)
+        if "--container-image" not in out.stdout + out.stderr:
+            raise ConfigurationError(
+                f"The task asks for container_image={spec.image!r}, but this cluster's srun "
+                "has no --container-image option: pyxis (the Slurm plugin that runs tasks in "
+                "containers) is not installed there. Nothing was submitted. Ask the cluster's "
+                "admins for pyxis + enroot, or drop container_image (on the dev cluster: "
+                "`slurm devcluster up --containers`)."
+            )
+        cluster._pyxis_checked = True
+    if spec.image.startswith("/") and not transport.exists(spec.image):
+        raise ConfigurationError(
+            f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
+            "submitted. Give the path of a squashfs image there (e.g. made with "
+            "`enroot import`), or a registry reference such as 'registry#name:tag'."
+        )
 
 
 def is_multi_rank(options: Mapping[str, Any]) -> bool:

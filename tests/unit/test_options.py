@@ -118,7 +118,17 @@ def test_required_names_present() -> None:
         "mail_type",
     }
     assert required <= SBATCH_OPTIONS
-    assert {"packaging", "python", "max_requeues", "requeue_grace", "retry", "setup"} == SDK_OPTIONS
+    assert {
+        "packaging",
+        "python",
+        "max_requeues",
+        "requeue_grace",
+        "retry",
+        "setup",
+        "container_image",
+        "container_mounts",
+        "container_workdir",
+    } == SDK_OPTIONS
     assert not SBATCH_OPTIONS & SDK_OPTIONS
     assert set(RESERVED_OPTIONS) <= SBATCH_OPTIONS
     assert set(ALIASES.values()) <= SBATCH_OPTIONS

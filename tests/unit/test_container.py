@@ -1,0 +1,69 @@
+"""The container spec of a task and the srun line pyxis reads (pure)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from slurm.container import ContainerSpec, code_paths, container_spec, srun_prefix
+from slurm.errors import InvalidOptionError
+
+
+def test_no_image_no_container() -> None:
+    assert container_spec({"setup": ["x"]}, shared=["/jobs"]) is None
+
+
+def test_mounts_or_workdir_without_an_image_are_refused() -> None:
+    with pytest.raises(InvalidOptionError, match="container_mounts given without"):
+        container_spec({"container_mounts": "/a:/b"}, shared=[])
+
+
+@pytest.mark.parametrize("bad", ["a b", "x,y", ""])
+def test_an_image_is_one_reference(bad: str) -> None:
+    if not bad:
+        assert container_spec({"container_image": bad}, shared=[]) is None
+        return
+    with pytest.raises(InvalidOptionError, match="container_image"):
+        container_spec({"container_image": bad}, shared=[])
+
+
+def test_relative_workdir_is_refused() -> None:
+    with pytest.raises(InvalidOptionError, match="absolute"):
+        container_spec({"container_image": "img", "container_workdir": "rel"}, shared=[])
+
+
+def test_spec_round_trips_through_json() -> None:
+    spec = container_spec(
+        {
+            "container_image": "127.0.0.1:6821#sdk/python:3",
+            "container_mounts": "/data:/data:ro,/scratch:/scratch",
+            "container_workdir": "/data",
+        },
+        shared=["/jobs", "/jobs", "/idx"],
+    )
+    assert spec == ContainerSpec(
+        image="127.0.0.1:6821#sdk/python:3",
+        mounts=("/data:/data:ro", "/scratch:/scratch"),
+        workdir="/data",
+        shared=("/jobs", "/idx"),
+    )
+    assert ContainerSpec.from_json(spec.to_json()) == spec
+
+
+def test_srun_prefix_mounts_the_job_dirs_and_code_once() -> None:
+    spec = ContainerSpec("img.sqsh", mounts=("/d:/data",), shared=("/jobs", "/jobs/.index/.."))
+    flags, env = srun_prefix(spec, ["/venv/site-packages", "/jobs/x", "/src"], "/jobs/j1")
+    assert flags == [
+        "--container-image=img.sqsh",
+        "--container-mounts=/jobs:/jobs,/src:/src,/venv/site-packages:/venv/site-packages,/d:/data",
+        "--container-workdir=/jobs/j1",
+        "python3",
+    ]
+    assert env == {"PYTHONPATH": "/venv/site-packages:/jobs/x:/src", "SLURM_SDK_CONTAINER": ""}
+
+
+def test_code_paths_leave_the_standard_library_to_the_image() -> None:
+    paths = code_paths()
+    assert not any(p.endswith(("lib-dynload", f"python3.{sys.version_info[1]}")) for p in paths)
+    assert any("site-packages" in p for p in paths)
