@@ -282,6 +282,11 @@ def run_job(
         call = payload.call
         envelope = _call(payload, tuple(call.args), dict(call.kwargs), job_dir, job_id, env, guard)
     except _Interrupted:
+        if rank is None and CONTAINER_VARIABLE in env:  # in a container: no scontrol here
+            request = _requeue_request(job_dir, env.get("SLURM_JOB_ID", ""))
+            _atomic_write(request, b"")  # the batch step outside requeues
+            _log_run(runs_path, "requeued-time-limit", restart)
+            return 0
         if rank is None and _requeue_self(env.get("SLURM_JOB_ID", "")):
             _log_run(runs_path, "requeued-time-limit", restart)
             return 0
@@ -438,6 +443,11 @@ def _workflow_context(payload: Payload, job_dir: Path, job_id: str | None) -> An
     return cluster, ctx
 
 
+def _requeue_request(job_dir: str | Path, job_id: str) -> Path:
+    """Left in the job directory by a runner in a container that wants its job requeued."""
+    return Path(job_dir) / f"requeue-{job_id}.request"
+
+
 def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> int:
     """The batch step of a task in a container: run the runner in the image through pyxis."""
     from slurm.container import ContainerSpec, code_paths, srun_prefix
@@ -451,8 +461,22 @@ def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> in
     env = {**os.environ, **env_add}
     if mode == ["--ranks"]:
         return run_ranks(job_dir, env=env, launch=launch)
-    argv = ["srun", *launch, "-m", "slurm.runner", job_dir, *mode]
-    os.execvpe("srun", argv, env)
+    import subprocess
+
+    step = subprocess.Popen(["srun", *launch, "-m", "slurm.runner", job_dir, *mode], env=env)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        del frame
+        step.send_signal(signum)  # srun passes it on to the runner in the container
+
+    for signum in (signal.SIGUSR1, signal.SIGTERM):
+        signal.signal(signum, forward)
+    code = step.wait()
+    request = _requeue_request(job_dir, os.environ.get("SLURM_JOB_ID", ""))
+    if request.exists():  # the time limit came: the runner inside checkpointed and asks
+        request.unlink()
+        return 0 if _requeue_self(os.environ.get("SLURM_JOB_ID", "")) else 1
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,43 @@ def test_a_cluster_without_pyxis_is_named_before_submission(
         pytest.raises(ConfigurationError, match="pyxis"),
     ):
         inside.with_options(container_image=image)("/x")
+
+
+@task(time="00:02:00", mem="64M")
+def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
+    """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
+    import json
+
+    from slurm.runtime import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    if checkpoint.exists():
+        return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
+    progress = {"steps": 0, "python": sys.executable}
+    on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
+    (Path(workdir) / "started").touch()
+    while True:
+        time.sleep(0.2)
+        progress["steps"] += 1
+
+
+def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
+    ccluster: Cluster, image: str, tmp_path: Path
+) -> None:
+    from test_preemption import _preempt, _runs_of, _wait_running
+
+    work = f"{tmp_path}:{tmp_path}"  # the job base dir is mounted; this one must be asked for
+    job = resume_after_preemption.with_options(container_image=image, container_mounts=work)(
+        str(tmp_path)
+    )
+    _wait_running(job.id)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the container is being set up
+    _preempt(job.id)
+    result = job.get_result(timeout=180)
+    assert result["restart"] >= 1
+    assert result["resumed_from"]["python"] == "/usr/bin/python3"
+    assert result["resumed_from"]["steps"] > 0
+    runs = _runs_of(job.id)[job.id]
+    assert "PREEMPTED" in runs or "REQUEUED" in runs, runs
