@@ -17,13 +17,19 @@ from slurm.errors import ConfigurationError
 
 
 @pytest.fixture(scope="module")
-def image(devcluster: dc.Status) -> str:
-    """The dev cluster's base image, the cluster brought up with --containers (fast once
-    enroot, pyxis and the image are built and cached)."""
+def containers(devcluster: dc.Status) -> dict[str, str]:
+    """The dev cluster brought up with --containers (fast once enroot, pyxis and the
+    base image are built and cached): its registry and base image."""
     st = dc.up(accounting=True, containers=True)
     assert st.containers is not None and st.running
     os.environ["SLURM_CONF"] = st.slurm_conf
-    return st.containers["base_image"]
+    return st.containers
+
+
+@pytest.fixture(scope="module")
+def image(containers: dict[str, str]) -> str:
+    """The base image as a .sqsh file on the shared file system."""
+    return containers["base_image"]
 
 
 @pytest.fixture()
@@ -69,6 +75,20 @@ def test_a_task_runs_in_a_sqsh_image_with_mounts_and_workdir(
     assert result["python"] == "/usr/bin/python3"  # the image's, not this machine's
     assert result["marker"] == "mounted" and result["cwd"] == "/data"
     assert "--container-image" not in Path(job.script_path).read_text()  # the runner hands over
+
+
+def test_a_task_runs_in_an_image_pulled_from_the_registry(
+    ccluster: Cluster, containers: dict[str, str], tmp_path: Path
+) -> None:
+    # Pushed by `up` to the registry; enroot pulls it over HTTP from the node.
+    reference = containers["base_image_ref"]
+    assert reference.startswith(containers["registry"] + "#")
+    (tmp_path / "marker").write_text("pulled")
+    mount = f"{tmp_path}:/pulled"
+    job = inside.with_options(container_image=reference, container_mounts=mount)("/pulled/marker")
+    result = job.get_result(timeout=240)
+    assert result["python"] == "/usr/bin/python3" and result["marker"] == "pulled"
+    assert "imported docker image" in Path(job.stderr_path).read_text()
 
 
 def test_a_cluster_default_image_and_two_nodes_of_two_ranks(image: str, tmp_path: Path) -> None:

@@ -74,9 +74,9 @@ def test_enroot_keeps_containers_on_disk_per_node(settings: Settings) -> None:
     assert "ENROOT_ALLOW_SUPERUSER" not in conf  # pyxis would skip the user namespace
 
 
-def test_registry_listens_on_loopback_only(settings: Settings) -> None:
+def test_registry_listens_on_the_bridge_only(settings: Settings) -> None:
     text = render_registry_config(settings)
-    assert "  addr: 127.0.0.1:7021\n" in text
+    assert "  addr: 10.217.105.1:7021\n" in text  # the bridge, which the nodes reach
     assert "    rootdirectory: /state/containers/registry\n" in text
 
 

@@ -23,6 +23,7 @@ from slurm.devcluster.containers import (
     containers_status,
     ensure_containers,
     put_enroot_on_nodes,
+    serve_containers,
     stop_containers,
 )
 from slurm.devcluster.install import ensure_installed
@@ -241,7 +242,7 @@ def up(
         d.start_slurmctld(s, restart=conf_changed)
         n.start_nodes(s, restart=conf_changed)
         if s.containers:
-            put_enroot_on_nodes(s, n.holder_pids(s))
+            serve_containers(s, n.holder_pids(s))
         d.start_sshd(s, restart=sshd_changed)
         # Only a cluster that started, on the default ports, takes over the machine-wide
         # pointers to it; another one runs beside it (its clients set SLURM_CONF).

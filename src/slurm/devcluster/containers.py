@@ -8,7 +8,7 @@ Everything lives under ``<state dir>/containers``:
 - ``plugstack.conf``: loads ``spank_pyxis.so`` for slurmd and srun (slurm.conf's
   ``PlugStackConfig`` names it); each slurmd runs with enroot's ``bin`` first on PATH;
 - ``registry/``: the storage of Debian's ``docker-registry``, listening on
-  ``127.0.0.1:<port base + 4>``;
+  ``<login address>:<port base + 4>`` (the bridge: the nodes have their own loopback);
 - ``enroot-data/<node>/``: each node's unpacked containers (on disk, not its /tmp).
 
 The base image (``python3`` on Debian's ``minbase``, made with mmdebstrap from the
@@ -27,6 +27,7 @@ from pathlib import Path
 from slurm.devcluster.daemons import Daemon, spawn, stop_daemon, wait
 from slurm.devcluster.install import ensure_container_packages
 from slurm.devcluster.proc import DevclusterError, port_open, run
+from slurm.devcluster.registry import BASE_IMAGE_REPOSITORY, push_image
 from slurm.devcluster.settings import Settings
 
 __all__ = [
@@ -43,9 +44,11 @@ __all__ = [
     "containers_status",
     "ensure_containers",
     "put_enroot_on_nodes",
+    "registry_address",
     "render_enroot_conf",
     "render_plugstack_conf",
     "render_registry_config",
+    "serve_containers",
     "stop_containers",
     "vendor_dir",
 ]
@@ -56,6 +59,7 @@ ENV_VENDOR_DIR = "SLURM_SDK_VENDOR_DIR"
 IMAGE_CACHE = Path("/var/cache/slurm-sdk/devcluster-images")
 BASE_IMAGE_SUITE = "bookworm"
 BASE_IMAGE_PACKAGES = ("python3",)
+BASE_IMAGE_TAG = BASE_IMAGE_SUITE
 _MUSL_LIB = "/usr/lib/x86_64-linux-musl"
 
 
@@ -191,7 +195,8 @@ def render_enroot_conf(s: Settings) -> str:
 
 
 def render_registry_config(s: Settings) -> str:
-    """Debian's ``docker-registry`` on 127.0.0.1 only, storing under the state directory."""
+    """Debian's ``docker-registry`` on the login host's address only (the bridge the
+    nodes reach, which never leaves the machine), storing under the state directory."""
     root = s.containers_dir / "registry"
     return "\n".join(
         [
@@ -203,8 +208,13 @@ def render_registry_config(s: Settings) -> str:
             f"    rootdirectory: {root}",
             "  delete:",
             "    enabled: true",
+            # enroot's first request (a HEAD without Accept) asks for the old schema 1;
+            # without this the registry answers 400 and enroot gives up.
+            "compatibility:",
+            "  schema1:",
+            "    enabled: true",
             "http:",
-            f"  addr: 127.0.0.1:{s.registry_port}",
+            f"  addr: {s.login_address}:{s.registry_port}",
             "",
         ]
     )
@@ -284,17 +294,30 @@ def ensure_containers(s: Settings) -> None:
     pyxis_so = build_pyxis(s)
     _write_if_changed(s.enroot_bin.parent / "etc" / "enroot" / "enroot.conf", render_enroot_conf(s))
     _write_if_changed(s.plugstack_conf, render_plugstack_conf(pyxis_so, s))
-    registry_conf = s.containers_dir / "registry.yml"
-    restart = _write_if_changed(registry_conf, render_registry_config(s))
-    (s.containers_dir / "registry").mkdir(parents=True, exist_ok=True)
-    pid, _ = spawn(s, REGISTRY, ["docker-registry", "serve", str(registry_conf)], restart=restart)
-    wait(s, REGISTRY, pid, lambda: port_open(s.registry_port), "the registry did not start")
     image = build_base_image()
     link = base_image_path(s)
     if not link.is_file():
         link.parent.mkdir(parents=True, exist_ok=True)
         link.unlink(missing_ok=True)
         link.symlink_to(image)
+
+
+def serve_containers(s: Settings, holder_pids: list[int]) -> None:
+    """Once the nodes run: enroot on each node's PATH, the registry started on the login
+    host's address (the bridge, which the nodes reach), the base image pushed to it."""
+    put_enroot_on_nodes(s, holder_pids)
+    registry_conf = s.containers_dir / "registry.yml"
+    restart = _write_if_changed(registry_conf, render_registry_config(s))
+    (s.containers_dir / "registry").mkdir(parents=True, exist_ok=True)
+    pid, _ = spawn(s, REGISTRY, ["docker-registry", "serve", str(registry_conf)], restart=restart)
+    wait(
+        s,
+        REGISTRY,
+        pid,
+        lambda: port_open(s.registry_port, s.login_address),
+        "the registry did not start",
+    )
+    push_image(registry_address(s), base_image_path(s).resolve(), BASE_IMAGE_TAG)
 
 
 def _mounted(pid: int, target: str) -> bool:
@@ -328,8 +351,18 @@ def stop_containers(s: Settings) -> None:
     stop_daemon(s, REGISTRY)
 
 
+def registry_address(s: Settings) -> str:
+    return f"{s.login_address}:{s.registry_port}"
+
+
 def containers_status(s: Settings) -> dict[str, str] | None:
-    """``{"registry": "127.0.0.1:PORT", "base_image": PATH}`` when containers are on."""
+    """When containers are on: ``registry`` (``ADDRESS:PORT``), ``base_image`` (the
+    ``.sqsh`` file, the quickest to start) and ``base_image_ref`` (the same image in the
+    registry, as pyxis spells it: ``ADDRESS:PORT#sdk/python:bookworm``)."""
     if not s.containers:
         return None
-    return {"registry": f"127.0.0.1:{s.registry_port}", "base_image": str(base_image_path(s))}
+    return {
+        "registry": registry_address(s),
+        "base_image": str(base_image_path(s)),
+        "base_image_ref": f"{registry_address(s)}#{BASE_IMAGE_REPOSITORY}:{BASE_IMAGE_TAG}",
+    }
