@@ -53,7 +53,10 @@ def devcluster() -> Status:
     through ``$SLURM_CONF``, also when it is not the machine's default one.
     """
     try:
-        st = dc.up(accounting=True)
+        # With containers (pyxis + enroot, registry, base image), unless the layout is one
+        # node: from the start, so that no test restarts the daemons halfway.
+        multi_node = len(dc.status().nodes) > 1
+        st = dc.up(accounting=True, containers=multi_node or None)
     except Exception as exc:
         state_dir = str(dc.default_state_dir())
         pytest.fail(

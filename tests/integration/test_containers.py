@@ -18,12 +18,15 @@ from slurm.errors import ConfigurationError
 
 @pytest.fixture(scope="module")
 def containers(devcluster: dc.Status) -> dict[str, str]:
-    """The dev cluster brought up with --containers (fast once enroot, pyxis and the
-    base image are built and cached): its registry and base image."""
-    st = dc.up(accounting=True, containers=True)
-    assert st.containers is not None and st.running
-    os.environ["SLURM_CONF"] = st.slurm_conf
-    return st.containers
+    """The registry and base image of the dev cluster, which the session brought up
+    with containers (tests/conftest.py)."""
+    if devcluster.containers is None:
+        pytest.fail(
+            "the dev cluster runs without containers (the one-node layout cannot have them): "
+            "run these tests on the multi-node layout",
+            pytrace=False,
+        )
+    return devcluster.containers
 
 
 @pytest.fixture(scope="module")

@@ -117,8 +117,8 @@ def _settings(
     if port_base is None:
         from_env = os.environ.get(ENV_PORT_BASE)
         port_base = env_port_base() if from_env else _saved_int(saved, "port_base")
-    if containers is None:
-        containers = bool(saved.get("containers", False))
+    if containers is None:  # the last up's, unless the layout cannot have them
+        containers = bool(saved.get("containers", False)) and nodes > 1
     return replace(
         s,
         accounting=accounting,
