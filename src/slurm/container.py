@@ -36,6 +36,8 @@ __all__ = [
 
 #: The SDK options that put a task in a container.
 CONTAINER_OPTIONS = frozenset({"container_image", "container_mounts", "container_workdir"})
+#: The PATH the runner in the image gets (srun itself is found on it too).
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Exported by the batch script (the spec as JSON) when the task runs in a container.
 CONTAINER_VARIABLE = "SLURM_SDK_CONTAINER"
 
@@ -118,10 +120,14 @@ def container_spec(sdk_options: Mapping[str, Any], shared: Sequence[str]) -> Con
 def code_paths(extra: Sequence[str] = ()) -> list[str]:
     """Where this interpreter finds the SDK and the user's code, without its standard
     library (the image brings its own): ``sys.path`` entries outside ``sys.base_prefix``
-    or named ``site-packages``, then ``extra``; only existing directories, in order."""
+    or named ``site-packages``, then ``extra``; only existing directories, in order.
+
+    The working directory ``python -m`` put first is left out (the batch step's, often
+    the home directory, whose shell profile the container's login shell would read)."""
     bases = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}
+    cwd = os.getcwd()
     found: list[str] = []
-    for entry in [*sys.path, *extra]:
+    for entry in [*(p for p in sys.path if p != cwd), *extra]:
         if not entry or not os.path.isdir(entry):
             continue
         real = os.path.realpath(entry)
@@ -156,5 +162,10 @@ def srun_prefix(
     flags = [f"--container-image={spec.image}"]
     flags.append("--container-mounts=" + ",".join([*own, *spec.mounts]))
     flags.append(f"--container-workdir={spec.workdir or job_dir}")
-    env = {"PYTHONPATH": ":".join(code), CONTAINER_VARIABLE: ""}
+    # Not the home directory (pyxis's default): its shell profile may put the cluster's
+    # own Python first on PATH. Mount it with container_mounts when a task needs it.
+    flags.append("--no-container-mount-home")
+    # The job's PATH leads to the cluster's interpreter (a venv's bin, which pyxis's home
+    # mount may even make reachable): in the image, `python3` must be the image's.
+    env = {"PYTHONPATH": ":".join(code), "PATH": IMAGE_PATH, CONTAINER_VARIABLE: ""}
     return [*flags, spec.python], env

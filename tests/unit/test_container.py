@@ -58,9 +58,14 @@ def test_srun_prefix_mounts_the_job_dirs_and_code_once() -> None:
         "--container-image=img.sqsh",
         "--container-mounts=/jobs:/jobs,/src:/src,/venv/site-packages:/venv/site-packages,/d:/data",
         "--container-workdir=/jobs/j1",
+        "--no-container-mount-home",
         "python3",
     ]
-    assert env == {"PYTHONPATH": "/venv/site-packages:/jobs/x:/src", "SLURM_SDK_CONTAINER": ""}
+    assert env == {
+        "PYTHONPATH": "/venv/site-packages:/jobs/x:/src",
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "SLURM_SDK_CONTAINER": "",
+    }
 
 
 def test_code_paths_leave_the_standard_library_to_the_image() -> None:
