@@ -18,10 +18,13 @@ mirror apt uses) is slow to make, so it is cached for the whole machine in
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from slurm.devcluster.daemons import Daemon, spawn, stop_daemon, wait
@@ -43,6 +46,7 @@ __all__ = [
     "build_pyxis",
     "containers_status",
     "ensure_containers",
+    "image_cache_lock",
     "put_enroot_on_nodes",
     "registry_address",
     "render_enroot_conf",
@@ -238,12 +242,27 @@ def _apt_mirror() -> str:
     raise DevclusterError("No Debian mirror found in apt's sources; cannot build the base image.")
 
 
+@contextlib.contextmanager
+def image_cache_lock() -> Iterator[None]:
+    """One builder at a time in the machine-wide image cache (clusters side by side)."""
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(IMAGE_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_base_image() -> Path:
     """The base image (a squashfs file), made once per machine with mmdebstrap + mksquashfs."""
     target = IMAGE_CACHE / _cached_image_name()
     if target.is_file():
         return target
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    with image_cache_lock():
+        if not target.is_file():  # another cluster's up may have made it meanwhile
+            _make_base_image(target)
+    return target
+
+
+def _make_base_image(target: Path) -> None:
     rootfs = IMAGE_CACHE / "rootfs.tmp"
     shutil.rmtree(rootfs, ignore_errors=True)
     include = ",".join(BASE_IMAGE_PACKAGES)
@@ -260,7 +279,6 @@ def build_base_image() -> Path:
     if out.returncode != 0:
         raise DevclusterError(f"mksquashfs failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     tmp.replace(target)
-    return target
 
 
 REGISTRY = Daemon("registry", "docker-registry", own_log=False)

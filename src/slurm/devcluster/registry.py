@@ -86,7 +86,10 @@ def _push_blob(base: str, repo: str, digest: str, data: bytes | Path) -> None:
 def push_image(address: str, sqsh: Path, tag: str) -> str:
     """Push ``sqsh``'s file system as ``BASE_IMAGE_REPOSITORY:tag`` to the registry at
     ``address`` (``127.0.0.1:PORT``); return the reference as pyxis spells it."""
-    layer, digest, diff_id = layer_for(sqsh)
+    from slurm.devcluster.containers import image_cache_lock
+
+    with image_cache_lock():
+        layer, digest, diff_id = layer_for(sqsh)
     base, repo = f"http://{address}", BASE_IMAGE_REPOSITORY
     config = json.dumps(
         {
