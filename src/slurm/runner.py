@@ -457,6 +457,8 @@ def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> in
         extra = Path(JobPaths(job_dir).sys_path).read_text().splitlines()
     except OSError:
         extra = []
+    if os.environ.get(CODE_DIR_VARIABLE):  # shipped source, possibly outside the job base dir
+        extra.append(os.environ[CODE_DIR_VARIABLE])
     launch, env_add = srun_prefix(spec, code_paths(extra), job_dir)
     env = {**os.environ, **env_add}
     if mode == ["--ranks"]:
