@@ -344,7 +344,10 @@ def run_ranks(
     env.setdefault("MASTER_PORT", str(_free_port()))
     _log_run(runs_path, "start", restart)
     argv = ["srun", "--kill-on-bad-exit=0", *(launch or [sys.executable]), "-m", "slurm.runner"]
-    code = subprocess.run([*argv, str(job_dir), "--rank"], env=env, check=False).returncode
+    # argv list, never a shell; srun from the job's own PATH, as Slurm's own tools find it
+    code = subprocess.run(  # noqa: S603
+        [*argv, str(job_dir), "--rank"], env=env, check=False
+    ).returncode
     envelope = _gather(paths, world, code, env.get("SLURM_JOB_ID"))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
@@ -373,7 +376,8 @@ def _gather(paths: JobPaths, world: int, srun_code: int, job_id: str | None) -> 
         if not envelope.ok:
             return replace(envelope, node=f"{envelope.node} (rank {rank} of {world})")
         first = first or envelope
-    assert first is not None
+    if first is None:  # world == 0: a multi-rank job has at least two ranks
+        raise RuntimeError("no rank left a result")
     return first
 
 
@@ -465,7 +469,11 @@ def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> in
         return run_ranks(job_dir, env=env, launch=launch)
     import subprocess
 
-    step = subprocess.Popen(["srun", *launch, "-m", "slurm.runner", job_dir, *mode], env=env)
+    # argv list, never a shell; srun from the job's PATH, as in every batch step
+    step = subprocess.Popen(  # noqa: S603
+        ["srun", *launch, "-m", "slurm.runner", job_dir, *mode],  # noqa: S607
+        env=env,
+    )
 
     def forward(signum: int, frame: FrameType | None) -> None:
         del frame

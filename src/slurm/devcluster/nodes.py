@@ -71,7 +71,7 @@ def _our_netns(s: Settings) -> list[str]:
 
 
 def _check_state_dir(s: Settings) -> None:
-    tmp = Path("/tmp")
+    tmp = Path("/tmp")  # noqa: S108 (refusing it, not using it: each node has its own /tmp)
     if s.state_dir == tmp or tmp in s.state_dir.parents:
         raise DevclusterError(
             f"The state directory {s.state_dir} is under /tmp, which each compute node of "

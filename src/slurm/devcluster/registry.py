@@ -59,7 +59,8 @@ def layer_for(sqsh: Path) -> tuple[Path, str, str]:
 
 
 def _request(method: str, url: str, body: bytes | None = None, **headers: str) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310
     try:
         with _OPENER.open(req, timeout=600) as resp:
             return resp.status, resp.headers.get("Location", "")
