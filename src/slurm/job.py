@@ -328,6 +328,8 @@ class Job(Generic[T]):
             return [first]
         values = [first]
         for rank in range(1, world):
+            # Unpickled only from a file only this user can have written, as get_result().
+            self.cluster.store.check_private(paths.rank_result(rank), job_id=self.id)
             data = transport.read_bytes(paths.rank_result(rank))
             values.append(Envelope.from_bytes(data, job_id=self.id).unwrap())
         return values

@@ -294,10 +294,14 @@ def run_job(
         return 1
     except BaseException as exc:
         envelope = envelope_for_exception(exc, job_id=job_id)
+    # A rank keeps its figures and outcome beside its result: the job's own are
+    # written by run_ranks once every rank is done.
+    usage_path = Path(paths.usage) if rank is None else result_path.with_suffix(".usage")
+    outcome_path = Path(paths.outcome) if rank is None else result_path.with_suffix(".json")
     with contextlib.suppress(OSError):  # the figures must never cost the result
-        _atomic_write(Path(paths.usage), _measure(paths, env, started))
+        _atomic_write(usage_path, _measure(paths, env, started))
     # The outcome first: whoever sees the result file (the job is over) finds it.
-    _atomic_write(Path(paths.outcome), envelope.outcome().to_json().encode("utf-8"))
+    _atomic_write(outcome_path, envelope.outcome().to_json().encode("utf-8"))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     if rank is None:
@@ -349,6 +353,7 @@ def run_ranks(
         [*argv, str(job_dir), "--rank"], env=env, check=False
     ).returncode
     envelope = _gather(paths, world, code, env.get("SLURM_JOB_ID"))
+    _atomic_write(Path(paths.outcome), envelope.outcome().to_json().encode("utf-8"))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     _drop_marker(env.get(DONE_DIR_VARIABLE), env.get("SLURM_JOB_ID"))
