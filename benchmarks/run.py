@@ -308,7 +308,10 @@ def run(quick: bool, out_dir: Path) -> int:
     info["w3_note"] = (
         "" if w3_size == 1000 else f"MaxArraySize={max_array}: W3 maps {w3_size} items, not 1000"
     )
-    root = Path(tempfile.mkdtemp(prefix="slurm-bench-"))
+    # Under $HOME, which every compute node shares; a node's /tmp is its own.
+    scratch = Path.home() / ".cache" / "slurm-sdk" / "bench"
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
     measurements: list[Measurement] = []
     floor: dict[str, Any] | None = None
     try:

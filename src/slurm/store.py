@@ -134,8 +134,7 @@ class JobStore:
         directory, _, name = path.rpartition("/")
         known = self._private.get(directory)
         if known is None or name not in known[1]:
-            script = trust.build_script([directory], create=False, files="*.pkl")
-            out = self.transport.run(["sh", "-c", script], check=False).stdout
+            out = self.transport.ownership_report([directory], files="*.pkl")
             problems = trust.parse_output(out, [directory])
             uid = trust.parse_uid(out)
             if problems or uid is None:

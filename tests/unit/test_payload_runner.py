@@ -228,6 +228,26 @@ def test_runner_of_a_by_reference_call_imports_only_what_it_needs(
     assert Envelope.from_bytes((job_dir / "result.pkl").read_bytes()).unwrap() == "Hello, floor"
 
 
+def test_a_client_on_the_cluster_does_without_ssh() -> None:
+    """A local cluster's client (and a workflow's, on a node) never imports paramiko,
+    which with its dependencies cost more than the rest of the client's start."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, slurm, slurm.submission, slurm.tracker, slurm.transport; "
+        "c = slurm.Cluster(backend_type='local'); c.transport; c.slurm; c.store; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'invoke')))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    from slurm.transport import SSHTransport  # still there, on first use
+
+    assert SSHTransport.kind == "ssh"
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [

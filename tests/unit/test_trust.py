@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
+from slurm import trust
 from slurm.trust import build_script, parse_output
 
 
@@ -55,3 +59,37 @@ def test_paths_are_quoted_in_the_script() -> None:
     script = build_script(["/a b/$(touch x)"])
     assert "'/a b/$(touch x)'" in script
     assert build_script([]) == ""
+
+
+def test_local_report_says_what_the_shell_script_says(tmp_path: Path) -> None:
+    """The in-process report for this machine's directories reads exactly as the shell's."""
+    job = tmp_path / "base" / "job"
+    job.mkdir(parents=True, mode=0o700)
+    (job / "result.pkl").write_bytes(b"x")
+    (job / "open.pkl").write_bytes(b"x")
+    (job / "open.pkl").chmod(0o666)
+    (job / ".hidden.pkl").write_bytes(b"x")
+    (job / "notes.txt").write_text("x")
+    (job / "link.pkl").symlink_to(job / "result.pkl")
+    (job / "dir.pkl").mkdir()
+    (tmp_path / "sticky").mkdir(mode=0o700)
+    (tmp_path / "sticky").chmod(0o1777)
+    (tmp_path / "alias").symlink_to(job)
+    paths = [str(job), str(tmp_path / "alias"), str(tmp_path / "missing"), str(tmp_path / "sticky")]
+    script = trust.build_script(paths, create=False, files="*.pkl")
+    shell = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    local = trust.local_report(paths, files="*.pkl")
+
+    def meaning(out: str) -> tuple[object, ...]:
+        without_errors = [line for line in out.splitlines() if "|missing|" not in line]
+        return (
+            sorted(without_errors),
+            [p.path for p in trust.parse_output(out, paths)],
+            [p for p in trust.parse_output(out, paths) if p.path != paths[2]],
+            trust.parse_files(out),
+            trust.parse_uid(out),
+        )
+
+    assert meaning(local) == meaning(shell)
+    assert "|2|missing|" in local
+    assert set(trust.parse_files(local)[0]) == {"result.pkl", "open.pkl", "link.pkl"}

@@ -249,6 +249,17 @@ class Transport(ABC):
             ConfigurationError: Bad ``argv`` or ``env`` (e.g. NUL bytes).
         """
 
+    def ownership_report(self, paths: Sequence[str], *, files: str = "") -> str:
+        """Who owns ``paths``, their parents and their ``files`` (a glob): the output of
+        :func:`slurm.trust.build_script` (``create=False``), for its parsers.
+
+        One command on the target; this machine's transport answers without one.
+        """
+        from slurm import trust
+
+        script = trust.build_script(paths, create=False, files=files)
+        return self.run(["sh", "-c", script], check=False).stdout
+
     @abstractmethod
     def read_bytes(self, path: str) -> bytes:
         """Return the content of the file at ``path``.

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO
 
+from slurm import trust
 from slurm.errors import CommandError
 from slurm.transport.base import (
     CommandResult,
@@ -112,8 +113,18 @@ class LocalTransport(Transport):
             f.seek(max(0, size + offset) if offset < 0 else offset)
             return f.read(limit), size
 
+    def ownership_report(self, paths: Sequence[str], *, files: str = "") -> str:
+        """:meth:`Transport.ownership_report`, from ``os`` calls: no shell, no ``stat`` runs."""
+        return trust.local_report(paths, files=files)
+
     def write_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
-        """Write ``data`` atomically (temp file in the same dir, fsync, chmod, rename)."""
+        """Write ``data`` atomically (temp file in the same dir, chmod, rename).
+
+        Atomic, not synced to disk, as over SSH: readers (the job, on any node) see
+        the old file or the whole new one; only a crash of the machine could lose it,
+        and a job's files are written again when it is resubmitted. An fsync per file
+        cost a submission more than its ``sbatch`` on a busy disk.
+        """
 
         def fill(f: BinaryIO) -> None:
             f.write(data)
@@ -175,7 +186,6 @@ def _atomic_write(path: str, mode: int, fill: Callable[[BinaryIO], None]) -> Non
         with os.fdopen(fd, "wb") as f:
             fill(f)
             f.flush()
-            os.fsync(f.fileno())
             os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
