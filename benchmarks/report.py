@@ -252,6 +252,10 @@ def render_markdown(raw: dict[str, Any]) -> str:
         "between repetitions. The cluster is shared with whoever else uses it: a measurement "
         "during which the controller restarted or someone else submitted is run once more; "
         "flags below say what was still seen.",
+        "- Byte code is written and used (`make bench` unsets `PYTHONDONTWRITEBYTECODE`), as "
+        "on a user's machine: every contender's jobs import compiled modules after the first. "
+        "Jobs and their files live under `~/.cache/slurm-sdk/bench/`, which every compute node "
+        "of the dev cluster shares.",
     ]
     if info.get("w3_note"):
         lines.append(f"- {info['w3_note']}.")

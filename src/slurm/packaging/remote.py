@@ -142,7 +142,7 @@ def create_script(env_dir: str, base_python: str, links: Sequence[str], uv: str 
         'if [ -n "$uv" ]; then',
         '  "$uv" venv --quiet --python "$base" "$env/venv" || exit 1',
         '  inst() { "$uv" pip install --python "$env/venv/bin/python" --link-mode copy '
-        '"$@" -r "$req" -c "$con"; }',
+        '--compile-bytecode "$@" -r "$req" -c "$con"; }',
         "else",
         '  "$base" -m venv "$env/venv" || exit 1',
         '  inst() { "$env/venv/bin/python" -m pip install --no-input "$@" -r "$req" -c "$con"; }',
