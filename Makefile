@@ -38,9 +38,10 @@ unit: sync
 integration: torch
 	$(UV) run --frozen pytest -m integration tests
 
-# Line coverage of src/slurm is reported at the end (jobs' runners included).
+# Line coverage of src/slurm is reported at the end (jobs' runners included), and the 30
+# slowest tests, to see where the time goes.
 test: lint typecheck docs-strict torch
-	$(UV) run --frozen pytest --cov --cov-report=term tests
+	$(UV) run --frozen pytest --cov --cov-report=term --durations=30 tests
 
 cluster: sync
 	$(UV) run --frozen slurm devcluster up
