@@ -182,17 +182,19 @@ def machine() -> dict[str, Any]:
             model = line.split(":", 1)[1].strip()
     commit = _out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).strip()
     dirty = bool(_out(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"]).strip())
-    slurm_cpus = ""
-    for line in _out(["scontrol", "show", "node"]).split():
-        if line.startswith("CPUTot="):
-            slurm_cpus = line.split("=", 1)[1]
+    node_cpus = [
+        word.split("=", 1)[1]
+        for word in _out(["scontrol", "show", "node"]).split()
+        if word.startswith("CPUTot=")
+    ]
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "nproc": os.cpu_count(),
         "cpu_model": model,
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "slurm": _out(["sinfo", "-V"]).strip(),
-        "node_cpus": slurm_cpus,
+        "nodes": len(node_cpus),
+        "node_cpus": "+".join(node_cpus),
         "python": platform.python_version(),
         "sdk_commit": commit + ("+uncommitted src/" if dirty else ""),
     }
@@ -265,6 +267,7 @@ def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str,
     variants = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import slurm.runner'": [sys.executable, "-c", "import slurm.runner"],
+        "python -c 'import slurm'": [sys.executable, "-c", "import slurm"],
         "python -m slurm.runner JOBDIR": [sys.executable, "-m", "slurm.runner", str(work)],
     }
 
@@ -294,6 +297,7 @@ def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str,
         "medians": medians,
         "overhead": medians["python -m slurm.runner JOBDIR"] - medians["python -c pass"],
         "import_part": medians["python -c 'import slurm.runner'"] - medians["python -c pass"],
+        "client_import": medians["python -c 'import slurm'"] - medians["python -c pass"],
         "failures": failures,
     }
 

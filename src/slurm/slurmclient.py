@@ -25,6 +25,7 @@ from slurm.slurmcmd import (
     JobInfo,
     parse_sbatch_output,
     parse_show_config,
+    parse_slurm_conf,
     sbatch_argv,
     scancel_argv,
     scontrol_show_config_argv,
@@ -252,10 +253,29 @@ class SlurmClient:
 
     # --- the cluster's configuration --------------------------------------------------
     def max_array_size(self) -> int:
-        """Slurm's ``MaxArraySize``, read once from ``scontrol show config``."""
+        """Slurm's ``MaxArraySize``, read once: from this machine's ``slurm.conf`` when the
+        client runs on the cluster (no message to the controller), else from
+        ``scontrol show config``."""
         if self._max_array_size is None:
-            result = self.run(scontrol_show_config_argv(), check=False)
-            value = parse_show_config(result.stdout).get("MaxArraySize", "")
+            value = self._local_setting("maxarraysize")
+            if value is None:
+                result = self.run(scontrol_show_config_argv(), check=False)
+                value = parse_show_config(result.stdout).get("MaxArraySize", "")
             valid = value.isdigit() and int(value) > 0
             self._max_array_size = int(value) if valid else _DEFAULT_MAX_ARRAY_SIZE
         return self._max_array_size
+
+    def _local_setting(self, key: str) -> str | None:
+        """A setting of the ``slurm.conf`` this machine's commands read (``$SLURM_CONF``,
+        else ``/etc/slurm/slurm.conf``): its value, ``""`` when the file leaves it to
+        Slurm's default, ``None`` when unknown here (over SSH, no readable file, or one
+        that includes others)."""
+        if self.transport.kind != "local":
+            return None
+        path = os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf"
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                config = parse_slurm_conf(f.read())
+        except OSError:
+            return None
+        return None if config is None else config.get(key, "")

@@ -31,6 +31,7 @@ __all__ = [
     "parse_sacct",
     "parse_sbatch_output",
     "parse_show_config",
+    "parse_slurm_conf",
     "parse_squeue",
     "sacct_argv",
     "sbatch_argv",
@@ -446,6 +447,27 @@ def scancel_argv(
 def scontrol_show_config_argv() -> list[str]:
     """``scontrol show config``."""
     return ["scontrol", "show", "config"]
+
+
+def parse_slurm_conf(text: str) -> dict[str, str] | None:
+    """``slurm.conf``'s settings as ``{key (lower case): value}``; ``None`` when the file
+    includes others (``Include``), so that what it says alone may not be the whole story.
+
+    Keys are case-insensitive in ``slurm.conf``; ``#`` starts a comment; one line may hold
+    several ``Key=Value`` pairs (node and partition lines are read as their first pair).
+    """
+    config: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        first = line.split(None, 1)[0]
+        if first.lower() == "include":
+            return None
+        key, sep, value = first.partition("=")
+        if sep and key:
+            config.setdefault(key.lower(), value)
+    return config
 
 
 def parse_show_config(stdout: str) -> dict[str, str]:

@@ -333,7 +333,8 @@ def test_hostile_job_directory(devcluster: object, tmp_path: Path) -> None:
 def test_map_beyond_max_array_size_is_split_transparently(
     devcluster: object, tmp_path: Path
 ) -> None:
-    assert Cluster(backend_type="local").max_array_size == 1001  # read from scontrol
+    # Read from the slurm.conf of $SLURM_CONF (the dev cluster's), not asked of the controller.
+    assert Cluster(backend_type="local").max_array_size == 1001
     with Cluster(
         backend_type="local",
         job_base_dir=str(tmp_path),

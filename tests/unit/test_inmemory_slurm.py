@@ -46,6 +46,7 @@ def total(values: list[int]) -> int:
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     # The preflight of the cluster's Python is the integration tests' business.
     monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")  # the machine's is not the fake's
     return FakeSlurm()
 
 
@@ -219,9 +220,13 @@ def test_map_is_split_over_max_array_size_and_keeps_item_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
-    fake = FakeSlurm(max_array_size=2)
+    conf = tmp_path / "slurm.conf"  # read instead of asking the controller (scontrol)
+    conf.write_text("ClusterName=fake  # the client is on the cluster\nmaxarraysize=2\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    fake = FakeSlurm(max_array_size=1001)
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
         array = add.map([(i, 1) for i in range(5)])
+        assert fake.calls("scontrol") == 0
         assert len(array.array_ids) == 3 and array.id == array.array_ids[0] and len(array) == 5
         fake.run_all()
         assert array.get_results(timeout=10) == [1, 2, 3, 4, 5]
@@ -585,3 +590,16 @@ def test_usage_from_accounting_and_from_the_runner(tmp_path: Path, fake: FakeSlu
         assert element.elapsed_s is not None and element.cpu_time_s is not None
         summary = array.usage
         assert summary.count == 2 and summary.sources == {"runner": 2}
+
+
+def test_max_array_size_is_asked_of_the_controller_when_slurm_conf_includes_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("MaxArraySize=50\nInclude /etc/slurm/site.conf\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    fake = FakeSlurm(max_array_size=3)
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as cluster:
+        assert cluster.max_array_size == 3
+        assert fake.calls("scontrol") == 1

@@ -545,3 +545,20 @@ def test_real_final_states() -> None:
     squeue = parse_squeue(real("squeue_final.stdout"))
     assert squeue[ids["dependent"]].reason == "DependencyNeverSatisfied"
     assert all(info.state.is_terminal for info in squeue.values())
+
+
+def test_parse_slurm_conf_reads_keys_case_insensitively_and_gives_up_on_includes() -> None:
+    from slurm.slurmcmd import parse_slurm_conf
+
+    text = (
+        "# a comment\nClusterName=dev  # trailing\nMaxArraySize=5000\n"
+        "NodeName=n1 CPUs=4\n  SchedulerParameters=batch_sched_delay=1\nmaxarraysize=7\n"
+    )
+    assert parse_slurm_conf(text) == {
+        "clustername": "dev",
+        "maxarraysize": "5000",  # the first one counts, as for Slurm
+        "nodename": "n1",
+        "schedulerparameters": "batch_sched_delay=1",
+    }
+    assert parse_slurm_conf("MaxArraySize=10\ninclude /etc/slurm/more.conf\n") is None
+    assert parse_slurm_conf("") == {}
