@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pathlib too: every job imports this module, few need pathlib
+    from pathlib import Path
+
     from slurm.cluster import Cluster
 
 __all__ = ["WorkflowContext"]
