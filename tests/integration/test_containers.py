@@ -230,11 +230,13 @@ def test_tutorial_over_ssh_every_task_in_an_image_built_from_a_dockerfile(
     nonce = secrets.token_hex(6)
     dockerfile = _dockerfile(tmp_path / "image", containers, nonce)
     caplog.set_level(logging.INFO, logger="slurm.packaging")
-    # The earlier SDK's spellings.
+    # The earlier SDK's spellings; the environment shipped where the other SSH tests
+    # ship theirs (the same wheels: made once).
+    envs = str(Path.home() / ".slurm-sdk" / "jobs" / ".envs")
     with _ssh_cluster(
         devcluster,
         tmp_path,
-        default_packaging="container",
+        default_packaging={"type": "container", "env_dir": envs},
         default_packaging_dockerfile=str(dockerfile),
         default_packaging_registry=containers["registry"],
     ):
