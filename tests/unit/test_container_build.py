@@ -236,3 +236,20 @@ def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
         {"container_image": "/i.sqsh", "container_mounts": "/d:/d"},
     )
     assert prepare(cluster, step, given) == (given, {})
+
+
+def test_a_workflows_node_never_builds() -> None:
+    from slurm import Cluster, task
+    from slurm.packaging.images import known_images, prepare, seed_images
+
+    @task
+    def step() -> None: ...
+
+    options = {"packaging": "container", "packaging_registry": "r:1", "packaging_dockerfile": "D"}
+    key = ImageBuild(dockerfile="D", registry="r:1").key
+    on_node = Cluster("local")
+    seed_images(on_node, {key: "r:1#slurm-sdk/x:c1"})  # what the submitter built
+    assert prepare(on_node, step, options)[0]["container_image"] == "r:1#slurm-sdk/x:c1"
+    assert known_images(on_node) == {key: "r:1#slurm-sdk/x:c1"}
+    with pytest.raises(ConfigurationError, match="running workflow, where nothing is built"):
+        prepare(on_node, step, {**options, "packaging_dockerfile": "Other"})
