@@ -251,5 +251,9 @@ def test_a_workflows_node_never_builds() -> None:
     seed_images(on_node, {key: "r:1#slurm-sdk/x:c1"})  # what the submitter built
     assert prepare(on_node, step, options)[0]["container_image"] == "r:1#slurm-sdk/x:c1"
     assert known_images(on_node) == {key: "r:1#slurm-sdk/x:c1"}
+    assert prepare(on_node, step, {**options, "container_image": False})[0] == {
+        **options,
+        "container_image": False,
+    }  # opted out: nothing looked up or built
     with pytest.raises(ConfigurationError, match="running workflow, where nothing is built"):
         prepare(on_node, step, {**options, "packaging_dockerfile": "Other"})

@@ -149,15 +149,17 @@ def prepare(
     workflow submits).
 
     Builds and pushes the image when the packaging is ``"container"`` and no
-    ``container_image`` is given. A workflow's own options lose their container
-    settings, which become its tasks' defaults (see the module docstring).
+    ``container_image`` is given (``container_image=False`` runs the task without one).
+    A workflow's own options lose their container settings, which become its tasks'
+    defaults (see the module docstring).
 
     Raises:
         ConfigurationError: As :func:`build_for`, or the build or push failed.
     """
     options = dict(sdk_options)
     build = build_for(cluster, options)
-    if build is not None and not options.get("container_image"):
+    # An explicit container_image wins (False: this task runs on the node, no image).
+    if build is not None and options.get("container_image") is None:
         options["container_image"] = _reference(cluster, build, task)
     if not task.is_workflow:
         return options, {}
