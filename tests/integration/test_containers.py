@@ -320,3 +320,21 @@ def test_an_image_missing_from_its_registry_fails_before_submission(
     with pytest.raises(ConfigurationError, match="has no image sdk/python:no-such-tag"):
         inside.with_options(container_image=missing)("/x")
     assert not list((tmp_path / "jobs").glob("inside-*"))
+
+
+def test_a_registry_that_wants_credentials_or_cannot_be_reached_is_not_a_refusal(
+    refusing_registry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from slurm.packaging.registry import check_manifest
+    from slurm.transport.local import LocalTransport
+
+    caplog.set_level(logging.INFO, logger="slurm.packaging.registry")
+    # 403 on reading: it may want credentials, which enroot has and this check has not.
+    check_manifest(LocalTransport(), sys.executable, f"{refusing_registry}#team/img:1")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    check_manifest(LocalTransport(), sys.executable, f"127.0.0.1:{closed}#team/img:1")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("asks for credentials" in m for m in messages), messages
+    assert any("could not reach the registry" in m for m in messages), messages
