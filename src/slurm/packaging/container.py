@@ -48,6 +48,7 @@ __all__ = [
     "build_argv",
     "content_tag",
     "default_tls_verify",
+    "find_builder",
     "image_build",
     "podman_flags",
     "push_argv",
