@@ -19,6 +19,7 @@ from slurm.packaging.container import (
 )
 from slurm.packaging.images import earlier_spellings
 from slurm.packaging.registry import ImageReference, parse_reference
+from slurm.task import Task
 
 
 def _context(tmp_path: Path) -> tuple[Path, Path]:
@@ -257,3 +258,23 @@ def test_a_workflows_node_never_builds() -> None:
     }  # opted out: nothing looked up or built
     with pytest.raises(ConfigurationError, match="running workflow, where nothing is built"):
         prepare(on_node, step, {**options, "packaging_dockerfile": "Other"})
+
+
+def test_a_slurmfile_holds_a_container_packaging(tmp_path: Path) -> None:
+    from slurm import Cluster
+    from slurm.packaging.images import build_for
+
+    slurmfile = tmp_path / "Slurmfile"
+    slurmfile.write_text(
+        '[default]\nbackend = "local"\n'
+        'packaging = {type = "container", dockerfile = "docker/Dockerfile"}\n'
+        '[default.sbatch]\npackaging_registry = "10.0.0.1:5000"\n'
+    )
+    slurmfile.chmod(0o600)
+    cluster = Cluster.from_file(str(slurmfile))
+    assert build_for(cluster, cluster.options_for(Task(_noop))[1]) == ImageBuild(
+        dockerfile="docker/Dockerfile", registry="10.0.0.1:5000"
+    )
+
+
+def _noop() -> None: ...
