@@ -72,6 +72,10 @@ class Cluster:
             the terminal. Asked once; the connection is then reused.
         max_array_size: split ``map`` into arrays of at most this many elements
             (default: the cluster's ``MaxArraySize``).
+        default_packaging: the earlier SDK's name of ``packaging`` (e.g. ``"container"``);
+            its ``default_packaging_dockerfile=``, ``default_packaging_registry=``, ...
+            are the options ``packaging_dockerfile``, ... of every task
+            (see :mod:`slurm.packaging.container`).
 
     Every setting is declared once in :mod:`slurm.settings`; the same names
     work as keyword arguments, command-line options and Slurmfile keys.
@@ -109,7 +113,14 @@ class Cluster:
         backend: str | None = None,
         max_array_size: int | None = None,
         interactive_auth: InteractiveAuth | None = None,
+        default_packaging: Any = None,
+        **packaging_defaults: Any,
     ) -> None:
+        from slurm.packaging.images import earlier_spellings
+
+        packaging, default_options = earlier_spellings(
+            packaging, default_packaging, default_options, packaging_defaults
+        )
         chosen = backend or backend_type or "local"
         if not isinstance(chosen, str) or chosen.lower() not in BACKENDS:
             raise ConfigurationError(
@@ -245,11 +256,21 @@ class Cluster:
         )
         cluster._index_dir = spec.index_dir
         cluster.journal = Journal(f"{job_dir}/journal.jsonl")
+        from slurm.packaging.images import seed_images
+
+        seed_images(cluster, dict(getattr(spec, "images", ())))
         return cluster
 
-    def workflow_spec(self) -> WorkflowSpec:
-        """What a workflow submitted from here needs to make its own cluster."""
-        return WorkflowSpec(dict(self.default_options), self.store.index_dir)
+    def workflow_spec(self, defaults: Mapping[str, Any] | None = None) -> WorkflowSpec:
+        """What a workflow submitted from here needs to make its own cluster: the
+        defaults of its tasks (this cluster's, then ``defaults``) and the images built."""
+        from slurm.packaging.images import known_images
+
+        return WorkflowSpec(
+            {**self.default_options, **(defaults or {})},
+            self.store.index_dir,
+            tuple(sorted(known_images(self).items())),
+        )
 
     # --- context manager ----------------------------------------------------------
     def __enter__(self) -> Cluster:

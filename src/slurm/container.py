@@ -94,6 +94,8 @@ def container_spec(sdk_options: Mapping[str, Any], shared: Sequence[str]) -> Con
             image, or a malformed value.
     """
     image = sdk_options.get("container_image")
+    if image is False:  # switched off (e.g. a workflow's task opting out of its image)
+        return None
     if not image:
         stray = sorted(k for k in CONTAINER_OPTIONS - {"container_image"} if sdk_options.get(k))
         if stray:

@@ -172,6 +172,15 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "container_image",
         "container_mounts",
         "container_workdir",
+        # packaging="container": the image's build keys (slurm.packaging.container)
+        "packaging_dockerfile",
+        "packaging_context",
+        "packaging_registry",
+        "packaging_name",
+        "packaging_push",
+        "packaging_platform",
+        "packaging_tls_verify",
+        "packaging_runtime",
     }
 )
 

@@ -109,10 +109,12 @@ class RunPolicy:
 
 @dataclass(frozen=True)
 class WorkflowSpec:
-    """What a workflow's own cluster needs on its node: the submitter's defaults."""
+    """What a workflow's own cluster needs on its node: the submitter's defaults, and the
+    container images built for the run (build key -> reference; never built on the node)."""
 
     default_options: dict[str, Any]
     index_dir: str
+    images: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

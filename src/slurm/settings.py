@@ -83,7 +83,7 @@ FIELDS: tuple[Field, ...] = (
           dest="partition"),
     Field("default_account", "str", "default Slurm account", "--account", dest="account"),
     Field("python", "str", "Python interpreter on the cluster", "--python"),
-    Field("packaging", "packaging", "how code reaches the cluster (auto, wheel, none)",
+    Field("packaging", "packaging", "how code reaches the cluster (auto, wheel, none, container)",
           "--packaging"),
     Field("max_array_size", "int", "split map() into arrays of at most this many elements",
           "--max-array-size"),
@@ -118,7 +118,7 @@ def _check(spec: Field, value: Any, source: str) -> Any:
             "int": "a whole number",
             "bool": "true or false (not a string)",
             "options": "a table of sbatch options",
-            "packaging": "'auto', 'wheel', 'none' or a table",
+            "packaging": "'auto', 'wheel', 'none', 'container' or a table",
         }[spec.kind]
         raise ConfigurationError(
             f"{source}: {spec.name} must be {want}, got {type(value).__name__} {value!r}."

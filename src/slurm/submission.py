@@ -198,22 +198,26 @@ def _submit(
     array: str | None,
     created: list[str],
 ) -> Submitted:
+    from slurm.packaging.images import prepare as prepare_images
     from slurm.packaging.launch import launch_for
 
     sbatch_options, sdk_options = cluster.options_for(task)
     # First: the preflight must fail before anything is written.
     launch = launch_for(cluster, task, sdk_options, calls)
+    # packaging="container" builds and pushes the image here (once); a workflow runs
+    # outside its image and hands it to its tasks.
+    sdk_options, for_children = prepare_images(cluster, task, sdk_options)
     container = container_spec(
         sdk_options, shared=[cluster.store.base_dir, os.path.dirname(cluster.store.index_dir)]
     )
     if container is not None:
-        check_container(cluster, container)
+        check_container(cluster, container, launch.python)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
         policy = dataclasses.replace(policy, requeue_on_time_limit=False)
     limits = limits_of(sbatch_options)
-    workflow = cluster.workflow_spec() if task.is_workflow else None
+    workflow = cluster.workflow_spec(for_children) if task.is_workflow else None
     payloads: list[bytes] = []
     refs: list[JobRef] = []
     try:
@@ -392,31 +396,46 @@ def _place(
     cluster.tracker.watch(job, submitted=done.submitted)
 
 
-def check_container(cluster: Cluster, spec: ContainerSpec) -> None:
+def check_pyxis(cluster: Cluster, what: str) -> None:
+    """The cluster's srun knows pyxis's ``--container-image`` (asked once per Cluster).
+
+    Raises:
+        ConfigurationError: it does not; ``what`` says what asked for a container.
+    """
+    if cluster._pyxis_checked:
+        return
+    out = cluster.transport.run(["srun", "--help"], check=False, timeout=60)
+    if "--container-image" not in out.stdout + out.stderr:
+        raise ConfigurationError(
+            f"The task asks for {what}, but this cluster's srun has no --container-image "
+            "option: pyxis (the Slurm plugin that runs tasks in containers) is not installed "
+            "there. Nothing was submitted. Ask the cluster's admins for pyxis + enroot, or "
+            "drop the container (on the dev cluster: `slurm devcluster up --containers`)."
+        )
+    cluster._pyxis_checked = True
+
+
+def check_container(cluster: Cluster, spec: ContainerSpec, python: str) -> None:
     """Before submitting a task in a container: the cluster's srun knows pyxis's
-    ``--container-image`` (asked once per Cluster), and an image given as a path exists.
+    ``--container-image`` (asked once per Cluster), an image given as a path exists,
+    and one given as a registry reference is in its registry (asked from the login
+    host with ``python``, see :mod:`slurm.packaging.registry`).
 
     Raises:
         ConfigurationError: saying what to do.
     """
     transport = cluster.transport
-    if not cluster._pyxis_checked:
-        out = transport.run(["srun", "--help"], check=False, timeout=60)
-        if "--container-image" not in out.stdout + out.stderr:
-            raise ConfigurationError(
-                f"The task asks for container_image={spec.image!r}, but this cluster's srun "
-                "has no --container-image option: pyxis (the Slurm plugin that runs tasks in "
-                "containers) is not installed there. Nothing was submitted. Ask the cluster's "
-                "admins for pyxis + enroot, or drop container_image (on the dev cluster: "
-                "`slurm devcluster up --containers`)."
-            )
-        cluster._pyxis_checked = True
+    check_pyxis(cluster, f"container_image={spec.image!r}")
     if spec.image.startswith("/") and not transport.exists(spec.image):
         raise ConfigurationError(
             f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
             "submitted. Give the path of a squashfs image there (e.g. made with "
             "`enroot import`), or a registry reference such as 'registry#name:tag'."
         )
+    if not spec.image.startswith("/"):
+        from slurm.packaging.images import check_image
+
+        check_image(cluster, spec.image, python)
 
 
 def is_multi_rank(options: Mapping[str, Any]) -> bool:

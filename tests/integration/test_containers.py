@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import http.server
+import json
+import logging
 import os
+import secrets
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from slurmrecords import wait_for_records
 
 import slurm.devcluster as dc
-from slurm import Cluster, JobContext, task
+from slurm import Cluster, JobContext, task, workflow
 from slurm.errors import ConfigurationError
+from slurm.transport.ssh import SSHTransport
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +176,165 @@ def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
     assert result["resumed_from"]["steps"] > 0
     runs = _runs_of(job.id)[job.id]
     assert "PREEMPTED" in runs or "REQUEUED" in runs, runs
+
+
+@workflow(time="00:05:00")
+def flow_with_image(marker: str) -> dict[str, Any]:
+    return {"workflow_python": sys.executable, "child": inside(marker).get_result()}
+
+
+def test_a_workflow_given_an_image_runs_outside_it_and_its_tasks_inside(
+    ccluster: Cluster, image: str, tmp_path: Path
+) -> None:
+    (tmp_path / "marker").write_text("child")
+    flow = flow_with_image.with_options(
+        container_image=image, container_mounts=f"{tmp_path}:/mnt/marker"
+    )
+    out = flow("/mnt/marker/marker").get_result(timeout=180)
+    assert out["workflow_python"] == sys.executable  # the cluster's Python, outside the image
+    assert out["child"]["python"] == "/usr/bin/python3" and out["child"]["marker"] == "child"
+
+
+def _dockerfile(context: Path, containers: dict[str, str], nonce: str) -> Path:
+    """``FROM`` the dev cluster's base image in its registry, plus a step adding a marker
+    (``nonce`` makes the content, hence the tag, new: a real build and push)."""
+    context.mkdir(parents=True, exist_ok=True)
+    base = containers["base_image_ref"].replace("#", "/")  # podman spells it REGISTRY/NAME
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(f"FROM {base}\nRUN echo marker-{nonce} > /marker\n")
+    return dockerfile
+
+
+def _ssh_cluster(devcluster: dc.Status, tmp_path: Path, **settings: Any) -> Cluster:
+    """An SSH cluster on this session's dev cluster (its own ssh config, whatever
+    ``~/.ssh/config``'s alias points at)."""
+    ssh = devcluster.ssh
+    return Cluster(
+        backend_type="ssh",
+        transport=SSHTransport(ssh.alias, ssh_config=ssh.config_file),
+        job_base_dir=str(tmp_path / "jobs"),
+        default_partition="debug",
+        **settings,
+    )
+
+
+def test_tutorial_over_ssh_every_task_in_an_image_built_from_a_dockerfile(
+    devcluster: dc.Status,
+    containers: dict[str, str],
+    image: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
+
+    nonce = secrets.token_hex(6)
+    dockerfile = _dockerfile(tmp_path / "image", containers, nonce)
+    caplog.set_level(logging.INFO, logger="slurm.packaging")
+    # The earlier SDK's spellings; the environment shipped where the other SSH tests
+    # ship theirs (the same wheels: made once).
+    envs = str(Path.home() / ".slurm-sdk" / "jobs" / ".envs")
+    with _ssh_cluster(
+        devcluster,
+        tmp_path,
+        default_packaging={"type": "container", "env_dir": envs},
+        default_packaging_dockerfile=str(dockerfile),
+        default_packaging_registry=containers["registry"],
+    ):
+        flow = parallel_train_eval_workflow(
+            epochs=1, epoch_steps=1, steps_per_job_cap=1, partition_train=None, partition_eval=None
+        )
+        marker = inside("/marker")  # a task of its own, in the same image
+        sqsh = inside.with_options(container_image=image)("/etc/debian_version")
+        state_path = Path(flow.get_result(timeout=300))
+        seen, in_sqsh = marker.get_result(timeout=120), sqsh.get_result(timeout=120)
+    builds = [r for r in caplog.records if r.getMessage().startswith("building image")]
+    assert len(builds) == 1, [r.getMessage() for r in caplog.records]
+    assert seen["marker"].strip() == f"marker-{nonce}" and seen["python"] == "/usr/bin/python3"
+    assert in_sqsh["python"] == "/usr/bin/python3" and in_sqsh["marker"].strip()
+    # Every child of the workflow ran in that image, pulled by pyxis; none was built there.
+    workflow_dir = state_path.parent.parent
+    reference = builds[0].getMessage().split()[2]  # REGISTRY/NAME:TAG
+    pyxis_ref = reference.replace("/", "#", 1)
+    children = sorted((workflow_dir / "tasks").glob("*-*/stderr"))
+    assert {p.parent.name.rsplit("-", 3)[0] for p in children} == {
+        "train_epoch_segment",
+        "evaluate_epoch",
+    }
+    for stderr in children:
+        assert f"imported docker image: {pyxis_ref}" in stderr.read_text(), stderr
+    assert "building image" not in (workflow_dir / "stderr").read_text()
+    # The orchestrator ran outside the image (it submits with sbatch), its children inside.
+    assert "SLURM_SDK_CONTAINER" not in (workflow_dir / "job.sh").read_text()
+    assert all("SLURM_SDK_CONTAINER" in (p.parent / "job.sh").read_text() for p in children)
+    state = json.loads(state_path.read_text())
+    ids = [state["workflow_job_id"], *state["eval_jobs"].values()]
+    records = wait_for_records(*ids, timeout=60)
+    assert {r["State"] for r in records.values()} == {"COMPLETED"}
+
+
+@pytest.fixture()
+def refusing_registry() -> Iterator[str]:
+    """A registry on loopback that refuses every request (403)."""
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            body = b'{"errors":[{"code":"DENIED","message":"pushes are not allowed here"}]}'
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _refuse
+
+        def log_message(self, *args: Any) -> None:
+            del args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_registry_that_refuses_the_push_is_quoted(
+    ccluster: Cluster, containers: dict[str, str], refusing_registry: str, tmp_path: Path
+) -> None:
+    dockerfile = _dockerfile(tmp_path / "image", containers, "refused")
+    job_task = inside.with_options(
+        packaging="container",
+        packaging_dockerfile=str(dockerfile),
+        packaging_registry=refusing_registry,
+    )
+    with pytest.raises(ConfigurationError, match="refused") as info:
+        job_task("/marker")
+    assert "pushes are not allowed here" in str(info.value) or "403" in str(info.value)
+    assert not list((tmp_path / "jobs").glob("inside-*"))
+
+
+def test_an_image_missing_from_its_registry_fails_before_submission(
+    ccluster: Cluster, containers: dict[str, str], tmp_path: Path
+) -> None:
+    missing = f"{containers['registry']}#sdk/python:no-such-tag"
+    with pytest.raises(ConfigurationError, match="has no image sdk/python:no-such-tag"):
+        inside.with_options(container_image=missing)("/x")
+    assert not list((tmp_path / "jobs").glob("inside-*"))
+
+
+def test_a_registry_that_wants_credentials_or_cannot_be_reached_is_not_a_refusal(
+    refusing_registry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from slurm.packaging.registry import check_manifest
+    from slurm.transport.local import LocalTransport
+
+    caplog.set_level(logging.INFO, logger="slurm.packaging.registry")
+    # 403 on reading: it may want credentials, which enroot has and this check has not.
+    check_manifest(LocalTransport(), sys.executable, f"{refusing_registry}#team/img:1")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    check_manifest(LocalTransport(), sys.executable, f"127.0.0.1:{closed}#team/img:1")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("asks for credentials" in m for m in messages), messages
+    assert any("could not reach the registry" in m for m in messages), messages

@@ -17,6 +17,8 @@ def test_no_image_no_container() -> None:
 def test_mounts_or_workdir_without_an_image_are_refused() -> None:
     with pytest.raises(InvalidOptionError, match="container_mounts given without"):
         container_spec({"container_mounts": "/a:/b"}, shared=[])
+    # container_image=False switches a lower layer's container off, mounts and all.
+    assert container_spec({"container_image": False, "container_mounts": "/a:/b"}, []) is None
 
 
 @pytest.mark.parametrize("bad", ["a b", "x,y", ""])

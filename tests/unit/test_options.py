@@ -128,6 +128,14 @@ def test_required_names_present() -> None:
         "container_image",
         "container_mounts",
         "container_workdir",
+        "packaging_dockerfile",
+        "packaging_context",
+        "packaging_registry",
+        "packaging_name",
+        "packaging_push",
+        "packaging_platform",
+        "packaging_tls_verify",
+        "packaging_runtime",
     } == SDK_OPTIONS
     assert not SBATCH_OPTIONS & SDK_OPTIONS
     assert set(RESERVED_OPTIONS) <= SBATCH_OPTIONS

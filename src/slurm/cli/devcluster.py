@@ -100,8 +100,9 @@ def devcluster() -> None:
 @click.option(
     "--containers/--no-containers",
     default=None,
-    help="Build and enable pyxis + enroot, run a registry on loopback, make a base image "
-    "with Python (docs/containers.md) [default: the last `up`'s, else off].",
+    help="Build and enable pyxis + enroot, run a registry, make a base image with Python "
+    "(docs/containers.md; about a minute on the first `up` of a machine) [default: the "
+    "last `up`'s, else on; off with --nodes 1].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(

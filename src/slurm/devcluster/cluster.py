@@ -117,8 +117,8 @@ def _settings(
     if port_base is None:
         from_env = os.environ.get(ENV_PORT_BASE)
         port_base = env_port_base() if from_env else _saved_int(saved, "port_base")
-    if containers is None:  # the last up's, unless the layout cannot have them
-        containers = bool(saved.get("containers", False)) and nodes > 1
+    if containers is None:  # the last up's, else on; never on the one-node layout
+        containers = bool(saved.get("containers", True)) and nodes > 1
     return replace(
         s,
         accounting=accounting,
@@ -190,7 +190,8 @@ def up(
             else the last ``up``'s, else 6817.
         containers: build and enable pyxis + enroot, run a registry on
             ``127.0.0.1:<port base + 4>`` and provide a base image with Python
-            (docs/containers.md). Default: the last ``up``'s, else off.
+            (docs/containers.md). Default: the last ``up``'s, else on (off on the
+            one-node layout, which cannot have them).
 
     Raises:
         DevclusterError: a package is missing and cannot be installed here, a daemon

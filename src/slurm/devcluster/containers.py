@@ -183,7 +183,9 @@ def render_plugstack_conf(pyxis_so: Path, s: Settings) -> str:
 
 def render_enroot_conf(s: Settings) -> str:
     """enroot's config: unpacked containers on disk per node (not in the node's small /tmp),
-    plain HTTP allowed (the registry on loopback), the job's user as root inside."""
+    plain HTTP allowed (the registry on loopback), the job's user as root inside, and
+    images squashed without compression: each job imports a registry image anew
+    (squash, then unpack), about a third quicker so; the file lives only during the job."""
     base = s.containers_dir
     return "".join(
         f"{key} {value}\n"
@@ -194,6 +196,7 @@ def render_enroot_conf(s: Settings) -> str:
             ("ENROOT_ALLOW_HTTP", "yes"),
             ("ENROOT_ROOTFS_WRITABLE", "yes"),
             ("ENROOT_MOUNT_HOME", "no"),
+            ("ENROOT_SQUASH_OPTIONS", "-noI -noD -noF -noX -no-duplicates -exit-on-error"),
         )
     )
 

@@ -117,8 +117,9 @@ def ensure_pam_oath() -> str:
 
 
 # What `slurm devcluster up --containers` needs: the tools to build enroot and pyxis
-# from the vendored sources, enroot's run-time helpers, Debian's registry server and
-# mmdebstrap for the base image (see docs/containers.md).
+# from the vendored sources, enroot's run-time helpers, Debian's registry server,
+# mmdebstrap for the base image, and podman (with runc, which handles hybrid cgroups)
+# for packaging="container" (see docs/containers.md).
 CONTAINER_PACKAGES = (
     "gcc",
     "make",
@@ -140,6 +141,8 @@ CONTAINER_PACKAGES = (
     "libslurm-dev",
     "zstd",
     "docker-registry",
+    "podman",
+    "runc",
 )
 
 

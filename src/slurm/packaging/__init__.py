@@ -23,6 +23,11 @@ needs and no wheel provides travel as source (:mod:`slurm.packaging.closure`,
 options choose for that task (:func:`interpreter_settings`); each distinct setting is
 prepared once per cluster.
 
+``packaging="container"`` (or ``{"type": "container", "dockerfile": ...,
+"registry": ...}``) also builds an image from a Dockerfile, pushes it and runs
+every task in it (:mod:`slurm.packaging.container`, :mod:`slurm.packaging.images`);
+the code reaches the container as with ``"auto"``.
+
 The dict form takes these keys (all optional)::
 
     packaging={
@@ -48,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from slurm.errors import ConfigurationError
+from slurm.packaging.container import BUILD_KEYS
 from slurm.packaging.deps import collect_dependencies, requirement_name
 from slurm.packaging.lock import LockPolicy
 from slurm.packaging.project import Project, find_project, read_project
@@ -83,7 +89,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _MODES = ("auto", "wheel", "none")
-_KEYS = frozenset({"type", "mode", "python", "project", "env_dir", "lock_timeout", "installer"})
+_CONTAINER = "container"
+_KEYS = frozenset(
+    {"type", "mode", "python", "project", "env_dir", "lock_timeout", "installer", *BUILD_KEYS}
+)
 _INSTALLERS = ("auto", "uv", "pip")
 _DISCOVER = "discover"
 
@@ -98,6 +107,9 @@ class PackagingSpec:
     env_dir: str | None = None
     lock_timeout: float = 1800.0
     installer: str = "auto"
+    # packaging="container": its build keys (slurm.packaging.container); not part of what
+    # makes an interpreter setting distinct (the code ships as with "auto").
+    container: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
 
 
 def parse_spec(value: Any) -> PackagingSpec:
@@ -112,14 +124,21 @@ def parse_spec(value: Any) -> PackagingSpec:
         value = {"type": value}
     if not isinstance(value, dict):
         raise ConfigurationError(
-            f"packaging= must be 'auto', 'wheel', 'none' or a dict, not {value!r}."
+            f"packaging= must be 'auto', 'wheel', 'none', 'container' or a dict, not {value!r}."
         )
     unknown = sorted(set(value) - _KEYS)
     mode = str(value.get("type", value.get("mode", "auto"))).lower()
     installer = str(value.get("installer", "auto")).lower()
+    container = None
+    if mode == _CONTAINER:
+        mode = "auto"
+        container = tuple(sorted((k, value[k]) for k in BUILD_KEYS if k in value))
+    elif set(value) & set(BUILD_KEYS):
+        unknown = sorted(set(unknown) | (set(value) & set(BUILD_KEYS)))
     if unknown or mode not in _MODES or installer not in _INSTALLERS:
         raise ConfigurationError(
-            f"packaging={value!r} is not understood: the type must be one of {_MODES}, the "
+            f"packaging={value!r} is not understood: the type must be one of "
+            f"{(*_MODES, _CONTAINER)} (a Dockerfile's keys only with 'container'), the "
             f"installer one of {_INSTALLERS} and the keys among {sorted(_KEYS)}"
             + (f" (unknown: {unknown})." if unknown else ".")
         )
@@ -144,6 +163,7 @@ def parse_spec(value: Any) -> PackagingSpec:
         env_dir=str(env_dir) if env_dir else None,
         lock_timeout=lock_timeout,
         installer=installer,
+        container=container,
     )
 
 
