@@ -50,6 +50,10 @@ def render_slurm_conf(s: Settings) -> str:
             ("AccountingStorageHost", s.login_address),
             ("AccountingStoragePort", s.slurmdbd_port),
         ]
+        if s.enforce_associations:
+            # Jobs need an association (user, account, cluster): an unknown account or
+            # QOS is refused by sbatch, as on most production clusters.
+            accounting.append(("AccountingStorageEnforce", "associations,qos"))
     else:
         accounting = [("AccountingStorageType", "accounting_storage/none")]
     # Memory limits enforced for real (docs/sizing-jobs.md): the gatherer samples each
@@ -202,8 +206,9 @@ def render_sshd_config(s: Settings) -> str:
             "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password",
             "UsePAM no",
-            # The state dir may live under a group-writable path (e.g. /tmp in tests).
-            "StrictModes no",
+            # The key files and every directory above them must be the user's (or
+            # root's) and not writable by group or others: `up` checks it first.
+            "StrictModes yes",
             "X11Forwarding no",
             "PrintMotd no",
             "AcceptEnv LANG LC_*",

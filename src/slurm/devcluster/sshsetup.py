@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import pwd
+from collections.abc import Sequence
 from pathlib import Path
 
-from slurm.devcluster.proc import run
+from slurm.devcluster.proc import DevclusterError, run
 from slurm.devcluster.render import render_known_hosts, render_ssh_client_config
 from slurm.devcluster.safefiles import write_file
-from slurm.devcluster.settings import SSH_ALIAS, Settings
+from slurm.devcluster.settings import ENV_STATE_DIR, SSH_ALIAS, Settings
 
 __all__ = [
     "BLOCK_BEGIN",
@@ -26,6 +29,7 @@ __all__ = [
     "install_user_ssh_config",
     "merge_known_hosts",
     "merge_user_config",
+    "strict_modes_problem",
     "write_ssh_files",
 ]
 
@@ -49,6 +53,43 @@ def ensure_keys(s: Settings) -> None:
     _keygen(s.ssh_client_key, f"{s.user}@{SSH_ALIAS}")
     public = s.ssh_client_key.with_name(s.ssh_client_key.name + ".pub").read_text()
     _write_if_changed(s.ssh_authorized_keys, public, 0o600)
+    _check_strict_modes(s)
+
+
+def strict_modes_problem(chain: Sequence[tuple[str, int, int]], uid: int, home: str) -> str | None:
+    """What sshd's ``StrictModes yes`` refuses about an authorized keys file, or None.
+
+    ``chain`` is (path, owner uid, mode) of the file (its real path), then of each
+    directory above it. sshd accepts each only if root or the user owns it and
+    neither group nor others may write it (the sticky bit does not help), and
+    stops after the user's home directory (else at ``/``).
+    """
+    for index, (path, owner, mode) in enumerate(chain):
+        if owner not in (0, uid) or mode & 0o022:
+            what = "file" if index == 0 else "directory"
+            return f"the {what} {path} (owner uid {owner}, mode {mode & 0o7777:04o})"
+        if index and path == home:
+            break
+    return None
+
+
+def _check_strict_modes(s: Settings) -> None:
+    """Refuse, before sshd does at every login, key files sshd's StrictModes rejects."""
+    real = s.ssh_authorized_keys.resolve()
+    chain = []
+    for path in (real, *real.parents):
+        info = path.stat()
+        chain.append((str(path), info.st_uid, info.st_mode))
+    user = pwd.getpwnam(s.user)
+    problem = strict_modes_problem(chain, user.pw_uid, os.path.realpath(user.pw_dir))
+    if problem is not None:
+        raise DevclusterError(
+            f"The dev cluster's sshd runs with StrictModes yes and would refuse every login: "
+            f"{problem} must be owned by {s.user} or root and not writable by group or others "
+            f"(the sticky bit of /tmp or /var/tmp is not enough). Choose a state directory "
+            f"(--state-dir or ${ENV_STATE_DIR}) whose parents up to your home only you or root "
+            f"can write, such as the default ~/.local/state/slurm-sdk/devcluster."
+        )
 
 
 def host_public_key(s: Settings) -> str:
