@@ -174,11 +174,10 @@ def test_sbatch_over_ssh(devcluster_ssh: SshInfo, tmp_path: Path) -> None:
 
 
 def test_ssh_alias_and_user_known_hosts(devcluster: Status, tmp_path: Path) -> None:
-    if devcluster.cluster_name != "devcluster":
-        pytest.skip("only the cluster on the default ports owns the slurm-devcluster alias")
+    # slurm-devcluster on the default ports, slurm-devcluster-<port base> beside it.
     out = tmp_path / "alias.out"
     cmd = ["sbatch", "--parsable", "--wait", "-o", str(out), "--wrap", "hostname"]
-    job_id = sh("ssh", "-o", "BatchMode=yes", "slurm-devcluster", *cmd)
+    job_id = sh("ssh", "-o", "BatchMode=yes", devcluster.ssh.alias, *cmd)
     assert job_id.isdigit()
     assert out.read_text().strip()
     # ~/.ssh/known_hosts knows the host key: strict checking passes without our file.

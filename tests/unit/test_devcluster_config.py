@@ -140,6 +140,8 @@ def test_another_port_base_renames_everything_it_shares_the_machine_with(
         "sdk6917n1",
     )
     assert other.login_address == "10.217.5.1" != default.login_address
+    assert (default.ssh_alias, other.ssh_alias) == ("slurm-devcluster", "slurm-devcluster-6917")
+    assert "Host slurm-devcluster-6917\n" in render_ssh_client_config(other)
     assert all(len(name) <= 15 for name in (other.bridge, other.compute_nodes[-1].veth))
 
 

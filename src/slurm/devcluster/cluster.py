@@ -42,7 +42,6 @@ from slurm.devcluster.settings import (
     ENV_PORT_BASE,
     MAX_NODES,
     PARTITIONS,
-    SSH_ALIAS,
     Settings,
     detect_settings,
     env_nodes,
@@ -263,10 +262,11 @@ def up(
             serve_containers(s, n.holder_pids(s))
         d.start_sshd(s, restart=sshd_changed)
         # Only a cluster that started, on the default ports, takes over the machine-wide
-        # pointers to it; another one runs beside it (its clients set SLURM_CONF).
+        # /etc/slurm/slurm.conf; another one runs beside it (its clients set SLURM_CONF).
+        # Each has its own SSH alias (slurm-devcluster, slurm-devcluster-<port base>).
         if s.is_default_instance:
             _link_system_conf(s)
-            install_user_ssh_config(s)
+        install_user_ssh_config(s)
         saved = {
             "accounting": s.accounting,
             "containers": s.containers,
@@ -333,7 +333,7 @@ def _status(s: Settings) -> Status:
             port=s.ssh_port,
             username=s.user,
             key_file=str(s.ssh_client_key),
-            alias=SSH_ALIAS,
+            alias=s.ssh_alias,
             config_file=str(s.ssh_client_config),
             known_hosts_file=str(s.ssh_known_hosts),
         ),

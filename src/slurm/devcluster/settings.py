@@ -127,6 +127,12 @@ class Settings:
         return self.port_base == DEFAULT_PORT_BASE
 
     @property
+    def ssh_alias(self) -> str:
+        """The ``~/.ssh/config`` alias of the login host: ``slurm-devcluster`` for the
+        cluster on the default ports, ``slurm-devcluster-<port base>`` for another one."""
+        return SSH_ALIAS if self.is_default_instance else f"{SSH_ALIAS}-{self.port_base}"
+
+    @property
     def cluster_name(self) -> str:
         return "devcluster" if self.is_default_instance else f"devcluster{self.port_base}"
 
