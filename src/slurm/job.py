@@ -401,7 +401,7 @@ class Job(Generic[T]):
             why = "a job it depends on failed, so it can never start (it was cancelled)"
         if info is None:
             why += ", and Slurm no longer lists it (squeue forgets ended jobs after MinJobAge)"
-            if self.cluster.tracker.accounting is False:
+            if self.cluster.tracker.sacct_failed:
                 why += (
                     "; accounting (sacct) did not answer, so how it ended is unknown: once "
                     f"slurmdbd is back, `sacct -j {self.id}` tells"

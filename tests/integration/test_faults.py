@@ -183,32 +183,41 @@ def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Pat
 def test_slurmdbd_stopped_waits_and_states_still_answer(faults: Status, home_tmp: Path) -> None:
     base = home_tmp / "jobs"
     since = time.time()
-    _stop("slurmdbd")
-    try:
-        with _cluster(base) as cluster:
+    with _cluster(base) as cluster:  # lives through slurmdbd's absence
+        with pytest.raises(JobTerminatedError, match=r"Exit code"):
+            kill_self().get_result(timeout=120)  # its exit code from sacct
+        assert cluster.tracker.accounting is True
+        _stop("slurmdbd")
+        try:
             died = kill_self()  # ends without a result
             ok = add(1, 2)
             assert ok.get_result(timeout=120) == 3
             with pytest.raises(JobTerminatedError, match=r"ended in state FAILED"):
                 died.get_result(timeout=120)
             assert cluster.get_job(ok.id).get_status().value == "COMPLETED"
-        # squeue forgets an ended job MinJobAge (30 s) to a minute later (slurmctld
-        # purges once a minute); then nothing can tell how it ended. An id the controller
-        # never gave out stands for such a job, rather than waiting that long.
-        forgotten = "67043000"
-        (base / ".index" / forgotten).write_text((base / ".index" / died.id).read_text())
-        with _cluster(base) as cluster:
-            with pytest.raises(JobTerminatedError, match=r"accounting .*did not answer"):
-                cluster.get_job(forgotten).get_result(timeout=60)
-            assert cluster.get_job(ok.id).get_result(timeout=10) == 3
-        listing = CliRunner(env={"COLUMNS": "250"}).invoke(
-            main, ["jobs", "list", "--backend", "local", "--job-base-dir", str(base)]
+            # squeue forgets an ended job MinJobAge (30 s) to a minute later (slurmctld
+            # purges once a minute); then nothing can tell how it ended. An id the
+            # controller never gave out stands for such a job, rather than waiting.
+            forgotten = "67043000"
+            (base / ".index" / forgotten).write_text((base / ".index" / died.id).read_text())
+            with _cluster(base) as fresh:
+                with pytest.raises(JobTerminatedError, match=r"accounting .*did not answer"):
+                    fresh.get_job(forgotten).get_result(timeout=60)
+                assert fresh.get_job(ok.id).get_result(timeout=10) == 3
+            listing = CliRunner(env={"COLUMNS": "250"}).invoke(
+                main, ["jobs", "list", "--backend", "local", "--job-base-dir", str(base)]
+            )
+            assert listing.exit_code == 0, listing.output
+            assert ok.id in listing.output and died.id in listing.output
+        finally:
+            assert _up(faults.state_dir).running  # slurmdbd again
+        # sacct is asked again once it answers: the exit code the error lacked comes back.
+        _eventually(
+            lambda: "Exit code" in str(cluster.get_job(died.id).exception(timeout=30)),
+            "the exit code from sacct",
         )
-        assert listing.exit_code == 0, listing.output
-        assert ok.id in listing.output and died.id in listing.output
-    finally:
-        assert _up(faults.state_dir).running  # slurmdbd again
-    assert _accounted(since, ["add", "kill_self"]) == ["add", "kill_self"]
+        assert cluster.tracker.accounting is True
+    assert _accounted(since, ["add", "kill_self", "kill_self"]) == ["add", "kill_self", "kill_self"]
 
 
 # --- associations enforced -----------------------------------------------------------
