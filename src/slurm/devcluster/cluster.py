@@ -195,8 +195,9 @@ def up(
             else the last ``up``'s, else 2.
         port_base: the first of six ports (slurmctld, slurmd, slurmdbd, MariaDB, -, sshd);
             a cluster on other than the default 6817 runs beside the default one, under
-            its own cluster name and network names, and leaves ``/etc/slurm/slurm.conf``
-            and ``~/.ssh/config`` alone. Default ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``,
+            its own cluster name, network names and SSH alias
+            (``slurm-devcluster-<port base>``), and leaves ``/etc/slurm/slurm.conf``
+            alone. Default ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``,
             else the last ``up``'s, else 6817.
         containers: build and enable pyxis + enroot, run a registry on
             ``127.0.0.1:<port base + 4>`` and provide a base image with Python
