@@ -73,7 +73,10 @@ def test_status_json_shape(devcluster: Status) -> None:
     assert data["running"] is True
     assert data["accounting"] is True
     assert data["ssh"]["host"] == "127.0.0.1"
-    assert data["ssh"]["alias"] == "slurm-devcluster"
+    # slurm-devcluster on the default ports, slurm-devcluster-<port base> beside it
+    assert data["ssh"]["alias"] == devcluster.ssh.alias
+    base = data["ssh"]["port"] - 5
+    assert data["ssh"]["alias"] in ("slurm-devcluster", f"slurm-devcluster-{base}")
     assert data["ssh"]["port"] == devcluster.ssh.port
     assert Path(data["ssh"]["key_file"]).is_file()
     assert data["partitions"] == ["debug", "compute", "urgent"]
