@@ -399,6 +399,13 @@ class Job(Generic[T]):
             why = why.replace("its node", f"its node {info.node}")
         if reason == "DependencyNeverSatisfied":
             why = "a job it depends on failed, so it can never start (it was cancelled)"
+        if info is None:
+            why += ", and Slurm no longer lists it (squeue forgets ended jobs after MinJobAge)"
+            if self.cluster.tracker.sacct_failed:
+                why += (
+                    "; accounting (sacct) did not answer, so how it ended is unknown: once "
+                    f"slurmdbd is back, `sacct -j {self.id}` tells"
+                )
         message = f"Job {self.id} ({self.name}) ended in state {state}: {why}."
         if exit_code:
             message += f" Exit code {exit_code}."

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from slurm.errors import ConnectionLostError, SubmissionError
+from slurm.errors import ConnectionLostError, SlurmError, SubmissionError
 from slurm.queries import query_sacct, query_squeue, query_usage
 from slurm.slurmcmd import (
     JobInfo,
@@ -27,6 +27,7 @@ from slurm.slurmcmd import (
     parse_show_config,
     parse_slurm_conf,
     sbatch_argv,
+    sbatch_running,
     scancel_argv,
     scontrol_show_config_argv,
 )
@@ -48,6 +49,9 @@ _TRANSIENT_ERRORS = (
     "Connection refused",
 )
 _DEFAULT_MAX_ARRAY_SIZE = 1001
+# How long an sbatch cut off from its client may still be submitting: Slurm's clients
+# retry connecting for MessageTimeout s, then wait as long again for the answer.
+_LOST_SBATCH_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,9 @@ class SlurmClient:
 
         When the connection drops after sbatch was sent, or the controller
         answers with a transient error, squeue is asked for a job with this
-        ``comment`` (which the script carries) before sbatch is tried again.
+        ``comment`` (which the script carries) before sbatch is tried again;
+        after a drop, first once the cut-off sbatch no longer runs on the login
+        node (it may still submit the job).
         With ``comment=None`` (a script submitted before, whose earlier job
         carries the same comment) a lost answer or a transient error is
         raised instead of retried.
@@ -189,6 +195,7 @@ class SlurmClient:
             except ConnectionLostError:
                 if last or comment is None:
                     raise
+                self._wait_for_lost_sbatch(script_path)
                 found = self.find_by_comment(comment)
                 if found is not None:
                     return found
@@ -214,6 +221,27 @@ class SlurmClient:
                 stderr=result.stderr,
             )
         raise AssertionError("unreachable")
+
+    def _wait_for_lost_sbatch(self, script_path: str) -> None:
+        """Wait until no sbatch of ``script_path`` runs on the login node any more.
+
+        An sbatch whose connection dropped keeps running there (nothing signals it)
+        and may still submit the job, after a look by comment found nothing.
+        Another login node behind the same name shows none: the look goes on.
+        """
+        deadline = time.monotonic() + _LOST_SBATCH_WAIT
+        while True:
+            try:
+                ps = self.transport.run(["ps", "wwx", "-o", "args="], check=False)
+            except SlurmError:
+                return
+            if not sbatch_running(ps.stdout, script_path):
+                return
+            if time.monotonic() > deadline:
+                logger.warning("the sbatch of %s still runs; looking for its job", script_path)
+                return
+            logger.info("waiting for the sbatch of %s, cut off from us, to end", script_path)
+            time.sleep(0.5)
 
     def find_by_comment(self, comment: str) -> str | None:
         """The id of a job of ours whose ``--comment`` is ``comment``, or None.

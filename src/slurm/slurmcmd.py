@@ -35,6 +35,7 @@ __all__ = [
     "parse_squeue",
     "sacct_argv",
     "sbatch_argv",
+    "sbatch_running",
     "scancel_argv",
     "scontrol_show_config_argv",
     "squeue_argv",
@@ -289,6 +290,16 @@ def parse_exit_code(text: str) -> tuple[int | None, int | None]:
 def sbatch_argv(script_path: str, *, flags: Sequence[str] = ()) -> list[str]:
     """``sbatch --parsable [flags] SCRIPT``: the job id is the last stdout line."""
     return ["sbatch", "--parsable", *flags, script_path]
+
+
+def sbatch_running(ps_output: str, script_path: str) -> bool:
+    """Whether ``ps wwx -o args=`` output shows an ``sbatch`` of ``script_path`` still running
+    (one whose SSH connection dropped: it may yet submit the job)."""
+    for line in ps_output.splitlines():
+        words = line.split()
+        if words and words[0].rsplit("/", 1)[-1] == "sbatch" and line.endswith(" " + script_path):
+            return True
+    return False
 
 
 _SBATCH_ID_RE = re.compile(r"^(\d+)(?:;\S*)?$")

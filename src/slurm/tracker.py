@@ -59,7 +59,9 @@ class Tracker:
         store: where result files and the done markers are.
 
     Attributes:
-        accounting: whether sacct answers here (``None`` until it was asked).
+        accounting: whether sacct answers here (``None`` until it was asked; once it
+            has answered, it stays True).
+        sacct_failed: whether the last sacct call failed.
         controller_calls: how many squeue/sacct/scancel calls it made.
     """
 
@@ -77,6 +79,7 @@ class Tracker:
         self._last_controller_poll = time.monotonic()
         self._last_progress = 0.0
         self.accounting: bool | None = None  # learnt from the first sacct call
+        self.sacct_failed = False  # the last sacct call did not answer
         self.controller_calls = 0
 
     # --- public ---------------------------------------------------------------
@@ -364,11 +367,19 @@ class Tracker:
         return False
 
     def _learn_accounting(self, answered: bool | None) -> None:
+        """``accounting`` becomes False only on a cluster whose sacct never answered: once
+        it has, a failure (slurmdbd restarting) is passing, and sacct is asked again."""
         if answered is None:
             return
-        if not answered and self.accounting is not False:
-            logger.info("sacct is not usable here; tracking without accounting")
-        self.accounting = answered
+        self.sacct_failed = not answered
+        if answered:
+            self.accounting = True
+        elif self.accounting is True:
+            logger.info("sacct did not answer (slurmdbd down?); asking it again later")
+        else:
+            if self.accounting is None:
+                logger.info("sacct is not usable here; tracking without accounting")
+            self.accounting = False
 
     def _sacct(self, job_ids: list[str], since: float | None) -> dict[str, JobInfo]:
         if self.accounting is False:

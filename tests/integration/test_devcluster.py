@@ -73,7 +73,10 @@ def test_status_json_shape(devcluster: Status) -> None:
     assert data["running"] is True
     assert data["accounting"] is True
     assert data["ssh"]["host"] == "127.0.0.1"
-    assert data["ssh"]["alias"] == "slurm-devcluster"
+    # slurm-devcluster on the default ports, slurm-devcluster-<port base> beside it
+    assert data["ssh"]["alias"] == devcluster.ssh.alias
+    base = data["ssh"]["port"] - 5
+    assert data["ssh"]["alias"] in ("slurm-devcluster", f"slurm-devcluster-{base}")
     assert data["ssh"]["port"] == devcluster.ssh.port
     assert Path(data["ssh"]["key_file"]).is_file()
     assert data["partitions"] == ["debug", "compute", "urgent"]
@@ -174,11 +177,10 @@ def test_sbatch_over_ssh(devcluster_ssh: SshInfo, tmp_path: Path) -> None:
 
 
 def test_ssh_alias_and_user_known_hosts(devcluster: Status, tmp_path: Path) -> None:
-    if devcluster.cluster_name != "devcluster":
-        pytest.skip("only the cluster on the default ports owns the slurm-devcluster alias")
+    # slurm-devcluster on the default ports, slurm-devcluster-<port base> beside it.
     out = tmp_path / "alias.out"
     cmd = ["sbatch", "--parsable", "--wait", "-o", str(out), "--wrap", "hostname"]
-    job_id = sh("ssh", "-o", "BatchMode=yes", "slurm-devcluster", *cmd)
+    job_id = sh("ssh", "-o", "BatchMode=yes", devcluster.ssh.alias, *cmd)
     assert job_id.isdigit()
     assert out.read_text().strip()
     # ~/.ssh/known_hosts knows the host key: strict checking passes without our file.

@@ -5,13 +5,11 @@ Each test has its own job base directory under ``$HOME`` (see ``home_tmp``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -389,8 +387,7 @@ def test_password_never_reaches_a_job_or_a_log(
 
 
 def test_unknown_partition_leaves_nothing_behind(devcluster: object, home_tmp: Path) -> None:
-    # The dev cluster does not enforce associations (AccountingStorageEnforce), so it
-    # accepts any account or QOS; a cluster that does refuses them the same way.
+    # An unknown account or QOS: test_faults.py, on a cluster that enforces associations.
     base = home_tmp / "jobs"
     with (
         _cluster(base),
@@ -596,45 +593,54 @@ def test_hostile_strings_travel_unchanged_and_never_run(
     assert len(_job_dirs(base)) == len(HOSTILE_STRINGS)
 
 
-# --- faults: a full disk, a truncated result ----------------------------------------------
+# Every hostile string at once: a workflow's name, and a directory name (so the job base
+# directory, the workflow's shared_dir and every path its tasks get as arguments hold it;
+# but no backslash, which Slurm strips from --output/--error: such a path is refused).
+HOSTILE_ALL = " ".join(HOSTILE_STRINGS)
+HOSTILE_DIR = " ".join(s for s in HOSTILE_STRINGS if "\\" not in s)
 
 
-@pytest.fixture()
-def small_disk(devcluster: Any, home_tmp: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs under $HOME, which the compute node must see too."""
-    if os.getuid() != 0:
-        pytest.skip("mounting a small filesystem needs root")
-    if len(devcluster.nodes) > 1:
-        # The nodes' mount namespaces (private propagation) never see a filesystem
-        # mounted on the login host after they started; `slurm devcluster up --nodes 1`
-        # runs this test.
-        pytest.skip("compute nodes in their own mount namespaces do not see a new mount")
-    mount = home_tmp / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(mount)],
-                   check=True)  # fmt: skip
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_full_base_dir_is_a_clear_error_and_nothing_is_left(
-    devcluster: object, small_disk: Path
+def test_hostile_strings_through_the_tutorials_workflow(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    base = small_disk / "jobs"
-    filler = small_disk / "filler"
-    with _cluster(base) as cluster:
-        assert add(1, 1).get_result(timeout=120) == 2  # the preflight made the layout
-        before = _job_dirs(base)
-        with open(filler, "wb") as f, contextlib.suppress(OSError):
-            f.write(b"x" * 1024 * 1024)  # fill it up
-        with pytest.raises(ConfigurationError, match=r"No space left on device.*Nothing was"):
-            add(2, 2)
-        assert _job_dirs(base) == before
-        filler.unlink()
-        assert add(3, 3).get_result(timeout=120) == 6  # space again: it works again
-        assert cluster.get_job(cluster.store.job_ids()[-1]).get_result(timeout=10) == 2
+    import json
+
+    from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
+
+    base = home_tmp / HOSTILE_DIR / "jobs"
+    monkeypatch.chdir(home_tmp)  # a `touch PWNED` that ran would leave it here
+    flow_task = parallel_train_eval_workflow.with_options(job_name=HOSTILE_ALL)
+    arguments = {"epochs": 1, "epoch_steps": 2, "steps_per_job_cap": 1,
+                 "partition_train": None, "partition_eval": None}  # fmt: skip
+    slashed = home_tmp / "back\\slash" / "jobs"
+    with _cluster(slashed), pytest.raises(InvalidOptionError, match="backslashes"):
+        flow_task(**arguments)
+    assert _job_dirs(slashed) == []
+    with _cluster(base):
+        flow = flow_task(**arguments)
+        state_path = Path(flow.get_result(timeout=300))
+    named = subprocess.run(
+        ["squeue", "-h", "--states=all", "-j", flow.id, "-o", "%j"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert named in ("", HOSTILE_ALL + "\n")  # Slurm got the name as given (if still listed)
+    shared = Path(flow.job_dir) / "shared"
+    assert state_path == shared / "state.json"
+    assert str(base) in str(shared)  # the hostile directory, as given
+    state = json.loads(state_path.read_text())
+    assert state["checkpoints"] == [str(shared / "checkpoints" / "epoch_000.json")]
+    assert state["metrics"] == [str(shared / "metrics" / "epoch_000.json")]
+    assert state["eval_succeeded"] == {"0": True}
+    metrics = json.loads((shared / "metrics" / "epoch_000.json").read_text())
+    assert metrics["checkpoint_path"] == state["checkpoints"][0]  # an argument, unchanged
+    shown = _cli(base, "show", flow.id)
+    assert shown.exit_code == 0 and "COMPLETED" in shown.output, shown.output
+    listing = _cli(base, "list")
+    assert listing.exit_code == 0, listing.output
+    assert not list(home_tmp.rglob("PWNED"))
+
+
+# --- faults: a truncated result (a full disk: test_faults.py) ----------------------------
 
 
 def test_truncated_result_is_a_clear_error(devcluster: object, home_tmp: Path) -> None:

@@ -18,6 +18,7 @@ from slurm.devcluster.render import (
     render_sshd_config,
 )
 from slurm.devcluster.settings import Settings, sensible_real_memory_mb
+from slurm.devcluster.sshsetup import strict_modes_problem
 
 STATE = Path("/state")
 
@@ -139,6 +140,8 @@ def test_another_port_base_renames_everything_it_shares_the_machine_with(
         "sdk6917n1",
     )
     assert other.login_address == "10.217.5.1" != default.login_address
+    assert (default.ssh_alias, other.ssh_alias) == ("slurm-devcluster", "slurm-devcluster-6917")
+    assert "Host slurm-devcluster-6917\n" in render_ssh_client_config(other)
     assert all(len(name) <= 15 for name in (other.bridge, other.compute_nodes[-1].veth))
 
 
@@ -155,6 +158,12 @@ def test_slurm_conf_without_accounting(settings: Settings) -> None:
     assert conf["JobAcctGatherType"] == "jobacct_gather/linux"
     assert conf["JobAcctGatherParams"] == "OverMemoryKill"
     assert "AccountingStorageHost" not in conf
+
+
+def test_associations_are_enforced_only_when_asked(settings: Settings) -> None:
+    assert "AccountingStorageEnforce" not in _conf(render_slurm_conf(settings))
+    enforcing = _conf(render_slurm_conf(replace(settings, enforce_associations=True)))
+    assert enforcing["AccountingStorageEnforce"] == "associations,qos"
 
 
 def test_slurm_conf_is_deterministic(settings: Settings) -> None:
@@ -208,8 +217,47 @@ def test_sshd_config(settings: Settings) -> None:
         "PasswordAuthentication no",
         "SetEnv SLURM_CONF=/state/slurm.conf",
         "Subsystem sftp internal-sftp",
+        "StrictModes yes",
     ):
         assert expected in lines
+    assert "StrictModes no" not in lines
+
+
+HOME = "/home/alice"
+
+
+@pytest.mark.parametrize(
+    ("chain", "problem"),
+    [
+        # The default state dir under the home: the walk stops at the home directory.
+        (
+            [(f"{HOME}/.local/state/dc/ssh/authorized_keys", 1000, 0o100600),
+             (f"{HOME}/.local/state/dc/ssh", 1000, 0o40700),
+             (f"{HOME}/.local/state/dc", 1000, 0o40755),
+             (HOME, 1000, 0o40750),
+             ("/home", 0, 0o40777)],  # above the home: not looked at
+            None,
+        ),
+        # Outside the home every directory up to / counts; root's are fine.
+        ([("/srv/dc/ssh/authorized_keys", 1000, 0o100600), ("/srv/dc/ssh", 1000, 0o40700),
+          ("/srv/dc", 0, 0o40755), ("/srv", 0, 0o40755), ("/", 0, 0o40755)], None),
+        # /var/tmp: the sticky bit does not help.
+        ([("/var/tmp/dc/ssh/authorized_keys", 1000, 0o100600), ("/var/tmp/dc/ssh", 1000, 0o40700),
+          ("/var/tmp/dc", 1000, 0o40700), ("/var/tmp", 0, 0o41777), ("/var", 0, 0o40755)],
+         "the directory /var/tmp (owner uid 0, mode 1777)"),
+        ([(f"{HOME}/dc/ssh/authorized_keys", 1000, 0o100620), (f"{HOME}/dc/ssh", 1000, 0o40700)],
+         f"the file {HOME}/dc/ssh/authorized_keys (owner uid 1000, mode 0620)"),
+        ([(f"{HOME}/dc/ssh/authorized_keys", 1000, 0o100600), (f"{HOME}/dc/ssh", 1001, 0o40700)],
+         f"the directory {HOME}/dc/ssh (owner uid 1001, mode 0700)"),
+        ([(f"{HOME}/dc/ssh/authorized_keys", 1000, 0o100600), (f"{HOME}/dc/ssh", 1000, 0o40700),
+          (f"{HOME}/dc", 1000, 0o40775)],
+         f"the directory {HOME}/dc (owner uid 1000, mode 0775)"),
+    ],
+)  # fmt: skip
+def test_strict_modes_problem_follows_sshd(
+    chain: list[tuple[str, int, int]], problem: str | None
+) -> None:
+    assert strict_modes_problem(chain, 1000, HOME) == problem
 
 
 def test_ssh_client_config(settings: Settings) -> None:

@@ -22,7 +22,13 @@ from slurm.devcluster.settings import (
     env_nodes,
     env_port_base,
 )
-from slurm.devcluster.sshsetup import BLOCK_BEGIN, BLOCK_END, merge_known_hosts, merge_user_config
+from slurm.devcluster.sshsetup import (
+    BLOCK_BEGIN,
+    BLOCK_END,
+    block_markers,
+    merge_known_hosts,
+    merge_user_config,
+)
 from slurm.devcluster.status import SshInfo, Status
 from slurm.errors import CommandError, DevclusterError
 
@@ -107,6 +113,22 @@ def test_merge_user_config_puts_block_on_top_once() -> None:
     assert changed.count(BLOCK_BEGIN) == 1
     assert "    Port 7000" in changed.splitlines()
     assert merge_user_config("", Path("/c"), block).endswith(BLOCK_END + "\n")
+
+
+def test_each_cluster_has_its_own_block_and_alias() -> None:
+    other = "# header\nHost slurm-devcluster-7200\n    Port 7205\n"
+    both = merge_user_config(
+        merge_user_config("", Path("/a/ssh/config"), "Host slurm-devcluster\n    Port 6822\n"),
+        Path("/b/ssh/config"),
+        other,
+        "slurm-devcluster-7200",
+    )
+    begin, end = block_markers("slurm-devcluster-7200")
+    lines = both.splitlines()
+    assert lines[0] == begin and "Host slurm-devcluster-7200" in lines[: lines.index(end)]
+    assert BLOCK_BEGIN in lines and "Host slurm-devcluster" in lines  # the default one stays
+    again = merge_user_config(both, Path("/b/ssh/config"), other, "slurm-devcluster-7200")
+    assert again == both
 
 
 def test_missing_packages_lists_packages_in_install_order(

@@ -25,6 +25,7 @@ from slurm.slurmcmd import (
     parse_squeue,
     sacct_argv,
     sbatch_argv,
+    sbatch_running,
     scancel_argv,
     scontrol_show_config_argv,
     squeue_argv,
@@ -562,3 +563,21 @@ def test_parse_slurm_conf_reads_keys_case_insensitively_and_gives_up_on_includes
     }
     assert parse_slurm_conf("MaxArraySize=10\ninclude /etc/slurm/more.conf\n") is None
     assert parse_slurm_conf("") == {}
+
+
+SCRIPT = "/home/a/jobs/add 'x' $(y)/job.sh"
+
+
+@pytest.mark.parametrize(
+    ("ps_output", "running"),
+    [
+        (f"-bash\nsbatch --parsable {SCRIPT}\nps wwx -o args=\n", True),
+        (f"/usr/bin/sbatch --parsable --dependency=afterok:12 {SCRIPT}\n", True),
+        ("sbatch --parsable /home/a/jobs/other/job.sh\n", False),  # another job's
+        (f"vi {SCRIPT}\n", False),  # not an sbatch
+        (f"sbatch --parsable {SCRIPT}.old\n", False),
+        ("", False),
+    ],
+)
+def test_sbatch_running_finds_only_the_sbatch_of_that_script(ps_output: str, running: bool) -> None:
+    assert sbatch_running(ps_output, SCRIPT) is running

@@ -49,7 +49,10 @@ def status_table(st: Status) -> Table:
     )
     table.add_row("per node", f"{st.cpus} CPUs, {st.real_memory_mb} MB")
     table.add_row("partitions", ", ".join(st.partitions) + f"  (default {st.default_partition})")
-    table.add_row("accounting", "slurmdbd + MariaDB" if st.accounting else "off")
+    accounting = "slurmdbd + MariaDB" if st.accounting else "off"
+    if st.enforce_associations:
+        accounting += "; associations and QOS enforced"
+    table.add_row("accounting", accounting)
     table.add_row("slurm.conf", st.slurm_conf)
     table.add_row(
         "ssh",
@@ -104,6 +107,13 @@ def devcluster() -> None:
     "(docs/containers.md; about a minute on the first `up` of a machine) [default: the "
     "last `up`'s, else on; off with --nodes 1].",
 )
+@click.option(
+    "--enforce-associations/--no-enforce-associations",
+    default=None,
+    help="AccountingStorageEnforce=associations,qos: an unknown account or QOS is refused, "
+    "only users with an association submit (you get one, account `sdk`) "
+    "[default: the last `up`'s, else off].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(
     state_dir: Path | None,
@@ -111,6 +121,7 @@ def up(
     nodes: int | None,
     port_base: int | None,
     containers: bool | None,
+    enforce_associations: bool | None,
     as_json: bool,
 ) -> None:
     """Install what is missing, write the configs and start every daemon (idempotent)."""
@@ -124,6 +135,7 @@ def up(
             nodes=nodes,
             port_base=port_base,
             containers=containers,
+            enforce_associations=enforce_associations,
         )
     except SlurmError as exc:
         _fail(exc)

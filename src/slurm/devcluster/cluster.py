@@ -42,7 +42,6 @@ from slurm.devcluster.settings import (
     ENV_PORT_BASE,
     MAX_NODES,
     PARTITIONS,
-    SSH_ALIAS,
     Settings,
     detect_settings,
     env_nodes,
@@ -100,11 +99,13 @@ def _settings(
     nodes: int | None = None,
     port_base: int | None = None,
     containers: bool | None = None,
+    enforce_associations: bool | None = None,
 ) -> Settings:
-    """Settings for this machine, resolved once: ``accounting=None`` keeps the mode of the
-    last ``up``; ``nodes=None`` takes ``$SLURM_SDK_DEVCLUSTER_NODES``, else the last
-    ``up``'s layout, else 2. Ports start at ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``, else at
-    the last ``up``'s base, else 6817."""
+    """Settings for this machine, resolved once: ``accounting=None`` (and
+    ``enforce_associations=None``) keeps the mode of the last ``up``; ``nodes=None``
+    takes ``$SLURM_SDK_DEVCLUSTER_NODES``, else the last ``up``'s layout, else 2. Ports
+    start at ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``, else at the last ``up``'s base, else
+    6817."""
     s = detect_settings(state_dir)
     saved = _load_saved(s)
     if accounting is None:
@@ -119,10 +120,18 @@ def _settings(
         port_base = env_port_base() if from_env else _saved_int(saved, "port_base")
     if containers is None:  # the last up's, else on; never on the one-node layout
         containers = bool(saved.get("containers", True)) and nodes > 1
+    if enforce_associations is None:
+        enforce_associations = bool(saved.get("enforce_associations", False)) and accounting
+    if enforce_associations and not accounting:
+        raise DevclusterError(
+            "--enforce-associations needs accounting (slurmdbd keeps the associations): "
+            "leave out --no-accounting."
+        )
     return replace(
         s,
         accounting=accounting,
         containers=containers,
+        enforce_associations=enforce_associations,
         nodes=nodes,
         port_base=port_base or s.port_base,
     )
@@ -172,6 +181,7 @@ def up(
     nodes: int | None = None,
     port_base: int | None = None,
     containers: bool | None = None,
+    enforce_associations: bool | None = None,
 ) -> Status:
     """Bring the dev cluster up (or leave it be if it already runs as asked).
 
@@ -185,13 +195,18 @@ def up(
             else the last ``up``'s, else 2.
         port_base: the first of six ports (slurmctld, slurmd, slurmdbd, MariaDB, -, sshd);
             a cluster on other than the default 6817 runs beside the default one, under
-            its own cluster name and network names, and leaves ``/etc/slurm/slurm.conf``
-            and ``~/.ssh/config`` alone. Default ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``,
+            its own cluster name, network names and SSH alias
+            (``slurm-devcluster-<port base>``), and leaves ``/etc/slurm/slurm.conf``
+            alone. Default ``$SLURM_SDK_DEVCLUSTER_PORT_BASE``,
             else the last ``up``'s, else 6817.
         containers: build and enable pyxis + enroot, run a registry on
             ``127.0.0.1:<port base + 4>`` and provide a base image with Python
             (docs/containers.md). Default: the last ``up``'s, else on (off on the
             one-node layout, which cannot have them).
+        enforce_associations: ``AccountingStorageEnforce=associations,qos``: only
+            users with an association may submit, and an unknown account or QOS is
+            refused. The user running ``up`` gets one (account ``sdk``). Needs
+            accounting. Default: the last ``up``'s, else off.
 
     Raises:
         DevclusterError: a package is missing and cannot be installed here, a daemon
@@ -209,7 +224,7 @@ def up(
             "`slurm devcluster up` must run as root: munged, slurmd, sshd and the nodes' "
             "namespaces need it (try `sudo slurm devcluster up`)."
         )
-    s = _settings(state_dir, accounting, nodes, port_base, containers)
+    s = _settings(state_dir, accounting, nodes, port_base, containers, enforce_associations)
     with _locked(s):
         _prepare_dirs(s)
         if s.containers:  # before slurm.conf names pyxis: slurmd needs the plugin there
@@ -237,6 +252,8 @@ def up(
         if s.accounting:
             d.start_mariadb(s, restart=cnf_changed)
             d.start_slurmdbd(s, restart=dbd_changed or cnf_changed)
+            if s.enforce_associations:  # before slurmctld loads them
+                d.ensure_association(s)
         else:
             d.stop_daemon(s, d.SLURMDBD)
             d.stop_daemon(s, d.MARIADB)
@@ -246,13 +263,15 @@ def up(
             serve_containers(s, n.holder_pids(s))
         d.start_sshd(s, restart=sshd_changed)
         # Only a cluster that started, on the default ports, takes over the machine-wide
-        # pointers to it; another one runs beside it (its clients set SLURM_CONF).
+        # /etc/slurm/slurm.conf; another one runs beside it (its clients set SLURM_CONF).
+        # Each has its own SSH alias (slurm-devcluster, slurm-devcluster-<port base>).
         if s.is_default_instance:
             _link_system_conf(s)
-            install_user_ssh_config(s)
+        install_user_ssh_config(s)
         saved = {
             "accounting": s.accounting,
             "containers": s.containers,
+            "enforce_associations": s.enforce_associations,
             "nodes": s.nodes,
             "port_base": s.port_base,
         }
@@ -300,6 +319,7 @@ def _status(s: Settings) -> Status:
         running=running,
         state_dir=str(s.state_dir),
         accounting=s.accounting,
+        enforce_associations=s.enforce_associations,
         slurm_version=_slurm_version(),
         cluster_name=s.cluster_name,
         node_name=s.node_name,
@@ -314,7 +334,7 @@ def _status(s: Settings) -> Status:
             port=s.ssh_port,
             username=s.user,
             key_file=str(s.ssh_client_key),
-            alias=SSH_ALIAS,
+            alias=s.ssh_alias,
             config_file=str(s.ssh_client_config),
             known_hosts_file=str(s.ssh_known_hosts),
         ),

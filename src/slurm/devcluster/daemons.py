@@ -26,11 +26,12 @@ from slurm.devcluster.proc import (
     stop_pid,
     wait_for,
 )
-from slurm.devcluster.settings import NodeSpec, Settings
+from slurm.devcluster.settings import ACCOUNT, NodeSpec, Settings
 
 __all__ = [
     "DAEMONS",
     "Daemon",
+    "ensure_association",
     "munge_works",
     "node_state",
     "running_pid",
@@ -241,6 +242,32 @@ def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
     if s.cluster_name not in clusters:
         run(["sacctmgr", "-i", "add", "cluster", s.cluster_name], env=env, timeout=30)
     return pid
+
+
+def ensure_association(s: Settings) -> None:
+    """Give the user who runs ``up`` an association (account ``sdk`` on this cluster), so
+    that a cluster enforcing associations takes their jobs; once, idempotently."""
+    env = {"SLURM_CONF": str(s.slurm_conf)}
+    show = [
+        "sacctmgr", "-n", "-P", "show", "associations",
+        "where", f"cluster={s.cluster_name}", f"account={ACCOUNT}", f"user={s.user}",
+        "format=user",
+    ]  # fmt: skip
+    if s.user in run(show, env=env, timeout=30).stdout.split():
+        return
+    accounts = run(["sacctmgr", "-n", "-P", "show", "account", ACCOUNT, "format=account"],
+                   env=env, timeout=30).stdout.split()  # fmt: skip
+    if ACCOUNT not in accounts:
+        run(["sacctmgr", "-i", "add", "account", ACCOUNT, f"cluster={s.cluster_name}",
+             "description=slurm-sdk dev cluster", "organization=slurm-sdk"],
+            env=env, timeout=30)  # fmt: skip
+    run(["sacctmgr", "-i", "add", "user", s.user, f"account={ACCOUNT}",
+         f"cluster={s.cluster_name}"], env=env, timeout=30)  # fmt: skip
+    if s.user not in run(show, env=env, timeout=30).stdout.split():
+        raise DevclusterError(
+            f"sacctmgr did not record the association of {s.user} with account {ACCOUNT} on "
+            f"{s.cluster_name}; see {s.log_file('slurmdbd')}"
+        )
 
 
 # ---- slurmctld, slurmd ---------------------------------------------------------------

@@ -5,7 +5,7 @@ No I/O here: each function returns the text of one file, so tests pin it exactly
 
 from __future__ import annotations
 
-from slurm.devcluster.settings import PARTITIONS, SSH_ALIAS, Settings
+from slurm.devcluster.settings import PARTITIONS, Settings
 
 __all__ = [
     "HEADER",
@@ -50,6 +50,10 @@ def render_slurm_conf(s: Settings) -> str:
             ("AccountingStorageHost", s.login_address),
             ("AccountingStoragePort", s.slurmdbd_port),
         ]
+        if s.enforce_associations:
+            # Jobs need an association (user, account, cluster): an unknown account or
+            # QOS is refused by sbatch, as on most production clusters.
+            accounting.append(("AccountingStorageEnforce", "associations,qos"))
     else:
         accounting = [("AccountingStorageType", "accounting_storage/none")]
     # Memory limits enforced for real (docs/sizing-jobs.md): the gatherer samples each
@@ -202,8 +206,9 @@ def render_sshd_config(s: Settings) -> str:
             "KbdInteractiveAuthentication no",
             "PermitRootLogin prohibit-password",
             "UsePAM no",
-            # The state dir may live under a group-writable path (e.g. /tmp in tests).
-            "StrictModes no",
+            # The key files and every directory above them must be the user's (or
+            # root's) and not writable by group or others: `up` checks it first.
+            "StrictModes yes",
             "X11Forwarding no",
             "PrintMotd no",
             "AcceptEnv LANG LC_*",
@@ -218,10 +223,10 @@ def render_sshd_config(s: Settings) -> str:
 
 
 def render_ssh_client_config(s: Settings) -> str:
-    """A ``Host slurm-devcluster`` block for ``~/.ssh/config`` (or ``ssh -F``)."""
+    """A ``Host slurm-devcluster[-PORT]`` block for ``~/.ssh/config`` (or ``ssh -F``)."""
     return HEADER + "\n".join(
         [
-            f"Host {SSH_ALIAS}",
+            f"Host {s.ssh_alias}",
             "    HostName 127.0.0.1",
             f"    Port {s.ssh_port}",
             f"    User {s.user}",
@@ -238,5 +243,5 @@ def render_known_hosts(s: Settings, host_public_key: str) -> str:
     """known_hosts lines for ``[127.0.0.1]:PORT`` and the alias, given ``"TYPE BASE64 ..."``."""
     key_type, key_b64 = host_public_key.split()[:2]
     return "".join(
-        f"{name} {key_type} {key_b64}\n" for name in (f"[127.0.0.1]:{s.ssh_port}", SSH_ALIAS)
+        f"{name} {key_type} {key_b64}\n" for name in (f"[127.0.0.1]:{s.ssh_port}", s.ssh_alias)
     )

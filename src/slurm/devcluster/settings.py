@@ -15,6 +15,7 @@ from pathlib import Path
 from slurm.errors import DevclusterError
 
 __all__ = [
+    "ACCOUNT",
     "DEFAULT_CPUS",
     "DEFAULT_NODES",
     "DEFAULT_PORT_BASE",
@@ -40,6 +41,8 @@ DEFAULT_CPUS = 8  # in all, divided between the compute nodes
 DEFAULT_NODES = 2
 MAX_NODES = 8
 DEFAULT_PORT_BASE = 6817
+# The account `up --enforce-associations` creates and gives the user who runs `up`.
+ACCOUNT = "sdk"
 # (name, PriorityTier): a job in a higher tier preempts (requeues) lower-tier jobs.
 PARTITIONS: tuple[tuple[str, int], ...] = (("debug", 1), ("compute", 1), ("urgent", 10))
 
@@ -82,6 +85,9 @@ class Settings:
     db_password: str = field(default="", repr=False)
     accounting: bool = True
     containers: bool = False  # pyxis + enroot, a registry, a base image
+    # AccountingStorageEnforce=associations,qos: only users with an association may
+    # submit, unknown accounts and QOS are refused (needs accounting).
+    enforce_associations: bool = False
     nodes: int = DEFAULT_NODES
     port_base: int = DEFAULT_PORT_BASE
     total_cpus: int = DEFAULT_CPUS
@@ -119,6 +125,12 @@ class Settings:
         (``/etc/slurm/slurm.conf``, the ``slurm-devcluster`` SSH alias); another one
         runs beside it and its clients set ``SLURM_CONF``."""
         return self.port_base == DEFAULT_PORT_BASE
+
+    @property
+    def ssh_alias(self) -> str:
+        """The ``~/.ssh/config`` alias of the login host: ``slurm-devcluster`` for the
+        cluster on the default ports, ``slurm-devcluster-<port base>`` for another one."""
+        return SSH_ALIAS if self.is_default_instance else f"{SSH_ALIAS}-{self.port_base}"
 
     @property
     def cluster_name(self) -> str:

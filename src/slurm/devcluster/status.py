@@ -54,6 +54,8 @@ class Status:
     nodes: list[NodeStatus] = field(default_factory=list)
     # {"registry": "127.0.0.1:PORT", "base_image": PATH} with --containers, else None
     containers: dict[str, str] | None = None
+    # AccountingStorageEnforce=associations,qos (`up --enforce-associations`)
+    enforce_associations: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -415,7 +415,11 @@ class SSHTransport(Transport):
                         if sftpfiles.is_file_error(exc):
                             raise  # reported by the server (ENOENT, EACCES, ...)
                         channel = sftp.get_channel()
-                        if channel is not None and not channel.closed and conn.alive():
+                        # An EOF can arrive before paramiko marks the connection dead:
+                        # give it a moment, as for commands, before calling this an
+                        # SFTP failure rather than a cut (which is retried).
+                        open_channel = channel is not None and not channel.closed
+                        if open_channel and not self._is_dead(conn):
                             if isinstance(exc, OSError):
                                 raise  # an SFTP failure status without errno
                             raise TransportError(
