@@ -69,6 +69,9 @@ def devcluster() -> Status:
             pytrace=False,
         )
     os.environ["SLURM_CONF"] = st.slurm_conf
+    # For client scripts the tests run as processes of their own: this cluster's SSH alias
+    # (slurm-devcluster, or slurm-devcluster-<port base> for a cluster beside it).
+    os.environ["SLURM_SDK_TEST_SSH_ALIAS"] = st.ssh.alias
     return st
 
 

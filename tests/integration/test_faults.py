@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -105,6 +106,14 @@ def _stop(name: str) -> None:
     _eventually(lambda: not Path(f"/proc/{pid}").exists(), f"{name} to stop", 30)
 
 
+def _next_second() -> float:
+    """Wait for the next whole second and return it: sacct's Submit has one-second steps,
+    so a job an earlier test submitted in the same second would count as this test's."""
+    now = time.time()
+    time.sleep(math.ceil(now) - now + 0.01)
+    return float(math.ceil(now))
+
+
 def _sacct_names(since: float) -> list[str]:
     """Names of every job submitted since ``since`` (by sacct), requeued runs included."""
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since))
@@ -133,7 +142,7 @@ def _job_dirs(base: Path) -> list[str]:
 
 
 def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Path) -> None:
-    since = time.time()
+    since = _next_second()
     with _cluster(home_tmp / "jobs") as cluster:
         bystander = sleep_then.with_options(job_name="bystander")(8, "unaffected")
         flow = parallel_train_eval_workflow(
@@ -182,7 +191,7 @@ def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Pat
 
 def test_slurmdbd_stopped_waits_and_states_still_answer(faults: Status, home_tmp: Path) -> None:
     base = home_tmp / "jobs"
-    since = time.time()
+    since = _next_second()
     with _cluster(base) as cluster:  # lives through slurmdbd's absence
         with pytest.raises(JobTerminatedError, match=r"Exit code"):
             kill_self().get_result(timeout=120)  # its exit code from sacct
@@ -327,7 +336,7 @@ def test_connection_cut_during_submission_submits_once(
 
     monkeypatch.setattr(Real, "run", run)
     caplog.set_level("INFO", logger="slurm.slurmclient")
-    since = time.time()
+    since = _next_second()
     with _ssh_cluster(faults, home_tmp / "jobs") as cluster:
         job = add.with_options(job_name="cut-sbatch")(20, 22)
         assert cuts and cuts[0] >= 1, "no session was cut"
@@ -368,7 +377,7 @@ def test_connection_cut_during_a_wheel_upload(
     monkeypatch.setattr(sftpfiles, "_UPLOAD_CHUNK", 16 * 1024)
     envs = home_tmp / "envs"
     packaging = {"type": "wheel", "env_dir": str(envs), "project": None}
-    since = time.time()
+    since = _next_second()
     with _ssh_cluster(faults, home_tmp / "jobs", packaging=packaging):
         assert add.with_options(job_name="after-cut-upload")(2, 3).get_result(timeout=300) == 5
     assert cuts and cuts[0] >= 1, "no upload was cut"

@@ -95,7 +95,7 @@ def analyse(xs: list[float]) -> dict:
 backend = sys.argv[5] if len(sys.argv) > 5 else "ssh"
 with Cluster(
     backend_type=backend,
-    hostname="slurm-devcluster" if backend == "ssh" else None,
+    hostname=os.environ["SLURM_SDK_TEST_SSH_ALIAS"] if backend == "ssh" else None,
     username=sys.argv[2] if backend == "ssh" else None,
     job_base_dir=sys.argv[1],
     default_partition="debug",
@@ -239,7 +239,7 @@ def test_a_task_with_its_own_interpreter_or_packaging(
     unusable = task(packaging={"type": "none", "python": missing})(where)
     with Cluster(
         backend_type="ssh",
-        hostname="slurm-devcluster",
+        hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         job_base_dir=str(tmp_path / "jobs"),
         default_partition="debug",

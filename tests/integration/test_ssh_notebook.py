@@ -27,7 +27,7 @@ def total(xs: list[int]) -> int:
 '''
 
 
-def _cells(base: Path, user: str) -> list[str]:
+def _cells(base: Path, user: str, alias: str) -> list[str]:
     return [
         "import json\nimport nbhelpers\nfrom slurm import Cluster, task",
         textwrap.dedent(
@@ -41,7 +41,7 @@ def _cells(base: Path, user: str) -> list[str]:
             f"""\
             with Cluster(
                 backend_type="ssh",
-                hostname="slurm-devcluster",
+                hostname={alias!r},
                 username={user!r},
                 job_base_dir={str(base)!r},
                 default_partition="debug",
@@ -61,9 +61,8 @@ def test_notebook_task_with_a_helper_module_runs_over_ssh(
     (folder / "nbhelpers.py").write_text(HELPER)
     base = tmp_path / "jobs"
     notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell(src) for src in _cells(base, devcluster_ssh.username)
-    ]
+    cells = _cells(base, devcluster_ssh.username, devcluster_ssh.alias)
+    notebook.cells = [nbformat.v4.new_code_cell(src) for src in cells]
     path = folder / "analysis.ipynb"
     nbformat.write(notebook, path)
     monkeypatch.delenv("PYTHONPATH", raising=False)

@@ -73,6 +73,7 @@ RUN = '''\
 """Run the project's workflow on the cluster and print what happened as JSON."""
 
 import json
+import os
 import sys
 import time
 
@@ -84,7 +85,7 @@ from slurm.packaging import environment_for
 started = time.perf_counter()
 with Cluster(
     backend_type="ssh",
-    hostname="slurm-devcluster",
+    hostname=os.environ["SLURM_SDK_TEST_SSH_ALIAS"],
     username=sys.argv[2],
     job_base_dir=sys.argv[1],
     default_partition="debug",
@@ -220,7 +221,7 @@ def test_env_created_with_venv_and_pip_when_uv_is_not_used(
     """Clusters without uv: ``python3 -m venv`` and pip, offline from the shipped wheels."""
     with Cluster(
         backend_type="ssh",
-        hostname="slurm-devcluster",
+        hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         job_base_dir=str(tmp_path / "jobs"),
         default_partition="debug",
@@ -246,7 +247,7 @@ def test_explicit_interpreter_is_used_as_is_without_packaging(
 ) -> None:
     with Cluster(
         backend_type="ssh",
-        hostname="slurm-devcluster",
+        hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         job_base_dir=str(tmp_path / "jobs"),
         python=sys.executable,
@@ -274,7 +275,7 @@ def test_interpreter_without_the_sdk_is_refused_before_submission(
     bare.chmod(0o755)
     with Cluster(
         backend_type="ssh",
-        hostname="slurm-devcluster",
+        hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         job_base_dir=str(tmp_path / "jobs"),
         python=str(bare),
@@ -296,7 +297,7 @@ def test_tutorial_section_5_over_ssh_verbatim(devcluster_ssh: SshInfo, tmp_path:
     _, state_path = run_tutorial(
         tmp_path,
         "--hostname",
-        "slurm-devcluster",
+        devcluster_ssh.alias,
         "--username",
         devcluster_ssh.username,
         "--partition",
