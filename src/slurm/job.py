@@ -308,6 +308,8 @@ class Job(Generic[T]):
     def get_results(self, timeout: float | None = None) -> list[T]:
         """Every rank's value, in rank order, for a task of several ranks (``nodes``,
         ``ntasks`` or ``ntasks_per_node`` above 1); ``[get_result()]`` for one task.
+        An element of an array of such a task (``map``, ``cluster.batch()``) gives
+        its own ranks' values.
 
         Raises what :meth:`get_result` raises; when a rank failed, that is its
         error, the remote traceback's note naming the rank and its host.
@@ -318,9 +320,7 @@ class Job(Generic[T]):
             assert len(job.get_results(timeout=300)) == 4
         """
         first = self.get_result(timeout)
-        if self.array_index is not None:
-            return [first]
-        paths = JobPaths(self.job_dir)
+        paths = JobPaths(self.job_dir, self.array_index)
         transport = self.cluster.transport
         try:
             world = int(transport.read_bytes(paths.world_size).decode().strip())

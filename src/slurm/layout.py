@@ -7,7 +7,8 @@ A single job::
 
 A job of several ranks (``nodes``/``ntasks`` > 1) also has ``ranks/R.pkl`` and
 ``ranks/R.runs`` per rank and ``ranks/world_size``; ``result.pkl`` is then rank
-0's outcome, or the first failed rank's.
+0's outcome, or the first failed rank's. An array element of several ranks keeps
+them in ``ranks/i/`` instead.
 
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 ``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
@@ -103,8 +104,10 @@ class JobPaths:
 
     @property
     def ranks_dir(self) -> str:
-        """A multi-rank job's directory of per-rank results."""
-        return f"{self.job_dir}/{RANKS_DIR}"
+        """A multi-rank job's (or array element's) directory of per-rank results."""
+        if self.index is None:
+            return f"{self.job_dir}/{RANKS_DIR}"
+        return f"{self.job_dir}/{RANKS_DIR}/{self.index}"
 
     def rank_result(self, rank: int) -> str:
         return f"{self.ranks_dir}/{rank}.pkl"

@@ -224,6 +224,17 @@ def _put_code_first(code_dir: str | None) -> None:
     sys.path.insert(0, code_dir)
 
 
+def _element(env: dict[str, str], array: bool) -> tuple[int | None, str | None]:
+    """Which array element this is (``None`` outside an array) and its id, ``ARRAY_INDEX``."""
+    job_id = env.get("SLURM_JOB_ID")
+    if not array:
+        return None, job_id
+    index = int(env.get("SLURM_ARRAY_TASK_ID") or 0)
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
+    return index, job_id
+
+
 def run_job(
     job_dir: str | Path,
     env: dict[str, str] | None = None,
@@ -244,12 +255,7 @@ def run_job(
     guard = _Guard()
     if env.get("SLURM_JOB_ID"):
         guard.install()
-    job_id = env.get("SLURM_JOB_ID")
-    index: int | None = None
-    if array:
-        index = int(env.get("SLURM_ARRAY_TASK_ID") or 0)
-        if env.get("SLURM_ARRAY_JOB_ID"):
-            job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
+    index, job_id = _element(env, array)
     restart = int(env.get("SLURM_RESTART_COUNT") or 0)
     paths = JobPaths(str(job_dir), index)
     result_path = Path(paths.result if rank is None else paths.rank_result(rank))
@@ -318,20 +324,26 @@ def _free_port() -> int:
 
 
 def run_ranks(
-    job_dir: str | Path, env: dict[str, str] | None = None, launch: list[str] | None = None
+    job_dir: str | Path,
+    env: dict[str, str] | None = None,
+    launch: list[str] | None = None,
+    *,
+    array: bool = False,
 ) -> int:
     """The batch step of a multi-rank job: start one runner per rank with ``srun``,
     then write the job's result: rank 0's value, or the first failed rank's error
     (naming the rank and its host). Every rank gets the same ``MASTER_ADDR`` (the
     first node) and a ``MASTER_PORT`` found free on it. ``launch`` replaces this
     interpreter in the ``srun`` line (pyxis flags and the image's python, in a container).
+    ``array``: an element of a Slurm array, whose ranks and result are its own.
     """
     import subprocess
 
     from slurm.runtime import expand_hostlist
 
     env = dict(os.environ if env is None else env)
-    paths = JobPaths(str(job_dir))
+    index, job_id = _element(env, array)
+    paths = JobPaths(str(job_dir), index)
     result_path, runs_path = Path(paths.result), Path(paths.runs)
     restart = max(int(env.get("SLURM_RESTART_COUNT") or 0), _previous_starts(runs_path))
     if result_path.exists():  # requeued after it had finished: never run twice
@@ -339,6 +351,7 @@ def run_ranks(
         return 0
     world = int(env.get("SLURM_NTASKS") or 1)
     ranks_dir = Path(paths.ranks_dir)
+    ranks_dir.parent.mkdir(mode=0o700, exist_ok=True)  # an array's ranks/, beside ranks/i
     ranks_dir.mkdir(mode=0o700, exist_ok=True)
     for stale in ranks_dir.glob("*.pkl"):  # an earlier, interrupted run: all ranks run again
         stale.unlink()
@@ -349,14 +362,15 @@ def run_ranks(
     _log_run(runs_path, "start", restart)
     argv = ["srun", "--kill-on-bad-exit=0", *(launch or [sys.executable]), "-m", "slurm.runner"]
     # argv list, never a shell; srun from the job's own PATH, as Slurm's own tools find it
+    mode = ["--array", "--rank"] if array else ["--rank"]
     code = subprocess.run(  # noqa: S603
-        [*argv, str(job_dir), "--rank"], env=env, check=False
+        [*argv, str(job_dir), *mode], env=env, check=False
     ).returncode
-    envelope = _gather(paths, world, code, env.get("SLURM_JOB_ID"))
+    envelope = _gather(paths, world, code, job_id)
     _atomic_write(Path(paths.outcome), envelope.outcome().to_json().encode("utf-8"))
     _atomic_write(result_path, envelope.to_bytes())
     _log_run(runs_path, "finished" if envelope.ok else "failed", restart)
-    _drop_marker(env.get(DONE_DIR_VARIABLE), env.get("SLURM_JOB_ID"))
+    _drop_marker(env.get(DONE_DIR_VARIABLE), job_id)
     return 0 if envelope.ok else 1
 
 
@@ -470,8 +484,8 @@ def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> in
         extra.append(os.environ[CODE_DIR_VARIABLE])
     launch, env_add = srun_prefix(spec, code_paths(extra), job_dir)
     env = {**os.environ, **env_add}
-    if mode == ["--ranks"]:
-        return run_ranks(job_dir, env=env, launch=launch)
+    if "--ranks" in mode:
+        return run_ranks(job_dir, env=env, launch=launch, array="--array" in mode)
     import subprocess
 
     # argv list, never a shell; srun from the job's PATH, as in every batch step
@@ -497,17 +511,20 @@ def _hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> in
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     mode = args[1:]
-    if len(args) < 1 or mode not in ([], ["--array"], ["--ranks"], ["--rank"]):
-        print("usage: python -m slurm.runner JOB_DIR [--array | --ranks | --rank]", file=sys.stderr)
+    # --array: an element of an array; --ranks: the batch step of several ranks; --rank: one rank.
+    modes: list[list[str]] = [[], ["--ranks"], ["--rank"]]
+    if len(args) < 1 or mode not in [*modes, *(["--array", *m] for m in modes)]:
+        print("usage: python -m slurm.runner JOB_DIR [--array] [--ranks | --rank]", file=sys.stderr)
         return 2
+    array = "--array" in mode
     container = os.environ.get(CONTAINER_VARIABLE)
-    if container and mode != ["--rank"]:
+    if container and "--rank" not in mode:
         return _hand_over_to_container(args[0], mode, container)
-    if mode == ["--ranks"]:
-        return run_ranks(args[0])
-    if mode == ["--rank"]:
-        return run_job(args[0], rank=int(os.environ.get("SLURM_PROCID") or 0))
-    return run_job(args[0], array=mode == ["--array"])
+    if "--ranks" in mode:
+        return run_ranks(args[0], array=array)
+    if "--rank" in mode:
+        return run_job(args[0], array=array, rank=int(os.environ.get("SLURM_PROCID") or 0))
+    return run_job(args[0], array=array)
 
 
 if __name__ == "__main__":

@@ -284,7 +284,7 @@ def _submit(
     command = [*launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
-    elif is_multi_rank(options):
+    if is_multi_rank(options):
         command.append("--ranks")  # the runner starts one runner per rank with srun
     # Locally the job starts where this process runs, unless the task chose chdir=.
     local = cluster.backend_type == "local"

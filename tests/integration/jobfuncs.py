@@ -250,6 +250,23 @@ def rank_facts(ctx: JobContext, fail_rank: int = -1) -> dict[str, Any]:
     }
 
 
+@task(time="00:02:00", mem="64M", nodes=2, ntasks_per_node=1)
+def element_rank_host(element: int, ctx: JobContext, fail_rank: int = -1) -> dict[str, Any]:
+    """One rank of one array element: which element, which rank, where, meeting where."""
+    import socket
+
+    if ctx.rank == fail_rank:
+        raise CustomError(f"element {element}: rank {ctx.rank} gives up", ctx.rank)
+    return {
+        "element": element,
+        "array_task_id": ctx.array_task_id,
+        "rank": ctx.rank,
+        "world_size": ctx.world_size,
+        "host": socket.gethostname(),
+        "meeting": (ctx.master_addr, ctx.master_port),
+    }
+
+
 @task(time="00:05:00", nodes=2, ntasks_per_node=2)
 def torch_allreduce(ctx: JobContext) -> dict[str, Any]:
     """Every rank joins one gloo process group and all-reduces ``rank + 1``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import jobfuncs
 import pytest
@@ -49,6 +50,50 @@ def test_a_failed_rank_fails_the_job_naming_the_rank_and_host(
     notes = "\n".join(getattr(info.value, "__notes__", []))
     host = "node" if len(devcluster.nodes) > 1 else devcluster.nodes[0].name
     assert "(rank 2 of 4)" in notes and f"on {host}" in notes
+
+
+def two_ranks(devcluster: Status) -> dict[str, int]:
+    """2 nodes x 1 task; 1 node x 2 tasks on the one-node layout."""
+    if len(devcluster.nodes) > 1:
+        return {"nodes": 2, "ntasks_per_node": 1}
+    return {"nodes": 1, "ntasks_per_node": 2}
+
+
+def _check_element(results: list[dict[str, Any]], element: int, index: int, nodes: int) -> None:
+    assert [(r["element"], r["rank"]) for r in results] == [(element, 0), (element, 1)]
+    assert {r["array_task_id"] for r in results} == {index}
+    assert {r["world_size"] for r in results} == {2}
+    assert len({tuple(r["meeting"]) for r in results}) == 1  # agreed within the element
+    if nodes > 1:
+        assert {r["host"] for r in results} == {"node1", "node2"}
+
+
+def test_every_element_of_a_mapped_array_runs_every_rank(
+    cluster: Cluster, devcluster: Status
+) -> None:
+    array = jobfuncs.element_rank_host.with_options(**two_ranks(devcluster)).map([10, 11])
+    assert array.get_results(timeout=180) == [job.get_result() for job in array]
+    for index, job in enumerate(array):
+        results = job.get_results(timeout=60)
+        _check_element(results, 10 + index, index, len(devcluster.nodes))
+        assert job.get_result() == results[0]
+    assert "--array --ranks" in Path(array[0].script_path).read_text()
+
+
+def test_a_batch_becomes_an_array_of_multi_rank_elements_one_failing_alone(
+    cluster: Cluster, devcluster: Status
+) -> None:
+    two = jobfuncs.element_rank_host.with_options(**two_ranks(devcluster))
+    with cluster.batch():
+        ok = two(0)
+        bad = two(1, fail_rank=1)
+    assert ok.id.split("_")[0] == bad.id.split("_")[0]  # one array
+    _check_element(ok.get_results(timeout=180), 0, 0, len(devcluster.nodes))
+    with pytest.raises(jobfuncs.CustomError, match="element 1: rank 1 gives up") as info:
+        bad.get_results(timeout=60)
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    host = "node" if len(devcluster.nodes) > 1 else devcluster.nodes[0].name
+    assert "(rank 1 of 2)" in notes and f"on {host}" in notes and bad.id in notes
 
 
 def test_one_task_keeps_the_plain_path(cluster: Cluster) -> None:

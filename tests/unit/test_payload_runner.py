@@ -157,6 +157,21 @@ def test_runner_runs_one_array_element(tmp_path: Path) -> None:
     assert envelope.unwrap() == 6 and envelope.job_id == "9_2"
 
 
+def test_a_rank_of_an_array_element_keeps_its_result_apart(tmp_path: Path) -> None:
+    job_dir = tmp_path / "job"
+    (job_dir / "payloads").mkdir(parents=True)
+    (job_dir / "ranks" / "1").mkdir(parents=True)  # made by run_ranks before srun
+    (job_dir / "sys_path.txt").write_text("")
+    for index in range(2):
+        data, _ = dumps_payload(Payload(Task(_double), Call((index + 1,))))
+        (job_dir / "payloads" / f"{index}.pkl").write_bytes(data)
+    env = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "9", "SLURM_PROCID": "3"}
+    assert run_job(job_dir, env=env, array=True, rank=3) == 0
+    envelope = Envelope.from_bytes((job_dir / "ranks" / "1" / "3.pkl").read_bytes())
+    assert envelope.unwrap() == 4 and envelope.job_id == "9_1"
+    assert not (job_dir / "results" / "1.pkl").exists()  # the element's: written by run_ranks
+
+
 def test_runner_refuses_beyond_max_requeues(tmp_path: Path) -> None:
     job_dir = tmp_path / "job"
     _prepare(job_dir, Payload(Task(_double), Call((1,)), policy=RunPolicy(max_requeues=1)))
