@@ -302,28 +302,6 @@ def node_state(node: str) -> str:
     return sh("sinfo", "-h", "-N", "-n", node, "-o", "%T").splitlines()[0]  # once per partition
 
 
-def slurmd_pid(st: Status, node: str) -> int:
-    return int(Path(st.state_dir, "run", f"slurmd-{node}.sdk.pid").read_text())
-
-
-def test_killed_node_is_down_in_seconds_and_back_when_its_slurmd_returns(
-    devcluster: Status, restore_cluster: None
-) -> None:
-    del restore_cluster
-    node = devcluster.nodes[-1].name
-    os.kill(slurmd_pid(devcluster, node), signal.SIGKILL)
-    started = time.monotonic()
-    eventually(lambda: node_state(node).startswith("down"), f"{node} to be DOWN", 60)
-    down_after = time.monotonic() - started
-    print(f"{node} DOWN {down_after:.1f} s after its slurmd was killed")
-    assert down_after < 50  # SlurmdTimeout=10 plus ping rounds: ~30 s seen
-    st = dc.up()  # starts the missing slurmd
-    assert st.running
-    eventually(lambda: node_state(node) == "idle", f"{node} back in service", 30)
-    out = sh("sbatch", "--parsable", "--wait", "-w", node, "-o", "/dev/null", "--wrap", "true")
-    assert out.isdigit()
-
-
 def crash_node(st: Status, node: str) -> None:
     """The node dies at once: every process in its namespaces (slurmd, the jobs' steps
     and programs, its holder) is killed; ``dc.up()`` brings it back."""
@@ -344,40 +322,47 @@ def running_node(job_id: str) -> str:
     return state[1]
 
 
-def test_requeueable_task_survives_a_node_crash(
-    devcluster: Status, cluster: Cluster, restore_cluster: None
-) -> None:
-    del restore_cluster
-    if not multi_node(devcluster):
-        pytest.skip("needs a second node to go on")
-    job = jobfuncs.report_restarts(15)
-    node = running_node(job.id)
-    crash_node(devcluster, node)
-    assert job.get_result(timeout=240) >= 1  # the same call, run again after the requeue
-    assert job.requeue_count >= 1 and job.state is JobState.COMPLETED
-    runs = Path(job.runs_path).read_text().splitlines()
-    assert sum(" finished " in line for line in runs) == 1, runs  # nothing done twice
-    assert runs[-1].endswith(f"host={other_node(devcluster, node)}"), runs
-    nodes = sh("sacct", "-X", "-n", "-P", "--duplicates", "-j", job.id, "-o", "NodeList,State")
-    assert f"{node}|NODE_FAIL" in nodes or f"{node}|REQUEUED" in nodes, nodes
-
-
 def other_node(st: Status, node: str) -> str:
     return next(n.name for n in st.nodes if n.name != node)
 
 
-def test_non_requeueable_task_fails_naming_node_fail_and_the_node(
+def test_a_node_crash_requeues_the_requeueable_task_and_fails_the_other(
     devcluster: Status, cluster: Cluster, restore_cluster: None
 ) -> None:
+    """One crash, three checks (each costs Slurm ~30 s to notice): the node is DOWN in
+    seconds and back when its slurmd returns; a requeueable task on it finishes on the
+    other node, once; a non-requeueable one fails naming NODE_FAIL and the node."""
     del restore_cluster
     if not multi_node(devcluster):
-        pytest.skip("crashing the only node would take the cluster with it")
-    job = jobfuncs.report_restarts.with_options(no_requeue=True)(60)
-    node = running_node(job.id)
+        pytest.skip("needs a second node to go on; crashing the only node takes the cluster")
+    survivor = jobfuncs.report_restarts(15)
+    node = running_node(survivor.id)
+    lost = jobfuncs.report_restarts.with_options(no_requeue=True, nodelist=node)(60)
+    running_node(lost.id)
     crash_node(devcluster, node)
+    started = time.monotonic()
+    eventually(lambda: node_state(node).startswith("down"), f"{node} to be DOWN", 60)
+    down_after = time.monotonic() - started
+    print(f"{node} DOWN {down_after:.1f} s after it crashed")
+    assert down_after < 50  # SlurmdTimeout=10 plus ping rounds: ~30 s seen
+
     with pytest.raises(JobTerminatedError, match="NODE_FAIL") as info:
-        job.get_result(timeout=240)
+        lost.get_result(timeout=240)
     assert f"its node {node} failed" in str(info.value)
+
+    assert survivor.get_result(timeout=240) >= 1  # the same call, run again after the requeue
+    assert survivor.requeue_count >= 1 and survivor.state is JobState.COMPLETED
+    runs = Path(survivor.runs_path).read_text().splitlines()
+    assert sum(" finished " in line for line in runs) == 1, runs  # nothing done twice
+    assert runs[-1].endswith(f"host={other_node(devcluster, node)}"), runs
+    nodes = sh("sacct", "-X", "-n", "-P", "--duplicates", "-j", survivor.id, "-o", "NodeList,State")
+    assert f"{node}|NODE_FAIL" in nodes or f"{node}|REQUEUED" in nodes, nodes
+
+    st = dc.up()  # starts the node again: its holder, its slurmd
+    assert st.running
+    eventually(lambda: node_state(node) == "idle", f"{node} back in service", 30)
+    out = sh("sbatch", "--parsable", "--wait", "-w", node, "-o", "/dev/null", "--wrap", "true")
+    assert out.isdigit()
 
 
 def test_up_after_a_crash_cleans_up_and_comes_back(
