@@ -13,17 +13,20 @@ from collections.abc import Callable, Sequence
 from slurm.errors import CommandError, SlurmError
 from slurm.slurmcmd import (
     JobInfo,
+    JobState,
     chunked,
     parse_sacct,
     parse_squeue,
     sacct_argv,
+    says_never_requeued,
+    scontrol_show_job_argv,
     squeue_argv,
     squeue_says_invalid_id,
 )
 from slurm.transport.base import CommandResult
 from slurm.usage import Usage, parse_usage_sacct, usage_sacct_argv
 
-__all__ = ["query_ids", "query_sacct", "query_squeue", "query_usage"]
+__all__ = ["query_ids", "query_never_requeued", "query_sacct", "query_squeue", "query_usage"]
 
 Run = Callable[[list[str]], CommandResult]
 CHUNK = 500
@@ -53,6 +56,26 @@ def query_squeue(run: Run, job_ids: Sequence[str]) -> dict[str, JobInfo]:
             )
         infos.update(parse_squeue(result.stdout))
     return infos
+
+
+def query_never_requeued(run: Run, infos: dict[str, JobInfo]) -> frozenset[str]:
+    """Of the jobs squeue lists as PREEMPTED, those Slurm will not requeue (``Requeue=0``).
+
+    squeue lists a preempted job until ``MinJobAge`` has passed and the controller
+    purges it, a minute or more; a requeueable one shows PREEMPTED only briefly.
+    One ``scontrol`` per such job, so they are over as soon as they are preempted.
+    """
+    never: set[str] = set()
+    for job_id, info in infos.items():
+        if info.state is not JobState.PREEMPTED:
+            continue
+        try:
+            result = run(scontrol_show_job_argv(job_id))
+        except SlurmError:
+            continue  # unknown: wait for squeue to forget it, as before
+        if result.returncode == 0 and says_never_requeued(result.stdout):
+            never.add(job_id)
+    return frozenset(never)
 
 
 def query_sacct(

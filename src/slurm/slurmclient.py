@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from slurm.errors import ConnectionLostError, SlurmError, SubmissionError
-from slurm.queries import query_sacct, query_squeue, query_usage
+from slurm.queries import query_never_requeued, query_sacct, query_squeue, query_usage
 from slurm.slurmcmd import (
     JobInfo,
     parse_sbatch_output,
@@ -60,7 +60,7 @@ class Look:
 
     Attributes:
         infos: what Slurm said, by job id (array elements as ``A_i``).
-        queued: the ids squeue listed.
+        queued: the ids squeue listed, less the jobs preempted for good (``Requeue=0``).
         accounting: whether sacct answered; ``None`` when it was not asked.
         calls: how many commands it took.
     """
@@ -153,7 +153,8 @@ class SlurmClient:
             return self._ask(argv)
 
         infos = query_squeue(ask, job_ids)
-        queued = frozenset(infos)
+        # Listed, but preempted for good: as over as if squeue had forgotten it.
+        queued = frozenset(infos) - query_never_requeued(ask, infos)
         base = Look(infos, queued)
         gone = [job_id for job_id in job_ids if not base.knows(job_id)]
         if exit_codes:

@@ -34,10 +34,12 @@ __all__ = [
     "parse_slurm_conf",
     "parse_squeue",
     "sacct_argv",
+    "says_never_requeued",
     "sbatch_argv",
     "sbatch_running",
     "scancel_argv",
     "scontrol_show_config_argv",
+    "scontrol_show_job_argv",
     "squeue_argv",
     "squeue_says_invalid_id",
 ]
@@ -453,6 +455,16 @@ def scancel_argv(
 
 
 # --------------------------------------------------------------------- scontrol
+
+
+def scontrol_show_job_argv(job_id: str) -> list[str]:
+    """``scontrol -o show job ID``: the job on one line of ``Key=Value`` fields."""
+    return ["scontrol", "-o", "show", "job", job_id]
+
+
+def says_never_requeued(stdout: str) -> bool:
+    """``scontrol -o show job`` output of a job Slurm will not requeue (``Requeue=0``)."""
+    return "Requeue=0" in stdout.split()
 
 
 def scontrol_show_config_argv() -> list[str]:

@@ -581,3 +581,23 @@ SCRIPT = "/home/a/jobs/add 'x' $(y)/job.sh"
 )
 def test_sbatch_running_finds_only_the_sbatch_of_that_script(ps_output: str, running: bool) -> None:
     assert sbatch_running(ps_output, SCRIPT) is running
+
+
+# `scontrol -o show job` on the dev cluster (Slurm 22.05), its first fields.
+_SHOW_JOB = (
+    "JobId=423 JobName=wrap UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901593 "
+    "Nice=0 Account=root QOS=normal JobState={state} Reason=None Dependency=(null) "
+    "Requeue={requeue} Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 RunTime=00:00:01\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "requeue", "never"),
+    [("PREEMPTED", "0", True), ("PREEMPTED", "1", False), ("RUNNING", "0", True)],
+)
+def test_says_never_requeued(state: str, requeue: str, never: bool) -> None:
+    from slurm.slurmcmd import says_never_requeued, scontrol_show_job_argv
+
+    assert says_never_requeued(_SHOW_JOB.format(state=state, requeue=requeue)) is never
+    assert not says_never_requeued("")
+    assert scontrol_show_job_argv("7_1") == ["scontrol", "-o", "show", "job", "7_1"]
