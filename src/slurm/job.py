@@ -432,6 +432,7 @@ class Job(Generic[T]):
         self._check_submitted()
         self.cluster.cancel([self.id])
         self.cluster.tracker.refresh([self])
+        self.cluster.tracker.ending_soon()
 
     def get_stdout(self) -> str:
         return self._read_log(self.stdout_path)
@@ -571,6 +572,7 @@ class ArrayJob(Generic[T]):
     def cancel(self) -> None:
         self.cluster.cancel(self.array_ids)
         self.cluster.tracker.refresh(self._jobs)
+        self.cluster.tracker.ending_soon()
 
 
 def gather_usage(cluster: Cluster, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:

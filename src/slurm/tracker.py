@@ -124,6 +124,13 @@ class Tracker:
                 self._cond.wait(remaining if remaining is not None else 1.0)
         return True
 
+    def ending_soon(self) -> None:
+        """Jobs were just cancelled: they end within the cluster's ``KillWait``, so
+        ask the controller often again instead of at the backed-off interval."""
+        with self._cond:
+            self._speed_up()
+            self._cond.notify_all()
+
     def refresh(self, jobs: Iterable[Job[Any]]) -> None:
         """Look now, in this thread, at these jobs."""
         for job in jobs:
