@@ -137,7 +137,10 @@ class Job(Generic[T]):
         (``source="runner"``). See :class:`~slurm.usage.Usage`.
         """
         if self._usage is None and self.done():
-            self._usage = gather_usage(self.cluster, [self]).get(self.id)
+            usage = gather_usage(self.cluster, [self]).get(self.id)
+            if usage is None or not _partial(usage):
+                self._usage = usage
+            return usage
         return self._usage
 
     @property
@@ -518,13 +521,13 @@ class ArrayJob(Generic[T]):
         One sacct call for all elements (see :attr:`Job.usage`).
         """
         ended = [job for job in self._jobs if job._usage is None and job.done()]
-        for job_id, usage in gather_usage(self.cluster, ended).items():
-            for job in ended:
-                if job.id == job_id:
-                    job._usage = usage
-        return summarise(
-            {i: job._usage for i, job in enumerate(self._jobs) if job._usage is not None}
-        )
+        fresh = gather_usage(self.cluster, ended)
+        for job in ended:
+            usage = fresh.get(job.id)
+            if usage is not None and not _partial(usage):
+                job._usage = usage
+        known = {i: job._usage or fresh.get(job.id) for i, job in enumerate(self._jobs)}
+        return summarise({i: usage for i, usage in known.items() if usage is not None})
 
     def get_results(
         self,
@@ -573,6 +576,12 @@ class ArrayJob(Generic[T]):
         self.cluster.cancel(self.array_ids)
         self.cluster.tracker.refresh(self._jobs)
         self.cluster.tracker.ending_soon()
+
+
+def _partial(usage: Usage) -> bool:
+    """Accounting's first row of a job that has just ended may lack its limits: not kept,
+    so that the next look asks again."""
+    return usage.source == "sacct" and (usage.time_limit_s is None or usage.mem_bytes is None)
 
 
 def gather_usage(cluster: Cluster, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:

@@ -92,6 +92,8 @@ class FakeSlurm(LocalTransport):
         self._lose_answer = 0
         self._sbatch_failures: list[tuple[int, str]] = []
         self.squeue_down = False
+        # How many usage answers still come without limits, as right after a job ended.
+        self.partial_usage_answers = 0
         self._crash = False
 
     # --- scripted faults ---------------------------------------------------------------
@@ -268,7 +270,9 @@ class FakeSlurm(LocalTransport):
             return 1, "", "sacct: error: Slurm accounting storage is disabled\n"
         jobs = [j for j in self._selected(args) if j.state not in ("PENDING",)]
         if "--allocations" not in args:
-            return 0, "".join(self._usage_rows(j) for j in jobs), ""
+            partial = self.partial_usage_answers > 0
+            self.partial_usage_answers -= partial
+            return 0, "".join(self._usage_rows(j, partial=partial) for j in jobs), ""
         lines = [
             f"{j.key}|{j.state}|{j.exit_code}|{j.node or 'None assigned'}|N/A|N/A|{j.reason}\n"
             for j in jobs
@@ -276,11 +280,12 @@ class FakeSlurm(LocalTransport):
         return 0, "".join(lines), ""
 
     @staticmethod
-    def _usage_rows(job: FakeJob) -> str:
-        """The job's rows in the usage format (fields of ``slurm.usage.USAGE_SACCT_FIELDS``)."""
+    def _usage_rows(job: FakeJob, *, partial: bool = False) -> str:
+        """The job's rows in the usage format (fields of ``slurm.usage.USAGE_SACCT_FIELDS``);
+        ``partial``: without the time limit and requested memory."""
         minutes = job.options.get("time", "")
-        limit = minutes if minutes.isdigit() else "60"
-        mem = job.options.get("mem", "2G")
+        limit = "" if partial else minutes if minutes.isdigit() else "60"
+        mem = "" if partial else job.options.get("mem", "2G")
         times = "2026-11-30T05:28:06|2026-11-30T05:28:07|2026-11-30T05:28:13"
         node = job.node or "node1"
         tres = f"billing=1,cpu=1,mem={mem},node=1"

@@ -592,6 +592,20 @@ def test_usage_from_accounting_and_from_the_runner(tmp_path: Path, fake: FakeSlu
         assert summary.count == 2 and summary.sources == {"runner": 2}
 
 
+def test_usage_without_limits_is_asked_again(tmp_path: Path, fake: FakeSlurm) -> None:
+    """Accounting's first row of a job that just ended may lack its limits: not kept."""
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "a"), python="python3"):
+        job = add(1, 1)
+        fake.run_job(job.id)
+        job.wait(timeout=10)
+        fake.partial_usage_answers = 1
+        first = job.usage
+        assert first is not None and first.time_limit_s is None
+        again = job.usage
+        assert again is not None and again.time_limit_s == 3600.0
+        assert job.usage is again  # complete: kept, sacct is not asked a third time
+
+
 def test_max_array_size_is_asked_of_the_controller_when_slurm_conf_includes_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
