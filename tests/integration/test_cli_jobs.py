@@ -63,7 +63,12 @@ def test_list_show_and_logs(cluster: Cluster) -> None:
             if "│" in line
         ]
 
+        # Exit code and node come from accounting, which may lag the job's end by seconds.
+        deadline = time.monotonic() + 60
         shown = _ok(cluster, "show", done.id)
+        while not re.search(r"exit code\s+\d", shown) and time.monotonic() < deadline:
+            time.sleep(1)
+            shown = _ok(cluster, "show", done.id)
         assert re.search(r"state\s+COMPLETED", shown)
         assert re.search(r"exit code\s+0:0", shown)
         node = re.search(r"node\s+(\S+)", shown)
