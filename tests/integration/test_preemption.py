@@ -64,6 +64,13 @@ def _wait_running(job_id: str, timeout: float = 60) -> None:
     pytest.fail(f"job {job_id} never ran")
 
 
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _runs_of(*job_ids: str) -> dict[str, list[str]]:
     """Every row sacct has for these jobs, requeued runs included (--duplicates)."""
     out = subprocess.run(
@@ -200,6 +207,11 @@ def test_job_the_cluster_cannot_requeue_is_resubmitted_by_the_client(cluster: Cl
     job = jobfuncs.report_restarts(6)
     first_id = job.id
     _wait_running(first_id)
+    # The runner has started the call (a run Slurm ends before that is not a start the
+    # resubmission could count).
+    deadline = time.monotonic() + 30
+    while " start " not in _read(job.runs_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
     # As on a cluster with JobRequeue=0 or PreemptMode=CANCEL: Slurm ends it PREEMPTED.
     subprocess.run(["scontrol", "update", f"jobid={first_id}", "requeue=0"], check=True)
     _preempt(first_id)
