@@ -67,6 +67,18 @@ def sacct_states(job_id: str) -> list[str]:
     return out.split()
 
 
+def accounted_since(job_id: str, since: str) -> list[str]:
+    """States of ``job_id``'s records submitted at ``since`` or later. A controller that
+    was killed or restarted may give a lost job's id again; sacct -D then lists both."""
+    out = sh("sacct", "-n", "-P", "-X", "-D", "-j", job_id, "-o", "Submit,State")
+    rows = [line.split("|") for line in out.split()]
+    return [state for submit, state in rows if submit >= since]
+
+
+def now_for_sacct() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+
+
 def test_status_json_shape(devcluster: Status) -> None:
     out = sh(sys.executable, "-m", "slurm.cli", "devcluster", "status", "--json")
     data = json.loads(out)
@@ -379,19 +391,18 @@ def test_up_after_a_crash_cleans_up_and_comes_back(
     st = dc.up()
     assert st.running
     print(f"up after a crash: {time.monotonic() - started:.1f} s")
-    # Usable again (a job that survived in slurmctld's saved state may hold one).
-    assert all(node.state in ("idle", "mixed", "allocated") for node in st.nodes), st.nodes
-    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    # Usable again (a job that survived in slurmctld's saved state may hold one). A node
+    # the saved state still has DOWN (the crash test before) returns when its slurmd registers.
+    nodes = [node.name for node in st.nodes]
+    eventually(
+        lambda: all(node_state(n) in ("idle", "mixed", "allocated") for n in nodes),
+        "every node in service after the crash",
+        60,
+    )
+    since = now_for_sacct()
     job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
-
-    def accounted() -> bool:
-        # Jobs submitted just before the crash were lost with slurmctld's unsaved state,
-        # and their ids may be given again: only this submission's record counts.
-        out = sh("sacct", "-n", "-P", "-X", "-D", "-j", job_id, "-o", "Submit,State")
-        rows = [line.split("|") for line in out.split()]
-        return [state for submit, state in rows if submit >= since] == ["COMPLETED"]
-
-    eventually(accounted, "sacct after the crash", 120)
+    done = ["COMPLETED"]
+    eventually(lambda: accounted_since(job_id, since) == done, "sacct after the crash", 120)
 
 
 @pytest.fixture
@@ -420,8 +431,9 @@ def test_down_then_up_brings_the_same_cluster_back(
     assert st.running
     assert time.monotonic() - started < 30
     assert st.ssh == devcluster.ssh
+    since = now_for_sacct()
     job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
-    eventually(lambda: sacct_states(job_id) == ["COMPLETED"], "sacct after down/up")
+    eventually(lambda: accounted_since(job_id, since) == ["COMPLETED"], "sacct after down/up")
 
 
 def test_no_accounting_mode_and_back(devcluster: Status, restore_cluster: None) -> None:
