@@ -20,8 +20,8 @@ from slurmrecords import wait_for_records
 
 import slurm.devcluster as dc
 from slurm import Cluster, JobContext, task, workflow
+from slurm._transport.ssh import SSHTransport
 from slurm.errors import ConfigurationError
-from slurm.transport.ssh import SSHTransport
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
     """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
     import json
 
-    from slurm.runtime import on_requeue
+    from slurm._job.context import on_requeue
 
     checkpoint = Path(workdir) / "checkpoint.json"
     if checkpoint.exists():
@@ -227,7 +227,7 @@ def test_tutorial_over_ssh_every_task_in_an_image_built_from_a_dockerfile(
 
     nonce = secrets.token_hex(6)
     dockerfile = _dockerfile(tmp_path / "image", containers, nonce)
-    caplog.set_level(logging.INFO, logger="slurm.packaging")
+    caplog.set_level(logging.INFO, logger="slurm._client.packaging")
     # The earlier SDK's spellings; the environment shipped where the other SSH tests
     # ship theirs (the same wheels: made once).
     envs = str(Path.home() / ".slurm-sdk" / "jobs" / ".envs")
@@ -323,10 +323,10 @@ def test_an_image_missing_from_its_registry_fails_before_submission(
 def test_a_registry_that_wants_credentials_or_cannot_be_reached_is_not_a_refusal(
     refusing_registry: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from slurm.packaging.registry import check_manifest
-    from slurm.transport.local import LocalTransport
+    from slurm._client.packaging.registry import check_manifest
+    from slurm._transport.local import LocalTransport
 
-    caplog.set_level(logging.INFO, logger="slurm.packaging.registry")
+    caplog.set_level(logging.INFO, logger="slurm._client.packaging.registry")
     # 403 on reading: it may want credentials, which enroot has and this check has not.
     check_manifest(LocalTransport(), sys.executable, f"{refusing_registry}#team/img:1")
     with socket.socket() as probe:  # a port nobody listens on

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from slurm import Cluster, task
+from slurm._client.packaging import environment_for
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
-from slurm.packaging import environment_for
 
 HELPERS = '''\
 """A helper module beside the script; it defines a task too (travels by reference)."""

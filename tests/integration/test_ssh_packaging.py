@@ -21,11 +21,11 @@ import pytest
 from tutorial import run_tutorial
 
 from slurm import Cluster
+from slurm._client.packaging import environment_for
+from slurm._client.packaging.project import sdk_source_root, source_hash
+from slurm._client.packaging.wheels import SDK_SOURCES
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
-from slurm.packaging import environment_for
-from slurm.packaging.project import sdk_source_root, source_hash
-from slurm.packaging.wheels import SDK_SOURCES
 
 SDK_ROOT = sdk_source_root() or Path("/nonexistent")
 
@@ -80,7 +80,7 @@ import time
 from orbit.tasks import survey, where
 
 from slurm import Cluster
-from slurm.packaging import environment_for
+from slurm._client.packaging import environment_for
 
 started = time.perf_counter()
 with Cluster(

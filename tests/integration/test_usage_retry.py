@@ -10,8 +10,8 @@ import jobfuncs
 import pytest
 
 from slurm import Cluster, Job
-from slurm.job import gather_usage
-from slurm.usage import Usage, runner_usage
+from slurm._api.job import gather_usage
+from slurm._slurm.usage import Usage, runner_usage
 
 MB = 1024 * 1024
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from slurm.errors import ConfigurationError
-from slurm.packaging import parse_spec
-from slurm.packaging.container import (
+from slurm._api.task import Task
+from slurm._client.packaging import parse_spec
+from slurm._client.packaging.container import (
     ImageBuild,
     build_argv,
     content_tag,
@@ -17,9 +17,9 @@ from slurm.packaging.container import (
     podman_flags,
     push_argv,
 )
-from slurm.packaging.images import earlier_spellings
-from slurm.packaging.registry import ImageReference, parse_reference
-from slurm.task import Task
+from slurm._client.packaging.images import earlier_spellings
+from slurm._client.packaging.registry import ImageReference, parse_reference
+from slurm.errors import ConfigurationError
 
 
 def _context(tmp_path: Path) -> tuple[Path, Path]:
@@ -208,7 +208,7 @@ def test_a_cluster_takes_the_earlier_spellings() -> None:
 
 def test_which_build_a_submission_asks_for() -> None:
     from slurm import Cluster
-    from slurm.packaging.images import build_for
+    from slurm._client.packaging.images import build_for
 
     cluster = Cluster(
         "local", packaging={"type": "container", "registry": "r:1", "dockerfile": "X"}
@@ -222,7 +222,7 @@ def test_which_build_a_submission_asks_for() -> None:
 
 def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
     from slurm import Cluster, task, workflow
-    from slurm.packaging.images import prepare
+    from slurm._client.packaging.images import prepare
 
     @workflow
     def flow() -> None: ...
@@ -241,7 +241,7 @@ def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
 
 def test_a_workflows_node_never_builds() -> None:
     from slurm import Cluster, task
-    from slurm.packaging.images import known_images, prepare, seed_images
+    from slurm._client.packaging.images import known_images, prepare, seed_images
 
     @task
     def step() -> None: ...
@@ -262,7 +262,7 @@ def test_a_workflows_node_never_builds() -> None:
 
 def test_a_slurmfile_holds_a_container_packaging(tmp_path: Path) -> None:
     from slurm import Cluster
-    from slurm.packaging.images import build_for
+    from slurm._client.packaging.images import build_for
 
     slurmfile = tmp_path / "Slurmfile"
     slurmfile.write_text(

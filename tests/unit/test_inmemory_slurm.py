@@ -15,6 +15,8 @@ from fakeslurm import FakeSlurm
 
 import slurm
 from slurm import Cluster, Retry, as_completed, task, wait
+from slurm._slurm.commands import JobState
+from slurm._wire.journal import Journal
 from slurm.errors import (
     ConfigurationError,
     DependencyError,
@@ -23,8 +25,6 @@ from slurm.errors import (
     NotSubmittableError,
     SubmissionError,
 )
-from slurm.journal import Journal
-from slurm.slurmcmd import JobState
 
 
 @task(time="00:01:00")
@@ -45,7 +45,9 @@ def total(values: list[int]) -> int:
 @pytest.fixture()
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     # The preflight of the cluster's Python is the integration tests' business.
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")  # the machine's is not the fake's
     return FakeSlurm()
 
@@ -90,7 +92,7 @@ def test_lost_sbatch_answer_is_found_by_its_comment_not_submitted_twice(
 def test_transient_refusal_is_retried_once_the_queue_says_it_is_not_there(
     cluster: Cluster, fake: FakeSlurm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.slurmclient.time.sleep", lambda s: None)
+    monkeypatch.setattr("slurm._slurm.client.time.sleep", lambda s: None)
     fake.fail_next_sbatch("Socket timed out on send/recv operation", times=2)
     job = add(1, 2)
     assert fake.calls("sbatch") == 3 and len(fake.jobs) == 1
@@ -142,7 +144,9 @@ def test_job_gone_from_the_queue_is_judged_by_accounting(cluster: Cluster, fake:
 def test_without_accounting_a_forgotten_job_ends_after_a_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     fake = FakeSlurm(accounting=False)
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
         job = add(1, 2)
@@ -219,7 +223,9 @@ def test_dependency_that_fails_later_is_never_satisfied(cluster: Cluster, fake: 
 def test_map_is_split_over_max_array_size_and_keeps_item_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     conf = tmp_path / "slurm.conf"  # read instead of asking the controller (scontrol)
     conf.write_text("ClusterName=fake  # the client is on the cluster\nmaxarraysize=2\n")
     monkeypatch.setenv("SLURM_CONF", str(conf))
@@ -609,7 +615,9 @@ def test_usage_without_limits_is_asked_again(tmp_path: Path, fake: FakeSlurm) ->
 def test_max_array_size_is_asked_of_the_controller_when_slurm_conf_includes_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     conf = tmp_path / "slurm.conf"
     conf.write_text("MaxArraySize=50\nInclude /etc/slurm/site.conf\n")
     monkeypatch.setenv("SLURM_CONF", str(conf))

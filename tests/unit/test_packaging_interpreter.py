@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from slurm import Cluster
+from slurm._client.packaging import interpreter_settings, ships_sources
 from slurm.errors import ConfigurationError
-from slurm.packaging import interpreter_settings, ships_sources
 
 CASES: list[tuple[str, dict[str, Any], Any, Any, tuple[str | None, str, str | None]]] = [
     # id, Cluster kwargs, task python=, task packaging=, (runs as is, mode, env base)

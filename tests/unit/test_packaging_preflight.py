@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from slurm.errors import ConfigurationError
-from slurm.preflight import (
+from slurm._client.preflight import (
     PythonInfo,
     parse_output,
     run_preflight,
     version_mismatch,
 )
-from slurm.transport import LocalTransport
+from slurm._transport import LocalTransport
+from slurm.errors import ConfigurationError
 
 HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
 

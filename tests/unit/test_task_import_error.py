@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from slurm.task import FunctionRef
+from slurm._api.task import FunctionRef
 
 
 def test_without_shipped_source_it_says_how_to_ship(monkeypatch: pytest.MonkeyPatch) -> None:

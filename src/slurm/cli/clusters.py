@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slurm.config import find_slurmfile, load_environment
+from slurm._client.config import find_slurmfile, load_environment
 from slurm.errors import SlurmError
 
 __all__ = ["cluster"]

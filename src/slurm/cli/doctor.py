@@ -15,8 +15,8 @@ from typing import Any
 import click
 from rich.console import Console
 
+from slurm._client.doctor import diagnose, render_text
 from slurm.cli.jobs import cluster_from_options, cluster_options
-from slurm.doctor import diagnose, render_text
 from slurm.errors import SlurmError
 
 __all__ = ["doctor"]

@@ -22,6 +22,16 @@ import click
 from rich.console import Console
 from rich.live import Live
 
+from slurm._api.cluster import Cluster
+from slurm._api.job import Job, gather_usage
+from slurm._client.settings import click_options
+from slurm._client.store import is_job_id, parse_job_dir
+from slurm._slurm.commands import JobState
+from slurm._slurm.retry import Attempt
+from slurm._slurm.usage import Usage, UsageSummary, summarise
+from slurm._transport.base import check_result
+from slurm._wire.layout import JobPaths
+from slurm._wire.payload import Outcome
 from slurm.cli.jobview import (
     JobRow,
     JobView,
@@ -34,17 +44,7 @@ from slurm.cli.jobview import (
     rows_final,
     tail,
 )
-from slurm.cluster import Cluster
 from slurm.errors import ConfigurationError, SlurmError
-from slurm.job import Job, gather_usage
-from slurm.layout import JobPaths
-from slurm.payload import Outcome
-from slurm.retry import Attempt
-from slurm.settings import click_options
-from slurm.slurmcmd import JobState
-from slurm.store import is_job_id, parse_job_dir
-from slurm.transport.base import check_result
-from slurm.usage import Usage, UsageSummary, summarise
 
 __all__ = [
     "cancel_jobs",

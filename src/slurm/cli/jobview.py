@@ -17,9 +17,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from slurm.retry import Attempt
-from slurm.slurmcmd import JobInfo, JobState
-from slurm.usage import Usage, UsageSummary
+from slurm._slurm.commands import JobInfo, JobState
+from slurm._slurm.retry import Attempt
+from slurm._slurm.usage import Usage, UsageSummary
 
 __all__ = [
     "JobRow",
