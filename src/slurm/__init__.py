@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from slurm._api.aio import as_completed_async
+    from slurm._api.array import ArrayJob
     from slurm._api.cluster import Cluster
     from slurm._api.futures import as_completed, wait
-    from slurm._api.job import ArrayJob, Job
+    from slurm._api.job import Job
     from slurm._api.task import Task
     from slurm._api.workflow import WorkflowContext
     from slurm._job.context import JobContext, current_job_context
@@ -53,7 +54,7 @@ _EXPORTS = {
     "as_completed_async": "slurm._api.aio",
     "wait": "slurm._api.futures",
     "Job": "slurm._api.job",
-    "ArrayJob": "slurm._api.job",
+    "ArrayJob": "slurm._api.array",
     "Attempt": "slurm._slurm.retry",
     "Retry": "slurm._slurm.retry",
     "Usage": "slurm._slurm.usage",

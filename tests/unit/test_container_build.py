@@ -232,11 +232,11 @@ def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
 
     cluster = Cluster("local")
     given = {"container_image": "/i.sqsh", "container_mounts": "/d:/d", "setup": "x"}
-    assert prepare(cluster, flow, given) == (
+    assert prepare(cluster.session, flow, given) == (
         {"setup": "x"},
         {"container_image": "/i.sqsh", "container_mounts": "/d:/d"},
     )
-    assert prepare(cluster, step, given) == (given, {})
+    assert prepare(cluster.session, step, given) == (given, {})
 
 
 def test_a_workflows_node_never_builds() -> None:
@@ -249,15 +249,15 @@ def test_a_workflows_node_never_builds() -> None:
     options = {"packaging": "container", "packaging_registry": "r:1", "packaging_dockerfile": "D"}
     key = ImageBuild(dockerfile="D", registry="r:1").key
     on_node = Cluster("local")
-    seed_images(on_node, {key: "r:1#slurm-sdk/x:c1"})  # what the submitter built
-    assert prepare(on_node, step, options)[0]["container_image"] == "r:1#slurm-sdk/x:c1"
-    assert known_images(on_node) == {key: "r:1#slurm-sdk/x:c1"}
-    assert prepare(on_node, step, {**options, "container_image": False})[0] == {
+    seed_images(on_node.session, {key: "r:1#slurm-sdk/x:c1"})  # what the submitter built
+    assert prepare(on_node.session, step, options)[0]["container_image"] == "r:1#slurm-sdk/x:c1"
+    assert known_images(on_node.session) == {key: "r:1#slurm-sdk/x:c1"}
+    assert prepare(on_node.session, step, {**options, "container_image": False})[0] == {
         **options,
         "container_image": False,
     }  # opted out: nothing looked up or built
     with pytest.raises(ConfigurationError, match="running workflow, where nothing is built"):
-        prepare(on_node, step, {**options, "packaging_dockerfile": "Other"})
+        prepare(on_node.session, step, {**options, "packaging_dockerfile": "Other"})
 
 
 def test_a_slurmfile_holds_a_container_packaging(tmp_path: Path) -> None:

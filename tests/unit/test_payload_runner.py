@@ -32,7 +32,7 @@ class _FakeJob:
         self.id = job_id
         self.path = path
 
-    def _slurm_job_ref(self) -> JobRef:
+    def __slurm_job_ref__(self) -> JobRef:
         return JobRef((self.id,), result_path=self.path)
 
 

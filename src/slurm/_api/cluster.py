@@ -1,10 +1,13 @@
 """``Cluster``: the one facade over a Slurm cluster.
 
-It holds the settings (:mod:`slurm._client.settings`) and the defaults, and puts the
-parts together, each made on first use: the transport (local or SSH), the
-Slurm client (:mod:`slurm._slurm.client`), the job store (:mod:`slurm._client.store`)
-and the tracker (:mod:`slurm._client.tracker`). Submission itself lives in
-:mod:`slurm._client.submission`.
+A thin layer over a :class:`~slurm._client.session.Session`, which holds the
+settings, the parts (transport, Slurm client, job store, tracker, each made
+on first use) and what the client learns of the cluster. The facade adds
+what users call: the context manager that makes task calls submit here,
+``submit``/``batch``/``get_job``, callbacks, and the constructors from
+argparse options and Slurmfiles. Submission itself is
+:mod:`slurm._client.submission`; a call's :class:`~slurm.Job` adopts the
+placement it returns.
 """
 
 from __future__ import annotations
@@ -16,23 +19,26 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from slurm._api import active as context
-from slurm._api.job import ArrayJob, Job
-from slurm._api.task import Task
-from slurm._client.settings import BACKENDS, ClusterSettings, settings_from_namespace
+from slurm._api.array import ArrayJob
+from slurm._api.job import Job
+from slurm._api.task import Task, enter_cluster, leave_cluster
+from slurm._client.session import Session
+from slurm._client.settings import ClusterSettings, choose_backend, settings_from_namespace
 from slurm._client.settings import add_argparse_args as _add_argparse_args
 from slurm._client.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
-from slurm._client.submission import resubmit, submit_batch, submit_jobs
+from slurm._client.submission import submit_batch, submit_calls
 from slurm._client.tracker import Tracker
 from slurm._slurm.client import SlurmClient
-from slurm._slurm.options import check_task_options, merge_options, split_options
-from slurm._slurm.retry import Attempt
+from slurm._slurm.options import check_task_options, merge_options
 from slurm._transport.base import Transport
 from slurm._wire.journal import Journal
 from slurm._wire.payload import Call, WorkflowSpec
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from slurm._api.task import Submitter
     from slurm._client.prune import PruneReport
     from slurm._transport.sshauth import InteractiveAuth
     from slurm.callbacks.callbacks import BaseCallback
@@ -48,7 +54,8 @@ class Cluster:
     """A Slurm cluster reached locally or over SSH.
 
     Args:
-        backend_type: ``"local"`` (this machine has ``sbatch``) or ``"ssh"``.
+        backend_type: ``"local"`` (this machine has ``sbatch``) or ``"ssh"``;
+            by default ``"ssh"`` when a ``hostname`` is given, else ``"local"``.
         hostname: the login node, or a ``Host`` alias of the user's
             ``~/.ssh/config`` (whose aliases, ProxyJump and keys are read too).
         username: SSH login name (default: the config's ``User``, else yours).
@@ -94,7 +101,7 @@ class Cluster:
 
     def __init__(
         self,
-        backend_type: str = "local",
+        backend_type: str | None = None,
         *,
         hostname: str | None = None,
         username: str | None = None,
@@ -114,6 +121,8 @@ class Cluster:
         max_array_size: int | None = None,
         interactive_auth: InteractiveAuth | None = None,
         default_packaging: Any = None,
+        _index_dir: str | None = None,
+        _journal: Journal | None = None,
         **packaging_defaults: Any,
     ) -> None:
         from slurm._client.packaging.images import earlier_spellings
@@ -121,15 +130,10 @@ class Cluster:
         packaging, default_options = earlier_spellings(
             packaging, default_packaging, default_options, packaging_defaults
         )
-        chosen = backend or backend_type or "local"
-        if not isinstance(chosen, str) or chosen.lower() not in BACKENDS:
-            raise ConfigurationError(
-                f"Unknown backend {chosen!r}: use 'local' (on the cluster, sbatch on PATH) "
-                "or 'ssh' (with hostname=...)."
-            )
-        self.settings = ClusterSettings.from_mapping(
+        chosen = choose_backend(backend or backend_type, hostname)
+        settings = ClusterSettings.from_mapping(
             {
-                "backend": chosen.lower(),
+                "backend": chosen,
                 "hostname": hostname,
                 "username": username,
                 "port": port,
@@ -146,7 +150,7 @@ class Cluster:
             },
             source="Cluster()",
         )
-        if self.settings.backend == "ssh" and not hostname and transport is None:
+        if settings.backend == "ssh" and not hostname and transport is None:
             raise ConfigurationError(
                 "The ssh backend needs a hostname: Cluster(backend_type='ssh', "
                 "hostname='login.example.org') or --hostname on the command line."
@@ -157,20 +161,34 @@ class Cluster:
             defaults["partition"] = default_partition
         if default_account:
             defaults["account"] = default_account
-        self.default_options = defaults
+        #: The settings, the parts and the state of this cluster.
+        self.session = Session(
+            settings,
+            default_options=defaults,
+            transport=transport,
+            interactive_auth=interactive_auth,
+            index_dir=_index_dir,
+            journal=_journal,
+        )
         self.callbacks = list(callbacks or [])
-        self.journal: Journal | None = None
-        self._transport = transport
-        self._slurm: SlurmClient | None = None
-        self._store: JobStore | None = None
-        self._tracker: Tracker | None = None
-        self._pyxis_checked = False  # srun knows --container-image (submission.py)
-        self._index_dir: str | None = None
-        self._interactive_auth = interactive_auth
-        self._tokens: list[object] = []
+        self._tokens: list[Token[Submitter | None]] = []
         self._batch: list[tuple[Task[Any, Any], Call, Job[Any]]] | None = None
 
     # --- settings -----------------------------------------------------------------
+    @property
+    def settings(self) -> ClusterSettings:
+        return self.session.settings
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        """The sbatch and SDK defaults of every task submitted here."""
+        return self.session.default_options
+
+    @property
+    def journal(self) -> Journal | None:
+        """A running workflow's journal (on its node), else None."""
+        return self.session.journal
+
     @property
     def backend_type(self) -> str:
         return self.settings.backend
@@ -215,8 +233,7 @@ class Cluster:
         """
         settings = settings_from_namespace(vars(args))
         settings.update(kwargs)
-        backend = settings.pop("backend", None) or ("ssh" if settings.get("hostname") else "local")
-        return cls(backend, **settings)
+        return cls(settings.pop("backend", None), **settings)
 
     @classmethod
     def from_env(
@@ -233,7 +250,7 @@ class Cluster:
         settings, _ = load_environment(path, env)
         settings.update(overrides)
         backend = settings.pop("backend", None) or settings.pop("backend_type", None)
-        return cls(backend or "local", **settings)
+        return cls(backend, **settings)
 
     @classmethod
     def from_file(cls, path: str, env: str | None = None, **overrides: Any) -> Cluster:
@@ -248,37 +265,31 @@ class Cluster:
         workflow's directory and are recorded in the submitter's index; the
         workflow's journal lets a restarted workflow reattach to them.
         """
+        from slurm._client.packaging.images import seed_images
+
         cluster = cls(
             "local",
             job_base_dir=f"{job_dir}/tasks",
             default_options=spec.default_options,
             python=sys.executable,
+            _index_dir=spec.index_dir,
+            _journal=Journal(f"{job_dir}/journal.jsonl"),
         )
-        cluster._index_dir = spec.index_dir
-        cluster.journal = Journal(f"{job_dir}/journal.jsonl")
-        from slurm._client.packaging.images import seed_images
-
-        seed_images(cluster, dict(getattr(spec, "images", ())))
+        seed_images(cluster.session, dict(getattr(spec, "images", ())))
         return cluster
 
     def workflow_spec(self, defaults: Mapping[str, Any] | None = None) -> WorkflowSpec:
         """What a workflow submitted from here needs to make its own cluster: the
         defaults of its tasks (this cluster's, then ``defaults``) and the images built."""
-        from slurm._client.packaging.images import known_images
-
-        return WorkflowSpec(
-            {**self.default_options, **(defaults or {})},
-            self.store.index_dir,
-            tuple(sorted(known_images(self).items())),
-        )
+        return self.session.workflow_spec(defaults)
 
     # --- context manager ----------------------------------------------------------
     def __enter__(self) -> Cluster:
-        self._tokens.append(context.push(self))
+        self._tokens.append(enter_cluster(self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        context.pop(self._tokens.pop())
+        leave_cluster(self._tokens.pop())
         if not self._tokens:
             self.close()
 
@@ -288,12 +299,7 @@ class Cluster:
         Jobs keep running on Slurm. Safe to call twice; a closed cluster opens
         again when it is used.
         """
-        if self._tracker is not None:
-            self._tracker.stop()
-        if self._store is not None:
-            self._store.close()
-        if self._transport is not None:
-            self._transport.close()
+        self.session.close()
 
     def __repr__(self) -> str:
         where = self.hostname or "localhost"
@@ -303,50 +309,22 @@ class Cluster:
     @property
     def transport(self) -> Transport:
         """Where commands run and files live: local, or one SSH connection."""
-        if self._transport is None:
-            s = self.settings
-            if s.backend == "local":
-                from slurm._transport.local import LocalTransport
-
-                self._transport = LocalTransport()
-            else:
-                from slurm._transport.ssh import SSHTransport
-
-                self._transport = SSHTransport(
-                    str(s.hostname),
-                    username=s.username,
-                    port=s.port,
-                    password=s.password,
-                    key_filename=s.key_filename,
-                    accept_new_host_key=s.accept_new_host_key,
-                    interactive_auth=self._interactive_auth,
-                )
-        return self._transport
+        return self.session.transport
 
     @property
     def slurm(self) -> SlurmClient:
         """The client of Slurm's commands on this cluster."""
-        if self._slurm is None:
-            self._slurm = SlurmClient(self.transport, strip_inherited=self.backend_type == "local")
-        return self._slurm
+        return self.session.slurm
 
     @property
     def store(self) -> JobStore:
         """The job directories and the index under the job base directory."""
-        if self._store is None:
-            self._store = JobStore(
-                self.transport,
-                self.settings.job_base_dir or DEFAULT_JOB_BASE_DIR,
-                index_dir=self._index_dir,
-            )
-        return self._store
+        return self.session.store
 
     @property
     def tracker(self) -> Tracker:
         """The one watcher of every job of this cluster."""
-        if self._tracker is None:
-            self._tracker = Tracker(self.slurm, self.store)
-        return self._tracker
+        return self.session.tracker
 
     @property
     def python(self) -> str:
@@ -361,7 +339,7 @@ class Cluster:
         """
         from slurm._client.packaging import interpreter_for
 
-        return interpreter_for(self)
+        return interpreter_for(self.session)
 
     @property
     def base_dir(self) -> str:
@@ -378,7 +356,7 @@ class Cluster:
     @property
     def max_array_size(self) -> int:
         """``max_array_size=`` as given, else Slurm's ``MaxArraySize``."""
-        return self.settings.max_array_size or self.slurm.max_array_size()
+        return self.session.max_array_size
 
     # --- submission -------------------------------------------------------------------
     def submit(
@@ -399,9 +377,7 @@ class Cluster:
 
     def options_for(self, task: Task[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(sbatch options, SDK options) of ``task`` on this cluster, defaults merged in."""
-        merged = merge_options(self.default_options, task.options)
-        merged.setdefault("job_name", task.name)
-        return split_options(merged)
+        return self.session.options_for(task.name, task.options)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Cluster]:
@@ -426,15 +402,17 @@ class Cluster:
         if self._batch is not None:
             raise ConfigurationError("cluster.batch() blocks do not nest; end the first one.")
         self._batch = []
-        token = context.push(self)  # calls in the block come here; leaving it closes nothing
+        token = enter_cluster(self)  # calls in the block come here; leaving it closes nothing
         try:
             yield self
             collected, self._batch = self._batch, None
-            submit_batch(self, collected)
+            placements = submit_batch(self.session, [(task, call) for task, call, _ in collected])
+            for (_, _, job), placement in zip(collected, placements, strict=True):
+                job.adopt(placement)
             for _, _, job in collected:
                 self._notify("on_submit", job)
         finally:
-            context.pop(token)
+            leave_cluster(token)
             self._batch = None
 
     def submit_call(
@@ -445,11 +423,14 @@ class Cluster:
         Inside ``cluster.batch()`` the call is collected and submitted when the block ends.
         """
         task.bind_check(args, kwargs)
-        job: Job[R] = Job(self, "", job_dir="", name=task.name)
+        job: Job[R] = Job(self.session, "", job_dir="", name=task.name)
         if self._batch is not None:
             self._batch.append((task, Call(tuple(args), dict(kwargs)), job))
             return job
-        submit_jobs(self, task, [Call(tuple(args), dict(kwargs))], [job], array=False)
+        _, (placement,) = submit_calls(
+            self.session, task, [Call(tuple(args), dict(kwargs))], array=False
+        )
+        job.adopt(placement)
         self._notify("on_submit", job)
         return job
 
@@ -469,24 +450,17 @@ class Cluster:
                 call = Call((item,), {})
             task.bind_check(call.args, call.kwargs)
             calls.append(call)
-        jobs: list[Job[R]] = [
-            Job(self, "", job_dir="", name=f"{task.name}[{i}]") for i in range(len(calls))
-        ]
-        parts = submit_jobs(self, task, calls, jobs, array=True, max_concurrent=max_concurrent)
-        array: ArrayJob[R] = ArrayJob(self, parts, jobs, name=task.name)
+        parts, placements = submit_calls(
+            self.session, task, calls, array=True, max_concurrent=max_concurrent
+        )
+        jobs: list[Job[R]] = []
+        for i, placement in enumerate(placements):
+            job: Job[R] = Job(self.session, "", job_dir="", name=f"{task.name}[{i}]")
+            job.adopt(placement)
+            jobs.append(job)
+        array: ArrayJob[R] = ArrayJob(self.session, parts, jobs, name=task.name)
         self._notify("on_submit", array)
         return array
-
-    def resubmit(
-        self,
-        job: Job[Any],
-        *,
-        retried: Attempt | None = None,
-        limits: Mapping[str, str] | None = None,
-    ) -> None:
-        """Submit a call again: an interrupted job Slurm could not requeue, or a retry
-        (``retried``: the attempt that ended, ``limits``: the new ones)."""
-        resubmit(self, job, retried=retried, limits=limits)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel these jobs (no error for jobs that already ended)."""
@@ -523,10 +497,14 @@ class Cluster:
         _, _, index = job_id.partition("_")
         if index:
             job: Job[Any] = Job(
-                self, job_id, job_dir=job_dir, name=f"{name}[{index}]", array_index=int(index)
+                self.session,
+                job_id,
+                job_dir=job_dir,
+                name=f"{name}[{index}]",
+                array_index=int(index),
             )
         else:
-            job = Job(self, job_id, job_dir=job_dir, name=name)
+            job = Job(self.session, job_id, job_dir=job_dir, name=name)
         job.reload_attempts()
         if track:
             self.tracker.watch(job)
@@ -549,7 +527,7 @@ class Cluster:
         from slurm._client.prune import prune
 
         return prune(
-            self,
+            self.session,
             older_than_days=older_than_days,
             env_unused_days=env_unused_days,
             cache_max_bytes=cache_max_bytes,
@@ -569,4 +547,4 @@ class Cluster:
         """
         from slurm._client.doctor import diagnose
 
-        return diagnose(self).to_dict()
+        return diagnose(self.session).to_dict()

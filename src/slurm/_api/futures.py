@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
-from slurm._api.job import ArrayJob, Job
+from slurm._api.job import Job
 from slurm.errors import JobTimeoutError
 
-__all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "as_completed", "wait"]
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ManyJobs",
+    "as_completed",
+    "flatten",
+    "wait",
+]
 
 ALL_COMPLETED: Final = "ALL_COMPLETED"
 FIRST_COMPLETED: Final = "FIRST_COMPLETED"
@@ -21,20 +29,23 @@ FIRST_EXCEPTION: Final = "FIRST_EXCEPTION"
 _SLICE = 0.25  # seconds one tracker is waited on when jobs span several clusters
 
 
-def _flatten(jobs: Iterable[Job[Any] | ArrayJob[Any]]) -> list[Job[Any]]:
+class ManyJobs(Protocol):
+    """Several jobs waited for as their elements: an :class:`~slurm.ArrayJob`."""
+
+    @property
+    def jobs(self) -> list[Job[Any]]: ...
+
+
+def flatten(jobs: Iterable[Job[Any] | ManyJobs]) -> list[Job[Any]]:
+    """Every job, an array's elements in its place."""
     flat: list[Job[Any]] = []
     for job in jobs:
-        flat.extend(job.jobs if isinstance(job, ArrayJob) else [job])
+        flat.extend([job] if isinstance(job, Job) else job.jobs)
     return flat
 
 
-def _finished(job: Job[Any], wait_for: float) -> bool:
-    """Final (after any resubmission the job needed), waiting at most ``wait_for``."""
-    return job._wait_final(wait_for)
-
-
 def as_completed(
-    jobs: Iterable[Job[Any] | ArrayJob[Any]],
+    jobs: Iterable[Job[Any] | ManyJobs],
     timeout: float | None = None,
     *,
     progress: bool | str = False,
@@ -45,21 +56,21 @@ def as_completed(
     An ``ArrayJob`` counts as its elements. Raises ``JobTimeoutError`` when
     ``timeout`` seconds pass before all have finished.
     """
-    pending = _flatten(jobs)
+    pending = flatten(jobs)
     deadline = None if timeout is None else time.monotonic() + timeout
     bar = _Progress(len(pending), progress) if progress else None
     try:
         while pending:
             first = pending[0]
-            trackers = {id(job.cluster.tracker) for job in pending}
+            trackers = {id(job.session.tracker) for job in pending}
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if len(trackers) == 1:
-                first.cluster.tracker.wait_any(pending, remaining)
+                first.session.tracker.wait_any(pending, remaining)
             else:
                 time.sleep(_SLICE if remaining is None else min(_SLICE, remaining))
-            ready = [job for job in pending if job.cluster.tracker.is_final(job)]
+            ready = [job for job in pending if job.session.tracker.is_final(job)]
             for job in ready:
-                if _finished(job, 0):  # False: it was resubmitted and runs again
+                if job.wait_final(0):  # False: it was resubmitted and runs again
                     pending.remove(job)
                     if bar is not None:
                         bar.advance(job)
@@ -76,14 +87,14 @@ def as_completed(
 
 
 def wait(
-    jobs: Iterable[Job[Any] | ArrayJob[Any]],
+    jobs: Iterable[Job[Any] | ManyJobs],
     timeout: float | None = None,
     return_when: Literal["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION"] = ALL_COMPLETED,
     *,
     progress: bool | str = False,
 ) -> tuple[list[Job[Any]], list[Job[Any]]]:
     """Wait for jobs; return ``(done, not_done)``, like ``concurrent.futures.wait``."""
-    all_jobs = _flatten(jobs)
+    all_jobs = flatten(jobs)
     done: list[Job[Any]] = []
     try:
         for job in as_completed(all_jobs, timeout, progress=progress):

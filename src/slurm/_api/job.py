@@ -1,4 +1,4 @@
-"""``Job`` and ``ArrayJob``: futures over Slurm job ids.
+"""``Job``: a future over one Slurm job id (one call).
 
 A job is finished when its result file appears (the runner writes it
 atomically) or when Slurm reports a terminal state; the cluster's single
@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from slurm._client.submission import Placement, resubmit
 from slurm._slurm.commands import JobState
 from slurm._slurm.retry import (
     Attempt,
@@ -22,19 +23,23 @@ from slurm._slurm.retry import (
     raised_one_of,
     read_attempts,
 )
-from slurm._slurm.usage import Usage, UsageSummary, runner_usage, summarise
+from slurm._slurm.usage import Usage, runner_usage
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
+from slurm._wire.runlog import parse_run_log
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError, ResultError
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
+    from slurm._client.session import Session
 
 T = TypeVar("T")
 
-__all__ = ["ArrayJob", "Job", "gather_usage"]
+__all__ = ["Job", "gather_usage", "usage_of_many"]
 
 logger = logging.getLogger(__name__)
+
+#: One step of the wait loop: ("final", seconds to wait) or ("resubmit", None).
+_Step = tuple[str, float | None]
 
 _TAIL_BYTES = 64 * 1024
 _STDERR_TAIL_LINES = 20
@@ -45,14 +50,15 @@ class Job(Generic[T]):
 
     def __init__(
         self,
-        cluster: Cluster,
+        session: Session,
         job_id: str,
         *,
         job_dir: str,
         name: str = "",
         array_index: int | None = None,
     ) -> None:
-        self.cluster = cluster
+        #: The cluster's session this job is tracked by (see :mod:`slurm._client.session`).
+        self.session = session
         self.name = name
         self._locate(job_id, job_dir, array_index)
         self._envelope: Envelope | None = None
@@ -81,6 +87,32 @@ class Job(Generic[T]):
         self.script_path = paths.script
         self.runs_path = paths.runs
 
+    def adopt(self, placement: Placement) -> None:
+        """Take the placement submission gave (where the call runs now) and be watched.
+
+        A call reattached from a workflow's journal may have been retried since:
+        its attempts file tells which job runs it now.
+        """
+        self._locate(placement.job_id, placement.job_dir, placement.array_index)
+        self.max_requeues = placement.max_requeues
+        self.dependencies = list(placement.dependencies)
+        self.retry, self.limits = placement.retry, dict(placement.limits)
+        if placement.submitted is None:
+            self.reload_attempts()
+        self.session.tracker.watch(self, submitted=placement.submitted)
+
+    def _placement(self) -> Placement:
+        return Placement(
+            self.id,
+            self.job_dir,
+            self.array_index,
+            self.max_requeues,
+            tuple(self.dependencies),
+            self.retry,
+            dict(self.limits),
+            None,
+        )
+
     @property
     def submitted(self) -> bool:
         """False only for a call collected by an open ``cluster.batch()`` block."""
@@ -103,7 +135,8 @@ class Job(Generic[T]):
     def job_id(self) -> str:
         return self.id
 
-    def _slurm_job_ref(self) -> JobRef:
+    def __slurm_job_ref__(self) -> JobRef:
+        """How a payload names this job (an argument of another call, or ``.after()``)."""
         self._check_submitted()
         return JobRef((self.id,), result_path=self.result_path)
 
@@ -115,25 +148,19 @@ class Job(Generic[T]):
         outcome = self._load_outcome()
         if outcome is not None:
             return JobState.COMPLETED if outcome.ok else JobState.FAILED
-        return self.cluster.tracker.state_of(self)
+        return self.session.tracker.state_of(self)
 
     def get_status(self) -> JobState:
         """Ask now (result file, then Slurm) and return the job's state."""
         self._check_submitted()
-        self.cluster.tracker.refresh([self])
+        self.session.tracker.refresh([self])
         return self.state
 
     @property
     def requeue_count(self) -> int:
         """How many times this call was requeued or resubmitted so far."""
-        text = self._runs_log()
-        counts = [
-            int(word.split("=", 1)[1])
-            for line in text.splitlines()
-            for word in line.split()
-            if word.startswith("restart=") and word[8:].isdigit()
-        ]
-        return max(counts, default=0)
+        events = parse_run_log(self._runs_log())
+        return max((e.restart for e in events if e.restart is not None), default=0)
 
     @property
     def usage(self) -> Usage | None:
@@ -144,7 +171,7 @@ class Job(Generic[T]):
         (``source="runner"``). See :class:`~slurm._slurm.usage.Usage`.
         """
         if self._usage is None and self.done():
-            usage = gather_usage(self.cluster, [self]).get(self.id)
+            usage = gather_usage(self.session, [self]).get(self.id)
             if usage is None or not _partial(usage):
                 self._usage = usage
             return usage
@@ -176,7 +203,7 @@ class Job(Generic[T]):
     def reload_attempts(self) -> None:
         """Follow a call that was retried before this object knew it (reattached, get_job)."""
         try:
-            text = self.cluster.transport.read_text(self.paths.attempts)
+            text = self.session.transport.read_text(self.paths.attempts)
         except FileNotFoundError:
             return
         earlier, current, limits = read_attempts(text)
@@ -190,7 +217,7 @@ class Job(Generic[T]):
     def done(self) -> bool:
         """True when the job has finished, one way or another."""
         self._check_submitted()
-        return self._load_outcome() is not None or self.cluster.tracker.is_final(self)
+        return self._load_outcome() is not None or self.session.tracker.is_final(self)
 
     def is_running(self) -> bool:
         return self.get_status() is JobState.RUNNING
@@ -210,35 +237,118 @@ class Job(Generic[T]):
         or ``timeout`` seconds passed first. ``poll_interval`` is accepted for
         compatibility; the cluster's tracker decides how often to look."""
         del poll_interval
-        if not self._wait_final(timeout):
+        if not self.wait_final(timeout):
             return False
         return self.is_successful()
 
-    def _wait_final(self, timeout: float | None) -> bool:
-        """Wait until final; resubmit when Slurm could not requeue an interrupted job,
-        or when the task's Retry covers how it ended."""
+    def _final_steps(self, timeout: float | None) -> Generator[_Step, bool, bool]:
+        """The one wait loop, synchronous and asyncio alike: wait until final, then
+        resubmit when Slurm could not requeue an interrupted job or the task's Retry
+        covers how it ended, and wait again. It yields what to do (``("final",
+        seconds)``: wait that long for the job to be final; ``("resubmit", None)``:
+        resubmit it if it must run again) and is sent whether that succeeded;
+        it returns False when ``timeout`` passed first."""
         self._check_submitted()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self.cluster.tracker.wait(self, remaining):
+            if not (yield ("final", remaining)):
                 return False
-            if not self._resubmit_if_needed():
+            if not (yield ("resubmit", None)):
                 return True
+
+    def wait_final(self, timeout: float | None = None) -> bool:
+        """Block until the job is final (after any resubmission it needed); False when
+        ``timeout`` seconds passed first. Unlike :meth:`wait`, success does not count."""
+        steps = self._final_steps(timeout)
+        answer: bool | None = None
+        try:
+            while True:
+                what, seconds = steps.send(answer) if answer is not None else next(steps)
+                if what == "final":
+                    answer = self.session.tracker.wait(self, seconds)
+                else:
+                    answer = self._resubmit_if_needed()
+        except StopIteration as stop:
+            done: bool = stop.value
+            return done
+
+    async def wait_final_async(self, timeout: float | None = None) -> bool:
+        """:meth:`wait_final` for asyncio: no thread and no poll of its own (the tracker
+        calls back into the loop); resubmitting runs in the loop's default executor."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        steps = self._final_steps(timeout)
+        answer: bool | None = None
+        try:
+            while True:
+                what, seconds = steps.send(answer) if answer is not None else next(steps)
+                if what == "final":
+                    try:
+                        await asyncio.wait_for(self._final_once(), seconds)
+                        answer = True
+                    except TimeoutError:
+                        answer = False
+                else:
+                    answer = await loop.run_in_executor(None, self._resubmit_if_needed)
+        except StopIteration as stop:
+            done: bool = stop.value
+            return done
+
+    async def _final_once(self) -> None:
+        """Until the tracker says this job is final (one callback, no polling)."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(settle)
+
+        forget = self.session.tracker.when_final(self, wake)
+        try:
+            await done
+        finally:
+            forget()
 
     def _resubmit_if_needed(self) -> bool:
         """The job just ended: submit it again if it must run again; True if it was."""
         retry = self._retry()
         if retry is not None:
             ended, limits = retry
-            self.cluster.resubmit(self, retried=ended, limits=limits)
+            self._resubmit(ended.state, retried=ended, limits=limits)
             self._earlier.append(ended)
             self._envelope, self._outcome, self._usage = None, None, None
             return True
         if self._needs_resubmission():
-            self.cluster.resubmit(self)
+            info = self.session.tracker.info_of(self)
+            previous = self.id
+            self._resubmit(info.state.value if info else "UNKNOWN")
+            self.previous_ids.append(previous)
             return True
         return False
+
+    def _resubmit(
+        self, state: str, *, retried: Attempt | None = None, limits: dict[str, str] | None = None
+    ) -> None:
+        """Submit the call again (the same directory and script) and follow the new job."""
+        placement = resubmit(
+            self.session,
+            self._placement(),
+            name=self.name,
+            state=state,
+            retried=retried,
+            limits=limits,
+            attempt=self.attempt,
+            resubmissions=len(self.previous_ids),
+        )
+        self.id, self.limits = placement.job_id, dict(placement.limits)
+        self.session.tracker.watch(self, submitted=placement.submitted)
 
     def _retry(self) -> tuple[Attempt, dict[str, str]] | None:
         """The attempt that just ended and the limits to retry with, or None (no retry)."""
@@ -253,7 +363,7 @@ class Job(Generic[T]):
                 return None
             limits: dict[str, str] | None = dict(self.limits)
         else:
-            info = self.cluster.tracker.info_of(self)
+            info = self.session.tracker.info_of(self)
             state = info.state.value if info else ""
             if state == JobState.FAILED.value:
                 state = ended_state(state, self._stderr_tail())
@@ -265,18 +375,20 @@ class Job(Generic[T]):
 
     def _needs_resubmission(self) -> bool:
         """Interrupted (preempted, node lost) and Slurm could not requeue it: not an attempt."""
-        if self.cluster.tracker.has_result(self) or len(self.previous_ids) >= self.max_requeues:
+        if self.session.tracker.has_result(self) or len(self.previous_ids) >= self.max_requeues:
             return False
-        info = self.cluster.tracker.info_of(self)
+        info = self.session.tracker.info_of(self)
         if info is None:
             return False
         if info.state in (JobState.PREEMPTED, JobState.NODE_FAIL, JobState.BOOT_FAIL):
             return True
-        return info.state is JobState.TIMEOUT and "requeue-failed" in self._runs_log()
+        if info.state is not JobState.TIMEOUT:
+            return False
+        return any(e.event == "requeue-failed" for e in parse_run_log(self._runs_log()))
 
     def _runs_log(self) -> str:
         try:
-            return self.cluster.transport.read_text(self.runs_path)
+            return self.session.transport.read_text(self.runs_path)
         except FileNotFoundError:
             return ""
 
@@ -288,7 +400,7 @@ class Job(Generic[T]):
         :class:`~slurm.errors.JobTerminatedError` when the job ended without a
         result, :class:`~slurm.errors.JobTimeoutError` when ``timeout`` passed.
         """
-        if not self._wait_final(timeout):
+        if not self.wait_final(timeout):
             raise JobTimeoutError(
                 f"Job {self.id} ({self.name}) did not finish within {timeout} s; it is "
                 f"{self.state.value}. Call get_result() again to keep waiting.",
@@ -307,9 +419,17 @@ class Job(Generic[T]):
 
         Cancelling the awaiting coroutine leaves the Slurm job running.
         """
-        from slurm._api.aio import result_async
+        if not await self.wait_final_async(timeout):
+            raise JobTimeoutError(
+                f"Job {self.id} ({self.name}) did not finish within {timeout} s. Await it "
+                "again to keep waiting.",
+                job_id=self.id,
+            )
+        import asyncio
 
-        return await result_async(self, timeout)
+        loop = asyncio.get_running_loop()
+        value: T = await loop.run_in_executor(None, self.get_result, 0)
+        return value
 
     def __await__(self) -> Generator[Any, None, T]:
         """``await job`` is ``await job.result_async()``."""
@@ -331,7 +451,7 @@ class Job(Generic[T]):
         """
         first = self.get_result(timeout)
         paths = JobPaths(self.job_dir, self.array_index)
-        transport = self.cluster.transport
+        transport = self.session.transport
         try:
             world = int(transport.read_bytes(paths.world_size).decode().strip())
         except (OSError, ValueError):
@@ -339,7 +459,7 @@ class Job(Generic[T]):
         values = [first]
         for rank in range(1, world):
             # Unpickled only from a file only this user can have written, as get_result().
-            self.cluster.store.check_private(paths.rank_result(rank), job_id=self.id)
+            self.session.store.check_private(paths.rank_result(rank), job_id=self.id)
             data = transport.read_bytes(paths.rank_result(rank))
             values.append(Envelope.from_bytes(data, job_id=self.id).unwrap())
         return values
@@ -361,9 +481,9 @@ class Job(Generic[T]):
 
     def _load_outcome(self) -> Outcome | None:
         """How the call ended (JSON, never unpickled), once its result exists."""
-        if self._outcome is None and self.cluster.tracker.has_result(self):
+        if self._outcome is None and self.session.tracker.has_result(self):
             try:
-                text = self.cluster.transport.read_text(self.outcome_path)
+                text = self.session.transport.read_text(self.outcome_path)
             except FileNotFoundError:
                 text = ""  # a result without an outcome: another SDK version wrote it
             try:
@@ -381,15 +501,15 @@ class Job(Generic[T]):
 
     def _load_envelope(self) -> Envelope | None:
         """The result envelope, unpickled only from a file only this user can have written."""
-        if self._envelope is None and self.cluster.tracker.has_result(self):
-            self.cluster.store.check_private(self.result_path, job_id=self.id)
-            data = self.cluster.transport.read_bytes(self.result_path)
+        if self._envelope is None and self.session.tracker.has_result(self):
+            self.session.store.check_private(self.result_path, job_id=self.id)
+            data = self.session.transport.read_bytes(self.result_path)
             self._envelope = Envelope.from_bytes(data, job_id=self.id)
             self._outcome = self._outcome or self._envelope.outcome()
         return self._envelope
 
     def _terminated_error(self) -> JobTerminatedError:
-        info = self.cluster.tracker.final_info(self)
+        info = self.session.tracker.final_info(self)
         tail = self._stderr_tail()
         state = ended_state(info.state.value, tail) if info else "UNKNOWN"
         reason = info.reason if info else ""
@@ -411,7 +531,7 @@ class Job(Generic[T]):
             why = "a job it depends on failed, so it can never start (it was cancelled)"
         if info is None:
             why += ", and Slurm no longer lists it (squeue forgets ended jobs after MinJobAge)"
-            if self.cluster.tracker.sacct_failed:
+            if self.session.tracker.sacct_failed:
                 why += (
                     "; accounting (sacct) did not answer, so how it ended is unknown: once "
                     f"slurmdbd is back, `sacct -j {self.id}` tells"
@@ -430,7 +550,7 @@ class Job(Generic[T]):
     def _stderr_tail(self) -> str:
         """The last lines of stderr: only its last 64 KiB are read, however long it is."""
         try:
-            data, _ = self.cluster.transport.read_range(self.stderr_path, -_TAIL_BYTES, _TAIL_BYTES)
+            data, _ = self.session.transport.read_range(self.stderr_path, -_TAIL_BYTES, _TAIL_BYTES)
         except OSError:
             return ""
         text = data.decode("utf-8", errors="replace")
@@ -440,9 +560,9 @@ class Job(Generic[T]):
     def cancel(self) -> None:
         """Cancel the job (no error if it already ended)."""
         self._check_submitted()
-        self.cluster.cancel([self.id])
-        self.cluster.tracker.refresh([self])
-        self.cluster.tracker.ending_soon()
+        self.session.slurm.cancel([self.id])
+        self.session.tracker.refresh([self])
+        self.session.tracker.ending_soon()
 
     def get_stdout(self) -> str:
         return self._read_log(self.stdout_path)
@@ -452,137 +572,13 @@ class Job(Generic[T]):
 
     def get_script(self) -> str:
         """The batch script that was submitted."""
-        return self.cluster.transport.read_text(self.script_path)
+        return self.session.transport.read_text(self.script_path)
 
     def _read_log(self, path: str) -> str:
         try:
-            return self.cluster.transport.read_bytes(path).decode("utf-8", errors="replace")
+            return self.session.transport.read_bytes(path).decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
-
-
-class ArrayJob(Generic[T]):
-    """One Slurm array: ``len()``, indexing and iteration give per-element jobs."""
-
-    def __init__(
-        self,
-        cluster: Cluster,
-        parts: Sequence[tuple[str, str]],
-        jobs: Sequence[Job[T]],
-        *,
-        name: str,
-    ) -> None:
-        self.cluster = cluster
-        self.parts = list(parts)  # (array job id, job directory), one per Slurm array
-        self.array_ids = [array_id for array_id, _ in self.parts]
-        # A map larger than MaxArraySize is split over several Slurm arrays: the
-        # first one's id names it; `array_ids` has them all.
-        self.id = self.array_ids[0]
-        self.job_dir = self.parts[0][1]
-        self.name = name
-        self._jobs = list(jobs)
-        #: The ids of the jobs the array waited for (``.after()`` and Job items).
-        self.dependencies: list[str] = sorted({d for job in self._jobs for d in job.dependencies})
-
-    def __repr__(self) -> str:
-        return f"<ArrayJob {self.id} {self.name!r} x{len(self._jobs)}>"
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    @overload
-    def __getitem__(self, index: int) -> Job[T]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Job[T]]: ...
-    def __getitem__(self, index: int | slice) -> Job[T] | list[Job[T]]:
-        return self._jobs[index]
-
-    def __iter__(self) -> Iterator[Job[T]]:
-        return iter(self._jobs)
-
-    @property
-    def jobs(self) -> list[Job[T]]:
-        return list(self._jobs)
-
-    def _slurm_job_ref(self) -> JobRef:
-        # The runner reads every element's result, array after array, in item order.
-        dirs = tuple(JobPaths(job_dir).results_dir for _, job_dir in self.parts)
-        return JobRef(tuple(self.array_ids), result_dirs=dirs)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for every element; True if all succeeded."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ok = True
-        for job in self._jobs:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ok = job.wait(remaining) and ok
-        return ok
-
-    def done(self) -> bool:
-        return all(job.done() for job in self._jobs)
-
-    @property
-    def usage(self) -> UsageSummary:
-        """Min / median / max of the finished elements' usage, and which element was worst.
-
-        One sacct call for all elements (see :attr:`Job.usage`).
-        """
-        ended = [job for job in self._jobs if job._usage is None and job.done()]
-        fresh = gather_usage(self.cluster, ended)
-        for job in ended:
-            usage = fresh.get(job.id)
-            if usage is not None and not _partial(usage):
-                job._usage = usage
-        known = {i: job._usage or fresh.get(job.id) for i, job in enumerate(self._jobs)}
-        return summarise({i: usage for i, usage in known.items() if usage is not None})
-
-    def get_results(
-        self,
-        timeout: float | None = None,
-        *,
-        return_exceptions: bool = False,
-        progress: bool | str = False,
-    ) -> list[Any]:
-        """Results in item order.
-
-        With ``return_exceptions=True`` a failed element's exception stands in
-        its place. Otherwise the first failure is raised once every element has
-        finished, with a note naming all failed indices; the other results stay
-        available through ``array[i].get_result()``. ``progress=True`` shows a
-        progress bar while waiting.
-        """
-        if progress:
-            from slurm._api.futures import wait
-
-            wait(self._jobs, timeout, progress=progress if isinstance(progress, str) else self.name)
-        else:
-            self.wait(timeout)
-        results: list[Any] = []
-        failures: list[tuple[int, BaseException]] = []
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for index, job in enumerate(self._jobs):
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                results.append(job.get_result(remaining))
-            except JobTimeoutError:
-                raise
-            except Exception as exc:
-                failures.append((index, exc))
-                results.append(exc)
-        if failures and not return_exceptions:
-            first = failures[0][1]
-            indices = ", ".join(str(i) for i, _ in failures)
-            first.add_note(
-                f"{len(failures)} of {len(self._jobs)} elements of array {self.id} failed "
-                f"(indices {indices}); the others' results are in array[i].get_result()."
-            )
-            raise first
-        return results
-
-    def cancel(self) -> None:
-        self.cluster.cancel(self.array_ids)
-        self.cluster.tracker.refresh(self._jobs)
-        self.cluster.tracker.ending_soon()
 
 
 def _partial(usage: Usage) -> bool:
@@ -591,7 +587,20 @@ def _partial(usage: Usage) -> bool:
     return usage.source == "sacct" and (usage.time_limit_s is None or usage.mem_bytes is None)
 
 
-def gather_usage(cluster: Cluster, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:
+def usage_of_many(jobs: Sequence[Job[Any]]) -> dict[int, Usage]:
+    """The usage of every finished job among ``jobs`` (by position): one sacct call for all
+    that were not measured yet, kept on each job as :attr:`Job.usage` keeps its own."""
+    ended = [job for job in jobs if job._usage is None and job.done()]
+    fresh = gather_usage(ended[0].session, ended) if ended else {}
+    for job in ended:
+        usage = fresh.get(job.id)
+        if usage is not None and not _partial(usage):
+            job._usage = usage
+    known = {i: job._usage or fresh.get(job.id) for i, job in enumerate(jobs)}
+    return {i: usage for i, usage in known.items() if usage is not None}
+
+
+def gather_usage(cluster: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:
     """Usage of ended jobs by id: one sacct call, the runner's files where it has nothing.
 
     sacct's MaxRSS is sampled (``JobAcctGatherFrequency``): a job shorter than
@@ -620,7 +629,7 @@ def gather_usage(cluster: Cluster, jobs: Sequence[Job[Any]]) -> dict[str, Usage]
     return result
 
 
-def _runner_usage(cluster: Cluster, job: Job[Any]) -> Usage | None:
+def _runner_usage(cluster: Session, job: Job[Any]) -> Usage | None:
     try:
         text = cluster.transport.read_text(job.paths.usage)
     except FileNotFoundError:

@@ -8,19 +8,18 @@ return new tasks; the original is never changed.
 from __future__ import annotations
 
 import sys
-import types
-import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
-from slurm._api import active as context
+from slurm._job.inject import injected_parameters
 from slurm._slurm.options import check_task_options, normalize_options
 from slurm.errors import ConfigurationError, NotSubmittableError
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
-    from slurm._api.job import ArrayJob, Job
+    from slurm._api.array import ArrayJob
+    from slurm._api.job import Job
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +27,52 @@ R = TypeVar("R")
 DependencyKind = Literal["afterok", "afterany", "afternotok", "after"]
 _DEPENDENCY_KINDS = ("afterok", "afterany", "afternotok", "after")
 
-__all__ = ["FunctionRef", "Task", "injected_parameters"]
+__all__ = [
+    "FunctionRef",
+    "Submitter",
+    "Task",
+    "active_cluster",
+    "enter_cluster",
+    "leave_cluster",
+    "set_process_default",
+]
+
+
+class Submitter(Protocol):
+    """Where a task called now is submitted: a :class:`~slurm.Cluster`."""
+
+    def submit_call(
+        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Job[R]: ...
+
+    def submit_map(
+        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None = None
+    ) -> ArrayJob[R]: ...
+
+
+_active: ContextVar[Submitter | None] = ContextVar("slurm_active_cluster", default=None)
+_process_default: Submitter | None = None
+
+
+def active_cluster() -> Submitter | None:
+    """Where a task called now would be submitted: the innermost ``with cluster:`` block,
+    else the cluster of the workflow this process runs, if any."""
+    return _active.get() or _process_default
+
+
+def enter_cluster(cluster: Submitter) -> Token[Submitter | None]:
+    """Calls from here on (in this context) submit to ``cluster``; :func:`leave_cluster` undoes."""
+    return _active.set(cluster)
+
+
+def leave_cluster(token: Token[Submitter | None]) -> None:
+    _active.reset(token)
+
+
+def set_process_default(cluster: Submitter | None) -> None:
+    """Used on a workflow's node: every thread of the workflow's process submits here."""
+    global _process_default
+    _process_default = cluster
 
 
 @dataclass(frozen=True)
@@ -111,63 +155,6 @@ def _rebuild_task(
 ) -> Task[Any, Any]:
     function = fn.load() if isinstance(fn, FunctionRef) else fn
     return Task(function, options, workflow=workflow)
-
-
-def _context_kind(annotation: Any) -> str | None:
-    """``"job"`` or ``"workflow"`` when ``annotation`` is that context type (or Optional of it).
-
-    The type itself is matched, not the end of its name: ``JobContext | None``
-    and ``Optional[JobContext]`` are injected, a class named ``MyJobContext``
-    is not. An annotation left as a string (unresolvable forward reference)
-    is matched by its exact name.
-    """
-    from slurm._api.workflow import WorkflowContext
-    from slurm._job.context import JobContext
-
-    if isinstance(annotation, str):
-        text = annotation.replace(" ", "")
-        for prefix in ("typing.Optional[", "Optional["):
-            if text.startswith(prefix) and text.endswith("]"):
-                text = text[len(prefix) : -1]
-        names = {part.rsplit(".", 1)[-1] for part in text.split("|") if part != "None"}
-        if names == {"JobContext"}:
-            return "job"
-        if names == {"WorkflowContext"}:
-            return "workflow"
-        return None
-    members = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
-    candidates = {m for m in members if m is not type(None)} if members else {annotation}
-    if candidates == {JobContext}:
-        return "job"
-    if candidates == {WorkflowContext}:
-        return "workflow"
-    return None
-
-
-_UNIONS = (typing.Union, types.UnionType)
-
-
-def injected_parameters(fn: Callable[..., Any], *, workflow: bool) -> dict[str, str]:
-    """Parameters the runner fills in: name -> ``"job"`` or ``"workflow"``.
-
-    A parameter annotated ``JobContext`` (or ``JobContext | None``) gets the
-    job context, one annotated ``WorkflowContext`` (or, in a workflow, named
-    ``ctx``) the workflow context.
-    """
-    import inspect
-
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
-    found: dict[str, str] = {}
-    for name, parameter in inspect.signature(fn).parameters.items():
-        kind = _context_kind(hints.get(name, parameter.annotation))
-        if kind == "workflow" or (kind is None and workflow and name == "ctx"):
-            found[name] = "workflow"
-        elif kind == "job":
-            found[name] = "job"
-    return found
 
 
 class Task(Generic[P, R]):
@@ -271,8 +258,8 @@ class Task(Generic[P, R]):
         return self.after(*jobs, kind="afterany")
 
     # --- submitting ---------------------------------------------------------
-    def _cluster(self) -> Cluster:
-        cluster = context.active_cluster()
+    def _cluster(self) -> Submitter:
+        cluster = active_cluster()
         if cluster is None:
             raise NotSubmittableError(
                 f"{self.__name__}() was called outside a cluster context, so there is nowhere "

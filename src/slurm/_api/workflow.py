@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # pathlib too: every job imports this module, few need pathlib
     from pathlib import Path
@@ -23,6 +23,9 @@ class WorkflowContext:
         workflow_job_dir: the workflow job's directory; children live under it.
         shared_dir: a directory for artifacts shared by the workflow's tasks.
     """
+
+    #: A parameter annotated with this type is filled in by the runner (see slurm._job.inject).
+    __slurm_inject__: ClassVar[str] = "workflow"
 
     cluster: Cluster
     workflow_job_id: str

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
+    from slurm._client.session import Session
 
 __all__ = ["PruneReport", "build_script", "parse_output", "prune", "trim_cache"]
 
@@ -164,7 +164,7 @@ def trim_cache(directory: Path, max_bytes: int, *, dry_run: bool, report: PruneR
 
 
 def prune(
-    cluster: Cluster,
+    cluster: Session,
     *,
     older_than_days: float,
     env_unused_days: float | None = None,

@@ -32,6 +32,7 @@ __all__ = [
     "ClusterSettings",
     "Field",
     "add_argparse_args",
+    "choose_backend",
     "click_options",
     "settings_from_namespace",
 ]
@@ -39,6 +40,26 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 BACKENDS = ("local", "ssh")
+
+
+def choose_backend(backend: Any, hostname: Any) -> str:
+    """The backend of a cluster: the one named, else ``ssh`` with a hostname, else ``local``.
+
+    Every way of making a cluster (keyword arguments, ``--backend``/``--hostname``,
+    a Slurmfile) asks here, so that the same settings give the same backend.
+
+    Raises:
+        ConfigurationError: not a backend this SDK knows.
+    """
+    chosen = backend or ("ssh" if hostname else "local")
+    if not isinstance(chosen, str) or chosen.lower() not in BACKENDS:
+        raise ConfigurationError(
+            f"Unknown backend {chosen!r}: use 'local' (on the cluster, sbatch on PATH) "
+            "or 'ssh' (with hostname=...)."
+        )
+    return chosen.lower()
+
+
 DEFAULT_JOB_BASE_DIR = "~/.slurm-sdk/jobs"
 
 
@@ -167,7 +188,7 @@ class ClusterSettings:
                 f"{source}: max_array_size must be at least 1, got {self.max_array_size}."
             )
         if self.packaging is not None:
-            from slurm._client.packaging import parse_spec
+            from slurm._slurm.packaging import parse_spec
 
             parse_spec(self.packaging)
         if self.default_options:

@@ -1,10 +1,22 @@
 """Submission: from a task call to a Slurm job id, exactly once.
 
-Pickles the call, lays out its job directory, renders the batch script and
-runs ``sbatch``; consults a workflow's journal first so a restarted workflow
-reattaches instead of resubmitting; never submits twice when a connection
-drops or the controller stumbles; resubmits an interrupted job that Slurm
-could not requeue. ``Cluster`` calls into here; nothing here is public.
+:func:`submit_calls` runs in named phases, each a function of its own:
+
+1. :func:`_resolve` the options: the cluster's defaults under the task's,
+   requeue and retry policy, limits (pure checks first: bad input fails
+   before anything is prepared);
+2. :func:`_prepare_code`: the interpreter and shipped source (the preflight
+   runs here), the container image, the workflow's spec;
+3. :func:`_pickle_calls`: one payload per call, and the jobs they refer to;
+4. :func:`_claim` the journal entry of a running workflow (a restarted one
+   reattaches instead of resubmitting);
+5. :func:`_render` the batch script;
+6. :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
+   never sends it twice) and the record in the index.
+
+What comes back is a :class:`Placement` per call: the ``Job`` adopts it.
+:func:`resubmit` gives a new placement for a call Slurm could not requeue, or
+one a ``Retry`` runs again. ``Cluster`` calls into here; nothing here is public.
 """
 
 from __future__ import annotations
@@ -18,20 +30,43 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from slurm._api.task import Task
-from slurm._job.entry import DONE_DIR_VARIABLE
-from slurm._slurm.container import CONTAINER_VARIABLE, ContainerSpec, container_spec
+from slurm._client.packaging.images import check_container
+from slurm._client.packaging.images import prepare as prepare_images
+from slurm._client.packaging.launch import Launch, launch_for
+from slurm._client.tasks import SubmittedTask
+from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import render_batch_script
+from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.layout import JobPaths, log_patterns, outcome_of
-from slurm._wire.payload import Call, JobRef, Outcome, Payload, RunPolicy, dumps_payload
+from slurm._wire.payload import (
+    Call,
+    JobRef,
+    Outcome,
+    Payload,
+    RunPolicy,
+    WorkflowSpec,
+    dumps_payload,
+)
+from slurm._wire.runlog import retry_line
 from slurm.errors import ConfigurationError, DependencyError, ResultError, SubmissionError
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
-    from slurm._api.job import Job
+    from slurm._client.session import Session
+
+__all__ = [
+    "Placement",
+    "dependency_flag",
+    "is_multi_rank",
+    "requeue_policy",
+    "resubmit",
+    "retry_policy",
+    "submit",
+    "submit_batch",
+    "submit_calls",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +76,7 @@ DEFAULT_REQUEUE_GRACE = 60
 
 @dataclass(frozen=True)
 class Submitted:
-    """What one submission gave: the Slurm id (an array's id), its directory, its policy.
+    """What one sbatch gave: the Slurm id (an array's id), its directory, its policy.
 
     ``submitted`` is the ``time.time()`` of sbatch, ``None`` when a restarted
     workflow reattached to a job its earlier run had submitted. ``limits`` are
@@ -57,8 +92,72 @@ class Submitted:
     retry: Retry | None = None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one call runs now: what its ``Job`` adopts at submission and resubmission.
+
+    ``job_id`` is the element's own id in an array (``123_4``); ``submitted``
+    is ``None`` for a call reattached from a workflow's journal (it may have
+    been retried since: the job reads its attempts file).
+    """
+
+    job_id: str
+    job_dir: str
+    array_index: int | None
+    max_requeues: int
+    dependencies: tuple[str, ...]
+    retry: Retry | None
+    limits: Mapping[str, str]
+    submitted: float | None
+
+    @classmethod
+    def of(cls, done: Submitted, job_id: str, index: int | None) -> Placement:
+        return cls(
+            job_id,
+            done.job_dir,
+            index,
+            done.policy.max_requeues,
+            done.depends_on,
+            done.retry,
+            dict(done.limits),
+            done.submitted,
+        )
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """Phase 1: the options of one submission, checked."""
+
+    sbatch: dict[str, Any]
+    sdk: dict[str, Any]
+    requeue_flags: dict[str, Any]
+    policy: RunPolicy
+    retry: Retry | None
+    limits: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Phase 2: how the job starts on the cluster."""
+
+    launch: Launch
+    sdk: dict[str, Any]
+    container: ContainerSpec | None
+    workflow: WorkflowSpec | None
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """Phase 4: the journal's word on this call (a running workflow's only)."""
+
+    seq: int = -1
+    digest: str = ""
+    job_dir: str | None = None  # prepared by an earlier run of the workflow
+    reattached: Submitted | None = None
+
+
 def retry_policy(
-    task: Task[Any, Any], sbatch_options: Mapping[str, Any], sdk_options: Mapping[str, Any]
+    task: SubmittedTask, sbatch_options: Mapping[str, Any], sdk_options: Mapping[str, Any]
 ) -> Retry | None:
     """The task's ``retry=`` option, checked before anything is submitted.
 
@@ -105,7 +204,7 @@ def requeue_policy(
     return flags, RunPolicy(max_requeues=max_requeues)
 
 
-def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRef]) -> str | None:
+def dependency_flag(cluster: Session, task: SubmittedTask, refs: Sequence[JobRef]) -> str | None:
     """The ``--dependency`` value; ``afterok`` on a job that already succeeded is dropped.
 
     Raises:
@@ -113,7 +212,7 @@ def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRe
             call could never run (sbatch would refuse it); nothing is submitted.
     """
     by_kind: dict[str, list[str]] = {}
-    dependencies = [(kind, job._slurm_job_ref()) for kind, job in task.dependencies]
+    dependencies = [(kind, job.__slurm_job_ref__()) for kind, job in task.dependencies]
     for dep_kind, ref in dependencies:
         by_kind.setdefault(dep_kind, []).extend(ref.job_ids)
     afterok = [(job_id, ref) for ref in refs for job_id in ref.job_ids]
@@ -142,7 +241,7 @@ def dependency_flag(cluster: Cluster, task: Task[Any, Any], refs: Sequence[JobRe
     return ",".join(parts) or None
 
 
-def _outcome(cluster: Cluster, ref: JobRef) -> Outcome | None:
+def _outcome(cluster: Session, ref: JobRef) -> Outcome | None:
     """How a finished single job ended (its JSON outcome: never unpickled), or None
     (running, an array, unreadable)."""
     if not ref.result_path:
@@ -154,7 +253,7 @@ def _outcome(cluster: Cluster, ref: JobRef) -> Outcome | None:
 
 
 def submit(
-    cluster: Cluster, task: Task[Any, Any], calls: Sequence[Call], *, array: str | None
+    cluster: Session, task: SubmittedTask, calls: Sequence[Call], *, array: str | None
 ) -> Submitted:
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
@@ -191,33 +290,82 @@ def submit(
 
 
 def _submit(
-    cluster: Cluster,
-    task: Task[Any, Any],
+    cluster: Session,
+    task: SubmittedTask,
     calls: Sequence[Call],
     *,
     array: str | None,
     created: list[str],
 ) -> Submitted:
-    from slurm._client.packaging.images import prepare as prepare_images
-    from slurm._client.packaging.launch import launch_for
-
-    sbatch_options, sdk_options = cluster.options_for(task)
-    # First: the preflight must fail before anything is written.
-    launch = launch_for(cluster, task, sdk_options, calls)
-    # packaging="container" builds and pushes the image here (once); a workflow runs
-    # outside its image and hands it to its tasks.
-    sdk_options, for_children = prepare_images(cluster, task, sdk_options)
-    container = container_spec(
-        sdk_options, shared=[cluster.store.base_dir, os.path.dirname(cluster.store.index_dir)]
+    resolved = _resolve(cluster, task)
+    prepared = _prepare_code(cluster, task, resolved, calls)
+    payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
+    depends_on = tuple(
+        dict.fromkeys(
+            [job_id for ref in refs for job_id in ref.job_ids]
+            + [job_id for _, job in task.dependencies for job_id in job.__slurm_job_ref__().job_ids]
+        )
     )
-    if container is not None:
-        check_container(cluster, container, launch.python)
+    claim = _claim(cluster, task, resolved, payloads, depends_on)
+    if claim.reattached is not None:
+        return claim.reattached
+    dependency = dependency_flag(cluster, task, refs)
+    job_dir = claim.job_dir
+    if job_dir is None:
+        job_dir = cluster.store.new_job_dir(task.name)
+        created.append(job_dir)
+    else:  # prepared by an earlier run: its directory may have been removed since
+        cluster.transport.mkdir(job_dir, mode=0o700)
+    options, script = _render(cluster, resolved, prepared, job_dir, array, dependency)
+    _write_files(cluster, job_dir, payloads, script, array=array is not None)
+    journal = cluster.journal
+    if journal is not None:
+        journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
+    cluster.store.ensure_layout()
+    submitted = time.time()
+    job_id = cluster.slurm.sbatch(JobPaths(job_dir).script, comment=options["comment"])
+    if journal is not None:
+        journal.complete(claim.seq, job_id)
+    cluster.store.record(job_id, job_dir)
+    return Submitted(
+        job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits, resolved.retry
+    )
+
+
+def _resolve(cluster: Session, task: SubmittedTask) -> _Resolved:
+    """Phase 1: the task's options over the cluster's defaults; requeue and retry
+    policy and the limits, all checked before anything is prepared or written."""
+    sbatch_options, sdk_options = cluster.options_for(task.name, task.options)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
         policy = dataclasses.replace(policy, requeue_on_time_limit=False)
     limits = limits_of(sbatch_options)
+    return _Resolved(sbatch_options, sdk_options, requeue_flags, policy, retry, limits)
+
+
+def _prepare_code(
+    cluster: Session, task: SubmittedTask, resolved: _Resolved, calls: Sequence[Call]
+) -> _Prepared:
+    """Phase 2: the interpreter and the call's local source (the preflight runs first, so
+    that it fails before anything is written), the container image, a workflow's spec."""
+    launch = launch_for(cluster, task, resolved.sdk, calls)
+    # packaging="container" builds and pushes the image here (once); a workflow runs
+    # outside its image and hands it to its tasks.
+    sdk_options, for_children = prepare_images(cluster, task, resolved.sdk)
+    container = container_spec(
+        sdk_options, shared=[cluster.store.base_dir, os.path.dirname(cluster.store.index_dir)]
+    )
+    if container is not None:
+        check_container(cluster, container, launch.python)
     workflow = cluster.workflow_spec(for_children) if task.is_workflow else None
+    return _Prepared(launch, sdk_options, container, workflow)
+
+
+def _pickle_calls(
+    task: SubmittedTask, calls: Sequence[Call], policy: RunPolicy, workflow: WorkflowSpec | None
+) -> tuple[list[bytes], list[JobRef]]:
+    """Phase 3: one payload per call; the jobs its arguments refer to."""
     payloads: list[bytes] = []
     refs: list[JobRef] = []
     try:
@@ -231,39 +379,60 @@ def _submit(
             f"be pickled ({type(exc).__name__}: {exc}). Nothing was submitted. Pass plain "
             "data, or objects that cloudpickle can serialise."
         ) from exc
-    journal, store = cluster.journal, cluster.store
-    seq, job_dir, digest = -1, None, ""
-    depends_on = tuple(
-        dict.fromkeys(
-            [job_id for ref in refs for job_id in ref.job_ids]
-            + [job_id for _, job in task.dependencies for job_id in job._slurm_job_ref().job_ids]
-        )
+    return payloads, refs
+
+
+def _claim(
+    cluster: Session,
+    task: SubmittedTask,
+    resolved: _Resolved,
+    payloads: Sequence[bytes],
+    depends_on: Sequence[str],
+) -> _Claim:
+    """Phase 4: in a running workflow, the journal entry of this call; a call the
+    earlier run of the workflow already submitted is reattached."""
+    journal = cluster.journal
+    if journal is None:
+        return _Claim()
+    digest = fingerprint(
+        task.name,
+        repr(sorted(resolved.sbatch.items())),
+        *payloads,
+        ",".join(sorted(depends_on)),
     )
-    if journal is not None:
-        digest = fingerprint(
-            task.name,
-            repr(sorted(sbatch_options.items())),
-            *payloads,
-            ",".join(sorted(depends_on)),
-        )
-        seq, entry = journal.claim(task.name, digest)
-        if entry is not None:
-            job_id = entry.job_id or cluster.slurm.find_by_comment(_comment(entry.job_dir))
-            if job_id is not None:
-                if entry.job_id is None:
-                    journal.complete(seq, job_id)
-                # A call retried since: its Job follows the attempts file (Job.reload_attempts).
-                logger.info("reattached %s to job %s (journal)", task.name, job_id)
-                return Submitted(job_id, entry.job_dir, None, policy, depends_on, limits, retry)
-            job_dir = entry.job_dir  # prepared, but never reached Slurm: submit now
-    dependency = dependency_flag(cluster, task, refs)
-    if job_dir is None:
-        job_dir = store.new_job_dir(task.name)
-        created.append(job_dir)
-    else:  # prepared by an earlier run: its directory may have been removed since
-        cluster.transport.mkdir(job_dir, mode=0o700)
-    options = dict(sbatch_options)
-    options.update(requeue_flags)
+    seq, entry = journal.claim(task.name, digest)
+    if entry is None:
+        return _Claim(seq, digest)
+    job_id = entry.job_id or cluster.slurm.find_by_comment(_comment(entry.job_dir))
+    if job_id is None:  # prepared, but never reached Slurm: submit now
+        return _Claim(seq, digest, entry.job_dir)
+    if entry.job_id is None:
+        journal.complete(seq, job_id)
+    # A call retried since: its Job follows the attempts file (Job.reload_attempts).
+    logger.info("reattached %s to job %s (journal)", task.name, job_id)
+    done = Submitted(
+        job_id,
+        entry.job_dir,
+        None,
+        resolved.policy,
+        tuple(depends_on),
+        resolved.limits,
+        resolved.retry,
+    )
+    return _Claim(seq, digest, entry.job_dir, done)
+
+
+def _render(
+    cluster: Session,
+    resolved: _Resolved,
+    prepared: _Prepared,
+    job_dir: str,
+    array: str | None,
+    dependency: str | None,
+) -> tuple[dict[str, Any], str]:
+    """Phase 5: the sbatch options of the script, and the script."""
+    options = dict(resolved.sbatch)
+    options.update(resolved.requeue_flags)
     if array is not None:
         options["array"] = array
     options.setdefault("comment", _comment(job_dir))
@@ -273,15 +442,15 @@ def _submit(
     )
     if dependency:
         options["dependency"] = dependency
-    setup = sdk_options.get("setup") or ()
+    setup = prepared.sdk.get("setup") or ()
     if isinstance(setup, str):
         setup = [setup]
-    if "signal" in requeue_flags:
+    if "signal" in resolved.requeue_flags:
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
         setup = ["trap '' USR1", *setup]
-    command = [*launch.command, "-m", "slurm.runner", job_dir]
+    command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
     if is_multi_rank(options):
@@ -289,20 +458,28 @@ def _submit(
     # Locally the job starts where this process runs, unless the task chose chdir=.
     local = cluster.backend_type == "local"
     workdir = os.getcwd() if local and not options.get("chdir") else None
+    container = prepared.container
     script = render_batch_script(
         options=options,
         command=command,
-        # Where the runner drops its done marker: this Cluster object's own directory.
-        # In the script, not the payload, so that the call's fingerprint (what a
+        # Where the runner drops its done marker: this session's own directory. In
+        # the script, not the payload, so that the call's fingerprint (what a
         # restarted workflow matches its journal against) does not depend on it.
         env={
-            DONE_DIR_VARIABLE: store.done_dir,
-            **launch.env,
+            DONE_DIR_VARIABLE: cluster.store.done_dir,
+            **prepared.launch.env,
             **({CONTAINER_VARIABLE: container.to_json()} if container else {}),
         },
         workdir=workdir,
         setup=list(setup),
     )
+    return options, script
+
+
+def _write_files(
+    cluster: Session, job_dir: str, payloads: Sequence[bytes], script: str, *, array: bool
+) -> None:
+    """Phase 6: the payload(s), the job's sys.path and the script, into its directory."""
     # On this machine the job may import what this process imports (but not from
     # the working directory, which "" stands for); a remote cluster gets the code
     # through its own environment (see packaging).
@@ -311,7 +488,7 @@ def _submit(
     )
     paths = JobPaths(job_dir)
     transport = cluster.transport
-    if array is None:
+    if not array:
         transport.write_bytes(paths.payload, payloads[0])
     else:
         for directory in (paths.payloads_dir, paths.logs_dir, paths.results_dir):
@@ -320,38 +497,28 @@ def _submit(
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
     transport.write_text(paths.script, script, mode=0o700)
-    if journal is not None:
-        journal.begin(JournalEntry(seq, task.name, digest, job_dir))
-    store.ensure_layout()
-    submitted = time.time()
-    job_id = cluster.slurm.sbatch(paths.script, comment=options["comment"])
-    if journal is not None:
-        journal.complete(seq, job_id)
-    store.record(job_id, job_dir)
-    return Submitted(job_id, job_dir, submitted, policy, depends_on, limits, retry)
 
 
-def submit_jobs(
-    cluster: Cluster,
-    task: Task[Any, Any],
+def submit_calls(
+    cluster: Session,
+    task: SubmittedTask,
     calls: Sequence[Call],
-    jobs: Sequence[Job[Any]],
     *,
     array: bool,
     max_concurrent: int | None = None,
-) -> list[tuple[str, str]]:
-    """Submit ``calls`` (one job, or arrays) and place ``jobs[i]`` on call ``i``.
+) -> tuple[list[tuple[str, str]], list[Placement]]:
+    """Submit ``calls`` (one job, or arrays): the (Slurm id, job directory) of each
+    submission, and one :class:`Placement` per call, in call order.
 
     Slurm caps array indices below MaxArraySize: more calls become several
-    arrays, transparently (results still in call order). Each job is
-    watched by the tracker. Returns (Slurm id, job directory) per submission.
+    arrays, transparently (results still in call order).
     """
     if not array:
         done = submit(cluster, task, calls[:1], array=None)
-        _place(cluster, jobs[0], done, done.job_id, None)
-        return [(done.job_id, done.job_dir)]
+        return [(done.job_id, done.job_dir)], [Placement.of(done, done.job_id, None)]
     limit = cluster.max_array_size
     parts: list[tuple[str, str]] = []
+    placements: list[Placement] = []
     for start in range(0, len(calls), limit):
         part = calls[start : start + limit]
         spec = f"0-{len(part) - 1}"
@@ -359,83 +526,31 @@ def submit_jobs(
             spec += f"%{int(max_concurrent)}"
         done = submit(cluster, task, part, array=spec)
         parts.append((done.job_id, done.job_dir))
-        for index in range(len(part)):
-            _place(cluster, jobs[start + index], done, f"{done.job_id}_{index}", index)
-    return parts
+        placements += [Placement.of(done, f"{done.job_id}_{i}", i) for i in range(len(part))]
+    return parts, placements
 
 
 def submit_batch(
-    cluster: Cluster, collected: Sequence[tuple[Task[Any, Any], Call, Job[Any]]]
-) -> None:
+    cluster: Session, collected: Sequence[tuple[SubmittedTask, Call]]
+) -> list[Placement]:
     """Submit the calls a ``cluster.batch()`` block collected: one array per task and
-    option set (a lone call as a plain job), placing each call's Job on its element."""
-    groups: dict[tuple[Any, ...], list[tuple[Task[Any, Any], Call, Job[Any]]]] = {}
-    for task, call, job in collected:
+    option set (a lone call as a plain job). One placement per call, in their order."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for position, (task, _) in enumerate(collected):
         key = (
             task.unwrapped,
             task.is_workflow,
             repr(sorted(task.options.items())),
             tuple((kind, id(dep)) for kind, dep in task.dependencies),
         )
-        groups.setdefault(key, []).append((task, call, job))
+        groups.setdefault(key, []).append(position)
+    placements: dict[int, Placement] = {}
     for members in groups.values():
-        calls = [call for _, call, _ in members]
-        jobs = [job for _, _, job in members]
-        submit_jobs(cluster, members[0][0], calls, jobs, array=len(members) > 1)
-
-
-def _place(
-    cluster: Cluster, job: Job[Any], done: Submitted, job_id: str, index: int | None
-) -> None:
-    job._locate(job_id, done.job_dir, index)
-    job.max_requeues = done.policy.max_requeues
-    job.dependencies = list(done.depends_on)
-    job.retry, job.limits = done.retry, dict(done.limits)
-    if done.submitted is None:  # reattached: the call may have been retried since
-        job.reload_attempts()
-    cluster.tracker.watch(job, submitted=done.submitted)
-
-
-def check_pyxis(cluster: Cluster, what: str) -> None:
-    """The cluster's srun knows pyxis's ``--container-image`` (asked once per Cluster).
-
-    Raises:
-        ConfigurationError: it does not; ``what`` says what asked for a container.
-    """
-    if cluster._pyxis_checked:
-        return
-    out = cluster.transport.run(["srun", "--help"], check=False, timeout=60)
-    if "--container-image" not in out.stdout + out.stderr:
-        raise ConfigurationError(
-            f"The task asks for {what}, but this cluster's srun has no --container-image "
-            "option: pyxis (the Slurm plugin that runs tasks in containers) is not installed "
-            "there. Nothing was submitted. Ask the cluster's admins for pyxis + enroot, or "
-            "drop the container (on the dev cluster: `slurm devcluster up --containers`)."
-        )
-    cluster._pyxis_checked = True
-
-
-def check_container(cluster: Cluster, spec: ContainerSpec, python: str) -> None:
-    """Before submitting a task in a container: the cluster's srun knows pyxis's
-    ``--container-image`` (asked once per Cluster), an image given as a path exists,
-    and one given as a registry reference is in its registry (asked from the login
-    host with ``python``, see :mod:`slurm._client.packaging.registry`).
-
-    Raises:
-        ConfigurationError: saying what to do.
-    """
-    transport = cluster.transport
-    check_pyxis(cluster, f"container_image={spec.image!r}")
-    if spec.image.startswith("/") and not transport.exists(spec.image):
-        raise ConfigurationError(
-            f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
-            "submitted. Give the path of a squashfs image there (e.g. made with "
-            "`enroot import`), or a registry reference such as 'registry#name:tag'."
-        )
-    if not spec.image.startswith("/"):
-        from slurm._client.packaging.images import check_image
-
-        check_image(cluster, spec.image, python)
+        calls = [collected[i][1] for i in members]
+        task = collected[members[0]][0]
+        _, placed = submit_calls(cluster, task, calls, array=len(members) > 1)
+        placements.update(zip(members, placed, strict=True))
+    return [placements[i] for i in range(len(collected))]
 
 
 def is_multi_rank(options: Mapping[str, Any]) -> bool:
@@ -456,74 +571,75 @@ def _comment(job_dir: str) -> str:
 
 
 def resubmit(
-    cluster: Cluster,
-    job: Job[Any],
+    cluster: Session,
+    placement: Placement,
     *,
+    name: str,
+    state: str,
     retried: Attempt | None = None,
     limits: Mapping[str, str] | None = None,
-) -> None:
-    """Submit a call again, as a new Slurm job; the ``Job`` follows the new id.
+    attempt: int = 1,
+    resubmissions: int = 0,
+) -> Placement:
+    """Submit a call again, as a new Slurm job; the call's ``Job`` adopts the placement.
 
     The same job directory, payload and script are used, so it is the same
     call. Without ``retried``: an interrupted job Slurm could not requeue
-    (preempted, node lost), counted against ``max_requeues``. With
-    ``retried`` (the task's :class:`~slurm.Retry`): that attempt ended in a
-    state the Retry covers; it is recorded in the call's attempts file (which
-    a restarted workflow and ``get_job`` follow) and the new job gets
-    ``limits``. Either way the job keeps its current limits unless told.
+    (preempted, node lost; ``resubmissions`` so far, counted against
+    ``max_requeues``). With ``retried`` (the task's :class:`~slurm.Retry`):
+    that attempt (number ``attempt``) ended in a state the Retry covers; it
+    is recorded in the call's attempts file (which a restarted workflow and
+    ``get_job`` follow) and the new job gets ``limits``. Either way the job
+    keeps its current limits unless told. ``state`` is how the job ended.
     """
-    info = cluster.tracker.info_of(job)
-    state = retried.state if retried else info.state.value if info else "UNKNOWN"
-    new_limits = dict(job.limits if limits is None else limits)
-    flags = [f"--array={job.array_index}"] if job.array_index is not None else []
+    old_id, index = placement.job_id, placement.array_index
+    new_limits = dict(placement.limits if limits is None else limits)
+    flags = [f"--array={index}"] if index is not None else []
     # Command-line flags win over the script's #SBATCH lines.
     flags += [f"--{key.replace('_', '-')}={value}" for key, value in sorted(new_limits.items())]
-    paths = JobPaths(job.job_dir, job.array_index)
+    paths = JobPaths(placement.job_dir, index)
     transport = cluster.transport
     if retried is not None:
         if retried.state == "FAILED":  # retried on an exception: keep that result aside
-            transport.run(["mv", "-f", paths.result, f"{paths.result}.{job.id}"], check=False)
+            transport.run(["mv", "-f", paths.result, f"{paths.result}.{old_id}"], check=False)
         # The runner counts requeues per attempt: this line starts a new count.
-        _append(cluster, paths.runs, f"{time.time():.3f} retry after={job.id} {state}\n")
+        _append(cluster, paths.runs, retry_line(old_id, state))
     submitted = time.time()
     # The earlier job carries the same comment: a lost answer cannot be looked up.
-    new_id = cluster.slurm.sbatch(job.script_path, comment=None, flags=flags)
-    if job.array_index is not None:
-        new_id = f"{new_id}_{job.array_index}"
+    new_id = cluster.slurm.sbatch(paths.script, comment=None, flags=flags)
+    if index is not None:
+        new_id = f"{new_id}_{index}"
     if retried is not None:
         line = retried.to_json(next_id=new_id, next_limits=new_limits, next_submitted=submitted)
         _append(cluster, paths.attempts, line + "\n")
-        changed = {k: v for k, v in new_limits.items() if job.limits.get(k) != v}
+        changed = {k: v for k, v in new_limits.items() if placement.limits.get(k) != v}
         grown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "the same limits"
         logger.warning(
             "job %s (%s) ended %s: retrying as job %s with %s (attempt %d of %d)",
-            job.id,
-            job.name,
+            old_id,
+            name,
             state,
             new_id,
             grown,
-            job.attempt + 1,
-            job.retry.max_attempts if job.retry else 0,
+            attempt + 1,
+            placement.retry.max_attempts if placement.retry else 0,
         )
     else:
         logger.warning(
             "job %s (%s) ended %s and Slurm did not requeue it (the cluster's PreemptMode or "
             "JobRequeue do not allow it): resubmitted the same call as job %s (%d of %d)",
-            job.id,
-            job.name,
+            old_id,
+            name,
             state,
             new_id,
-            len(job.previous_ids) + 1,
-            job.max_requeues,
+            resubmissions + 1,
+            placement.max_requeues,
         )
-        job.previous_ids.append(job.id)
-    job.id = new_id
-    job.limits = new_limits
-    cluster.store.record(new_id.split("_", 1)[0], job.job_dir)
-    cluster.tracker.watch(job, submitted=submitted)
+    cluster.store.record(new_id.split("_", 1)[0], placement.job_dir)
+    return dataclasses.replace(placement, job_id=new_id, limits=new_limits, submitted=submitted)
 
 
-def _append(cluster: Cluster, path: str, text: str) -> None:
+def _append(cluster: Session, path: str, text: str) -> None:
     """Add ``text`` to a small file of the job directory (read and rewritten: any transport)."""
     try:
         before = cluster.transport.read_text(path)

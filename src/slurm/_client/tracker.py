@@ -13,20 +13,17 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from slurm._client.store import JobStore
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.commands import JobInfo, JobState
 
-if TYPE_CHECKING:
-    from slurm._api.job import Job
-
 logger = logging.getLogger(__name__)
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "Watched"]
 
 _FILE_INTERVAL = (0.05, 1.0)
 _CONTROLLER_INTERVAL = (1.0, 15.0)
@@ -35,6 +32,16 @@ _BACKOFF = 1.5
 _CLOCK_SLACK = 600.0
 _PROGRESS_HOLD = 60.0  # longest the controller waits while results keep arriving
 _MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
+
+
+class Watched(Protocol):
+    """What the tracker needs of a job it watches: its current id and its result file."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def result_path(self) -> str: ...
 
 
 @dataclass
@@ -83,7 +90,7 @@ class Tracker:
         self.controller_calls = 0
 
     # --- public ---------------------------------------------------------------
-    def watch(self, job: Job[Any], *, submitted: float | None = None) -> None:
+    def watch(self, job: Watched, *, submitted: float | None = None) -> None:
         """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups."""
         with self._cond:
             if job.id not in self._watches:
@@ -99,7 +106,7 @@ class Tracker:
                 self._thread.start()
             self._cond.notify_all()
 
-    def wait(self, job: Job[Any], timeout: float | None) -> bool:
+    def wait(self, job: Watched, timeout: float | None) -> bool:
         """Block until ``job`` is final; False if ``timeout`` passed first."""
         self.watch(job)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -111,7 +118,7 @@ class Tracker:
                 self._cond.wait(remaining if remaining is not None else 1.0)
         return True
 
-    def wait_any(self, jobs: list[Job[Any]], timeout: float | None) -> bool:
+    def wait_any(self, jobs: Sequence[Watched], timeout: float | None) -> bool:
         """Block until one of ``jobs`` is final; False if ``timeout`` passed first."""
         for job in jobs:
             self.watch(job)
@@ -131,7 +138,7 @@ class Tracker:
             self._speed_up()
             self._cond.notify_all()
 
-    def refresh(self, jobs: Iterable[Job[Any]]) -> None:
+    def refresh(self, jobs: Iterable[Watched]) -> None:
         """Look now, in this thread, at these jobs."""
         for job in jobs:
             self.watch(job)
@@ -139,7 +146,7 @@ class Tracker:
             self._next_controller_poll = 0.0
         self._tick(force_controller=True)
 
-    def _watch_for(self, job: Job[Any]) -> _Watch:
+    def _watch_for(self, job: Watched) -> _Watch:
         with self._cond:
             watch = self._watches.get(job.id)
         if watch is None:
@@ -148,7 +155,7 @@ class Tracker:
                 watch = self._watches[job.id]
         return watch
 
-    def has_result(self, job: Job[Any]) -> bool:
+    def has_result(self, job: Watched) -> bool:
         watch = self._watch_for(job)
         if not watch.has_result and not watch.final:
             return False
@@ -156,17 +163,17 @@ class Tracker:
             watch.has_result = self._files.exists(watch.result_path)
         return watch.has_result
 
-    def is_final(self, job: Job[Any]) -> bool:
+    def is_final(self, job: Watched) -> bool:
         return self._watch_for(job).final
 
-    def state_of(self, job: Job[Any]) -> JobState:
+    def state_of(self, job: Watched) -> JobState:
         info = self._watch_for(job).info
         return info.state if info else JobState.UNKNOWN
 
-    def info_of(self, job: Job[Any]) -> JobInfo | None:
+    def info_of(self, job: Watched) -> JobInfo | None:
         return self._watch_for(job).info
 
-    def final_info(self, job: Job[Any]) -> JobInfo | None:
+    def final_info(self, job: Watched) -> JobInfo | None:
         """The job's last state with its exit code, from accounting when squeue lacked it.
 
         Only for reporting a job that ended without a result (one sacct call).
@@ -302,7 +309,7 @@ class Tracker:
             except Exception:  # a caller's callback must not stop the tracking of others
                 logger.warning("job %s: a completion callback failed", watch.job_id, exc_info=True)
 
-    def when_final(self, job: Job[Any], callback: Callable[[], object]) -> Callable[[], None]:
+    def when_final(self, job: Watched, callback: Callable[[], object]) -> Callable[[], None]:
         """Call ``callback()`` (from the tracker's thread, or now) once ``job`` is final.
 
         Returns a function that forgets the callback (an awaiting coroutine was

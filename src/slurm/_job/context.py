@@ -12,7 +12,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 __all__ = [
     "JobContext",
@@ -25,8 +25,10 @@ __all__ = [
 T = TypeVar("T")
 
 _current: JobContext | None = None
-_requeue_event = threading.Event()
-_requeue_callbacks: list[Callable[[], object]] = []
+#: Set once Slurm has warned this job (read by the runner's signal guard).
+requeue_event = threading.Event()
+#: The checkpoint callbacks, in registration order (:func:`on_requeue`).
+requeue_callbacks: list[Callable[[], object]] = []
 
 
 def requeue_requested() -> bool:
@@ -36,7 +38,7 @@ def requeue_requested() -> bool:
     then requeues the job and the task is called again with the same
     arguments, to resume from that checkpoint.
     """
-    return _requeue_event.is_set()
+    return requeue_event.is_set()
 
 
 def on_requeue(callback: Callable[[], T]) -> Callable[[], T]:
@@ -54,7 +56,7 @@ def on_requeue(callback: Callable[[], T]) -> Callable[[], T]:
             on_requeue(lambda: save(state, workdir))
             ...
     """
-    _requeue_callbacks.append(callback)
+    requeue_callbacks.append(callback)
     return callback
 
 
@@ -90,6 +92,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 @dataclass(frozen=True)
 class JobContext:
     """The Slurm facts of the running job: ids, ranks, hosts, rendezvous address."""
+
+    #: A parameter annotated with this type is filled in by the runner (see inject).
+    __slurm_inject__: ClassVar[str] = "job"
 
     job_id: str | None = None
     rank: int = 0
@@ -155,6 +160,7 @@ def current_job_context() -> JobContext | None:
     return _current
 
 
-def _set_current(context: JobContext | None) -> None:
+def set_current(context: JobContext | None) -> None:
+    """Used by the runner: the context ``current_job_context()`` returns."""
     global _current
     _current = context

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from slurm._wire.env import CONTAINER_VARIABLE
 from slurm.errors import InvalidOptionError
 
 __all__ = [
     "CONTAINER_OPTIONS",
-    "CONTAINER_VARIABLE",
     "ContainerSpec",
     "code_paths",
     "container_spec",
@@ -38,8 +38,6 @@ __all__ = [
 CONTAINER_OPTIONS = frozenset({"container_image", "container_mounts", "container_workdir"})
 #: The PATH the runner in the image gets (srun itself is found on it too).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#: Exported by the batch script (the spec as JSON) when the task runs in a container.
-CONTAINER_VARIABLE = "SLURM_SDK_CONTAINER"
 
 
 @dataclass(frozen=True)

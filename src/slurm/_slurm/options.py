@@ -533,7 +533,7 @@ def check_task_options(options: Mapping[str, Any], *, where: str = "@task") -> N
         elif key == "requeue_grace":
             problem = _check_count(key, value, 1)
         elif key == "packaging":
-            from slurm._client.packaging import parse_spec
+            from slurm._slurm.packaging import parse_spec
             from slurm.errors import ConfigurationError
 
             try:

@@ -156,7 +156,7 @@ def _ref_pickler() -> type[Any]:
             self._refs = refs
 
         def persistent_id(self, obj: Any) -> Any:
-            make_ref = getattr(type(obj), "_slurm_job_ref", None)
+            make_ref = getattr(type(obj), "__slurm_job_ref__", None)
             if make_ref is None:
                 return None
             ref: JobRef = make_ref(obj)

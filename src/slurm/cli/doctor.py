@@ -33,7 +33,7 @@ def doctor(as_json: bool, **options: Any) -> None:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     try:
-        report = diagnose(cluster)
+        report = diagnose(cluster.session)
     finally:
         cluster.close()
     if as_json:

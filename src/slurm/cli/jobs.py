@@ -178,7 +178,7 @@ def list_rows(cluster: Cluster, limit: int, *, usage: bool = False) -> list[JobR
 def job_usages(cluster: Cluster, ids: Sequence[str]) -> dict[str, Usage | UsageSummary]:
     """What each job used (one sacct call); an array's id gets its elements' summary."""
     jobs = [cluster.get_job(job_id, track=False) for job_id in ids]
-    found: dict[str, Usage | UsageSummary] = dict(gather_usage(cluster, jobs))
+    found: dict[str, Usage | UsageSummary] = dict(gather_usage(cluster.session, jobs))
     for job in jobs:  # an earlier attempt of a retried call: what was recorded of it
         for attempt in job.earlier_attempts:
             if attempt.usage is not None:
@@ -188,7 +188,7 @@ def job_usages(cluster: Cluster, ids: Sequence[str]) -> dict[str, Usage | UsageS
             continue
         indices = _indices(cluster, job_id)
         elements = [cluster.get_job(f"{job_id}_{i}", track=False) for i in indices]
-        measured = gather_usage(cluster, elements)
+        measured = gather_usage(cluster.session, elements)
         by_index = {j.array_index: measured[j.id] for j in elements if j.id in measured}
         if by_index:
             found[job_id] = summarise({i: u for i, u in by_index.items() if i is not None})
@@ -214,7 +214,7 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
     job = cluster.get_job(job_id, track=False)  # a retried call: its latest attempt
     snapshot = query_states(cluster, [job.id], exit_codes=True)
     (row,) = _rows([(job.id, job.job_dir)], snapshot)
-    usage = gather_usage(cluster, [job]).get(job.id)
+    usage = gather_usage(cluster.session, [job]).get(job.id)
     return JobView(
         row=row,
         script_path=job.script_path,

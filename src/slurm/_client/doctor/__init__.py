@@ -55,7 +55,7 @@ from slurm.errors import (
 )
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
+    from slurm._client.session import Session
 
 _Add = Callable[[Check], None]
 
@@ -65,7 +65,7 @@ __all__ = ["CHECK_NAMES", "Check", "DoctorReport", "Partition", "diagnose", "ren
 # --- running the checks ----------------------------------------------------------------
 
 
-def diagnose(cluster: Cluster) -> DoctorReport:
+def diagnose(cluster: Session) -> DoctorReport:
     """Run every check on ``cluster``; never raises for a finding (they are in the report)."""
     try:
         transport = cluster.transport
@@ -144,7 +144,7 @@ def _skip_rest(report: DoctorReport, why: str) -> DoctorReport:
     return report
 
 
-def _connect(cluster: Cluster, add: _Add) -> bool:
+def _connect(cluster: Session, add: _Add) -> bool:
     transport = cluster.transport
     if cluster.backend_type == "local":
         add(Check("connectivity", OK, "local backend: commands run on this machine"))

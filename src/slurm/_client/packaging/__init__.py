@@ -47,12 +47,10 @@ import logging
 import sys
 import threading
 import time
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slurm._client.packaging.container import BUILD_KEYS
 from slurm._client.packaging.deps import collect_dependencies, requirement_name
 from slurm._client.packaging.lock import LockPolicy
 from slurm._client.packaging.project import Project, find_project, read_project
@@ -65,10 +63,12 @@ from slurm._client.packaging.wheels import (
     wheel_top_levels,
 )
 from slurm._client.preflight import PreflightReport, run_preflight
+from slurm._client.session import InterpreterState
+from slurm._slurm.packaging import DISCOVER, PackagingSpec, parse_spec
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
+    from slurm._client.session import Session
 
 __all__ = [
     "Environment",
@@ -88,84 +88,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_MODES = ("auto", "wheel", "none")
-_CONTAINER = "container"
-_KEYS = frozenset(
-    {"type", "mode", "python", "project", "env_dir", "lock_timeout", "installer", *BUILD_KEYS}
-)
-_INSTALLERS = ("auto", "uv", "pip")
-_DISCOVER = "discover"
-
-
-@dataclass(frozen=True)
-class PackagingSpec:
-    """``Cluster(packaging=...)`` resolved; see the module docstring."""
-
-    mode: str = "auto"
-    python: str | None = None
-    project: str | None = _DISCOVER
-    env_dir: str | None = None
-    lock_timeout: float = 1800.0
-    installer: str = "auto"
-    # packaging="container": its build keys (slurm._client.packaging.container); not part of what
-    # makes an interpreter setting distinct (the code ships as with "auto").
-    container: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
-
-
-def parse_spec(value: Any) -> PackagingSpec:
-    """Read ``packaging=`` (``None``, a mode name, or a dict).
-
-    Raises:
-        ConfigurationError: An unknown mode or key, or a value of the wrong type.
-    """
-    if value is None or isinstance(value, PackagingSpec):
-        return value or PackagingSpec()
-    if isinstance(value, str):
-        value = {"type": value}
-    if not isinstance(value, dict):
-        raise ConfigurationError(
-            f"packaging= must be 'auto', 'wheel', 'none', 'container' or a dict, not {value!r}."
-        )
-    unknown = sorted(set(value) - _KEYS)
-    mode = str(value.get("type", value.get("mode", "auto"))).lower()
-    installer = str(value.get("installer", "auto")).lower()
-    container = None
-    if mode == _CONTAINER:
-        mode = "auto"
-        container = tuple(sorted((k, value[k]) for k in BUILD_KEYS if k in value))
-    elif set(value) & set(BUILD_KEYS):
-        unknown = sorted(set(unknown) | (set(value) & set(BUILD_KEYS)))
-    if unknown or mode not in _MODES or installer not in _INSTALLERS:
-        raise ConfigurationError(
-            f"packaging={value!r} is not understood: the type must be one of "
-            f"{(*_MODES, _CONTAINER)} (a Dockerfile's keys only with 'container'), the "
-            f"installer one of {_INSTALLERS} and the keys among {sorted(_KEYS)}"
-            + (f" (unknown: {unknown})." if unknown else ".")
-        )
-    project = value.get("project", _DISCOVER)
-    python = value.get("python")
-    env_dir = value.get("env_dir")
-    try:
-        lock_timeout = float(value.get("lock_timeout", 1800.0))
-    except (TypeError, ValueError):
-        lock_timeout = -1.0
-    if lock_timeout <= 0 or not all(
-        v is None or isinstance(v, str | Path) for v in (project, python, env_dir)
-    ):
-        raise ConfigurationError(
-            f"packaging={value!r}: 'python', 'project' and 'env_dir' take paths (or None) and "
-            "'lock_timeout' a number of seconds > 0."
-        )
-    return PackagingSpec(
-        mode=mode,
-        python=str(python) if python else None,
-        project=str(project) if project else None,
-        env_dir=str(env_dir) if env_dir else None,
-        lock_timeout=lock_timeout,
-        installer=installer,
-        container=container,
-    )
-
 
 @dataclass(frozen=True)
 class InterpreterSettings:
@@ -175,25 +97,12 @@ class InterpreterSettings:
     spec: PackagingSpec
 
 
-@dataclass
-class _State:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    report: PreflightReport | None = None
-    plan: tuple[str, str] | None = None  # ("as-is" | "env", interpreter) once checked
-    environments: dict[tuple[str, ...], Environment] = field(default_factory=dict)
-    provided: frozenset[str] | None = None
-
-
-_states: weakref.WeakKeyDictionary[Cluster, dict[InterpreterSettings, _State]] = (
-    weakref.WeakKeyDictionary()
-)
-_states_lock = threading.Lock()
 # Builds on this client are serialised: two clusters in one process build once.
 _build_lock = threading.Lock()
 
 
 def interpreter_settings(
-    cluster: Cluster, python: Any = None, packaging: Any = None
+    cluster: Session, python: Any = None, packaging: Any = None
 ) -> InterpreterSettings:
     """The settings a job uses: a task's ``python=``/``packaging=`` win over the cluster's.
 
@@ -224,18 +133,18 @@ def _combined(python: str | None, spec: PackagingSpec) -> InterpreterSettings:
     return InterpreterSettings(python, spec)
 
 
-def _state(cluster: Cluster, settings: InterpreterSettings | None = None) -> _State:
+def _state(cluster: Session, settings: InterpreterSettings | None = None) -> InterpreterState:
+    """What this session knows of ``settings`` (its own interpreter, by default)."""
     settings = settings or interpreter_settings(cluster)
-    with _states_lock:
-        per_cluster = _states.setdefault(cluster, {})
-        state = per_cluster.get(settings)
+    with cluster.interpreters_lock:
+        state = cluster.interpreters.get(settings)
         if state is None:
-            state = per_cluster[settings] = _State()
+            state = cluster.interpreters[settings] = InterpreterState()
         return state
 
 
 def interpreter_for(
-    cluster: Cluster, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+    cluster: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
 ) -> str:
     """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
 
@@ -265,7 +174,7 @@ def interpreter_for(
         return environment.python
 
 
-def uses_environment(cluster: Cluster, settings: InterpreterSettings) -> bool:
+def uses_environment(cluster: Session, settings: InterpreterSettings) -> bool:
     """Whether these settings run jobs in a built environment (runs the preflight first).
 
     Raises:
@@ -277,7 +186,7 @@ def uses_environment(cluster: Cluster, settings: InterpreterSettings) -> bool:
 
 
 def environment_for(
-    cluster: Cluster, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+    cluster: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
 ) -> Environment | None:
     """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
     settings = settings or interpreter_settings(cluster)
@@ -285,7 +194,7 @@ def environment_for(
     return _state(cluster, settings).environments.get(extras)
 
 
-def provided_names(cluster: Cluster, settings: InterpreterSettings) -> frozenset[str]:
+def provided_names(cluster: Session, settings: InterpreterSettings) -> frozenset[str]:
     """Top-level modules the environment's project wheel installs (they need no shipping)."""
     state = _state(cluster, settings)
     with state.lock:
@@ -297,17 +206,17 @@ def provided_names(cluster: Cluster, settings: InterpreterSettings) -> frozenset
         return state.provided
 
 
-def ships_sources(cluster: Cluster, settings: InterpreterSettings) -> bool:
+def ships_sources(cluster: Session, settings: InterpreterSettings) -> bool:
     """Whether local source travels with jobs: over SSH, unless ``packaging="none"``."""
     return cluster.backend_type != "local" and settings.spec.mode != "none"
 
 
-def preflight_for(cluster: Cluster) -> PreflightReport | None:
+def preflight_for(cluster: Session) -> PreflightReport | None:
     """The preflight report of ``cluster``'s first use, ``None`` before it."""
     return _state(cluster).report
 
 
-def _plan(cluster: Cluster, settings: InterpreterSettings) -> tuple[str, str, tuple[str, ...]]:
+def _plan(cluster: Session, settings: InterpreterSettings) -> tuple[str, str, tuple[str, ...]]:
     """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
     spec = settings.spec
     explicit = settings.python
@@ -333,7 +242,7 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
     return report.uv
 
 
-def _trusted(cluster: Cluster, settings: InterpreterSettings, what: str) -> dict[str, str]:
+def _trusted(cluster: Session, settings: InterpreterSettings, what: str) -> dict[str, str]:
     """The directories the preflight checks are the user's own (:mod:`slurm._transport.trust`)."""
     trusted = cluster.store.trusted_dirs()
     if what == "env":
@@ -342,7 +251,7 @@ def _trusted(cluster: Cluster, settings: InterpreterSettings, what: str) -> dict
     return trusted
 
 
-def _preflight(cluster: Cluster, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
+def _preflight(cluster: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
     what, python, modules = _plan(cluster, settings)
     report = run_preflight(
         cluster.transport,
@@ -354,7 +263,9 @@ def _preflight(cluster: Cluster, settings: InterpreterSettings) -> tuple[str, st
     return what, python, report
 
 
-def _checked(cluster: Cluster, settings: InterpreterSettings, state: _State) -> tuple[str, str]:
+def _checked(
+    cluster: Session, settings: InterpreterSettings, state: InterpreterState
+) -> tuple[str, str]:
     """The plan for these settings, after a preflight that passed (once; under state.lock)."""
     if state.plan is None:
         what, python, report = _preflight(cluster, settings)
@@ -367,7 +278,7 @@ def _checked(cluster: Cluster, settings: InterpreterSettings, state: _State) -> 
 def _project(spec: PackagingSpec) -> Project | None:
     if spec.project is None:
         return None
-    if spec.project == _DISCOVER:
+    if spec.project == DISCOVER:
         return find_project()
     root = Path(spec.project).expanduser()
     project = read_project(root)
@@ -380,7 +291,7 @@ def _project(spec: PackagingSpec) -> Project | None:
 
 
 def _environment(
-    cluster: Cluster, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
+    cluster: Session, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
 ) -> Environment:
     assert report.python is not None  # noqa: S101 (a passed preflight has it; for mypy)
     started = time.perf_counter()
@@ -421,14 +332,14 @@ def _environment(
     return environment
 
 
-def envs_dir_for(cluster: Cluster, spec: PackagingSpec) -> str:
+def envs_dir_for(cluster: Session, spec: PackagingSpec) -> str:
     """The environments directory on the cluster (``env_dir``, else ``{job_base_dir}/.envs``)."""
     if spec.env_dir:
         return cluster.transport.expand_path(spec.env_dir).rstrip("/")
     return f"{cluster.base_dir}/.envs"
 
 
-def diagnose(cluster: Cluster) -> dict[str, Any]:
+def diagnose(cluster: Session) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
     what, _, report = _preflight(cluster, interpreter_settings(cluster))
     result = report.to_dict()

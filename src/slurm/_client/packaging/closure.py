@@ -148,10 +148,9 @@ def site_dirs() -> tuple[Path, ...]:
 @functools.cache
 def system_dirs() -> tuple[Path, ...]:
     """Directories whose modules are never local: the standard library, site-packages, the SDK."""
-    import slurm
-
     schemes = sysconfig.get_paths()
-    paths = [schemes.get("stdlib"), schemes.get("platstdlib"), os.path.dirname(slurm.__file__)]
+    sdk = str(Path(__file__).resolve().parents[2])  # .../slurm/_client/packaging/closure.py
+    paths = [schemes.get("stdlib"), schemes.get("platstdlib"), sdk]
     return _real_dirs([*paths, *map(str, site_dirs())])
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
 
 __all__ = [
@@ -56,17 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The keys of a container build; each is also the option ``packaging_<key>``.
-BUILD_KEYS = (
-    "dockerfile",
-    "context",
-    "registry",
-    "name",
-    "push",
-    "platform",
-    "tls_verify",
-    "runtime",
-)
 _RUNTIMES = ("auto", "podman", "docker")
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 _REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(?::\d{1,5})?$")

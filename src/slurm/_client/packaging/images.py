@@ -19,24 +19,25 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from slurm._client.packaging.container import BUILD_KEYS, ImageBuild, build_and_push, image_build
+from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
 from slurm._client.packaging.registry import check_manifest, manifest_answer, parse_reference
-from slurm._slurm.container import CONTAINER_OPTIONS
+from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec
+from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
-    from slurm._api.task import Task
+    from slurm._client.session import Session
+    from slurm._client.tasks import SubmittedTask
 
 __all__ = [
     "FLAT_OPTIONS",
     "build_for",
+    "check_container",
     "check_image",
+    "check_pyxis",
     "earlier_spellings",
     "known_images",
     "prepare",
@@ -49,45 +50,27 @@ logger = logging.getLogger(__name__)
 FLAT_OPTIONS = tuple(f"packaging_{key}" for key in BUILD_KEYS)
 
 
-@dataclass
-class _Images:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    built: dict[str, str] = field(default_factory=dict)  # ImageBuild.key -> reference
-    checked: set[str] = field(default_factory=set)  # references found in their registry
-    builds_here: bool = True  # False on a workflow's node: look up only
-
-
-_state: weakref.WeakKeyDictionary[Cluster, _Images] = weakref.WeakKeyDictionary()
-_state_lock = threading.Lock()
 # One build at a time in this process (two clusters with the same Dockerfile build once).
 _build_lock = threading.Lock()
 
 
-def _images(cluster: Cluster) -> _Images:
-    with _state_lock:
-        found = _state.get(cluster)
-        if found is None:
-            found = _state[cluster] = _Images()
-        return found
-
-
-def seed_images(cluster: Cluster, images: Mapping[str, str]) -> None:
+def seed_images(cluster: Session, images: Mapping[str, str]) -> None:
     """A workflow's cluster on its node: these references, built by the submitter, and
     no builds of its own."""
-    state = _images(cluster)
+    state = cluster.images
     state.built.update(images)
     state.checked.update(images.values())
     state.builds_here = False
 
 
-def known_images(cluster: Cluster) -> dict[str, str]:
+def known_images(cluster: Session) -> dict[str, str]:
     """The references built (or handed down) for ``cluster`` so far, by build key."""
-    state = _images(cluster)
+    state = cluster.images
     with state.lock:
         return dict(state.built)
 
 
-def build_for(cluster: Cluster, sdk_options: Mapping[str, Any]) -> ImageBuild | None:
+def build_for(cluster: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | None:
     """The image to build for a submission with these SDK options, or None.
 
     The keys come from ``packaging={"type": "container", ...}`` (the task's, else the
@@ -96,7 +79,7 @@ def build_for(cluster: Cluster, sdk_options: Mapping[str, Any]) -> ImageBuild | 
     Raises:
         ConfigurationError: the build keys are incomplete or wrong.
     """
-    from slurm._client.packaging import parse_spec
+    from slurm._slurm.packaging import parse_spec
 
     chosen = sdk_options.get("packaging")
     spec = parse_spec(chosen if chosen is not None else cluster.packaging)
@@ -118,8 +101,8 @@ def _exists_on_client(reference: str) -> bool:
     return manifest_answer(LocalTransport(), sys.executable, ref).get("status") == 200
 
 
-def _reference(cluster: Cluster, build: ImageBuild, task: Task[Any, Any]) -> str:
-    state = _images(cluster)
+def _reference(cluster: Session, build: ImageBuild, task: SubmittedTask) -> str:
+    state = cluster.images
     with state.lock:
         found = state.built.get(build.key)
         if found is not None:
@@ -132,8 +115,6 @@ def _reference(cluster: Cluster, build: ImageBuild, task: Task[Any, Any]) -> str
                 "the same packaging on the workflow or its cluster (its image is then built "
                 "before the workflow is submitted), or give container_image=."
             )
-        from slurm._client.submission import check_pyxis
-
         check_pyxis(cluster, "an image built from a Dockerfile (packaging='container')")
         with _build_lock:
             reference = build_and_push(build, exists=_exists_on_client)
@@ -143,7 +124,7 @@ def _reference(cluster: Cluster, build: ImageBuild, task: Task[Any, Any]) -> str
 
 
 def prepare(
-    cluster: Cluster, task: Task[Any, Any], sdk_options: Mapping[str, Any]
+    cluster: Session, task: SubmittedTask, sdk_options: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the SDK options this submission runs with, the container defaults of the tasks a
     workflow submits).
@@ -174,14 +155,14 @@ def prepare(
     return options, for_children
 
 
-def check_image(cluster: Cluster, image: str, python: str) -> None:
+def check_image(cluster: Session, image: str, python: str) -> None:
     """Before submission: a registry reference exists in its registry (asked once per
     cluster and reference; images built here are known to be there).
 
     Raises:
         ConfigurationError: As :func:`slurm._client.packaging.registry.check_manifest`.
     """
-    state = _images(cluster)
+    state = cluster.images
     with state.lock:
         if image in state.checked:
             return
@@ -219,3 +200,39 @@ def earlier_spellings(
     if given:
         default_options = {**(default_options or {}), **given}
     return packaging, default_options
+
+
+def check_pyxis(cluster: Session, what: str) -> None:
+    """The cluster's srun knows pyxis's ``--container-image`` (asked once per Session).
+
+    Raises:
+        ConfigurationError: it does not; ``what`` says what asked for a container.
+    """
+    if "--container-image" not in cluster.srun_help():
+        raise ConfigurationError(
+            f"The task asks for {what}, but this cluster's srun has no --container-image "
+            "option: pyxis (the Slurm plugin that runs tasks in containers) is not installed "
+            "there. Nothing was submitted. Ask the cluster's admins for pyxis + enroot, or "
+            "drop the container (on the dev cluster: `slurm devcluster up --containers`)."
+        )
+
+
+def check_container(cluster: Session, spec: ContainerSpec, python: str) -> None:
+    """Before submitting a task in a container: the cluster's srun knows pyxis's
+    ``--container-image`` (asked once per Session), an image given as a path exists,
+    and one given as a registry reference is in its registry (asked from the login
+    host with ``python``, see :mod:`slurm._client.packaging.registry`).
+
+    Raises:
+        ConfigurationError: saying what to do.
+    """
+    transport = cluster.transport
+    check_pyxis(cluster, f"container_image={spec.image!r}")
+    if spec.image.startswith("/") and not transport.exists(spec.image):
+        raise ConfigurationError(
+            f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
+            "submitted. Give the path of a squashfs image there (e.g. made with "
+            "`enroot import`), or a registry reference such as 'registry#name:tag'."
+        )
+    if not spec.image.startswith("/"):
+        check_image(cluster, spec.image, python)

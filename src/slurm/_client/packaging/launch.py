@@ -30,11 +30,11 @@ from slurm._client.packaging import (
 from slurm._client.packaging.closure import call_roots, find_closure
 from slurm._client.packaging.deps import requirements_for_modules
 from slurm._client.packaging.sources import ShippedSources, ensure_sources
-from slurm._job.entry import CODE_DIR_VARIABLE
+from slurm._wire.env import CODE_DIR_VARIABLE
 
 if TYPE_CHECKING:
-    from slurm._api.cluster import Cluster
-    from slurm._api.task import Task
+    from slurm._client.session import Session
+    from slurm._client.tasks import SubmittedTask
     from slurm._wire.payload import Call
 
 __all__ = ["Launch", "launch_for"]
@@ -69,8 +69,8 @@ def _arguments(calls: Sequence[Call]) -> Iterator[Any]:
 
 
 def launch_for(
-    cluster: Cluster,
-    task: Task[Any, Any],
+    cluster: Session,
+    task: SubmittedTask,
     sdk_options: Mapping[str, Any],
     calls: Sequence[Call],
 ) -> Launch:
@@ -101,5 +101,5 @@ def launch_for(
     if not closure.units:
         return Launch(python)
     code_dir = f"{envs_dir_for(cluster, settings.spec)}/.code"
-    shipped = ensure_sources(cluster.transport, code_dir, closure)
+    shipped = ensure_sources(cluster.transport, code_dir, closure, cluster.shipped_sources)
     return Launch(python, {CODE_DIR_VARIABLE: shipped.path}, shipped)

@@ -76,9 +76,7 @@ def read_project(root: Path) -> Project | None:
 
 def sdk_source_root() -> Path | None:
     """The SDK's source checkout (``.../src/slurm`` -> ``...``) when it runs from one."""
-    import slurm
-
-    package_dir = Path(slurm.__file__).resolve().parent
+    package_dir = Path(__file__).resolve().parents[2]  # .../slurm/_client/packaging/project.py
     for candidate in (package_dir.parent.parent, package_dir.parent):
         project = read_project(candidate) if (candidate / "pyproject.toml").is_file() else None
         if project is not None and project.normalized_name == SDK_DISTRIBUTION:

@@ -20,7 +20,6 @@ import tarfile
 import tempfile
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 
 from slurm._client.packaging.closure import Closure
@@ -34,7 +33,6 @@ logger = logging.getLogger(__name__)
 #: Above this many bytes the closure is shipped with a warning: data belongs elsewhere.
 LARGE_BYTES = 100 * 1024 * 1024
 
-_known: weakref.WeakKeyDictionary[Transport, set[str]] = weakref.WeakKeyDictionary()
 _known_lock = threading.Lock()
 
 
@@ -72,9 +70,9 @@ def pack(closure: Closure, archive: str) -> int:
     return total
 
 
-def _remember(transport: Transport, final: str) -> None:
+def _remember(known: set[str], final: str) -> None:
     with _known_lock:
-        _known.setdefault(transport, set()).add(final)
+        known.add(final)
 
 
 def _unpack_script(archive: str, incoming: str, final: str) -> str:
@@ -94,8 +92,13 @@ def _unpack_script(archive: str, incoming: str, final: str) -> str:
     )
 
 
-def ensure_sources(transport: Transport, code_dir: str, closure: Closure) -> ShippedSources:
+def ensure_sources(
+    transport: Transport, code_dir: str, closure: Closure, known: set[str]
+) -> ShippedSources:
     """``closure`` on the cluster under ``code_dir``, uploaded only if it is not there yet.
+
+    ``known`` holds the closures this client already found or put there (the
+    session's): those are not looked for again.
 
     Raises:
         ConfigurationError: The upload or unpacking failed.
@@ -104,10 +107,10 @@ def ensure_sources(transport: Transport, code_dir: str, closure: Closure) -> Shi
     key = closure.digest()[:32]
     final = f"{code_dir}/{key}"
     with _known_lock:
-        if final in _known.get(transport, ()):
+        if final in known:
             return ShippedSources(key, final, closure.names, False, 0.0)
     if transport.exists(final):
-        _remember(transport, final)
+        _remember(known, final)
         return ShippedSources(key, final, closure.names, False, time.perf_counter() - started)
     token = secrets.token_hex(4)
     archive = f"{code_dir}/.incoming-{key}-{token}.tar.gz"
@@ -131,7 +134,7 @@ def ensure_sources(transport: Transport, code_dir: str, closure: Closure) -> Shi
             f"{(result.stderr or result.stdout).strip()[-2000:]}. Nothing was submitted. Check "
             "that the cluster has `tar` and space in the job base directory."
         )
-    _remember(transport, final)
+    _remember(known, final)
     seconds = time.perf_counter() - started
     logger.info(
         "shipped local source %s to %s (%d bytes, %.2f s)",
