@@ -1,5 +1,12 @@
 """slurm-sdk: turn plain Python functions into Slurm jobs.
 
+This module is the public surface: the names in ``__all__`` (a test pins
+them), :mod:`slurm.errors`, :mod:`slurm.pytest_plugin`, and the modules
+earlier code imports from (``slurm.cluster``, ``slurm.task``,
+``slurm.decorators``, ``slurm.workflow``, ``slurm.runtime``,
+``slurm.logging``, ``slurm.callbacks``, ``slurm.runner``). Everything in a
+package whose name starts with ``_`` is the SDK's own (docs/architecture.md).
+
 The light parts (decorators, contexts, errors) are imported here; the rest
 (``Cluster``, ``Job``...) lazily, so that the job-side runner starts fast.
 """
@@ -17,7 +24,7 @@ if TYPE_CHECKING:
     from slurm._api.job import Job
     from slurm._api.task import Task
     from slurm._api.workflow import WorkflowContext
-    from slurm._job.context import JobContext, current_job_context
+    from slurm._job.context import JobContext, current_job_context, on_requeue, requeue_requested
     from slurm._slurm.commands import JobState
     from slurm._slurm.retry import Attempt, Retry
     from slurm._slurm.usage import Usage, UsageSummary
@@ -62,6 +69,8 @@ _EXPORTS = {
     "JobState": "slurm._slurm.commands",
     "JobContext": "slurm._job.context",
     "current_job_context": "slurm._job.context",
+    "on_requeue": "slurm._job.context",
+    "requeue_requested": "slurm._job.context",
     "WorkflowContext": "slurm._api.workflow",
     "CommandError": "slurm.errors",
     "ConfigurationError": "slurm.errors",
@@ -111,6 +120,8 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "as_completed",
     "as_completed_async",
     "current_job_context",
+    "on_requeue",
+    "requeue_requested",
     "wait",
 ]
 

@@ -174,3 +174,54 @@ def test_the_import_reader_sees_function_local_and_type_checking_imports() -> No
     # cluster.py imports the prune module inside a method and Job under TYPE_CHECKING
     # somewhere in the package: the reader must see both kinds.
     assert any("slurm._client.prune" in imported for imported in GRAPH.values())
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """The ``_names`` a module's classes define: methods, ``self._x`` attributes, class
+    attributes. Touching them from elsewhere in the same module is the class's business."""
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef):
+                own.add(sub.name)
+            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
+                if sub.value.id in ("self", "cls"):
+                    own.add(sub.attr)
+            elif isinstance(sub, ast.AnnAssign) and isinstance(sub.target, ast.Name):
+                own.add(sub.target.id)
+            elif isinstance(sub, ast.Assign):
+                own.update(t.id for t in sub.targets if isinstance(t, ast.Name))
+    return own
+
+
+def private_attribute_uses(source: str) -> list[tuple[int, str]]:
+    """``obj._name`` where ``_name`` is no private attribute of a class of this module."""
+    tree = ast.parse(source)
+    own = _own_private_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        if node.attr.startswith("__") and node.attr.endswith("__"):
+            continue  # a protocol of the language (or ours, such as __slurm_job_ref__)
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        if node.attr not in own:
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_nothing_touches_another_modules_private_attributes() -> None:
+    found = [
+        f"{MODULES[m].relative_to(SRC)}:{line}: {text}"
+        for m in sorted(MODULES)
+        for line, text in private_attribute_uses(MODULES[m].read_text(encoding="utf-8"))
+    ]
+    assert not found, "private attributes used outside their class's module:\n" + "\n".join(found)
+
+
+def test_the_private_attribute_check_sees_a_use() -> None:
+    source = "class A:\n    def f(self):\n        self._x = 1\n\ndef g(b):\n    return b._y, b._x\n"
+    assert private_attribute_uses(source) == [(6, "b._y")]

@@ -22,6 +22,7 @@ import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 __all__ = [
     "SDK_DISTRIBUTION",
@@ -170,7 +171,13 @@ def source_hash(root: Path, only: tuple[str, ...] = ()) -> str:
     return digest.hexdigest()
 
 
-def _add_file(digest: hashlib._Hash, root: Path, path: str) -> None:
+class _Digest(Protocol):
+    """What of a hashlib object the project digest uses."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _add_file(digest: _Digest, root: Path, path: str) -> None:
     try:
         with open(path, "rb") as f:
             content = hashlib.file_digest(f, "sha256").hexdigest()
