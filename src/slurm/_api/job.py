@@ -600,7 +600,7 @@ def usage_of_many(jobs: Sequence[Job[Any]]) -> dict[int, Usage]:
     return {i: usage for i, usage in known.items() if usage is not None}
 
 
-def gather_usage(cluster: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:
+def gather_usage(session: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:
     """Usage of ended jobs by id: one sacct call, the runner's files where it has nothing.
 
     sacct's MaxRSS is sampled (``JobAcctGatherFrequency``): a job shorter than
@@ -610,14 +610,14 @@ def gather_usage(cluster: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]
     if not jobs:
         return {}
     found: dict[str, Usage] = {}
-    if cluster.tracker.accounting is not False:
-        answer = cluster.slurm.usage([job.id for job in jobs])
+    if session.tracker.accounting is not False:
+        answer = session.slurm.usage([job.id for job in jobs])
         found = answer or {}
     result: dict[str, Usage] = {}
     for job in jobs:
         usage = found.get(job.id)
         if usage is None or usage.max_rss_bytes is None:
-            measured = _runner_usage(cluster, job)
+            measured = _runner_usage(session, job)
             if usage is None:
                 usage = measured
             elif measured is not None and measured.max_rss_bytes is not None:
@@ -629,9 +629,9 @@ def gather_usage(cluster: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]
     return result
 
 
-def _runner_usage(cluster: Session, job: Job[Any]) -> Usage | None:
+def _runner_usage(session: Session, job: Job[Any]) -> Usage | None:
     try:
-        text = cluster.transport.read_text(job.paths.usage)
+        text = session.transport.read_text(job.paths.usage)
     except FileNotFoundError:
         return None
     outcome = job._outcome  # no look at Slurm from here (slurm jobs show, list --usage)

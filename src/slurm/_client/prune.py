@@ -164,7 +164,7 @@ def trim_cache(directory: Path, max_bytes: int, *, dry_run: bool, report: PruneR
 
 
 def prune(
-    cluster: Session,
+    session: Session,
     *,
     older_than_days: float,
     env_unused_days: float | None = None,
@@ -193,13 +193,13 @@ def prune(
             "prune: older_than_days, env_unused_days and cache_max_bytes must be numbers "
             f">= 0, got {older_than_days!r}, {env_unused_days!r}, {cache_max_bytes!r}."
         )
-    store = cluster.store
+    store = session.store
     report = PruneReport(dry_run=dry_run)
     ids = store.job_ids()
-    infos = cluster.slurm.look(ids).infos if ids else {}
+    infos = session.slurm.look(ids).infos if ids else {}
     live = {key.split("_", 1)[0] for key, info in infos.items() if info.state.is_active}
     keep = [store.job_dir_of(job_id) for job_id in ids if job_id in live]
-    envs_dir = envs_dir_for(cluster, interpreter_settings(cluster).spec)
+    envs_dir = envs_dir_for(session, interpreter_settings(session).spec)
     script = build_script(
         store.base_dir,
         envs_dir if env_unused_days is not None else None,
@@ -208,9 +208,9 @@ def prune(
         keep=keep,
         dry_run=dry_run,
     )
-    result = cluster.transport.run(["sh", "-c", script], check=True, timeout=3600)
+    result = session.transport.run(["sh", "-c", script], check=True, timeout=3600)
     if result.stderr.strip():
-        logger.warning("prune on %s: %s", cluster.transport.description, result.stderr.strip())
+        logger.warning("prune on %s: %s", session.transport.description, result.stderr.strip())
     parse_output(result.stdout, report)
     if cache_max_bytes is not None and cache_dir().is_dir():
         trim_cache(cache_dir(), cache_max_bytes, dry_run=dry_run, report=report)

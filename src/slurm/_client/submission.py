@@ -204,7 +204,7 @@ def requeue_policy(
     return flags, RunPolicy(max_requeues=max_requeues)
 
 
-def dependency_flag(cluster: Session, task: SubmittedTask, refs: Sequence[JobRef]) -> str | None:
+def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef]) -> str | None:
     """The ``--dependency`` value; ``afterok`` on a job that already succeeded is dropped.
 
     Raises:
@@ -222,7 +222,7 @@ def dependency_flag(cluster: Session, task: SubmittedTask, refs: Sequence[JobRef
     by_kind.setdefault("afterok", []).extend(job_id for ref in refs for job_id in ref.job_ids)
     finished: set[str] = set()
     for job_id, ref in afterok:
-        outcome = _outcome(cluster, ref)
+        outcome = _outcome(session, ref)
         if outcome is None:
             continue
         if not outcome.ok:
@@ -241,19 +241,19 @@ def dependency_flag(cluster: Session, task: SubmittedTask, refs: Sequence[JobRef
     return ",".join(parts) or None
 
 
-def _outcome(cluster: Session, ref: JobRef) -> Outcome | None:
+def _outcome(session: Session, ref: JobRef) -> Outcome | None:
     """How a finished single job ended (its JSON outcome: never unpickled), or None
     (running, an array, unreadable)."""
     if not ref.result_path:
         return None
     try:
-        return Outcome.from_json(cluster.transport.read_text(outcome_of(ref.result_path)))
+        return Outcome.from_json(session.transport.read_text(outcome_of(ref.result_path)))
     except (FileNotFoundError, OSError, ResultError):
         return None
 
 
 def submit(
-    cluster: Session, task: SubmittedTask, calls: Sequence[Call], *, array: str | None
+    session: Session, task: SubmittedTask, calls: Sequence[Call], *, array: str | None
 ) -> Submitted:
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
@@ -273,32 +273,32 @@ def submit(
     """
     created: list[str] = []
     try:
-        return _submit(cluster, task, calls, array=array, created=created)
+        return _submit(session, task, calls, array=array, created=created)
     except (ConfigurationError, SubmissionError) as exc:
         if created and not (isinstance(exc, SubmissionError) and not exc.refused):
-            cluster.store.remove_job_dir(created[0])
+            session.store.remove_job_dir(created[0])
         raise
     except OSError as exc:  # the job's files could not be written (a full disk, a quota)
         if not created:
             raise
-        cluster.store.remove_job_dir(created[0])
+        session.store.remove_job_dir(created[0])
         raise ConfigurationError(
-            f"Cannot write the job's files under {cluster.base_dir}: {exc.strerror or exc}. "
+            f"Cannot write the job's files under {session.base_dir}: {exc.strerror or exc}. "
             "Nothing was submitted. Free space there (`slurm jobs prune`) or pass another "
             "job_base_dir."
         ) from exc
 
 
 def _submit(
-    cluster: Session,
+    session: Session,
     task: SubmittedTask,
     calls: Sequence[Call],
     *,
     array: str | None,
     created: list[str],
 ) -> Submitted:
-    resolved = _resolve(cluster, task)
-    prepared = _prepare_code(cluster, task, resolved, calls)
+    resolved = _resolve(session, task)
+    prepared = _prepare_code(session, task, resolved, calls)
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     depends_on = tuple(
         dict.fromkeys(
@@ -306,36 +306,36 @@ def _submit(
             + [job_id for _, job in task.dependencies for job_id in job.__slurm_job_ref__().job_ids]
         )
     )
-    claim = _claim(cluster, task, resolved, payloads, depends_on)
+    claim = _claim(session, task, resolved, payloads, depends_on)
     if claim.reattached is not None:
         return claim.reattached
-    dependency = dependency_flag(cluster, task, refs)
+    dependency = dependency_flag(session, task, refs)
     job_dir = claim.job_dir
     if job_dir is None:
-        job_dir = cluster.store.new_job_dir(task.name)
+        job_dir = session.store.new_job_dir(task.name)
         created.append(job_dir)
     else:  # prepared by an earlier run: its directory may have been removed since
-        cluster.transport.mkdir(job_dir, mode=0o700)
-    options, script = _render(cluster, resolved, prepared, job_dir, array, dependency)
-    _write_files(cluster, job_dir, payloads, script, array=array is not None)
-    journal = cluster.journal
+        session.transport.mkdir(job_dir, mode=0o700)
+    options, script = _render(session, resolved, prepared, job_dir, array, dependency)
+    _write_files(session, job_dir, payloads, script, array=array is not None)
+    journal = session.journal
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
-    cluster.store.ensure_layout()
+    session.store.ensure_layout()
     submitted = time.time()
-    job_id = cluster.slurm.sbatch(JobPaths(job_dir).script, comment=options["comment"])
+    job_id = session.slurm.sbatch(JobPaths(job_dir).script, comment=options["comment"])
     if journal is not None:
         journal.complete(claim.seq, job_id)
-    cluster.store.record(job_id, job_dir)
+    session.store.record(job_id, job_dir)
     return Submitted(
         job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits, resolved.retry
     )
 
 
-def _resolve(cluster: Session, task: SubmittedTask) -> _Resolved:
+def _resolve(session: Session, task: SubmittedTask) -> _Resolved:
     """Phase 1: the task's options over the cluster's defaults; requeue and retry
     policy and the limits, all checked before anything is prepared or written."""
-    sbatch_options, sdk_options = cluster.options_for(task.name, task.options)
+    sbatch_options, sdk_options = session.options_for(task.name, task.options)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
@@ -345,20 +345,20 @@ def _resolve(cluster: Session, task: SubmittedTask) -> _Resolved:
 
 
 def _prepare_code(
-    cluster: Session, task: SubmittedTask, resolved: _Resolved, calls: Sequence[Call]
+    session: Session, task: SubmittedTask, resolved: _Resolved, calls: Sequence[Call]
 ) -> _Prepared:
     """Phase 2: the interpreter and the call's local source (the preflight runs first, so
     that it fails before anything is written), the container image, a workflow's spec."""
-    launch = launch_for(cluster, task, resolved.sdk, calls)
+    launch = launch_for(session, task, resolved.sdk, calls)
     # packaging="container" builds and pushes the image here (once); a workflow runs
     # outside its image and hands it to its tasks.
-    sdk_options, for_children = prepare_images(cluster, task, resolved.sdk)
+    sdk_options, for_children = prepare_images(session, task, resolved.sdk)
     container = container_spec(
-        sdk_options, shared=[cluster.store.base_dir, os.path.dirname(cluster.store.index_dir)]
+        sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
     )
     if container is not None:
-        check_container(cluster, container, launch.python)
-    workflow = cluster.workflow_spec(for_children) if task.is_workflow else None
+        check_container(session, container, launch.python)
+    workflow = session.workflow_spec(for_children) if task.is_workflow else None
     return _Prepared(launch, sdk_options, container, workflow)
 
 
@@ -383,7 +383,7 @@ def _pickle_calls(
 
 
 def _claim(
-    cluster: Session,
+    session: Session,
     task: SubmittedTask,
     resolved: _Resolved,
     payloads: Sequence[bytes],
@@ -391,7 +391,7 @@ def _claim(
 ) -> _Claim:
     """Phase 4: in a running workflow, the journal entry of this call; a call the
     earlier run of the workflow already submitted is reattached."""
-    journal = cluster.journal
+    journal = session.journal
     if journal is None:
         return _Claim()
     digest = fingerprint(
@@ -403,7 +403,7 @@ def _claim(
     seq, entry = journal.claim(task.name, digest)
     if entry is None:
         return _Claim(seq, digest)
-    job_id = entry.job_id or cluster.slurm.find_by_comment(_comment(entry.job_dir))
+    job_id = entry.job_id or session.slurm.find_by_comment(_comment(entry.job_dir))
     if job_id is None:  # prepared, but never reached Slurm: submit now
         return _Claim(seq, digest, entry.job_dir)
     if entry.job_id is None:
@@ -423,7 +423,7 @@ def _claim(
 
 
 def _render(
-    cluster: Session,
+    session: Session,
     resolved: _Resolved,
     prepared: _Prepared,
     job_dir: str,
@@ -456,7 +456,7 @@ def _render(
     if is_multi_rank(options):
         command.append("--ranks")  # the runner starts one runner per rank with srun
     # Locally the job starts where this process runs, unless the task chose chdir=.
-    local = cluster.backend_type == "local"
+    local = session.backend_type == "local"
     workdir = os.getcwd() if local and not options.get("chdir") else None
     container = prepared.container
     script = render_batch_script(
@@ -466,7 +466,7 @@ def _render(
         # the script, not the payload, so that the call's fingerprint (what a
         # restarted workflow matches its journal against) does not depend on it.
         env={
-            DONE_DIR_VARIABLE: cluster.store.done_dir,
+            DONE_DIR_VARIABLE: session.store.done_dir,
             **prepared.launch.env,
             **({CONTAINER_VARIABLE: container.to_json()} if container else {}),
         },
@@ -477,17 +477,17 @@ def _render(
 
 
 def _write_files(
-    cluster: Session, job_dir: str, payloads: Sequence[bytes], script: str, *, array: bool
+    session: Session, job_dir: str, payloads: Sequence[bytes], script: str, *, array: bool
 ) -> None:
     """Phase 6: the payload(s), the job's sys.path and the script, into its directory."""
     # On this machine the job may import what this process imports (but not from
     # the working directory, which "" stands for); a remote cluster gets the code
     # through its own environment (see packaging).
     sys_path = (
-        [os.path.abspath(p) for p in sys.path if p] if cluster.backend_type == "local" else []
+        [os.path.abspath(p) for p in sys.path if p] if session.backend_type == "local" else []
     )
     paths = JobPaths(job_dir)
-    transport = cluster.transport
+    transport = session.transport
     if not array:
         transport.write_bytes(paths.payload, payloads[0])
     else:
@@ -500,7 +500,7 @@ def _write_files(
 
 
 def submit_calls(
-    cluster: Session,
+    session: Session,
     task: SubmittedTask,
     calls: Sequence[Call],
     *,
@@ -514,9 +514,9 @@ def submit_calls(
     arrays, transparently (results still in call order).
     """
     if not array:
-        done = submit(cluster, task, calls[:1], array=None)
+        done = submit(session, task, calls[:1], array=None)
         return [(done.job_id, done.job_dir)], [Placement.of(done, done.job_id, None)]
-    limit = cluster.max_array_size
+    limit = session.max_array_size
     parts: list[tuple[str, str]] = []
     placements: list[Placement] = []
     for start in range(0, len(calls), limit):
@@ -524,14 +524,14 @@ def submit_calls(
         spec = f"0-{len(part) - 1}"
         if max_concurrent:
             spec += f"%{int(max_concurrent)}"
-        done = submit(cluster, task, part, array=spec)
+        done = submit(session, task, part, array=spec)
         parts.append((done.job_id, done.job_dir))
         placements += [Placement.of(done, f"{done.job_id}_{i}", i) for i in range(len(part))]
     return parts, placements
 
 
 def submit_batch(
-    cluster: Session, collected: Sequence[tuple[SubmittedTask, Call]]
+    session: Session, collected: Sequence[tuple[SubmittedTask, Call]]
 ) -> list[Placement]:
     """Submit the calls a ``cluster.batch()`` block collected: one array per task and
     option set (a lone call as a plain job). One placement per call, in their order."""
@@ -548,7 +548,7 @@ def submit_batch(
     for members in groups.values():
         calls = [collected[i][1] for i in members]
         task = collected[members[0]][0]
-        _, placed = submit_calls(cluster, task, calls, array=len(members) > 1)
+        _, placed = submit_calls(session, task, calls, array=len(members) > 1)
         placements.update(zip(members, placed, strict=True))
     return [placements[i] for i in range(len(collected))]
 
@@ -571,7 +571,7 @@ def _comment(job_dir: str) -> str:
 
 
 def resubmit(
-    cluster: Session,
+    session: Session,
     placement: Placement,
     *,
     name: str,
@@ -598,20 +598,20 @@ def resubmit(
     # Command-line flags win over the script's #SBATCH lines.
     flags += [f"--{key.replace('_', '-')}={value}" for key, value in sorted(new_limits.items())]
     paths = JobPaths(placement.job_dir, index)
-    transport = cluster.transport
+    transport = session.transport
     if retried is not None:
         if retried.state == "FAILED":  # retried on an exception: keep that result aside
             transport.run(["mv", "-f", paths.result, f"{paths.result}.{old_id}"], check=False)
         # The runner counts requeues per attempt: this line starts a new count.
-        _append(cluster, paths.runs, retry_line(old_id, state))
+        _append(session, paths.runs, retry_line(old_id, state))
     submitted = time.time()
     # The earlier job carries the same comment: a lost answer cannot be looked up.
-    new_id = cluster.slurm.sbatch(paths.script, comment=None, flags=flags)
+    new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
     if index is not None:
         new_id = f"{new_id}_{index}"
     if retried is not None:
         line = retried.to_json(next_id=new_id, next_limits=new_limits, next_submitted=submitted)
-        _append(cluster, paths.attempts, line + "\n")
+        _append(session, paths.attempts, line + "\n")
         changed = {k: v for k, v in new_limits.items() if placement.limits.get(k) != v}
         grown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "the same limits"
         logger.warning(
@@ -635,14 +635,14 @@ def resubmit(
             resubmissions + 1,
             placement.max_requeues,
         )
-    cluster.store.record(new_id.split("_", 1)[0], placement.job_dir)
+    session.store.record(new_id.split("_", 1)[0], placement.job_dir)
     return dataclasses.replace(placement, job_id=new_id, limits=new_limits, submitted=submitted)
 
 
-def _append(cluster: Session, path: str, text: str) -> None:
+def _append(session: Session, path: str, text: str) -> None:
     """Add ``text`` to a small file of the job directory (read and rewritten: any transport)."""
     try:
-        before = cluster.transport.read_text(path)
+        before = session.transport.read_text(path)
     except FileNotFoundError:
         before = ""
-    cluster.transport.write_text(path, before + text)
+    session.transport.write_text(path, before + text)

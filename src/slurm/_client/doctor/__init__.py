@@ -65,27 +65,27 @@ __all__ = ["CHECK_NAMES", "Check", "DoctorReport", "Partition", "diagnose", "ren
 # --- running the checks ----------------------------------------------------------------
 
 
-def diagnose(cluster: Session) -> DoctorReport:
+def diagnose(session: Session) -> DoctorReport:
     """Run every check on ``cluster``; never raises for a finding (they are in the report)."""
     try:
-        transport = cluster.transport
+        transport = session.transport
     except ConfigurationError as exc:  # e.g. an unreadable ~/.ssh/config
-        report = DoctorReport(str(cluster.hostname), cluster.backend_type, [])
+        report = DoctorReport(str(session.hostname), session.backend_type, [])
         report.checks.append(
             Check("connectivity", FAIL, str(exc), "fix the SSH settings", blocking=True)
         )
         return _skip_rest(report, "needs valid SSH settings")
-    report = DoctorReport(transport.description, cluster.backend_type, [])
+    report = DoctorReport(transport.description, session.backend_type, [])
     add = report.checks.append
-    if not _connect(cluster, add):
+    if not _connect(session, add):
         return _skip_rest(report, "needs a working login")
     from slurm._client.packaging import diagnose as preflight
 
     try:
-        report.preflight = pre = preflight(cluster)
+        report.preflight = pre = preflight(session)
         sent = time.time()
         stdout = transport.run(
-            ["sh", "-c", build_script(cluster.base_dir)], check=False, timeout=120
+            ["sh", "-c", build_script(session.base_dir)], check=False, timeout=120
         ).stdout
         received = time.time()
     except (TransportError, CommandError) as exc:
@@ -105,7 +105,7 @@ def diagnose(cluster: Session) -> DoctorReport:
     _accounting(sections, add)
     if "partitions" in sections and sections["partitions"][0] == 0:
         report.partitions = parse_partitions(sections["partitions"][1])
-        add(partitions_check(report.partitions, cluster.default_partition, report.where))
+        add(partitions_check(report.partitions, session.default_partition, report.where))
     else:
         add(
             Check(
@@ -126,10 +126,10 @@ def diagnose(cluster: Session) -> DoctorReport:
         add(Check("base_dir", FAIL, trusted[0]["detail"], trusted[0]["fix"], blocking=True))
     else:
         code, text = sections.get("owner", (-1, ""))
-        add(owner_check(text, code, sections.get("user", (0, ""))[1].strip(), cluster.base_dir))
+        add(owner_check(text, code, sections.get("user", (0, ""))[1].strip(), session.base_dir))
     add(
         disk_check(
-            sections.get("df", (-1, ""))[1], sections.get("df", (-1, ""))[0], cluster.base_dir
+            sections.get("df", (-1, ""))[1], sections.get("df", (-1, ""))[0], session.base_dir
         )
     )
     check, report.clock_skew_s = skew_check(sections.get("clock", (-1, ""))[1], sent, received)
@@ -144,14 +144,14 @@ def _skip_rest(report: DoctorReport, why: str) -> DoctorReport:
     return report
 
 
-def _connect(cluster: Session, add: _Add) -> bool:
-    transport = cluster.transport
-    if cluster.backend_type == "local":
+def _connect(session: Session, add: _Add) -> bool:
+    transport = session.transport
+    if session.backend_type == "local":
         add(Check("connectivity", OK, "local backend: commands run on this machine"))
         add(Check("authentication", OK, "not needed (local backend)"))
         return True
     where = transport.description
-    hint = f"test by hand: ssh {cluster.hostname}"
+    hint = f"test by hand: ssh {session.hostname}"
     try:
         connect = getattr(transport, "connect", None)
         if connect is not None:

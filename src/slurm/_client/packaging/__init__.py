@@ -102,7 +102,7 @@ _build_lock = threading.Lock()
 
 
 def interpreter_settings(
-    cluster: Session, python: Any = None, packaging: Any = None
+    session: Session, python: Any = None, packaging: Any = None
 ) -> InterpreterSettings:
     """The settings a job uses: a task's ``python=``/``packaging=`` win over the cluster's.
 
@@ -120,11 +120,11 @@ def interpreter_settings(
             f"python={python!r}: give the path of an interpreter on the cluster as a string."
         )
     if python:
-        chosen = packaging if packaging is not None else cluster.packaging
+        chosen = packaging if packaging is not None else session.packaging
         return _combined(str(python), parse_spec(chosen))
     if packaging is not None:
         return InterpreterSettings(None, parse_spec(packaging))
-    return _combined(cluster.settings.python, parse_spec(cluster.packaging))
+    return _combined(session.settings.python, parse_spec(session.packaging))
 
 
 def _combined(python: str | None, spec: PackagingSpec) -> InterpreterSettings:
@@ -133,18 +133,18 @@ def _combined(python: str | None, spec: PackagingSpec) -> InterpreterSettings:
     return InterpreterSettings(python, spec)
 
 
-def _state(cluster: Session, settings: InterpreterSettings | None = None) -> InterpreterState:
+def _state(session: Session, settings: InterpreterSettings | None = None) -> InterpreterState:
     """What this session knows of ``settings`` (its own interpreter, by default)."""
-    settings = settings or interpreter_settings(cluster)
-    with cluster.interpreters_lock:
-        state = cluster.interpreters.get(settings)
+    settings = settings or interpreter_settings(session)
+    with session.interpreters_lock:
+        state = session.interpreters.get(settings)
         if state is None:
-            state = cluster.interpreters[settings] = InterpreterState()
+            state = session.interpreters[settings] = InterpreterState()
         return state
 
 
 def interpreter_for(
-    cluster: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+    session: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
 ) -> str:
     """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
 
@@ -160,43 +160,43 @@ def interpreter_for(
             cluster's Python version differs from this one, or the
             environment cannot be built.
     """
-    settings = settings or interpreter_settings(cluster)
-    state = _state(cluster, settings)
+    settings = settings or interpreter_settings(session)
+    state = _state(session, settings)
     with state.lock:
-        what, python = _checked(cluster, settings, state)
+        what, python = _checked(session, settings, state)
         if what == "as-is":
             return python
         environment = state.environments.get(extras)
         if environment is None:
             assert state.report is not None  # noqa: S101 (set by _checked above; for mypy)
-            environment = _environment(cluster, settings.spec, state.report, extras)
+            environment = _environment(session, settings.spec, state.report, extras)
             state.environments[extras] = environment
         return environment.python
 
 
-def uses_environment(cluster: Session, settings: InterpreterSettings) -> bool:
+def uses_environment(session: Session, settings: InterpreterSettings) -> bool:
     """Whether these settings run jobs in a built environment (runs the preflight first).
 
     Raises:
         ConfigurationError: As :func:`interpreter_for`.
     """
-    state = _state(cluster, settings)
+    state = _state(session, settings)
     with state.lock:
-        return _checked(cluster, settings, state)[0] == "env"
+        return _checked(session, settings, state)[0] == "env"
 
 
 def environment_for(
-    cluster: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+    session: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
 ) -> Environment | None:
     """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
-    settings = settings or interpreter_settings(cluster)
-    interpreter_for(cluster, settings, extras)
-    return _state(cluster, settings).environments.get(extras)
+    settings = settings or interpreter_settings(session)
+    interpreter_for(session, settings, extras)
+    return _state(session, settings).environments.get(extras)
 
 
-def provided_names(cluster: Session, settings: InterpreterSettings) -> frozenset[str]:
+def provided_names(session: Session, settings: InterpreterSettings) -> frozenset[str]:
     """Top-level modules the environment's project wheel installs (they need no shipping)."""
-    state = _state(cluster, settings)
+    state = _state(session, settings)
     with state.lock:
         if state.provided is None:
             with _build_lock:
@@ -206,24 +206,24 @@ def provided_names(cluster: Session, settings: InterpreterSettings) -> frozenset
         return state.provided
 
 
-def ships_sources(cluster: Session, settings: InterpreterSettings) -> bool:
+def ships_sources(session: Session, settings: InterpreterSettings) -> bool:
     """Whether local source travels with jobs: over SSH, unless ``packaging="none"``."""
-    return cluster.backend_type != "local" and settings.spec.mode != "none"
+    return session.backend_type != "local" and settings.spec.mode != "none"
 
 
-def preflight_for(cluster: Session) -> PreflightReport | None:
+def preflight_for(session: Session) -> PreflightReport | None:
     """The preflight report of ``cluster``'s first use, ``None`` before it."""
-    return _state(cluster).report
+    return _state(session).report
 
 
-def _plan(cluster: Session, settings: InterpreterSettings) -> tuple[str, str, tuple[str, ...]]:
+def _plan(session: Session, settings: InterpreterSettings) -> tuple[str, str, tuple[str, ...]]:
     """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
     spec = settings.spec
     explicit = settings.python
     if explicit:
-        same = cluster.backend_type == "local" and explicit == sys.executable
+        same = session.backend_type == "local" and explicit == sys.executable
         return "as-is", explicit, () if same else ("slurm.runner",)
-    if cluster.backend_type == "local" and spec.mode != "wheel":
+    if session.backend_type == "local" and spec.mode != "wheel":
         return "as-is", sys.executable, ()
     if spec.mode == "none":
         return "as-is", spec.python or "python3", ("slurm.runner",)
@@ -242,33 +242,33 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
     return report.uv
 
 
-def _trusted(cluster: Session, settings: InterpreterSettings, what: str) -> dict[str, str]:
+def _trusted(session: Session, settings: InterpreterSettings, what: str) -> dict[str, str]:
     """The directories the preflight checks are the user's own (:mod:`slurm._transport.trust`)."""
-    trusted = cluster.store.trusted_dirs()
+    trusted = session.store.trusted_dirs()
     if what == "env":
-        envs_dir = envs_dir_for(cluster, settings.spec)
+        envs_dir = envs_dir_for(session, settings.spec)
         trusted.update(env_dir=envs_dir, wheel_store=f"{envs_dir}/.store")
     return trusted
 
 
-def _preflight(cluster: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
-    what, python, modules = _plan(cluster, settings)
+def _preflight(session: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
+    what, python, modules = _plan(session, settings)
     report = run_preflight(
-        cluster.transport,
-        cluster.base_dir,
+        session.transport,
+        session.base_dir,
         python,
         modules=modules,
-        trusted=_trusted(cluster, settings, what),
+        trusted=_trusted(session, settings, what),
     )
     return what, python, report
 
 
 def _checked(
-    cluster: Session, settings: InterpreterSettings, state: InterpreterState
+    session: Session, settings: InterpreterSettings, state: InterpreterState
 ) -> tuple[str, str]:
     """The plan for these settings, after a preflight that passed (once; under state.lock)."""
     if state.plan is None:
-        what, python, report = _preflight(cluster, settings)
+        what, python, report = _preflight(session, settings)
         state.report = report
         report.raise_for_problems()
         state.plan = (what, python)
@@ -291,7 +291,7 @@ def _project(spec: PackagingSpec) -> Project | None:
 
 
 def _environment(
-    cluster: Session, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
+    session: Session, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
 ) -> Environment:
     assert report.python is not None  # noqa: S101 (a passed preflight has it; for mypy)
     started = time.perf_counter()
@@ -309,10 +309,10 @@ def _environment(
         if wanted:
             deps = collect_dependencies([*requirements, *wanted], names, report.python)
     build = time.perf_counter() - started
-    transport = cluster.transport
+    transport = session.transport
     environment = ensure_environment(
         transport,
-        envs_dir_for(cluster, spec),
+        envs_dir_for(session, spec),
         main=main,
         deps=deps.wheels,
         pins=deps.pins,
@@ -332,21 +332,21 @@ def _environment(
     return environment
 
 
-def envs_dir_for(cluster: Session, spec: PackagingSpec) -> str:
+def envs_dir_for(session: Session, spec: PackagingSpec) -> str:
     """The environments directory on the cluster (``env_dir``, else ``{job_base_dir}/.envs``)."""
     if spec.env_dir:
-        return cluster.transport.expand_path(spec.env_dir).rstrip("/")
-    return f"{cluster.base_dir}/.envs"
+        return session.transport.expand_path(spec.env_dir).rstrip("/")
+    return f"{session.base_dir}/.envs"
 
 
-def diagnose(cluster: Session) -> dict[str, Any]:
+def diagnose(session: Session) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, _, report = _preflight(cluster, interpreter_settings(cluster))
+    what, _, report = _preflight(session, interpreter_settings(session))
     result = report.to_dict()
-    result["backend"] = cluster.backend_type
-    result["job_base_dir"] = cluster.base_dir
+    result["backend"] = session.backend_type
+    result["job_base_dir"] = session.base_dir
     result["packaging"] = "environment built from wheels" if what == "env" else "none"
-    environment = _state(cluster).environments.get(())
+    environment = _state(session).environments.get(())
     if environment is not None:
         result["environment"] = {"key": environment.key, "python": environment.python}
     return result

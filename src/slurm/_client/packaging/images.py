@@ -54,23 +54,23 @@ FLAT_OPTIONS = tuple(f"packaging_{key}" for key in BUILD_KEYS)
 _build_lock = threading.Lock()
 
 
-def seed_images(cluster: Session, images: Mapping[str, str]) -> None:
+def seed_images(session: Session, images: Mapping[str, str]) -> None:
     """A workflow's cluster on its node: these references, built by the submitter, and
     no builds of its own."""
-    state = cluster.images
+    state = session.images
     state.built.update(images)
     state.checked.update(images.values())
     state.builds_here = False
 
 
-def known_images(cluster: Session) -> dict[str, str]:
+def known_images(session: Session) -> dict[str, str]:
     """The references built (or handed down) for ``cluster`` so far, by build key."""
-    state = cluster.images
+    state = session.images
     with state.lock:
         return dict(state.built)
 
 
-def build_for(cluster: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | None:
+def build_for(session: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | None:
     """The image to build for a submission with these SDK options, or None.
 
     The keys come from ``packaging={"type": "container", ...}`` (the task's, else the
@@ -82,7 +82,7 @@ def build_for(cluster: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | 
     from slurm._slurm.packaging import parse_spec
 
     chosen = sdk_options.get("packaging")
-    spec = parse_spec(chosen if chosen is not None else cluster.packaging)
+    spec = parse_spec(chosen if chosen is not None else session.packaging)
     if spec.container is None:
         return None
     values = dict(spec.container)
@@ -101,8 +101,8 @@ def _exists_on_client(reference: str) -> bool:
     return manifest_answer(LocalTransport(), sys.executable, ref).get("status") == 200
 
 
-def _reference(cluster: Session, build: ImageBuild, task: SubmittedTask) -> str:
-    state = cluster.images
+def _reference(session: Session, build: ImageBuild, task: SubmittedTask) -> str:
+    state = session.images
     with state.lock:
         found = state.built.get(build.key)
         if found is not None:
@@ -115,7 +115,7 @@ def _reference(cluster: Session, build: ImageBuild, task: SubmittedTask) -> str:
                 "the same packaging on the workflow or its cluster (its image is then built "
                 "before the workflow is submitted), or give container_image=."
             )
-        check_pyxis(cluster, "an image built from a Dockerfile (packaging='container')")
+        check_pyxis(session, "an image built from a Dockerfile (packaging='container')")
         with _build_lock:
             reference = build_and_push(build, exists=_exists_on_client)
         state.built[build.key] = reference
@@ -124,7 +124,7 @@ def _reference(cluster: Session, build: ImageBuild, task: SubmittedTask) -> str:
 
 
 def prepare(
-    cluster: Session, task: SubmittedTask, sdk_options: Mapping[str, Any]
+    session: Session, task: SubmittedTask, sdk_options: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the SDK options this submission runs with, the container defaults of the tasks a
     workflow submits).
@@ -138,10 +138,10 @@ def prepare(
         ConfigurationError: As :func:`build_for`, or the build or push failed.
     """
     options = dict(sdk_options)
-    build = build_for(cluster, options)
+    build = build_for(session, options)
     # An explicit container_image wins (False: this task runs on the node, no image).
     if build is not None and options.get("container_image") is None:
-        options["container_image"] = _reference(cluster, build, task)
+        options["container_image"] = _reference(session, build, task)
     if not task.is_workflow:
         return options, {}
     for_children = {k: options.pop(k) for k in CONTAINER_OPTIONS if options.get(k)}
@@ -155,18 +155,18 @@ def prepare(
     return options, for_children
 
 
-def check_image(cluster: Session, image: str, python: str) -> None:
+def check_image(session: Session, image: str, python: str) -> None:
     """Before submission: a registry reference exists in its registry (asked once per
     cluster and reference; images built here are known to be there).
 
     Raises:
         ConfigurationError: As :func:`slurm._client.packaging.registry.check_manifest`.
     """
-    state = cluster.images
+    state = session.images
     with state.lock:
         if image in state.checked:
             return
-    check_manifest(cluster.transport, python, image)
+    check_manifest(session.transport, python, image)
     with state.lock:
         state.checked.add(image)
 
@@ -202,13 +202,13 @@ def earlier_spellings(
     return packaging, default_options
 
 
-def check_pyxis(cluster: Session, what: str) -> None:
+def check_pyxis(session: Session, what: str) -> None:
     """The cluster's srun knows pyxis's ``--container-image`` (asked once per Session).
 
     Raises:
         ConfigurationError: it does not; ``what`` says what asked for a container.
     """
-    if "--container-image" not in cluster.srun_help():
+    if "--container-image" not in session.srun_help():
         raise ConfigurationError(
             f"The task asks for {what}, but this cluster's srun has no --container-image "
             "option: pyxis (the Slurm plugin that runs tasks in containers) is not installed "
@@ -217,7 +217,7 @@ def check_pyxis(cluster: Session, what: str) -> None:
         )
 
 
-def check_container(cluster: Session, spec: ContainerSpec, python: str) -> None:
+def check_container(session: Session, spec: ContainerSpec, python: str) -> None:
     """Before submitting a task in a container: the cluster's srun knows pyxis's
     ``--container-image`` (asked once per Session), an image given as a path exists,
     and one given as a registry reference is in its registry (asked from the login
@@ -226,8 +226,8 @@ def check_container(cluster: Session, spec: ContainerSpec, python: str) -> None:
     Raises:
         ConfigurationError: saying what to do.
     """
-    transport = cluster.transport
-    check_pyxis(cluster, f"container_image={spec.image!r}")
+    transport = session.transport
+    check_pyxis(session, f"container_image={spec.image!r}")
     if spec.image.startswith("/") and not transport.exists(spec.image):
         raise ConfigurationError(
             f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
@@ -235,4 +235,4 @@ def check_container(cluster: Session, spec: ContainerSpec, python: str) -> None:
             "`enroot import`), or a registry reference such as 'registry#name:tag'."
         )
     if not spec.image.startswith("/"):
-        check_image(cluster, spec.image, python)
+        check_image(session, spec.image, python)

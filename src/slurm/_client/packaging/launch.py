@@ -69,7 +69,7 @@ def _arguments(calls: Sequence[Call]) -> Iterator[Any]:
 
 
 def launch_for(
-    cluster: Session,
+    session: Session,
     task: SubmittedTask,
     sdk_options: Mapping[str, Any],
     calls: Sequence[Call],
@@ -84,22 +84,22 @@ def launch_for(
             source could not be shipped.
     """
     settings = interpreter_settings(
-        cluster, sdk_options.get("python"), sdk_options.get("packaging")
+        session, sdk_options.get("python"), sdk_options.get("packaging")
     )
-    if not ships_sources(cluster, settings):
-        python = packaging.interpreter_for(cluster, settings)
+    if not ships_sources(session, settings):
+        python = packaging.interpreter_for(session, settings)
         inherited = os.environ.get(CODE_DIR_VARIABLE)
-        if inherited and cluster.backend_type == "local" and settings.spec.mode != "none":
+        if inherited and session.backend_type == "local" and settings.spec.mode != "none":
             return Launch(python, {CODE_DIR_VARIABLE: inherited})
         return Launch(python)
-    built = uses_environment(cluster, settings)  # the preflight runs here, before anything else
+    built = uses_environment(session, settings)  # the preflight runs here, before anything else
     roots = call_roots(task.unwrapped, task.reference_module, _arguments(calls))
-    closure = find_closure(roots, exclude=provided_names(cluster, settings) if built else ())
+    closure = find_closure(roots, exclude=provided_names(session, settings) if built else ())
     # The installed distributions the call's code imports join the environment.
     extras = requirements_for_modules(closure.installed) if built else ()
-    python = packaging.interpreter_for(cluster, settings, extras)
+    python = packaging.interpreter_for(session, settings, extras)
     if not closure.units:
         return Launch(python)
-    code_dir = f"{envs_dir_for(cluster, settings.spec)}/.code"
-    shipped = ensure_sources(cluster.transport, code_dir, closure, cluster.shipped_sources)
+    code_dir = f"{envs_dir_for(session, settings.spec)}/.code"
+    shipped = ensure_sources(session.transport, code_dir, closure, session.shipped_sources)
     return Launch(python, {CODE_DIR_VARIABLE: shipped.path}, shipped)
