@@ -223,3 +223,24 @@ def test_password_is_not_a_command_line_option(monkeypatch: pytest.MonkeyPatch) 
         "password": "hunter2",
     }
     assert "hunter2" not in repr(Cluster("ssh", hostname="h", password="hunter2").settings)
+
+
+def test_one_answer_for_the_backend_whichever_way_a_cluster_is_made(tmp_path: Path) -> None:
+    """A hostname alone means ssh: as keyword, command-line option or Slurmfile key."""
+    import argparse
+
+    from slurm._client.settings import choose_backend
+
+    slurmfile = tmp_path / "Slurmfile"
+    slurmfile.write_text('[default]\nhostname = "login.example.org"\n')
+    parser = Cluster.add_argparse_args(argparse.ArgumentParser())
+    made = [
+        Cluster(hostname="login.example.org"),
+        Cluster.from_args(parser.parse_args(["--hostname", "login.example.org"])),
+        Cluster.from_file(str(slurmfile)),
+    ]
+    assert [c.backend_type for c in made] == ["ssh", "ssh", "ssh"]
+    assert Cluster().backend_type == "local" == choose_backend(None, None)
+    assert choose_backend("LOCAL", "login.example.org") == "local"
+    with pytest.raises(ConfigurationError, match="Unknown backend 'slurm'"):
+        Cluster("slurm")

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slurm._client.config import find_slurmfile, load_environment
+from slurm._client.settings import choose_backend
 from slurm.errors import SlurmError
 
 __all__ = ["cluster"]
@@ -28,7 +29,7 @@ def _fail(exc: SlurmError) -> None:
 
 
 def _where(settings: dict[str, Any]) -> str:
-    backend = settings.get("backend", "local")
+    backend = choose_backend(settings.get("backend"), settings.get("hostname"))
     if backend != "ssh":
         return "local"
     user = f"{settings['username']}@" if settings.get("username") else ""
