@@ -148,10 +148,11 @@ def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
         return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
     progress = {"steps": 0, "python": sys.executable}
     on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
-    (Path(workdir) / "started").touch()
     while True:
         time.sleep(0.2)
         progress["steps"] += 1
+        if progress["steps"] == 1:  # preempted from here on, there is progress to keep
+            (Path(workdir) / "started").touch()
 
 
 def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
@@ -167,6 +168,7 @@ def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
     deadline = time.monotonic() + 60
     while not (tmp_path / "started").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # the container is being set up
+    assert (tmp_path / "started").exists(), "the task made no step within a minute"
     _preempt(job.id)
     result = job.get_result(timeout=180)
     assert result["restart"] >= 1

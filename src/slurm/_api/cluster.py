@@ -191,11 +191,11 @@ class Cluster:
 
     @property
     def backend_type(self) -> str:
-        return self.settings.backend
+        return self.session.backend_type
 
     @property
     def hostname(self) -> str | None:
-        return self.settings.hostname
+        return self.session.hostname
 
     @property
     def username(self) -> str | None:
@@ -207,12 +207,11 @@ class Cluster:
 
     @property
     def packaging(self) -> Any:
-        return self.settings.packaging
+        return self.session.packaging
 
     @property
     def default_partition(self) -> str | None:
-        value = self.default_options.get("partition")
-        return str(value) if value else None
+        return self.session.default_partition
 
     @property
     def default_account(self) -> str | None:
