@@ -11,7 +11,8 @@
 4. :func:`_claim` the journal entry of a running workflow (a restarted one
    reattaches instead of resubmitting);
 5. :func:`_render` the batch script;
-6. :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
+6. ship the call's local source (:func:`~slurm._client.packaging.launch.ship`),
+   :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
    never sends it twice) and the record in the index.
 
 What comes back is a :class:`Placement` per call: the ``Job`` adopts it.
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
-from slurm._client.packaging.launch import Launch, launch_for
+from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
@@ -317,6 +318,7 @@ def _submit(
     else:  # prepared by an earlier run: its directory may have been removed since
         session.transport.mkdir(job_dir, mode=0o700)
     options, script = _render(session, resolved, prepared, job_dir, array, dependency)
+    ship(session, prepared.launch)
     _write_files(session, job_dir, payloads, script, array=array is not None)
     journal = session.journal
     if journal is not None:
@@ -455,9 +457,13 @@ def _render(
         command.append("--array")
     if is_multi_rank(options):
         command.append("--ranks")  # the runner starts one runner per rank with srun
-    # Locally the job starts where this process runs, unless the task chose chdir=.
-    local = session.backend_type == "local"
-    workdir = os.getcwd() if local and not options.get("chdir") else None
+    # Locally the job runs where this process runs, unless the task chose chdir=. A
+    # node that cannot see this directory (a disk of the login host's own, /tmp) runs
+    # it in its job directory, saying so on stderr; Slurm itself starts there.
+    workdir = fallback = None
+    if session.backend_type == "local" and not options.get("chdir"):
+        workdir, fallback = os.getcwd(), job_dir
+        options["chdir"] = job_dir
     container = prepared.container
     script = render_batch_script(
         options=options,
@@ -471,6 +477,7 @@ def _render(
             **({CONTAINER_VARIABLE: container.to_json()} if container else {}),
         },
         workdir=workdir,
+        fallback_dir=fallback,
         setup=list(setup),
     )
     return options, script

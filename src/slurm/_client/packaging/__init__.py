@@ -207,8 +207,11 @@ def provided_names(session: Session, settings: InterpreterSettings) -> frozenset
 
 
 def ships_sources(session: Session, settings: InterpreterSettings) -> bool:
-    """Whether local source travels with jobs: over SSH, unless ``packaging="none"``."""
-    return session.backend_type != "local" and settings.spec.mode != "none"
+    """Whether local source travels with jobs: unless ``packaging="none"``, on either
+    backend. Locally too, so that a job never depends on the nodes seeing the client's
+    directories (a checkout under ``/tmp``) and never sees code edited after submission."""
+    del session  # the same answer on every backend
+    return settings.spec.mode != "none"
 
 
 def preflight_for(session: Session) -> PreflightReport | None:
