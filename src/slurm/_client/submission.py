@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Placement",
+    "check_by_value",
     "dependency_flag",
     "is_multi_rank",
     "requeue_policy",
@@ -301,6 +302,7 @@ def _submit(
     resolved = _resolve(session, task)
     prepared = _prepare_code(session, task, resolved, calls)
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
+    check_by_value(task, payloads, prepared.launch.python_version)
     depends_on = tuple(
         dict.fromkeys(
             [job_id for ref in refs for job_id in ref.job_ids]
@@ -382,6 +384,44 @@ def _pickle_calls(
             "data, or objects that cloudpickle can serialise."
         ) from exc
     return payloads, refs
+
+
+def check_by_value(
+    task: SubmittedTask, payloads: Sequence[bytes], cluster_python: tuple[int, int] | None
+) -> None:
+    """A call that travels by value needs the cluster's Python to be this one's minor version.
+
+    A function importable on the cluster travels by reference, and plain data
+    and exceptions cross with plain pickle, between any Python 3.11 or later;
+    code pickled by value (a function from ``__main__`` or a notebook, a
+    lambda, a class defined there, as the function or inside an argument) is
+    only readable by the minor version that wrote it. cloudpickle writes such
+    code with its own reconstructors, so their module's name in the payload
+    says that something travels by value.
+
+    Raises:
+        ConfigurationError: it does, and the versions differ; nothing was submitted.
+    """
+    here = sys.version_info[:2]
+    if cluster_python is None or cluster_python == here:
+        return
+    if not any(b"cloudpickle" in data for data in payloads):
+        return
+    there, mine = ".".join(map(str, cluster_python)), ".".join(map(str, here))
+    what = (
+        f"{task.name}() is defined in __main__, a notebook or a function, so it travels by value"
+        if task.reference_module is None
+        else f"an argument of {task.name}() holds code defined in __main__, a notebook or a "
+        "function (a lambda, a local class), which travels by value"
+    )
+    raise ConfigurationError(
+        f"The call to {task.name}() cannot run on this cluster: {what}, and code pickled by "
+        f"value is only readable by the same Python minor version, but the cluster runs "
+        f"Python {there} and this client Python {mine}. Nothing was submitted. Either move "
+        "that code into a module beside your script (it then travels by reference, which any "
+        f"Python 3.11 or later reads), or run the client with Python {there} (or give the "
+        f"cluster a Python {mine}: python='/path/to/python{mine}')."
+    )
 
 
 def _claim(

@@ -82,6 +82,7 @@ __all__ = [
     "parse_spec",
     "preflight_for",
     "provided_names",
+    "python_version_of",
     "ships_sources",
     "uses_environment",
 ]
@@ -204,6 +205,13 @@ def provided_names(session: Session, settings: InterpreterSettings) -> frozenset
                 wheel = build_project(project) if project is not None else None
             state.provided = wheel_top_levels(wheel.path) if wheel else frozenset()
         return state.provided
+
+
+def python_version_of(session: Session, settings: InterpreterSettings) -> tuple[int, int] | None:
+    """``(major, minor)`` of the Python these settings run on the cluster, once its
+    preflight has run (None before, or when nothing was checked)."""
+    report = _state(session, settings).report
+    return report.python.minor if report is not None and report.python is not None else None
 
 
 def ships_sources(session: Session, settings: InterpreterSettings) -> bool:

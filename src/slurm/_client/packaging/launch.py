@@ -50,12 +50,14 @@ class Launch:
         closure: The local source the call needs, shipped by :func:`ship` once the
             call is known to be submittable (nothing is written before).
         code_dir: Where :func:`ship` puts it.
+        python_version: ``(major, minor)`` of that Python, when the preflight told.
     """
 
     python: str
     env: dict[str, str] = field(default_factory=dict)
     closure: Closure | None = None
     code_dir: str = ""
+    python_version: tuple[int, int] | None = None
 
     @property
     def command(self) -> list[str]:
@@ -89,13 +91,17 @@ def launch_for(
     settings = interpreter_settings(
         session, sdk_options.get("python"), sdk_options.get("packaging")
     )
+
+    def version() -> tuple[int, int] | None:
+        return packaging.python_version_of(session, settings)
+
     inherited = os.environ.get(CODE_DIR_VARIABLE)
     if not ships_sources(session, settings) or (inherited and session.backend_type == "local"):
         python = packaging.interpreter_for(session, settings)
         # In a workflow that runs shipped source, its tasks run the same snapshot.
         if inherited and session.backend_type == "local" and settings.spec.mode != "none":
-            return Launch(python, {CODE_DIR_VARIABLE: inherited})
-        return Launch(python)
+            return Launch(python, {CODE_DIR_VARIABLE: inherited}, python_version=version())
+        return Launch(python, python_version=version())
     # The preflight runs here, before anything else. Locally, an interpreter is used as
     # it is unless packaging="wheel" asks for an environment (see packaging._plan).
     as_is = session.backend_type == "local" and settings.spec.mode != "wheel"
@@ -106,9 +112,10 @@ def launch_for(
     extras = requirements_for_modules(closure.installed) if built else ()
     python = packaging.interpreter_for(session, settings, extras)
     if not closure.units:
-        return Launch(python)
+        return Launch(python, python_version=version())
     code_dir = f"{envs_dir_for(session, settings.spec)}/.code"
-    return Launch(python, {CODE_DIR_VARIABLE: sources_dir(code_dir, closure)}, closure, code_dir)
+    env = {CODE_DIR_VARIABLE: sources_dir(code_dir, closure)}
+    return Launch(python, env, closure, code_dir, version())
 
 
 def ship(session: Session, launch: Launch) -> ShippedSources | None:
