@@ -203,7 +203,8 @@ def requeue_policy(
     flags: dict[str, Any] = {"requeue": True}
     if "signal" not in sbatch_options:
         flags["signal"] = f"B:USR1@{grace}"
-    return flags, RunPolicy(max_requeues=max_requeues)
+    at_time_limit = sdk_options.get("requeue_on_time_limit")
+    return flags, RunPolicy(max_requeues=max_requeues, requeue_on_time_limit=at_time_limit)
 
 
 def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef]) -> str | None:
