@@ -99,8 +99,26 @@ class _Guard:
                 raise _Interrupted(signum)
 
 
+def _process_began() -> float | None:
+    """When this process began (the batch script's, which execs the runner): ~10 ms.
+
+    It is the start of the job's batch step, which sacct gives only to the second;
+    ``slurm jobs report`` draws the run from it.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        return time.time() - (
+            time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        )
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def _log_run(path: Path, event: str, restart: int) -> None:
-    line = f"{time.time():.3f} {event} restart={restart} host={os.uname().nodename}\n"
+    began = _process_began() if event == "start" else None
+    since = f" began={began:.3f}" if began is not None else ""
+    line = f"{time.time():.3f} {event} restart={restart}{since} host={os.uname().nodename}\n"
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(line)
 

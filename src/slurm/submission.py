@@ -319,6 +319,11 @@ def _submit(
         for index, data in enumerate(payloads):
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
+    depends = [("afterok", j) for ref in refs for j in ref.job_ids] + [
+        (kind, j) for kind, job in task.dependencies for j in job._slurm_job_ref().job_ids
+    ]
+    if depends:  # for `slurm jobs report`: sbatch is not told of those already finished
+        transport.write_text(paths.depends_on, "".join(f"{k} {j}\n" for k, j in depends))
     transport.write_text(paths.script, script, mode=0o700)
     if journal is not None:
         journal.begin(JournalEntry(seq, task.name, digest, job_dir))
