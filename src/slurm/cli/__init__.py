@@ -12,11 +12,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import clusters, devcluster, doctor, jobs, mcp
+    from slurm.cli import clusters, devcluster, doctor, jobs, mcp, report
 
     main.add_command(clusters.cluster)
     main.add_command(devcluster.devcluster)
     main.add_command(doctor.doctor)
+    jobs.jobs.add_command(report.report)
     main.add_command(jobs.jobs)
     main.add_command(mcp.mcp)
 

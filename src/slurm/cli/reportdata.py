@@ -1,0 +1,519 @@
+"""What ``slurm jobs report`` knows of a job, an array or a workflow: the record and its parsers.
+
+Pure: the text of one ``sacct --duplicates``, of the job directories' small files
+(read in batches with ``head -v``) and of an index ``grep`` go in; a
+:class:`Report` comes out, which :mod:`slurm.cli.timeline` draws and ``--json``
+prints. Nothing here runs a command or reads a file.
+
+Where the times come from: accounting gives each run of a job (a requeued job
+has one row per run with ``--duplicates``) to the second. The runner's log
+(``result.runs``) has the same runs to the millisecond: ``began=`` (the batch
+step's process start) and its end event. A run found in both takes the runner's
+times when they fall inside the second sacct gives, so a job of a few hundred
+milliseconds is drawn as it ran. Without accounting, the runner's log alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slurm.slurmcmd import JobState, expand_array_ids, parse_exit_code
+from slurm.usage import USAGE_SACCT_FIELDS, Usage, parse_usage_sacct
+
+__all__ = [
+    "REPORT_SACCT_FIELDS",
+    "Call",
+    "Edge",
+    "Report",
+    "RunnerRun",
+    "SacctRun",
+    "Segment",
+    "build_segments",
+    "depends_of",
+    "head_argv",
+    "overlap",
+    "parent_of",
+    "parse_depends",
+    "parse_index_grep",
+    "parse_report_sacct",
+    "parse_runs",
+    "report_sacct_argv",
+    "script_array_indices",
+    "script_dependencies",
+    "split_head",
+]
+
+#: The usage fields, then what the timeline needs; ``Reason`` last (it may hold a ``|``).
+REPORT_SACCT_FIELDS = (*USAGE_SACCT_FIELDS, "ExitCode", "Partition", "Reason")
+_N_USAGE = len(USAGE_SACCT_FIELDS)
+
+#: The runner's end events, and the state each stands for.
+_END_EVENTS = {
+    "finished": "COMPLETED",
+    "failed": "FAILED",
+    "requeued-time-limit": "REQUEUED",
+    "requeue-failed": "TIMEOUT",
+}
+
+
+# --------------------------------------------------------------------- the record
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One run of a call: from its start to its end on one node.
+
+    Attributes:
+        job_id: the Slurm job it was (a retry or a resubmission has another id).
+        state: how the run ended (``REQUEUED``, ``PREEMPTED``, ``COMPLETED``...);
+            ``RUNNING`` while it runs.
+        start, end: seconds since the epoch; ``end`` is None while it runs, or
+            when nobody knows (without accounting, a run killed without a word).
+        node: where it ran.
+        source: ``"sacct"``, ``"sacct+runner"`` (times refined by the runner's
+            log) or ``"runner"``.
+    """
+
+    job_id: str
+    state: str
+    start: float
+    end: float | None
+    node: str | None
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``src`` had to come first: ``kind`` is ``afterok`` (and the other sbatch kinds) for
+    a dependency, ``child`` for a workflow (``src``) and a task it submitted (``dst``)."""
+
+    src: str
+    dst: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a task (a job, or one element of an array), with all its runs.
+
+    Attributes:
+        key: its first job id (``A_i`` for an array element).
+        name: the task's name.
+        job_dir: its job directory.
+        parent: the key of the workflow that submitted it, if any.
+        ids: every Slurm job it was, in order (retries, resubmissions).
+        state: how it ended (or its state now).
+        exit_code: ``EXIT:SIGNAL`` from accounting, when known.
+        node: where it ran last.
+        segments: its runs, in order.
+        usage: what its last run used (see :class:`slurm.usage.Usage`).
+        error: the first lines of its error, when it failed.
+        advice: what to change, when it failed.
+        workflow: it is a workflow (it submitted tasks).
+    """
+
+    key: str
+    name: str
+    job_dir: str
+    parent: str | None
+    ids: tuple[str, ...]
+    state: str
+    exit_code: str | None = None
+    node: str | None = None
+    segments: tuple[Segment, ...] = ()
+    usage: Usage | None = None
+    error: tuple[str, ...] = ()
+    advice: str = ""
+    workflow: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.state not in ("COMPLETED", "RUNNING", "PENDING", "") and JobState.parse(
+            self.state
+        ) not in (JobState.PENDING, JobState.RUNNING, JobState.COMPLETING)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["segments"] = [s.to_dict() for s in self.segments]
+        data["usage"] = self.usage.to_dict() if self.usage else None
+        data["ids"], data["error"] = list(self.ids), list(self.error)
+        return data
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything ``slurm jobs report`` shows.
+
+    Attributes:
+        root: the id asked about; ``kind`` is ``job``, ``array`` or ``workflow``.
+        name: the root's task name.
+        generated: when the report was made (seconds since the epoch).
+        accounting: whether sacct answered (else: the runner's files alone).
+        calls: the root first, then its children in submission order.
+        edges: dependencies and a workflow's children.
+        notes: what the reader should know about the figures.
+    """
+
+    root: str
+    kind: str
+    name: str
+    generated: float
+    accounting: bool
+    calls: tuple[Call, ...]
+    edges: tuple[Edge, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (``--json``); times are seconds since the epoch."""
+        return {
+            "root": self.root,
+            "kind": self.kind,
+            "name": self.name,
+            "generated": self.generated,
+            "generated_iso": _iso(self.generated),
+            "accounting": self.accounting,
+            "calls": [c.to_dict() for c in self.calls],
+            "edges": [dataclasses.asdict(e) for e in self.edges],
+            "notes": list(self.notes),
+        }
+
+
+def _iso(seconds: float) -> str:
+    return _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC).isoformat(timespec="seconds")
+
+
+def overlap(a: Segment, b: Segment, *, now: float) -> float:
+    """Seconds during which both runs ran (0 when they did not; a running one ends ``now``)."""
+    a_end = now if a.end is None else a.end
+    b_end = now if b.end is None else b.end
+    return max(0.0, min(a_end, b_end) - max(a.start, b.start))
+
+
+# ------------------------------------------------------------------------- sacct
+
+
+@dataclass(frozen=True)
+class SacctRun:
+    """One allocation row of ``sacct --duplicates``: one run of a job."""
+
+    job_id: str
+    state: str
+    submit: float | None
+    start: float | None
+    end: float | None
+    node: str | None
+    exit_code: str | None
+    partition: str
+    reason: str
+
+
+def report_sacct_argv(job_ids: Sequence[str]) -> list[str]:
+    """One sacct for many jobs: every run (``--duplicates``), steps too (for MaxRSS), times
+    as seconds since the epoch (``SLURM_TIME_FORMAT=%s``: no time zone to guess)."""
+    return [
+        "env",
+        "SLURM_TIME_FORMAT=%s",
+        "sacct",
+        "--noheader",
+        "--parsable2",
+        "--duplicates",
+        f"--jobs={','.join(job_ids)}",
+        f"--format={','.join(REPORT_SACCT_FIELDS)}",
+    ]
+
+
+def _epoch(text: str) -> float | None:
+    text = text.strip()
+    return float(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _node(text: str) -> str | None:
+    text = text.strip()
+    return None if not text or text in ("None assigned", "(null)") else text
+
+
+def parse_report_sacct(stdout: str) -> tuple[dict[str, list[SacctRun]], dict[str, Usage]]:
+    """Parse :func:`report_sacct_argv` output: each job's runs in order, and its usage.
+
+    Compressed array ranges (``7_[2-4]``, pending elements) are expanded. The
+    usage is :func:`slurm.usage.parse_usage_sacct`'s, its queue wait taken from
+    the last run.
+    """
+    runs: dict[str, list[SacctRun]] = {}
+    usage_lines = []
+    for line in stdout.splitlines():
+        fields = line.strip().split("|", len(REPORT_SACCT_FIELDS) - 1)
+        if len(fields) != len(REPORT_SACCT_FIELDS) or not fields[0]:
+            continue
+        usage_lines.append("|".join(fields[:_N_USAGE]))
+        id_text = fields[0]
+        if "." in id_text:  # a step: only its MaxRSS counts (in the usage)
+            continue
+        state, submit, start, end = fields[1], fields[2], fields[3], fields[4]
+        exit_code, signal = parse_exit_code(fields[_N_USAGE])
+        for job_id in expand_array_ids(id_text):
+            runs.setdefault(job_id, []).append(
+                SacctRun(
+                    job_id=job_id,
+                    state=JobState.parse(state).value,
+                    submit=_epoch(submit),
+                    start=_epoch(start),
+                    end=_epoch(end),
+                    node=_node(fields[11]),
+                    exit_code=None if exit_code is None else f"{exit_code}:{signal or 0}",
+                    partition=fields[_N_USAGE + 1].strip(),
+                    reason=fields[_N_USAGE + 2].strip(),
+                )
+            )
+    usages = parse_usage_sacct("\n".join(usage_lines))
+    for job_id, usage in usages.items():
+        rows = runs.get(job_id)
+        last = rows[-1] if rows else None
+        if last is not None and last.submit is not None and last.start is not None:
+            usage = dataclasses.replace(usage, queue_wait_s=max(last.start - last.submit, 0.0))
+        usages[job_id] = dataclasses.replace(usage, state=JobState.parse(usage.state).value)
+    return runs, usages
+
+
+# ---------------------------------------------------------------- the runner's log
+
+
+@dataclass(frozen=True)
+class RunnerRun:
+    """One run in the runner's log (``result.runs``).
+
+    Attributes:
+        start: when the runner logged its start; ``began``: when the batch step's
+            process began (a little earlier: Python's start), if logged.
+        end: when it logged the end, or None (killed, or still running).
+        state: how it ended: ``COMPLETED``, ``FAILED``, ``REQUEUED`` (at its time
+            limit), ``TIMEOUT``, the state of a retried attempt, ``INTERRUPTED``
+            (another start followed without an end: preempted or its node lost),
+            or ``""`` while it runs.
+        host: where it ran.
+        attempt: 1, then 2... after each retry.
+    """
+
+    start: float
+    began: float | None
+    end: float | None
+    state: str
+    host: str | None
+    attempt: int
+
+
+def parse_runs(text: str) -> list[RunnerRun]:
+    """The runs in a runner's log, in order (unreadable lines are skipped).
+
+    Example::
+
+        >>> parse_runs("10.0 start restart=0 began=9.5 host=n1\\n11.0 finished restart=0\\n")
+        [RunnerRun(start=10.0, began=9.5, end=11.0, state='COMPLETED', host='n1', attempt=1)]
+    """
+    runs: list[RunnerRun] = []
+    open_run: dict[str, Any] | None = None
+    attempt = 1
+
+    def close(end: float | None, state: str) -> None:
+        nonlocal open_run
+        if open_run is not None:
+            runs.append(RunnerRun(end=end, state=state, **open_run))
+            open_run = None
+
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2:
+            continue
+        try:
+            when = float(words[0])
+        except ValueError:
+            continue
+        event = words[1]
+        facts = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+        if event == "start":
+            close(None, "INTERRUPTED")
+            try:
+                began = float(facts["began"]) if "began" in facts else None
+            except ValueError:
+                began = None
+            open_run = {
+                "start": when,
+                "began": began,
+                "host": facts.get("host"),
+                "attempt": attempt,
+            }
+        elif event in _END_EVENTS:
+            close(when, _END_EVENTS[event])
+        elif event == "retry":  # the client's line: the attempt before ended in words[-1]
+            state = JobState.parse(words[-1]).value if len(words) > 3 else "UNKNOWN"
+            close(None, state)
+            attempt += 1
+    close(None, "")
+    return runs
+
+
+# --------------------------------------------------------------------- the runs
+
+
+def build_segments(
+    ids: Sequence[str],
+    sacct: Mapping[str, Sequence[SacctRun]] | None,
+    runner: Sequence[RunnerRun],
+    *,
+    final: bool,
+) -> list[Segment]:
+    """A call's runs: from accounting (refined by the runner's log), else from the log.
+
+    ``final``: the call is over, so a run the log leaves open did end (when is unknown).
+    """
+    rows = [r for job_id in ids for r in (sacct or {}).get(job_id, ()) if r.start is not None]
+    if rows:
+        unused = list(runner)
+        segments = []
+        for row in rows:
+            start, end, source = row.start or 0.0, row.end, "sacct"
+            match = _matching_run(row, unused)
+            if match is not None:
+                unused.remove(match)
+                began = match.began if match.began is not None else match.start
+                if start <= began < start + 1:
+                    start, source = began, "sacct+runner"
+                if match.end is not None and (end is None or end <= match.end < end + 1):
+                    end, source = match.end, "sacct+runner"
+            state = row.state if row.end is not None or end is None else _ended(match)
+            segments.append(Segment(row.job_id, state, start, end, row.node, source))
+        return segments
+    segments = []
+    for index, run in enumerate(runner):
+        last = index == len(runner) - 1
+        state = run.state or ("UNKNOWN" if final or not last else "RUNNING")
+        job_id = ids[min(run.attempt, len(ids)) - 1] if ids else ""
+        began = run.began if run.began is not None else run.start
+        segments.append(Segment(job_id, state, began, run.end, run.host, "runner"))
+    return segments
+
+
+def _ended(run: RunnerRun | None) -> str:
+    return run.state if run is not None and run.state else "COMPLETED"
+
+
+def _matching_run(row: SacctRun, runs: Sequence[RunnerRun]) -> RunnerRun | None:
+    """The runner's run inside this allocation: it started within the row's seconds."""
+    for run in runs:
+        if (row.start or 0.0) <= run.start and (row.end is None or run.start < row.end + 1):
+            return run
+    return None
+
+
+# ---------------------------------------------------------------- files and index
+
+
+def head_argv(paths: Sequence[str], *, limit: int = 262144) -> list[str]:
+    """``head -v -c LIMIT -- PATHS``: many small files in one command, each under a header."""
+    return ["head", "-v", "-c", str(limit), "--", *paths]
+
+
+def split_head(stdout: str, paths: Sequence[str]) -> dict[str, str]:
+    """The files in :func:`head_argv` output, by path (missing ones are absent).
+
+    GNU head writes ``==> PATH <==`` before each file it could read, in the
+    order given, and an empty line between files; a header is only taken for
+    a path later in ``paths`` than the current file's, so a file's content
+    cannot pose as an earlier file.
+    """
+    order = {f"==> {p} <==": i for i, p in enumerate(paths)}
+    blocks: list[tuple[int, list[str]]] = []
+    for line in stdout.splitlines(keepends=True):
+        header = order.get(line.rstrip("\n"))
+        if header is not None and (not blocks or header > blocks[-1][0]):
+            blocks.append((header, []))
+        elif blocks:
+            blocks[-1][1].append(line)
+    found = {}
+    for number, (index, lines) in enumerate(blocks):
+        text = "".join(lines)
+        if number < len(blocks) - 1:  # the empty line head writes before the next header
+            text = text[:-1] if text.endswith("\n") else text
+        found[paths[index]] = text
+    return found
+
+
+def parse_index_grep(stdout: str, index_dir: str) -> dict[str, str]:
+    """``grep -r -F -e DIR INDEX`` output as ``{job id: job directory}``."""
+    prefix = index_dir.rstrip("/") + "/"
+    entries = {}
+    for line in stdout.splitlines():
+        if not line.startswith(prefix):
+            continue
+        name, sep, job_dir = line[len(prefix) :].partition(":")
+        if sep and name.isdigit():
+            entries[name] = job_dir.strip()
+    return entries
+
+
+def parent_of(job_dir: str, dirs: Iterable[str]) -> str | None:
+    """The workflow directory among ``dirs`` that ``job_dir`` was submitted from, if any
+    (a workflow's children live under ``WORKFLOW_DIR/tasks/``; the nearest wins)."""
+    best = None
+    for candidate in dirs:
+        if job_dir.startswith(candidate + "/tasks/") and (
+            best is None or len(candidate) > len(best)
+        ):
+            best = candidate
+    return best
+
+
+def parse_depends(text: str) -> list[tuple[str, str]]:
+    """``depends_on.txt``: ``KIND JOB_ID`` lines as ``[(kind, job id)]``."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and re.fullmatch(r"\d+(?:_\d+)?", words[1]):
+            found.append((words[0], words[1]))
+    return found
+
+
+_SBATCH_RE = re.compile(r"^#SBATCH\s+--(?P<key>[a-z-]+)=(?P<value>\S+)\s*$")
+
+
+def _directive(script: str, key: str) -> str | None:
+    for line in script.splitlines():
+        match = _SBATCH_RE.match(line.strip())
+        if match and match.group("key") == key:
+            return match.group("value")
+    return None
+
+
+def script_dependencies(script: str) -> list[tuple[str, str]]:
+    """The ``#SBATCH --dependency=afterok:1:2,afterany:3`` of a batch script, as pairs."""
+    value = _directive(script, "dependency")
+    found = []
+    for part in (value or "").replace("?", ",").split(","):
+        kind, *ids = part.split(":")
+        found += [(kind, i) for i in ids if re.fullmatch(r"\d+(?:_\d+)?", i)]
+    return found
+
+
+def depends_of(depends_text: str | None, script: str) -> list[tuple[str, str]]:
+    """What a call depended on: ``depends_on.txt`` when it has one, else its script's
+    ``--dependency`` (which lacks jobs that had finished when it was submitted)."""
+    if depends_text is not None:
+        return parse_depends(depends_text)
+    return script_dependencies(script)
+
+
+def script_array_indices(script: str) -> list[int] | None:
+    """The element indices of an array's batch script (``--array=0-9``), None for one job."""
+    value = _directive(script, "array")
+    if value is None:
+        return None
+    ids = expand_array_ids(f"0_[{value}]")
+    return sorted({int(i.split("_")[1]) for i in ids if "_" in i})
