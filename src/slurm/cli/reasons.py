@@ -347,7 +347,7 @@ def explain_failure(
         "Ask for mem=3G, or use Retry(grow={'mem': 1.5}) to grow it on each attempt."
     """
     exit_text = f" (exit code {exit_code})" if exit_code else ""
-    if state == "OUT_OF_MEMORY" or any("exceeded job memory limit" in e for e in error):
+    if state == "OUT_OF_MEMORY" or any("exceeded job memory limit" in e.lower() for e in error):
         used = ""
         if usage and usage.max_rss_bytes and usage.mem_bytes:
             used = (

@@ -52,6 +52,11 @@ __all__ = [
 REPORT_SACCT_FIELDS = (*USAGE_SACCT_FIELDS, "ExitCode", "Partition", "Reason")
 _N_USAGE = len(USAGE_SACCT_FIELDS)
 
+_FAILED_STATES = frozenset(
+    {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+     "PREEMPTED"}
+)  # fmt: skip
+
 #: The runner's end events, and the state each stands for.
 _END_EVENTS = {
     "finished": "COMPLETED",
@@ -136,9 +141,8 @@ class Call:
 
     @property
     def failed(self) -> bool:
-        return self.state not in ("COMPLETED", "RUNNING", "PENDING", "") and JobState.parse(
-            self.state
-        ) not in (JobState.PENDING, JobState.RUNNING, JobState.COMPLETING)
+        """It ended without success (an exception, or Slurm stopped it)."""
+        return self.state in _FAILED_STATES
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
