@@ -112,7 +112,7 @@ def test_why_names_the_partition_limit_a_job_exceeds(cluster: Cluster) -> None:
 def test_why_a_held_job_and_a_failed_one(cluster: Cluster) -> None:
     blocker = jobfuncs.sleep_then(60)
     held = jobfuncs.echo.after(blocker)("held")
-    failed = jobfuncs.fail_with("broken on purpose")
+    failed = jobfuncs.maybe_fail(2)
     try:
         subprocess.run(["scontrol", "uhold", held.id], check=True, capture_output=True)
         answer = _eventually(
@@ -124,8 +124,8 @@ def test_why_a_held_job_and_a_failed_one(cluster: Cluster) -> None:
         failed.wait(timeout=_TIMEOUT)
         answer = _why(cluster, failed.id)
         assert answer["state"] == "FAILED"
-        assert "The task raised ValueError: broken on purpose" in answer["answer"], answer
-        assert answer["error"][0] == "ValueError: broken on purpose"
+        assert "The task raised ValueError: item 2 is bad" in answer["answer"], answer
+        assert answer["error"][0] == "ValueError: item 2 is bad"
         assert "Retry(exceptions=" in answer["fix"]
     finally:
         cluster.slurm.cancel([blocker.id, held.id])
@@ -250,7 +250,7 @@ def _bars(dom: str) -> list[dict[str, str]]:
 
 
 def test_report_of_a_retried_call_and_of_a_failure(cluster: Cluster, tmp_path: Path) -> None:
-    failed = jobfuncs.fail_with("broken on purpose")
+    failed = jobfuncs.maybe_fail(2)
     grown = jobfuncs.outgrow_memory(300)  # out of memory, then retried with more
     assert grown.get_result(timeout=240) == 300 * 1024 * 1024
     failed.wait(timeout=_TIMEOUT)
@@ -273,12 +273,12 @@ def test_report_of_a_retried_call_and_of_a_failure(cluster: Cluster, tmp_path: P
     report = _report(cluster.base_dir, failed.id)
     (call,) = report["calls"]
     assert call["state"] == "FAILED"
-    assert call["error"][0] == "ValueError: broken on purpose"
+    assert call["error"][0] == "ValueError: item 2 is bad"
     assert "Retry(exceptions=" in call["advice"]
     page = tmp_path / "failed.html"
     _ok(cluster.base_dir, "report", failed.id, "--html", str(page))
     text = page.read_text()
-    assert "ValueError: broken on purpose" in text and "class='fail'" in text
+    assert "ValueError: item 2 is bad" in text and "class='fail'" in text
 
 
 def test_report_of_an_array_one_row_per_element(cluster: Cluster) -> None:

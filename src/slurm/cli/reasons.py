@@ -21,6 +21,7 @@ __all__ = [
     "Explanation",
     "NodeSize",
     "PendingFacts",
+    "error_lines",
     "explain_failure",
     "explain_pending",
     "format_mb",
@@ -128,6 +129,22 @@ def format_mb(mb: float) -> str:
 def _int(text: str | None) -> int | None:
     text = (text or "").strip()
     return int(text) if text.isdigit() else None
+
+
+def error_lines(type_name: str, message: str, traceback: str, limit: int = 6) -> tuple[str, ...]:
+    """A task's exception as a few lines: ``Type: message`` (its first line), then the
+    end of the traceback (where it was raised), without repeating the last line.
+
+    Example::
+
+        >>> error_lines("ValueError", "bad", "Traceback ...\\n  File x\\n    f()\\nValueError: bad")
+        ('ValueError: bad', 'Traceback ...', '  File x', '    f()')
+    """
+    head = (f"{type_name}: {message}".strip().splitlines() or ["error"])[0]
+    trace = [line for line in traceback.splitlines() if line.strip()]
+    if trace and trace[-1].strip().startswith(type_name or "\0"):
+        trace = trace[:-1]
+    return (head, *trace[-(limit - 1) :]) if limit > 1 else (head,)
 
 
 # ----------------------------------------------------------------- pending jobs

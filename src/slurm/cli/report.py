@@ -31,7 +31,7 @@ import click
 from rich.console import Console
 
 from slurm.cli.jobs import cluster_from_options, cluster_options
-from slurm.cli.reasons import explain_failure
+from slurm.cli.reasons import error_lines, explain_failure
 from slurm.cli.reportdata import (
     Call,
     Edge,
@@ -105,9 +105,7 @@ def _outcome(text: str | None) -> Outcome | None:
 
 
 def _error_lines(outcome: Outcome) -> tuple[str, ...]:
-    head = f"{outcome.type_name}: {outcome.message}".strip()
-    trace = [line for line in outcome.traceback.splitlines() if line.strip()]
-    return (head.splitlines()[0] if head else "error", *trace[-(_ERROR_LINES - 1) :])
+    return error_lines(outcome.type_name, outcome.message, outcome.traceback, _ERROR_LINES)
 
 
 @contextlib.contextmanager

@@ -57,6 +57,8 @@ _FAILED_STATES = frozenset(
      "PREEMPTED"}
 )  # fmt: skip
 
+_SLURM_ENDS = frozenset({"OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED"})
+
 #: The runner's end events, and the state each stands for.
 _END_EVENTS = {
     "finished": "COMPLETED",
@@ -393,6 +395,8 @@ def build_segments(
                 if match.end is not None and (end is None or end <= match.end < end + 1):
                     end, source = match.end, "sacct+runner"
             state = row.state if row.end is not None or end is None else _ended(match)
+            if state == "FAILED" and match is not None and match.state in _SLURM_ENDS:
+                state = match.state  # Slurm 22.05 says FAILED for OverMemoryKill; a retry knew
             segments.append(Segment(row.job_id, state, start, end, row.node, source))
         return segments
     segments = []

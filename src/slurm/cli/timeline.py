@@ -97,6 +97,14 @@ def _nice_step(span: float, ticks: int = 8) -> float:
     return float(10 * magnitude)
 
 
+def _tick(seconds: float, step: float) -> str:
+    """An axis label: as many decimals as the step needs below a minute."""
+    if seconds >= 60 and step >= 1:
+        return format_seconds(seconds)
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    return f"{seconds:.{decimals}f}s"
+
+
 def _end(segment: Segment, now: float) -> float:
     if segment.end is not None:
         return segment.end
@@ -154,7 +162,7 @@ def timeline_svg(report: Report) -> str:
             f'<line x1="{tx:.1f}" y1="{_AXIS - 6}" x2="{tx:.1f}" y2="{height}" '
             'stroke="#eaeef2"/>'
             f'<text class="tick" x="{tx:.1f}" y="{_AXIS - 10}" text-anchor="middle">'
-            f"+{_e(format_seconds(tick))}</text>"
+            f"+{_e(_tick(tick, step))}</text>"
         )
         tick += step
     y = _AXIS
@@ -198,6 +206,11 @@ def timeline_svg(report: Report) -> str:
                     f'data-node="{_e(seg.node or "")}" data-start="{seg.start:.3f}" '
                     f'data-end="{end:.3f}"><title>{_e(tip)}</title></rect>'
                 )
+                if seg.node and seg.node != node:  # a run elsewhere than the row's group
+                    parts.append(
+                        f'<text class="tick" x="{left + width + 3:.1f}" y="{mid + 4:.1f}">'
+                        f"{_e(seg.node)}</text>"
+                    )
             y += _ROW
     parts.append("</svg>")
     return "".join(parts)

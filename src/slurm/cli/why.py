@@ -28,6 +28,7 @@ from slurm.cli.reasons import (
     Explanation,
     NodeSize,
     PendingFacts,
+    error_lines,
     explain_failure,
     explain_pending,
     parse_dependency,
@@ -148,8 +149,7 @@ def _ended(cluster: Cluster, job_id: str) -> Why:
     if outcome is not None and outcome.ok:
         return Why(view.row.job_id, "COMPLETED", "It completed: the task returned.", "", facts)
     if outcome is not None:
-        trace = [line for line in outcome.traceback.splitlines() if line.strip()]
-        error = (f"{outcome.type_name}: {outcome.message}", *trace[-(_ERROR_LINES - 1) :])
+        error = error_lines(outcome.type_name, outcome.message, outcome.traceback, _ERROR_LINES)
         explanation = explain_failure("FAILED", error=error, usage=usage, raised=True)
         return Why(view.row.job_id, "FAILED", explanation.sentence, explanation.fix, facts, error)
     tail_lines = tuple(line for line in view.stderr_tail.splitlines() if line.strip())
