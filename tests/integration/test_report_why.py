@@ -289,3 +289,32 @@ def test_report_of_an_array_one_row_per_element(cluster: Cluster) -> None:
     assert [c["key"] for c in report["calls"]] == [f"{array.id}_{i}" for i in range(3)]
     states = sorted(c["state"] for c in report["calls"])
     assert states == ["COMPLETED", "COMPLETED", "FAILED"]
+
+
+def test_report_of_a_requeued_call_one_bar_per_run(cluster: Cluster) -> None:
+    job = jobfuncs.sleep_then(4, "again")
+    _eventually(lambda: " start " in _read(job.runs_path), "the runner to start", 60)
+    subprocess.run(["scontrol", "requeue", job.id], check=True, capture_output=True)
+    assert job.get_result(timeout=240) == "again"
+    report = _eventually(
+        lambda: (
+            (r := _report(cluster.base_dir, job.id))
+            and len(r["calls"][0]["segments"]) >= 2
+            and all(s["end"] for s in r["calls"][0]["segments"])
+            and r
+        ),
+        "accounting to record both runs",
+    )
+    (call,) = report["calls"]
+    assert call["ids"] == [job.id] and call["state"] == "COMPLETED"
+    first, *_, last = call["segments"]
+    assert first["state"] in ("REQUEUED", "PREEMPTED") and last["state"] == "COMPLETED"
+    assert first["job_id"] == last["job_id"] == job.id
+    assert first["end"] <= last["start"] + 1
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return ""

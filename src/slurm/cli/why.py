@@ -22,6 +22,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from slurm import Job
 from slurm.cli.jobs import cluster_from_options, cluster_options, job_view, read_outcome
 from slurm.cli.jobview import format_bytes, format_seconds
 from slurm.cli.reasons import (
@@ -177,8 +178,12 @@ def gather_why(cluster: Cluster, job_id: str) -> Why:
     Raises:
         ConfigurationError: Slurm does not know the job and it is not one of the SDK's.
     """
+    job = None
     with contextlib.suppress(ConfigurationError):
-        job_id = cluster.get_job(job_id, track=False).id  # a retried call: its latest attempt
+        job = cluster.get_job(job_id, track=False)
+        job_id = job.id  # a retried call: its latest attempt
+    if job is not None and _has_outcome(cluster, job):  # over, even if Slurm says RUNNING still
+        return _ended(cluster, job_id)
     records = _scontrol(cluster, scontrol_show_job_argv(job_id))
     record = next((r for r in records if _record_id(r) == job_id), records[0] if records else None)
     if record is not None:
@@ -209,6 +214,13 @@ def gather_why(cluster: Cluster, job_id: str) -> Why:
     exit_code = record.get("ExitCode", "")
     explanation = explain_failure(state_text, exit_code=exit_code)
     return Why(job_id, state_text, explanation.sentence, explanation.fix, {"exit code": exit_code})
+
+
+def _has_outcome(cluster: Cluster, job: Job[Any]) -> bool:
+    try:
+        return read_outcome(cluster, job) is not None
+    except SlurmError:
+        return False
 
 
 def _record_id(record: dict[str, str]) -> str:
