@@ -365,6 +365,8 @@ def explain_failure(
     """
     exit_text = f" (exit code {exit_code})" if exit_code else ""
     if state == "OUT_OF_MEMORY" or any("exceeded job memory limit" in e.lower() for e in error):
+        # The peak seen when it was killed is what it needed at least: grow from the larger.
+        peak = usage.max_rss_bytes if usage else None
         used = ""
         if usage and usage.max_rss_bytes and usage.mem_bytes:
             used = (
@@ -373,7 +375,7 @@ def explain_failure(
             )
         return Explanation(
             f"It ran out of memory{used}; Slurm killed it.",
-            f"Ask for {_grow_mem(usage.mem_bytes if usage else None, None)}, or use "
+            f"Ask for {_grow_mem(usage.mem_bytes if usage else None, peak)}, or use "
             "Retry(grow={'mem': 1.5}) to grow it on each attempt.",
         )
     if state == "TIMEOUT":
