@@ -12,9 +12,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import clusters, devcluster, doctor, jobs, mcp, report, why
+    from slurm.cli import clusters, dash, devcluster, doctor, jobs, mcp, report, why
 
     main.add_command(clusters.cluster)
+    main.add_command(dash.dash)
     main.add_command(devcluster.devcluster)
     main.add_command(doctor.doctor)
     jobs.jobs.add_command(report.report)
