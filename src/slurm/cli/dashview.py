@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.console import Group, RenderableType
+from rich.layout import Layout
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -123,12 +124,14 @@ def _seconds(info_start: str | None, info_end: str | None, now: _dt.datetime) ->
 
 
 def _matches(row: TreeRow, state_filter: str, text: str) -> bool:
-    first = row.state.text.split()[0].rstrip(",") if row.state.text else ""
+    # "COMPLETED x2, FAILED x1" (an array) has two states
+    states = {part.split()[0] for part in row.state.text.split(", ") if part.split()}
+    ok = states <= {"COMPLETED", "ENDED"}
     if state_filter == "active" and row.state.final:
         return False
-    if state_filter == "failed" and (not row.state.final or first in ("COMPLETED", "ENDED")):
+    if state_filter == "failed" and (not row.state.final or ok):
         return False
-    if state_filter == "completed" and first not in ("COMPLETED", "ENDED"):
+    if state_filter == "completed" and not (row.state.final and ok):
         return False
     return not text or text.lower() in f"{row.job_id} {row.name}".lower()
 
@@ -256,24 +259,39 @@ def dash_screen(
     prompt: str,
     height: int,
 ) -> RenderableType:
-    """The whole screen: the jobs, the selected job's answer and log, the keys."""
-    list_height = max(5, height // 2 - 3)
+    """The whole screen, ``height`` lines: the jobs, the selected job's answer and log, the
+    keys. Each part gets a share of the height, so the status line is always on screen."""
+    why_height = min(len(detail.splitlines()) + 3, max(4, height // 4))
+    list_height = max(5, (height - why_height - 2) * 6 // 10)
     if mode == "queue":
         body: RenderableType = _queue_table(queue, loads, selected)
         title = f"your queue ({len(queue)} job(s))"
     else:
-        body = _tree_table(rows, selected, list_height)
+        body = _tree_table(rows, selected, max(1, list_height - 3))
         title = f"the SDK's jobs ({len(rows)} shown)"
-    log_lines = max(3, height - list_height - 14)
+    log_lines = max(1, height - list_height - why_height - 4)
     log = "\n".join(log_tail.splitlines()[-log_lines:])
     keys = (
         "↑/↓ select  c cancel  l stdout/stderr  f follow  / filter  s state filter  "
         "a SDK jobs/queue  q quit"
     )
-    return Group(
-        Panel(body, title=title, title_align="left", height=list_height + 3),
-        Panel(Text(detail), title="why", title_align="left"),
-        Panel(Text(log), title=log_title, title_align="left", height=log_lines + 2),
-        Text(prompt or status, style="bold yellow" if prompt else "dim"),
-        Text(keys, style="dim"),
+    layout = Layout()
+    layout.split_column(
+        Layout(Panel(body, title=title, title_align="left"), name="jobs", size=list_height),
+        Layout(Panel(Text(detail), title="why", title_align="left"), name="why", size=why_height),
+        Layout(Panel(Text(log), title=log_title, title_align="left"), name="log"),
+        Layout(
+            Group(
+                Text(
+                    prompt or status,
+                    style="bold yellow" if prompt else "dim",
+                    overflow="ellipsis",
+                    no_wrap=True,
+                ),
+                Text(keys, style="dim", overflow="ellipsis", no_wrap=True),
+            ),
+            name="keys",
+            size=2,
+        ),
     )
+    return layout
