@@ -8,6 +8,7 @@ the page Chromium renders (a screenshot is kept for the README).
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -321,3 +322,35 @@ def _read(path: str) -> str:
         return Path(path).read_text()
     except FileNotFoundError:
         return ""
+
+
+def test_report_without_accounting_takes_the_runners_files(
+    devcluster: object, tmp_path: Path
+) -> None:
+    jobs = str(tmp_path / "jobs")
+    _, state_path = run_tutorial(
+        tmp_path, "--backend", "local", "--job-base-dir", jobs, "--partition", "debug"
+    )
+    workflow_id = json.loads(state_path.read_text())["workflow_job_id"]
+    # A cluster whose accounting is off: its sacct answers as Slurm's does then.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: Slurm accounting storage is disabled' >&2\nexit 1\n"
+    )
+    (fake / "sacct").chmod(0o755)
+    runner = CliRunner(env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    result = runner.invoke(
+        main,
+        ["jobs", "report", workflow_id, "--json", "--backend", "local", "--job-base-dir", jobs],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["accounting"] is False and "runner's own" in report["notes"][0]
+    assert len(report["calls"]) == 13
+    for call in report["calls"]:
+        assert call["state"] == "COMPLETED", call
+        assert [s["source"] for s in call["segments"]] == ["runner"]
+        assert call["usage"]["source"] == "runner" and call["usage"]["max_rss_bytes"]
+    assert _overlapping_pairs(report), report["calls"]

@@ -10,6 +10,15 @@ from pathlib import Path
 import pytest
 
 import slurm.cli.reportdata as reportdata
+from slurm.cli.jobfiles import (
+    depends_of,
+    parent_of,
+    parse_depends,
+    parse_index_grep,
+    script_array_indices,
+    script_dependencies,
+    split_head,
+)
 from slurm.cli.reportdata import (
     Call,
     Edge,
@@ -17,16 +26,9 @@ from slurm.cli.reportdata import (
     RunnerRun,
     Segment,
     build_segments,
-    depends_of,
     overlap,
-    parent_of,
-    parse_depends,
-    parse_index_grep,
     parse_report_sacct,
     parse_runs,
-    script_array_indices,
-    script_dependencies,
-    split_head,
 )
 from slurm.cli.timeline import render_html
 from slurm.usage import Usage

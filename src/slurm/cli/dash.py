@@ -46,9 +46,9 @@ from slurm.cli.dashview import (
     tree_nodes,
     tree_rows,
 )
+from slurm.cli.jobfiles import parse_index_grep
 from slurm.cli.jobs import cancel_jobs, cluster_from_options, cluster_options, query_states
 from slurm.cli.jobview import Snapshot
-from slurm.cli.reportdata import parse_index_grep
 from slurm.cli.why import gather_why
 from slurm.cluster import Cluster
 from slurm.errors import SlurmError

@@ -19,8 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from slurm.cli.jobfiles import parent_of
 from slurm.cli.jobview import Snapshot, StateView, describe_state, format_seconds
-from slurm.cli.reportdata import parent_of
 from slurm.store import parse_job_dir
 
 __all__ = [

@@ -19,6 +19,7 @@ draws it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -30,6 +31,14 @@ from typing import Any
 import click
 from rich.console import Console
 
+from slurm.cli.jobfiles import (
+    depends_of,
+    head_argv,
+    parent_of,
+    parse_index_grep,
+    script_array_indices,
+    split_head,
+)
 from slurm.cli.jobs import cluster_from_options, cluster_options
 from slurm.cli.reasons import error_lines, explain_failure
 from slurm.cli.reportdata import (
@@ -38,15 +47,9 @@ from slurm.cli.reportdata import (
     Report,
     SacctRun,
     build_segments,
-    depends_of,
-    head_argv,
-    parent_of,
-    parse_index_grep,
     parse_report_sacct,
     parse_runs,
     report_sacct_argv,
-    script_array_indices,
-    split_head,
 )
 from slurm.cli.timeline import render_html
 from slurm.cluster import Cluster
@@ -266,8 +269,9 @@ def _calls(
         if usage is None:
             usage = measured
         elif usage.max_rss_bytes is None and measured and measured.max_rss_bytes:
-            usage = Usage(**{**usage.__dict__, "max_rss_bytes": measured.max_rss_bytes,
-                             "max_rss_source": "runner"})  # fmt: skip
+            usage = dataclasses.replace(
+                usage, max_rss_bytes=measured.max_rss_bytes, max_rss_source="runner"
+            )
         error: tuple[str, ...] = ()
         if outcome is not None and not outcome.ok:
             error = _error_lines(outcome)
@@ -290,22 +294,16 @@ def _calls(
         )
         if error:
             advice = explain_failure(state, exit_code=call.exit_code, error=error, raised=True)
-            call = _replace(call, advice=advice.text())
+            call = dataclasses.replace(call, advice=advice.text())
         calls.append(call)
     return calls, killed
-
-
-def _replace(call: Call, **changes: Any) -> Call:
-    import dataclasses
-
-    return dataclasses.replace(call, **changes)
 
 
 def _with_stderr(call: Call, tail_text: str) -> Call:
     lines = tuple(line for line in tail_text.splitlines() if line.strip())[-_ERROR_LINES:]
     state = ended_state(call.state, tail_text)
     advice = explain_failure(state, exit_code=call.exit_code, error=lines, usage=call.usage)
-    return _replace(call, state=state, error=lines, advice=advice.text())
+    return dataclasses.replace(call, state=state, error=lines, advice=advice.text())
 
 
 def _edges(facts: Sequence[_Facts], files: Mapping[str, str], calls: Sequence[Call]) -> list[Edge]:

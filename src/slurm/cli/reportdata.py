@@ -1,7 +1,7 @@
 """What ``slurm jobs report`` knows of a job, an array or a workflow: the record and its parsers.
 
-Pure: the text of one ``sacct --duplicates``, of the job directories' small files
-(read in batches with ``head -v``) and of an index ``grep`` go in; a
+Pure: the text of one ``sacct --duplicates`` and of the runner's logs go in (the
+job directories' files are read by :mod:`slurm.cli.jobfiles`' commands); a
 :class:`Report` comes out, which :mod:`slurm.cli.timeline` draws and ``--json``
 prints. Nothing here runs a command or reads a file.
 
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,18 +33,10 @@ __all__ = [
     "SacctRun",
     "Segment",
     "build_segments",
-    "depends_of",
-    "head_argv",
     "overlap",
-    "parent_of",
-    "parse_depends",
-    "parse_index_grep",
     "parse_report_sacct",
     "parse_runs",
     "report_sacct_argv",
-    "script_array_indices",
-    "script_dependencies",
-    "split_head",
 ]
 
 #: The usage fields, then what the timeline needs; ``Reason`` last (it may hold a ``|``).
@@ -419,109 +410,3 @@ def _matching_run(row: SacctRun, runs: Sequence[RunnerRun]) -> RunnerRun | None:
         if (row.start or 0.0) <= run.start and (row.end is None or run.start < row.end + 1):
             return run
     return None
-
-
-# ---------------------------------------------------------------- files and index
-
-
-def head_argv(paths: Sequence[str], *, limit: int = 262144) -> list[str]:
-    """``head -v -c LIMIT -- PATHS``: many small files in one command, each under a header."""
-    return ["head", "-v", "-c", str(limit), "--", *paths]
-
-
-def split_head(stdout: str, paths: Sequence[str]) -> dict[str, str]:
-    """The files in :func:`head_argv` output, by path (missing ones are absent).
-
-    GNU head writes ``==> PATH <==`` before each file it could read, in the
-    order given, and an empty line between files; a header is only taken for
-    a path later in ``paths`` than the current file's, so a file's content
-    cannot pose as an earlier file.
-    """
-    order = {f"==> {p} <==": i for i, p in enumerate(paths)}
-    blocks: list[tuple[int, list[str]]] = []
-    for line in stdout.splitlines(keepends=True):
-        header = order.get(line.rstrip("\n"))
-        if header is not None and (not blocks or header > blocks[-1][0]):
-            blocks.append((header, []))
-        elif blocks:
-            blocks[-1][1].append(line)
-    found = {}
-    for number, (index, lines) in enumerate(blocks):
-        text = "".join(lines)
-        if number < len(blocks) - 1:  # the empty line head writes before the next header
-            text = text[:-1] if text.endswith("\n") else text
-        found[paths[index]] = text
-    return found
-
-
-def parse_index_grep(stdout: str, index_dir: str) -> dict[str, str]:
-    """``grep -r -F -e DIR INDEX`` output as ``{job id: job directory}``."""
-    prefix = index_dir.rstrip("/") + "/"
-    entries = {}
-    for line in stdout.splitlines():
-        if not line.startswith(prefix):
-            continue
-        name, sep, job_dir = line[len(prefix) :].partition(":")
-        if sep and name.isdigit():
-            entries[name] = job_dir.strip()
-    return entries
-
-
-def parent_of(job_dir: str, dirs: Iterable[str]) -> str | None:
-    """The workflow directory among ``dirs`` that ``job_dir`` was submitted from, if any
-    (a workflow's children live under ``WORKFLOW_DIR/tasks/``; the nearest wins)."""
-    best = None
-    for candidate in dirs:
-        if job_dir.startswith(candidate + "/tasks/") and (
-            best is None or len(candidate) > len(best)
-        ):
-            best = candidate
-    return best
-
-
-def parse_depends(text: str) -> list[tuple[str, str]]:
-    """``depends_on.txt``: ``KIND JOB_ID`` lines as ``[(kind, job id)]``."""
-    found = []
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) == 2 and re.fullmatch(r"\d+(?:_\d+)?", words[1]):
-            found.append((words[0], words[1]))
-    return found
-
-
-_SBATCH_RE = re.compile(r"^#SBATCH\s+--(?P<key>[a-z-]+)=(?P<value>\S+)\s*$")
-
-
-def _directive(script: str, key: str) -> str | None:
-    for line in script.splitlines():
-        match = _SBATCH_RE.match(line.strip())
-        if match and match.group("key") == key:
-            return match.group("value")
-    return None
-
-
-def script_dependencies(script: str) -> list[tuple[str, str]]:
-    """The ``#SBATCH --dependency=afterok:1:2,afterany:3`` of a batch script, as pairs."""
-    value = _directive(script, "dependency")
-    found = []
-    for part in (value or "").replace("?", ",").split(","):
-        kind, *ids = part.split(":")
-        found += [(kind, i) for i in ids if re.fullmatch(r"\d+(?:_\d+)?", i)]
-    return found
-
-
-def depends_of(depends_text: str | None, script: str) -> list[tuple[str, str]]:
-    """What a call depended on: ``depends_on.txt`` when it has one, else its script's
-    ``--dependency`` (which lacks jobs that had finished when it was submitted)."""
-    if depends_text is not None:
-        return parse_depends(depends_text)
-    return script_dependencies(script)
-
-
-def script_array_indices(script: str) -> list[int] | None:
-    """The element indices of an array's batch script (``--array=0-9``), None for one job."""
-    value = _directive(script, "array")
-    if value is None:
-        return None
-    ids = expand_array_ids(f"0_[{value}]")
-    return sorted({int(i.split("_")[1]) for i in ids if "_" in i})
