@@ -178,6 +178,7 @@ def test_index_grep_and_parents() -> None:
     out = (
         "/h/jobs/.index/9:/h/jobs/wf-1\n/h/jobs/.index/10:/h/jobs/wf-1/tasks/a-1\n"
         "/h/jobs/.index/junk:/x\nother\n/h/jobs/.index/11:/h/jobs/wf-1/tasks/b-1/tasks/c-1\n"
+        "/h/jobs/.index/12:/h/jobs/wf-1/tasks/../../../etc\n/h/jobs/.index/13:rel/dir\n"
     )
     assert parse_index_grep(out, "/h/jobs/.index") == {
         "9": "/h/jobs/wf-1",

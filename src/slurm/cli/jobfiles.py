@@ -10,6 +10,7 @@ live under its ``tasks/`` (:func:`parent_of`); what a call depended on is in its
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Sequence
 
@@ -58,15 +59,19 @@ def split_head(stdout: str, paths: Sequence[str]) -> dict[str, str]:
 
 
 def parse_index_grep(stdout: str, index_dir: str) -> dict[str, str]:
-    """``grep -r -F -e DIR INDEX`` output as ``{job id: job directory}``."""
+    """``grep -r -F -e DIR INDEX`` output as ``{job id: job directory}``; an entry that is
+    not a plain absolute path (``..``, a relative one) is left out."""
     prefix = index_dir.rstrip("/") + "/"
     entries = {}
     for line in stdout.splitlines():
         if not line.startswith(prefix):
             continue
         name, sep, job_dir = line[len(prefix) :].partition(":")
-        if sep and name.isdigit():
-            entries[name] = job_dir.strip()
+        job_dir = job_dir.strip()
+        # As JobStore.job_dir_of: a plain absolute path only (no "..", nothing odd).
+        plain = job_dir.startswith("/") and posixpath.normpath(job_dir) == job_dir
+        if sep and name.isdigit() and plain:
+            entries[name] = job_dir
     return entries
 
 
