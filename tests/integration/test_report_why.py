@@ -357,3 +357,13 @@ def test_report_without_accounting_takes_the_runners_files(
         assert [s["source"] for s in call["segments"]] == ["runner"]
         assert call["usage"]["source"] == "runner" and call["usage"]["max_rss_bytes"]
     assert _overlapping_pairs(report), report["calls"]
+
+
+def test_report_names_a_job_passed_as_an_argument(cluster: Cluster) -> None:
+    first = jobfuncs.add(1, 2)
+    second = jobfuncs.add(first, 3)  # a Job as an argument: afterok on it
+    assert second.get_result(timeout=_TIMEOUT) == 6
+    report = _report(cluster.base_dir, second.id)
+    assert {(e["src"], e["dst"], e["kind"]) for e in report["edges"]} == {
+        (first.id, second.id, "afterok")
+    }

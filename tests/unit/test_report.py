@@ -284,3 +284,14 @@ def test_page_of_one_job_without_runs() -> None:
     )
     page = render_html(report)
     assert "None: every call that ended succeeded." in page and "add 5" in page
+
+
+def test_a_dependency_outside_the_report_is_a_box_of_its_own() -> None:
+    call = Call("8", "add", "/j/add-8", None, ("8",), "COMPLETED")
+    report = Report("8", "job", "add", 10.0, True, (call,), (Edge("7", "8", "afterok"),))
+    parser = _Collect()
+    parser.feed(render_html(report))
+    boxes = [a["data-call"] for t, a in parser.tags if t == "g" and a.get("class") == "node"]
+    assert boxes == ["7", "8"]
+    edges = [a for t, a in parser.tags if t == "path" and a.get("class") == "edge"]
+    assert [(e["data-src"], e["data-dst"]) for e in edges] == [("7", "8")]

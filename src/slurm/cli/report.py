@@ -320,7 +320,8 @@ def _edges(facts: Sequence[_Facts], files: Mapping[str, str], calls: Sequence[Ca
             edges.append(Edge(dir_key[call.parent], call.key, "child"))
         p = JobPaths(fact.job_dir)
         for kind, dep in depends_of(files.get(p.depends_on), files.get(p.script, "")):
-            for src in dict.fromkeys(by_id.get(dep, [])):
+            # A job outside the report (a single job's dependency) is named by its id.
+            for src in dict.fromkeys(by_id.get(dep, [dep])):
                 edges.append(Edge(src, call.key, kind))
     return list(dict.fromkeys(edges))
 

@@ -14,6 +14,7 @@ error's first lines and what to change. Each bar carries ``data-*`` attributes
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import html
 import math
@@ -251,7 +252,19 @@ def _rows(report: Report, columns: dict[int, list[Call]]) -> dict[str, int]:
 
 
 def graph_svg(report: Report) -> str:
-    """The dependency graph as an SVG element: columns by depth, arrows from what came first."""
+    """The dependency graph as an SVG element: columns by depth, arrows from what came first.
+
+    A job the report's calls depended on that is not one of them (a single job's
+    dependency) is drawn as a grey box of its own."""
+    known = {c.key for c in report.calls}
+    outside = dict.fromkeys(e.src for e in report.edges if e.src not in known)
+    report = dataclasses.replace(
+        report,
+        calls=(
+            *(Call(k, "job", "(not in this report)", None, (k,), "") for k in outside),
+            *report.calls,
+        ),
+    )
     depth = _depths(report)
     columns: dict[int, list[Call]] = {}
     for call in report.calls:
