@@ -311,6 +311,7 @@ def test_report_of_a_requeued_call_one_bar_per_run(cluster: Cluster) -> None:
             and r
         ),
         "accounting to record both runs",
+        timeout=240,  # Slurm holds a requeued job a while (EligibleTime), longer when busy
     )
     (call,) = report["calls"]
     assert call["ids"] == [job.id] and call["state"] == "COMPLETED"

@@ -295,3 +295,26 @@ def test_a_dependency_outside_the_report_is_a_box_of_its_own() -> None:
     assert boxes == ["7", "8"]
     edges = [a for t, a in parser.tags if t == "path" and a.get("class") == "edge"]
     assert [(e["data-src"], e["data-dst"]) for e in edges] == [("7", "8")]
+
+
+def test_a_requeue_after_the_result_the_real_log_and_accounting() -> None:
+    # scontrol requeue of a job that then finished within KillWait (dev cluster, job 1123):
+    # sacct has the killed allocation and the rerun, the runner its run and a no-op rerun.
+    log = (
+        "1796157368.634 start restart=0 began=1796157368.546 host=node1\n"
+        "1796157372.656 finished restart=0 host=node1\n"
+        "1796157384.903 already-finished restart=1 host=node1\n"
+    )
+    sacct = (
+        "1123|REQUEUED|1796157368|1796157368|1796157368|0|00:00.1||1|64M|2|node1|cpu=1|0:0|debug|\n"
+        "1123|COMPLETED|1796157373|1796157384|1796157384|0|00:00.1||1|64M|2|node1|cpu=1|0:0|debug|\n"
+    )
+    runs, _ = parse_report_sacct(sacct)
+    first, second = build_segments(["1123"], runs, parse_runs(log), final=True)
+    assert (first.state, first.start, first.end) == ("REQUEUED", 1796157368.546, 1796157368.546)
+    assert second.state == "COMPLETED" and second.start == 1796157384.903  # inside its second
+    alone = build_segments(["1123"], None, parse_runs(log), final=True)
+    assert [(s.state, s.start, s.end) for s in alone] == [
+        ("COMPLETED", 1796157368.546, 1796157372.656),
+        ("COMPLETED", 1796157384.903, 1796157384.903),
+    ]

@@ -349,6 +349,10 @@ def parse_runs(text: str) -> list[RunnerRun]:
             }
         elif event in _END_EVENTS:
             close(when, _END_EVENTS[event])
+        elif event == "already-finished":  # requeued after its result was written: a no-op run
+            close(None, "INTERRUPTED")
+            host = facts.get("host")
+            runs.append(RunnerRun(when, None, when, "COMPLETED", host, attempt))
         elif event == "retry":  # the client's line: the attempt before ended in words[-1]
             state = JobState.parse(words[-1]).value if len(words) > 3 else "UNKNOWN"
             close(None, state)
@@ -385,6 +389,8 @@ def build_segments(
                     start, source = began, "sacct+runner"
                 if match.end is not None and (end is None or end <= match.end < end + 1):
                     end, source = match.end, "sacct+runner"
+            if end is not None and end < start:  # the runner began after sacct's whole second
+                end = start
             state = row.state if row.end is not None or end is None else _ended(match)
             if state == "FAILED" and match is not None and match.state in _SLURM_ENDS:
                 state = match.state  # Slurm 22.05 says FAILED for OverMemoryKill; a retry knew
