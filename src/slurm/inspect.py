@@ -4,7 +4,10 @@ Everything here looks at the SDK's jobs under a cluster's job base directory
 without unpickling anything (outcomes are JSON) and with batched controller
 calls (one ``squeue``, then one ``sacct`` for the jobs squeue has forgotten),
 never one query per job. It is public and documented; the command line uses
-nothing else of the SDK but the names :mod:`slurm` exports.
+nothing else of the SDK but the names :mod:`slurm` exports. Beside the
+looks, it gives tools the pure readers the SDK itself uses: the job-directory
+layout (:class:`JobPaths`), the run log (:func:`parse_run_log`), the records
+of sacct and scontrol, attempts and outcomes.
 
 Example::
 
@@ -32,24 +35,47 @@ from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
 from slurm._client.settings import choose_backend, click_options
 from slurm._client.store import is_job_id, parse_job_dir
-from slurm._slurm.commands import JobInfo, JobState
-from slurm._slurm.usage import Usage, UsageSummary, summarise
+from slurm._slurm.commands import (
+    JobInfo,
+    JobState,
+    chunked,
+    expand_array_ids,
+    parse_exit_code,
+    scontrol_show_job_argv,
+)
+from slurm._slurm.queries import query_ids
+from slurm._slurm.retry import ended_state, read_attempts
+from slurm._slurm.usage import (
+    USAGE_SACCT_FIELDS,
+    Usage,
+    UsageSummary,
+    parse_usage_sacct,
+    runner_usage,
+    summarise,
+)
 from slurm._transport.base import check_result
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Outcome
+from slurm._wire.runlog import RunEvent, parse_run_log
 from slurm.errors import ConfigurationError, SlurmError
 
 __all__ = [
+    "USAGE_SACCT_FIELDS",
     "DoctorReport",
     "JobInfo",
+    "JobPaths",
     "Outcome",
+    "RunEvent",
     "Snapshot",
     "array_indices",
     "cancel_jobs",
     "choose_backend",
+    "chunked",
     "click_options",
     "doctor_report",
+    "ended_state",
     "entries",
+    "expand_array_ids",
     "find_slurmfile",
     "is_job_id",
     "job_ids",
@@ -57,9 +83,16 @@ __all__ = [
     "job_usages",
     "load_environment",
     "look",
+    "parse_exit_code",
     "parse_job_dir",
+    "parse_run_log",
+    "parse_usage_sacct",
+    "query_ids",
+    "read_attempts",
     "read_outcome",
     "render_text",
+    "runner_usage",
+    "scontrol_show_job_argv",
     "usage_of",
 ]
 

@@ -322,7 +322,10 @@ def _submit(
         session.transport.mkdir(job_dir, mode=0o700)
     options, script = _render(session, resolved, prepared, job_dir, array, dependency)
     ship(session, prepared.launch)
-    _write_files(session, job_dir, payloads, script, array=array is not None)
+    depends = [("afterok", j) for ref in refs for j in ref.job_ids] + [
+        (kind, j) for kind, job in task.dependencies for j in job.__slurm_job_ref__().job_ids
+    ]
+    _write_files(session, job_dir, payloads, script, depends, array=array is not None)
     journal = session.journal
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
@@ -525,9 +528,17 @@ def _render(
 
 
 def _write_files(
-    session: Session, job_dir: str, payloads: Sequence[bytes], script: str, *, array: bool
+    session: Session,
+    job_dir: str,
+    payloads: Sequence[bytes],
+    script: str,
+    depends: Sequence[tuple[str, str]],
+    *,
+    array: bool,
 ) -> None:
-    """Phase 6: the payload(s), the job's sys.path and the script, into its directory."""
+    """Phase 6: the payload(s), the job's sys.path, the jobs it depends on and the script,
+    into its directory. ``depends`` (kind, job id) lists the dependencies sbatch is not
+    told of too (those already finished), for ``slurm jobs report``."""
     # On this machine the job may import what this process imports (but not from
     # the working directory, which "" stands for); a remote cluster gets the code
     # through its own environment (see packaging).
@@ -544,6 +555,8 @@ def _write_files(
         for index, data in enumerate(payloads):
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
+    if depends:
+        transport.write_text(paths.depends_on, "".join(f"{k} {j}\n" for k, j in depends))
     transport.write_text(paths.script, script, mode=0o700)
 
 

@@ -27,10 +27,26 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _process_began() -> float | None:
+    """When this process began (the batch script's, which execs the runner), to ~10 ms.
+
+    It is the start of the job's batch step, which sacct gives only to the second;
+    ``slurm jobs report`` draws the run from it.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def log_run(path: Path, event: str, restart: int) -> None:
     """Append ``event`` to the run log (see :mod:`slurm._wire.runlog`)."""
+    began = _process_began() if event == "start" else None
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(event_line(event, restart))
+        handle.write(event_line(event, restart, began=began))
 
 
 def previous_starts(runs_path: Path) -> int:

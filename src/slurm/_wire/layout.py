@@ -2,8 +2,12 @@
 
 A single job::
 
-    JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr
+    JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr  depends_on.txt
             result.json  result.pkl  result.runs  result.usage  result.attempts
+
+``depends_on.txt`` (only for a call that waited for others) has one ``KIND JOB_ID``
+line per job it depended on (``afterok 123``), also those that had already
+finished when it was submitted (sbatch is not told of those).
 
 A job of several ranks (``nodes``/``ntasks`` > 1) also has ``ranks/R.pkl`` and
 ``ranks/R.runs`` per rank and ``ranks/world_size``; ``result.pkl`` is then rank
@@ -22,11 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns", "outcome_of"]
+__all__ = ["DEPENDS", "PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns", "outcome_of"]
 
 PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
 SCRIPT = "job.sh"
+DEPENDS = "depends_on.txt"
 RESULTS_DIR = "results"
 PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
@@ -92,6 +97,11 @@ class JobPaths:
         if self.index is None:
             return f"{self.job_dir}/{PAYLOAD}"
         return f"{self.job_dir}/{PAYLOADS_DIR}/{self.index}.pkl"
+
+    @property
+    def depends_on(self) -> str:
+        """The jobs the call depended on (one per job directory, arrays too)."""
+        return f"{self.job_dir}/{DEPENDS}"
 
     @property
     def sys_path(self) -> str:

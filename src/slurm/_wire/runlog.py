@@ -4,11 +4,13 @@ The runner appends a line when it starts, finishes, fails, requeues itself
 at the time limit (or could not), or finds the call already finished; the
 client appends one when a ``Retry`` runs the call again::
 
-    1764612345.123 start restart=0 host=node1
+    1764612345.123 start restart=0 began=1764612344.801 host=node1
     1764612399.456 requeued-time-limit restart=0 host=node1
     1764612401.002 retry after=123 TIMEOUT
 
-Requeues are counted per attempt: a ``retry`` line starts a new count.
+Requeues are counted per attempt: a ``retry`` line starts a new count. A
+``start`` line may say when the job's batch process ``began`` (to about 10 ms;
+sacct has whole seconds), for the timeline of ``slurm jobs report``.
 """
 
 from __future__ import annotations
@@ -41,14 +43,18 @@ class RunEvent:
     event: str
     restart: int | None = None
     host: str | None = None
+    began: float | None = None  # start: when the batch step's process began
     after: str | None = None  # retry: the job id of the attempt that ended
     state: str | None = None  # retry: how that attempt ended
 
 
-def event_line(event: str, restart: int, *, host: str | None = None) -> str:
+def event_line(
+    event: str, restart: int, *, host: str | None = None, began: float | None = None
+) -> str:
     """The runner's line for ``event`` (``host`` defaults to this node)."""
     node = host if host is not None else os.uname().nodename
-    return f"{time.time():.3f} {event} restart={restart} host={node}\n"
+    since = f" began={began:.3f}" if began is not None else ""
+    return f"{time.time():.3f} {event} restart={restart}{since} host={node}\n"
 
 
 def retry_line(after: str, state: str) -> str:
@@ -70,12 +76,17 @@ def parse_run_log(text: str) -> list[RunEvent]:
         fields = dict(w.split("=", 1) for w in words[2:] if "=" in w)
         bare = [w for w in words[2:] if "=" not in w]
         restart = fields.get("restart")
+        try:
+            began = float(fields["began"]) if "began" in fields else None
+        except ValueError:
+            began = None
         events.append(
             RunEvent(
                 stamp,
                 words[1],
                 restart=int(restart) if restart and restart.isdigit() else None,
                 host=fields.get("host"),
+                began=began,
                 after=fields.get("after"),
                 state=bare[0] if bare else None,
             )
