@@ -30,6 +30,7 @@ from typing import Any
 
 from slurm._api.cluster import Cluster
 from slurm._api.job import Job, gather_usage
+from slurm._api.why import Why, why_of_id
 from slurm._client.config import find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
@@ -44,6 +45,19 @@ from slurm._slurm.commands import (
     scontrol_show_job_argv,
 )
 from slurm._slurm.queries import query_ids
+from slurm._slurm.reasons import (
+    Explanation,
+    NodeSize,
+    PendingFacts,
+    error_lines,
+    explain_failure,
+    explain_pending,
+    format_bytes,
+    format_seconds,
+    parse_dependency,
+    parse_scontrol_records,
+    request_mb,
+)
 from slurm._slurm.retry import ended_state, read_attempts
 from slurm._slurm.usage import (
     USAGE_SACCT_FIELDS,
@@ -62,11 +76,15 @@ from slurm.errors import ConfigurationError, SlurmError
 __all__ = [
     "USAGE_SACCT_FIELDS",
     "DoctorReport",
+    "Explanation",
     "JobInfo",
     "JobPaths",
+    "NodeSize",
     "Outcome",
+    "PendingFacts",
     "RunEvent",
     "Snapshot",
+    "Why",
     "array_indices",
     "cancel_jobs",
     "choose_backend",
@@ -75,25 +93,34 @@ __all__ = [
     "doctor_report",
     "ended_state",
     "entries",
+    "error_lines",
     "expand_array_ids",
+    "explain_failure",
+    "explain_pending",
     "find_slurmfile",
+    "format_bytes",
+    "format_seconds",
     "is_job_id",
     "job_ids",
     "job_outcome",
     "job_usages",
     "load_environment",
     "look",
+    "parse_dependency",
     "parse_exit_code",
     "parse_job_dir",
     "parse_run_log",
+    "parse_scontrol_records",
     "parse_usage_sacct",
     "query_ids",
     "read_attempts",
     "read_outcome",
     "render_text",
+    "request_mb",
     "runner_usage",
     "scontrol_show_job_argv",
     "usage_of",
+    "why_of_id",
 ]
 
 

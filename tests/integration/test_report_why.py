@@ -130,6 +130,9 @@ def test_why_a_held_job_and_a_failed_one(cluster: Cluster) -> None:
         assert "The task raised ValueError: item 2 is bad" in answer["answer"], answer
         assert answer["error"][0] == "ValueError: item 2 is bad"
         assert "Retry(exceptions=" in answer["fix"]
+        # The same record from the Job itself, for code of one's own.
+        assert failed.why().to_dict() == answer
+        assert held.why().facts["reason"] == "JobHeldUser"
     finally:
         cluster.slurm.cancel([blocker.id, held.id])
 

@@ -6,10 +6,8 @@ import doctest
 from pathlib import Path
 
 import pytest
-
-import slurm.cli.reasons as reasons
-from slurm._slurm.usage import Usage
-from slurm.cli.reasons import (
+import slurm._slurm.reasons as reasons
+from slurm._slurm.reasons import (
     NodeSize,
     PendingFacts,
     explain_failure,
@@ -19,6 +17,8 @@ from slurm.cli.reasons import (
     parse_scontrol_records,
     request_mb,
 )
+
+from slurm._slurm.usage import Usage
 
 REAL = Path(__file__).parent / "golden" / "real"
 

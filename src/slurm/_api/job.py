@@ -13,6 +13,7 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from slurm._api.why import Why, why_of
 from slurm._client.submission import Placement, resubmit
 from slurm._slurm.commands import JobState
 from slurm._slurm.retry import (
@@ -366,7 +367,7 @@ class Job(Generic[T]):
             info = self.session.tracker.info_of(self)
             state = info.state.value if info else ""
             if state == JobState.FAILED.value:
-                state = ended_state(state, self._stderr_tail())
+                state = ended_state(state, self.stderr_tail())
             limits = next_limits(self.retry, state, len(self._earlier) + 1, self.limits)
         if limits is None:
             return None
@@ -510,7 +511,7 @@ class Job(Generic[T]):
 
     def _terminated_error(self) -> JobTerminatedError:
         info = self.session.tracker.final_info(self)
-        tail = self._stderr_tail()
+        tail = self.stderr_tail()
         state = ended_state(info.state.value, tail) if info else "UNKNOWN"
         reason = info.reason if info else ""
         exit_code = None
@@ -547,14 +548,36 @@ class Job(Generic[T]):
             message, job_id=self.id, state=state, exit_code=exit_code, stderr_tail=tail
         )
 
-    def _stderr_tail(self) -> str:
-        """The last lines of stderr: only its last 64 KiB are read, however long it is."""
+    def stderr_tail(self, lines: int = _STDERR_TAIL_LINES) -> str:
+        """The last ``lines`` lines of stderr: only its last 64 KiB are read, however long."""
         try:
             data, _ = self.session.transport.read_range(self.stderr_path, -_TAIL_BYTES, _TAIL_BYTES)
         except OSError:
             return ""
         text = data.decode("utf-8", errors="replace")
-        return "\n".join(text.rstrip().splitlines()[-_STDERR_TAIL_LINES:])
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+    def measured_usage(self) -> Usage | None:
+        """What the job used, asked now (sacct, else the runner's figures); see :attr:`usage`."""
+        return gather_usage(self.session, [self]).get(self.id)
+
+    def why(self) -> Why:
+        """Why the job is pending, or why it failed: one answer with what to change.
+
+        The same record ``slurm jobs why ID`` prints (:class:`slurm.inspect.Why`):
+        for a pending job Slurm's reason in a sentence (the dependency it waits
+        on and that job's state, the partition's limit it exceeds, a hold); for
+        an ended one its state, exit code, node, the first lines of its error and
+        its usage against the request.
+
+        Example::
+
+            job = train.with_options(mem="100M")(data)
+            job.wait()
+            print(job.why().render())  # MaxRSS 416 MB of 100 MB ... ask for mem=624M
+        """
+        self._check_submitted()
+        return why_of(self)
 
     # --- control and logs ------------------------------------------------------
     def cancel(self) -> None:

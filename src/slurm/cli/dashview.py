@@ -20,8 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from slurm.cli.jobfiles import parent_of
-from slurm.cli.jobview import StateView, describe_state, format_seconds
-from slurm.inspect import Snapshot, parse_job_dir
+from slurm.cli.jobview import StateView, describe_state
+from slurm.inspect import Snapshot, format_seconds, parse_job_dir
 
 __all__ = [
     "STATE_FILTERS",

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slurm import Attempt, JobState, Usage, UsageSummary
-from slurm.inspect import JobInfo, Snapshot
+from slurm.inspect import JobInfo, Snapshot, format_bytes, format_seconds
 
 __all__ = [
     "JobRow",
@@ -142,36 +142,6 @@ def _state_text(state: StateView) -> Text:
 
 def _when(stamp: _dt.datetime | None) -> str:
     return stamp.strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
-
-
-def format_seconds(seconds: float | None) -> str:
-    """``"-"``, ``"0.8s"``, ``"6s"``, ``"2m05s"``, ``"1h02m"``, ``"2d03h"``."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
-
-
-def format_bytes(size: float | None) -> str:
-    """``"-"``, ``"512 KiB"``, ``"316 MiB"``, ``"1.5 GiB"``."""
-    if size is None:
-        return "-"
-    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= scale:
-            value = size / scale
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-    return f"{size:.0f} B"
 
 
 def _percent(ratio: float | None) -> str:

@@ -41,7 +41,6 @@ from slurm.cli.jobfiles import (
     split_head,
 )
 from slurm.cli.jobs import cluster_from_options, cluster_options
-from slurm.cli.reasons import error_lines, explain_failure
 from slurm.cli.reportdata import (
     Call,
     Edge,
@@ -60,6 +59,8 @@ from slurm.inspect import (
     Outcome,
     chunked,
     ended_state,
+    error_lines,
+    explain_failure,
     parse_job_dir,
     query_ids,
     read_attempts,

@@ -20,8 +20,8 @@ import html
 import math
 from collections.abc import Sequence
 
-from slurm.cli.jobview import format_bytes, format_seconds
 from slurm.cli.reportdata import Call, Report, Segment
+from slurm.inspect import format_bytes, format_seconds
 
 __all__ = ["STATE_COLOURS", "render_html"]
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from slurm import Usage
+from slurm._slurm.usage import Usage
 
 __all__ = [
     "Explanation",
@@ -24,7 +24,9 @@ __all__ = [
     "error_lines",
     "explain_failure",
     "explain_pending",
+    "format_bytes",
     "format_mb",
+    "format_seconds",
     "parse_dependency",
     "parse_scontrol_record",
     "parse_scontrol_records",
@@ -419,3 +421,33 @@ def explain_failure(
     if state == "DEADLINE":
         return Explanation("It could not finish before its deadline.", "Give a later deadline.")
     return Explanation(f"It ended {state}{exit_text}.", "")
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``"-"``, ``"0.8s"``, ``"6s"``, ``"2m05s"``, ``"1h02m"``, ``"2d03h"``."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_bytes(size: float | None) -> str:
+    """``"-"``, ``"512 KiB"``, ``"316 MiB"``, ``"1.5 GiB"``."""
+    if size is None:
+        return "-"
+    for unit, scale in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{size:.0f} B"
