@@ -6,6 +6,7 @@ import doctest
 from pathlib import Path
 
 import pytest
+
 import slurm._slurm.reasons as reasons
 from slurm._slurm.reasons import (
     NodeSize,
@@ -17,7 +18,6 @@ from slurm._slurm.reasons import (
     parse_scontrol_records,
     request_mb,
 )
-
 from slurm._slurm.usage import Usage
 
 REAL = Path(__file__).parent / "golden" / "real"
