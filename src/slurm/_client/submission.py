@@ -14,6 +14,11 @@
 6. :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
    never sends it twice) and the record in the index.
 
+Phase 2 is reported on the session's event stream (``PackagingBegan``,
+``PackagingEnded``), and ``SubmitBegan`` just before sbatch (see
+:mod:`slurm._client.events`); the ``Cluster`` reports ``Submitted`` once the
+job has adopted its placement.
+
 What comes back is a :class:`Placement` per call: the ``Job`` adopts it.
 :func:`resubmit` gives a new placement for a call Slurm could not requeue, or
 one a ``Retry`` runs again. ``Cluster`` calls into here; nothing here is public.
@@ -30,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for
@@ -298,7 +304,12 @@ def _submit(
     created: list[str],
 ) -> Submitted:
     resolved = _resolve(session, task)
+    events = session.events
+    began = time.monotonic()
+    events.emit(PackagingBegan(task, dict(resolved.sdk)))
     prepared = _prepare_code(session, task, resolved, calls)
+    image = prepared.container.image if prepared.container is not None else None
+    events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     depends_on = tuple(
         dict.fromkeys(
@@ -318,6 +329,7 @@ def _submit(
         session.transport.mkdir(job_dir, mode=0o700)
     options, script = _render(session, resolved, prepared, job_dir, array, dependency)
     _write_files(session, job_dir, payloads, script, array=array is not None)
+    events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
     journal = session.journal
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
@@ -479,7 +491,8 @@ def _render(
 def _write_files(
     session: Session, job_dir: str, payloads: Sequence[bytes], script: str, *, array: bool
 ) -> None:
-    """Phase 6: the payload(s), the job's sys.path and the script, into its directory."""
+    """Phase 6: the payload(s), the job's sys.path, the callbacks whose hooks run on the
+    node (if any) and the script, into its directory."""
     # On this machine the job may import what this process imports (but not from
     # the working directory, which "" stands for); a remote cluster gets the code
     # through its own environment (see packaging).
@@ -496,6 +509,9 @@ def _write_files(
         for index, data in enumerate(payloads):
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
+    callbacks = session.runner_callbacks()
+    if callbacks:
+        transport.write_bytes(paths.callbacks, callbacks)
     transport.write_text(paths.script, script, mode=0o700)
 
 

@@ -4,6 +4,10 @@ A single job::
 
     JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr
             result.json  result.pkl  result.runs  result.usage  result.attempts
+            [callbacks.pkl]  [journal.jsonl]
+
+``callbacks.pkl`` holds the callbacks whose hooks run on the node (when there
+are any); a workflow keeps the journal of the tasks it submitted.
 
 A job of several ranks (``nodes``/``ntasks`` > 1) also has ``ranks/R.pkl`` and
 ``ranks/R.runs`` per rank and ``ranks/world_size``; ``result.pkl`` is then rank
@@ -27,6 +31,8 @@ __all__ = ["PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns", "outcome
 PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
 SCRIPT = "job.sh"
+CALLBACKS = "callbacks.pkl"
+JOURNAL = "journal.jsonl"
 RESULTS_DIR = "results"
 PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
@@ -96,6 +102,17 @@ class JobPaths:
     @property
     def sys_path(self) -> str:
         return f"{self.job_dir}/{SYS_PATH}"
+
+    @property
+    def callbacks(self) -> str:
+        """The callbacks whose hooks run on the node (pickled one by one), beside the
+        payload: one file per submission, shared by an array's elements."""
+        return f"{self.job_dir}/{CALLBACKS}"
+
+    @property
+    def journal(self) -> str:
+        """A workflow's journal of the tasks it submitted (see :mod:`slurm._wire.journal`)."""
+        return f"{self.job_dir}/{JOURNAL}"
 
     @property
     def results_dir(self) -> str:
