@@ -18,6 +18,7 @@ workflow's node, its cluster reports each task as the workflow submits it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -79,7 +80,8 @@ _MAX_NESTING = 20  # workflows inside workflows, reported from their journals
 def status_dict(info: JobInfo | None) -> dict[str, Any]:
     """The earlier SDK's status dict of a job (``JobState``, ``ExitCode``, ``Reason``...)."""
     if info is None:
-        return {"JobState": "UNKNOWN"}
+        keys = ("JobId", "ExitCode", "Reason", "NodeList", "StartTime", "EndTime")
+        return {"JobState": "UNKNOWN", **dict.fromkeys(keys)}
     exit_code = None if info.exit_code is None else f"{info.exit_code}:{info.signal or 0}"
     return {
         "JobId": info.job_id,
@@ -147,6 +149,7 @@ class Dispatcher:
         self._workflows: dict[str, _Workflow] = {}
         self._announced: set[tuple[int, str]] = set()
         self._hung: set[int] = set()
+        self._lock = threading.Lock()
 
     # --- what the session asks -------------------------------------------------------
     def runner_callbacks(self) -> bytes | None:
@@ -284,9 +287,10 @@ class Dispatcher:
 
     def _completed(self, cluster: Cluster, event: Completed) -> None:
         key = (id(event.job), event.job_id)
-        if key in self._announced or not self._callbacks():
-            return
-        self._announced.add(key)
+        with self._lock:  # the tracker's thread and a waiting one may both see the end
+            if key in self._announced or not self._callbacks():
+                return
+            self._announced.add(key)
         job = event.job
         status = status_dict(event.info)
         outcome = job.outcome() if hasattr(job, "outcome") else None
