@@ -120,7 +120,8 @@ class SubmitBeginContext:
 
 @dataclass
 class SubmitEndContext:
-    """Slurm accepted the job: ``job`` is the :class:`~slurm.Job` (or ArrayJob) you got."""
+    """Slurm accepted the job: ``job`` is the :class:`~slurm.Job` (or ArrayJob) you got,
+    ``task`` the task it runs (new here: the earlier SDK's context had no task)."""
 
     job: Any
     job_id: str
@@ -130,6 +131,7 @@ class SubmitEndContext:
     cluster: Any = None
     timestamp: float = field(default_factory=time.time)
     backend_type: str | None = None
+    task: Any = None
 
 
 @dataclass

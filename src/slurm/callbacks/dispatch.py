@@ -230,6 +230,7 @@ class Dispatcher:
                 cluster=cluster,
                 timestamp=event.timestamp,
                 backend_type=event.backend,
+                task=event.task,
             ),
         )
         for callback in callbacks:  # our earlier hook, with the Job itself

@@ -468,17 +468,10 @@ def test_on_submit_alone_still_works(fake: FakeSlurm, tmp_path: Path) -> None:
     assert seen == [job]
 
 
-def test_a_workflow_on_the_client_begins_reports_its_tasks_from_its_journal_and_ends(
-    cluster: Cluster, fake: FakeSlurm, recorder: Recorder
-) -> None:
-    class Everywhere(Recorder):
-        execution_loci = {h: "client" for h in HOOKS}
-
-    watcher = Everywhere(recorder.log)
-    cluster.callbacks[:] = [watcher]
+def _workflow_with_journal(cluster: Cluster, fake: FakeSlurm) -> Any:
+    """Submit ``pipeline``, write what its node would have (two tasks, the second a
+    workflow that submitted one task of its own), and let it end."""
     job = pipeline(3)
-    # What the workflow's node would have written: two tasks, the second a workflow
-    # that submitted one task of its own.
     child = f"{job.job_dir}/tasks/load-20260101-000000-aaaaaa"
     inner = f"{job.job_dir}/tasks/inner-20260101-000001-bbbbbb"
     leaf = f"{inner}/tasks/leaf-20260101-000002-cccccc"
@@ -499,6 +492,19 @@ def test_a_workflow_on_the_client_begins_reports_its_tasks_from_its_journal_and_
     cluster.tracker.refresh([job])
     fake.finish(key, "COMPLETED")
     job.wait_final(timeout=10)
+    return job
+
+
+def test_a_workflow_on_the_client_begins_reports_its_tasks_from_its_journal_and_ends(
+    cluster: Cluster, fake: FakeSlurm, recorder: Recorder
+) -> None:
+    class Everywhere(Recorder):
+        execution_loci = {h: "client" for h in HOOKS}
+
+    watcher = Everywhere(recorder.log)
+    cluster.callbacks[:] = [watcher]
+    job = _workflow_with_journal(cluster, fake)
+    leaf = f"{job.job_dir}/tasks/inner-20260101-000001-bbbbbb/tasks/leaf-20260101-000002-cccccc"
     hooks = watcher.hooks()
     assert hooks[hooks.index("on_workflow_begin_ctx") :] == [
         "on_workflow_begin_ctx",
@@ -508,6 +514,8 @@ def test_a_workflow_on_the_client_begins_reports_its_tasks_from_its_journal_and_
         "on_workflow_end_ctx",
         "on_completed_ctx",
     ]
+    submitted: SubmitEndContext = dict(watcher.heard)["on_end_submit_job_ctx"]
+    assert submitted.task is pipeline
     begun: WorkflowCallbackContext = dict(watcher.heard)["on_workflow_begin_ctx"]
     assert (begun.workflow_job_id, begun.workflow_name) == (job.id, "pipeline")
     assert str(begun.workflow_job_dir) == job.job_dir and begun.cluster is cluster
@@ -521,3 +529,27 @@ def test_a_workflow_on_the_client_begins_reports_its_tasks_from_its_journal_and_
     ]
     assert [c.child_is_workflow for c in told] == [False, True, False]
     assert told[2].parent_workflow_name == "inner" and str(told[2].child_job_dir) == leaf
+
+
+def test_the_workflow_graph_example_draws_the_graph_from_the_events(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    from slurm.examples.workflow_graph import WorkflowGraphCallback
+
+    graph = WorkflowGraphCallback()
+    cluster.callbacks[:] = [graph]
+    job = _workflow_with_journal(cluster, fake)
+    assert graph.order == [job.id, "901", "902", "903"] and graph.roots() == [job.id]
+    assert graph.graph[job.id]["children"] == ["901", "902"]
+    assert graph.graph["902"] == {
+        "name": "inner",
+        "type": "workflow",
+        "children": ["903"],
+        "parent": job.id,
+        "state": None,
+    }
+    assert graph.graph[job.id]["state"] == "COMPLETED"
+    dot = graph.export_dot()
+    assert f'"{job.id}" -> "901";' in dot and '"902" -> "903";' in dot
+    assert '"903" [label="leaf\\n903" shape=ellipse' in dot
+    assert json.loads(graph.export_json())["submission_order"] == graph.order
