@@ -15,7 +15,7 @@ its ``srun`` knows pyxis (asked here, once).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
     from slurm._wire.journal import Journal
 
 __all__ = ["ImageState", "InterpreterState", "Session"]
-
-
-def _nothing() -> bytes | None:
-    return None
 
 
 @dataclass
@@ -94,9 +90,10 @@ class Session:
         self.shipped_sources: set[str] = set()
         #: The event stream of this cluster (see :mod:`slurm._client.events`).
         self.events = Emitter()
-        #: What submission writes beside each payload for the node's hooks: the pickled
-        #: callbacks (``callbacks.pkl``), or None. Set by whoever holds the callbacks.
-        self.runner_callbacks: Callable[[], bytes | None] = _nothing
+        #: The callbacks that travel with each job (their node-side hooks run there):
+        #: submission ships their modules and pickles them beside the payload
+        #: (``callbacks.pkl``). Set by whoever holds the callbacks.
+        self.runner_callbacks: Callable[[], Sequence[Any]] = tuple
         self._transport = transport
         self._interactive_auth = interactive_auth
         self._index_dir = index_dir

@@ -44,6 +44,7 @@ from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import render_batch_script
+from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.layout import JobPaths, log_patterns, outcome_of
@@ -307,7 +308,8 @@ def _submit(
     events = session.events
     began = time.monotonic()
     events.emit(PackagingBegan(task, dict(resolved.sdk)))
-    prepared = _prepare_code(session, task, resolved, calls)
+    travelling = list(session.runner_callbacks())
+    prepared = _prepare_code(session, task, resolved, calls, travelling)
     image = prepared.container.image if prepared.container is not None else None
     events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
@@ -328,7 +330,7 @@ def _submit(
     else:  # prepared by an earlier run: its directory may have been removed since
         session.transport.mkdir(job_dir, mode=0o700)
     options, script = _render(session, resolved, prepared, job_dir, array, dependency)
-    _write_files(session, job_dir, payloads, script, array=array is not None)
+    _write_files(session, job_dir, payloads, script, array=array is not None, callbacks=travelling)
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
     journal = session.journal
     if journal is not None:
@@ -357,11 +359,16 @@ def _resolve(session: Session, task: SubmittedTask) -> _Resolved:
 
 
 def _prepare_code(
-    session: Session, task: SubmittedTask, resolved: _Resolved, calls: Sequence[Call]
+    session: Session,
+    task: SubmittedTask,
+    resolved: _Resolved,
+    calls: Sequence[Call],
+    callbacks: Sequence[Any] = (),
 ) -> _Prepared:
     """Phase 2: the interpreter and the call's local source (the preflight runs first, so
-    that it fails before anything is written), the container image, a workflow's spec."""
-    launch = launch_for(session, task, resolved.sdk, calls)
+    that it fails before anything is written; the modules of the ``callbacks`` that
+    travel are shipped too), the container image, a workflow's spec."""
+    launch = launch_for(session, task, resolved.sdk, calls, also=callbacks)
     # packaging="container" builds and pushes the image here (once); a workflow runs
     # outside its image and hands it to its tasks.
     sdk_options, for_children = prepare_images(session, task, resolved.sdk)
@@ -489,7 +496,13 @@ def _render(
 
 
 def _write_files(
-    session: Session, job_dir: str, payloads: Sequence[bytes], script: str, *, array: bool
+    session: Session,
+    job_dir: str,
+    payloads: Sequence[bytes],
+    script: str,
+    *,
+    array: bool,
+    callbacks: Sequence[Any] = (),
 ) -> None:
     """Phase 6: the payload(s), the job's sys.path, the callbacks whose hooks run on the
     node (if any) and the script, into its directory."""
@@ -509,10 +522,14 @@ def _write_files(
         for index, data in enumerate(payloads):
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
-    callbacks = session.runner_callbacks()
-    if callbacks:
-        transport.write_bytes(paths.callbacks, callbacks)
+    pickled = dumps_callbacks(callbacks, _warn_callbacks) if callbacks else None
+    if pickled:
+        transport.write_bytes(paths.callbacks, pickled)
     transport.write_text(paths.script, script, mode=0o700)
+
+
+def _warn_callbacks(message: str) -> None:
+    logging.getLogger("slurm.callbacks").warning("%s", message)
 
 
 def submit_calls(

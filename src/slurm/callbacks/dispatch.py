@@ -38,7 +38,6 @@ from slurm._client.tracker import Tracker
 from slurm._job.hooks import HOOKS, ExecutionLocus, call_hook, runs_on
 from slurm._slurm.commands import JobInfo
 from slurm._transport.base import Transport
-from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.journal import read_entries
 from slurm._wire.layout import JobPaths
 from slurm.callbacks.callbacks import (
@@ -152,13 +151,12 @@ class Dispatcher:
         self._lock = threading.Lock()
 
     # --- what the session asks -------------------------------------------------------
-    def runner_callbacks(self) -> bytes | None:
-        """The callbacks that travel with the next job, pickled (None: none travel)."""
+    def runner_callbacks(self) -> list[Any]:
+        """The callbacks that travel with the next job (their node-side hooks run there)."""
         cluster = self._cluster()
         if cluster is None:
-            return None
-        going = [cb for cb in cluster.callbacks if travels(cb) and id(cb) not in self._hung]
-        return dumps_callbacks(going, logger.warning) if going else None
+            return []
+        return [cb for cb in cluster.callbacks if travels(cb) and id(cb) not in self._hung]
 
     # --- the stream ------------------------------------------------------------------
     def __call__(self, event: Event) -> None:
