@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -417,8 +419,15 @@ def test_callbacks_added_later_are_heard_too(fake: FakeSlurm, tmp_path: Path) ->
 
 
 def test_the_shipped_callbacks_run_through_a_job(
-    fake: FakeSlurm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    fake: FakeSlurm,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # debugpy itself would listen in this process and patch every subprocess after it.
+    listened: list[tuple[str, int]] = []
+    debugpy = types.SimpleNamespace(listen=listened.append, wait_for_client=lambda: None)
+    monkeypatch.setitem(sys.modules, "debugpy", debugpy)
     screen = io.StringIO()
     from rich.console import Console
 
@@ -438,6 +447,8 @@ def test_the_shipped_callbacks_run_through_a_job(
     assert "submitted[/green] job" not in screen.getvalue()
     assert f"job {job.id} finished: COMPLETED" in screen.getvalue()
     assert {"packaging", "submission", "total"} <= set(benchmark.timings)
+    assert listened == [("0.0.0.0", 5678)]  # noqa: S104 (DebugCallback, on the "node")
+    assert f":5678 (job {job.id}); attach to" in caplog.text
     # all four travelled (each has a node-side hook), and came back unharmed
     assert Path(JobPaths(job.job_dir).callbacks).exists()
 

@@ -45,7 +45,12 @@ from typing import Any
 
 from slurm._client.settings import SLURMFILE_KEYS, ClusterSettings
 from slurm._slurm.options import normalize_options
-from slurm.errors import ConfigurationError
+from slurm.errors import (
+    ConfigurationError,
+    SlurmfileEnvironmentNotFoundError,
+    SlurmfileInvalidError,
+    SlurmfileNotFoundError,
+)
 
 __all__ = [
     "SLURMFILE_KEYS",
@@ -101,16 +106,16 @@ def check_owner(path: Path) -> None:
 
 
 def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
-    """The Slurmfile to read; raises ConfigurationError saying where it looked."""
+    """The Slurmfile to read; raises SlurmfileNotFoundError saying where it looked."""
     if path is not None:
         chosen = Path(path).expanduser()
         if not chosen.is_file():
-            raise ConfigurationError(f"Slurmfile {chosen} does not exist.")
+            raise SlurmfileNotFoundError(f"Slurmfile {chosen} does not exist.")
         return chosen
     if os.environ.get("SLURMFILE"):
         chosen = Path(os.environ["SLURMFILE"]).expanduser()
         if not chosen.is_file():
-            raise ConfigurationError(f"$SLURMFILE points at {chosen}, which does not exist.")
+            raise SlurmfileNotFoundError(f"$SLURMFILE points at {chosen}, which does not exist.")
         return chosen
     looked = search_directories(Path.cwd(), Path.home())
     for directory in looked:
@@ -121,7 +126,7 @@ def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
     user = USER_FILE.expanduser()
     if user.is_file():
         return user
-    raise ConfigurationError(
+    raise SlurmfileNotFoundError(
         f"No Slurmfile found: looked for {', '.join(FILE_NAMES)} in {looked[0]} and its "
         f"parents up to {looked[-1]}, and for {user}. Create one (see `slurm._client.config`), set "
         "$SLURMFILE, or pass path=."
@@ -139,11 +144,11 @@ def load_environment(
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"Cannot read Slurmfile {file}: {exc}") from exc
+        raise SlurmfileInvalidError(f"Cannot read Slurmfile {file}: {exc}") from exc
     section = data.get(name)
     if not isinstance(section, Mapping):
         known = ", ".join(sorted(k for k, v in data.items() if isinstance(v, Mapping))) or "none"
-        raise ConfigurationError(
+        raise SlurmfileEnvironmentNotFoundError(
             f"Slurmfile {file} has no environment [{name}]; it has: {known}. Choose one with "
             "env= or $SLURM_ENV."
         )
@@ -155,13 +160,13 @@ def load_environment(
         for key in unknown:
             close = difflib.get_close_matches(key, SLURMFILE_KEYS, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigurationError(
+        raise SlurmfileInvalidError(
             f"{where}: unknown setting {', '.join(hints)}. Valid settings: "
             f"{', '.join(sorted(SLURMFILE_KEYS))}; sbatch options go in [{name}.sbatch]."
         )
     sbatch = settings.pop("sbatch", {})
     if not isinstance(sbatch, Mapping):
-        raise ConfigurationError(f"Slurmfile {file}: [{name}.sbatch] must be a table.")
+        raise SlurmfileInvalidError(f"Slurmfile {file}: [{name}.sbatch] must be a table.")
     if sbatch:
         settings["default_options"] = normalize_options(sbatch)
     if "backend_type" in settings:

@@ -58,7 +58,13 @@ from slurm._wire.payload import (
     dumps_payload,
 )
 from slurm._wire.runlog import retry_line
-from slurm.errors import ConfigurationError, DependencyError, ResultError, SubmissionError
+from slurm.errors import (
+    ConfigurationError,
+    DependencyError,
+    PackagingError,
+    ResultError,
+    SubmissionError,
+)
 
 if TYPE_CHECKING:
     from slurm._client.session import Session
@@ -368,15 +374,20 @@ def _prepare_code(
     """Phase 2: the interpreter and the call's local source (the preflight runs first, so
     that it fails before anything is written; the modules of the ``callbacks`` that
     travel are shipped too), the container image, a workflow's spec."""
-    launch = launch_for(session, task, resolved.sdk, calls, also=callbacks)
-    # packaging="container" builds and pushes the image here (once); a workflow runs
-    # outside its image and hands it to its tasks.
-    sdk_options, for_children = prepare_images(session, task, resolved.sdk)
-    container = container_spec(
-        sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
-    )
-    if container is not None:
-        check_container(session, container, launch.python)
+    try:
+        launch = launch_for(session, task, resolved.sdk, calls, also=callbacks)
+        # packaging="container" builds and pushes the image here (once); a workflow runs
+        # outside its image and hands it to its tasks.
+        sdk_options, for_children = prepare_images(session, task, resolved.sdk)
+        container = container_spec(
+            sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
+        )
+        if container is not None:
+            check_container(session, container, launch.python)
+    except PackagingError:
+        raise
+    except ConfigurationError as exc:  # what the earlier SDK called a packaging error
+        raise PackagingError(str(exc)) from exc
     workflow = session.workflow_spec(for_children) if task.is_workflow else None
     return _Prepared(launch, sdk_options, container, workflow)
 

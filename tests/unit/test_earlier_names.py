@@ -1,0 +1,106 @@
+"""The earlier slurm-sdk's names that are small: its error names as parts of our error
+tree, and ``configure_logging(level, use_rich=)``, used the way its docs show."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakeslurm import FakeSlurm
+
+from slurm import Cluster, task
+from slurm._client.config import find_slurmfile, load_environment
+from slurm._transport.local import LocalTransport
+from slurm.errors import (
+    BackendCommandError,
+    BackendError,
+    BackendTimeout,
+    CommandError,
+    ConfigurationError,
+    DownloadError,
+    PackagingError,
+    ResultError,
+    SlurmError,
+    SlurmfileEnvironmentNotFoundError,
+    SlurmfileError,
+    SlurmfileInvalidError,
+    SlurmfileNotFoundError,
+    SubmissionError,
+    TransportError,
+)
+from slurm.logging import configure_logging
+
+
+def test_the_earlier_error_names_are_parts_of_the_tree() -> None:
+    assert issubclass(BackendError, SlurmError)
+    assert issubclass(CommandError, BackendError) and issubclass(TransportError, BackendError)
+    assert BackendCommandError is CommandError and issubclass(SubmissionError, BackendError)
+    assert issubclass(BackendTimeout, CommandError) and issubclass(BackendTimeout, TimeoutError)
+    assert DownloadError is ResultError
+    assert issubclass(PackagingError, ConfigurationError)
+    for error in (SlurmfileNotFoundError, SlurmfileInvalidError, SlurmfileEnvironmentNotFoundError):
+        assert issubclass(error, SlurmfileError) and issubclass(error, ConfigurationError)
+
+
+def test_a_command_past_its_timeout_is_a_backend_timeout() -> None:
+    with pytest.raises(BackendTimeout, match=r"timed out after 0\.2 s") as info:
+        LocalTransport().run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
+    assert isinstance(info.value, TimeoutError) and info.value.returncode is None
+
+
+@pytest.fixture()
+def slurmfile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.delenv("SLURMFILE", raising=False)
+    monkeypatch.delenv("SLURM_ENV", raising=False)
+    path = tmp_path / "Slurmfile.toml"
+    path.write_text('[default]\nbackend = "local"\n')
+    path.chmod(0o600)
+    yield path
+
+
+def test_slurmfile_errors_say_which(slurmfile: Path, tmp_path: Path) -> None:
+    with pytest.raises(SlurmfileNotFoundError, match="does not exist"):
+        find_slurmfile(tmp_path / "missing.toml")
+    with pytest.raises(SlurmfileEnvironmentNotFoundError, match=r"no environment \[gpu\]"):
+        load_environment(slurmfile, "gpu")
+    slurmfile.write_text("[default\n")
+    with pytest.raises(SlurmfileInvalidError, match="Cannot read Slurmfile"):
+        load_environment(slurmfile)
+    slurmfile.write_text('[default]\nhostnme = "x"\n')
+    with pytest.raises(SlurmfileInvalidError, match="did you mean 'hostname'"):
+        Cluster.from_env(path=str(slurmfile))
+
+
+@task(time="00:01:00", packaging="container")
+def in_an_image() -> int:
+    return 1
+
+
+def test_code_that_cannot_be_prepared_is_a_packaging_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
+    fake = FakeSlurm()
+    with (
+        Cluster(transport=fake, job_base_dir=str(tmp_path), python="python3"),
+        pytest.raises(PackagingError, match="needs the registry") as info,
+    ):
+        in_an_image()
+    assert isinstance(info.value.__cause__, ConfigurationError)
+    assert fake.calls("sbatch") == 0
+
+
+def test_configure_logging_takes_the_earlier_use_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    monkeypatch.setattr(root, "level", root.level)
+    configure_logging(logging.DEBUG, use_rich=False)
+    (handler,) = root.handlers
+    assert type(handler) is logging.StreamHandler and root.level == logging.DEBUG
+    configure_logging(level=logging.INFO, use_rich=False)  # again: no second handler
+    assert len(root.handlers) == 1
