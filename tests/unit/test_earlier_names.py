@@ -95,6 +95,27 @@ def test_code_that_cannot_be_prepared_is_a_packaging_error(
     assert fake.calls("sbatch") == 0
 
 
+def test_the_earlier_top_level_names_import_as_its_docs_show() -> None:
+    from slurm import (
+        BackendCommandError,
+        BaseCallback,
+        BenchmarkCallback,
+        LoggerCallback,
+        RichLoggerCallback,
+        SlurmfileError,
+        SlurmTask,
+        Task,
+    )
+    from slurm.task import SlurmTask as FromTheModule
+
+    assert SlurmTask is Task is FromTheModule and isinstance(in_an_image, SlurmTask)
+    assert BackendCommandError is CommandError and issubclass(SlurmfileError, SlurmError)
+    assert issubclass(LoggerCallback, BaseCallback) and issubclass(
+        RichLoggerCallback, LoggerCallback
+    )
+    assert BenchmarkCallback().get_all_workflow_metrics() == {}
+
+
 def test_configure_logging_takes_the_earlier_use_rich(monkeypatch: pytest.MonkeyPatch) -> None:
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])
