@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from slurm import Cluster, task, workflow
-from slurm.callbacks import BaseCallback, RunBeginContext, RunEndContext
+from slurm.callbacks import (
+    BaseCallback,
+    RunBeginContext,
+    RunEndContext,
+    WorkflowTaskSubmitContext,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +49,10 @@ class NodeDiary(BaseCallback):
     def on_workflow_end_ctx(self, ctx: Any) -> None:
         self._write(hook="workflow-end", job_id=ctx.workflow_job_id, result=ctx.result)
 
+    def on_workflow_task_submitted_ctx(self, ctx: WorkflowTaskSubmitContext) -> None:
+        # On the workflow's node as it submits (live), and on the client from its journal.
+        self._write(hook="task-submitted", job_id=ctx.parent_workflow_id, child=ctx.child_job_id)
+
 
 @task(time="00:01:00", mem="128M")
 def double(x: int) -> int:
@@ -63,6 +72,8 @@ def test_node_side_hooks_run_on_the_node_and_follow_a_workflows_tasks(
     job = doubled_twice(3)
     assert job.get_result(timeout=180) == 12
     lines = [json.loads(line) for line in diary.read_text().splitlines()]
+    told = [line for line in lines if line["hook"] == "task-submitted"]
+    lines = [line for line in lines if line["hook"] != "task-submitted"]
     mine = [(line["hook"], line.get("status")) for line in lines if line["job_id"] == job.id]
     assert mine == [
         ("begin", None),
@@ -75,6 +86,11 @@ def test_node_side_hooks_run_on_the_node_and_follow_a_workflows_tasks(
     assert {line["function"] for line in children if line["hook"] == "begin"} == {"double"}
     for line in lines:  # each hook ran inside its own job, on a node of the cluster
         assert line["env_job"] == line["job_id"].split("_")[0] and line["node"], line
+    # The two tasks, told on the workflow's node as it submitted them, then on the client.
+    child_ids = sorted({line["job_id"] for line in children}, key=int)
+    on_node = [line["child"] for line in told if line["env_job"] == job.id]
+    on_client = [line["child"] for line in told if line["env_job"] is None]
+    assert on_node == child_ids and on_client == child_ids
 
 
 def test_workflow_graph_example_exports_dot_and_json(devcluster: object, tmp_path: Path) -> None:
