@@ -564,3 +564,53 @@ def test_the_workflow_graph_example_draws_the_graph_from_the_events(
     assert f'"{job.id}" -> "901";' in dot and '"902" -> "903";' in dot
     assert '"903" [label="leaf\\n903" shape=ellipse' in dot
     assert json.loads(graph.export_json())["submission_order"] == graph.order
+
+
+def test_on_the_node_a_hook_that_exits_or_hangs_never_stops_the_rest() -> None:
+    from slurm._job.hooks import RunnerHooks
+
+    release = threading.Event()
+    heard: list[str] = []
+
+    class Exits:
+        def on_begin_run_job_ctx(self, ctx: Any) -> None:
+            raise SystemExit(3)
+
+    class HangsOnce:
+        hook_timeout_secs = 0.1
+
+        def on_begin_run_job_ctx(self, ctx: Any) -> None:
+            release.wait(30)
+
+        def on_end_run_job_ctx(self, ctx: Any) -> None:
+            heard.append("hangs: end")  # never: it hung before
+
+    class Listens:
+        def on_end_run_job_ctx(self, ctx: Any) -> None:
+            heard.append(f"listens: {ctx.status}")
+
+    warned: list[str] = []
+    hooks = RunnerHooks([Exits(), HangsOnce(), Listens()], warned.append)
+    try:
+        from slurm._job.context import JobContext
+        from slurm._wire.payload import Outcome
+
+        begun = hooks.begin(
+            module="m",
+            function="f",
+            payload="p",
+            output="o",
+            job_id="7",
+            job_dir="/d",
+            job_context=JobContext.from_environment({}, output_dir="/d"),
+        )
+        hooks.end(begun, Outcome(ok=True), stdout="/d/stdout", stderr="/d/stderr")
+    finally:
+        release.set()
+    assert (
+        warned[0] == "callback Exits.on_begin_run_job_ctx raised SystemExit: 3; going on without it"
+    )
+    assert warned[1].startswith(
+        "callback HangsOnce.on_begin_run_job_ctx did not return within 0.1 s"
+    )
+    assert heard == ["listens: success"]

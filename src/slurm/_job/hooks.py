@@ -119,7 +119,7 @@ def call_hook(callback: Any, hook: str, ctx: Any, warn: Callable[[str], None]) -
     method = getattr(callback, hook, None)
     if method is None:
         return "ok"
-    name = f"{type(callback).__qualname__}.{hook}"
+    name = f"{type(callback).__qualname__.rpartition('<locals>.')[2]}.{hook}"
     failure: list[BaseException] = []
 
     def run() -> None:

@@ -23,7 +23,7 @@ CALLBACKS_VERSION = 1
 
 
 def _name(callback: Any) -> str:
-    return type(callback).__qualname__
+    return type(callback).__qualname__.rpartition("<locals>.")[2]
 
 
 def dumps_callbacks(callbacks: Sequence[Any], warn: Callable[[str], None]) -> bytes | None:
