@@ -95,6 +95,28 @@ def test_code_that_cannot_be_prepared_is_a_packaging_error(
     assert fake.calls("sbatch") == 0
 
 
+@task(time="00:01:00")
+def square(x: int) -> int:
+    return x * x
+
+
+def test_array_job_get_results_dir_holds_the_elements_results(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
+    fake = FakeSlurm()
+    with Cluster(transport=fake, job_base_dir=str(tmp_path), python="python3"):
+        array = square.map([1, 2, 3])
+        fake.run_all()
+        assert array.get_results(timeout=10) == [1, 4, 9]
+    results = array.get_results_dir()
+    assert isinstance(results, Path) and results.parent == Path(array.job_dir)
+    assert sorted(p.name for p in results.glob("*.pkl")) == ["0.pkl", "1.pkl", "2.pkl"]
+    assert array.results_dirs == [str(results)]
+
+
 def test_the_earlier_top_level_names_import_as_its_docs_show() -> None:
     from slurm import (
         BackendCommandError,
