@@ -147,3 +147,36 @@ def test_configure_logging_takes_the_earlier_use_rich(monkeypatch: pytest.Monkey
     assert type(handler) is logging.StreamHandler and root.level == logging.DEBUG
     configure_logging(level=logging.INFO, use_rich=False)  # again: no second handler
     assert len(root.handlers) == 1
+
+
+def test_workflow_context_helpers_find_the_workflows_own_tasks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from slurm import WorkflowContext
+    from slurm._wire.journal import Journal
+
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
+    fake = FakeSlurm()
+    workflow_dir = tmp_path / "flow-20260101-000000-abcdef"
+    (workflow_dir / "shared").mkdir(parents=True)
+    with Cluster(
+        transport=fake, job_base_dir=str(workflow_dir / "tasks"), python="python3"
+    ) as cluster:
+        cluster.session.journal = Journal(workflow_dir / "journal.jsonl")  # as on the node
+        ctx = WorkflowContext(cluster, "1", workflow_dir, workflow_dir / "shared")
+        first, second = square(2), square(3)
+        fake.run_all()
+        assert second.get_result(timeout=10) == 9
+        assert ctx.list_task_runs("square") == [Path(second.job_dir), Path(first.job_dir)]
+        assert ctx.list_task_runs("nothing") == []
+        assert ctx.get_latest_task_result("square") == 9
+        assert ctx.load_workflow_result(first.job_dir) == 4
+        with pytest.raises(FileNotFoundError, match="No run of task 'cube'"):
+            ctx.get_latest_task_result("cube")
+        with pytest.raises(FileNotFoundError, match="has no result"):
+            ctx.load_workflow_result(str(workflow_dir))
+    assert ctx.tasks_dir == workflow_dir / "tasks" == ctx.get_task_output_dir("square")
+    assert ctx.result_path == workflow_dir / "result.pkl" and not ctx.local_mode
+    assert ctx.metadata_path == workflow_dir / "result.json"
