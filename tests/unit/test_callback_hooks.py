@@ -614,3 +614,25 @@ def test_on_the_node_a_hook_that_exits_or_hangs_never_stops_the_rest() -> None:
         "callback HangsOnce.on_begin_run_job_ctx did not return within 0.1 s"
     )
     assert heard == ["listens: success"]
+
+
+def test_a_completion_hook_may_wait_for_the_job_it_is_told_about(
+    fake: FakeSlurm, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[Any] = []
+
+    class Fetches(BaseCallback):
+        hook_timeout_secs = 5.0
+        # Kept home: in this process the "node" would rebuild the local class over it.
+        execution_loci = {"on_completed_ctx": "client"}
+
+        def on_completed_ctx(self, ctx: CompletedContext) -> None:
+            got.append(ctx.job.get_result(timeout=2))
+
+    with Cluster(
+        transport=fake, job_base_dir=str(tmp_path), python="python3", callbacks=[Fetches()]
+    ):
+        job = add(20, 22)
+        fake.run_all()
+        assert job.get_result(timeout=10) == 42
+    assert got == [42], caplog.text
