@@ -180,3 +180,27 @@ def test_workflow_context_helpers_find_the_workflows_own_tasks(
     assert ctx.tasks_dir == workflow_dir / "tasks" == ctx.get_task_output_dir("square")
     assert ctx.result_path == workflow_dir / "result.pkl" and not ctx.local_mode
     assert ctx.metadata_path == workflow_dir / "result.json"
+
+
+def test_a_slurmfile_names_its_callbacks(slurmfile: Path) -> None:
+    from slurm.callbacks import DebugCallback, LoggerCallback
+
+    slurmfile.write_text(
+        '[default]\nbackend = "local"\n'
+        'callbacks = ["slurm.callbacks:LoggerCallback", '
+        '{ target = "slurm.callbacks.debug.DebugCallback", kwargs = { port = 6000 } }]\n'
+    )
+    logger, debug = Cluster.from_env(path=str(slurmfile)).callbacks
+    assert isinstance(logger, LoggerCallback) and isinstance(debug, DebugCallback)
+    assert debug.port == 6000
+    mine = LoggerCallback()
+    assert Cluster.from_env(path=str(slurmfile), callbacks=[mine]).callbacks == [mine]
+    slurmfile.write_text('[default]\ncallbacks = ["nowhere:Nothing"]\n')
+    with pytest.raises(SlurmfileInvalidError, match="cannot import callback 'nowhere:Nothing'"):
+        Cluster.from_env(path=str(slurmfile))
+    slurmfile.write_text("[default]\ncallbacks = [3]\n")
+    with pytest.raises(SlurmfileInvalidError, match="each callback is a 'module:Class' string"):
+        Cluster.from_env(path=str(slurmfile))
+    slurmfile.write_text('[default]\ncallbacks = ["slurm.errors:SlurmError"]\n')
+    with pytest.raises(SlurmfileInvalidError, match="none of the callback hooks"):
+        Cluster.from_env(path=str(slurmfile))

@@ -35,7 +35,7 @@ from slurm._transport.base import Transport
 from slurm._wire.journal import Journal
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Call, WorkflowSpec
-from slurm.callbacks.dispatch import Dispatcher, check_callbacks
+from slurm.callbacks.dispatch import Dispatcher, callbacks_from_specs, check_callbacks
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -255,12 +255,15 @@ class Cluster:
 
         ``env`` defaults to ``$SLURM_ENV`` or ``default``; the file to
         ``$SLURMFILE`` or the nearest ``Slurmfile``/``Slurmfile.toml``.
-        Keyword ``overrides`` win over the file.
+        Keyword ``overrides`` win over the file (``callbacks=`` over its ``callbacks``).
         """
         from slurm._client.config import load_environment
 
-        settings, _ = load_environment(path, env)
+        settings, file = load_environment(path, env)
+        specs = settings.pop("callbacks", None)
         settings.update(overrides)
+        if specs is not None and "callbacks" not in overrides:
+            settings["callbacks"] = callbacks_from_specs(specs, where=f"Slurmfile {file}")
         backend = settings.pop("backend", None) or settings.pop("backend_type", None)
         return cls(backend, **settings)
 

@@ -16,9 +16,15 @@
     [production]
     backend = "ssh"
     hostname = "big.example.org"
+    callbacks = ["slurm.callbacks:LoggerCallback"]
     [production.sbatch]
     partition = "gpu"
     time = "04:00:00"
+
+An environment may name its callbacks: ``callbacks`` is a list of
+``"module:Class"`` strings or tables ``{target = "module:Class", args = [...],
+kwargs = {...}}``; :meth:`slurm.Cluster.from_env` makes them (a ``callbacks=``
+keyword wins).
 
 The file is found from ``path=``, else ``$SLURMFILE``, else ``Slurmfile``,
 ``Slurmfile.toml`` or ``slurmfile.toml`` in the working directory or one of
@@ -154,7 +160,8 @@ def load_environment(
         )
     settings = dict(section)
     where = f"Slurmfile {file}, [{name}]"
-    unknown = sorted(set(settings) - SLURMFILE_KEYS)
+    callbacks = _callback_specs(settings.pop("callbacks", None), where)
+    unknown = sorted(set(settings) - SLURMFILE_KEYS - {"callbacks"})
     if unknown:
         hints = []
         for key in unknown:
@@ -172,4 +179,35 @@ def load_environment(
     if "backend_type" in settings:
         settings["backend"] = settings.pop("backend_type")
     ClusterSettings.from_mapping(settings, source=where)  # every value type-checked here
+    if callbacks is not None:
+        settings["callbacks"] = callbacks
     return settings, file
+
+
+def _callback_specs(value: Any, where: str) -> list[dict[str, Any]] | None:
+    """The ``callbacks`` of an environment, checked: ``{"target", "args", "kwargs"}`` each.
+
+    Raises:
+        SlurmfileInvalidError: not a list of ``"module:Class"`` strings or such tables.
+    """
+    if value is None:
+        return None
+    example = 'callbacks = ["slurm.callbacks:LoggerCallback"]'
+    if not isinstance(value, list):
+        raise SlurmfileInvalidError(f"{where}: callbacks must be a list, e.g. {example}.")
+    specs = []
+    for entry in value:
+        spec = {"target": entry} if isinstance(entry, str) else entry
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("target"), str):
+            raise SlurmfileInvalidError(
+                f"{where}: each callback is a 'module:Class' string or a table with "
+                f'target = "module:Class" (and args = [...], kwargs = {{...}}), got {entry!r}. '
+                f"Example: {example}."
+            )
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, Mapping):
+            raise SlurmfileInvalidError(
+                f"{where}: callback {spec['target']!r}: args must be a list and kwargs a table."
+            )
+        specs.append({"target": spec["target"], "args": list(args), "kwargs": dict(kwargs)})
+    return specs

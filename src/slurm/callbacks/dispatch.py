@@ -51,7 +51,7 @@ from slurm.callbacks.callbacks import (
     WorkflowTaskSubmitContext,
     travels,
 )
-from slurm.errors import ConfigurationError
+from slurm.errors import ConfigurationError, SlurmfileInvalidError
 
 
 class Cluster(Protocol):
@@ -69,7 +69,7 @@ class Cluster(Protocol):
     def transport(self) -> Transport: ...
 
 
-__all__ = ["Dispatcher", "check_callbacks", "status_dict"]
+__all__ = ["Dispatcher", "callbacks_from_specs", "check_callbacks", "status_dict"]
 
 logger = logging.getLogger("slurm.callbacks")
 
@@ -118,6 +118,42 @@ def check_callbacks(callbacks: list[Any]) -> None:
                     f"{type(callback).__qualname__}.execution_loci[{hook!r}] is {place!r}; "
                     f"it must be one of {', '.join(places)} (or slurm.callbacks.ExecutionLocus)."
                 )
+
+
+def callbacks_from_specs(specs: list[dict[str, Any]], *, where: str) -> list[Any]:
+    """The callbacks a Slurmfile names (``{"target": "module:Class", "args", "kwargs"}``).
+
+    Raises:
+        SlurmfileInvalidError: a target that cannot be imported, or that does not make
+            a callback (an object with some of BaseCallback's hooks).
+    """
+    import importlib
+
+    made = []
+    for spec in specs:
+        target = spec["target"]
+        module_name, _, attr = target.partition(":") if ":" in target else target.rpartition(".")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise SlurmfileInvalidError(
+                f"{where}: cannot import callback {target!r} ({exc}). Name it as "
+                "'module:Class', importable here (e.g. 'slurm.callbacks:LoggerCallback')."
+            ) from exc
+        try:
+            callback = factory(*spec["args"], **spec["kwargs"])
+        except Exception as exc:
+            raise SlurmfileInvalidError(
+                f"{where}: callback {target!r} could not be made with args={spec['args']!r} "
+                f"kwargs={spec['kwargs']!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not any(hasattr(callback, hook) for hook in (*HOOKS, "on_submit")):
+            raise SlurmfileInvalidError(
+                f"{where}: {target!r} made {callback!r}, which has none of the callback hooks "
+                "(subclass slurm.callbacks.BaseCallback)."
+            )
+        made.append(callback)
+    return made
 
 
 class _Workflow:
