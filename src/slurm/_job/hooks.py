@@ -289,8 +289,11 @@ class RunnerHooks:
         job_id: str | None,
         job_dir: str,
         job_context: JobContext,
-    ) -> RunBeginContext:
-        """``on_begin_run_job_ctx``; the context, which :meth:`end` continues from."""
+    ) -> RunBeginContext | None:
+        """``on_begin_run_job_ctx``; the context, which :meth:`end` continues from (None
+        when no callback travelled: nothing is gathered for nobody)."""
+        if not self.callbacks:
+            return None
         ctx = RunBeginContext(
             module=module,
             function=function,
@@ -306,13 +309,12 @@ class RunnerHooks:
             environment_snapshot={k: v for k, v in os.environ.items() if k.startswith("SLURM")},
             job_context=job_context,
         )
-        if self.callbacks:
-            self.fire("on_begin_run_job_ctx", ctx)
+        self.fire("on_begin_run_job_ctx", ctx)
         return ctx
 
-    def end(self, begun: RunBeginContext, outcome: Any, *, stdout: str, stderr: str) -> None:
+    def end(self, begun: RunBeginContext | None, outcome: Any, *, stdout: str, stderr: str) -> None:
         """``on_end_run_job_ctx`` then ``on_completed_ctx`` (runner), from the call's outcome."""
-        if not self.callbacks:
+        if begun is None or not self.callbacks:
             return
         ended = time.time()
         failed = not outcome.ok
