@@ -204,3 +204,43 @@ def test_a_slurmfile_names_its_callbacks(slurmfile: Path) -> None:
     slurmfile.write_text('[default]\ncallbacks = ["slurm.errors:SlurmError"]\n')
     with pytest.raises(SlurmfileInvalidError, match="none of the callback hooks"):
         Cluster.from_env(path=str(slurmfile))
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "expected"),
+    [
+        ("validate_account", " ml-team ", "ml-team"),
+        ("validate_account", None, None),
+        ("validate_partition", "gpu.a100", "gpu.a100"),
+        ("validate_job_name", "train/epoch:3", "train/epoch:3"),
+        ("validate_job_id", "123", "123"),
+        ("validate_job_id", "123_4", "123_4"),
+        ("validate_job_id", "123_[0-9%2]", "123_[0-9%2]"),
+        ("validate_environment_variable_name", "_DATA_DIR2", "_DATA_DIR2"),
+    ],
+)
+def test_validation_accepts_what_slurm_takes(check: str, value: str, expected: str) -> None:
+    import slurm.validation
+
+    assert getattr(slurm.validation, check)(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("check", "value", "message"),
+    [
+        ("validate_partition", "gpu; rm -rf ~", r"characters Slurm names cannot hold \(' ;~'\)"),
+        ("validate_account", "", "Account is empty"),
+        ("validate_job_name", "x" * 1025, "more than the 1024 Slurm takes"),
+        ("validate_job_id", "12a", "is not a Slurm job id"),
+        ("validate_environment_variable_name", "2X", "cannot name an environment variable"),
+    ],
+)
+def test_validation_refuses_with_the_field_and_what_to_do(
+    check: str, value: str, message: str
+) -> None:
+    import slurm.validation
+
+    with pytest.raises(ValueError, match=message) as info:
+        getattr(slurm.validation, check)(value)
+    assert isinstance(info.value, ConfigurationError)
+    assert slurm.validation.validate_slurm_identifier("a.b", "QOS") == "a.b"

@@ -92,6 +92,7 @@ def test_all_is_exactly_the_public_names() -> None:
         ("slurm.runner", ["main"]),
         ("slurm.errors", ["SlurmError", "TaskFailedError", "SlurmfileNotFoundError"]),
         ("slurm.pytest_plugin", []),
+        ("slurm.validation", ["validate_partition", "validate_job_id"]),
     ],
 )
 def test_earlier_import_paths_keep_working(module: str, names: list[str]) -> None:
