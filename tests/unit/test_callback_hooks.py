@@ -636,3 +636,23 @@ def test_a_completion_hook_may_wait_for_the_job_it_is_told_about(
         fake.run_all()
         assert job.get_result(timeout=10) == 42
     assert got == [42], caplog.text
+
+
+def test_the_end_is_told_after_the_cluster_object_is_dropped(
+    fake: FakeSlurm, tmp_path: Path
+) -> None:
+    ended: list[str] = []
+
+    class Ends(BaseCallback):
+        execution_loci = {"on_completed_ctx": "client"}
+
+        def on_completed_ctx(self, ctx: CompletedContext) -> None:
+            ended.append(str(ctx.job_id))
+
+    job = Cluster(
+        transport=fake, job_base_dir=str(tmp_path), python="python3", callbacks=[Ends()]
+    ).submit(add)(1, 2)
+    fake.run_all()
+    assert job.get_result(timeout=10) == 3
+    assert ended == [job.id]
+    job.session.close()

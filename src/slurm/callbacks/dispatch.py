@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -177,7 +176,9 @@ class Dispatcher:
     """
 
     def __init__(self, cluster: Cluster, *, workflow: tuple[str, str] | None = None) -> None:
-        self._cluster = weakref.ref(cluster)
+        # Held, not weakly: a job outlives the Cluster object it came from
+        # (`Cluster(...).submit(f)(1)`), and its end is still told to the callbacks.
+        self._owner = cluster
         self._workflow = workflow
         self._submitted_at: dict[str, float] = {}
         self._begun: dict[str, SubmitBegan] = {}
@@ -185,6 +186,9 @@ class Dispatcher:
         self._announced: set[tuple[int, str]] = set()
         self._hung: set[int] = set()
         self._lock = threading.Lock()
+
+    def _cluster(self) -> Cluster | None:
+        return self._owner
 
     # --- what the session asks -------------------------------------------------------
     def runner_callbacks(self) -> list[Any]:
