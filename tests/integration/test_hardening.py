@@ -316,7 +316,7 @@ def test_environment_and_wheels_are_checked_by_hash(devcluster: object, home_tmp
     (env / "venv" / "lib" / "__pycache__" / "new.cpython-311.pyc").write_bytes(b"")
     with shipped() as cluster:
         assert _prefix()().get_result(timeout=600) == prefix
-        environment = environment_for(cluster)
+        environment = environment_for(cluster.session)
         assert environment is not None and not environment.created
 
     # An added file changes the manifest.

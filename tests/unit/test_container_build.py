@@ -213,11 +213,13 @@ def test_which_build_a_submission_asks_for() -> None:
     cluster = Cluster(
         "local", packaging={"type": "container", "registry": "r:1", "dockerfile": "X"}
     )
-    assert build_for(cluster, {}) == ImageBuild(dockerfile="X", registry="r:1")
+    assert build_for(cluster.session, {}) == ImageBuild(dockerfile="X", registry="r:1")
     # The options packaging_<key> win; a task's own packaging replaces the cluster's.
-    assert build_for(cluster, {"packaging_dockerfile": "Y"}) == ImageBuild("Y", registry="r:1")
-    assert build_for(cluster, {"packaging": "wheel", "packaging_dockerfile": "Y"}) is None
-    assert build_for(Cluster("local"), {"packaging_registry": "r:1"}) is None
+    assert build_for(cluster.session, {"packaging_dockerfile": "Y"}) == ImageBuild(
+        "Y", registry="r:1"
+    )
+    assert build_for(cluster.session, {"packaging": "wheel", "packaging_dockerfile": "Y"}) is None
+    assert build_for(Cluster("local").session, {"packaging_registry": "r:1"}) is None
 
 
 def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
@@ -272,7 +274,7 @@ def test_a_slurmfile_holds_a_container_packaging(tmp_path: Path) -> None:
     )
     slurmfile.chmod(0o600)
     cluster = Cluster.from_file(str(slurmfile))
-    assert build_for(cluster, cluster.options_for(Task(_noop))[1]) == ImageBuild(
+    assert build_for(cluster.session, cluster.options_for(Task(_noop))[1]) == ImageBuild(
         dockerfile="docker/Dockerfile", registry="10.0.0.1:5000"
     )
 

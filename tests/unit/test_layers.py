@@ -112,6 +112,26 @@ def test_no_import_climbs_a_layer() -> None:
     assert not climbing, "imports that climb a layer:\n" + "\n".join(climbing)
 
 
+#: Modules that use the SDK as users do: the names ``slurm`` exports and the public modules
+#: (the inspection API :mod:`slurm.inspect` among them), never a private package.
+PUBLIC_ONLY = ("slurm.cli", "slurm.pytest_plugin", "slurm.examples")
+
+
+def _private(module: str) -> bool:
+    return any(part.startswith("_") for part in module.split(".")[1:])
+
+
+def test_the_command_line_and_plugin_use_only_public_modules() -> None:
+    found = [
+        f"{module} imports {other}"
+        for module, imported in sorted(GRAPH.items())
+        if module.startswith(PUBLIC_ONLY)
+        for other in sorted(imported)
+        if _private(other)
+    ]
+    assert not found, "private modules used from the top:\n" + "\n".join(found)
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan's algorithm)."""
     index: dict[str, int] = {}

@@ -123,6 +123,7 @@ def test_required_names_present() -> None:
         "python",
         "max_requeues",
         "requeue_grace",
+        "requeue_on_time_limit",
         "retry",
         "setup",
         "container_image",

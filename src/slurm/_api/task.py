@@ -115,8 +115,8 @@ def _import_failure(module: str, exc: ImportError) -> str:
         )
     else:
         advice = (
-            "run over SSH with packaging 'auto' (the default) so the SDK ships your code, or "
-            "install it in the cluster's Python environment"
+            "leave packaging at 'auto' (the default, not 'none') so the SDK ships your code "
+            "with the job, or install it in the cluster's Python environment"
         )
     return (
         f"Cannot import module {module!r} on the cluster: {missing!r} was not found ({exc}). "

@@ -24,7 +24,6 @@ machine-readable line per check:
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -325,25 +324,30 @@ def _module_finding(module: str, result: str, python: str, where: str) -> Findin
     )
 
 
-def version_mismatch(
-    info: PythonInfo, where: str, client: tuple[int, int] | None = None
-) -> Finding | None:
-    """A finding when the cluster's Python minor version differs from this client's."""
-    here = client or (sys.version_info[0], sys.version_info[1])
-    if info.minor == here:
+#: The oldest Python the job side runs on (the SDK's own requirement).
+OLDEST_PYTHON = (3, 11)
+
+
+def version_mismatch(info: PythonInfo, where: str) -> Finding | None:
+    """A finding when the cluster's Python is older than the SDK supports.
+
+    Another minor version of 3.11 or later is fine for calls that travel by
+    reference (functions in modules, plain data and exceptions cross with plain
+    pickle); a call that travels by value (a function from ``__main__``, a
+    notebook, a lambda) is refused at submission (see
+    :func:`slurm._client.submission.check_by_value`).
+    """
+    if info.minor >= OLDEST_PYTHON:
         return None
-    client_text = f"{here[0]}.{here[1]}"
+    oldest = ".".join(map(str, OLDEST_PYTHON))
     return Finding(
         "python_version",
         False,
-        f"the cluster's Python ({info.interpreter} on {where}) is {info.version} but this "
-        f"client runs Python {client_text}; functions and arguments travel with "
-        "cloudpickle (by value for __main__ and notebooks), which needs the same "
-        "major.minor version on both sides",
-        f"use a Python {client_text} on the cluster — Cluster(python='/path/to/python"
-        f"{client_text}') with slurm-sdk installed, or packaging={{'python': "
-        f"'/path/to/python{client_text}'}} to build the environment from it — or run this "
-        f"client with Python {info.minor[0]}.{info.minor[1]}",
+        f"the cluster's Python ({info.interpreter} on {where}) is {info.version}, older "
+        f"than the {oldest} slurm-sdk needs on the cluster",
+        f"point the SDK at a Python {oldest} or later there: Cluster(python='/path/to/python3') "
+        "to use it as it is (with slurm-sdk installed), or packaging={'python': "
+        "'/path/to/python3'} to build the environment from it",
     )
 
 
@@ -366,7 +370,7 @@ def run_preflight(
         python: The interpreter to check.
         modules: Modules that ``python`` must import (e.g. ``slurm.runner``).
         commands: The Slurm commands that must exist.
-        check_version: Add a finding when ``python``'s major.minor differs from ours.
+        check_version: Add a finding when ``python`` is older than the SDK supports.
         env: Extra environment for the script (tests use it to change ``PATH``).
         trusted: Directories (name -> absolute path) that must be the user's own.
 

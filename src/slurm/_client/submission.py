@@ -11,7 +11,8 @@
 4. :func:`_claim` the journal entry of a running workflow (a restarted one
    reattaches instead of resubmitting);
 5. :func:`_render` the batch script;
-6. :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
+6. ship the call's local source (:func:`~slurm._client.packaging.launch.ship`),
+   :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
    never sends it twice) and the record in the index.
 
 Phase 2 is reported on the session's event stream (``PackagingBegan``,
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
-from slurm._client.packaging.launch import Launch, launch_for
+from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Placement",
+    "check_by_value",
     "dependency_flag",
     "is_multi_rank",
     "requeue_policy",
@@ -214,7 +216,8 @@ def requeue_policy(
     flags: dict[str, Any] = {"requeue": True}
     if "signal" not in sbatch_options:
         flags["signal"] = f"B:USR1@{grace}"
-    return flags, RunPolicy(max_requeues=max_requeues)
+    at_time_limit = sdk_options.get("requeue_on_time_limit")
+    return flags, RunPolicy(max_requeues=max_requeues, requeue_on_time_limit=at_time_limit)
 
 
 def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef]) -> str | None:
@@ -319,6 +322,7 @@ def _submit(
     image = prepared.container.image if prepared.container is not None else None
     events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
+    check_by_value(task, payloads, prepared.launch.python_version)
     depends_on = tuple(
         dict.fromkeys(
             [job_id for ref in refs for job_id in ref.job_ids]
@@ -336,6 +340,7 @@ def _submit(
     else:  # prepared by an earlier run: its directory may have been removed since
         session.transport.mkdir(job_dir, mode=0o700)
     options, script = _render(session, resolved, prepared, job_dir, array, dependency)
+    ship(session, prepared.launch)
     _write_files(session, job_dir, payloads, script, array=array is not None, callbacks=travelling)
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
     journal = session.journal
@@ -412,6 +417,44 @@ def _pickle_calls(
     return payloads, refs
 
 
+def check_by_value(
+    task: SubmittedTask, payloads: Sequence[bytes], cluster_python: tuple[int, int] | None
+) -> None:
+    """A call that travels by value needs the cluster's Python to be this one's minor version.
+
+    A function importable on the cluster travels by reference, and plain data
+    and exceptions cross with plain pickle, between any Python 3.11 or later;
+    code pickled by value (a function from ``__main__`` or a notebook, a
+    lambda, a class defined there, as the function or inside an argument) is
+    only readable by the minor version that wrote it. cloudpickle writes such
+    code with its own reconstructors, so their module's name in the payload
+    says that something travels by value.
+
+    Raises:
+        ConfigurationError: it does, and the versions differ; nothing was submitted.
+    """
+    here = sys.version_info[:2]
+    if cluster_python is None or cluster_python == here:
+        return
+    if not any(b"cloudpickle" in data for data in payloads):
+        return
+    there, mine = ".".join(map(str, cluster_python)), ".".join(map(str, here))
+    what = (
+        f"{task.name}() is defined in __main__, a notebook or a function, so it travels by value"
+        if task.reference_module is None
+        else f"an argument of {task.name}() holds code defined in __main__, a notebook or a "
+        "function (a lambda, a local class), which travels by value"
+    )
+    raise ConfigurationError(
+        f"The call to {task.name}() cannot run on this cluster: {what}, and code pickled by "
+        f"value is only readable by the same Python minor version, but the cluster runs "
+        f"Python {there} and this client Python {mine}. Nothing was submitted. Either move "
+        "that code into a module beside your script (it then travels by reference, which any "
+        f"Python 3.11 or later reads), or run the client with Python {there} (or give the "
+        f"cluster a Python {mine}: python='/path/to/python{mine}')."
+    )
+
+
 def _claim(
     session: Session,
     task: SubmittedTask,
@@ -485,9 +528,13 @@ def _render(
         command.append("--array")
     if is_multi_rank(options):
         command.append("--ranks")  # the runner starts one runner per rank with srun
-    # Locally the job starts where this process runs, unless the task chose chdir=.
-    local = session.backend_type == "local"
-    workdir = os.getcwd() if local and not options.get("chdir") else None
+    # Locally the job runs where this process runs, unless the task chose chdir=. A
+    # node that cannot see this directory (a disk of the login host's own, /tmp) runs
+    # it in its job directory, saying so on stderr; Slurm itself starts there.
+    workdir = fallback = None
+    if session.backend_type == "local" and not options.get("chdir"):
+        workdir, fallback = os.getcwd(), job_dir
+        options["chdir"] = job_dir
     container = prepared.container
     script = render_batch_script(
         options=options,
@@ -501,6 +548,7 @@ def _render(
             **({CONTAINER_VARIABLE: container.to_json()} if container else {}),
         },
         workdir=workdir,
+        fallback_dir=fallback,
         setup=list(setup),
     )
     return options, script

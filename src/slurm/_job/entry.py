@@ -79,7 +79,9 @@ def run_job(
         max_requeues = payload.policy.max_requeues
         # A task that is retried with more time (Retry on TIMEOUT) is not requeued
         # with the same limit: it runs on until Slurm stops it, and the client retries.
-        guard.can_requeue = restart < max_requeues and payload.policy.requeue_on_time_limit
+        at_time_limit = payload.policy.requeue_on_time_limit
+        guard.can_requeue = restart < max_requeues and at_time_limit is not False
+        guard.needs_checkpoint = at_time_limit is None
         if restart > max_requeues:
             raise RuntimeError(
                 f"job {job_id} was requeued {restart} times, more than max_requeues="

@@ -26,7 +26,9 @@ class Guard:
     USR1 (``--signal=B:USR1@grace``) means the time limit is near: the
     checkpoint callbacks run, the task is interrupted and the runner requeues
     the job itself (Slurm does not requeue time limits), unless ``max_requeues``
-    is used up, in which case the task just runs on. TERM means preemption
+    is used up or the call registered no checkpoint (it would start from scratch
+    and hit the same limit again; ``requeue_on_time_limit=True`` requeues it
+    anyway), in which case the task just runs on into its TIMEOUT. TERM means preemption
     (Slurm requeues the job) or cancellation: the callbacks run and the task
     runs on until Slurm kills it; if it finishes first, its result counts and
     a requeued run returns at once.
@@ -35,6 +37,9 @@ class Guard:
     def __init__(self) -> None:
         self.in_task = False
         self.can_requeue = False
+        #: Requeue at the time limit only if the call registered a checkpoint
+        #: (``on_requeue``): one that would start from scratch ends in TIMEOUT.
+        self.needs_checkpoint = True
         self.signum: int | None = None
 
     def install(self) -> None:
@@ -53,7 +58,8 @@ class Guard:
                     print(
                         f"slurm-sdk: requeue callback {callback!r} failed: {exc!r}", file=sys.stderr
                     )
-        if signum == signal.SIGUSR1 and self.can_requeue and self.signum is None:
+        helps = not self.needs_checkpoint or bool(requeue_callbacks)
+        if signum == signal.SIGUSR1 and self.can_requeue and helps and self.signum is None:
             self.signum = signum
             if self.in_task:
                 raise Interrupted(signum)

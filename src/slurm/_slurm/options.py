@@ -167,6 +167,7 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "python",
         "max_requeues",
         "requeue_grace",
+        "requeue_on_time_limit",
         "retry",
         "setup",
         "container_image",
@@ -532,6 +533,8 @@ def check_task_options(options: Mapping[str, Any], *, where: str = "@task") -> N
             problem = _check_count(key, value, 0)
         elif key == "requeue_grace":
             problem = _check_count(key, value, 1)
+        elif key == "requeue_on_time_limit" and not isinstance(value, bool):
+            problem = "it takes True (requeue at the time limit even without a checkpoint) or False"
         elif key == "packaging":
             from slurm._slurm.packaging import parse_spec
             from slurm.errors import ConfigurationError

@@ -103,12 +103,14 @@ def render_batch_script(
     env: Mapping[str, str] | None = None,
     setup: Sequence[str] = (),
     workdir: str | None = None,
+    fallback_dir: str | None = None,
 ) -> str:
     """Render the bash batch script for one job.
 
     Layout: shebang; one ``#SBATCH`` line per :func:`slurm._slurm.options.sbatch_flags`
     item (SDK-only options are ignored); a marker comment; ``export`` lines for ``env``;
-    ``cd`` to ``workdir`` (the job exits if that fails); the ``setup`` shell
+    ``cd`` to ``workdir`` (the job exits if that fails, or, given ``fallback_dir``,
+    warns on stderr and runs there instead); the ``setup`` shell
     lines verbatim (e.g. ``module load cuda``); finally ``exec`` of ``command``.
 
     Args:
@@ -117,6 +119,8 @@ def render_batch_script(
         env: variables to export, values exported exactly as given.
         setup: shell lines run before the command, verbatim and unquoted.
         workdir: directory to ``cd`` into before ``setup``.
+        fallback_dir: where the job runs when the node cannot enter ``workdir``
+            (the submitter's working directory on a disk the nodes do not share).
 
     Raises:
         InvalidOptionError: an option is invalid or cannot be written on an
@@ -142,7 +146,17 @@ def render_batch_script(
     if workdir is not None:
         if "\x00" in workdir:
             raise InvalidOptionError(f"The working directory contains a NUL character: {workdir!r}")
-        lines.append(f"cd -- {shlex.quote(workdir)} || exit 1")
+        if fallback_dir is None:
+            lines.append(f"cd -- {shlex.quote(workdir)} || exit 1")
+        else:
+            lines += [
+                f"cd -- {shlex.quote(workdir)} 2>/dev/null || {{",
+                "  printf 'slurm-sdk: warning: node %s cannot see the working directory %s of "
+                'the submitting process; the job runs in %s instead\\n\' "$(hostname)" '
+                f"{shlex.quote(workdir)} {shlex.quote(fallback_dir)} >&2",
+                f"  cd -- {shlex.quote(fallback_dir)} || exit 1",
+                "}",
+            ]
     lines += list(setup)
     lines.append(f"exec {shlex.join(command)}")
     return "\n".join(lines) + "\n"

@@ -195,6 +195,7 @@ def _connect_one(
     is_target: bool,
     via: HostSettings | None,
 ) -> paramiko.SSHClient:
+    """One SSH login (the target, or a jump host on the way), every failure a clear error."""
     where = settings.address + (f" (through jump host {via.address})" if via else "")
     role = "" if is_target else "jump host "
     timeout = settings.connect_timeout or creds.connect_timeout
@@ -212,12 +213,10 @@ def _connect_one(
     keys = _key_files(settings, where)
     allow_agent = creds.allow_agent and not (settings.identities_only and keys)
     look_for_keys = creds.look_for_keys and not settings.identities_only
-
-    answer = creds.interactive_auth or ask_on_terminal
     password = creds.password if is_target else None
     factory = transport_factory(
         f"{role}{settings.address}",
-        answer,
+        creds.interactive_auth or ask_on_terminal,
         password,
         check_key=lambda key: policy.check_revoked(name, key),  # before any credential
     )
@@ -225,13 +224,7 @@ def _connect_one(
     try:
         policy.prime(client, name)
         client.set_missing_host_key_policy(policy)
-        the_sock: paramiko.Channel | paramiko.ProxyCommand | socket.socket
-        if sock is not None:
-            the_sock = sock
-        elif settings.proxy_command:
-            the_sock = _ProxyCommand(settings.proxy_command)
-        else:
-            the_sock = _open_socket(settings, timeout, where)
+        the_sock = _socket_for(settings, sock, timeout, where)
         try:
             client.connect(
                 key_host,
@@ -269,30 +262,12 @@ def _connect_one(
     except paramiko.BadHostKeyException as exc:
         client.close()
         raise policy.changed_error(name, exc.key) from exc
-    except paramiko.PasswordRequiredException as exc:
-        client.close()
-        raise AuthenticationError(
-            f"cannot log in to {role}{where}: a private key is encrypted and no passphrase "
-            "was given. Load it into your SSH agent (ssh-add KEYFILE) or pass passphrase=."
-        ) from exc
     except paramiko.AuthenticationException as exc:
+        # A missing passphrase is an AuthenticationException too (a subclass).
         asked = _prompts_answered(client)
         client.close()
-        if asked:
-            raise AuthenticationError(
-                f"authentication to {role}{where} failed ({exc}) after answering "
-                f"{asked} keyboard-interactive prompt(s): the one-time code (or other "
-                "answer) was refused. Codes are valid once and for a short time: check the "
-                "clock of this machine and try again with a fresh code."
-            ) from exc
         tried = _tried(settings, keys, creds, allow_agent, look_for_keys, is_target)
-        raise AuthenticationError(
-            f"authentication to {role}{where} failed ({exc}). Tried: {tried}. "
-            f"Check the user name ({settings.username!r}); make sure your public key is in "
-            "~/.ssh/authorized_keys on that host, your key is loaded (ssh-add) or given "
-            "(key_filename= / IdentityFile in ~/.ssh/config). Test with: "
-            f"ssh -p {settings.port} {settings.username}@{settings.hostname}"
-        ) from exc
+        raise _login_refused(exc, settings, f"{role}{where}", asked, tried) from exc
     except (paramiko.SSHException, EOFError, OSError) as exc:
         client.close()
         raise TransportError(
@@ -302,6 +277,46 @@ def _connect_one(
     except BaseException:
         client.close()
         raise
+
+
+def _socket_for(
+    settings: HostSettings, sock: paramiko.Channel | None, timeout: float, where: str
+) -> paramiko.Channel | paramiko.ProxyCommand | socket.socket:
+    """What the login runs over: a jump host's channel, a ProxyCommand, or a TCP socket."""
+    if sock is not None:
+        return sock
+    if settings.proxy_command:
+        return _ProxyCommand(settings.proxy_command)
+    return _open_socket(settings, timeout, where)
+
+
+def _login_refused(
+    exc: paramiko.AuthenticationException,
+    settings: HostSettings,
+    where: str,
+    asked: int,
+    tried: str,
+) -> AuthenticationError:
+    """The error for a refused login: what was tried and what to check."""
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return AuthenticationError(
+            f"cannot log in to {where}: a private key is encrypted and no passphrase "
+            "was given. Load it into your SSH agent (ssh-add KEYFILE) or pass passphrase=."
+        )
+    if asked:
+        return AuthenticationError(
+            f"authentication to {where} failed ({exc}) after answering "
+            f"{asked} keyboard-interactive prompt(s): the one-time code (or other "
+            "answer) was refused. Codes are valid once and for a short time: check the "
+            "clock of this machine and try again with a fresh code."
+        )
+    return AuthenticationError(
+        f"authentication to {where} failed ({exc}). Tried: {tried}. "
+        f"Check the user name ({settings.username!r}); make sure your public key is in "
+        "~/.ssh/authorized_keys on that host, your key is loaded (ssh-add) or given "
+        "(key_filename= / IdentityFile in ~/.ssh/config). Test with: "
+        f"ssh -p {settings.port} {settings.username}@{settings.hostname}"
+    )
 
 
 def _interactive_alone(client: paramiko.SSHClient, username: str) -> bool:

@@ -103,12 +103,15 @@ class RunPolicy:
     Attributes:
         max_requeues: how often one call may be requeued.
         requeue_on_time_limit: at Slurm's time-limit warning, requeue the job
-            with the same limit (False when the client retries it with more
-            time instead, see :class:`slurm.Retry`).
+            with the same limit: ``True`` always (the task asked for it), ``None``
+            only when the call registered a checkpoint (``on_requeue``): a call
+            that would start from scratch ends in TIMEOUT instead; ``False``
+            never (the client retries it with more time, see :class:`slurm.Retry`).
+            Payloads of version 3 said ``True`` for the default.
     """
 
     max_requeues: int = 0
-    requeue_on_time_limit: bool = True
+    requeue_on_time_limit: bool | None = None
 
 
 @dataclass(frozen=True)

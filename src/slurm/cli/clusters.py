@@ -11,9 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slurm._client.config import find_slurmfile, load_environment
-from slurm._client.settings import choose_backend
 from slurm.errors import SlurmError
+from slurm.inspect import choose_backend, find_slurmfile, load_environment
 
 __all__ = ["cluster"]
 

@@ -23,7 +23,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from slurm._api.cluster import Cluster
+from slurm import Cluster
 from slurm.cli.jobs import (
     cancel_jobs,
     job_view,

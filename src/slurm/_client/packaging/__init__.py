@@ -82,6 +82,7 @@ __all__ = [
     "parse_spec",
     "preflight_for",
     "provided_names",
+    "python_version_of",
     "ships_sources",
     "uses_environment",
 ]
@@ -206,9 +207,19 @@ def provided_names(session: Session, settings: InterpreterSettings) -> frozenset
         return state.provided
 
 
+def python_version_of(session: Session, settings: InterpreterSettings) -> tuple[int, int] | None:
+    """``(major, minor)`` of the Python these settings run on the cluster, once its
+    preflight has run (None before, or when nothing was checked)."""
+    report = _state(session, settings).report
+    return report.python.minor if report is not None and report.python is not None else None
+
+
 def ships_sources(session: Session, settings: InterpreterSettings) -> bool:
-    """Whether local source travels with jobs: over SSH, unless ``packaging="none"``."""
-    return session.backend_type != "local" and settings.spec.mode != "none"
+    """Whether local source travels with jobs: unless ``packaging="none"``, on either
+    backend. Locally too, so that a job never depends on the nodes seeing the client's
+    directories (a checkout under ``/tmp``) and never sees code edited after submission."""
+    del session  # the same answer on every backend
+    return settings.spec.mode != "none"
 
 
 def preflight_for(session: Session) -> PreflightReport | None:

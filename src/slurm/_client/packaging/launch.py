@@ -2,7 +2,7 @@
 
 :func:`launch_for` is the one call submission makes. It honours a task's own
 ``python=`` and ``packaging=`` (see :func:`slurm._client.packaging.interpreter_settings`),
-and, over SSH, ships the local modules and packages the call needs (see
+and ships the local modules and packages the call needs (see
 :mod:`slurm._client.packaging.closure` and :mod:`slurm._client.packaging.sources`): the job
 gets their directory in ``SLURM_SDK_CODE_DIR``, Python starts with ``-P`` (the
 job's working directory is not on ``sys.path``) and the runner puts exactly
@@ -27,9 +27,9 @@ from slurm._client.packaging import (
     ships_sources,
     uses_environment,
 )
-from slurm._client.packaging.closure import call_roots, find_closure
+from slurm._client.packaging.closure import Closure, call_roots, find_closure
 from slurm._client.packaging.deps import requirements_for_modules
-from slurm._client.packaging.sources import ShippedSources, ensure_sources
+from slurm._client.packaging.sources import ShippedSources, ensure_sources, sources_dir
 from slurm._wire.env import CODE_DIR_VARIABLE
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from slurm._client.tasks import SubmittedTask
     from slurm._wire.payload import Call
 
-__all__ = ["Launch", "launch_for"]
+__all__ = ["Launch", "launch_for", "ship"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,17 @@ class Launch:
     Attributes:
         python: The interpreter on the cluster.
         env: Variables the batch script exports (the shipped source's directory).
-        sources: The local source shipped for this call, if any.
+        closure: The local source the call needs, shipped by :func:`ship` once the
+            call is known to be submittable (nothing is written before).
+        code_dir: Where :func:`ship` puts it.
+        python_version: ``(major, minor)`` of that Python, when the preflight told.
     """
 
     python: str
     env: dict[str, str] = field(default_factory=dict)
-    sources: ShippedSources | None = None
+    closure: Closure | None = None
+    code_dir: str = ""
+    python_version: tuple[int, int] | None = None
 
     @property
     def command(self) -> list[str]:
@@ -89,20 +94,40 @@ def launch_for(
     settings = interpreter_settings(
         session, sdk_options.get("python"), sdk_options.get("packaging")
     )
-    if not ships_sources(session, settings):
+
+    def version() -> tuple[int, int] | None:
+        return packaging.python_version_of(session, settings)
+
+    inherited = os.environ.get(CODE_DIR_VARIABLE)
+    if not ships_sources(session, settings) or (inherited and session.backend_type == "local"):
         python = packaging.interpreter_for(session, settings)
-        inherited = os.environ.get(CODE_DIR_VARIABLE)
+        # In a workflow that runs shipped source, its tasks run the same snapshot.
         if inherited and session.backend_type == "local" and settings.spec.mode != "none":
-            return Launch(python, {CODE_DIR_VARIABLE: inherited})
-        return Launch(python)
-    built = uses_environment(session, settings)  # the preflight runs here, before anything else
+            return Launch(python, {CODE_DIR_VARIABLE: inherited}, python_version=version())
+        return Launch(python, python_version=version())
+    # The preflight runs here, before anything else. Locally, an interpreter is used as
+    # it is unless packaging="wheel" asks for an environment (see packaging._plan).
+    as_is = session.backend_type == "local" and settings.spec.mode != "wheel"
+    built = False if as_is else uses_environment(session, settings)
     roots = call_roots(task.unwrapped, task.reference_module, [*_arguments(calls), *also])
     closure = find_closure(roots, exclude=provided_names(session, settings) if built else ())
     # The installed distributions the call's code imports join the environment.
     extras = requirements_for_modules(closure.installed) if built else ()
     python = packaging.interpreter_for(session, settings, extras)
     if not closure.units:
-        return Launch(python)
+        return Launch(python, python_version=version())
     code_dir = f"{envs_dir_for(session, settings.spec)}/.code"
-    shipped = ensure_sources(session.transport, code_dir, closure, session.shipped_sources)
-    return Launch(python, {CODE_DIR_VARIABLE: shipped.path}, shipped)
+    env = {CODE_DIR_VARIABLE: sources_dir(code_dir, closure)}
+    return Launch(python, env, closure, code_dir, version())
+
+
+def ship(session: Session, launch: Launch) -> ShippedSources | None:
+    """Put the launch's local source on the cluster (once per content hash and session).
+
+    Raises:
+        ConfigurationError: the upload or unpacking failed.
+    """
+    if launch.closure is None:
+        return None
+    known = session.shipped_sources
+    return ensure_sources(session.transport, launch.code_dir, launch.closure, known)

@@ -26,7 +26,7 @@ from slurm._client.packaging.closure import Closure
 from slurm._transport.base import Transport
 from slurm.errors import ConfigurationError
 
-__all__ = ["ShippedSources", "ensure_sources", "pack"]
+__all__ = ["ShippedSources", "ensure_sources", "pack", "sources_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,11 @@ def _unpack_script(archive: str, incoming: str, final: str) -> str:
     )
 
 
+def sources_dir(code_dir: str, closure: Closure) -> str:
+    """Where ``closure`` lives under ``code_dir``: named by its content hash."""
+    return f"{code_dir}/{closure.digest()[:32]}"
+
+
 def ensure_sources(
     transport: Transport, code_dir: str, closure: Closure, known: set[str]
 ) -> ShippedSources:
@@ -104,8 +109,8 @@ def ensure_sources(
         ConfigurationError: The upload or unpacking failed.
     """
     started = time.perf_counter()
-    key = closure.digest()[:32]
-    final = f"{code_dir}/{key}"
+    final = sources_dir(code_dir, closure)
+    key = final.rsplit("/", 1)[1]
     with _known_lock:
         if final in known:
             return ShippedSources(key, final, closure.names, False, 0.0)
