@@ -15,7 +15,7 @@
     ├── BackendError                where commands run could not do what was asked
     │   ├── CommandError            an external command (sbatch, squeue, ...) failed
     │   │   ├── SubmissionError     sbatch refused or failed to submit a job
-    │   │   └── BackendTimeout      a command ran past its timeout (also a ``TimeoutError``)
+    │   │   └── BackendTimeout      a command ran past its timeout
     │   └── TransportError          the local or SSH transport could not do its job
     │       ├── HostKeyError        an SSH host key is unknown or has changed
     │       ├── AuthenticationError the SSH server refused the login (keys, password, code)
@@ -154,8 +154,13 @@ class SubmissionError(CommandError):
         self.refused = refused
 
 
-class BackendTimeout(CommandError, TimeoutError):
-    """A command ran longer than its timeout and was stopped (``returncode`` is None)."""
+class BackendTimeout(CommandError):
+    """A command ran longer than its timeout and was stopped (``returncode`` is None).
+
+    Unlike the earlier SDK's, not a ``TimeoutError``: that is an ``OSError``, which
+    the SDK reads as "a file could not be written or read", and a command that
+    may have run (an sbatch past its timeout) must never be taken for that.
+    """
 
 
 #: The earlier slurm-sdk's name of :class:`CommandError`.

@@ -389,9 +389,9 @@ def _prepare_code(
         )
         if container is not None:
             check_container(session, container, launch.python)
-    except PackagingError:
-        raise
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
+        if type(exc) is not ConfigurationError:  # a more precise one already
+            raise
         raise PackagingError(str(exc)) from exc
     workflow = session.workflow_spec(for_children) if task.is_workflow else None
     return _Prepared(launch, sdk_options, container, workflow)
