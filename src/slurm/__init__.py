@@ -22,24 +22,36 @@ if TYPE_CHECKING:
     from slurm._api.cluster import Cluster
     from slurm._api.futures import as_completed, wait
     from slurm._api.job import Job
-    from slurm._api.task import Task
+    from slurm._api.task import SlurmTask, Task
     from slurm._api.workflow import WorkflowContext
     from slurm._job.context import JobContext, current_job_context, on_requeue, requeue_requested
     from slurm._slurm.commands import JobState
     from slurm._slurm.retry import Attempt, Retry
     from slurm._slurm.usage import Usage, UsageSummary
     from slurm._transport.sshauth import AuthPrompt
+    from slurm.callbacks.callbacks import (
+        BaseCallback,
+        BenchmarkCallback,
+        LoggerCallback,
+        RichLoggerCallback,
+    )
     from slurm.errors import (
+        BackendCommandError,
+        BackendError,
+        BackendTimeout,
         CommandError,
         ConfigurationError,
         DependencyError,
+        DownloadError,
         InvalidOptionError,
         JobError,
         JobTerminatedError,
         JobTimeoutError,
         NotSubmittableError,
+        PackagingError,
         ResultError,
         SlurmError,
+        SlurmfileError,
         SubmissionError,
         TaskFailedError,
         TransportError,
@@ -86,6 +98,18 @@ _EXPORTS = {
     "TaskFailedError": "slurm.errors",
     "TransportError": "slurm.errors",
     "WorkflowError": "slurm.errors",
+    # The earlier slurm-sdk's top-level names (docs/differences.md).
+    "SlurmTask": "slurm._api.task",
+    "BaseCallback": "slurm.callbacks.callbacks",
+    "BenchmarkCallback": "slurm.callbacks.callbacks",
+    "LoggerCallback": "slurm.callbacks.callbacks",
+    "RichLoggerCallback": "slurm.callbacks.callbacks",
+    "BackendCommandError": "slurm.errors",
+    "BackendError": "slurm.errors",
+    "BackendTimeout": "slurm.errors",
+    "DownloadError": "slurm.errors",
+    "PackagingError": "slurm.errors",
+    "SlurmfileError": "slurm.errors",
 }
 
 __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
@@ -94,10 +118,16 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "ArrayJob",
     "Attempt",
     "AuthPrompt",
+    "BackendCommandError",
+    "BackendError",
+    "BackendTimeout",
+    "BaseCallback",
+    "BenchmarkCallback",
     "Cluster",
     "CommandError",
     "ConfigurationError",
     "DependencyError",
+    "DownloadError",
     "InvalidOptionError",
     "Job",
     "JobContext",
@@ -105,10 +135,15 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "JobState",
     "JobTerminatedError",
     "JobTimeoutError",
+    "LoggerCallback",
     "NotSubmittableError",
+    "PackagingError",
     "ResultError",
     "Retry",
+    "RichLoggerCallback",
     "SlurmError",
+    "SlurmTask",
+    "SlurmfileError",
     "SubmissionError",
     "Task",
     "TaskFailedError",

@@ -5,13 +5,21 @@
     SlurmError                      base of everything raised on purpose
     ├── ConfigurationError          bad input, caught before anything is submitted
     │   ├── InvalidOptionError      an sbatch option name or value we cannot use
-    │   └── NotSubmittableError     a task called outside `with cluster:` / a workflow
-    ├── CommandError                an external command (sbatch, squeue, ...) failed
-    │   └── SubmissionError         sbatch refused or failed to submit a job
-    ├── TransportError              the local or SSH transport could not do its job
-    │   ├── HostKeyError            an SSH host key is unknown or has changed
-    │   ├── AuthenticationError     the SSH server refused the login (keys, password, code)
-    │   └── ConnectionLostError     the connection dropped while a command may have run
+    │   ├── NotSubmittableError     a task called outside `with cluster:` / a workflow
+    │   ├── PackagingError          the task's code could not be prepared (interpreter,
+    │   │                           shipped source, image): nothing was submitted
+    │   └── SlurmfileError          a Slurmfile cannot be used
+    │       ├── SlurmfileNotFoundError            none where it was looked for
+    │       ├── SlurmfileInvalidError             unreadable TOML, an unknown key
+    │       └── SlurmfileEnvironmentNotFoundError the environment asked for is not in it
+    ├── BackendError                where commands run could not do what was asked
+    │   ├── CommandError            an external command (sbatch, squeue, ...) failed
+    │   │   ├── SubmissionError     sbatch refused or failed to submit a job
+    │   │   └── BackendTimeout      a command ran past its timeout
+    │   └── TransportError          the local or SSH transport could not do its job
+    │       ├── HostKeyError        an SSH host key is unknown or has changed
+    │       ├── AuthenticationError the SSH server refused the login (keys, password, code)
+    │       └── ConnectionLostError the connection dropped while a command may have run
     ├── JobError                    something about one job (carries ``job_id``)
     │   ├── TaskFailedError         the task raised; its own type could not be rebuilt
     │   ├── JobTerminatedError      the job ended without a result (state, exit code, stderr)
@@ -20,6 +28,11 @@
     │   └── JobTimeoutError         ``wait(timeout=...)`` ran out (also a ``TimeoutError``)
     ├── WorkflowError               a workflow cannot continue (e.g. its journal diverged)
     └── DevclusterError             the local dev cluster could not be brought up or down
+
+The earlier slurm-sdk's names are here too: ``BackendError``, ``BackendTimeout``,
+``PackagingError`` and the ``Slurmfile*`` errors are classes of the tree above;
+``BackendCommandError`` is :class:`CommandError` and ``DownloadError`` is
+:class:`ResultError` (the same classes under their earlier names).
 
 Errors from backends are mapped to the most specific class here with
 ``raise ... from`` so the original cause stays attached.
@@ -32,19 +45,28 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BackendCommandError",
+    "BackendError",
+    "BackendTimeout",
     "CommandError",
     "ConfigurationError",
     "ConnectionLostError",
     "DependencyError",
     "DevclusterError",
+    "DownloadError",
     "HostKeyError",
     "InvalidOptionError",
     "JobError",
     "JobTerminatedError",
     "JobTimeoutError",
     "NotSubmittableError",
+    "PackagingError",
     "ResultError",
     "SlurmError",
+    "SlurmfileEnvironmentNotFoundError",
+    "SlurmfileError",
+    "SlurmfileInvalidError",
+    "SlurmfileNotFoundError",
     "SubmissionError",
     "TaskFailedError",
     "TransportError",
@@ -68,7 +90,33 @@ class NotSubmittableError(ConfigurationError):
     """A task was called where no cluster is active."""
 
 
-class CommandError(SlurmError):
+class PackagingError(ConfigurationError):
+    """The task's code could not be prepared for the cluster (its interpreter, the
+    source shipped with it, its container image); nothing was submitted."""
+
+
+class SlurmfileError(ConfigurationError):
+    """A Slurmfile cannot be used."""
+
+
+class SlurmfileNotFoundError(SlurmfileError):
+    """No Slurmfile where it was looked for (the path given, ``$SLURMFILE``, the
+    working directory and its parents, the user's own)."""
+
+
+class SlurmfileInvalidError(SlurmfileError):
+    """The Slurmfile is unreadable, not TOML, or has a setting that does not exist."""
+
+
+class SlurmfileEnvironmentNotFoundError(SlurmfileError):
+    """The environment asked for (``env=``, ``$SLURM_ENV``) is not in the Slurmfile."""
+
+
+class BackendError(SlurmError):
+    """Where commands run (this machine or the SSH login node) could not do what was asked."""
+
+
+class CommandError(BackendError):
     """An external command failed; carries everything needed to see why."""
 
     def __init__(
@@ -106,7 +154,20 @@ class SubmissionError(CommandError):
         self.refused = refused
 
 
-class TransportError(SlurmError):
+class BackendTimeout(CommandError):
+    """A command ran longer than its timeout and was stopped (``returncode`` is None).
+
+    Unlike the earlier SDK's, not a ``TimeoutError``: that is an ``OSError``, which
+    the SDK reads as "a file could not be written or read", and a command that
+    may have run (an sbatch past its timeout) must never be taken for that.
+    """
+
+
+#: The earlier slurm-sdk's name of :class:`CommandError`.
+BackendCommandError = CommandError
+
+
+class TransportError(BackendError):
     """The transport (local process or SSH connection) failed."""
 
 
@@ -170,6 +231,10 @@ class JobTerminatedError(JobError):
 
 class ResultError(JobError):
     """The job's result exists but cannot be read or unpickled."""
+
+
+#: The earlier slurm-sdk's name of :class:`ResultError`.
+DownloadError = ResultError
 
 
 class DependencyError(JobError):

@@ -11,13 +11,22 @@ __all__ = ["configure_logging"]
 _MARK = "_slurm_sdk_handler"
 
 
-def configure_logging(level: int | str | None = None, *, rich: bool | None = None) -> None:
+def configure_logging(
+    level: int | str | None = None, *, rich: bool | None = None, use_rich: bool | None = None
+) -> None:
     """Send log records to stderr in a readable format; safe to call repeatedly.
 
     On a terminal the client uses rich's handler; inside a Slurm job (or when
     stderr is not a terminal) a plain line format carrying the job id is used,
     so log files read well. ``level`` defaults to ``$SLURM_SDK_LOG_LEVEL`` or INFO.
+    ``rich`` (or ``use_rich``, the earlier SDK's name) forces the choice.
+
+    Example::
+
+        configure_logging(logging.DEBUG, use_rich=False)
     """
+    if rich is None:
+        rich = use_rich
     level = level or os.environ.get("SLURM_SDK_LOG_LEVEL", "INFO")
     root = _logging.getLogger()
     root.setLevel(level)

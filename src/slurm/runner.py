@@ -9,6 +9,7 @@ never loads the client).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ __all__ = ["main", "run_job", "run_ranks"]
 
 
 class _LazyHost:
-    def open(self, spec: WorkflowSpec, job_dir: Path, job_id: str) -> tuple[Any, Any]:
+    def open(
+        self, spec: WorkflowSpec, job_dir: Path, job_id: str, callbacks: Sequence[Any] = ()
+    ) -> tuple[Any, Any]:
         from slurm._api.jobhost import ClusterHost
 
-        return ClusterHost().open(spec, job_dir, job_id)
+        return ClusterHost().open(spec, job_dir, job_id, callbacks)
 
 
 def main(argv: list[str] | None = None) -> int:

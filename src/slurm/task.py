@@ -1,5 +1,5 @@
 """``slurm.task``: where :class:`Task` was imported from (kept for users' code)."""
 
-from slurm._api.task import Task
+from slurm._api.task import SlurmTask, Task
 
-__all__ = ["Task"]
+__all__ = ["SlurmTask", "Task"]

@@ -46,6 +46,18 @@ PUBLIC = {
     "on_requeue",
     "requeue_requested",
     "wait",
+    # the earlier slurm-sdk's top-level names
+    "SlurmTask",
+    "BaseCallback",
+    "BenchmarkCallback",
+    "LoggerCallback",
+    "RichLoggerCallback",
+    "BackendCommandError",
+    "BackendError",
+    "BackendTimeout",
+    "DownloadError",
+    "PackagingError",
+    "SlurmfileError",
 }
 
 
@@ -63,13 +75,24 @@ def test_all_is_exactly_the_public_names() -> None:
         ("slurm.workflow", ["WorkflowContext"]),
         ("slurm.runtime", ["JobContext", "current_job_context", "on_requeue", "requeue_requested"]),
         ("slurm.logging", ["configure_logging"]),
-        ("slurm.callbacks.callbacks", ["BaseCallback", "LoggerCallback"]),
-        ("slurm.callbacks", ["BaseCallback"]),
+        ("slurm.callbacks.callbacks", ["BaseCallback", "LoggerCallback", "RichLoggerCallback"]),
+        (
+            "slurm.callbacks",
+            [
+                "BaseCallback",
+                "BenchmarkCallback",
+                "DebugCallback",
+                "ExecutionLocus",
+                "WorkflowCallbackContext",
+                "WorkflowTaskSubmitContext",
+            ],
+        ),
         ("slurm.cluster", ["Cluster"]),
-        ("slurm.task", ["Task"]),
+        ("slurm.task", ["Task", "SlurmTask"]),
         ("slurm.runner", ["main"]),
-        ("slurm.errors", ["SlurmError", "TaskFailedError"]),
+        ("slurm.errors", ["SlurmError", "TaskFailedError", "SlurmfileNotFoundError"]),
         ("slurm.pytest_plugin", []),
+        ("slurm.validation", ["validate_partition", "validate_job_id"]),
     ],
 )
 def test_earlier_import_paths_keep_working(module: str, names: list[str]) -> None:

@@ -18,6 +18,8 @@ from slurm._wire.payload import JobRef
 from slurm.errors import JobTimeoutError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from slurm._client.session import Session
 
 T = TypeVar("T")
@@ -74,6 +76,22 @@ class ArrayJob(Generic[T]):
         # The runner reads every element's result, array after array, in item order.
         dirs = tuple(JobPaths(job_dir).results_dir for _, job_dir in self.parts)
         return JobRef(tuple(self.array_ids), result_dirs=dirs)
+
+    def get_results_dir(self) -> Path:
+        """The directory of the elements' result files (``results/i.pkl`` and
+        ``results/i.json``), on the cluster.
+
+        A map larger than ``MaxArraySize`` is several Slurm arrays, each with its
+        own directory: this is the first one's (:attr:`results_dirs` has them all).
+        """
+        from pathlib import Path
+
+        return Path(self.results_dirs[0])
+
+    @property
+    def results_dirs(self) -> list[str]:
+        """The results directory of each Slurm array of this map, in item order."""
+        return [JobPaths(job_dir).results_dir for _, job_dir in self.parts]
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for every element; True if all succeeded."""

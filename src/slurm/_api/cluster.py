@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from slurm._api.array import ArrayJob
 from slurm._api.job import Job
 from slurm._api.task import Task, enter_cluster, leave_cluster
+from slurm._client.events import Submitted
 from slurm._client.session import Session
 from slurm._client.settings import ClusterSettings, choose_backend, settings_from_namespace
 from slurm._client.settings import add_argparse_args as _add_argparse_args
@@ -32,7 +33,9 @@ from slurm._slurm.client import SlurmClient
 from slurm._slurm.options import check_task_options, merge_options
 from slurm._transport.base import Transport
 from slurm._wire.journal import Journal
+from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Call, WorkflowSpec
+from slurm.callbacks.dispatch import Dispatcher, callbacks_from_specs, check_callbacks
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -71,7 +74,10 @@ class Cluster:
         python: the interpreter that runs jobs on the cluster (default: this
             interpreter for the local backend, ``python3`` over SSH).
         packaging: how code reaches the cluster (see :mod:`slurm._client.packaging`).
-        callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
+        callbacks: :class:`slurm.callbacks.BaseCallback` objects (or any object with
+            some of its hooks): they hear packaging, submission, status and
+            completion here, and their node-side hooks run in the jobs
+            (see :mod:`slurm.callbacks`). ``cluster.callbacks`` is the live list.
         accept_new_host_key: trust and record an SSH host key seen for the first time.
         interactive_auth: answers the SSH server's keyboard-interactive prompts
             (a one-time code after the key): a callable taking a
@@ -123,6 +129,7 @@ class Cluster:
         default_packaging: Any = None,
         _index_dir: str | None = None,
         _journal: Journal | None = None,
+        _workflow: tuple[str, str] | None = None,
         **packaging_defaults: Any,
     ) -> None:
         from slurm._client.packaging.images import earlier_spellings
@@ -170,7 +177,13 @@ class Cluster:
             index_dir=_index_dir,
             journal=_journal,
         )
-        self.callbacks = list(callbacks or [])
+        self.callbacks: list[Any] = list(callbacks or [])
+        check_callbacks(self.callbacks)
+        # The callbacks hear the session's event stream; the session asks for the
+        # ones that travel with each job (see slurm.callbacks.dispatch).
+        dispatcher = Dispatcher(self, workflow=_workflow)
+        self.session.events.listen(dispatcher)
+        self.session.runner_callbacks = dispatcher.runner_callbacks
         self._tokens: list[Token[Submitter | None]] = []
         self._batch: list[tuple[Task[Any, Any], Call, Job[Any]]] | None = None
 
@@ -242,12 +255,15 @@ class Cluster:
 
         ``env`` defaults to ``$SLURM_ENV`` or ``default``; the file to
         ``$SLURMFILE`` or the nearest ``Slurmfile``/``Slurmfile.toml``.
-        Keyword ``overrides`` win over the file.
+        Keyword ``overrides`` win over the file (``callbacks=`` over its ``callbacks``).
         """
         from slurm._client.config import load_environment
 
-        settings, _ = load_environment(path, env)
+        settings, file = load_environment(path, env)
+        specs = settings.pop("callbacks", None)
         settings.update(overrides)
+        if specs is not None and "callbacks" not in overrides:
+            settings["callbacks"] = callbacks_from_specs(specs, where=f"Slurmfile {file}")
         backend = settings.pop("backend", None) or settings.pop("backend_type", None)
         return cls(backend, **settings)
 
@@ -257,12 +273,21 @@ class Cluster:
         return cls.from_env(env, path=path, **overrides)
 
     @classmethod
-    def for_workflow(cls, spec: WorkflowSpec, *, job_dir: str) -> Cluster:
+    def for_workflow(
+        cls,
+        spec: WorkflowSpec,
+        *,
+        job_dir: str,
+        callbacks: Sequence[Any] = (),
+        workflow_job_id: str = "",
+    ) -> Cluster:
         """The cluster a running workflow submits its tasks to, on its own node.
 
         Slurm commands run locally; the children's directories live under the
         workflow's directory and are recorded in the submitter's index; the
-        workflow's journal lets a restarted workflow reattach to them.
+        workflow's journal lets a restarted workflow reattach to them. The
+        ``callbacks`` that travelled with the workflow hear its tasks' events
+        (``on_workflow_task_submitted_ctx`` among them) and travel on with them.
         """
         from slurm._client.packaging.images import seed_images
 
@@ -271,8 +296,10 @@ class Cluster:
             job_base_dir=f"{job_dir}/tasks",
             default_options=spec.default_options,
             python=sys.executable,
+            callbacks=callbacks,
             _index_dir=spec.index_dir,
-            _journal=Journal(f"{job_dir}/journal.jsonl"),
+            _journal=Journal(JobPaths(job_dir).journal),
+            _workflow=(workflow_job_id, job_dir),
         )
         seed_images(cluster.session, dict(getattr(spec, "images", ())))
         return cluster
@@ -408,8 +435,8 @@ class Cluster:
             placements = submit_batch(self.session, [(task, call) for task, call, _ in collected])
             for (_, _, job), placement in zip(collected, placements, strict=True):
                 job.adopt(placement)
-            for _, _, job in collected:
-                self._notify("on_submit", job)
+            for (task, _, job), placement in zip(collected, placements, strict=True):
+                self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
         finally:
             leave_cluster(token)
             self._batch = None
@@ -430,7 +457,7 @@ class Cluster:
             self.session, task, [Call(tuple(args), dict(kwargs))], array=False
         )
         job.adopt(placement)
-        self._notify("on_submit", job)
+        self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
         return job
 
     def submit_map(
@@ -458,27 +485,25 @@ class Cluster:
             job.adopt(placement)
             jobs.append(job)
         array: ArrayJob[R] = ArrayJob(self.session, parts, jobs, name=task.name)
-        self._notify("on_submit", array)
+        reattached = bool(placements) and placements[0].submitted is None
+        self._announce(array, task, parts[0][0], parts[0][1], reattached)
         return array
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         """Cancel these jobs (no error for jobs that already ended)."""
         self.slurm.cancel(job_ids)
 
-    def _notify(self, event: str, *args: Any) -> None:
+    def _announce(
+        self, job: Any, task: Task[Any, Any], job_id: str, job_dir: str, reattached: bool
+    ) -> None:
+        """``job`` (a Job or an ArrayJob) has its id: say so on the event stream."""
         from slurm.callbacks.callbacks import LoggerCallback
 
-        if event == "on_submit" and not any(isinstance(c, LoggerCallback) for c in self.callbacks):
-            job = args[0]
+        if not any(isinstance(c, LoggerCallback) for c in self.callbacks):
             logger.info("submitted %s as job %s (%s)", job.name, job.id, job.job_dir)
-        for callback in self.callbacks:
-            handler = getattr(callback, event, None)
-            if handler is None:
-                continue
-            try:
-                handler(*args)
-            except Exception:
-                logger.warning("callback %r.%s failed", callback, event, exc_info=True)
+        self.session.events.emit(
+            Submitted(job, task, job_id, job_dir, self.backend_type, reattached=reattached)
+        )
 
     # --- reattaching -------------------------------------------------------------------
     def get_job(self, job_id: str | int, *, track: bool = True) -> Job[Any]:

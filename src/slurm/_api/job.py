@@ -215,6 +215,12 @@ class Job(Generic[T]):
     def paths(self) -> JobPaths:
         return JobPaths(self.job_dir, self.array_index)
 
+    def outcome(self) -> Outcome | None:
+        """How the call ended, once its result exists (read as JSON: nothing is unpickled):
+        ``ok``, and the exception's type, message and traceback when it raised."""
+        self._check_submitted()
+        return self._load_outcome()
+
     def done(self) -> bool:
         """True when the job has finished, one way or another."""
         self._check_submitted()

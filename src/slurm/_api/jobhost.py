@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from slurm._api.cluster import Cluster
 from slurm._api.task import set_process_default
@@ -20,9 +22,11 @@ class ClusterHost:
     """Makes the cluster a workflow submits its tasks to, on its own node."""
 
     def open(
-        self, spec: WorkflowSpec, job_dir: Path, job_id: str
+        self, spec: WorkflowSpec, job_dir: Path, job_id: str, callbacks: Sequence[Any] = ()
     ) -> tuple[Cluster, WorkflowContext]:
-        cluster = Cluster.for_workflow(spec, job_dir=str(job_dir))
+        cluster = Cluster.for_workflow(
+            spec, job_dir=str(job_dir), callbacks=callbacks, workflow_job_id=job_id
+        )
         set_process_default(cluster)  # every thread of the workflow's process submits here
         shared = job_dir / "shared"
         shared.mkdir(mode=0o700, parents=True, exist_ok=True)

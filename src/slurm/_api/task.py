@@ -29,6 +29,7 @@ _DEPENDENCY_KINDS = ("afterok", "afterany", "afternotok", "after")
 
 __all__ = [
     "FunctionRef",
+    "SlurmTask",
     "Submitter",
     "Task",
     "active_cluster",
@@ -302,3 +303,7 @@ class Task(Generic[P, R]):
     def __reduce__(self) -> tuple[Any, ...]:
         reference = _reference_for(self._fn)
         return (_rebuild_task, (reference or self._fn, self._options, self._workflow))
+
+
+#: The earlier slurm-sdk's name of :class:`Task` (``from slurm import SlurmTask``).
+SlurmTask = Task

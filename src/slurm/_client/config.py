@@ -16,9 +16,15 @@
     [production]
     backend = "ssh"
     hostname = "big.example.org"
+    callbacks = ["slurm.callbacks:LoggerCallback"]
     [production.sbatch]
     partition = "gpu"
     time = "04:00:00"
+
+An environment may name its callbacks: ``callbacks`` is a list of
+``"module:Class"`` strings or tables ``{target = "module:Class", args = [...],
+kwargs = {...}}``; :meth:`slurm.Cluster.from_env` makes them (a ``callbacks=``
+keyword wins).
 
 The file is found from ``path=``, else ``$SLURMFILE``, else ``Slurmfile``,
 ``Slurmfile.toml`` or ``slurmfile.toml`` in the working directory or one of
@@ -45,7 +51,12 @@ from typing import Any
 
 from slurm._client.settings import SLURMFILE_KEYS, ClusterSettings
 from slurm._slurm.options import normalize_options
-from slurm.errors import ConfigurationError
+from slurm.errors import (
+    ConfigurationError,
+    SlurmfileEnvironmentNotFoundError,
+    SlurmfileInvalidError,
+    SlurmfileNotFoundError,
+)
 
 __all__ = [
     "SLURMFILE_KEYS",
@@ -101,16 +112,16 @@ def check_owner(path: Path) -> None:
 
 
 def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
-    """The Slurmfile to read; raises ConfigurationError saying where it looked."""
+    """The Slurmfile to read; raises SlurmfileNotFoundError saying where it looked."""
     if path is not None:
         chosen = Path(path).expanduser()
         if not chosen.is_file():
-            raise ConfigurationError(f"Slurmfile {chosen} does not exist.")
+            raise SlurmfileNotFoundError(f"Slurmfile {chosen} does not exist.")
         return chosen
     if os.environ.get("SLURMFILE"):
         chosen = Path(os.environ["SLURMFILE"]).expanduser()
         if not chosen.is_file():
-            raise ConfigurationError(f"$SLURMFILE points at {chosen}, which does not exist.")
+            raise SlurmfileNotFoundError(f"$SLURMFILE points at {chosen}, which does not exist.")
         return chosen
     looked = search_directories(Path.cwd(), Path.home())
     for directory in looked:
@@ -121,7 +132,7 @@ def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
     user = USER_FILE.expanduser()
     if user.is_file():
         return user
-    raise ConfigurationError(
+    raise SlurmfileNotFoundError(
         f"No Slurmfile found: looked for {', '.join(FILE_NAMES)} in {looked[0]} and its "
         f"parents up to {looked[-1]}, and for {user}. Create one (see `slurm._client.config`), set "
         "$SLURMFILE, or pass path=."
@@ -139,32 +150,64 @@ def load_environment(
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigurationError(f"Cannot read Slurmfile {file}: {exc}") from exc
+        raise SlurmfileInvalidError(f"Cannot read Slurmfile {file}: {exc}") from exc
     section = data.get(name)
     if not isinstance(section, Mapping):
         known = ", ".join(sorted(k for k, v in data.items() if isinstance(v, Mapping))) or "none"
-        raise ConfigurationError(
+        raise SlurmfileEnvironmentNotFoundError(
             f"Slurmfile {file} has no environment [{name}]; it has: {known}. Choose one with "
             "env= or $SLURM_ENV."
         )
     settings = dict(section)
     where = f"Slurmfile {file}, [{name}]"
-    unknown = sorted(set(settings) - SLURMFILE_KEYS)
+    callbacks = _callback_specs(settings.pop("callbacks", None), where)
+    unknown = sorted(set(settings) - SLURMFILE_KEYS - {"callbacks"})
     if unknown:
         hints = []
         for key in unknown:
             close = difflib.get_close_matches(key, SLURMFILE_KEYS, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigurationError(
+        raise SlurmfileInvalidError(
             f"{where}: unknown setting {', '.join(hints)}. Valid settings: "
             f"{', '.join(sorted(SLURMFILE_KEYS))}; sbatch options go in [{name}.sbatch]."
         )
     sbatch = settings.pop("sbatch", {})
     if not isinstance(sbatch, Mapping):
-        raise ConfigurationError(f"Slurmfile {file}: [{name}.sbatch] must be a table.")
+        raise SlurmfileInvalidError(f"Slurmfile {file}: [{name}.sbatch] must be a table.")
     if sbatch:
         settings["default_options"] = normalize_options(sbatch)
     if "backend_type" in settings:
         settings["backend"] = settings.pop("backend_type")
     ClusterSettings.from_mapping(settings, source=where)  # every value type-checked here
+    if callbacks is not None:
+        settings["callbacks"] = callbacks
     return settings, file
+
+
+def _callback_specs(value: Any, where: str) -> list[dict[str, Any]] | None:
+    """The ``callbacks`` of an environment, checked: ``{"target", "args", "kwargs"}`` each.
+
+    Raises:
+        SlurmfileInvalidError: not a list of ``"module:Class"`` strings or such tables.
+    """
+    if value is None:
+        return None
+    example = 'callbacks = ["slurm.callbacks:LoggerCallback"]'
+    if not isinstance(value, list):
+        raise SlurmfileInvalidError(f"{where}: callbacks must be a list, e.g. {example}.")
+    specs = []
+    for entry in value:
+        spec = {"target": entry} if isinstance(entry, str) else entry
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("target"), str):
+            raise SlurmfileInvalidError(
+                f"{where}: each callback is a 'module:Class' string or a table with "
+                f'target = "module:Class" (and args = [...], kwargs = {{...}}), got {entry!r}. '
+                f"Example: {example}."
+            )
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, Mapping):
+            raise SlurmfileInvalidError(
+                f"{where}: callback {spec['target']!r}: args must be a list and kwargs a table."
+            )
+        specs.append({"target": spec["target"], "args": list(args), "kwargs": dict(kwargs)})
+    return specs

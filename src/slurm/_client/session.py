@@ -3,7 +3,8 @@
 A :class:`~slurm.Cluster` is a thin facade over one session. The session owns
 the settings and the task defaults, makes each part on first use (the
 transport, the Slurm client, the job store, the tracker) and closes them; it
-also holds what the client learns about the cluster while it runs, each
+also holds the cluster's event stream (:mod:`slurm._client.events`) and what
+the client learns about the cluster while it runs, each
 piece in one place with one owner: the interpreters prepared for its jobs
 (written by :mod:`slurm._client.packaging`), the container images built or
 handed down (:mod:`slurm._client.packaging.images`), the source closures
@@ -14,10 +15,11 @@ its ``srun`` knows pyxis (asked here, once).
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm._client.events import Emitter
 from slurm._client.settings import ClusterSettings
 from slurm._client.store import DEFAULT_JOB_BASE_DIR, JobStore
 from slurm._client.tracker import Tracker
@@ -86,6 +88,12 @@ class Session:
         self.images = ImageState()
         #: Source closures known to be on the cluster (their final directories).
         self.shipped_sources: set[str] = set()
+        #: The event stream of this cluster (see :mod:`slurm._client.events`).
+        self.events = Emitter()
+        #: The callbacks that travel with each job (their node-side hooks run there):
+        #: submission ships their modules and pickles them beside the payload
+        #: (``callbacks.pkl``). Set by whoever holds the callbacks.
+        self.runner_callbacks: Callable[[], Sequence[Any]] = tuple
         self._transport = transport
         self._interactive_auth = interactive_auth
         self._index_dir = index_dir
@@ -157,7 +165,7 @@ class Session:
     def tracker(self) -> Tracker:
         """The one watcher of every job of this cluster."""
         if self._tracker is None:
-            self._tracker = Tracker(self.slurm, self.store)
+            self._tracker = Tracker(self.slurm, self.store, events=self.events)
         return self._tracker
 
     @property

@@ -15,6 +15,11 @@
    :func:`_write_files`, then ``sbatch`` once (:meth:`SlurmClient.sbatch`
    never sends it twice) and the record in the index.
 
+Phase 2 is reported on the session's event stream (``PackagingBegan``,
+``PackagingEnded``), and ``SubmitBegan`` just before sbatch (see
+:mod:`slurm._client.events`); the ``Cluster`` reports ``Submitted`` once the
+job has adopted its placement.
+
 What comes back is a :class:`Placement` per call: the ``Job`` adopts it.
 :func:`resubmit` gives a new placement for a call Slurm could not requeue, or
 one a ``Retry`` runs again. ``Cluster`` calls into here; nothing here is public.
@@ -31,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
@@ -39,6 +45,7 @@ from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import render_batch_script
+from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.layout import JobPaths, log_patterns, outcome_of
@@ -52,7 +59,13 @@ from slurm._wire.payload import (
     dumps_payload,
 )
 from slurm._wire.runlog import retry_line
-from slurm.errors import ConfigurationError, DependencyError, ResultError, SubmissionError
+from slurm.errors import (
+    ConfigurationError,
+    DependencyError,
+    PackagingError,
+    ResultError,
+    SubmissionError,
+)
 
 if TYPE_CHECKING:
     from slurm._client.session import Session
@@ -301,7 +314,13 @@ def _submit(
     created: list[str],
 ) -> Submitted:
     resolved = _resolve(session, task)
-    prepared = _prepare_code(session, task, resolved, calls)
+    events = session.events
+    began = time.monotonic()
+    events.emit(PackagingBegan(task, dict(resolved.sdk)))
+    travelling = list(session.runner_callbacks())
+    prepared = _prepare_code(session, task, resolved, calls, travelling)
+    image = prepared.container.image if prepared.container is not None else None
+    events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     check_by_value(task, payloads, prepared.launch.python_version)
     depends_on = tuple(
@@ -325,7 +344,16 @@ def _submit(
     depends = [("afterok", j) for ref in refs for j in ref.job_ids] + [
         (kind, j) for kind, job in task.dependencies for j in job.__slurm_job_ref__().job_ids
     ]
-    _write_files(session, job_dir, payloads, script, depends, array=array is not None)
+    _write_files(
+        session,
+        job_dir,
+        payloads,
+        script,
+        depends,
+        array=array is not None,
+        callbacks=travelling,
+    )
+    events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
     journal = session.journal
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
@@ -353,19 +381,29 @@ def _resolve(session: Session, task: SubmittedTask) -> _Resolved:
 
 
 def _prepare_code(
-    session: Session, task: SubmittedTask, resolved: _Resolved, calls: Sequence[Call]
+    session: Session,
+    task: SubmittedTask,
+    resolved: _Resolved,
+    calls: Sequence[Call],
+    callbacks: Sequence[Any] = (),
 ) -> _Prepared:
     """Phase 2: the interpreter and the call's local source (the preflight runs first, so
-    that it fails before anything is written), the container image, a workflow's spec."""
-    launch = launch_for(session, task, resolved.sdk, calls)
-    # packaging="container" builds and pushes the image here (once); a workflow runs
-    # outside its image and hands it to its tasks.
-    sdk_options, for_children = prepare_images(session, task, resolved.sdk)
-    container = container_spec(
-        sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
-    )
-    if container is not None:
-        check_container(session, container, launch.python)
+    that it fails before anything is written; the modules of the ``callbacks`` that
+    travel are shipped too), the container image, a workflow's spec."""
+    try:
+        launch = launch_for(session, task, resolved.sdk, calls, also=callbacks)
+        # packaging="container" builds and pushes the image here (once); a workflow runs
+        # outside its image and hands it to its tasks.
+        sdk_options, for_children = prepare_images(session, task, resolved.sdk)
+        container = container_spec(
+            sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
+        )
+        if container is not None:
+            check_container(session, container, launch.python)
+    except ConfigurationError as exc:  # what the earlier SDK called a packaging error
+        if type(exc) is not ConfigurationError:  # a more precise one already
+            raise
+        raise PackagingError(str(exc)) from exc
     workflow = session.workflow_spec(for_children) if task.is_workflow else None
     return _Prepared(launch, sdk_options, container, workflow)
 
@@ -535,10 +573,12 @@ def _write_files(
     depends: Sequence[tuple[str, str]],
     *,
     array: bool,
+    callbacks: Sequence[Any] = (),
 ) -> None:
-    """Phase 6: the payload(s), the job's sys.path, the jobs it depends on and the script,
-    into its directory. ``depends`` (kind, job id) lists the dependencies sbatch is not
-    told of too (those already finished), for ``slurm jobs report``."""
+    """Phase 6: the payload(s), the job's sys.path, the jobs it depends on, the callbacks
+    whose hooks run on the node (if any) and the script, into its directory. ``depends``
+    (kind, job id) lists the dependencies sbatch is not told of too (those already
+    finished), for ``slurm jobs report``."""
     # On this machine the job may import what this process imports (but not from
     # the working directory, which "" stands for); a remote cluster gets the code
     # through its own environment (see packaging).
@@ -557,7 +597,14 @@ def _write_files(
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
     if depends:
         transport.write_text(paths.depends_on, "".join(f"{k} {j}\n" for k, j in depends))
+    pickled = dumps_callbacks(callbacks, _warn_callbacks) if callbacks else None
+    if pickled:
+        transport.write_bytes(paths.callbacks, pickled)
     transport.write_text(paths.script, script, mode=0o700)
+
+
+def _warn_callbacks(message: str) -> None:
+    logging.getLogger("slurm.callbacks").warning("%s", message)
 
 
 def submit_calls(

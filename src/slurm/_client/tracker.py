@@ -14,9 +14,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from slurm._client.events import Completed, Emitter, StatusChanged
 from slurm._client.store import JobStore
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.commands import JobInfo, JobState
@@ -32,6 +34,11 @@ _BACKOFF = 1.5
 _CLOCK_SLACK = 600.0
 _PROGRESS_HOLD = 60.0  # longest the controller waits while results keep arriving
 _MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
+
+#: The jobs whose end is being announced (``Completed``) in this context: a listener
+#: told of one (or a callback's hook, which runs in a copy of this context) may wait
+#: for it and gets it as final, while everyone else waits until the announcement is over.
+_announcing: ContextVar[frozenset[str]] = ContextVar("slurm_announcing", default=frozenset())
 
 
 class Watched(Protocol):
@@ -53,6 +60,7 @@ class _Watch:
     info: JobInfo | None = None
     since: float | None = None  # wall-clock submission time, when known
     expects_marker: bool = False  # submitted by us: the runner drops a done marker
+    subject: Watched | None = None  # the job object watched (named in events)
     missing: int = 0
     terminal_without_result: int = 0
     on_final: list[Callable[[], object]] = field(default_factory=list)
@@ -64,6 +72,8 @@ class Tracker:
     Args:
         slurm: asks Slurm about jobs without a result.
         store: where result files and the done markers are.
+        events: where it reports a new state (``StatusChanged``) and a job that is
+            over (``Completed``, before waiters wake), see :mod:`slurm._client.events`.
 
     Attributes:
         accounting: whether sacct answers here (``None`` until it was asked; once it
@@ -72,8 +82,11 @@ class Tracker:
         controller_calls: how many squeue/sacct/scancel calls it made.
     """
 
-    def __init__(self, slurm: SlurmClient, store: JobStore) -> None:
+    def __init__(
+        self, slurm: SlurmClient, store: JobStore, *, events: Emitter | None = None
+    ) -> None:
         self._slurm = slurm
+        self._events = events
         self._store = store
         self._files = store.transport
         self._watches: dict[str, _Watch] = {}
@@ -88,6 +101,9 @@ class Tracker:
         self.accounting: bool | None = None  # learnt from the first sacct call
         self.sacct_failed = False  # the last sacct call did not answer
         self.controller_calls = 0
+        #: The longest wait between two looks at the controller while jobs run (None: the
+        #: tracker's own back-off, up to 15 s); callbacks asking for status updates set it.
+        self.status_interval: float | None = None
 
     # --- public ---------------------------------------------------------------
     def watch(self, job: Watched, *, submitted: float | None = None) -> None:
@@ -95,7 +111,11 @@ class Tracker:
         with self._cond:
             if job.id not in self._watches:
                 self._watches[job.id] = _Watch(
-                    job.id, job.result_path, since=submitted, expects_marker=submitted is not None
+                    job.id,
+                    job.result_path,
+                    since=submitted,
+                    expects_marker=submitted is not None,
+                    subject=job,
                 )
                 self._speed_up()  # only a new job: waiting on a known one changes nothing
             if self._thread is None or not self._thread.is_alive():
@@ -111,7 +131,7 @@ class Tracker:
         self.watch(job)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._watches[job.id].final:
+            while not self._final(self._watches[job.id]):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -124,7 +144,7 @@ class Tracker:
             self.watch(job)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not any(self._watches[job.id].final for job in jobs):
+            while not any(self._final(self._watches[job.id]) for job in jobs):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -164,7 +184,11 @@ class Tracker:
         return watch.has_result
 
     def is_final(self, job: Watched) -> bool:
-        return self._watch_for(job).final
+        return self._final(self._watch_for(job))
+
+    @staticmethod
+    def _final(watch: _Watch) -> bool:
+        return watch.final or watch.job_id in _announcing.get()
 
     def state_of(self, job: Watched) -> JobState:
         info = self._watch_for(job).info
@@ -254,7 +278,9 @@ class Tracker:
             with self._cond:
                 if not moved:
                     self._controller_interval = min(
-                        self._controller_interval * _BACKOFF, _CONTROLLER_INTERVAL[1]
+                        self._controller_interval * _BACKOFF,
+                        _CONTROLLER_INTERVAL[1],
+                        self.status_interval or _CONTROLLER_INTERVAL[1],
                     )
                 self._next_controller_poll = time.monotonic() + self._controller_interval
             changed = moved or changed
@@ -299,6 +325,15 @@ class Tracker:
         return changed
 
     def _finish(self, watch: _Watch) -> None:
+        if self._events is not None and not watch.final:
+            # Before waiters wake: what listeners do is done when wait() returns.
+            token = _announcing.set(_announcing.get() | {watch.job_id})
+            try:
+                self._events.emit(
+                    Completed(watch.subject, watch.job_id, watch.info, watch.has_result)
+                )
+            finally:
+                _announcing.reset(token)
         with self._cond:
             watch.final = True
             callbacks, watch.on_final = watch.on_final, []
@@ -364,6 +399,12 @@ class Tracker:
             return False
         watch.missing = 0
         watch.info = info
+        if self._events is not None and info.state is not previous:
+            self._events.emit(
+                StatusChanged(
+                    watch.subject, watch.job_id, info, previous.value if previous else None
+                )
+            )
         if not info.is_final(queued=queued):
             watch.terminal_without_result = 0
         else:

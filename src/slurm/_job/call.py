@@ -5,18 +5,27 @@ A workflow's call also needs a cluster to submit its tasks to, made on its
 own node: that is the :class:`WorkflowHost`'s job, handed in by the entry
 point (:mod:`slurm.runner` passes the API layer's), so that the job side
 never imports the client.
+
+The callbacks that travelled with the job (:class:`~slurm._job.hooks.RunnerHooks`)
+hear, in this order: ``on_begin_run_job_ctx``, ``on_workflow_begin_ctx`` (a
+workflow), the function, ``on_workflow_end_ctx``, ``on_end_run_job_ctx``,
+``on_completed_ctx``. None of them can fail the call.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from slurm._job.context import JobContext, set_current
+from slurm._job.hooks import RunnerHooks, WorkflowCallbackContext
 from slurm._job.inject import injected_parameters
 from slurm._job.signals import Guard, Interrupted
+from slurm._wire.layout import JobPaths
 from slurm._wire.payload import (
     Envelope,
     JobRef,
@@ -36,8 +45,11 @@ class Closable(Protocol):
 class WorkflowHost(Protocol):
     """Makes what a running workflow submits its tasks through, on its own node."""
 
-    def open(self, spec: WorkflowSpec, job_dir: Path, job_id: str) -> tuple[Closable, Any]:
-        """The workflow's cluster (closed when the call ends) and its ``WorkflowContext``."""
+    def open(
+        self, spec: WorkflowSpec, job_dir: Path, job_id: str, callbacks: Sequence[Any] = ()
+    ) -> tuple[Closable, Any]:
+        """The workflow's cluster (closed when the call ends) and its ``WorkflowContext``;
+        ``callbacks`` (those that travelled with the workflow) go to its cluster."""
         ...
 
 
@@ -84,8 +96,12 @@ def call(
     env: dict[str, str],
     host: WorkflowHost | None,
     guard: Guard | None = None,
+    hooks: RunnerHooks | None = None,
+    paths: JobPaths | None = None,
 ) -> Envelope:
     """Run the payload's call with its contexts injected; its value or exception, enveloped.
+
+    ``hooks`` hear the call begin and end (``paths``: the files they are told of).
 
     Raises:
         Interrupted: Slurm warned the job before or while the function ran (the
@@ -97,7 +113,11 @@ def call(
     job_context = JobContext.from_environment(env, output_dir=str(job_dir))
     set_current(job_context)
     injected = injected_parameters(fn, workflow=task.is_workflow)
+    hooks = hooks or RunnerHooks()
+    paths = paths or JobPaths(str(job_dir))
+    travelled = hooks.callbacks
     workflow_cluster: Closable | None = None
+    workflow_context: Any = None
     try:
         for name, kind in injected.items():
             if name in kwargs:
@@ -105,11 +125,36 @@ def call(
             if kind == "job":
                 kwargs[name] = job_context
             else:
-                workflow_cluster, kwargs[name] = _open_workflow(host, payload, job_dir, job_id)
+                workflow_cluster, workflow_context = _open_workflow(
+                    host, payload, job_dir, job_id, travelled
+                )
+                kwargs[name] = workflow_context
         if task.is_workflow and workflow_cluster is None:
-            workflow_cluster, _ = _open_workflow(host, payload, job_dir, job_id)
+            workflow_cluster, workflow_context = _open_workflow(
+                host, payload, job_dir, job_id, travelled
+            )
         if guard is not None and guard.signum is not None:
             raise Interrupted(guard.signum)  # warned while loading: do not start
+        begun = hooks.begin(
+            module=getattr(fn, "__module__", "") or "",
+            function=getattr(fn, "__qualname__", "") or task.name,
+            payload=paths.payload,
+            output=paths.result,
+            job_id=job_id,
+            job_dir=str(job_dir),
+            job_context=job_context,
+        )
+        workflow = None
+        if task.is_workflow and hooks:
+            workflow = WorkflowCallbackContext(
+                workflow_job_id=job_id or "",
+                workflow_job_dir=job_dir,
+                workflow_name=task.name,
+                workflow_context=workflow_context,
+                timestamp=time.time(),
+                cluster=workflow_cluster,
+            )
+            hooks.fire("on_workflow_begin_ctx", workflow)
         try:
             if guard is not None:
                 guard.in_task = True
@@ -117,18 +162,50 @@ def call(
         except Interrupted:
             raise
         except BaseException as exc:
-            return envelope_for_exception(exc, job_id=job_id)
+            envelope = envelope_for_exception(exc, job_id=job_id)
+            _end_workflow(hooks, workflow, exception=exc)
+        else:
+            envelope = envelope_for_value(value, job_id=job_id)
+            _end_workflow(hooks, workflow, result=value)
         finally:
             if guard is not None:
                 guard.in_task = False
-        return envelope_for_value(value, job_id=job_id)
+        if hooks:
+            hooks.end(begun, envelope.outcome(), stdout=paths.stdout, stderr=paths.stderr)
+        return envelope
     finally:
         if workflow_cluster is not None:
             workflow_cluster.close()
 
 
+def _end_workflow(
+    hooks: RunnerHooks,
+    begun: WorkflowCallbackContext | None,
+    *,
+    result: Any = None,
+    exception: BaseException | None = None,
+) -> None:
+    if begun is None:
+        return
+    ended = WorkflowCallbackContext(
+        workflow_job_id=begun.workflow_job_id,
+        workflow_job_dir=begun.workflow_job_dir,
+        workflow_name=begun.workflow_name,
+        workflow_context=begun.workflow_context,
+        timestamp=time.time(),
+        result=result,
+        exception=exception,
+        cluster=begun.cluster,
+    )
+    hooks.fire("on_workflow_end_ctx", ended)
+
+
 def _open_workflow(
-    host: WorkflowHost | None, payload: Payload, job_dir: Path, job_id: str | None
+    host: WorkflowHost | None,
+    payload: Payload,
+    job_dir: Path,
+    job_id: str | None,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[Closable, Any]:
     if host is None:
         raise RuntimeError(
@@ -136,4 +213,6 @@ def _open_workflow(
             "`python -m slurm.runner JOB_DIR`"
         )
     spec = payload.workflow or WorkflowSpec({}, f"{job_dir}/tasks/.index")
+    if callbacks:
+        return host.open(spec, job_dir, job_id or "", callbacks)
     return host.open(spec, job_dir, job_id or "")

@@ -21,9 +21,11 @@ from pathlib import Path
 
 from slurm._job.call import WorkflowHost, call, extend_sys_path, put_code_first, resolve
 from slurm._job.container import hand_over_to_container
+from slurm._job.hooks import RunnerHooks
 from slurm._job.outputs import atomic_write, drop_marker, log_run, measure, previous_starts
 from slurm._job.ranks import element, run_ranks
 from slurm._job.signals import Guard, Interrupted, requeue_request, requeue_self
+from slurm._wire.callbacks import loads_callbacks
 from slurm._wire.env import CODE_DIR_VARIABLE, CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, envelope_for_exception, loads_payload
@@ -85,7 +87,8 @@ def run_job(
                 f"job {job_id} was requeued {restart} times, more than max_requeues="
                 f"{max_requeues}; raise max_requeues or give the task more time"
             )
-        envelope = call(payload, job_dir, job_id, env, host, guard)
+        hooks = _runner_hooks(job_dir)
+        envelope = call(payload, job_dir, job_id, env, host, guard, hooks, paths)
     except Interrupted:
         if rank is None and CONTAINER_VARIABLE in env:  # in a container: no scontrol here
             request = requeue_request(job_dir, env.get("SLURM_JOB_ID", ""))
@@ -112,6 +115,23 @@ def run_job(
     if rank is None:
         drop_marker(done_dir, job_id)
     return 0 if envelope.ok else 1
+
+
+def _stderr(message: str) -> None:
+    print(f"slurm-sdk: {message}", file=sys.stderr, flush=True)
+
+
+def _runner_hooks(job_dir: Path) -> RunnerHooks:
+    """The callbacks that travelled with the job (``callbacks.pkl``), if any."""
+    path = Path(JobPaths(str(job_dir)).callbacks)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return RunnerHooks()
+    except OSError as exc:
+        _stderr(f"the callbacks file {path} cannot be read ({exc}); no hook runs here")
+        return RunnerHooks()
+    return RunnerHooks(loads_callbacks(data, _stderr), _stderr)
 
 
 def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from slurm.errors import CommandError, ConfigurationError
+from slurm.errors import BackendTimeout, CommandError, ConfigurationError
 
 __all__ = [
     "NOT_FOUND_EXIT_CODE",
@@ -158,9 +158,9 @@ def not_found_error(
 
 def timeout_error(
     argv: Sequence[str], timeout: float, where: str, stdout: str = "", stderr: str = ""
-) -> CommandError:
+) -> BackendTimeout:
     """The error for a command that ran longer than its ``timeout``."""
-    return CommandError(
+    return BackendTimeout(
         f"command timed out after {timeout:g} s on {where} and was stopped; "
         "raise the timeout if it is expected to be slow, or check whether the cluster "
         "is overloaded",

@@ -21,7 +21,7 @@ from typing import Any
 
 from slurm.errors import WorkflowError
 
-__all__ = ["Journal", "JournalEntry", "fingerprint"]
+__all__ = ["Journal", "JournalEntry", "fingerprint", "read_entries"]
 
 
 def fingerprint(*parts: bytes | str) -> str:
@@ -43,6 +43,25 @@ class JournalEntry:
     job_id: str | None = None
 
 
+def read_entries(text: str) -> list[JournalEntry]:
+    """The entries of a journal's text, in call order (a line cut short by a crash is
+    skipped; a later line of the same entry adds its job id)."""
+    entries: dict[int, JournalEntry] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        entry = entries.get(record["seq"])
+        if entry is None:
+            entries[record["seq"]] = JournalEntry(**record)
+        else:
+            entry.job_id = record.get("job_id") or entry.job_id
+    return [entries[seq] for seq in sorted(entries)]
+
+
 class Journal:
     """Append-only record of a workflow's submissions, replayed in call order."""
 
@@ -52,18 +71,8 @@ class Journal:
         self._entries: dict[int, JournalEntry] = {}
         self._next = 0
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a crash
-                entry = self._entries.get(record["seq"])
-                if entry is None:
-                    self._entries[record["seq"]] = JournalEntry(**record)
-                else:
-                    entry.job_id = record.get("job_id") or entry.job_id
+            for entry in read_entries(self.path.read_text(encoding="utf-8")):
+                self._entries[entry.seq] = entry
 
     @property
     def replaying(self) -> bool:

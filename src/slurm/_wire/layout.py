@@ -4,6 +4,10 @@ A single job::
 
     JOB_DIR/payload.pkl  sys_path.txt  job.sh  stdout  stderr  depends_on.txt
             result.json  result.pkl  result.runs  result.usage  result.attempts
+            [callbacks.pkl]  [journal.jsonl]
+
+``callbacks.pkl`` holds the callbacks whose hooks run on the node (when there
+are any); a workflow keeps the journal of the tasks it submitted.
 
 ``depends_on.txt`` (only for a call that waited for others) has one ``KIND JOB_ID``
 line per job it depended on (``afterok 123``), also those that had already
@@ -32,6 +36,8 @@ PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
 SCRIPT = "job.sh"
 DEPENDS = "depends_on.txt"
+CALLBACKS = "callbacks.pkl"
+JOURNAL = "journal.jsonl"
 RESULTS_DIR = "results"
 PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
@@ -106,6 +112,17 @@ class JobPaths:
     @property
     def sys_path(self) -> str:
         return f"{self.job_dir}/{SYS_PATH}"
+
+    @property
+    def callbacks(self) -> str:
+        """The callbacks whose hooks run on the node (pickled one by one), beside the
+        payload: one file per submission, shared by an array's elements."""
+        return f"{self.job_dir}/{CALLBACKS}"
+
+    @property
+    def journal(self) -> str:
+        """A workflow's journal of the tasks it submitted (see :mod:`slurm._wire.journal`)."""
+        return f"{self.job_dir}/{JOURNAL}"
 
     @property
     def results_dir(self) -> str:

@@ -1,5 +1,44 @@
-"""Hooks called as jobs are submitted and finish."""
+"""Callbacks: hooks that hear what happens to jobs, on the client and on the node.
 
-from slurm.callbacks.callbacks import BaseCallback, LoggerCallback, RichLoggerCallback
+See :mod:`slurm.callbacks.callbacks` for the hooks, where each runs and the
+contexts they get. Importing this package is light (no client code): a
+callback pickled into a job is rebuilt on the node from here.
+"""
 
-__all__ = ["BaseCallback", "LoggerCallback", "RichLoggerCallback"]
+from slurm.callbacks.callbacks import (
+    BaseCallback,
+    BenchmarkCallback,
+    CompletedContext,
+    ExecutionLocus,
+    JobStatusUpdatedContext,
+    LoggerCallback,
+    PackagingBeginContext,
+    PackagingEndContext,
+    RichLoggerCallback,
+    RunBeginContext,
+    RunEndContext,
+    SubmitBeginContext,
+    SubmitEndContext,
+    WorkflowCallbackContext,
+    WorkflowTaskSubmitContext,
+)
+from slurm.callbacks.debug import DebugCallback
+
+__all__ = [
+    "BaseCallback",
+    "BenchmarkCallback",
+    "CompletedContext",
+    "DebugCallback",
+    "ExecutionLocus",
+    "JobStatusUpdatedContext",
+    "LoggerCallback",
+    "PackagingBeginContext",
+    "PackagingEndContext",
+    "RichLoggerCallback",
+    "RunBeginContext",
+    "RunEndContext",
+    "SubmitBeginContext",
+    "SubmitEndContext",
+    "WorkflowCallbackContext",
+    "WorkflowTaskSubmitContext",
+]

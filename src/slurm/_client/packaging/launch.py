@@ -78,8 +78,11 @@ def launch_for(
     task: SubmittedTask,
     sdk_options: Mapping[str, Any],
     calls: Sequence[Call],
+    *,
+    also: Sequence[Any] = (),
 ) -> Launch:
-    """The interpreter and environment for one submission of ``task``.
+    """The interpreter and environment for one submission of ``task``; the modules of the
+    objects ``also`` (the callbacks that travel with the job) are shipped as the call's.
 
     Runs the preflight and builds the environment on first use of these
     settings; ships the call's local source when it is not on the cluster yet.
@@ -106,7 +109,7 @@ def launch_for(
     # it is unless packaging="wheel" asks for an environment (see packaging._plan).
     as_is = session.backend_type == "local" and settings.spec.mode != "wheel"
     built = False if as_is else uses_environment(session, settings)
-    roots = call_roots(task.unwrapped, task.reference_module, _arguments(calls))
+    roots = call_roots(task.unwrapped, task.reference_module, [*_arguments(calls), *also])
     closure = find_closure(roots, exclude=provided_names(session, settings) if built else ())
     # The installed distributions the call's code imports join the environment.
     extras = requirements_for_modules(closure.installed) if built else ()
