@@ -132,6 +132,9 @@ class Snapshot:
     queued: frozenset[str] = frozenset()
     #: Job ids with a result (the runner wrote one), for jobs Slurm forgot.
     markers: frozenset[str] = frozenset()
+    #: Whether sacct answered: ``False`` when it was asked and failed (slurmdbd down),
+    #: ``None`` when it was not asked (squeue knew every job).
+    accounting: bool | None = None
 
 
 def job_ids(cluster: Cluster) -> list[str]:
@@ -176,7 +179,7 @@ def look(cluster: Cluster, ids: Sequence[str], *, exit_codes: bool = False) -> S
     with_result = frozenset(
         j for j in ids if not answer.knows(j) and _result_outcome(cluster, j) is not None
     )
-    return Snapshot(infos, answer.queued, with_result)
+    return Snapshot(infos, answer.queued, with_result, answer.accounting)
 
 
 def _result_outcome(cluster: Cluster, job_id: str) -> bool | None:

@@ -505,3 +505,36 @@ def test_command_output_has_a_cap(ssh: SSHTransport, monkeypatch: pytest.MonkeyP
     with pytest.raises(TransportError, match="printed more than 1000000 bytes"):
         ssh.run(["sh", "-c", "head -c 5000000 /dev/zero >&2"])
     assert ssh.run(["echo", "still usable"]).stdout == "still usable\n"
+
+
+def test_a_large_upload_and_write_report_their_progress(ssh: SSHTransport, tmp_path: Path) -> None:
+    """The hook hears each chunk, in order, ending at the total (what the bar draws)."""
+    import io
+    import os
+
+    from rich.console import Console
+
+    from slurm._transport.progress import terminal_progress
+
+    heard: list[tuple[str, int, int]] = []
+    shown = io.StringIO()
+    bar = terminal_progress(console=Console(file=shown, force_terminal=True, width=100))
+
+    def hook(what: str, done: int, total: int) -> None:
+        heard.append((what, done, total))
+        bar(what, done, total)
+
+    ssh.progress = hook
+    big = tmp_path / "weights.bin"
+    big.write_bytes(os.urandom(9 * 1024 * 1024))
+    ssh.mkdir(str(tmp_path / "up"))
+    ssh.upload(str(big), str(tmp_path / "up" / "weights.bin"))
+    uploads = [h for h in heard if h[0] == "weights.bin"]
+    assert [done for _, done, _ in uploads] == sorted(done for _, done, _ in uploads)
+    assert uploads[-1][1:] == (big.stat().st_size, big.stat().st_size) and len(uploads) >= 9
+    assert (tmp_path / "up" / "weights.bin").read_bytes() == big.read_bytes()
+    heard.clear()
+    ssh.write_bytes(str(tmp_path / "payload.pkl"), b"x" * (3 << 20))
+    assert heard[-1] == ("payload.pkl", 3 << 20, 3 << 20) and len(heard) == 3
+    text = shown.getvalue()
+    assert "weights.bin" in text and "9.4" in text  # the bar: name and megabytes

@@ -16,6 +16,8 @@ from typing import BinaryIO
 
 import paramiko
 
+from slurm._transport.progress import Progress
+
 __all__ = [
     "atomic_write",
     "exists",
@@ -79,22 +81,47 @@ def atomic_write(
         raise
 
 
-def write_bytes(sftp: paramiko.SFTPClient, path: str, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` atomically with ``mode``."""
+def write_bytes(
+    sftp: paramiko.SFTPClient,
+    path: str,
+    data: bytes,
+    mode: int,
+    progress: Progress | None = None,
+) -> None:
+    """Write ``data`` to ``path`` atomically with ``mode``, telling ``progress`` as it goes."""
 
     def fill(f: BinaryIO) -> None:
-        f.write(data)
+        view = memoryview(data)
+        for start in range(0, len(data), _UPLOAD_CHUNK):
+            f.write(view[start : start + _UPLOAD_CHUNK])
+            if progress is not None:
+                progress(posixpath.basename(path), min(start + _UPLOAD_CHUNK, len(data)), len(data))
 
     atomic_write(sftp, path, mode, fill)
 
 
-def upload(sftp: paramiko.SFTPClient, local_path: str, remote_path: str, mode: int) -> None:
-    """Copy the local file ``local_path`` to ``remote_path`` atomically with ``mode``."""
+def upload(
+    sftp: paramiko.SFTPClient,
+    local_path: str,
+    remote_path: str,
+    mode: int,
+    progress: Progress | None = None,
+) -> None:
+    """Copy the local file ``local_path`` to ``remote_path`` atomically with ``mode``,
+    telling ``progress`` (what, bytes done, bytes in all) as it goes."""
+    import os
+
+    total = os.path.getsize(local_path)
+    what = posixpath.basename(remote_path)
     with open(local_path, "rb") as src:
 
         def fill(f: BinaryIO) -> None:
+            done = 0
             while chunk := src.read(_UPLOAD_CHUNK):
                 f.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(what, done, total)
 
         atomic_write(sftp, remote_path, mode, fill)
 

@@ -27,6 +27,7 @@ from slurm._transport.base import (
     timeout_error,
     validate_argv,
 )
+from slurm._transport.progress import Progress, terminal_progress
 from slurm._transport.sshauth import InteractiveAuth
 from slurm._transport.sshconfig import HostSettings, load_ssh_config, resolve_host
 from slurm._transport.sshconnect import Credentials, SSHConnection, jump_chain, open_connection
@@ -137,7 +138,11 @@ class SSHTransport(Transport):
         look_for_keys: bool = True,
         max_sessions: int = 8,
         interactive_auth: InteractiveAuth | None = None,
+        progress: Progress | None = None,
     ) -> None:
+        #: Told how long transfers advance (what, bytes done, bytes in all): a bar on a
+        #: terminal by default (:func:`slurm._transport.progress.terminal_progress`).
+        self.progress: Progress | None = progress if progress is not None else terminal_progress()
         config = load_ssh_config(ssh_config)
         if known_hosts is not None:
             known_hosts = os.path.abspath(os.path.expanduser(known_hosts))
@@ -464,13 +469,15 @@ class SSHTransport(Transport):
 
     def write_bytes(self, path: str, data: bytes, *, mode: int = 0o600) -> None:
         """Write ``data`` to the remote ``path`` atomically (temp name, chmod, rename)."""
-        self._sftp_call(lambda sftp: sftpfiles.write_bytes(sftp, path, data, mode))
+        self._sftp_call(lambda sftp: sftpfiles.write_bytes(sftp, path, data, mode, self.progress))
 
     def upload(self, local_path: str, remote_path: str, *, mode: int = 0o600) -> None:
         """Copy the local file to the remote path atomically with ``mode``."""
         if not os.path.isfile(local_path):
             raise FileNotFoundError(errno.ENOENT, "No such file to upload", local_path)
-        self._sftp_call(lambda sftp: sftpfiles.upload(sftp, local_path, remote_path, mode))
+        self._sftp_call(
+            lambda sftp: sftpfiles.upload(sftp, local_path, remote_path, mode, self.progress)
+        )
 
     def mkdir(self, path: str, *, mode: int = 0o700) -> None:
         """Create the remote directory ``path`` and missing parents with ``mode``."""

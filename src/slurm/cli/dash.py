@@ -210,7 +210,9 @@ class Dash:
             prompt = f"cancel job {self.confirm}? y/n"
         shown = f"filter {self.text!r} · " if self.text else ""
         unknown = sum(r.state.text == "UNKNOWN" for r in self.rows) if self.mode == "sdk" else 0
-        if unknown:  # squeue forgot them and sacct did not answer for them
+        if self.snapshot.accounting is False:  # sacct was asked and failed
+            shown += "accounting (sacct) does not answer: ended jobs show their last state · "
+        elif unknown:  # squeue forgot them and sacct did not answer for them
             shown += f"{unknown} job(s) Slurm no longer knows: is accounting (sacct) down? · "
         status = self.trouble or (
             f"{shown}state {self.state_filter} · {self.cluster.base_dir} · "
