@@ -141,7 +141,10 @@ def _job_dirs(base: Path) -> list[str]:
 # --- slurmctld restarted -------------------------------------------------------------
 
 
-def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Path) -> None:
+def test_slurmctld_restarted_while_a_workflow_runs(
+    faults: Status, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="slurm._slurm.client")
     since = _next_second()
     with _cluster(home_tmp / "jobs") as cluster:
         bystander = sleep_then.with_options(job_name="bystander")(8, "unaffected")
@@ -167,7 +170,9 @@ def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Pat
 
         thread = threading.Thread(target=submit)
         thread.start()
-        time.sleep(3)
+        # The controller stays away until sbatch has failed and the SDK retries it (its
+        # own retry, not sbatch's), however long sbatch takes to give up on a busy machine.
+        _eventually(lambda: "sbatch: transient error" in caplog.text, "the SDK's retry", 90)
         assert _up(faults.state_dir).running  # slurmctld again, from its saved state
         thread.join(timeout=120)
         state = json.loads(Path(flow.get_result(timeout=300)).read_text())
