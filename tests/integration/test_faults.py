@@ -10,7 +10,10 @@ and takes it down at the end. For the module's duration ``$SLURM_CONF`` and the
 ``slurm.devcluster`` call here reaches it and nothing else.
 
 Each fault: the right result or a clear error, no job submitted twice (Slurm's own
-records count them), the other jobs unaffected.
+records count them), the other jobs unaffected; where the SDK's own retry is what
+carries a job through, the test waits for its log record before the fault ends.
+The job tracking tests that restart the controller or switch accounting off are here
+too (they were in ``test_tracking.py``, on the shared cluster).
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from jobfuncs import add, kill_self, sleep_then
+from jobfuncs import add, after_file, kill_self, sleep_forever, sleep_then
 
 import slurm.devcluster as dc
-from slurm import Cluster
+from slurm import Cluster, JobState
 from slurm._transport import SSHTransport
 from slurm.cli import main
 from slurm.devcluster import Status
@@ -189,6 +192,74 @@ def test_slurmctld_restarted_while_a_workflow_runs(
         + ["evaluate_epoch"] * 2
     )
     assert _accounted(since, expected) == expected  # nothing submitted twice
+
+
+# --- tracking when Slurm is less than healthy (moved from test_tracking.py) ------------
+
+
+def _squeue_state(job_id: str) -> str:
+    """The job's state in squeue; "" once it is forgotten (or the controller is away)."""
+    argv = ["squeue", "-h", "-j", job_id, "-o", "%T"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_controller_restart_during_a_wait(
+    faults: Status, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="slurm._client.tracker")
+    gate = home_tmp / "controller-is-back"
+    with _cluster(home_tmp / "jobs"):
+        job = after_file(str(gate), "survived")  # runs until the controller is back
+        doomed = sleep_forever()  # ends without a result: only the controller can tell
+        _eventually(lambda: _squeue_state(job.id) == "RUNNING", "the job to run")
+        _eventually(lambda: _squeue_state(doomed.id) == "RUNNING", "the other job to run")
+        _stop("slurmctld")
+        # The tracker meets a controller that does not answer and retries (its own retry,
+        # logged); after the outage it must still be asking, or `doomed` is never seen end.
+        _eventually(lambda: "job tracking failed" in caplog.text, "the tracker's retry", 90)
+        assert _up(faults.state_dir).running
+        gate.touch()
+        assert job.get_result(timeout=120) == "survived"
+        assert job.state is JobState.COMPLETED
+        _slurm("scancel", doomed.id)
+        with pytest.raises(JobTerminatedError, match="CANCELLED"):
+            doomed.get_result(timeout=60)
+        after = add(1, 2)  # and submission works again
+        assert after.get_result(timeout=60) == 3
+
+
+@pytest.fixture()
+def without_accounting(faults: Status) -> Iterator[Status]:
+    """The faults cluster without slurmdbd and accounting, put back afterwards."""
+    status = dc.up(faults.state_dir, nodes=1, accounting=False, containers=False,
+                   enforce_associations=False)  # fmt: skip
+    assert not status.accounting
+    try:
+        yield status
+    finally:
+        assert _up(faults.state_dir).accounting
+
+
+def test_tracking_without_accounting(without_accounting: Status, home_tmp: Path) -> None:
+    del without_accounting
+    base = home_tmp / "jobs"
+    with _cluster(base) as cluster:
+        done = add(2, 2)
+        cancelled = sleep_forever()
+        assert done.get_result(timeout=60) == 4
+        _eventually(lambda: _squeue_state(cancelled.id) == "RUNNING", "the job to run")
+        cancelled.cancel()
+        with pytest.raises(JobTerminatedError, match="CANCELLED"):
+            cancelled.get_result(timeout=60)
+        assert cluster.tracker.accounting is False  # it asked sacct, and learnt
+    # Once Slurm has forgotten both (MinJobAge), only our own files can tell.
+    _eventually(lambda: not _squeue_state(done.id) and not _squeue_state(cancelled.id),
+                "purge", 90)  # fmt: skip
+    with _cluster(base) as later:
+        assert later.get_job(done.id).get_result(timeout=30) == 4
+        with pytest.raises(JobTerminatedError, match="ended"):
+            later.get_job(cancelled.id).get_result(timeout=60)
+        assert later.tracker.accounting is False
 
 
 # --- slurmdbd stopped ----------------------------------------------------------------
