@@ -33,7 +33,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _cluster(base: Path, **kwargs: object) -> Cluster:
+def _cluster(base: Path, **kwargs: Any) -> Cluster:
     return Cluster(
         backend_type="local", job_base_dir=str(base), default_partition="debug", **kwargs
     )
@@ -215,7 +215,7 @@ class _Trap:
         self.marker = marker
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (Path.touch, (str(self.marker),))  # type: ignore[return-value]
+        return (Path.touch, (str(self.marker),))
 
 
 def _plant_trap(job_dir: Path, marker: Path) -> None:

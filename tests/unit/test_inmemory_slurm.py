@@ -115,7 +115,7 @@ def test_unpicklable_argument_is_refused_before_anything_is_written(
     import threading
 
     with pytest.raises(ConfigurationError, match="cannot be pickled"):
-        total(threading.Lock())  # type: ignore[arg-type]
+        total(threading.Lock())
     assert fake.calls("sbatch") == 0
     assert not Path(cluster.base_dir).exists() or list(Path(cluster.base_dir).iterdir()) == []
 
@@ -452,7 +452,7 @@ def sized(x: int) -> int:
     return x * 10
 
 
-@task(time=1, retry=Retry(on={"TIMEOUT"}, exceptions=(ConnectionError,)))
+@task(time=1, retry=Retry(on=frozenset({"TIMEOUT"}), exceptions=(ConnectionError,)))
 def flaky(path: str) -> str:
     marker = Path(path)
     if not marker.exists():

@@ -28,7 +28,7 @@ settings.load_profile("slurm-sdk")
 
 LINE_TEXT = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",),  # lone surrogates are refused (test_options.py)
+        blacklist_categories=["Cs"],  # lone surrogates are refused (test_options.py)
         blacklist_characters="\n\r\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
     ),
     max_size=40,
@@ -51,7 +51,9 @@ SQUEUE_FIELD = st.one_of(FIELD, st.sampled_from(["", "(null)", "N/A", "None assi
         max_size=8,
     )
 )
-def test_parse_squeue_reads_back_every_row(rows: list[tuple[str, ...]]) -> None:
+def test_parse_squeue_reads_back_every_row(
+    rows: list[tuple[str, JobState, str, str, str, str]],
+) -> None:
     text = "".join("|".join([i, s.value, n, a, b, r]) + "\n" for i, s, n, a, b, r in rows)
     parsed = parse_squeue(text)
     last = {row[0]: row for row in rows}  # the last row for an id wins

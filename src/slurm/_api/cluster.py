@@ -17,7 +17,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from slurm._api.array import ArrayJob
 from slurm._api.job import Job
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+P = ParamSpec("P")
 
 __all__ = ["DEFAULT_JOB_BASE_DIR", "Cluster"]
 
@@ -358,6 +359,12 @@ class Cluster:
         return self.session.max_array_size
 
     # --- submission -------------------------------------------------------------------
+    @overload
+    def submit(self, task: Task[P, R], **overrides: Any) -> Callable[P, Job[R]]: ...
+
+    @overload
+    def submit(self, task: Callable[P, R], **overrides: Any) -> Callable[P, Job[R]]: ...
+
     def submit(
         self, task: Task[Any, R] | Callable[..., R], **overrides: Any
     ) -> Callable[..., Job[R]]:
