@@ -452,7 +452,7 @@ def sized(x: int) -> int:
     return x * 10
 
 
-@task(time=1, retry=Retry(on=frozenset({"TIMEOUT"}), exceptions=(ConnectionError,)))
+@task(time=1, retry=Retry(on={"TIMEOUT"}, exceptions=(ConnectionError,)))
 def flaky(path: str) -> str:
     marker = Path(path)
     if not marker.exists():

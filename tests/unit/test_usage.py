@@ -124,7 +124,7 @@ def test_bad_retry_is_refused_with_what_to_do(kwargs: dict[str, object], message
 def test_growth_needs_a_limit_to_grow_from() -> None:
     with pytest.raises(ConfigurationError, match="sets no `mem=`"):
         Retry().check_limits("train", {"time": "5"})
-    Retry(on=frozenset({"TIMEOUT"})).check_limits("train", {"time": "5"})  # memory is not grown
+    Retry(on={"TIMEOUT"}).check_limits("train", {"time": "5"})  # memory is not grown
 
 
 def test_exception_retry_only_when_asked() -> None:
