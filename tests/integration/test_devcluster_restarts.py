@@ -2,13 +2,11 @@
 process, a node's crash and the no-accounting mode, on a dev cluster of this module's own.
 
 A test must not stop the shared dev cluster's daemons (other test sessions use it), so
-this module brings up its own (``own``): two nodes in their namespaces, accounting on,
-no containers, on the session's port base + 50 with its state under
-``~/.local/state/slurm-sdk/restarts-<base>`` (kept between sessions, so ``up`` is
-quick), and takes it down at the end. For the module's duration ``$SLURM_CONF`` and the
-``$SLURM_SDK_DEVCLUSTER_*`` variables name that cluster, so every client and every
-``slurm.devcluster`` call here (``dc.up()`` without arguments included) reaches it and
-nothing else. Each test leaves it up with accounting.
+this module brings up its own (``own``, see ``owncluster.py``): two nodes in their
+namespaces, accounting on, no containers, on the session's port base + 50, with its
+state under ``~/.local/state/slurm-sdk/restarts-<base>``. Every ``slurm.devcluster``
+call here reaches it (``dc.up()`` without arguments included). Each test leaves it up
+with accounting.
 """
 
 from __future__ import annotations
@@ -24,12 +22,12 @@ from pathlib import Path
 
 import jobfuncs
 import pytest
+from owncluster import own_cluster
 from test_devcluster import accounted_since, eventually, multi_node, now_for_sacct, sh
 
 import slurm.devcluster as dc
 from slurm import Cluster, JobState
 from slurm.devcluster import Status
-from slurm.devcluster.settings import env_port_base
 from slurm.errors import JobTerminatedError
 
 RESTARTS_PORT_OFFSET = 50
@@ -42,23 +40,8 @@ def _up(*, accounting: bool = True) -> Status:
 @pytest.fixture(scope="module")
 def own() -> Iterator[Status]:
     """The module's own dev cluster, up for the module and down after it."""
-    if os.geteuid() != 0:
-        pytest.fail("the dev cluster needs root (`slurm devcluster up` says so)", pytrace=False)
-    base = env_port_base() + RESTARTS_PORT_OFFSET
-    state = Path.home() / ".local" / "state" / "slurm-sdk" / f"restarts-{base}"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(dc.ENV_STATE_DIR, str(state))
-        env.setenv(dc.ENV_PORT_BASE, str(base))
-        env.setenv(dc.ENV_NODES, "2")
-        try:
-            st = _up()
-        except Exception as exc:
-            pytest.fail(f"the restarts cluster could not start: {exc}", pytrace=False)
-        env.setenv("SLURM_CONF", st.slurm_conf)
-        try:
-            yield st
-        finally:
-            dc.down(state)
+    with own_cluster("restarts", RESTARTS_PORT_OFFSET, 2, _up) as st:
+        yield st
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Faults of Slurm's daemons and of the SSH connection, on a dev cluster of this module's own.
 
 A test must not restart the shared dev cluster's daemons (other test sessions use it),
-so this module brings up its own (``faults``): one node (slurmd on this machine, no
+so this module brings up its own (``faults``, see ``owncluster.py``: a second session
+that wants it waits its turn): one node (slurmd on this machine, no
 namespaces, so a filesystem mounted now is seen by its jobs), accounting on,
 associations and QOS enforced, on the session's port base + 40 with its state under
 ``~/.local/state/slurm-sdk/faults-<base>`` (kept between sessions, so ``up`` is quick),
@@ -35,13 +36,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from jobfuncs import add, after_file, kill_self, sleep_forever, sleep_then
+from owncluster import own_cluster
 
 import slurm.devcluster as dc
 from slurm import Cluster, JobState
 from slurm._transport import SSHTransport
 from slurm.cli import main
 from slurm.devcluster import Status
-from slurm.devcluster.settings import ACCOUNT, env_port_base
+from slurm.devcluster.settings import ACCOUNT
 from slurm.errors import ConfigurationError, JobTerminatedError, SubmissionError
 from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
 
@@ -55,23 +57,8 @@ def _up(state_dir: str | Path) -> Status:
 @pytest.fixture(scope="module")
 def faults() -> Iterator[Status]:
     """The module's own dev cluster, up for the module and down after it."""
-    if os.geteuid() != 0:
-        pytest.fail("the dev cluster needs root (`slurm devcluster up` says so)", pytrace=False)
-    base = env_port_base() + FAULTS_PORT_OFFSET
-    state = Path.home() / ".local" / "state" / "slurm-sdk" / f"faults-{base}"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(dc.ENV_STATE_DIR, str(state))
-        env.setenv(dc.ENV_PORT_BASE, str(base))
-        env.setenv(dc.ENV_NODES, "1")
-        try:
-            st = _up(state)
-        except Exception as exc:
-            pytest.fail(f"the faults cluster could not start: {exc}", pytrace=False)
-        env.setenv("SLURM_CONF", st.slurm_conf)
-        try:
-            yield st
-        finally:
-            dc.down(state)
+    with own_cluster("faults", FAULTS_PORT_OFFSET, 1, lambda: _up(dc.default_state_dir())) as st:
+        yield st
 
 
 # --- helpers -------------------------------------------------------------------------
