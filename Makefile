@@ -20,8 +20,12 @@ lint: sync
 	$(UV) run --frozen ruff check src tests docs/_hooks
 	$(UV) run --frozen ruff format --check src tests docs/_hooks
 
+# src/slurm (pyproject's [tool.mypy]), then the tests, both --strict. The tests are two runs:
+# tests/conftest.py and tests/integration/conftest.py would be one module name, `conftest`.
 typecheck: sync
 	$(UV) run --frozen mypy
+	$(UV) run --frozen mypy tests/conftest.py tests/unit
+	$(UV) run --frozen mypy tests/integration
 
 # The documentation site (MkDocs, the docs dependency group) into site/; docs-strict fails
 # on any warning: a broken link or anchor, a page left out of the nav, a bad docstring.

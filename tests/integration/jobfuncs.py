@@ -46,6 +46,18 @@ def sleep_then(seconds: float, value: Any = None) -> Any:
 
 
 @task(time="00:02:00", mem="64M")
+def after_file(path: str, value: Any = None, timeout: float = 90) -> Any:
+    """Return ``value`` once ``path`` exists: a job that ends when the test says so, not
+    after a sleep a busy cluster can outlast. Raises TimeoutError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.1)
+    return value
+
+
+@task(time="00:02:00", mem="64M")
 def fail_with(message: str, code: int = 7) -> None:
     raise CustomError(message, code)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import jobfuncs
 import pytest
@@ -13,18 +14,25 @@ from slurm import Cluster
 _TIMEOUT = 120
 
 
-def test_many_concurrent_awaits_and_as_completed_async(cluster: Cluster) -> None:
+def test_many_concurrent_awaits_and_as_completed_async(cluster: Cluster, tmp_path: Path) -> None:
     jobs = [jobfuncs.add(i, 1) for i in range(12)]
-    slow = jobfuncs.sleep_then(2.0, "late")
+    # `slow` ends only once as_completed_async has given every other job: listed first,
+    # it must still come last (given in list order, the loop would wait for it forever).
+    gate = tmp_path / "others-were-given"
+    slow = jobfuncs.after_file(str(gate), "late")
 
-    async def main() -> tuple[list[int], list[str]]:
+    async def main() -> tuple[list[int], list[str], str]:
         values = await asyncio.wait_for(asyncio.gather(*jobs), _TIMEOUT)
-        order = [job.id async for job in slurm.as_completed_async([slow, *jobs], _TIMEOUT)]
-        return list(values), order
+        order = []
+        async for job in slurm.as_completed_async([slow, *jobs], _TIMEOUT):
+            order.append(job.id)
+            if len(order) == len(jobs):
+                gate.touch()
+        return list(values), order, await slow
 
-    values, order = asyncio.run(main())
+    values, order, late = asyncio.run(main())
     assert values == [i + 1 for i in range(12)]
-    assert order[-1] == slow.id or asyncio.run(slow.result_async()) == "late"
+    assert order[-1] == slow.id and late == "late"
     assert sorted(order) == sorted([slow.id, *(j.id for j in jobs)])
 
 

@@ -146,7 +146,7 @@ def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
     checkpoint = Path(workdir) / "checkpoint.json"
     if checkpoint.exists():
         return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
-    progress = {"steps": 0, "python": sys.executable}
+    progress: dict[str, Any] = {"steps": 0, "python": sys.executable}
     on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
     while True:
         time.sleep(0.2)

@@ -353,12 +353,20 @@ def test_map_beyond_max_array_size_is_split_transparently(
         assert everything.get_result(timeout=60) == [i + 1 for i in range(10)]
 
 
-def test_as_completed_and_wait(cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+def test_as_completed_and_wait(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     from slurm import as_completed, wait
 
-    slow = jobfuncs.sleep_then(4, "slow")
+    # `slow` ends only once as_completed has given `fast`: a sleep would race a busy
+    # cluster that starts `fast` late; an as_completed in submission order waits forever.
+    gate = tmp_path / "fast-was-given"
+    slow = jobfuncs.after_file(str(gate), "slow")
     fast = jobfuncs.sleep_then(0, "fast")
-    order = [job.get_result() for job in as_completed([slow, fast], timeout=60)]
+    order = []
+    for job in as_completed([slow, fast], timeout=60):
+        order.append(job.get_result())
+        gate.touch()
     assert order == ["fast", "slow"]
     array = jobfuncs.maybe_fail.map(range(4))
     done, not_done = wait([array], timeout=60, progress="squares")

@@ -1,32 +1,24 @@
 """The dev cluster itself, for real: its nodes, jobs locally and over SSH, accounting,
-preemption, idempotent ``up``, ``down``/``up``, a crash, a node failure and the
-no-accounting mode.
-
-The tests that take daemons down run last and always restore the accounting
-cluster, since other test sessions use it at the same time.
+preemption and an idempotent ``up``, on the shared dev cluster (nothing here stops a
+daemon: ``down``/``up``, a crash, a node failure and the no-accounting mode are in
+``test_devcluster_restarts.py``, on a cluster of their own).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import jobfuncs
 import pytest
 
 import slurm.devcluster as dc
-from slurm import Cluster, JobState
 from slurm.devcluster import SshInfo, Status
-from slurm.errors import JobTerminatedError
 
 
 def sh(*argv: str, timeout: float = 60) -> str:
@@ -221,10 +213,9 @@ def test_up_again_is_fast_and_changes_nothing(devcluster: Status) -> None:
     conf = Path(devcluster.slurm_conf).stat().st_mtime_ns
     started = time.monotonic()
     again = dc.up()
-    elapsed = time.monotonic() - started
-    assert elapsed < 2, f"second up took {elapsed:.2f} s"
+    print(f"second up: {time.monotonic() - started:.2f} s")  # speed is for `make bench`
     assert again.running
-    assert again.daemons == before.daemons
+    assert again.daemons == before.daemons  # not one daemon started again
     assert Path(devcluster.slurm_conf).stat().st_mtime_ns == conf
 
 
@@ -269,181 +260,3 @@ def test_urgent_job_preempts_and_requeues_debug_job(devcluster: Status) -> None:
         eventually(lambda: state(victim) == "RUNNING", "the requeued job to run again", 120)
     finally:
         subprocess.run(["scancel", victim], check=False)
-
-
-# ---- disruptive tests: last, and they restore the accounting cluster ------------------
-
-
-def our_processes(st: Status) -> list[str]:
-    """Command lines of every process that runs with our state dir or in our namespaces."""
-    found = []
-    mine = {os.getpid(), os.getppid()}  # the test run itself may carry our SLURM_CONF
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) in mine:
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if st.state_dir in cmdline or f"SLURM_CONF={st.slurm_conf}".encode() in environ:
-            found.append(f"{proc.name} {cmdline}")
-    for node in st.nodes:
-        if node.netns:
-            netns_pids = subprocess.run(
-                ["ip", "netns", "pids", node.netns], capture_output=True, text=True, check=False
-            ).stdout.split()
-            found += [f"{pid} (in {node.netns})" for pid in netns_pids]
-    return found
-
-
-def assert_nothing_left(st: Status) -> None:
-    """No namespace, interface or process of this cluster is left (munged is shared)."""
-    netns = sh("ip", "netns", "list")
-    links = sh("ip", "-o", "link", "show")
-    for node in st.nodes:
-        if node.netns:
-            assert node.netns not in netns
-            prefix = node.netns.split("-")[0]
-            assert f" {prefix}br" not in links and f" {prefix}n" not in links, links
-    leftovers = [p for p in our_processes(st) if "munged" not in p]
-    assert leftovers == [], leftovers
-
-
-def node_state(node: str) -> str:
-    return sh("sinfo", "-h", "-N", "-n", node, "-o", "%T").splitlines()[0]  # once per partition
-
-
-def crash_node(st: Status, node: str) -> None:
-    """The node dies at once: every process in its namespaces (slurmd, the jobs' steps
-    and programs, its holder) is killed; ``dc.up()`` brings it back."""
-    netns = next(n.netns for n in st.nodes if n.name == node)
-    for pid in sh("ip", "netns", "pids", netns).split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
-
-
-def running_node(job_id: str) -> str:
-    state: list[str] = []
-
-    def running() -> bool:
-        state[:] = sh("squeue", "-h", "-j", job_id, "-o", "%T %N").split()
-        return state[:1] == ["RUNNING"]
-
-    eventually(running, f"job {job_id} to run", 120)
-    return state[1]
-
-
-def other_node(st: Status, node: str) -> str:
-    return next(n.name for n in st.nodes if n.name != node)
-
-
-def test_a_node_crash_requeues_the_requeueable_task_and_fails_the_other(
-    devcluster: Status, cluster: Cluster, restore_cluster: None
-) -> None:
-    """One crash, three checks (each costs Slurm ~30 s to notice): the node is DOWN in
-    seconds and back when its slurmd returns; a requeueable task on it finishes on the
-    other node, once; a non-requeueable one fails naming NODE_FAIL and the node."""
-    del restore_cluster
-    if not multi_node(devcluster):
-        pytest.skip("needs a second node to go on; crashing the only node takes the cluster")
-    survivor = jobfuncs.report_restarts(15)
-    node = running_node(survivor.id)
-    lost = jobfuncs.report_restarts.with_options(no_requeue=True, nodelist=node)(60)
-    running_node(lost.id)
-    crash_node(devcluster, node)
-    started = time.monotonic()
-    eventually(lambda: node_state(node).startswith("down"), f"{node} to be DOWN", 60)
-    down_after = time.monotonic() - started
-    print(f"{node} DOWN {down_after:.1f} s after it crashed")
-    assert down_after < 50  # SlurmdTimeout=10 plus ping rounds: ~30 s seen
-
-    with pytest.raises(JobTerminatedError, match="NODE_FAIL") as info:
-        lost.get_result(timeout=240)
-    assert f"its node {node} failed" in str(info.value)
-
-    assert survivor.get_result(timeout=240) >= 1  # the same call, run again after the requeue
-    assert survivor.requeue_count >= 1 and survivor.state is JobState.COMPLETED
-    runs = Path(survivor.runs_path).read_text().splitlines()
-    assert sum(" finished " in line for line in runs) == 1, runs  # nothing done twice
-    assert runs[-1].endswith(f"host={other_node(devcluster, node)}"), runs
-    nodes = sh("sacct", "-X", "-n", "-P", "--duplicates", "-j", survivor.id, "-o", "NodeList,State")
-    assert f"{node}|NODE_FAIL" in nodes or f"{node}|REQUEUED" in nodes, nodes
-
-    st = dc.up()  # starts the node again: its holder, its slurmd
-    assert st.running
-    eventually(lambda: node_state(node) == "idle", f"{node} back in service", 30)
-    out = sh("sbatch", "--parsable", "--wait", "-w", node, "-o", "/dev/null", "--wrap", "true")
-    assert out.isdigit()
-
-
-def test_up_after_a_crash_cleans_up_and_comes_back(
-    devcluster: Status, restore_cluster: None
-) -> None:
-    del restore_cluster
-    # A crash: every process of the cluster killed at once, pid files and namespaces left.
-    for line in our_processes(devcluster):
-        if "munged" not in line:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(line.split()[0]), signal.SIGKILL)
-    eventually(lambda: not dc.status().running, "the cluster to be seen as down")
-    started = time.monotonic()
-    st = dc.up()
-    assert st.running
-    print(f"up after a crash: {time.monotonic() - started:.1f} s")
-    # Usable again (a job that survived in slurmctld's saved state may hold one). A node
-    # the saved state still has DOWN (the crash test before) returns when its slurmd registers.
-    nodes = [node.name for node in st.nodes]
-    eventually(
-        lambda: all(node_state(n) in ("idle", "mixed", "allocated") for n in nodes),
-        "every node in service after the crash",
-        60,
-    )
-    since = now_for_sacct()
-    job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
-    done = ["COMPLETED"]
-    eventually(lambda: accounted_since(job_id, since) == done, "sacct after the crash", 120)
-
-
-@pytest.fixture
-def restore_cluster(devcluster: Status) -> Iterator[None]:
-    yield
-    st = dc.up(accounting=True)
-    assert st.running and st.accounting
-
-
-def test_down_then_up_brings_the_same_cluster_back(
-    devcluster: Status, restore_cluster: None
-) -> None:
-    del restore_cluster
-    stopped = dc.down()
-    assert not stopped.running
-    assert all(stopped.daemons[name] is None for name in ("slurmctld", "sshd"))
-    assert_nothing_left(devcluster)
-    result = subprocess.run(
-        [sys.executable, "-m", "slurm.cli", "devcluster", "status"],
-        capture_output=True,
-        check=False,
-    )
-    assert result.returncode != 0
-    started = time.monotonic()
-    st = dc.up()
-    assert st.running
-    assert time.monotonic() - started < 30
-    assert st.ssh == devcluster.ssh
-    since = now_for_sacct()
-    job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
-    eventually(lambda: accounted_since(job_id, since) == ["COMPLETED"], "sacct after down/up")
-
-
-def test_no_accounting_mode_and_back(devcluster: Status, restore_cluster: None) -> None:
-    del restore_cluster
-    st = dc.up(accounting=False)
-    assert st.running and not st.accounting
-    assert st.daemons["slurmdbd"] is None and st.daemons["mariadb"] is None
-    assert "AccountingStorageType=accounting_storage/none" in Path(st.slurm_conf).read_text()
-    job_id = sh("sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true")
-    assert job_id.isdigit()
-    back = dc.up(accounting=True)
-    assert back.running and back.accounting
-    eventually(lambda: sh("sacct", "-n", "-X", "-o", "JobID") != "", "sacct after switching back")

@@ -1,7 +1,8 @@
 """Faults of Slurm's daemons and of the SSH connection, on a dev cluster of this module's own.
 
 A test must not restart the shared dev cluster's daemons (other test sessions use it),
-so this module brings up its own (``faults``): one node (slurmd on this machine, no
+so this module brings up its own (``faults``, see ``owncluster.py``: a second session
+that wants it waits its turn): one node (slurmd on this machine, no
 namespaces, so a filesystem mounted now is seen by its jobs), accounting on,
 associations and QOS enforced, on the session's port base + 40 with its state under
 ``~/.local/state/slurm-sdk/faults-<base>`` (kept between sessions, so ``up`` is quick),
@@ -10,7 +11,10 @@ and takes it down at the end. For the module's duration ``$SLURM_CONF`` and the
 ``slurm.devcluster`` call here reaches it and nothing else.
 
 Each fault: the right result or a clear error, no job submitted twice (Slurm's own
-records count them), the other jobs unaffected.
+records count them), the other jobs unaffected; where the SDK's own retry is what
+carries a job through, the test waits for its log record before the fault ends.
+The job tracking tests that restart the controller or switch accounting off are here
+too (they were in ``test_tracking.py``, on the shared cluster).
 """
 
 from __future__ import annotations
@@ -31,14 +35,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from jobfuncs import add, kill_self, sleep_then
+from jobfuncs import add, after_file, kill_self, sleep_forever, sleep_then
+from owncluster import own_cluster
 
 import slurm.devcluster as dc
-from slurm import Cluster
+from slurm import Cluster, JobState
 from slurm._transport import SSHTransport
 from slurm.cli import main
 from slurm.devcluster import Status
-from slurm.devcluster.settings import ACCOUNT, env_port_base
+from slurm.devcluster.settings import ACCOUNT
 from slurm.errors import ConfigurationError, JobTerminatedError, SubmissionError
 from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
 
@@ -52,23 +57,8 @@ def _up(state_dir: str | Path) -> Status:
 @pytest.fixture(scope="module")
 def faults() -> Iterator[Status]:
     """The module's own dev cluster, up for the module and down after it."""
-    if os.geteuid() != 0:
-        pytest.fail("the dev cluster needs root (`slurm devcluster up` says so)", pytrace=False)
-    base = env_port_base() + FAULTS_PORT_OFFSET
-    state = Path.home() / ".local" / "state" / "slurm-sdk" / f"faults-{base}"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(dc.ENV_STATE_DIR, str(state))
-        env.setenv(dc.ENV_PORT_BASE, str(base))
-        env.setenv(dc.ENV_NODES, "1")
-        try:
-            st = _up(state)
-        except Exception as exc:
-            pytest.fail(f"the faults cluster could not start: {exc}", pytrace=False)
-        env.setenv("SLURM_CONF", st.slurm_conf)
-        try:
-            yield st
-        finally:
-            dc.down(state)
+    with own_cluster("faults", FAULTS_PORT_OFFSET, 1, lambda: _up(dc.default_state_dir())) as st:
+        yield st
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -141,7 +131,10 @@ def _job_dirs(base: Path) -> list[str]:
 # --- slurmctld restarted -------------------------------------------------------------
 
 
-def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Path) -> None:
+def test_slurmctld_restarted_while_a_workflow_runs(
+    faults: Status, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="slurm._slurm.client")
     since = _next_second()
     with _cluster(home_tmp / "jobs") as cluster:
         bystander = sleep_then.with_options(job_name="bystander")(8, "unaffected")
@@ -167,7 +160,9 @@ def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Pat
 
         thread = threading.Thread(target=submit)
         thread.start()
-        time.sleep(3)
+        # The controller stays away until sbatch has failed and the SDK retries it (its
+        # own retry, not sbatch's), however long sbatch takes to give up on a busy machine.
+        _eventually(lambda: "sbatch: transient error" in caplog.text, "the SDK's retry", 90)
         assert _up(faults.state_dir).running  # slurmctld again, from its saved state
         thread.join(timeout=120)
         state = json.loads(Path(flow.get_result(timeout=300)).read_text())
@@ -184,6 +179,74 @@ def test_slurmctld_restarted_while_a_workflow_runs(faults: Status, home_tmp: Pat
         + ["evaluate_epoch"] * 2
     )
     assert _accounted(since, expected) == expected  # nothing submitted twice
+
+
+# --- tracking when Slurm is less than healthy (moved from test_tracking.py) ------------
+
+
+def _squeue_state(job_id: str) -> str:
+    """The job's state in squeue; "" once it is forgotten (or the controller is away)."""
+    argv = ["squeue", "-h", "-j", job_id, "-o", "%T"]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_controller_restart_during_a_wait(
+    faults: Status, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="slurm._client.tracker")
+    gate = home_tmp / "controller-is-back"
+    with _cluster(home_tmp / "jobs"):
+        job = after_file(str(gate), "survived")  # runs until the controller is back
+        doomed = sleep_forever()  # ends without a result: only the controller can tell
+        _eventually(lambda: _squeue_state(job.id) == "RUNNING", "the job to run")
+        _eventually(lambda: _squeue_state(doomed.id) == "RUNNING", "the other job to run")
+        _stop("slurmctld")
+        # The tracker meets a controller that does not answer and retries (its own retry,
+        # logged); after the outage it must still be asking, or `doomed` is never seen end.
+        _eventually(lambda: "job tracking failed" in caplog.text, "the tracker's retry", 90)
+        assert _up(faults.state_dir).running
+        gate.touch()
+        assert job.get_result(timeout=120) == "survived"
+        assert job.state is JobState.COMPLETED
+        _slurm("scancel", doomed.id)
+        with pytest.raises(JobTerminatedError, match="CANCELLED"):
+            doomed.get_result(timeout=60)
+        after = add(1, 2)  # and submission works again
+        assert after.get_result(timeout=60) == 3
+
+
+@pytest.fixture()
+def without_accounting(faults: Status) -> Iterator[Status]:
+    """The faults cluster without slurmdbd and accounting, put back afterwards."""
+    status = dc.up(faults.state_dir, nodes=1, accounting=False, containers=False,
+                   enforce_associations=False)  # fmt: skip
+    assert not status.accounting
+    try:
+        yield status
+    finally:
+        assert _up(faults.state_dir).accounting
+
+
+def test_tracking_without_accounting(without_accounting: Status, home_tmp: Path) -> None:
+    del without_accounting
+    base = home_tmp / "jobs"
+    with _cluster(base) as cluster:
+        done = add(2, 2)
+        cancelled = sleep_forever()
+        assert done.get_result(timeout=60) == 4
+        _eventually(lambda: _squeue_state(cancelled.id) == "RUNNING", "the job to run")
+        cancelled.cancel()
+        with pytest.raises(JobTerminatedError, match="CANCELLED"):
+            cancelled.get_result(timeout=60)
+        assert cluster.tracker.accounting is False  # it asked sacct, and learnt
+    # Once Slurm has forgotten both (MinJobAge), only our own files can tell.
+    _eventually(lambda: not _squeue_state(done.id) and not _squeue_state(cancelled.id),
+                "purge", 90)  # fmt: skip
+    with _cluster(base) as later:
+        assert later.get_job(done.id).get_result(timeout=30) == 4
+        with pytest.raises(JobTerminatedError, match="ended"):
+            later.get_job(cancelled.id).get_result(timeout=60)
+        assert later.tracker.accounting is False
 
 
 # --- slurmdbd stopped ----------------------------------------------------------------

@@ -121,6 +121,18 @@ def _segment_ids(workflow_dir: Path) -> list[str]:
     return [str(e["job_id"]) for e in _journal(workflow_dir) if e["task"] == "train_epoch_segment"]
 
 
+def _every_recorded_id(workflow_dir: Path) -> dict[str, list[str]]:
+    """Every job id the journal ever recorded, by task, across every run of the workflow:
+    a restarted run that submitted a call again (instead of reattaching) adds an id."""
+    ids: dict[str, list[str]] = {}
+    for line in (workflow_dir / "journal.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        recorded = ids.setdefault(str(record["task"]), [])
+        if record["job_id"] and record["job_id"] not in recorded:
+            recorded.append(str(record["job_id"]))
+    return ids
+
+
 def _check_tutorial_outcome(job_dir: Path, epochs: int, steps: int, cap: int) -> None:
     shared = job_dir / "shared"
     for epoch in range(epochs):
@@ -128,8 +140,16 @@ def _check_tutorial_outcome(job_dir: Path, epochs: int, steps: int, cap: int) ->
         assert checkpoint["steps_completed"] == steps
         metrics = json.loads((shared / "metrics" / f"epoch_{epoch:03d}.json").read_text())
         assert metrics["steps_completed"] == steps
-    segments = _segment_ids(job_dir)
-    assert len(segments) == len(set(segments)) == epochs * math.ceil(steps / cap)
+    # Each call was submitted once, whatever restarts the workflow had: by the journal's
+    # every record, and by the job store's index (one entry per id sbatch gave; the
+    # workflow's own job and its children, nothing else shares this base directory).
+    recorded = _every_recorded_id(job_dir)
+    segments = recorded["train_epoch_segment"]
+    assert len(segments) == epochs * math.ceil(steps / cap), recorded
+    assert len(recorded["evaluate_epoch"]) == epochs, recorded
+    children = {job_id for ids in recorded.values() for job_id in ids}
+    index = {p.name for p in (job_dir.parent / ".index").iterdir()}
+    assert children < index and len(index) == len(children) + 1, (index, recorded)
     # Slurm's own records: one job per segment, each completed (some after a requeue).
     names = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-j", ",".join(segments), "-o", "JobID,JobName,State"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import jobfuncs
 import pytest
@@ -16,7 +17,7 @@ from slurm._slurm.usage import Usage, runner_usage
 MB = 1024 * 1024
 
 
-def _from_accounting(cluster: Cluster | None, job: Job[object]) -> Usage:
+def _from_accounting(cluster: Cluster | None, job: Job[Any]) -> Usage:
     """The job's usage from sacct (accounting may record a job's end a moment later, and
     a job that started and ended within a second without its limits at first)."""
     usage = None

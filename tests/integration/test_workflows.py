@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jobfuncs
 import pytest
@@ -48,10 +49,10 @@ def _run_tutorial(tmp_path: Path, *extra: str) -> tuple[str, Path]:
     )
 
 
-def _check_artifacts(state_path: Path, epochs: int = 3, epoch_steps: int = 10) -> dict:
+def _check_artifacts(state_path: Path, epochs: int = 3, epoch_steps: int = 10) -> dict[str, Any]:
     assert state_path.is_file()
     shared = state_path.parent
-    state = json.loads(state_path.read_text())
+    state: dict[str, Any] = json.loads(state_path.read_text())
     assert state["epochs"] == epochs
     for epoch in range(epochs):
         checkpoint = json.loads((shared / "checkpoints" / f"epoch_{epoch:03d}.json").read_text())

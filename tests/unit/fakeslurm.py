@@ -27,6 +27,7 @@ import shlex
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from slurm._job.entry import run_job
 from slurm._transport.base import CommandResult
@@ -222,7 +223,7 @@ class FakeSlurm(LocalTransport):
                 for j in self.jobs.values()
             ):
                 return 1, "", "sbatch: error: Job dependency problem\n"
-        common = {
+        common: dict[str, Any] = {
             "script": script,
             "comment": options.get("comment", ""),
             "dependency": dependency,

@@ -386,7 +386,7 @@ def test_execution_loci_and_their_defaults() -> None:
     assert moved.should_run_on_client("on_completed_ctx")
     assert moved.should_run_on_runner("on_completed_ctx")  # both, by default
     assert not moved.should_run_on_client("on_begin_run_job_ctx")
-    assert ExecutionLocus("both") is ExecutionLocus.BOTH and ExecutionLocus.RUNNER == "runner"
+    assert ExecutionLocus("both") is ExecutionLocus.BOTH and ExecutionLocus.RUNNER.value == "runner"
 
 
 def test_poll_interval_bounds_the_trackers_wait_while_a_callback_listens(
@@ -512,7 +512,7 @@ def test_a_workflow_on_the_client_begins_reports_its_tasks_from_its_journal_and_
     class Everywhere(Recorder):
         execution_loci = {h: "client" for h in HOOKS}
 
-    watcher = Everywhere(recorder.log)
+    watcher = Everywhere(Path(recorder.log))
     cluster.callbacks[:] = [watcher]
     job = _workflow_with_journal(cluster, fake)
     leaf = f"{job.job_dir}/tasks/inner-20260101-000001-bbbbbb/tasks/leaf-20260101-000002-cccccc"

@@ -145,7 +145,7 @@ def test_missing_packages_lists_packages_in_install_order(
 def test_not_root_and_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(install, "find_program", lambda name: None)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    with pytest.raises(install.DevclusterError) as info:
+    with pytest.raises(DevclusterError) as info:
         install.ensure_installed()
     message = str(info.value)
     assert "apt-get install -y --no-install-recommends" in message
@@ -238,7 +238,7 @@ def test_system_slurm_conf_regular_file_is_never_clobbered(
     link = tmp_path / "slurm.conf"
     link.write_text("ClusterName=production\n")
     monkeypatch.setattr(cluster, "SYSTEM_SLURM_CONF", link)
-    with pytest.raises(cluster.DevclusterError, match="not a link"):
+    with pytest.raises(DevclusterError, match="not a link"):
         cluster._link_system_conf(detect_settings(tmp_path / "state"))
     assert link.read_text() == "ClusterName=production\n"
 

@@ -115,7 +115,7 @@ def test_unpicklable_argument_is_refused_before_anything_is_written(
     import threading
 
     with pytest.raises(ConfigurationError, match="cannot be pickled"):
-        total(threading.Lock())  # type: ignore[arg-type]
+        total(threading.Lock())
     assert fake.calls("sbatch") == 0
     assert not Path(cluster.base_dir).exists() or list(Path(cluster.base_dir).iterdir()) == []
 

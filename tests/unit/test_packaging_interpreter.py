@@ -36,7 +36,7 @@ def test_interpreter_settings(
     packaging: Any,
     expected: tuple[str | None, str, str | None],
 ) -> None:
-    settings = interpreter_settings(Cluster("local", **cluster_kwargs), python, packaging)
+    settings = interpreter_settings(Cluster("local", **cluster_kwargs).session, python, packaging)
     assert (settings.python, settings.spec.mode, settings.spec.python) == expected
 
 

@@ -28,7 +28,7 @@ settings.load_profile("slurm-sdk")
 
 LINE_TEXT = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",),  # lone surrogates are refused (test_options.py)
+        blacklist_categories=["Cs"],  # lone surrogates are refused (test_options.py)
         blacklist_characters="\n\r\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
     ),
     max_size=40,
@@ -41,17 +41,38 @@ ELEMENT_ID = st.one_of(
 STATE = st.sampled_from([s for s in JobState if s is not JobState.UNKNOWN])
 
 
-@given(st.lists(st.tuples(ELEMENT_ID, STATE, FIELD, FIELD, FIELD, LINE_TEXT), max_size=8))
-def test_parse_squeue_reads_back_every_row(rows: list[tuple[str, ...]]) -> None:
+#: A node list or a time as squeue prints it, its ways of saying "none" included.
+SQUEUE_FIELD = st.one_of(FIELD, st.sampled_from(["", "(null)", "N/A", "None assigned", "Unknown"]))
+
+
+@given(
+    st.lists(
+        st.tuples(ELEMENT_ID, STATE, SQUEUE_FIELD, SQUEUE_FIELD, SQUEUE_FIELD, LINE_TEXT),
+        max_size=8,
+    )
+)
+def test_parse_squeue_reads_back_every_row(
+    rows: list[tuple[str, JobState, str, str, str, str]],
+) -> None:
     text = "".join("|".join([i, s.value, n, a, b, r]) + "\n" for i, s, n, a, b, r in rows)
     parsed = parse_squeue(text)
     last = {row[0]: row for row in rows}  # the last row for an id wins
     assert set(parsed) == set(last)
-    for job_id, (_, state, nodes, _, _, reason) in last.items():
+    for job_id, (_, state, nodes, start, end, reason) in last.items():
         info = parsed[job_id]
         assert info.state is state
         assert info.reason == ("" if reason.strip() == "None" else reason.strip())
-        assert (info.node or "") in ("", nodes)
+        # What squeue prints for "none" (a pending job's node, an unknown time) is None;
+        # anything else comes back exactly.
+        assert (info.node, info.start, info.end) == (_none(nodes), _none(start), _none(end))
+
+
+#: What squeue and sacct print for a field with no value (case-insensitive).
+_NO_VALUE = {"", "N/A", "NONE", "NONE ASSIGNED", "UNKNOWN", "(NULL)"}
+
+
+def _none(field: str) -> str | None:
+    return None if field.upper() in _NO_VALUE else field
 
 
 @given(

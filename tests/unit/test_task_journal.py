@@ -9,9 +9,9 @@ import pytest
 
 import slurm
 from slurm import JobContext, WorkflowContext, task, workflow
-from slurm._api.task import injected_parameters
 from slurm._client.submission import requeue_policy
 from slurm._job.context import expand_hostlist
+from slurm._job.inject import injected_parameters
 from slurm._wire.journal import Journal, JournalEntry
 from slurm._wire.payload import RunPolicy
 from slurm.errors import ConfigurationError, InvalidOptionError, NotSubmittableError, WorkflowError
@@ -81,7 +81,7 @@ def _typing_optional(context: Optional[JobContext]) -> None:  # noqa: UP045
 def _look_alike(context: MyJobContext) -> None: ...
 
 
-def _unresolvable(context: Missing | JobContext) -> None: ...  # noqa: F821
+def _unresolvable(context: Missing | JobContext) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
 
 def test_contexts_are_injected_by_type_not_by_name() -> None:

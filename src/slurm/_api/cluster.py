@@ -17,7 +17,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from slurm._api.array import ArrayJob
 from slurm._api.job import Job
@@ -44,11 +44,11 @@ if TYPE_CHECKING:
     from slurm._api.task import Submitter
     from slurm._client.prune import PruneReport
     from slurm._transport.sshauth import InteractiveAuth
-    from slurm.callbacks.callbacks import BaseCallback
 
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+P = ParamSpec("P")
 
 __all__ = ["DEFAULT_JOB_BASE_DIR", "Cluster"]
 
@@ -119,7 +119,7 @@ class Cluster:
         default_account: str | None = None,
         default_options: Mapping[str, Any] | None = None,
         python: str | None = None,
-        callbacks: Sequence[BaseCallback] | None = None,
+        callbacks: Sequence[object] | None = None,
         packaging: Any = None,
         accept_new_host_key: bool = False,
         transport: Transport | None = None,
@@ -385,6 +385,12 @@ class Cluster:
         return self.session.max_array_size
 
     # --- submission -------------------------------------------------------------------
+    @overload
+    def submit(self, task: Task[P, R], **overrides: Any) -> Callable[P, Job[R]]: ...
+
+    @overload
+    def submit(self, task: Callable[P, R], **overrides: Any) -> Callable[P, Job[R]]: ...
+
     def submit(
         self, task: Task[Any, R] | Callable[..., R], **overrides: Any
     ) -> Callable[..., Job[R]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,8 @@ class Retry:
     """
 
     max_attempts: int = 3
-    on: frozenset[str] = field(default_factory=lambda: frozenset(RETRYABLE_STATES - {"BOOT_FAIL"}))
+    # Any collection of names (a set, a list, one name), kept as a frozenset.
+    on: Collection[str] = field(default_factory=lambda: frozenset(RETRYABLE_STATES - {"BOOT_FAIL"}))
     grow: Mapping[str, float] = field(default_factory=lambda: {"time": 2.0, "mem": 1.5})
     max_time: str | int | None = None
     max_mem: str | int | None = None
