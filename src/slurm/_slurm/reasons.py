@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slurm._slurm.usage import Usage
@@ -225,114 +225,182 @@ fix='It starts by itself then; to start sooner: scontrol update JobId=ID StartTi
     """
     facts = facts or PendingFacts()
     code = reason.split(",")[0].strip()
-    job = facts.job
-    where = _partition_name(facts)
-    if code in ("Dependency", "DependencyNeverSatisfied"):
-        return _dependency_explanation(facts, never=code == "DependencyNeverSatisfied")
-    if code == "Priority":
+    explain = _PENDING.get(code)
+    if explain is None and code.startswith(_LIMIT_PREFIXES):
+        explain = _limit_reached
+    if explain is None:
         return Explanation(
-            "Jobs of higher priority are ahead of it in the queue of " + where + ".",
-            "It starts when they have; `squeue -p PARTITION --sort=-p` shows the queue, "
-            "`sprio -j ID` its priority. A shorter time= can let backfill start it sooner.",
+            f"Slurm says {reason!r}.",
+            "See the Slurm documentation's list of job reason codes (squeue man page, "
+            "JOB REASON CODES); scontrol show job ID has the details.",
         )
-    if code == "Resources":
-        too_big = _too_big(facts)
-        if too_big is not None:
-            return too_big
-        return Explanation(
-            f"It waits for free resources: the nodes of {where} are busy with other jobs.",
-            "It starts when enough CPUs and memory free up; asking for less (cpus, mem, "
-            "nodes) or a shorter time= can let it start sooner.",
-        )
-    if code in ("PartitionConfig", "BadConstraints"):
-        too_big = _too_big(facts)
-        if too_big is not None:
-            return too_big
-        return Explanation(
-            f"Its request does not fit how {where} is configured (CPUs, memory, features or "
-            "accounts the partition allows).",
-            "Compare it with `scontrol show partition` and the nodes' sizes; ask for less, "
-            "or choose another partition.",
-        )
-    if code == "PartitionTimeLimit":
-        return Explanation(
-            f"It asks for time={job.get('TimeLimit', '?')}, more than {where} allows "
-            f"(MaxTime={_limit(facts, 'MaxTime')}).",
-            f"Ask for time={_limit(facts, 'MaxTime')} or less (split the work into segments "
-            "that requeue, as the tutorial does), or choose a partition with a longer MaxTime.",
-        )
-    if code == "PartitionNodeLimit":
-        nodes = job.get("NumNodes", "?").split("-")[0]
-        total = facts.partition.get("TotalNodes", "?")
-        return Explanation(
-            f"It asks for {nodes} nodes; {where} allows MaxNodes="
-            f"{_limit(facts, 'MaxNodes')} and has {total}.",
-            f"Ask for nodes={total} or fewer, or choose a larger partition.",
-        )
-    if code in ("PartitionDown", "PartitionInactive"):
-        return Explanation(
-            f"{where} is {'down' if code == 'PartitionDown' else 'inactive'}: it starts no jobs.",
-            "Wait for the administrators to bring it up, or submit to another partition.",
-        )
-    if code == "ReqNodeNotAvail" or code == "NodeDown":
-        detail = reason.split("UnavailableNodes:", 1)[1].strip() if "Unavail" in reason else ""
-        nodes = f" ({detail})" if detail else ""
-        return Explanation(
-            f"The nodes it may use are unavailable: down, drained or reserved{nodes}.",
-            "Wait for them to return (sinfo -R says why they are out), or drop nodelist= / "
-            "choose another partition.",
-        )
-    if code == "BeginTime":
-        return Explanation(
-            f"It was asked not to start before {job.get('StartTime', 'a later time')}.",
-            "It starts by itself then; to start sooner: scontrol update JobId=ID StartTime=now.",
-        )
-    if code in ("JobHeldUser", "JobHeldAdmin"):
-        who = "you (or another user of your account)" if code == "JobHeldUser" else "an admin"
-        return Explanation(
-            f"It is held by {who}: it will not start until released.",
-            "scontrol release ID" if code == "JobHeldUser" else "Ask the administrators.",
-        )
-    if code.startswith(("QOSMax", "QOSGrp", "AssocMax", "AssocGrp", "MaxJobs", "MaxCpu")):
-        scope = "your QOS" if code.startswith("QOS") else "your account (association)"
-        limit = re.sub(r"^(QOS|Assoc)(Grp|Max)?", "", code).removesuffix("Limit")
-        words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", limit).lower()
-        return Explanation(
-            f"A limit of {scope} is reached: {words} ({code}); QOS={job.get('QOS', '?')}.",
-            "It starts when your other jobs end; `sacctmgr show qos` and `sacctmgr show assoc "
-            "user=$USER` show the limits. Fewer jobs at once (a smaller array throttle %N) "
-            "or another QOS avoids it.",
-        )
-    if code == "JobArrayTaskLimit":
-        return Explanation(
-            "Its array runs as many elements at once as its throttle (%N) allows.",
-            "The rest start as elements end; a larger throttle runs more at once.",
-        )
-    if code in ("InvalidQOS", "InvalidAccount"):
-        what = "QOS" if code == "InvalidQOS" else "account"
-        return Explanation(
-            f"Its {what} is not valid for you (or not allowed in {where}): it can never start.",
-            f"Cancel it and submit with a {what} `sacctmgr show assoc user=$USER` lists.",
-        )
-    if code == "Reservation":
-        return Explanation(
-            "It waits for its reservation to begin (or the nodes are reserved for others).",
-            "scontrol show reservation says when.",
-        )
-    if code == "Licenses":
-        return Explanation("It waits for licenses it asked for.", "scontrol show licenses.")
-    if code in ("None", ""):
-        state = job.get("JobState", "PENDING")
-        return Explanation(
-            f"Slurm gives no reason yet ({state}): it has not been looked at by the scheduler, "
-            "or it is about to start.",
-            "Look again in a few seconds.",
-        )
+    return explain(code, reason, facts)
+
+
+def _dependency(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    return _dependency_explanation(facts, never=code == "DependencyNeverSatisfied")
+
+
+def _priority(code: str, reason: str, facts: PendingFacts) -> Explanation:
     return Explanation(
-        f"Slurm says {reason!r}.",
-        "See the Slurm documentation's list of job reason codes (squeue man page, "
-        "JOB REASON CODES); scontrol show job ID has the details.",
+        "Jobs of higher priority are ahead of it in the queue of " + _partition_name(facts) + ".",
+        "It starts when they have; `squeue -p PARTITION --sort=-p` shows the queue, "
+        "`sprio -j ID` its priority. A shorter time= can let backfill start it sooner.",
     )
+
+
+def _resources(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    too_big = _too_big(facts)
+    if too_big is not None:
+        return too_big
+    return Explanation(
+        f"It waits for free resources: the nodes of {_partition_name(facts)} are busy with "
+        "other jobs.",
+        "It starts when enough CPUs and memory free up; asking for less (cpus, mem, "
+        "nodes) or a shorter time= can let it start sooner.",
+    )
+
+
+def _partition_config(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    too_big = _too_big(facts)
+    if too_big is not None:
+        return too_big
+    return Explanation(
+        f"Its request does not fit how {_partition_name(facts)} is configured (CPUs, memory, "
+        "features or accounts the partition allows).",
+        "Compare it with `scontrol show partition` and the nodes' sizes; ask for less, "
+        "or choose another partition.",
+    )
+
+
+def _partition_time_limit(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    return Explanation(
+        f"It asks for time={facts.job.get('TimeLimit', '?')}, more than "
+        f"{_partition_name(facts)} allows (MaxTime={_limit(facts, 'MaxTime')}).",
+        f"Ask for time={_limit(facts, 'MaxTime')} or less (split the work into segments "
+        "that requeue, as the tutorial does), or choose a partition with a longer MaxTime.",
+    )
+
+
+def _partition_node_limit(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    nodes = facts.job.get("NumNodes", "?").split("-")[0]
+    total = facts.partition.get("TotalNodes", "?")
+    return Explanation(
+        f"It asks for {nodes} nodes; {_partition_name(facts)} allows MaxNodes="
+        f"{_limit(facts, 'MaxNodes')} and has {total}.",
+        f"Ask for nodes={total} or fewer, or choose a larger partition.",
+    )
+
+
+def _partition_down(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    how = "down" if code == "PartitionDown" else "inactive"
+    return Explanation(
+        f"{_partition_name(facts)} is {how}: it starts no jobs.",
+        "Wait for the administrators to bring it up, or submit to another partition.",
+    )
+
+
+def _nodes_unavailable(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    detail = reason.split("UnavailableNodes:", 1)[1].strip() if "Unavail" in reason else ""
+    nodes = f" ({detail})" if detail else ""
+    return Explanation(
+        f"The nodes it may use are unavailable: down, drained or reserved{nodes}.",
+        "Wait for them to return (sinfo -R says why they are out), or drop nodelist= / "
+        "choose another partition.",
+    )
+
+
+def _begin_time(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    return Explanation(
+        f"It was asked not to start before {facts.job.get('StartTime', 'a later time')}.",
+        "It starts by itself then; to start sooner: scontrol update JobId=ID StartTime=now.",
+    )
+
+
+def _held(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    who = "you (or another user of your account)" if code == "JobHeldUser" else "an admin"
+    return Explanation(
+        f"It is held by {who}: it will not start until released.",
+        "scontrol release ID" if code == "JobHeldUser" else "Ask the administrators.",
+    )
+
+
+_LIMIT_PREFIXES = ("QOSMax", "QOSGrp", "AssocMax", "AssocGrp", "MaxJobs", "MaxCpu")
+
+
+def _limit_reached(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    scope = "your QOS" if code.startswith("QOS") else "your account (association)"
+    limit = re.sub(r"^(QOS|Assoc)(Grp|Max)?", "", code).removesuffix("Limit")
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", limit).lower()
+    return Explanation(
+        f"A limit of {scope} is reached: {words} ({code}); QOS={facts.job.get('QOS', '?')}.",
+        "It starts when your other jobs end; `sacctmgr show qos` and `sacctmgr show assoc "
+        "user=$USER` show the limits. Fewer jobs at once (a smaller array throttle %N) "
+        "or another QOS avoids it.",
+    )
+
+
+def _array_throttle(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    return Explanation(
+        "Its array runs as many elements at once as its throttle (%N) allows.",
+        "The rest start as elements end; a larger throttle runs more at once.",
+    )
+
+
+def _invalid(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    what = "QOS" if code == "InvalidQOS" else "account"
+    return Explanation(
+        f"Its {what} is not valid for you (or not allowed in {_partition_name(facts)}): it can "
+        "never start.",
+        f"Cancel it and submit with a {what} `sacctmgr show assoc user=$USER` lists.",
+    )
+
+
+def _reservation(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    return Explanation(
+        "It waits for its reservation to begin (or the nodes are reserved for others).",
+        "scontrol show reservation says when.",
+    )
+
+
+def _licenses(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    return Explanation("It waits for licenses it asked for.", "scontrol show licenses.")
+
+
+def _no_reason(code: str, reason: str, facts: PendingFacts) -> Explanation:
+    state = facts.job.get("JobState", "PENDING")
+    return Explanation(
+        f"Slurm gives no reason yet ({state}): it has not been looked at by the scheduler, "
+        "or it is about to start.",
+        "Look again in a few seconds.",
+    )
+
+
+#: Each pending reason code and the function that words it.
+_PENDING: dict[str, Callable[[str, str, PendingFacts], Explanation]] = {
+    "Dependency": _dependency,
+    "DependencyNeverSatisfied": _dependency,
+    "Priority": _priority,
+    "Resources": _resources,
+    "PartitionConfig": _partition_config,
+    "BadConstraints": _partition_config,
+    "PartitionTimeLimit": _partition_time_limit,
+    "PartitionNodeLimit": _partition_node_limit,
+    "PartitionDown": _partition_down,
+    "PartitionInactive": _partition_down,
+    "ReqNodeNotAvail": _nodes_unavailable,
+    "NodeDown": _nodes_unavailable,
+    "BeginTime": _begin_time,
+    "JobHeldUser": _held,
+    "JobHeldAdmin": _held,
+    "JobArrayTaskLimit": _array_throttle,
+    "InvalidQOS": _invalid,
+    "InvalidAccount": _invalid,
+    "Reservation": _reservation,
+    "Licenses": _licenses,
+    "None": _no_reason,
+    "": _no_reason,
+}
 
 
 # ------------------------------------------------------------------- ended jobs
