@@ -40,6 +40,9 @@ def status_table(st: Status) -> Table:
     table.add_row(
         "slurm", f"{st.slurm_version}  (cluster {st.cluster_name}, login host {st.node_name})"
     )
+    table.add_row("python", st.python_version or "?")
+    if st.slurm_bin:
+        table.add_row("clients", f"PATH={st.slurm_bin}:$PATH  (Slurm {st.release}'s commands)")
     table.add_row(
         "nodes",
         "\n".join(
@@ -114,6 +117,16 @@ def devcluster() -> None:
     "only users with an association submit (you get one, account `sdk`) "
     "[default: the last `up`'s, else off].",
 )
+@click.option(
+    "--slurm",
+    "release",
+    metavar="RELEASE",
+    default=None,
+    help="The Slurm release: 22.05 (this machine's packages), 24.11 or 26.05 (run from a "
+    "root built with mmdebstrap from Debian's archive, cached for the machine; about 20 s "
+    "the first time). A state directory keeps its release: give another one its own "
+    "--state-dir and --port-base [default: the last `up`'s, else 22.05].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(
     state_dir: Path | None,
@@ -122,6 +135,7 @@ def up(
     port_base: int | None,
     containers: bool | None,
     enforce_associations: bool | None,
+    release: str | None,
     as_json: bool,
 ) -> None:
     """Install what is missing, write the configs and start every daemon (idempotent)."""
@@ -136,6 +150,7 @@ def up(
             port_base=port_base,
             containers=containers,
             enforce_associations=enforce_associations,
+            release=release,
         )
     except SlurmError as exc:
         _fail(exc)
