@@ -223,10 +223,11 @@ def mount_script(root: Path, shared: list[Path], mysql_socket: Path | None = Non
         f"if [ -e /etc/resolv.conf ]; then mount --bind /etc/resolv.conf {r}/etc/resolv.conf; fi",
     ]
     if mysql_socket is not None:
-        lines += [
-            f"mkdir -p {r}/run/mysqld",
-            f"ln -s {shlex.quote(str(mysql_socket))} {r}/run/mysqld/mysqld.sock",
-        ]
+        for directory in ("mysqld", "mariadbd"):  # trixie's default, sid's
+            lines += [
+                f"mkdir -p {r}/run/{directory}",
+                f"ln -s {shlex.quote(str(mysql_socket))} {r}/run/{directory}/mysqld.sock",
+            ]
     for path in shared:
         q = shlex.quote(str(path))
         inside = shlex.quote(f"{root}{path}")
