@@ -235,3 +235,17 @@ def test_cli_refuses_an_unknown_release_before_doing_anything(tmp_path: Path) ->
     assert result.exit_code == 1
     assert "does not know Slurm '21.08'" in result.output
     assert not (tmp_path / "dc").exists()
+
+
+def test_status_and_down_follow_the_state_directory_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`down --state-dir D` of a cluster beside another stops D's cluster, namespaces
+    included, even while the environment names the other one's port base."""
+    saved = {"release": "24.11", "root": "/r", "nodes": 2, "port_base": 7360}
+    (tmp_path / "devcluster.json").write_text(json.dumps(saved))
+    monkeypatch.setenv("SLURM_SDK_DEVCLUSTER_PORT_BASE", "7300")
+    monkeypatch.setenv("SLURM_SDK_DEVCLUSTER_NODES", "1")
+    s = cluster._settings(tmp_path, None, existing=True)
+    assert (s.port_base, s.nodes, s.net_prefix) == (7360, 2, "sdk7360")
+    assert cluster._settings(tmp_path, None).port_base == 7300  # `up`: the environment wins

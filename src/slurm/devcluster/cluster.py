@@ -110,6 +110,8 @@ def _settings(
     containers: bool | None = None,
     enforce_associations: bool | None = None,
     release: str | None = None,
+    *,
+    existing: bool = False,
 ) -> Settings:
     """Settings for this machine, resolved once: ``accounting=None`` (and
     ``enforce_associations=None``) keeps the mode of the last ``up``; ``nodes=None``
@@ -118,6 +120,9 @@ def _settings(
     6817."""
     s = detect_settings(state_dir)
     saved = _load_saved(s)
+    if existing:  # status/down of a cluster: its own layout and ports, whatever the env says
+        nodes = nodes or _saved_int(saved, "nodes")
+        port_base = port_base or _saved_int(saved, "port_base")
     if accounting is None:
         accounting = bool(saved.get("accounting", True))
     if nodes is None:
@@ -361,7 +366,7 @@ def _write_client_wrappers(s: Settings) -> None:
 def down(state_dir: Path | str | None = None) -> Status:
     """Stop the daemons this state directory started and remove the nodes' namespaces and
     interfaces; keep the state for a fast next ``up``."""
-    s = _settings(state_dir, None)
+    s = _settings(state_dir, None, existing=True)
     if not s.state_dir.is_dir():
         return _status(s)
     with _locked(s):
@@ -380,7 +385,7 @@ def _down_locked(s: Settings) -> None:
 
 def status(state_dir: Path | str | None = None) -> Status:
     """Report on the dev cluster without changing anything."""
-    return _status(_settings(state_dir, None))
+    return _status(_settings(state_dir, None, existing=True))
 
 
 def _slurm_version(s: Settings) -> str:
