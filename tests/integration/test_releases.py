@@ -44,9 +44,7 @@ from slurm.errors import ConfigurationError, DevclusterError
 pytestmark = pytest.mark.release
 
 _OFFSETS = {"24.11": 60, "26.05": 70}
-_RELEASES = [
-    r.strip() for r in os.environ.get("SLURM_SDK_TEST_RELEASES", "24.11,26.05").split(",")
-]
+_RELEASES = [r.strip() for r in os.environ.get("SLURM_SDK_TEST_RELEASES", "24.11,26.05").split(",")]
 _TIMEOUT = 120.0
 
 
@@ -124,7 +122,7 @@ def _check_runs(cluster: Cluster, where: str) -> None:
     assert info.value.code == 4
     notes = "\n".join(getattr(info.value, "__notes__", []))
     assert "remote traceback" in notes
-    assert 'raise CustomError(message, code)' in notes
+    assert "raise CustomError(message, code)" in notes
     assert "boom on " + where in notes
 
 
@@ -142,8 +140,9 @@ def test_status_names_the_release_and_its_python(on_release: Status) -> None:
 
 def test_local_backend_runs_tasks_arrays_and_failures(on_release: Status, home_tmp: Path) -> None:
     _check_runs(
-        Cluster(backend_type="local", job_base_dir=str(home_tmp / "jobs"),
-                default_partition="debug"),  # fmt: skip
+        Cluster(
+            backend_type="local", job_base_dir=str(home_tmp / "jobs"), default_partition="debug"
+        ),
         f"local {on_release.release}",
     )
 
