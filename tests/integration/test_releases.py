@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -208,3 +209,23 @@ def test_a_root_that_cannot_be_built_is_a_clear_error_and_starts_nothing(
     # No half-built root, no state directory, no daemon.
     assert [p.name for p in (tmp_path / "roots").iterdir() if not p.name.endswith(".log")] == []
     assert not state.exists()
+
+
+def test_a_daemon_that_fails_to_start_leaves_nothing_running() -> None:
+    """sshd's port is taken (something listens there): `up` says so and stops what it had
+    started, the root holder and the nodes' namespaces included."""
+    release = _RELEASES[0]
+    base = env_port_base() + 90
+    state = _state_root() / f"release-{release}-{base}"
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", base + 5))
+        squatter.listen()
+        with pytest.raises(DevclusterError, match=rf"Port {base + 5}, where .* sshd listens"):
+            dc.up(state, release=release, port_base=base, nodes=2, containers=False)
+    st = dc.status(state)
+    assert not st.running
+    assert all(pid is None for pid in st.daemons.values()), st.daemons
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"sdk{base}-" not in netns

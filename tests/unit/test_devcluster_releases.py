@@ -249,3 +249,17 @@ def test_status_and_down_follow_the_state_directory_not_the_environment(
     s = cluster._settings(tmp_path, None, existing=True)
     assert (s.port_base, s.nodes, s.net_prefix) == (7360, 2, "sdk7360")
     assert cluster._settings(tmp_path, None).port_base == 7300  # `up`: the environment wins
+
+
+def test_up_refuses_a_root_whose_python_is_too_old_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster, "ensure_installed", lambda: None)
+    monkeypatch.setattr(cluster.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cluster, "ensure_root", lambda release: tmp_path / "root")
+    monkeypatch.setattr(cluster, "_python_version", lambda s: "3.10.12")
+    state = tmp_path / "dc"
+    with pytest.raises(DevclusterError) as info:
+        cluster.up(state, release="24.11")
+    assert "Python 3.10.12, older than the 3.11" in str(info.value)
+    assert not state.exists()  # not even the state directory

@@ -37,6 +37,7 @@ __all__ = [
     "in_root",
     "munge_works",
     "node_state",
+    "refuse_taken_port",
     "running_pid",
     "spawn",
     "start_mariadb",
@@ -120,6 +121,19 @@ def spawn(
         env={"SLURM_CONF": str(s.slurm_conf)},
     )
     return new_pid, True
+
+
+def refuse_taken_port(s: Settings, d: Daemon, port: int) -> None:
+    """Before ``d`` starts afresh: refuse a port another program already listens on (its
+    readiness check would take that program for ``d``)."""
+    if running_pid(s, d) is None and port_open(port):
+        raise DevclusterError(
+            f"Port {port}, where the dev cluster's {d.name} listens (port base "
+            f"{s.port_base} + {port - s.port_base}), is taken by another program, so "
+            f"{d.name} cannot start. Choose another --port-base (the cluster uses "
+            f"{s.port_base}-{s.port_base + 5}) or stop what listens there "
+            f"(`ss -ltnp 'sport = :{port}'` shows it)."
+        )
 
 
 def wait(s: Settings, d: Daemon, pid: int, ready: Callable[[], bool], what: str) -> None:
@@ -258,6 +272,7 @@ def start_mariadb(s: Settings, *, restart: bool = False) -> int:
             raise DevclusterError(
                 f"mariadb-install-db failed (exit {init.returncode}):\n{init.stdout}{init.stderr}"
             )
+    refuse_taken_port(s, MARIADB, s.mysql_port)
     pid, started = spawn(s, MARIADB, ["mariadbd", f"--defaults-file={s.my_cnf}"], restart=restart)
     wait(
         s,
@@ -332,6 +347,7 @@ def ensure_association(s: Settings) -> None:
 
 
 def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
+    refuse_taken_port(s, SLURMCTLD, s.slurmctld_port)
     pid, _ = spawn(s, SLURMCTLD, in_root(s, ["slurmctld", "-D"]), restart=restart)
     argv = in_root(s, ["scontrol", "ping"])
     env = {"SLURM_CONF": str(s.slurm_conf)}
@@ -414,6 +430,7 @@ def start_sshd(s: Settings, *, restart: bool = False) -> int:
         check = run(in_root(s, [sshd, "-t", "-f", str(s.sshd_config)]), check=False)
         if check.returncode != 0:
             raise DevclusterError(f"sshd rejects {s.sshd_config}:\n{check.stderr}")
+    refuse_taken_port(s, SSHD, s.ssh_port)
     argv = in_root(s, [sshd, "-D", "-e", "-f", str(s.sshd_config)])
     pid, _ = spawn(s, SSHD, argv, restart=restart)
     wait(s, SSHD, pid, lambda: port_open(s.ssh_port), "sshd did not start")
