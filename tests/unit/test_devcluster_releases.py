@@ -191,7 +191,7 @@ def test_client_wrapper_runs_the_release_s_own_command_in_the_caller_s_directory
     assert text.startswith("#!/bin/sh\n")
     assert "Slurm 24.11's sbatch" in text
     assert (
-        f'exec nsenter --target="$pid" --mount -- chroot {ROOT} /bin/sh -c '
+        f'exec /usr/bin/nsenter --target="$pid" --mount -- /usr/sbin/chroot {ROOT} /bin/sh -c '
         '\'cd "$1" 2>/dev/null || cd /; shift; exec "$@"\' sh "$PWD" /usr/bin/sbatch "$@"'
     ) in text
     assert {"sbatch", "squeue", "sacct", "scontrol", "scancel", "sinfo", "srun"} <= set(

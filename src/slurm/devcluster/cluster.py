@@ -27,7 +27,7 @@ from slurm.devcluster.containers import (
     stop_containers,
 )
 from slurm.devcluster.install import ensure_installed
-from slurm.devcluster.proc import DevclusterError, run
+from slurm.devcluster.proc import DevclusterError, find_program, run
 from slurm.devcluster.releases import HOST_RELEASE, check_cluster_python, get_release
 from slurm.devcluster.render import (
     render_cgroup_conf,
@@ -358,9 +358,13 @@ def _up_locked(s: Settings) -> Status:
 def _write_client_wrappers(s: Settings) -> None:
     root = s.require_root()
     pid_file = s.run_dir / f"{d.ROOTNS.name}.sdk.pid"
+    nsenter = find_program("nsenter") or "/usr/bin/nsenter"
+    chroot = find_program("chroot") or "/usr/sbin/chroot"
     for command in CLIENT_COMMANDS:
-        _write(s.bin_dir / command, render_client_wrapper(root, pid_file, command, s.release),
-               0o755)  # fmt: skip
+        text = render_client_wrapper(
+            root, pid_file, command, s.release, nsenter=nsenter, chroot=chroot
+        )
+        _write(s.bin_dir / command, text, 0o755)
 
 
 def down(state_dir: Path | str | None = None) -> Status:

@@ -28,6 +28,7 @@ working directory: put it first on ``PATH`` to be a client of that cluster here.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from slurm.devcluster.proc import DevclusterError, find_program, run, tail
 from slurm.devcluster.releases import ROOT_PACKAGES, Release, root_key
+from slurm.devcluster.safefiles import open_lock
 
 __all__ = [
     "CLIENT_COMMANDS",
@@ -136,6 +138,8 @@ def _remove_stale(release: Release, keep: Path) -> None:
     for old in root_cache_dir().glob(f"{release.suite}-*"):
         if old != keep and old.is_dir() and str(old) not in used and ".tmp" not in old.name:
             shutil.rmtree(old, ignore_errors=True)
+            for leftover in (old.with_name(f"{old.name}.log"), old.with_name(f"{old.name}.lock")):
+                leftover.unlink(missing_ok=True)
 
 
 def ensure_root(release: Release, packages: tuple[str, ...] = ROOT_PACKAGES) -> Path:
@@ -154,6 +158,18 @@ def ensure_root(release: Release, packages: tuple[str, ...] = ROOT_PACKAGES) -> 
 
         ensure_mmdebstrap()
     final.parent.mkdir(parents=True, exist_ok=True)
+    # One build of a root at a time on the machine (two test sessions may start at once):
+    # the second waits, then finds the first's root.
+    with open_lock(final.with_name(f"{final.name}.lock")) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / ROOT_MARKER).is_file():
+            return final
+        _build(release, packages, final)
+    _remove_stale(release, final)
+    return final
+
+
+def _build(release: Release, packages: tuple[str, ...], final: Path) -> None:
     shutil.rmtree(final, ignore_errors=True)  # a root without its marker is half-built
     building = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(building, ignore_errors=True)
@@ -185,8 +201,6 @@ def ensure_root(release: Release, packages: tuple[str, ...] = ROOT_PACKAGES) -> 
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    _remove_stale(release, final)
-    return final
 
 
 def shared_dirs(state_dir: Path, top_level: list[str] | None = None) -> list[Path]:
@@ -246,7 +260,15 @@ def enter_argv(
     return [nsenter, f"--target={holder_pid}", *namespaces, "--", chroot, str(root)]
 
 
-def render_client_wrapper(root: Path, holder_pid_file: Path, command: str, release: str) -> str:
+def render_client_wrapper(
+    root: Path,
+    holder_pid_file: Path,
+    command: str,
+    release: str,
+    *,
+    nsenter: str = "/usr/bin/nsenter",
+    chroot: str = "/usr/sbin/chroot",
+) -> str:
     """``<state dir>/bin/COMMAND``: the release's own ``COMMAND``, run in the root (in the
     caller's working directory, which is shared when it is under a shared path)."""
     program = f"/usr/bin/{command}"
@@ -257,7 +279,7 @@ def render_client_wrapper(root: Path, holder_pid_file: Path, command: str, relea
             f"# root {root} (needs root: it enters the cluster's mount namespace).",
             f"pid=$(cat {shlex.quote(str(holder_pid_file))} 2>/dev/null) || {{",
             f'  echo "{command}: the dev cluster is not up (no {holder_pid_file})" >&2; exit 1; }}',
-            f'exec nsenter --target="$pid" --mount -- chroot {shlex.quote(str(root))} '
+            f'exec {nsenter} --target="$pid" --mount -- {chroot} {shlex.quote(str(root))} '
             '/bin/sh -c \'cd "$1" 2>/dev/null || cd /; shift; exec "$@"\' '
             f'sh "$PWD" {program} "$@"',
             "",
