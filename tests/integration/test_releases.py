@@ -31,8 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jobfuncs
 import pytest
-from jobfuncs import CustomError, add, fail_with
+from jobfuncs import CustomError, add, fail_after, fail_with
 
 import slurm.devcluster as dc
 from slurm import Cluster
@@ -40,7 +41,7 @@ from slurm.devcluster import Status
 from slurm.devcluster.releases import get_release
 from slurm.devcluster.rootfs import ENV_MIRROR, ENV_ROOT_CACHE
 from slurm.devcluster.settings import env_port_base
-from slurm.errors import ConfigurationError, DevclusterError
+from slurm.errors import ConfigurationError, DevclusterError, JobTerminatedError
 
 pytestmark = pytest.mark.release
 
@@ -207,7 +208,8 @@ def test_a_root_that_cannot_be_built_is_a_clear_error_and_starts_nothing(
     assert "nothing was started" in message
     assert ENV_MIRROR in message
     # No half-built root, no state directory, no daemon.
-    assert [p.name for p in (tmp_path / "roots").iterdir() if not p.name.endswith(".log")] == []
+    kept = [p.suffix for p in (tmp_path / "roots").iterdir()]
+    assert sorted(kept) == [".lock", ".log"]  # mmdebstrap's output, the build lock
     assert not state.exists()
 
 
@@ -229,3 +231,24 @@ def test_a_daemon_that_fails_to_start_leaves_nothing_running() -> None:
     assert all(pid is None for pid in st.daemons.values()), st.daemons
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"sdk{base}-" not in netns
+
+
+def test_ranks_and_dependencies(on_release: Status, home_tmp: Path) -> None:
+    """srun's ranks across both nodes (its step options and SLURM_* variables), an
+    ``afterok`` chain, and a dependency that fails after the dependent was queued: from
+    24.11 on, Slurm leaves that one pending (``DependencyNeverSatisfied``) and the
+    tracker cancels it."""
+    cluster = Cluster(
+        backend_type="local", job_base_dir=str(home_tmp / "jobs"), default_partition="debug"
+    )
+    with cluster:
+        ranks = jobfuncs.rank_facts.with_options(nodes=2, ntasks_per_node=2)()
+        results = ranks.get_results(timeout=_TIMEOUT)
+        assert [r["rank"] for r in results] == [0, 1, 2, 3]
+        assert sorted(r["local_rank"] for r in results) == [0, 0, 1, 1]
+        assert {r["host"] for r in results} == {"node1", "node2"}
+        first = add(1, 1)
+        assert add.after(first)(2, 1).get_result(timeout=_TIMEOUT) == 3
+        doomed = add.after(fail_after(3, "late"))(1, 2)
+        with pytest.raises(JobTerminatedError, match="a job it depends on failed"):
+            doomed.get_result(timeout=_TIMEOUT)
