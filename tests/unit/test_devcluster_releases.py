@@ -245,9 +245,8 @@ def test_status_and_down_follow_the_state_directory_not_the_environment(
     saved = {"release": "24.11", "root": "/r", "nodes": 2, "port_base": 7360}
     (tmp_path / "devcluster.json").write_text(json.dumps(saved))
     monkeypatch.setenv("SLURM_SDK_DEVCLUSTER_PORT_BASE", "7300")
-    monkeypatch.setenv("SLURM_SDK_DEVCLUSTER_NODES", "1")
     s = cluster._settings(tmp_path, None, existing=True)
-    assert (s.port_base, s.nodes, s.net_prefix) == (7360, 2, "sdk7360")
+    assert (s.port_base, s.net_prefix, s.ssh_port) == (7360, "sdk7360", 7365)
     assert cluster._settings(tmp_path, None).port_base == 7300  # `up`: the environment wins
 
 
@@ -263,3 +262,16 @@ def test_up_refuses_a_root_whose_python_is_too_old_before_starting_anything(
         cluster.up(state, release="24.11")
     assert "Python 3.10.12, older than the 3.11" in str(info.value)
     assert not state.exists()  # not even the state directory
+
+
+def test_the_release_from_the_environment_for_up_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_SDK_DEVCLUSTER_RELEASE", "26.05")
+    assert cluster._settings(tmp_path, None).release == "26.05"
+    assert cluster._settings(tmp_path, None, release="24.11").release == "24.11"
+    assert cluster._settings(tmp_path, None, existing=True).release == HOST_RELEASE
+    monkeypatch.setenv("SLURM_SDK_DEVCLUSTER_RELEASE", "19.05")
+    result = CliRunner().invoke(main, ["devcluster", "up", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "does not know Slurm '19.05'" in result.output

@@ -11,7 +11,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slurm.devcluster import ENV_NODES, ENV_PORT_BASE, ENV_STATE_DIR, MAX_NODES, Status
+from slurm.devcluster import (
+    ENV_NODES,
+    ENV_PORT_BASE,
+    ENV_RELEASE,
+    ENV_STATE_DIR,
+    MAX_NODES,
+    Status,
+)
 from slurm.errors import SlurmError
 
 _STATE_DIR = click.option(
@@ -121,11 +128,12 @@ def devcluster() -> None:
     "--slurm",
     "release",
     metavar="RELEASE",
+    envvar=ENV_RELEASE,
     default=None,
     help="The Slurm release: 22.05 (this machine's packages), 24.11 or 26.05 (run from a "
     "root built with mmdebstrap from Debian's archive, cached for the machine; about 20 s "
     "the first time). A state directory keeps its release: give another one its own "
-    "--state-dir and --port-base [default: the last `up`'s, else 22.05].",
+    f"--state-dir and --port-base [env {ENV_RELEASE}; default: the last `up`'s, else 22.05].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(

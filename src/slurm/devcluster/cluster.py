@@ -48,6 +48,7 @@ from slurm.devcluster.settings import (
     DEFAULT_NODES,
     ENV_NODES,
     ENV_PORT_BASE,
+    ENV_RELEASE,
     MAX_NODES,
     PARTITIONS,
     Settings,
@@ -120,9 +121,8 @@ def _settings(
     6817."""
     s = detect_settings(state_dir)
     saved = _load_saved(s)
-    if existing:  # status/down of a cluster: its own layout and ports, whatever the env says
-        nodes = nodes or _saved_int(saved, "nodes")
-        port_base = port_base or _saved_int(saved, "port_base")
+    if existing:  # status/down of a cluster: its own ports (and network names), whatever
+        port_base = port_base or _saved_int(saved, "port_base")  # $..._PORT_BASE says
     if accounting is None:
         accounting = bool(saved.get("accounting", True))
     if nodes is None:
@@ -134,6 +134,8 @@ def _settings(
         from_env = os.environ.get(ENV_PORT_BASE)
         port_base = env_port_base() if from_env else _saved_int(saved, "port_base")
     saved_release = str(saved.get("release", HOST_RELEASE))
+    if release is None and not existing:
+        release = os.environ.get(ENV_RELEASE, "").strip() or None
     wanted = get_release(release if release is not None else saved_release)
     if saved and wanted.name != get_release(saved_release).name:
         raise DevclusterError(
@@ -246,7 +248,8 @@ def up(
             accounting. Default: the last ``up``'s, else off.
         release: the Slurm release, ``"22.05"`` (this machine's packages), ``"24.11"``
             or ``"26.05"`` (run from a root built with mmdebstrap, cached for the
-            machine). Default: the last ``up``'s, else 22.05. A state directory keeps
+            machine). Default ``$SLURM_SDK_DEVCLUSTER_RELEASE``, else the last ``up``'s,
+            else 22.05. A state directory keeps
             its release: another needs another state directory (and port base).
 
     Raises:
@@ -261,8 +264,8 @@ def up(
         st = up(nodes=2, release="24.11")
         print([node.name for node in st.nodes], st.slurm_version, st.python_version)
     """
-    if release is not None:
-        get_release(release)  # an unknown name fails before anything is installed
+    if release is not None or os.environ.get(ENV_RELEASE):
+        get_release(release or os.environ[ENV_RELEASE])  # fails before anything is installed
     ensure_installed()
     if os.geteuid() != 0:
         raise DevclusterError(
