@@ -161,7 +161,7 @@ def targets(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[tu
         out.append(
             (
                 "runner overhead beyond `python -c pass` <= 25 ms",
-                f"{ms:.0f} ms (importing slurm.runner: {floor['import_part'] * 1000:.0f} ms)",
+                f"{ms:.0f} ms (importing slurm._job.entry: {floor['import_part'] * 1000:.0f} ms)",
                 verdict(ms <= 25),
             )
         )

@@ -266,7 +266,7 @@ def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str,
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     variants = {
         "python -c pass": [sys.executable, "-c", "pass"],
-        "python -c 'import slurm.runner'": [sys.executable, "-c", "import slurm.runner"],
+        "python -c 'import slurm.runner'": [sys.executable, "-c", "import slurm._job.entry"],
         "python -c 'import slurm'": [sys.executable, "-c", "import slurm"],
         "python -m slurm.runner JOBDIR": [sys.executable, "-m", "slurm.runner", str(work)],
     }

@@ -5,8 +5,8 @@ link to that README section on GitHub, and on the site it is replaced by the
 section itself (``[README: *](../README.md)`` brings the whole README).
 Links are then made right for the site, on every page:
 
-- the README's ``docs/page.md`` become ``page.md``, its ``#anchor`` become
-  ``index.md#anchor`` (the home page is the README);
+- the README's ``docs/page.md`` become ``page.md`` (images ``docs/images/x.png``
+  too), its ``#anchor`` become ``index.md#anchor`` (the home page is the README);
 - ``../README.md#anchor`` becomes ``index.md#anchor``;
 - a link to a file of the repository outside ``docs/`` (an example project,
   a benchmark report) keeps its text and names the path, since the site has
@@ -29,6 +29,7 @@ _DIRECTIVE = re.compile(
     r"^\[README: (?P<title>[^\]]+)\]\(\.\./README\.md(?:#[^)\s]*)?\)[ \t]*$", re.M
 )
 _LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]+)\]\((?P<target>[^)\s]+)\)")
+_IMAGE = re.compile(r"!\[(?P<text>[^\]\n]*)\]\(docs/(?P<target>[^)\s]+)\)")
 _HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$")
 _FENCE = re.compile(r"^(```|~~~)")
 _ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):<code>~?([\w.]+)</code>")
@@ -95,7 +96,8 @@ def _from_repo_root(text: str) -> str:
             target = "../" + target
         return f"[{match.group('text')}]({target})"
 
-    return _LINK.sub(fix, text)
+    # An image under docs/ (a screenshot) is a file of the site too.
+    return _LINK.sub(fix, _IMAGE.sub(r"![\g<text>](\g<target>)", text))
 
 
 def _for_site(text: str) -> str:

@@ -1,5 +1,12 @@
 """slurm-sdk: turn plain Python functions into Slurm jobs.
 
+This module is the public surface: the names in ``__all__`` (a test pins
+them), :mod:`slurm.errors`, :mod:`slurm.pytest_plugin`, and the modules
+earlier code imports from (``slurm.cluster``, ``slurm.task``,
+``slurm.decorators``, ``slurm.workflow``, ``slurm.runtime``,
+``slurm.logging``, ``slurm.callbacks``, ``slurm.runner``). Everything in a
+package whose name starts with ``_`` is the SDK's own (docs/architecture.md).
+
 The light parts (decorators, contexts, errors) are imported here; the rest
 (``Cluster``, ``Job``...) lazily, so that the job-side runner starts fast.
 """
@@ -10,8 +17,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from slurm.aio import as_completed_async
-    from slurm.cluster import Cluster
+    from slurm._api.aio import as_completed_async
+    from slurm._api.array import ArrayJob
+    from slurm._api.cluster import Cluster
+    from slurm._api.futures import as_completed, wait
+    from slurm._api.job import Job
+    from slurm._api.task import Task
+    from slurm._api.workflow import WorkflowContext
+    from slurm._job.context import JobContext, current_job_context, on_requeue, requeue_requested
+    from slurm._slurm.commands import JobState
+    from slurm._slurm.retry import Attempt, Retry
+    from slurm._slurm.usage import Usage, UsageSummary
+    from slurm._transport.sshauth import AuthPrompt
     from slurm.errors import (
         CommandError,
         ConfigurationError,
@@ -28,40 +45,33 @@ if TYPE_CHECKING:
         TransportError,
         WorkflowError,
     )
-    from slurm.futures import as_completed, wait
-    from slurm.job import ArrayJob, Job
-    from slurm.retry import Attempt, Retry
-    from slurm.runtime import JobContext, current_job_context
-    from slurm.slurmcmd import JobState
-    from slurm.task import Task
-    from slurm.transport.sshauth import AuthPrompt
-    from slurm.usage import Usage, UsageSummary
-    from slurm.workflow import WorkflowContext
 
 # Submodules named like the decorators: import them first, then bind the
 # decorators, so `from slurm import task, workflow` always gives the decorators
 # while `slurm.workflow.WorkflowContext` keeps working.
 import slurm.task
 import slurm.workflow  # noqa: F401
-from slurm.decorators import task, workflow
+from slurm._api.decorators import task, workflow
 
 _EXPORTS = {
-    "Cluster": "slurm.cluster",
-    "AuthPrompt": "slurm.transport.sshauth",
-    "Task": "slurm.task",
-    "as_completed": "slurm.futures",
-    "as_completed_async": "slurm.aio",
-    "wait": "slurm.futures",
-    "Job": "slurm.job",
-    "ArrayJob": "slurm.job",
-    "Attempt": "slurm.retry",
-    "Retry": "slurm.retry",
-    "Usage": "slurm.usage",
-    "UsageSummary": "slurm.usage",
-    "JobState": "slurm.slurmcmd",
-    "JobContext": "slurm.runtime",
-    "current_job_context": "slurm.runtime",
-    "WorkflowContext": "slurm.workflow",
+    "Cluster": "slurm._api.cluster",
+    "AuthPrompt": "slurm._transport.sshauth",
+    "Task": "slurm._api.task",
+    "as_completed": "slurm._api.futures",
+    "as_completed_async": "slurm._api.aio",
+    "wait": "slurm._api.futures",
+    "Job": "slurm._api.job",
+    "ArrayJob": "slurm._api.array",
+    "Attempt": "slurm._slurm.retry",
+    "Retry": "slurm._slurm.retry",
+    "Usage": "slurm._slurm.usage",
+    "UsageSummary": "slurm._slurm.usage",
+    "JobState": "slurm._slurm.commands",
+    "JobContext": "slurm._job.context",
+    "current_job_context": "slurm._job.context",
+    "on_requeue": "slurm._job.context",
+    "requeue_requested": "slurm._job.context",
+    "WorkflowContext": "slurm._api.workflow",
     "CommandError": "slurm.errors",
     "ConfigurationError": "slurm.errors",
     "DependencyError": "slurm.errors",
@@ -110,6 +120,8 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "as_completed",
     "as_completed_async",
     "current_job_context",
+    "on_requeue",
+    "requeue_requested",
     "wait",
 ]
 

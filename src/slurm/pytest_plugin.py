@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from slurm.cluster import Cluster
+    from slurm import Cluster
     from slurm.devcluster import Status
 
 __all__ = [
@@ -231,7 +231,7 @@ def slurm_cluster(
     """A ``Cluster`` on the test cluster, entered for the test and closed after it."""
     import cloudpickle
 
-    from slurm.cluster import Cluster
+    from slurm import Cluster
 
     module = getattr(request, "module", None)
     if module is not None and module.__name__ != "__main__":

@@ -1,30 +1,5 @@
-"""``WorkflowContext``: what a running workflow gets to orchestrate its tasks."""
+"""``slurm.workflow``: where :class:`WorkflowContext` was imported from (kept for users' code)."""
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pathlib too: every job imports this module, few need pathlib
-    from pathlib import Path
-
-    from slurm.cluster import Cluster
+from slurm._api.workflow import WorkflowContext
 
 __all__ = ["WorkflowContext"]
-
-
-@dataclass(frozen=True)
-class WorkflowContext:
-    """Injected into a workflow's parameter annotated ``WorkflowContext`` (or named ``ctx``).
-
-    Attributes:
-        cluster: the cluster tasks are submitted to (from the workflow's node).
-        workflow_job_id: the Slurm job id of the workflow itself.
-        workflow_job_dir: the workflow job's directory; children live under it.
-        shared_dir: a directory for artifacts shared by the workflow's tasks.
-    """
-
-    cluster: Cluster
-    workflow_job_id: str
-    workflow_job_dir: Path
-    shared_dir: Path

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm.transport import SSHTransport
+from slurm._transport import SSHTransport
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"

@@ -182,7 +182,7 @@ def report_restarts(seconds: float, ctx: JobContext) -> int:
 @task(time="00:01:00", mem="64M", requeue_grace=45)
 def resume_after_time_limit(workdir: str, ctx: JobContext) -> dict[str, Any]:
     """Works until warned of its time limit, checkpoints, and finishes once requeued."""
-    from slurm.runtime import on_requeue
+    from slurm._job.context import on_requeue
 
     checkpoint = Path(workdir) / "checkpoint.json"
     if checkpoint.exists():

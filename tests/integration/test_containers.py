@@ -20,8 +20,8 @@ from slurmrecords import wait_for_records
 
 import slurm.devcluster as dc
 from slurm import Cluster, JobContext, task, workflow
+from slurm._transport.ssh import SSHTransport
 from slurm.errors import ConfigurationError
-from slurm.transport.ssh import SSHTransport
 
 
 @pytest.fixture(scope="module")
@@ -141,17 +141,18 @@ def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
     """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
     import json
 
-    from slurm.runtime import on_requeue
+    from slurm._job.context import on_requeue
 
     checkpoint = Path(workdir) / "checkpoint.json"
     if checkpoint.exists():
         return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
     progress = {"steps": 0, "python": sys.executable}
     on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
-    (Path(workdir) / "started").touch()
     while True:
         time.sleep(0.2)
         progress["steps"] += 1
+        if progress["steps"] == 1:  # preempted from here on, there is progress to keep
+            (Path(workdir) / "started").touch()
 
 
 def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
@@ -167,6 +168,7 @@ def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
     deadline = time.monotonic() + 60
     while not (tmp_path / "started").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # the container is being set up
+    assert (tmp_path / "started").exists(), "the task made no step within a minute"
     _preempt(job.id)
     result = job.get_result(timeout=180)
     assert result["restart"] >= 1
@@ -227,7 +229,7 @@ def test_tutorial_over_ssh_every_task_in_an_image_built_from_a_dockerfile(
 
     nonce = secrets.token_hex(6)
     dockerfile = _dockerfile(tmp_path / "image", containers, nonce)
-    caplog.set_level(logging.INFO, logger="slurm.packaging")
+    caplog.set_level(logging.INFO, logger="slurm._client.packaging")
     # The earlier SDK's spellings; the environment shipped where the other SSH tests
     # ship theirs (the same wheels: made once).
     envs = str(Path.home() / ".slurm-sdk" / "jobs" / ".envs")
@@ -323,10 +325,10 @@ def test_an_image_missing_from_its_registry_fails_before_submission(
 def test_a_registry_that_wants_credentials_or_cannot_be_reached_is_not_a_refusal(
     refusing_registry: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from slurm.packaging.registry import check_manifest
-    from slurm.transport.local import LocalTransport
+    from slurm._client.packaging.registry import check_manifest
+    from slurm._transport.local import LocalTransport
 
-    caplog.set_level(logging.INFO, logger="slurm.packaging.registry")
+    caplog.set_level(logging.INFO, logger="slurm._client.packaging.registry")
     # 403 on reading: it may want credentials, which enroot has and this check has not.
     check_manifest(LocalTransport(), sys.executable, f"{refusing_registry}#team/img:1")
     with socket.socket() as probe:  # a port nobody listens on

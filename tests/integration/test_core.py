@@ -39,7 +39,9 @@ def early_job(devcluster: object, tmp_path_factory: pytest.TempPathFactory) -> t
     base = str(tmp_path_factory.mktemp("early") / "jobs")
     with Cluster(backend_type="local", job_base_dir=base):
         job = jobfuncs.add(1, 1)
-        too_long = jobfuncs.sleep_forever.with_options(time="00:01:00", max_requeues=0)()
+        # No checkpoint, requeueable by default: the time-limit warning must not requeue
+        # it (it would start from scratch and hit the same limit again).
+        too_long = jobfuncs.sleep_forever.with_options(time="00:01:00")()
         job.wait(timeout=60)
     return base, job.id, too_long.id
 
@@ -299,6 +301,9 @@ def test_time_limit_ends_the_wait_with_timeout_state(early_job: tuple[str, str, 
         job.get_result(timeout=180)
     assert "time limit" in str(info.value)
     assert job.state is JobState.TIMEOUT
+    assert job.requeue_count == 0
+    runs = Path(job.runs_path).read_text()
+    assert runs.count(" start ") == 1 and "requeued-time-limit" not in runs, runs
     cluster.close()
 
 

@@ -19,9 +19,9 @@ from _sshd import keygen, ssh_transport, start_sshd
 from click.testing import CliRunner, Result
 
 from slurm import Cluster
+from slurm._client.doctor import CHECK_NAMES
 from slurm.cli import main
 from slurm.devcluster import SshInfo, Status
-from slurm.doctor import CHECK_NAMES
 
 _NAMES = list(CHECK_NAMES)
 

@@ -35,12 +35,12 @@ from jobfuncs import add, kill_self, sleep_then
 
 import slurm.devcluster as dc
 from slurm import Cluster
+from slurm._transport import SSHTransport
 from slurm.cli import main
 from slurm.devcluster import Status
 from slurm.devcluster.settings import ACCOUNT, env_port_base
 from slurm.errors import ConfigurationError, JobTerminatedError, SubmissionError
 from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
-from slurm.transport import SSHTransport
 
 FAULTS_PORT_OFFSET = 40
 
@@ -312,7 +312,7 @@ def test_connection_cut_during_submission_submits_once(
     """The cut comes while sbatch waits for a paused controller, which stays paused a
     while longer: the cut-off sbatch still runs and may yet submit the job. The SDK
     waits for it to end, then looks for the job by its comment: found, not sbatch again."""
-    from slurm.transport.ssh import SSHTransport as Real
+    from slurm._transport.ssh import SSHTransport as Real
 
     real_run = Real.run
     cuts: list[int] = []
@@ -335,7 +335,7 @@ def test_connection_cut_during_submission_submits_once(
         return real_run(self, argv, **kwargs)
 
     monkeypatch.setattr(Real, "run", run)
-    caplog.set_level("INFO", logger="slurm.slurmclient")
+    caplog.set_level("INFO", logger="slurm._slurm.client")
     since = _next_second()
     with _ssh_cluster(faults, home_tmp / "jobs") as cluster:
         job = add.with_options(job_name="cut-sbatch")(20, 22)
@@ -353,7 +353,7 @@ def test_connection_cut_during_a_wheel_upload(
     first 16 KiB. The upload starts again on a new connection; the job runs from it."""
     import hashlib
 
-    from slurm.transport import sftpfiles
+    from slurm._transport import sftpfiles
 
     real = sftpfiles.atomic_write
     cuts: list[int] = []

@@ -19,11 +19,11 @@ from click.testing import CliRunner, Result
 from jobfuncs import add
 
 from slurm import Cluster, task
+from slurm._api.task import Task
+from slurm._client.packaging import environment_for
 from slurm.cli import main
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError, InvalidOptionError, ResultError, SubmissionError
-from slurm.packaging import environment_for
-from slurm.task import Task
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -316,7 +316,7 @@ def test_environment_and_wheels_are_checked_by_hash(devcluster: object, home_tmp
     (env / "venv" / "lib" / "__pycache__" / "new.cpython-311.pyc").write_bytes(b"")
     with shipped() as cluster:
         assert _prefix()().get_result(timeout=600) == prefix
-        environment = environment_for(cluster)
+        environment = environment_for(cluster.session)
         assert environment is not None and not environment.created
 
     # An added file changes the manifest.
@@ -430,8 +430,8 @@ def _noisy() -> Task[..., None]:
 def test_logs_and_error_tails_read_only_what_they_need(
     devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from slurm._transport.local import LocalTransport
     from slurm.errors import JobTerminatedError
-    from slurm.transport.local import LocalTransport
 
     lines = 20_000  # about 4 MiB of each log: several chunks
     base = home_tmp / "jobs"

@@ -20,8 +20,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import TextContent
 
 from slurm import Cluster
+from slurm._slurm.commands import JobState
 from slurm.devcluster import Status
-from slurm.slurmcmd import JobState
 
 _TIMEOUT = 120.0
 Call = Callable[..., Awaitable[tuple[str, bool]]]

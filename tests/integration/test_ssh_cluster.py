@@ -27,12 +27,12 @@ import cloudpickle
 import pytest
 
 from slurm import Cluster, task
+from slurm._api.task import Task
+from slurm._transport.base import CommandResult, Transport
+from slurm._transport.ssh import SSHTransport
 from slurm.devcluster import SshInfo, Status
 from slurm.devcluster import status as devcluster_status
 from slurm.errors import ConnectionLostError
-from slurm.task import Task
-from slurm.transport.base import CommandResult, Transport
-from slurm.transport.ssh import SSHTransport
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

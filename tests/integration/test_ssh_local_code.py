@@ -6,11 +6,13 @@ directory with no ``pyproject.toml`` above it and run by this interpreter,
 over SSH to the dev cluster. The SDK ships the local modules the call needs,
 once per content, and the job imports them from that copy only: not from the
 directory the job runs in, which holds decoys. With the local backend the same
-directory runs from where it is; a task can have its own interpreter.
+directory runs from a snapshot too, even from a directory the nodes cannot see;
+a task can have its own interpreter.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import os
@@ -22,9 +24,9 @@ from typing import Any
 import pytest
 
 from slurm import Cluster, task
+from slurm._client.packaging import environment_for
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
-from slurm.packaging import environment_for
 
 HELPERS = '''\
 """A helper module beside the script; it defines a task too (travels by reference)."""
@@ -212,17 +214,78 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     assert len(_code_dirs(base)) == 2
 
 
-def test_plain_directory_runs_with_the_local_backend_from_where_it_is(
+def test_plain_directory_runs_with_the_local_backend_from_a_snapshot(
     devcluster: object, user_dir: Path, tmp_path: Path
 ) -> None:
-    """Already on the cluster: nothing is shipped, the job imports the files in place."""
+    """Already on the cluster: the local source is snapshotted into the job base dir as
+    over SSH (by content, once), and the job imports that copy."""
     base = tmp_path / "jobs"
     report = _run(user_dir, base, "", user_dir, "flow", "local")
+    (code,) = _code_dirs(base)
     assert report["analyse"]["mean"] == 2.0
-    assert report["analyse"]["helpers"] == str(user_dir / "helpers.py")
+    assert report["analyse"]["helpers"] == f"{code}/helpers.py"
+    assert report["analyse"]["path0"] == str(code)
     assert report["spread"]["summary"]["scaled_max"] == 80.0
+    # The workflow's tasks, submitted on its node, run the same snapshot.
+    assert [r["file"] for r in report["survey"]] == [f"{code}/helpers.py"] * 2
     assert [r["summary"]["scaled_max"] for r in report["survey"]] == [30.0, 20.0]
-    assert not (base / ".envs").exists()
+
+
+NODE_LOCAL = """import os
+from pathlib import Path
+
+from slurm import task
+
+VERSION = "{version}"
+
+
+@task(time="00:02:00", mem="64M")
+def version() -> dict:
+    return {{"version": VERSION, "file": __file__, "cwd": os.getcwd()}}
+"""
+
+
+def test_code_in_a_directory_the_nodes_cannot_see_runs_from_its_snapshot(
+    devcluster: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script and its module in /tmp on the login host (each node has its own /tmp),
+    the local backend: the job runs the snapshot taken at submission (an edit made
+    while it is queued is not seen) in its job directory, saying why on stderr."""
+    import tempfile
+    import uuid
+
+    from jobfuncs import sleep_then
+
+    work = Path(tempfile.mkdtemp(prefix="sdk-node-local-", dir="/tmp"))
+    name = f"node_local_{uuid.uuid4().hex[:8]}"
+    module = work / f"{name}.py"
+    module.write_text(NODE_LOCAL.format(version="v1"))
+    monkeypatch.syspath_prepend(str(work))
+    monkeypatch.chdir(work)
+    try:
+        imported = importlib.import_module(name)
+        base = tmp_path / "jobs"
+        with Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug"):
+            gate = sleep_then(3)
+            job = imported.version.after(gate)()
+            module.write_text(NODE_LOCAL.format(version="v2"))  # edited while it waits
+            result = job.get_result(timeout=240)
+            stderr = job.get_stderr()
+        # Two snapshots: the gate's module (jobfuncs) and this one.
+        (code,) = [d for d in _code_dirs(base) if (d / f"{name}.py").exists()]
+        assert (code / f"{name}.py").read_text() == NODE_LOCAL.format(version="v1")
+        assert result == {
+            "version": "v1",
+            "file": f"{code}/{name}.py",
+            "cwd": job.job_dir,
+        }
+        assert f"cannot see the working directory {work}" in stderr
+        assert f"the job runs in {job.job_dir} instead" in stderr
+        assert "couldn't chdir" not in stderr  # Slurm itself starts in the job directory
+    finally:
+        sys.modules.pop(name, None)
+        module.unlink()
+        work.rmdir()
 
 
 def test_a_task_with_its_own_interpreter_or_packaging(
@@ -244,7 +307,7 @@ def test_a_task_with_its_own_interpreter_or_packaging(
         job_base_dir=str(tmp_path / "jobs"),
         default_partition="debug",
     ) as cluster:
-        env = environment_for(cluster)
+        env = environment_for(cluster.session)
         assert env is not None
         jobs = [default(), own(), own.with_options(python=env.python)()]
         assert [job.get_result(timeout=240) for job in jobs] == [

@@ -21,11 +21,11 @@ import pytest
 from tutorial import run_tutorial
 
 from slurm import Cluster
+from slurm._client.packaging import environment_for
+from slurm._client.packaging.project import sdk_source_root, source_hash
+from slurm._client.packaging.wheels import SDK_SOURCES
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
-from slurm.packaging import environment_for
-from slurm.packaging.project import sdk_source_root, source_hash
-from slurm.packaging.wheels import SDK_SOURCES
 
 SDK_ROOT = sdk_source_root() or Path("/nonexistent")
 
@@ -80,7 +80,7 @@ import time
 from orbit.tasks import survey, where
 
 from slurm import Cluster
-from slurm.packaging import environment_for
+from slurm._client.packaging import environment_for
 
 started = time.perf_counter()
 with Cluster(
@@ -90,7 +90,7 @@ with Cluster(
     job_base_dir=sys.argv[1],
     default_partition="debug",
 ) as cluster:
-    env = environment_for(cluster)
+    env = environment_for(cluster.session)
     setup = time.perf_counter() - started
     task_result = where(7).get_result(timeout=240)
     flow_result = survey(2).get_result(timeout=240) if sys.argv[3] == "flow" else None
@@ -227,7 +227,7 @@ def test_env_created_with_venv_and_pip_when_uv_is_not_used(
         default_partition="debug",
         packaging={"project": str(project), "installer": "pip"},
     ) as cluster:
-        env = environment_for(cluster)
+        env = environment_for(cluster.session)
         assert env is not None and env.created and env.install == "offline"
         print("pip env created in", env.timings)
         assert (Path(env.path) / "venv" / "bin" / "pip").exists()  # made by venv, not uv
@@ -253,7 +253,7 @@ def test_explicit_interpreter_is_used_as_is_without_packaging(
         python=sys.executable,
     ) as cluster:
         assert cluster.python == sys.executable
-        assert environment_for(cluster) is None
+        assert environment_for(cluster.session) is None
         report = cluster.diagnose()
     assert report["ok"] is True, report
     assert report["python"]["modules"]["slurm.runner"] == "ok"

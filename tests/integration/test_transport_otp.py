@@ -33,10 +33,10 @@ import pytest
 from _sshd import Sshd, keygen, ssh_transport, start_sshd
 
 from slurm import AuthPrompt, Cluster, task
+from slurm._transport import SSHTransport
 from slurm.devcluster import Status
 from slurm.devcluster.install import ensure_pam_oath
 from slurm.errors import SlurmError, TransportError
-from slurm.transport import SSHTransport
 
 _STEP = 30
 
@@ -181,16 +181,16 @@ def test_reconnects_only_when_the_connection_is_lost_and_says_so(
     otp_sshd: Sshd, secret: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     answer = Authenticator(secret)
-    caplog.set_level(logging.WARNING, logger="slurm.transport.ssh")
+    caplog.set_level(logging.WARNING, logger="slurm._transport.ssh")
     with _transport(otp_sshd, tmp_path, interactive_auth=answer) as ssh:
         assert ssh.run(["echo", "1"]).stdout == "1\n"
         assert ssh.run(["echo", "2"]).stdout == "2\n"
         assert (ssh.logins, len(answer.prompts)) == (1, 1)
-        assert not [r for r in caplog.records if r.name == "slurm.transport.ssh"]
+        assert not [r for r in caplog.records if r.name == "slurm._transport.ssh"]
         assert otp_sshd.kill_sessions() > 0
         assert ssh.run(["echo", "3"]).stdout == "3\n"
         assert (ssh.logins, len(answer.prompts)) == (2, 2)
-        messages = [r.getMessage() for r in caplog.records if r.name == "slurm.transport.ssh"]
+        messages = [r.getMessage() for r in caplog.records if r.name == "slurm._transport.ssh"]
         assert len(messages) == 1, messages
         assert "the SSH connection was lost; logging in again" in messages[0]
         assert "second factor" in messages[0]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from _sshd import Sshd, keygen, ssh_transport, start_sshd
 
+from slurm._transport import SSHTransport
 from slurm.errors import CommandError, ConnectionLostError, HostKeyError, TransportError
-from slurm.transport import SSHTransport
 
 HOSTILE_NAMES = [
     "with space",

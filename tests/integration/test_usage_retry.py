@@ -10,18 +10,18 @@ import jobfuncs
 import pytest
 
 from slurm import Cluster, Job
-from slurm.job import gather_usage
-from slurm.usage import Usage, runner_usage
+from slurm._api.job import gather_usage
+from slurm._slurm.usage import Usage, runner_usage
 
 MB = 1024 * 1024
 
 
-def _from_accounting(cluster: Cluster, job: Job[object]) -> Usage:
+def _from_accounting(cluster: Cluster | None, job: Job[object]) -> Usage:
     """The job's usage from sacct (accounting may record a job's end a moment later, and
     a job that started and ended within a second without its limits at first)."""
     usage = None
     for _ in range(40):
-        usage = gather_usage(cluster, [job]).get(job.id)
+        usage = gather_usage(job.session, [job]).get(job.id)
         if (
             usage is not None
             and usage.source == "sacct"
@@ -69,7 +69,7 @@ def test_usage_matches_what_the_tasks_did_with_and_without_accounting(
         measured = runner_usage(text)
         assert measured is not None and measured.source == "runner"
     cluster.tracker.accounting = False  # as on a cluster where sacct does not answer
-    slept, held = (gather_usage(cluster, [job])[job.id] for job in (sleeper, holder))
+    slept, held = (gather_usage(cluster.session, [job])[job.id] for job in (sleeper, holder))
     assert slept.source == held.source == "runner"
     assert slept.elapsed_s is not None and slept.elapsed_s >= 5
     assert slept.cpu_time_s is not None and slept.cpu_time_s < 2.0
@@ -116,4 +116,4 @@ def test_a_task_past_its_one_minute_limit_succeeds_with_twice_the_time(
     assert first_attempt.limits["time"] == "1"
     assert (second.state, second.limits["time"]) == ("COMPLETED", "0-00:02:00")
     # Slurm's own record: the second attempt ran with twice the time.
-    assert _from_accounting(job.cluster, job).time_limit_s == 120
+    assert _from_accounting(None, job).time_limit_s == 120

@@ -28,10 +28,10 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from slurm._job.entry import run_job
+from slurm._transport.base import CommandResult
+from slurm._transport.local import LocalTransport
 from slurm.errors import ConnectionLostError
-from slurm.runner import run_job
-from slurm.transport.base import CommandResult
-from slurm.transport.local import LocalTransport
 
 
 @dataclass
@@ -281,7 +281,7 @@ class FakeSlurm(LocalTransport):
 
     @staticmethod
     def _usage_rows(job: FakeJob, *, partial: bool = False) -> str:
-        """The job's rows in the usage format (fields of ``slurm.usage.USAGE_SACCT_FIELDS``);
+        """The job's rows in the usage format (fields of ``slurm._slurm.usage.USAGE_SACCT_FIELDS``);
         ``partial``: without the time limit and requested memory."""
         minutes = job.options.get("time", "")
         limit = "" if partial else minutes if minutes.isdigit() else "60"

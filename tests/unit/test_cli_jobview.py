@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console, RenderableType
 
+from slurm._client.store import parse_job_dir
+from slurm._slurm.commands import JobInfo, JobState
 from slurm.cli import main
 from slurm.cli.jobs import cluster_from_options, watch_loop
 from slurm.cli.jobview import (
@@ -24,8 +26,6 @@ from slurm.cli.jobview import (
     outcome_text,
     tail,
 )
-from slurm.slurmcmd import JobInfo, JobState
-from slurm.store import parse_job_dir
 
 
 def _text(renderable: RenderableType) -> str:
@@ -241,8 +241,8 @@ def test_every_command_takes_the_cluster_options(command: str) -> None:
 
 
 def test_usage_columns_and_details() -> None:
-    from slurm.retry import Attempt
-    from slurm.usage import Usage, summarise
+    from slurm._slurm.retry import Attempt
+    from slurm._slurm.usage import Usage, summarise
 
     used = Usage(
         "sacct", queue_wait_s=1.0, elapsed_s=65.0, cpu_time_s=0.8, max_rss_bytes=316 << 20,

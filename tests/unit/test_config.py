@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slurm import Cluster
-from slurm.config import load_environment
+from slurm._client.config import load_environment
 from slurm.errors import ConfigurationError, InvalidOptionError
 
 SLURMFILE = """
@@ -115,8 +115,8 @@ def test_every_setting_is_a_keyword_an_option_and_a_slurmfile_key() -> None:
 
     from click.testing import CliRunner
 
+    from slurm._client.settings import FIELDS, SLURMFILE_KEYS
     from slurm.cli import main
-    from slurm.settings import FIELDS, SLURMFILE_KEYS
 
     keywords = set(inspect.signature(Cluster.__init__).parameters)
     parser = Cluster.add_argparse_args(argparse.ArgumentParser())
@@ -137,7 +137,7 @@ def test_every_setting_is_a_keyword_an_option_and_a_slurmfile_key() -> None:
 
 
 def test_search_stops_at_home(tmp_path: Path) -> None:
-    from slurm.config import search_directories
+    from slurm._client.config import search_directories
 
     home = tmp_path / "home"
     start = home / "proj" / "src"
@@ -145,7 +145,7 @@ def test_search_stops_at_home(tmp_path: Path) -> None:
 
 
 def test_search_stops_at_repository_root(tmp_path: Path) -> None:
-    from slurm.config import search_directories
+    from slurm._client.config import search_directories
 
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
@@ -178,7 +178,7 @@ def test_slurmfile_of_another_user_is_refused(slurmfile: Path) -> None:
 
 
 def test_the_slurmfile_used_is_logged(slurmfile: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="slurm.config"):
+    with caplog.at_level(logging.INFO, logger="slurm._client.config"):
         load_environment()
     assert f"using Slurmfile {slurmfile}, environment [default]" in caplog.text
 
@@ -208,8 +208,8 @@ def test_password_is_not_a_command_line_option(monkeypatch: pytest.MonkeyPatch) 
 
     from click.testing import CliRunner
 
+    from slurm._client.settings import PASSWORD_VARIABLE, add_argparse_args, settings_from_namespace
     from slurm.cli import main
-    from slurm.settings import PASSWORD_VARIABLE, add_argparse_args, settings_from_namespace
 
     parser = add_argparse_args(argparse.ArgumentParser())
     with pytest.raises(SystemExit):
@@ -223,3 +223,24 @@ def test_password_is_not_a_command_line_option(monkeypatch: pytest.MonkeyPatch) 
         "password": "hunter2",
     }
     assert "hunter2" not in repr(Cluster("ssh", hostname="h", password="hunter2").settings)
+
+
+def test_one_answer_for_the_backend_whichever_way_a_cluster_is_made(tmp_path: Path) -> None:
+    """A hostname alone means ssh: as keyword, command-line option or Slurmfile key."""
+    import argparse
+
+    from slurm._client.settings import choose_backend
+
+    slurmfile = tmp_path / "Slurmfile"
+    slurmfile.write_text('[default]\nhostname = "login.example.org"\n')
+    parser = Cluster.add_argparse_args(argparse.ArgumentParser())
+    made = [
+        Cluster(hostname="login.example.org"),
+        Cluster.from_args(parser.parse_args(["--hostname", "login.example.org"])),
+        Cluster.from_file(str(slurmfile)),
+    ]
+    assert [c.backend_type for c in made] == ["ssh", "ssh", "ssh"]
+    assert Cluster().backend_type == "local" == choose_backend(None, None)
+    assert choose_backend("LOCAL", "login.example.org") == "local"
+    with pytest.raises(ConfigurationError, match="Unknown backend 'slurm'"):
+        Cluster("slurm")

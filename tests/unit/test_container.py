@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from slurm.container import ContainerSpec, code_paths, container_spec, srun_prefix
+from slurm._slurm.container import ContainerSpec, code_paths, container_spec, srun_prefix
 from slurm.errors import InvalidOptionError
 
 

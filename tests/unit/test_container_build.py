@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from slurm.errors import ConfigurationError
-from slurm.packaging import parse_spec
-from slurm.packaging.container import (
+from slurm._api.task import Task
+from slurm._client.packaging import parse_spec
+from slurm._client.packaging.container import (
     ImageBuild,
     build_argv,
     content_tag,
@@ -17,9 +17,9 @@ from slurm.packaging.container import (
     podman_flags,
     push_argv,
 )
-from slurm.packaging.images import earlier_spellings
-from slurm.packaging.registry import ImageReference, parse_reference
-from slurm.task import Task
+from slurm._client.packaging.images import earlier_spellings
+from slurm._client.packaging.registry import ImageReference, parse_reference
+from slurm.errors import ConfigurationError
 
 
 def _context(tmp_path: Path) -> tuple[Path, Path]:
@@ -208,21 +208,23 @@ def test_a_cluster_takes_the_earlier_spellings() -> None:
 
 def test_which_build_a_submission_asks_for() -> None:
     from slurm import Cluster
-    from slurm.packaging.images import build_for
+    from slurm._client.packaging.images import build_for
 
     cluster = Cluster(
         "local", packaging={"type": "container", "registry": "r:1", "dockerfile": "X"}
     )
-    assert build_for(cluster, {}) == ImageBuild(dockerfile="X", registry="r:1")
+    assert build_for(cluster.session, {}) == ImageBuild(dockerfile="X", registry="r:1")
     # The options packaging_<key> win; a task's own packaging replaces the cluster's.
-    assert build_for(cluster, {"packaging_dockerfile": "Y"}) == ImageBuild("Y", registry="r:1")
-    assert build_for(cluster, {"packaging": "wheel", "packaging_dockerfile": "Y"}) is None
-    assert build_for(Cluster("local"), {"packaging_registry": "r:1"}) is None
+    assert build_for(cluster.session, {"packaging_dockerfile": "Y"}) == ImageBuild(
+        "Y", registry="r:1"
+    )
+    assert build_for(cluster.session, {"packaging": "wheel", "packaging_dockerfile": "Y"}) is None
+    assert build_for(Cluster("local").session, {"packaging_registry": "r:1"}) is None
 
 
 def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
     from slurm import Cluster, task, workflow
-    from slurm.packaging.images import prepare
+    from slurm._client.packaging.images import prepare
 
     @workflow
     def flow() -> None: ...
@@ -232,16 +234,16 @@ def test_a_workflow_hands_its_container_settings_to_its_tasks() -> None:
 
     cluster = Cluster("local")
     given = {"container_image": "/i.sqsh", "container_mounts": "/d:/d", "setup": "x"}
-    assert prepare(cluster, flow, given) == (
+    assert prepare(cluster.session, flow, given) == (
         {"setup": "x"},
         {"container_image": "/i.sqsh", "container_mounts": "/d:/d"},
     )
-    assert prepare(cluster, step, given) == (given, {})
+    assert prepare(cluster.session, step, given) == (given, {})
 
 
 def test_a_workflows_node_never_builds() -> None:
     from slurm import Cluster, task
-    from slurm.packaging.images import known_images, prepare, seed_images
+    from slurm._client.packaging.images import known_images, prepare, seed_images
 
     @task
     def step() -> None: ...
@@ -249,20 +251,20 @@ def test_a_workflows_node_never_builds() -> None:
     options = {"packaging": "container", "packaging_registry": "r:1", "packaging_dockerfile": "D"}
     key = ImageBuild(dockerfile="D", registry="r:1").key
     on_node = Cluster("local")
-    seed_images(on_node, {key: "r:1#slurm-sdk/x:c1"})  # what the submitter built
-    assert prepare(on_node, step, options)[0]["container_image"] == "r:1#slurm-sdk/x:c1"
-    assert known_images(on_node) == {key: "r:1#slurm-sdk/x:c1"}
-    assert prepare(on_node, step, {**options, "container_image": False})[0] == {
+    seed_images(on_node.session, {key: "r:1#slurm-sdk/x:c1"})  # what the submitter built
+    assert prepare(on_node.session, step, options)[0]["container_image"] == "r:1#slurm-sdk/x:c1"
+    assert known_images(on_node.session) == {key: "r:1#slurm-sdk/x:c1"}
+    assert prepare(on_node.session, step, {**options, "container_image": False})[0] == {
         **options,
         "container_image": False,
     }  # opted out: nothing looked up or built
     with pytest.raises(ConfigurationError, match="running workflow, where nothing is built"):
-        prepare(on_node, step, {**options, "packaging_dockerfile": "Other"})
+        prepare(on_node.session, step, {**options, "packaging_dockerfile": "Other"})
 
 
 def test_a_slurmfile_holds_a_container_packaging(tmp_path: Path) -> None:
     from slurm import Cluster
-    from slurm.packaging.images import build_for
+    from slurm._client.packaging.images import build_for
 
     slurmfile = tmp_path / "Slurmfile"
     slurmfile.write_text(
@@ -272,7 +274,7 @@ def test_a_slurmfile_holds_a_container_packaging(tmp_path: Path) -> None:
     )
     slurmfile.chmod(0o600)
     cluster = Cluster.from_file(str(slurmfile))
-    assert build_for(cluster, cluster.options_for(Task(_noop))[1]) == ImageBuild(
+    assert build_for(cluster.session, cluster.options_for(Task(_noop))[1]) == ImageBuild(
         dockerfile="docker/Dockerfile", registry="10.0.0.1:5000"
     )
 

@@ -83,6 +83,12 @@ def test_links_leaving_docs_on_any_page() -> None:
     assert "see [Usage](index.md#usage) and [the docs](index.md)" in whole
 
 
+def test_a_readme_image_under_docs_is_a_file_of_the_site() -> None:
+    readme = "# p\n\n## Shots\n\n![The report](docs/images/report.png)\n"
+    out = hook.expand("[README: Shots](../README.md#shots)\n", readme)
+    assert out.strip() == "![The report](images/report.png)"
+
+
 def test_every_directive_in_the_docs_names_a_readme_section() -> None:
     readme = (_ROOT / "README.md").read_text()
     for page in sorted((_ROOT / "docs").glob("*.md")):

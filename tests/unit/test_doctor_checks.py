@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm.doctor.checks import (
+from slurm._client.doctor.checks import (
     FAIL,
     OK,
     SKIP,

@@ -15,6 +15,8 @@ from fakeslurm import FakeSlurm
 
 import slurm
 from slurm import Cluster, Retry, as_completed, task, wait
+from slurm._slurm.commands import JobState
+from slurm._wire.journal import Journal
 from slurm.errors import (
     ConfigurationError,
     DependencyError,
@@ -23,8 +25,6 @@ from slurm.errors import (
     NotSubmittableError,
     SubmissionError,
 )
-from slurm.journal import Journal
-from slurm.slurmcmd import JobState
 
 
 @task(time="00:01:00")
@@ -45,7 +45,9 @@ def total(values: list[int]) -> int:
 @pytest.fixture()
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeSlurm:
     # The preflight of the cluster's Python is the integration tests' business.
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     monkeypatch.setenv("SLURM_CONF", "/nonexistent/slurm.conf")  # the machine's is not the fake's
     return FakeSlurm()
 
@@ -90,7 +92,7 @@ def test_lost_sbatch_answer_is_found_by_its_comment_not_submitted_twice(
 def test_transient_refusal_is_retried_once_the_queue_says_it_is_not_there(
     cluster: Cluster, fake: FakeSlurm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.slurmclient.time.sleep", lambda s: None)
+    monkeypatch.setattr("slurm._slurm.client.time.sleep", lambda s: None)
     fake.fail_next_sbatch("Socket timed out on send/recv operation", times=2)
     job = add(1, 2)
     assert fake.calls("sbatch") == 3 and len(fake.jobs) == 1
@@ -142,7 +144,9 @@ def test_job_gone_from_the_queue_is_judged_by_accounting(cluster: Cluster, fake:
 def test_without_accounting_a_forgotten_job_ends_after_a_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     fake = FakeSlurm(accounting=False)
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
         job = add(1, 2)
@@ -150,7 +154,7 @@ def test_without_accounting_a_forgotten_job_ends_after_a_grace(
         fake.purge()
         with pytest.raises(JobTerminatedError, match="ended"):
             job.get_result(timeout=20)
-        assert job.cluster.tracker.accounting is False
+        assert job.session.tracker.accounting is False
 
 
 def test_preempted_job_slurm_could_not_requeue_is_resubmitted(
@@ -219,12 +223,14 @@ def test_dependency_that_fails_later_is_never_satisfied(cluster: Cluster, fake: 
 def test_map_is_split_over_max_array_size_and_keeps_item_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     conf = tmp_path / "slurm.conf"  # read instead of asking the controller (scontrol)
     conf.write_text("ClusterName=fake  # the client is on the cluster\nmaxarraysize=2\n")
     monkeypatch.setenv("SLURM_CONF", str(conf))
     fake = FakeSlurm(max_array_size=1001)
-    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3"):
+    with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as here:
         array = add.map([(i, 1) for i in range(5)])
         assert fake.calls("scontrol") == 0
         assert len(array.array_ids) == 3 and array.id == array.array_ids[0] and len(array) == 5
@@ -236,7 +242,7 @@ def test_map_is_split_over_max_array_size_and_keeps_item_order(
         fake.run_job(summed.id)
         assert summed.get_result(timeout=10) == 15
         assert summed.dependencies == array.array_ids
-        element = array.cluster.get_job(array[3].id)
+        element = here.get_job(array[3].id)
         assert element.name == "add[1]" and element.get_result(timeout=10) == 4
 
 
@@ -278,11 +284,11 @@ def test_tracker_asks_the_controller_in_batches(cluster: Cluster, fake: FakeSlur
 def test_journal_replays_calls_of_a_restarted_workflow(fake: FakeSlurm, tmp_path: Path) -> None:
     journal_path = tmp_path / "journal.jsonl"
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as first:
-        first.journal = Journal(journal_path)
+        first.session.journal = Journal(journal_path)
         a, b = add(1, 1), add(2, 2)
     assert fake.calls("sbatch") == 2
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as again:
-        again.journal = Journal(journal_path)
+        again.session.journal = Journal(journal_path)
         assert add(1, 1).id == a.id and add(2, 2).id == b.id  # reattached, not submitted
         assert fake.calls("sbatch") == 2
         c = add(3, 3)  # a new call past the journal's end is submitted
@@ -294,13 +300,13 @@ def test_journal_entry_whose_answer_was_lost_is_found_by_comment(
 ) -> None:
     journal_path = tmp_path / "journal.jsonl"
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as first:
-        first.journal = Journal(journal_path)
+        first.session.journal = Journal(journal_path)
         fake.crash_after_next_sbatch()
         with pytest.raises(KeyboardInterrupt):
             add(5, 5)
     submitted = next(iter(fake.jobs))
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as again:
-        again.journal = Journal(journal_path)
+        again.session.journal = Journal(journal_path)
         assert add(5, 5).id == submitted
 
 
@@ -556,7 +562,7 @@ def test_journal_replays_a_retried_call_without_resubmitting(
 ) -> None:
     journal_path = tmp_path / "journal.jsonl"
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as first:
-        first.journal = Journal(journal_path)
+        first.session.journal = Journal(journal_path)
         job = sized(5)
         fake.finish(job.id, "TIMEOUT", exit_code="0:15")
         assert not job.wait(timeout=3)
@@ -564,7 +570,7 @@ def test_journal_replays_a_retried_call_without_resubmitting(
         assert job.get_result(timeout=10) == 50
     assert fake.calls("sbatch") == 2
     with Cluster(transport=fake, job_base_dir=str(tmp_path / "j"), python="python3") as again:
-        again.journal = Journal(journal_path)
+        again.session.journal = Journal(journal_path)
         replayed = sized(5)
         assert replayed.id == job.id and replayed.get_result(timeout=10) == 50
         assert [a.state for a in replayed.attempts] == ["TIMEOUT", "COMPLETED"]
@@ -609,7 +615,9 @@ def test_usage_without_limits_is_asked_again(tmp_path: Path, fake: FakeSlurm) ->
 def test_max_array_size_is_asked_of_the_controller_when_slurm_conf_includes_others(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("slurm.packaging.interpreter_for", lambda cluster, *settings: "python3")
+    monkeypatch.setattr(
+        "slurm._client.packaging.interpreter_for", lambda cluster, *settings: "python3"
+    )
     conf = tmp_path / "slurm.conf"
     conf.write_text("MaxArraySize=50\nInclude /etc/slurm/site.conf\n")
     monkeypatch.setenv("SLURM_CONF", str(conf))

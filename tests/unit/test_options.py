@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-import slurm.options
-from slurm.errors import ConfigurationError, InvalidOptionError
-from slurm.options import (
+import slurm._slurm.options
+from slurm._slurm.options import (
     ALIASES,
     RESERVED_OPTIONS,
     SBATCH_OPTIONS,
@@ -25,10 +24,11 @@ from slurm.options import (
     sbatch_flags,
     split_options,
 )
+from slurm.errors import ConfigurationError, InvalidOptionError
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(slurm.options).failed == 0
+    assert doctest.testmod(slurm._slurm.options).failed == 0
 
 
 @pytest.mark.parametrize(
@@ -123,6 +123,7 @@ def test_required_names_present() -> None:
         "python",
         "max_requeues",
         "requeue_grace",
+        "requeue_on_time_limit",
         "retry",
         "setup",
         "container_image",
@@ -315,10 +316,10 @@ def test_sbatch_flags_sorted_and_stable() -> None:
 
 
 def test_all_public_names_exported() -> None:
-    public = {n for n in vars(slurm.options) if not n.startswith("_")}
-    assert set(slurm.options.__all__) <= public
+    public = {n for n in vars(slurm._slurm.options) if not n.startswith("_")}
+    assert set(slurm._slurm.options.__all__) <= public
     for name in ("SBATCH_OPTIONS", "SDK_OPTIONS", "ALIASES", "merge_options", "sbatch_flags"):
-        assert name in slurm.options.__all__
+        assert name in slurm._slurm.options.__all__
 
 
 @pytest.mark.parametrize(

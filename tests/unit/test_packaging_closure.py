@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from slurm.packaging.closure import call_roots, find_closure, imported_names
+from slurm._client.packaging.closure import call_roots, find_closure, imported_names
 
 # Each tree: relative path -> content. "site/" plays site-packages (never local).
 BASE = {

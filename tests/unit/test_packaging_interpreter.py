@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from slurm import Cluster
+from slurm._client.packaging import interpreter_settings, ships_sources
 from slurm.errors import ConfigurationError
-from slurm.packaging import interpreter_settings, ships_sources
 
 CASES: list[tuple[str, dict[str, Any], Any, Any, tuple[str | None, str, str | None]]] = [
     # id, Cluster kwargs, task python=, task packaging=, (runs as is, mode, env base)
@@ -43,15 +43,16 @@ def test_interpreter_settings(
 def test_bad_values_are_refused() -> None:
     cluster = Cluster("local")
     with pytest.raises(ConfigurationError, match="interpreter"):
-        interpreter_settings(cluster, 3, None)
+        interpreter_settings(cluster.session, 3, None)
     with pytest.raises(ConfigurationError, match="packaging="):
-        interpreter_settings(cluster, None, "bogus")
+        interpreter_settings(cluster.session, None, "bogus")
 
 
-def test_source_ships_over_ssh_unless_packaging_none() -> None:
+def test_source_ships_on_every_backend_unless_packaging_none() -> None:
     ssh = Cluster("ssh", hostname="login.invalid")
     local = Cluster("local")
-    assert ships_sources(ssh, interpreter_settings(ssh)) is True
-    assert ships_sources(ssh, interpreter_settings(ssh, "/t/py")) is True
-    assert ships_sources(ssh, interpreter_settings(ssh, None, "none")) is False
-    assert ships_sources(local, interpreter_settings(local)) is False
+    assert ships_sources(ssh.session, interpreter_settings(ssh.session)) is True
+    assert ships_sources(ssh.session, interpreter_settings(ssh.session, "/t/py")) is True
+    assert ships_sources(ssh.session, interpreter_settings(ssh.session, None, "none")) is False
+    assert ships_sources(local.session, interpreter_settings(local.session)) is True
+    assert ships_sources(local.session, interpreter_settings(local.session, None, "none")) is False

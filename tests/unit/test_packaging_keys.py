@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from slurm.errors import ConfigurationError
-from slurm.packaging import PackagingSpec, parse_spec
-from slurm.packaging.deps import (
+from slurm._client.packaging import PackagingSpec, parse_spec
+from slurm._client.packaging.deps import (
     installed_pins,
     pip_platforms,
     requirement_name,
     uv_platform,
 )
-from slurm.packaging.project import source_hash
-from slurm.packaging.remote import create_script, environment_key
-from slurm.packaging.wheels import Wheel, repack_installed, wheel_requirements
-from slurm.preflight import PythonInfo
+from slurm._client.packaging.project import source_hash
+from slurm._client.packaging.remote import create_script, environment_key
+from slurm._client.packaging.wheels import Wheel, repack_installed, wheel_requirements
+from slurm._client.preflight import PythonInfo
+from slurm.errors import ConfigurationError
 
 INFO = PythonInfo("python3", "3.11.7", "linux-x86_64", "CPython", "glibc", "2.36", "/usr/bin/py")
 
@@ -245,7 +245,7 @@ def test_parse_spec_refuses_what_it_does_not_understand(value: object) -> None:
 def test_dependencies_that_cannot_be_resolved_are_retried_only_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from slurm.packaging import deps
+    from slurm._client.packaging import deps
 
     monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(tmp_path))
     calls: list[list[str]] = []
@@ -264,7 +264,7 @@ def test_dependencies_that_cannot_be_resolved_are_retried_only_later(
 
 
 def test_no_dependencies_need_no_resolver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from slurm.packaging import deps
+    from slurm._client.packaging import deps
 
     monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(tmp_path))
     result = deps.collect_dependencies(["slurm-sdk>=0.1"], {"slurm-sdk"}, INFO)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from slurm._client.packaging.lock import DirLock, LockPolicy
+from slurm._transport import LocalTransport
 from slurm.errors import ConfigurationError
-from slurm.packaging.lock import DirLock, LockPolicy
-from slurm.transport import LocalTransport
 
 FAST = LockPolicy(timeout=10, stale_after=30, poll=0.05, heartbeat=0.1)
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from slurm.errors import ConfigurationError
-from slurm.preflight import (
+from slurm._client.preflight import (
     PythonInfo,
     parse_output,
     run_preflight,
     version_mismatch,
 )
-from slurm.transport import LocalTransport
+from slurm._transport import LocalTransport
+from slurm.errors import ConfigurationError
 
 HERE = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -96,29 +96,39 @@ def test_hostile_base_dir_is_created_literally(tmp_path: Path) -> None:
     assert list(base.iterdir()) == []  # the probe file is gone
 
 
-def test_version_mismatch_names_both_versions_and_what_to_do() -> None:
-    info = PythonInfo(
-        "python3", "3.9.2", "linux-x86_64", "CPython", "glibc", "2.31", "/usr/bin/python3"
-    )
-    finding = version_mismatch(info, "ssh me@login:22", client=(3, 11))
+def test_a_cluster_python_older_than_the_sdk_supports_is_named_with_what_to_do() -> None:
+    def info(version: str) -> PythonInfo:
+        return PythonInfo(
+            "python3", version, "linux-x86_64", "CPython", "glibc", "2.31", "/usr/bin/python3"
+        )
+
+    finding = version_mismatch(info("3.9.2"), "ssh me@login:22")
     assert finding is not None and not finding.ok
     assert "3.9.2" in finding.detail and "3.11" in finding.detail
-    assert "cloudpickle" in finding.detail
     assert "Cluster(python=" in finding.fix and "packaging=" in finding.fix
-    assert version_mismatch(info, "x", client=(3, 9)) is None
+    # Another minor version the SDK runs on is no problem for the preflight.
+    for version in ("3.11.2", "3.12.1", "3.13.5", "3.14.0"):
+        assert version_mismatch(info(version), "x") is None
 
 
-def test_version_mismatch_found_by_the_preflight_is_an_error(tmp_path: Path) -> None:
-    """A fake interpreter that reports another minor version fails the preflight."""
+def test_a_cluster_python_of_another_supported_minor_passes_the_preflight(
+    tmp_path: Path,
+) -> None:
+    """A fake interpreter that reports 3.13 (or 3.9): the first passes, the second fails."""
     path = _fake_bin(tmp_path, "sbatch", "squeue", "scontrol")
-    other = "3.9.18" if HERE != "3.9" else "3.12.1"
-    fake = tmp_path / "python-other"
-    fake.write_text(f"#!/bin/sh\necho '{other}|linux-x86_64|CPython|glibc|2.31|/opt/py|-'\n")
-    fake.chmod(0o755)
-    report = run_preflight(LocalTransport(), str(tmp_path / "jobs"), str(fake), env={"PATH": path})
-    with pytest.raises(ConfigurationError) as info:
-        report.raise_for_problems()
-    assert other in str(info.value) and f"Python {HERE}" in str(info.value)
+    for version, ok in (("3.13.5", True), ("3.9.18", False)):
+        fake = tmp_path / f"python-{version}"
+        fake.write_text(f"#!/bin/sh\necho '{version}|linux-x86_64|CPython|glibc|2.31|/opt/py|-'\n")
+        fake.chmod(0o755)
+        report = run_preflight(
+            LocalTransport(), str(tmp_path / "jobs"), str(fake), env={"PATH": path}
+        )
+        assert report.python is not None and report.python.version == version
+        if ok:
+            assert not [f for f in report.problems if f.name == "python_version"]
+        else:
+            with pytest.raises(ConfigurationError, match=r"older than the 3\.11"):
+                report.raise_for_problems()
 
 
 def test_parse_output_counts_a_missing_line_as_a_failure() -> None:

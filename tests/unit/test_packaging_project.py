@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import slurm
-from slurm.packaging.project import Project, find_project, read_project, sdk_source_root
+from slurm._client.packaging.project import Project, find_project, read_project, sdk_source_root
 
 SDK_ROOT = Path(slurm.__file__).resolve().parent.parent.parent
 

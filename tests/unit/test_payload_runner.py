@@ -10,8 +10,9 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from slurm.errors import ResultError, TaskFailedError
-from slurm.payload import (
+from slurm._api.task import Task
+from slurm._job.entry import run_job
+from slurm._wire.payload import (
     PAYLOAD_VERSION,
     Call,
     Envelope,
@@ -23,8 +24,7 @@ from slurm.payload import (
     envelope_for_value,
     loads_payload,
 )
-from slurm.runner import run_job
-from slurm.task import Task
+from slurm.errors import ResultError, TaskFailedError
 
 
 class _FakeJob:
@@ -32,7 +32,7 @@ class _FakeJob:
         self.id = job_id
         self.path = path
 
-    def _slurm_job_ref(self) -> JobRef:
+    def __slurm_job_ref__(self) -> JobRef:
         return JobRef((self.id,), result_path=self.path)
 
 
@@ -197,12 +197,12 @@ _RUNNER_MUST_NOT_IMPORT = {
     "click",
     "rich",
     "paramiko",
-    "slurm.cluster",
-    "slurm.submission",
-    "slurm.tracker",
-    "slurm.transport",
-    "slurm.packaging",
-    "slurm.futures",
+    "slurm._api.cluster",
+    "slurm._client.submission",
+    "slurm._client.tracker",
+    "slurm._transport",
+    "slurm._client.packaging",
+    "slurm._api.futures",
 }
 
 
@@ -224,7 +224,7 @@ def test_runner_of_a_by_reference_call_imports_only_what_it_needs(
     _prepare(job_dir, Payload(greet, Call(("floor",))))
     (job_dir / "sys_path.txt").write_text(f"{code_dir}\n")
     probe = (
-        "import sys; from slurm.runner import run_job; "
+        "import sys; from slurm._job.entry import run_job; "
         f"code = run_job({str(job_dir)!r}, env={{}}); "
         "print(code); print('\\n'.join(sorted(sys.modules)))"
     )
@@ -250,7 +250,7 @@ def test_a_client_on_the_cluster_does_without_ssh() -> None:
     import sys
 
     probe = (
-        "import sys, slurm, slurm.submission, slurm.tracker, slurm.transport; "
+        "import sys, slurm, slurm._client.submission, slurm._client.tracker, slurm._transport; "
         "c = slurm.Cluster(backend_type='local'); c.transport; c.slurm; c.store; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'invoke')))"
     )
@@ -258,7 +258,7 @@ def test_a_client_on_the_cluster_does_without_ssh() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
-    from slurm.transport import SSHTransport  # still there, on first use
+    from slurm._transport import SSHTransport  # still there, on first use
 
     assert SSHTransport.kind == "ssh"
 
@@ -277,6 +277,6 @@ def test_a_client_on_the_cluster_does_without_ssh() -> None:
     ],
 )
 def test_multi_rank_options(options: dict[str, object], expected: bool) -> None:
-    from slurm.submission import is_multi_rank
+    from slurm._client.submission import is_multi_rank
 
     assert is_multi_rank(options) is expected

@@ -13,15 +13,15 @@ import shlex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurm.options import sbatch_flags
-from slurm.script import quote_directive_arg, render_batch_script
-from slurm.slurmcmd import (
+from slurm._slurm.commands import (
     JobState,
     expand_array_ids,
     parse_sacct,
     parse_sbatch_output,
     parse_squeue,
 )
+from slurm._slurm.options import sbatch_flags
+from slurm._slurm.script import quote_directive_arg, render_batch_script
 
 settings.register_profile("slurm-sdk", max_examples=200, deadline=None)
 settings.load_profile("slurm-sdk")
@@ -99,7 +99,7 @@ def test_expand_array_ids_expands_what_squeue_compresses(base: str, indices: lis
 
 
 def _sbatch_words(line: str) -> list[str]:
-    """What sbatch reads from an ``#SBATCH`` line (see slurm.script's docstring): words split
+    """What sbatch reads from an ``#SBATCH`` line (see slurm._slurm.script's docstring): words split
     at whitespace, quotes group and are dropped, a backslash takes the next character
     literally, an unquoted ``#`` ends the line; nothing is expanded."""
     words: list[str] = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from slurm._slurm.commands import JobState
+from slurm._slurm.queries import query_ids, query_sacct, query_squeue
+from slurm._transport.base import CommandResult
 from slurm.errors import CommandError
-from slurm.queries import query_ids, query_sacct, query_squeue
-from slurm.slurmcmd import JobState
-from slurm.transport.base import CommandResult
 
 
 class Recorder:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import slurm.script
+import slurm._slurm.script
+from slurm._slurm.options import sbatch_flags
+from slurm._slurm.script import GENERATED_MARKER, quote_directive_arg, render_batch_script
 from slurm.errors import InvalidOptionError
-from slurm.options import sbatch_flags
-from slurm.script import GENERATED_MARKER, quote_directive_arg, render_batch_script
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -110,7 +110,7 @@ def directive_args(script: str) -> list[str]:
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(slurm.script).failed == 0
+    assert doctest.testmod(slurm._slurm.script).failed == 0
 
 
 def golden_options() -> dict[str, Any]:

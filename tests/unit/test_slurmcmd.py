@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import slurm.slurmcmd
-from slurm.errors import SubmissionError
-from slurm.script import render_batch_script
-from slurm.slurmcmd import (
+import slurm._slurm.commands
+from slurm._slurm.commands import (
     ACCOUNTING_FINAL_STATES,
     TERMINAL_STATES,
     JobInfo,
@@ -31,12 +29,14 @@ from slurm.slurmcmd import (
     squeue_argv,
     squeue_says_invalid_id,
 )
+from slurm._slurm.script import render_batch_script
+from slurm.errors import SubmissionError
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(slurm.slurmcmd).failed == 0
+    assert doctest.testmod(slurm._slurm.commands).failed == 0
 
 
 # ---------------------------------------------------------------------- JobState
@@ -549,7 +549,7 @@ def test_real_final_states() -> None:
 
 
 def test_parse_slurm_conf_reads_keys_case_insensitively_and_gives_up_on_includes() -> None:
-    from slurm.slurmcmd import parse_slurm_conf
+    from slurm._slurm.commands import parse_slurm_conf
 
     text = (
         "# a comment\nClusterName=dev  # trailing\nMaxArraySize=5000\n"
@@ -596,7 +596,7 @@ _SHOW_JOB = (
     [("PREEMPTED", "0", True), ("PREEMPTED", "1", False), ("RUNNING", "0", True)],
 )
 def test_says_never_requeued(state: str, requeue: str, never: bool) -> None:
-    from slurm.slurmcmd import says_never_requeued, scontrol_show_job_argv
+    from slurm._slurm.commands import says_never_requeued, scontrol_show_job_argv
 
     assert says_never_requeued(_SHOW_JOB.format(state=state, requeue=requeue)) is never
     assert not says_never_requeued("")

@@ -7,7 +7,7 @@ import types
 
 import cloudpickle
 
-from slurm.task import FunctionRef, _reference_for
+from slurm._api.task import FunctionRef, _reference_for
 
 
 def test_registered_module_travels_by_value() -> None:

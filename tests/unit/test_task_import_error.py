@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from slurm.task import FunctionRef
+from slurm._api.task import FunctionRef
 
 
 def test_without_shipped_source_it_says_how_to_ship(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -15,7 +15,7 @@ def test_without_shipped_source_it_says_how_to_ship(monkeypatch: pytest.MonkeyPa
         FunctionRef("no_such_module_xyz.tasks", "f").load()
     message = str(caught.value)
     assert "'no_such_module_xyz'" in message and sys.prefix in message
-    assert "packaging 'auto'" in message
+    assert "packaging at 'auto'" in message and "ships your code" in message
 
 
 def test_with_shipped_source_it_names_the_copy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,19 +9,19 @@ import pytest
 
 import slurm
 from slurm import JobContext, WorkflowContext, task, workflow
+from slurm._api.task import injected_parameters
+from slurm._client.submission import requeue_policy
+from slurm._job.context import expand_hostlist
+from slurm._wire.journal import Journal, JournalEntry
+from slurm._wire.payload import RunPolicy
 from slurm.errors import ConfigurationError, InvalidOptionError, NotSubmittableError, WorkflowError
-from slurm.journal import Journal, JournalEntry
-from slurm.payload import RunPolicy
-from slurm.runtime import expand_hostlist
-from slurm.submission import requeue_policy
-from slurm.task import injected_parameters
 
 
 def test_public_names() -> None:
     for name in slurm.__all__:
         assert getattr(slurm, name) is not None
     assert slurm.task is task and callable(slurm.workflow)
-    from slurm.workflow import WorkflowContext as FromModule
+    from slurm._api.workflow import WorkflowContext as FromModule
 
     assert FromModule is WorkflowContext
 

@@ -11,28 +11,28 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from slurm.errors import CommandError, ConfigurationError, HostKeyError
-from slurm.transport.base import (
+from slurm._transport.base import (
     CommandResult,
     build_shell_command,
     check_result,
     not_found_error,
     timeout_error,
 )
-from slurm.transport.hostkeys import (
+from slurm._transport.hostkeys import (
     HostKeyPolicy,
     find_known_keys,
     fingerprint,
     host_key_name,
 )
-from slurm.transport.sshconfig import (
+from slurm._transport.sshconfig import (
     JumpSpec,
     load_ssh_config,
     parse_jump_spec,
     resolve_host,
     split_proxy_jump,
 )
-from slurm.transport.sshconnect import jump_chain
+from slurm._transport.sshconnect import jump_chain
+from slurm.errors import CommandError, ConfigurationError, HostKeyError
 
 HOSTILE = [
     "plain",

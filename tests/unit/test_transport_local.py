@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import slurm.transport
+import slurm._transport
+from slurm._transport import CommandResult, LocalTransport, Transport
 from slurm.errors import CommandError, ConfigurationError
-from slurm.transport import CommandResult, LocalTransport, Transport
 
 HOSTILE_NAMES = [
     "with space",
@@ -36,7 +36,7 @@ def local() -> LocalTransport:
 
 
 def test_public_names() -> None:
-    assert sorted(slurm.transport.__all__) == [
+    assert sorted(slurm._transport.__all__) == [
         "CommandResult",
         "LocalTransport",
         "SSHTransport",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slurm import trust
-from slurm.trust import build_script, parse_output
+from slurm._transport import trust
+from slurm._transport.trust import build_script, parse_output
 
 
 def _output(uid: int, chain: list[tuple[int, str, str]], path: str = "/h/u/jobs") -> str:

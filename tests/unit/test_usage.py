@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from slurm import Retry
-from slurm.errors import ConfigurationError
-from slurm.payload import envelope_for_exception
-from slurm.retry import (
+from slurm._slurm.retry import (
     format_minutes,
     grown_limits,
     limits_of,
@@ -19,7 +17,9 @@ from slurm.retry import (
     raised_one_of,
     time_seconds,
 )
-from slurm.usage import Usage, parse_duration, parse_usage_sacct, runner_usage, summarise
+from slurm._slurm.usage import Usage, parse_duration, parse_usage_sacct, runner_usage, summarise
+from slurm._wire.payload import envelope_for_exception
+from slurm.errors import ConfigurationError
 
 REAL = Path(__file__).parent / "golden" / "real"
 
@@ -134,7 +134,7 @@ def test_exception_retry_only_when_asked() -> None:
 
 
 def test_a_memory_kill_by_the_accounting_gatherer_is_out_of_memory() -> None:
-    from slurm.retry import ended_state
+    from slurm._slurm.retry import ended_state
 
     # What slurmstepd wrote to a dev-cluster job's stderr (Slurm 22.05, OverMemoryKill).
     tail = (

@@ -12,11 +12,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import clusters, devcluster, doctor, jobs, mcp
+    from slurm.cli import clusters, dash, devcluster, doctor, jobs, mcp, report, why
 
     main.add_command(clusters.cluster)
+    main.add_command(dash.dash)
     main.add_command(devcluster.devcluster)
     main.add_command(doctor.doctor)
+    jobs.jobs.add_command(report.report)
+    jobs.jobs.add_command(why.why)
     main.add_command(jobs.jobs)
     main.add_command(mcp.mcp)
 

@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slurm.config import find_slurmfile, load_environment
 from slurm.errors import SlurmError
+from slurm.inspect import choose_backend, find_slurmfile, load_environment
 
 __all__ = ["cluster"]
 
@@ -28,7 +28,7 @@ def _fail(exc: SlurmError) -> None:
 
 
 def _where(settings: dict[str, Any]) -> str:
-    backend = settings.get("backend", "local")
+    backend = choose_backend(settings.get("backend"), settings.get("hostname"))
     if backend != "ssh":
         return "local"
     user = f"{settings['username']}@" if settings.get("username") else ""

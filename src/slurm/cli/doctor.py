@@ -16,8 +16,8 @@ import click
 from rich.console import Console
 
 from slurm.cli.jobs import cluster_from_options, cluster_options
-from slurm.doctor import diagnose, render_text
 from slurm.errors import SlurmError
+from slurm.inspect import doctor_report, render_text
 
 __all__ = ["doctor"]
 
@@ -33,7 +33,7 @@ def doctor(as_json: bool, **options: Any) -> None:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     try:
-        report = diagnose(cluster)
+        report = doctor_report(cluster)
     finally:
         cluster.close()
     if as_json:

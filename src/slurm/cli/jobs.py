@@ -22,10 +22,10 @@ import click
 from rich.console import Console
 from rich.live import Live
 
+from slurm import Attempt, Cluster
 from slurm.cli.jobview import (
     JobRow,
     JobView,
-    Snapshot,
     StateView,
     describe_state,
     detail_view,
@@ -34,17 +34,19 @@ from slurm.cli.jobview import (
     rows_final,
     tail,
 )
-from slurm.cluster import Cluster
 from slurm.errors import ConfigurationError, SlurmError
-from slurm.job import Job, gather_usage
-from slurm.layout import JobPaths
-from slurm.payload import Outcome
-from slurm.retry import Attempt
-from slurm.settings import click_options
-from slurm.slurmcmd import JobState
-from slurm.store import is_job_id, parse_job_dir
-from slurm.transport.base import check_result
-from slurm.usage import Usage, UsageSummary, summarise
+from slurm.inspect import (
+    Snapshot,
+    cancel_jobs,
+    click_options,
+    job_outcome,
+    job_usages,
+    parse_job_dir,
+    read_outcome,
+    usage_of,
+)
+from slurm.inspect import entries as _found_entries
+from slurm.inspect import look as query_states
 
 __all__ = [
     "cancel_jobs",
@@ -90,75 +92,12 @@ def _session(options: dict[str, Any]) -> Iterator[Cluster]:
 # --- facts from the cluster ------------------------------------------------------------
 
 
-def query_states(cluster: Cluster, job_ids: Sequence[str], *, exit_codes: bool = False) -> Snapshot:
-    """One batched look at ``job_ids``: squeue, then sacct for the ones squeue has forgotten.
-
-    With ``exit_codes``, sacct is asked about ended jobs squeue still lists too
-    (squeue has no exit codes). For jobs neither knows, the result file says
-    whether they finished.
-
-    Raises:
-        CommandError: squeue failed for another reason than unknown ids.
-    """
-    look = cluster.slurm.look(job_ids, exit_codes=exit_codes)
-    infos = dict(look.infos)
-    # A job whose result file exists has finished as far as the SDK is concerned,
-    # even while squeue still shows it RUNNING/COMPLETING for a moment.
-    # Array elements too: an array's id stands for all of them.
-    for job_id in [j for j, info in infos.items() if info.state.is_active]:
-        outcome = _result_outcome(cluster, job_id)
-        if outcome is not None:
-            state = JobState.COMPLETED if outcome else JobState.FAILED
-            infos[job_id] = dataclasses.replace(infos[job_id], state=state)
-    with_result = frozenset(
-        j for j in job_ids if not look.knows(j) and _result_outcome(cluster, j) is not None
-    )
-    return Snapshot(infos, look.queued, with_result)
-
-
-def _result_outcome(cluster: Cluster, job_id: str) -> bool | None:
-    """True/False when the job left a result (success or not), None when it has none."""
-    _, _, index = job_id.partition("_")
-    try:
-        paths = JobPaths(cluster.store.job_dir_of(job_id), int(index) if index else None)
-        return Outcome.from_json(cluster.transport.read_text(paths.outcome)).ok
-    except (FileNotFoundError, SlurmError):
-        return None
-
-
 def _rows(entries: Sequence[tuple[str, str]], snapshot: Snapshot) -> list[JobRow]:
     rows = []
     for job_id, job_dir in entries:
         name, submitted = parse_job_dir(job_dir)
         rows.append(JobRow(job_id, name, describe_state(job_id, snapshot), submitted, job_dir))
     return rows
-
-
-def read_outcome(cluster: Cluster, job: Job[Any]) -> Outcome | None:
-    """The job's outcome record (JSON: nothing is unpickled to show a job), or None
-    while it has none.
-
-    Raises:
-        ResultError: the outcome file is unreadable or of another SDK version.
-    """
-    try:
-        text = cluster.transport.read_text(job.outcome_path)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    return Outcome.from_json(text, job_id=job.id)
-
-
-def job_outcome(cluster: Cluster, job: Job[Any]) -> tuple[str, str] | None:
-    """``("ok", repr of the value)``, ``("error", "Type: message")``, or None without a result."""
-    try:
-        outcome = read_outcome(cluster, job)
-    except SlurmError as exc:
-        return "error", str(exc)
-    if outcome is None:
-        return None
-    if not outcome.ok:
-        return "error", f"{outcome.type_name}: {outcome.message}"
-    return "ok", outcome.summary
 
 
 def list_rows(cluster: Cluster, limit: int, *, usage: bool = False) -> list[JobRow]:
@@ -175,36 +114,6 @@ def list_rows(cluster: Cluster, limit: int, *, usage: bool = False) -> list[JobR
     return rows
 
 
-def job_usages(cluster: Cluster, ids: Sequence[str]) -> dict[str, Usage | UsageSummary]:
-    """What each job used (one sacct call); an array's id gets its elements' summary."""
-    jobs = [cluster.get_job(job_id, track=False) for job_id in ids]
-    found: dict[str, Usage | UsageSummary] = dict(gather_usage(cluster, jobs))
-    for job in jobs:  # an earlier attempt of a retried call: what was recorded of it
-        for attempt in job.earlier_attempts:
-            if attempt.usage is not None:
-                found.setdefault(attempt.job_id, attempt.usage)
-    for job_id in ids:
-        if job_id in found:
-            continue
-        indices = _indices(cluster, job_id)
-        elements = [cluster.get_job(f"{job_id}_{i}", track=False) for i in indices]
-        measured = gather_usage(cluster, elements)
-        by_index = {j.array_index: measured[j.id] for j in elements if j.id in measured}
-        if by_index:
-            found[job_id] = summarise({i: u for i, u in by_index.items() if i is not None})
-    return found
-
-
-def _indices(cluster: Cluster, job_id: str) -> list[int]:
-    """An array's element indices, from its results directory (none for a single job)."""
-    paths = JobPaths(cluster.store.job_dir_of(job_id))
-    try:
-        names = cluster.transport.list_dir(paths.results_dir)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted({int(n.split(".")[0]) for n in names if n.split(".")[0].isdigit()})
-
-
 def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
     """Everything ``slurm jobs show`` prints about ``job_id`` (exit code included).
 
@@ -214,7 +123,7 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
     job = cluster.get_job(job_id, track=False)  # a retried call: its latest attempt
     snapshot = query_states(cluster, [job.id], exit_codes=True)
     (row,) = _rows([(job.id, job.job_dir)], snapshot)
-    usage = gather_usage(cluster, [job]).get(job.id)
+    usage = usage_of(cluster, job)
     return JobView(
         row=row,
         script_path=job.script_path,
@@ -226,23 +135,6 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         usage=usage,
         attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
     )
-
-
-def cancel_jobs(cluster: Cluster, job_ids: Sequence[str]) -> None:
-    """Cancel these jobs with one scancel, refusing (before it) any id not the SDK's.
-
-    Raises:
-        ConfigurationError: an id is not a job of the SDK under this job base dir.
-        CommandError: scancel failed.
-    """
-    known = set(cluster.store.job_ids())
-    unknown = [j for j in job_ids if not is_job_id(j) or j.split("_")[0] not in known]
-    if unknown:
-        raise ConfigurationError(
-            f"Not the SDK's jobs under {cluster.base_dir}: {', '.join(unknown)}. Nothing was "
-            "cancelled; check the ids with `slurm jobs list` (and --job-base-dir)."
-        )
-    check_result(cluster.slurm.cancel(job_ids), "the cluster (scancel)")
 
 
 def watch_loop(
@@ -305,13 +197,10 @@ def list_jobs(limit: int, with_usage: bool, **options: Any) -> None:
 
 def _entries(cluster: Cluster, job_ids: Sequence[str]) -> list[tuple[str, str]]:
     """(id, job directory) of each job; a refused index entry is reported and left out."""
-    entries = []
-    for job_id in job_ids:
-        try:
-            entries.append((job_id, cluster.store.job_dir_of(job_id)))
-        except ConfigurationError as exc:
-            Console(stderr=True).print(f"[yellow]skipped:[/] {exc}", highlight=False)
-    return entries
+    found, refused = _found_entries(cluster, job_ids)
+    for exc in refused:
+        Console(stderr=True).print(f"[yellow]skipped:[/] {exc}", highlight=False)
+    return found
 
 
 @jobs.command()

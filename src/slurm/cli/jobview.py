@@ -10,16 +10,15 @@ from __future__ import annotations
 import datetime as _dt
 import io
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from slurm.retry import Attempt
-from slurm.slurmcmd import JobInfo, JobState
-from slurm.usage import Usage, UsageSummary
+from slurm import Attempt, JobState, Usage, UsageSummary
+from slurm.inspect import JobInfo, Snapshot
 
 __all__ = [
     "JobRow",
@@ -47,16 +46,6 @@ _STYLES = {
     "ENDED": "green",
     "UNKNOWN": "dim",
 }
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One batched look at Slurm: what squeue and sacct said, and which ids squeue listed."""
-
-    infos: Mapping[str, JobInfo] = field(default_factory=dict)
-    queued: frozenset[str] = frozenset()
-    #: Job ids with a done marker (the runner wrote a result), for jobs Slurm forgot.
-    markers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

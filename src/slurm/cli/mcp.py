@@ -27,7 +27,7 @@ def mcp(poll_interval: float, **options: Any) -> None:
         slurm mcp --hostname login.example.org --username alice
     """
     try:
-        from slurm.mcp_server import build_server
+        from slurm.cli.mcp_server import build_server
     except ImportError as exc:
         raise click.ClickException(
             f"slurm mcp needs the mcp package ({exc}). Install it with: "

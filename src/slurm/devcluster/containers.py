@@ -18,19 +18,21 @@ mirror apt uses) is slow to make, so it is cached for the whole machine in
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from slurm.devcluster.daemons import Daemon, spawn, stop_daemon, wait
 from slurm.devcluster.install import ensure_container_packages
 from slurm.devcluster.proc import DevclusterError, port_open, run
-from slurm.devcluster.registry import BASE_IMAGE_REPOSITORY, push_image
+from slurm.devcluster.registry import (
+    BASE_IMAGE_REPOSITORY,
+    IMAGE_CACHE,
+    image_cache_lock,
+    push_image,
+)
 from slurm.devcluster.settings import Settings
 
 __all__ = [
@@ -60,7 +62,6 @@ __all__ = [
 ENROOT_VERSION = "4.1.2"
 PYXIS_VERSION = "0.24.0"
 ENV_VENDOR_DIR = "SLURM_SDK_VENDOR_DIR"
-IMAGE_CACHE = Path("/var/cache/slurm-sdk/devcluster-images")
 BASE_IMAGE_SUITE = "bookworm"
 BASE_IMAGE_PACKAGES = ("python3",)
 BASE_IMAGE_TAG = BASE_IMAGE_SUITE
@@ -243,15 +244,6 @@ def _apt_mirror() -> str:
             if "security" not in uri:
                 return uri
     raise DevclusterError("No Debian mirror found in apt's sources; cannot build the base image.")
-
-
-@contextlib.contextmanager
-def image_cache_lock() -> Iterator[None]:
-    """One builder at a time in the machine-wide image cache (clusters side by side)."""
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    with open(IMAGE_CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def build_base_image() -> Path:

@@ -7,16 +7,28 @@ next to the cached ``.sqsh`` and reused; a push uploads only blobs the registry 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from slurm.devcluster.proc import DevclusterError, run
 
-__all__ = ["BASE_IMAGE_REPOSITORY", "layer_for", "push_image"]
+__all__ = [
+    "BASE_IMAGE_REPOSITORY",
+    "IMAGE_CACHE",
+    "image_cache_lock",
+    "layer_for",
+    "push_image",
+]
+
+#: Images made once per machine (shared by every dev cluster on it).
+IMAGE_CACHE = Path("/var/cache/slurm-sdk/devcluster-images")
 
 BASE_IMAGE_REPOSITORY = "sdk/python"
 _MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -87,8 +99,6 @@ def _push_blob(base: str, repo: str, digest: str, data: bytes | Path) -> None:
 def push_image(address: str, sqsh: Path, tag: str) -> str:
     """Push ``sqsh``'s file system as ``BASE_IMAGE_REPOSITORY:tag`` to the registry at
     ``address`` (``127.0.0.1:PORT``); return the reference as pyxis spells it."""
-    from slurm.devcluster.containers import image_cache_lock
-
     with image_cache_lock():
         layer, digest, diff_id = layer_for(sqsh)
     base, repo = f"http://{address}", BASE_IMAGE_REPOSITORY
@@ -138,3 +148,12 @@ def push_image(address: str, sqsh: Path, tag: str) -> str:
     ).encode()
     _request("PUT", put + tag, index, **{"Content-Type": _LIST_TYPE})
     return f"{address}#{repo}:{tag}"
+
+
+@contextlib.contextmanager
+def image_cache_lock() -> Iterator[None]:
+    """One builder at a time in the machine-wide image cache (clusters side by side)."""
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(IMAGE_CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -11,7 +11,7 @@ of those writes into a write elsewhere, so:
 - :func:`open_lock` opens the lock file with ``O_NOFOLLOW``;
 - :func:`check_state_dir` refuses a state directory that another user owns or
   may write, or that sits under a parent others can write without the sticky
-  bit (the rules of :mod:`slurm.trust`).
+  bit (the rules of :mod:`slurm._transport.trust`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from slurm._transport.trust import judge
 from slurm.errors import DevclusterError
-from slurm.trust import judge
 
 __all__ = ["check_state_dir", "open_lock", "write_file"]
 
@@ -69,7 +69,7 @@ def check_state_dir(path: Path) -> None:
     """Refuse a state directory someone else could change (it holds keys and configs).
 
     Raises:
-        DevclusterError: the directory or a parent fails the rules of :mod:`slurm.trust`.
+        DevclusterError: the directory or a parent fails the rules of :mod:`slurm._transport.trust`.
     """
     real = path.resolve()
     chain = []

@@ -30,8 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from slurm.script import render_batch_script
-from slurm.slurmcmd import (
+from slurm._slurm.commands import (
     parse_sbatch_output,
     sacct_argv,
     sbatch_argv,
@@ -39,6 +38,7 @@ from slurm.slurmcmd import (
     scontrol_show_config_argv,
     squeue_argv,
 )
+from slurm._slurm.script import render_batch_script
 
 OUT = Path(__file__).parent / "real"
 WORK = Path("/tmp/slurm-sdk-capture")

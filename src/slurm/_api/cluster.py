@@ -1,0 +1,549 @@
+"""``Cluster``: the one facade over a Slurm cluster.
+
+A thin layer over a :class:`~slurm._client.session.Session`, which holds the
+settings, the parts (transport, Slurm client, job store, tracker, each made
+on first use) and what the client learns of the cluster. The facade adds
+what users call: the context manager that makes task calls submit here,
+``submit``/``batch``/``get_job``, callbacks, and the constructors from
+argparse options and Slurmfiles. Submission itself is
+:mod:`slurm._client.submission`; a call's :class:`~slurm.Job` adopts the
+placement it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from slurm._api.array import ArrayJob
+from slurm._api.job import Job
+from slurm._api.task import Task, enter_cluster, leave_cluster
+from slurm._client.session import Session
+from slurm._client.settings import ClusterSettings, choose_backend, settings_from_namespace
+from slurm._client.settings import add_argparse_args as _add_argparse_args
+from slurm._client.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
+from slurm._client.submission import submit_batch, submit_calls
+from slurm._client.tracker import Tracker
+from slurm._slurm.client import SlurmClient
+from slurm._slurm.options import check_task_options, merge_options
+from slurm._transport.base import Transport
+from slurm._wire.journal import Journal
+from slurm._wire.payload import Call, WorkflowSpec
+from slurm.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from contextvars import Token
+
+    from slurm._api.task import Submitter
+    from slurm._client.prune import PruneReport
+    from slurm._transport.sshauth import InteractiveAuth
+    from slurm.callbacks.callbacks import BaseCallback
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+__all__ = ["DEFAULT_JOB_BASE_DIR", "Cluster"]
+
+
+class Cluster:
+    """A Slurm cluster reached locally or over SSH.
+
+    Args:
+        backend_type: ``"local"`` (this machine has ``sbatch``) or ``"ssh"``;
+            by default ``"ssh"`` when a ``hostname`` is given, else ``"local"``.
+        hostname: the login node, or a ``Host`` alias of the user's
+            ``~/.ssh/config`` (whose aliases, ProxyJump and keys are read too).
+        username: SSH login name (default: the config's ``User``, else yours).
+        port: SSH port (default: the config's ``Port``, else 22).
+        password: SSH password; prefer keys or the agent.
+        key_filename: SSH private key file, offered first.
+        job_base_dir: where job directories are created on the cluster
+            (default ``~/.slurm-sdk/jobs``); it must be on a filesystem the
+            compute nodes share.
+        default_partition: the partition of every job that names none.
+        default_account: the account of every job that names none.
+        default_options: more sbatch defaults (lowest precedence).
+        python: the interpreter that runs jobs on the cluster (default: this
+            interpreter for the local backend, ``python3`` over SSH).
+        packaging: how code reaches the cluster (see :mod:`slurm._client.packaging`).
+        callbacks: objects with ``on_submit(job)`` etc. (see ``slurm.callbacks``).
+        accept_new_host_key: trust and record an SSH host key seen for the first time.
+        interactive_auth: answers the SSH server's keyboard-interactive prompts
+            (a one-time code after the key): a callable taking a
+            :class:`slurm.AuthPrompt` and returning the answer. Default: ask on
+            the terminal. Asked once; the connection is then reused.
+        max_array_size: split ``map`` into arrays of at most this many elements
+            (default: the cluster's ``MaxArraySize``).
+        default_packaging: the earlier SDK's name of ``packaging`` (e.g. ``"container"``);
+            its ``default_packaging_dockerfile=``, ``default_packaging_registry=``, ...
+            are the options ``packaging_dockerfile``, ... of every task
+            (see :mod:`slurm._client.packaging.container`).
+
+    Every setting is declared once in :mod:`slurm._client.settings`; the same names
+    work as keyword arguments, command-line options and Slurmfile keys.
+
+    Use it as a context manager: calling a task inside the block submits it,
+    and leaving the outermost block closes what the cluster opened (the SSH
+    connection, the tracker's thread, its done-marker directory)::
+
+        with Cluster(backend_type="local", default_partition="debug") as cluster:
+            job = my_task(1, 2)
+            print(job.get_result())
+
+    Raises:
+        ConfigurationError: on unknown or invalid settings, or an incomplete SSH setup.
+    """
+
+    def __init__(
+        self,
+        backend_type: str | None = None,
+        *,
+        hostname: str | None = None,
+        username: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        key_filename: str | None = None,
+        job_base_dir: str | None = None,
+        default_partition: str | None = None,
+        default_account: str | None = None,
+        default_options: Mapping[str, Any] | None = None,
+        python: str | None = None,
+        callbacks: Sequence[BaseCallback] | None = None,
+        packaging: Any = None,
+        accept_new_host_key: bool = False,
+        transport: Transport | None = None,
+        backend: str | None = None,
+        max_array_size: int | None = None,
+        interactive_auth: InteractiveAuth | None = None,
+        default_packaging: Any = None,
+        _index_dir: str | None = None,
+        _journal: Journal | None = None,
+        **packaging_defaults: Any,
+    ) -> None:
+        from slurm._client.packaging.images import earlier_spellings
+
+        packaging, default_options = earlier_spellings(
+            packaging, default_packaging, default_options, packaging_defaults
+        )
+        chosen = choose_backend(backend or backend_type, hostname)
+        settings = ClusterSettings.from_mapping(
+            {
+                "backend": chosen,
+                "hostname": hostname,
+                "username": username,
+                "port": port,
+                "password": password,
+                "key_filename": key_filename,
+                "job_base_dir": job_base_dir,
+                "default_partition": default_partition,
+                "default_account": default_account,
+                "default_options": default_options,
+                "python": python,
+                "packaging": packaging,
+                "accept_new_host_key": accept_new_host_key,
+                "max_array_size": max_array_size,
+            },
+            source="Cluster()",
+        )
+        if settings.backend == "ssh" and not hostname and transport is None:
+            raise ConfigurationError(
+                "The ssh backend needs a hostname: Cluster(backend_type='ssh', "
+                "hostname='login.example.org') or --hostname on the command line."
+            )
+        defaults = merge_options(default_options)
+        check_task_options(defaults, where="Cluster(default_options=...)")
+        if default_partition:
+            defaults["partition"] = default_partition
+        if default_account:
+            defaults["account"] = default_account
+        #: The settings, the parts and the state of this cluster.
+        self.session = Session(
+            settings,
+            default_options=defaults,
+            transport=transport,
+            interactive_auth=interactive_auth,
+            index_dir=_index_dir,
+            journal=_journal,
+        )
+        self.callbacks = list(callbacks or [])
+        self._tokens: list[Token[Submitter | None]] = []
+        self._batch: list[tuple[Task[Any, Any], Call, Job[Any]]] | None = None
+
+    # --- settings -----------------------------------------------------------------
+    @property
+    def settings(self) -> ClusterSettings:
+        return self.session.settings
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        """The sbatch and SDK defaults of every task submitted here."""
+        return self.session.default_options
+
+    @property
+    def journal(self) -> Journal | None:
+        """A running workflow's journal (on its node), else None."""
+        return self.session.journal
+
+    @property
+    def backend_type(self) -> str:
+        return self.session.backend_type
+
+    @property
+    def hostname(self) -> str | None:
+        return self.session.hostname
+
+    @property
+    def username(self) -> str | None:
+        return self.settings.username
+
+    @property
+    def port(self) -> int | None:
+        return self.settings.port
+
+    @property
+    def packaging(self) -> Any:
+        return self.session.packaging
+
+    @property
+    def default_partition(self) -> str | None:
+        return self.session.default_partition
+
+    @property
+    def default_account(self) -> str | None:
+        value = self.default_options.get("account")
+        return str(value) if value else None
+
+    # --- other constructors ---------------------------------------------------------
+    @staticmethod
+    def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Add the standard cluster options (``--hostname``, ``--backend``, ...) to ``parser``."""
+        return _add_argparse_args(parser)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **kwargs: Any) -> Cluster:
+        """Build a cluster from the options added by :meth:`add_argparse_args`.
+
+        Keyword arguments (``callbacks=...``, or any setting) win over the options.
+        """
+        settings = settings_from_namespace(vars(args))
+        settings.update(kwargs)
+        return cls(settings.pop("backend", None), **settings)
+
+    @classmethod
+    def from_env(
+        cls, env: str | None = None, *, path: str | None = None, **overrides: Any
+    ) -> Cluster:
+        """A cluster from an environment of a Slurmfile (see :mod:`slurm._client.config`).
+
+        ``env`` defaults to ``$SLURM_ENV`` or ``default``; the file to
+        ``$SLURMFILE`` or the nearest ``Slurmfile``/``Slurmfile.toml``.
+        Keyword ``overrides`` win over the file.
+        """
+        from slurm._client.config import load_environment
+
+        settings, _ = load_environment(path, env)
+        settings.update(overrides)
+        backend = settings.pop("backend", None) or settings.pop("backend_type", None)
+        return cls(backend, **settings)
+
+    @classmethod
+    def from_file(cls, path: str, env: str | None = None, **overrides: Any) -> Cluster:
+        """A cluster from the Slurmfile at ``path`` (environment ``env``, or ``default``)."""
+        return cls.from_env(env, path=path, **overrides)
+
+    @classmethod
+    def for_workflow(cls, spec: WorkflowSpec, *, job_dir: str) -> Cluster:
+        """The cluster a running workflow submits its tasks to, on its own node.
+
+        Slurm commands run locally; the children's directories live under the
+        workflow's directory and are recorded in the submitter's index; the
+        workflow's journal lets a restarted workflow reattach to them.
+        """
+        from slurm._client.packaging.images import seed_images
+
+        cluster = cls(
+            "local",
+            job_base_dir=f"{job_dir}/tasks",
+            default_options=spec.default_options,
+            python=sys.executable,
+            _index_dir=spec.index_dir,
+            _journal=Journal(f"{job_dir}/journal.jsonl"),
+        )
+        seed_images(cluster.session, dict(getattr(spec, "images", ())))
+        return cluster
+
+    def workflow_spec(self, defaults: Mapping[str, Any] | None = None) -> WorkflowSpec:
+        """What a workflow submitted from here needs to make its own cluster: the
+        defaults of its tasks (this cluster's, then ``defaults``) and the images built."""
+        return self.session.workflow_spec(defaults)
+
+    # --- context manager ----------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        self._tokens.append(enter_cluster(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        leave_cluster(self._tokens.pop())
+        if not self._tokens:
+            self.close()
+
+    def close(self) -> None:
+        """Stop tracking, remove the done-marker directory and close the connection.
+
+        Jobs keep running on Slurm. Safe to call twice; a closed cluster opens
+        again when it is used.
+        """
+        self.session.close()
+
+    def __repr__(self) -> str:
+        where = self.hostname or "localhost"
+        return f"<Cluster {self.backend_type} {where}>"
+
+    # --- the parts ----------------------------------------------------------------
+    @property
+    def transport(self) -> Transport:
+        """Where commands run and files live: local, or one SSH connection."""
+        return self.session.transport
+
+    @property
+    def slurm(self) -> SlurmClient:
+        """The client of Slurm's commands on this cluster."""
+        return self.session.slurm
+
+    @property
+    def store(self) -> JobStore:
+        """The job directories and the index under the job base directory."""
+        return self.session.store
+
+    @property
+    def tracker(self) -> Tracker:
+        """The one watcher of every job of this cluster."""
+        return self.session.tracker
+
+    @property
+    def python(self) -> str:
+        """The interpreter that runs jobs on the cluster (see :mod:`slurm._client.packaging`).
+
+        ``python=`` as given; else this interpreter (local backend); else, over
+        SSH, an environment built from wheels of your project and the SDK. The
+        first use runs the preflight and may build and ship that environment.
+
+        Raises:
+            ConfigurationError: The preflight found problems or the versions differ.
+        """
+        from slurm._client.packaging import interpreter_for
+
+        return interpreter_for(self.session)
+
+    @property
+    def base_dir(self) -> str:
+        return self.store.base_dir
+
+    @property
+    def index_dir(self) -> str:
+        return self.store.index_dir
+
+    @property
+    def done_dir(self) -> str:
+        return self.store.done_dir
+
+    @property
+    def max_array_size(self) -> int:
+        """``max_array_size=`` as given, else Slurm's ``MaxArraySize``."""
+        return self.session.max_array_size
+
+    # --- submission -------------------------------------------------------------------
+    def submit(
+        self, task: Task[Any, R] | Callable[..., R], **overrides: Any
+    ) -> Callable[..., Job[R]]:
+        """A callable that submits ``task`` with these sbatch overrides and returns its Job.
+
+        ``cluster.submit(train, partition="gpu")(epoch=1)`` works without ``with cluster:``.
+        """
+        chosen = task if isinstance(task, Task) else Task(task)
+        if overrides:
+            chosen = chosen.with_options(**overrides)
+
+        def submit_call(*args: Any, **kwargs: Any) -> Job[R]:
+            return self.submit_call(chosen, args, kwargs)
+
+        return submit_call
+
+    def options_for(self, task: Task[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(sbatch options, SDK options) of ``task`` on this cluster, defaults merged in."""
+        return self.session.options_for(task.name, task.options)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Cluster]:
+        """Collect the task calls made inside the block; submit them as arrays when it ends.
+
+        Calls of the same task with the same options and dependencies become
+        one Slurm array (several, past ``MaxArraySize``), one payload per
+        element: one ``sbatch`` for a hundred calls instead of a hundred.
+        Each call still returns its own ordinary :class:`Job` (results,
+        exceptions, dependencies, cancellation and ``get_job`` work per
+        element); it gets its id when the block ends, so wait for it or pass
+        it to another task after the block. When the block raises, nothing is
+        submitted. Task calls inside the block go to this cluster, as inside
+        ``with cluster:``; unlike that block, leaving it closes nothing.
+
+        Example::
+
+            with cluster.batch():
+                jobs = [simulate(seed) for seed in range(100)]
+            results = [job.get_result() for job in jobs]
+        """
+        if self._batch is not None:
+            raise ConfigurationError("cluster.batch() blocks do not nest; end the first one.")
+        self._batch = []
+        token = enter_cluster(self)  # calls in the block come here; leaving it closes nothing
+        try:
+            yield self
+            collected, self._batch = self._batch, None
+            placements = submit_batch(self.session, [(task, call) for task, call, _ in collected])
+            for (_, _, job), placement in zip(collected, placements, strict=True):
+                job.adopt(placement)
+            for _, _, job in collected:
+                self._notify("on_submit", job)
+        finally:
+            leave_cluster(token)
+            self._batch = None
+
+    def submit_call(
+        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Job[R]:
+        """Submit one call of ``task`` (what calling a task in ``with cluster:`` does).
+
+        Inside ``cluster.batch()`` the call is collected and submitted when the block ends.
+        """
+        task.bind_check(args, kwargs)
+        job: Job[R] = Job(self.session, "", job_dir="", name=task.name)
+        if self._batch is not None:
+            self._batch.append((task, Call(tuple(args), dict(kwargs)), job))
+            return job
+        _, (placement,) = submit_calls(
+            self.session, task, [Call(tuple(args), dict(kwargs))], array=False
+        )
+        job.adopt(placement)
+        self._notify("on_submit", job)
+        return job
+
+    def submit_map(
+        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None = None
+    ) -> ArrayJob[R]:
+        """Submit one element per item as a Slurm array (what ``task.map`` does)."""
+        if not items:
+            raise ConfigurationError(f"{task.name}.map() got no items; nothing was submitted.")
+        calls: list[Call] = []
+        for item in items:
+            if isinstance(item, dict):
+                call = Call((), dict(item))
+            elif isinstance(item, tuple):
+                call = Call(item, {})
+            else:
+                call = Call((item,), {})
+            task.bind_check(call.args, call.kwargs)
+            calls.append(call)
+        parts, placements = submit_calls(
+            self.session, task, calls, array=True, max_concurrent=max_concurrent
+        )
+        jobs: list[Job[R]] = []
+        for i, placement in enumerate(placements):
+            job: Job[R] = Job(self.session, "", job_dir="", name=f"{task.name}[{i}]")
+            job.adopt(placement)
+            jobs.append(job)
+        array: ArrayJob[R] = ArrayJob(self.session, parts, jobs, name=task.name)
+        self._notify("on_submit", array)
+        return array
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel these jobs (no error for jobs that already ended)."""
+        self.slurm.cancel(job_ids)
+
+    def _notify(self, event: str, *args: Any) -> None:
+        from slurm.callbacks.callbacks import LoggerCallback
+
+        if event == "on_submit" and not any(isinstance(c, LoggerCallback) for c in self.callbacks):
+            job = args[0]
+            logger.info("submitted %s as job %s (%s)", job.name, job.id, job.job_dir)
+        for callback in self.callbacks:
+            handler = getattr(callback, event, None)
+            if handler is None:
+                continue
+            try:
+                handler(*args)
+            except Exception:
+                logger.warning("callback %r.%s failed", callback, event, exc_info=True)
+
+    # --- reattaching -------------------------------------------------------------------
+    def get_job(self, job_id: str | int, *, track: bool = True) -> Job[Any]:
+        """Reattach to a job submitted earlier (from any process), even after Slurm purged it.
+
+        ``track=False`` gives a Job for its files only (logs, script, result)
+        without starting the tracker.
+
+        Raises:
+            ConfigurationError: not a job id, or no job of the SDK under this job base dir.
+        """
+        job_id = str(job_id)
+        job_dir = self.store.job_dir_of(job_id)
+        name, _ = parse_job_dir(job_dir)
+        _, _, index = job_id.partition("_")
+        if index:
+            job: Job[Any] = Job(
+                self.session,
+                job_id,
+                job_dir=job_dir,
+                name=f"{name}[{index}]",
+                array_index=int(index),
+            )
+        else:
+            job = Job(self.session, job_id, job_dir=job_dir, name=name)
+        job.reload_attempts()
+        if track:
+            self.tracker.watch(job)
+        return job
+
+    # --- diagnostics -----------------------------------------------------------------
+    def prune(
+        self,
+        *,
+        older_than_days: float,
+        env_unused_days: float | None = None,
+        cache_max_bytes: int | None = None,
+        dry_run: bool = False,
+    ) -> PruneReport:
+        """Remove old job directories, unused environments and wheels; trim the local cache.
+
+        See :func:`slurm._client.prune.prune` (it returns a
+        :class:`~slurm._client.prune.PruneReport`); ``dry_run=True`` only lists what would go.
+        """
+        from slurm._client.prune import prune
+
+        return prune(
+            self.session,
+            older_than_days=older_than_days,
+            env_unused_days=env_unused_days,
+            cache_max_bytes=cache_max_bytes,
+            dry_run=dry_run,
+        )
+
+    def diagnose(self) -> dict[str, Any]:
+        """Check the cluster can be used; every finding, as a dict (never raises for one).
+
+        What ``slurm doctor`` checks (see :mod:`slurm._client.doctor`): connection and
+        login, Slurm commands, controller and accounting, partitions and their
+        limits, the Python that runs jobs and how code is shipped, the job base
+        directory (writable, owner, free space) and clock skew.
+        ``result["ok"]`` is False when something blocks submission;
+        ``result["checks"]`` lists every check (name, status, detail, fix);
+        ``result["problems"]`` the blocking ones, ``result["python"]`` the interpreter.
+        """
+        from slurm._client.doctor import diagnose
+
+        return diagnose(self.session).to_dict()

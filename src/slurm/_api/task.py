@@ -1,0 +1,304 @@
+"""``Task``: a function plus the Slurm options it runs with.
+
+Calling a task inside ``with cluster:`` (or inside a running workflow) submits
+it and returns a :class:`~slurm._api.job.Job`. ``.with_options`` and ``.after``
+return new tasks; the original is never changed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+
+from slurm._job.inject import injected_parameters
+from slurm._slurm.options import check_task_options, normalize_options
+from slurm.errors import ConfigurationError, NotSubmittableError
+
+if TYPE_CHECKING:
+    from slurm._api.array import ArrayJob
+    from slurm._api.job import Job
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DependencyKind = Literal["afterok", "afterany", "afternotok", "after"]
+_DEPENDENCY_KINDS = ("afterok", "afterany", "afternotok", "after")
+
+__all__ = [
+    "FunctionRef",
+    "Submitter",
+    "Task",
+    "active_cluster",
+    "enter_cluster",
+    "leave_cluster",
+    "set_process_default",
+]
+
+
+class Submitter(Protocol):
+    """Where a task called now is submitted: a :class:`~slurm.Cluster`."""
+
+    def submit_call(
+        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> Job[R]: ...
+
+    def submit_map(
+        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None = None
+    ) -> ArrayJob[R]: ...
+
+
+_active: ContextVar[Submitter | None] = ContextVar("slurm_active_cluster", default=None)
+_process_default: Submitter | None = None
+
+
+def active_cluster() -> Submitter | None:
+    """Where a task called now would be submitted: the innermost ``with cluster:`` block,
+    else the cluster of the workflow this process runs, if any."""
+    return _active.get() or _process_default
+
+
+def enter_cluster(cluster: Submitter) -> Token[Submitter | None]:
+    """Calls from here on (in this context) submit to ``cluster``; :func:`leave_cluster` undoes."""
+    return _active.set(cluster)
+
+
+def leave_cluster(token: Token[Submitter | None]) -> None:
+    _active.reset(token)
+
+
+def set_process_default(cluster: Submitter | None) -> None:
+    """Used on a workflow's node: every thread of the workflow's process submits here."""
+    global _process_default
+    _process_default = cluster
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """An importable function, travelling by module and qualified name."""
+
+    module: str
+    qualname: str
+
+    def load(self) -> Callable[..., Any]:
+        import importlib
+
+        try:
+            obj: Any = importlib.import_module(self.module)
+        except ImportError as exc:
+            raise ImportError(_import_failure(self.module, exc)) from exc
+        for part in self.qualname.split("."):
+            obj = getattr(obj, part)
+        fn = obj.unwrapped if isinstance(obj, Task) else obj
+        if not callable(fn):
+            raise TypeError(f"{self.module}.{self.qualname} is not callable")
+        return fn
+
+
+def _import_failure(module: str, exc: ImportError) -> str:
+    """What failed, where the job looked, and the one thing to change."""
+    import os
+
+    missing = exc.name or module
+    code_dir = os.environ.get("SLURM_SDK_CODE_DIR")
+    looked = f"the source shipped with the job ({code_dir}), " if code_dir else ""
+    if code_dir:
+        advice = (
+            f"if {missing!r} is your own code, import it at module level in the task's module "
+            "(the SDK ships what the call's modules import) or move it into a package beside "
+            "them; if it is a library, install it where you submit from (the job's environment "
+            "gets the installed distributions your code imports) or list it in your project's "
+            "dependencies"
+        )
+    else:
+        advice = (
+            "leave packaging at 'auto' (the default, not 'none') so the SDK ships your code "
+            "with the job, or install it in the cluster's Python environment"
+        )
+    return (
+        f"Cannot import module {module!r} on the cluster: {missing!r} was not found ({exc}). "
+        f"The job looked in {looked}the environment {sys.prefix} and the cluster's Python: "
+        f"{advice}."
+    )
+
+
+def _reference_for(fn: Callable[..., Any]) -> FunctionRef | None:
+    module_name = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module_name or module_name == "__main__" or "<locals>" in qualname:
+        return None
+    module = sys.modules.get(module_name)
+    if module is None or _registered_by_value(module):
+        return None
+    obj: Any = module
+    try:
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        return None
+    found = obj.unwrapped if isinstance(obj, Task) else obj
+    return FunctionRef(module_name, qualname) if found is fn else None
+
+
+def _registered_by_value(module: Any) -> bool:
+    """Whether ``cloudpickle.register_pickle_by_value(module)`` was called: then by value too."""
+    import cloudpickle
+
+    check = getattr(cloudpickle.cloudpickle, "_is_registered_pickle_by_value", None)
+    return bool(check is not None and check(module))
+
+
+def _rebuild_task(
+    fn: Callable[..., Any] | FunctionRef, options: dict[str, Any], workflow: bool
+) -> Task[Any, Any]:
+    function = fn.load() if isinstance(fn, FunctionRef) else fn
+    return Task(function, options, workflow=workflow)
+
+
+class Task(Generic[P, R]):
+    """A function that runs as a Slurm job when called in a cluster context.
+
+    Created by :func:`slurm.task` / :func:`slurm.workflow`; see those for examples.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        options: Mapping[str, Any] | None = None,
+        *,
+        workflow: bool = False,
+        dependencies: Sequence[tuple[DependencyKind, Any]] = (),
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"@task needs a function, got {fn!r}")
+        self._fn = fn
+        self._options = normalize_options(options or {})
+        check_task_options(self._options, where="@workflow" if workflow else "@task")
+        self._workflow = workflow
+        self._dependencies = tuple(dependencies)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", "task")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__module__ = getattr(fn, "__module__", "__main__")
+        self.__wrapped__ = fn
+
+    # --- what it is ---------------------------------------------------------
+    @property
+    def unwrapped(self) -> Callable[P, R]:
+        """The plain function: call it to run the code here, without Slurm."""
+        return self._fn
+
+    @property
+    def name(self) -> str:
+        return self.__name__
+
+    @property
+    def reference_module(self) -> str | None:
+        """The module the cluster imports the function from (``None``: it travels by value)."""
+        reference = _reference_for(self._fn)
+        return reference.module if reference else None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The task's own sbatch options (normalised), without cluster defaults."""
+        return dict(self._options)
+
+    @property
+    def is_workflow(self) -> bool:
+        return self._workflow
+
+    @property
+    def dependencies(self) -> tuple[tuple[DependencyKind, Any], ...]:
+        return self._dependencies
+
+    def __repr__(self) -> str:
+        kind = "workflow" if self._workflow else "task"
+        return f"<{kind} {self.__module__}.{self.__qualname__} {self._options}>"
+
+    # --- deriving new tasks -------------------------------------------------
+    def _derive(self, **changes: Any) -> Task[P, R]:
+        return Task(
+            self._fn,
+            changes.get("options", self._options),
+            workflow=self._workflow,
+            dependencies=changes.get("dependencies", self._dependencies),
+        )
+
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """A copy with these sbatch options added (they win over the task's own)."""
+        merged = {**self._options, **normalize_options(options)}
+        return self._derive(options=merged)
+
+    def after(self, *jobs: Any, kind: DependencyKind = "afterok") -> Task[P, R]:
+        """A copy whose next submissions wait for ``jobs`` (``afterok`` by default).
+
+        ``kind="afterany"`` starts it whatever the outcome of ``jobs``.
+        """
+        if kind not in _DEPENDENCY_KINDS:
+            raise ConfigurationError(
+                f"Unknown dependency kind {kind!r}; use one of {', '.join(_DEPENDENCY_KINDS)}."
+            )
+        flat: list[Any] = []
+        for job in jobs:
+            if job is None:
+                continue
+            if isinstance(job, list | tuple):
+                flat.extend(j for j in job if j is not None)
+            else:
+                flat.append(job)
+        for job in flat:
+            if not hasattr(job, "id"):
+                raise ConfigurationError(f".after() takes Job objects, got {job!r}")
+        return self._derive(dependencies=self._dependencies + tuple((kind, j) for j in flat))
+
+    def after_any(self, *jobs: Any) -> Task[P, R]:
+        """Shorthand for ``after(*jobs, kind="afterany")``."""
+        return self.after(*jobs, kind="afterany")
+
+    # --- submitting ---------------------------------------------------------
+    def _cluster(self) -> Submitter:
+        cluster = active_cluster()
+        if cluster is None:
+            raise NotSubmittableError(
+                f"{self.__name__}() was called outside a cluster context, so there is nowhere "
+                f"to submit it. Call it inside `with cluster:` (or use "
+                f"`cluster.submit({self.__name__})(...)`) to run it as a Slurm job, or call "
+                f"`{self.__name__}.unwrapped(...)` to run the plain function here."
+            )
+        return cluster
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Job[R]:
+        """Submit the call as a Slurm job and return its :class:`Job`.
+
+        Arguments may be Jobs (they become those jobs' results on the node, with
+        an ``afterok`` dependency); context parameters are filled in by the runner.
+        """
+        job: Job[R] = self._cluster().submit_call(self, args, kwargs)
+        return job
+
+    def map(self, items: Iterable[Any], max_concurrent: int | None = None) -> ArrayJob[R]:
+        """Submit one Slurm array: one element per item, results in item order.
+
+        An item is a single value (one positional argument), a tuple (positional
+        arguments) or a dict (keyword arguments).
+        """
+        array: ArrayJob[R] = self._cluster().submit_map(self, list(items), max_concurrent)
+        return array
+
+    def bind_check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise ``TypeError`` now if the arguments do not fit the function."""
+        import inspect
+
+        injected = injected_parameters(self._fn, workflow=self._workflow)
+        signature = inspect.signature(self._fn)
+        parameters = [p for n, p in signature.parameters.items() if n not in injected]
+        try:
+            signature.replace(parameters=parameters).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.__name__}(): {exc} (nothing was submitted)") from None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        reference = _reference_for(self._fn)
+        return (_rebuild_task, (reference or self._fn, self._options, self._workflow))

@@ -1,0 +1,363 @@
+"""How the user's code reaches the cluster, and which interpreter runs it there.
+
+``Cluster(packaging=...)`` chooses, and :func:`interpreter_for` applies it the
+first time a cluster needs its interpreter (its first submission), after the
+preflight (:mod:`slurm._client.preflight`):
+
+- ``Cluster(python="/path/to/venv/bin/python")``: that interpreter, as it is
+  (it must import ``slurm._job.entry``). No packaging.
+- the local backend (already on the cluster): this very interpreter. No packaging.
+- ``packaging="none"``: ``python3`` on the cluster (or ``{"type": "none",
+  "python": ...}``) as it is; you installed your code and slurm-sdk there.
+- ``packaging="auto"`` (the default over SSH) or ``"wheel"``: wheels of your
+  project (the nearest ``pyproject.toml`` above your ``__main__`` script, or
+  the working directory) and of the SDK are built with ``uv build``; their
+  dependencies are collected as wheels for the cluster; an environment keyed
+  by the hash of all of it is created once on the cluster and reused by every
+  job and run with the same key (see :mod:`slurm._client.packaging.remote`).
+
+Over SSH, unless ``packaging="none"``, the local modules and packages a call
+needs and no wheel provides travel as source (:mod:`slurm._client.packaging.closure`,
+:mod:`slurm._client.packaging.sources`, applied per submission by
+:mod:`slurm._client.packaging.launch`). A task's own ``python=``/``packaging=``
+options choose for that task (:func:`interpreter_settings`); each distinct setting is
+prepared once per cluster.
+
+``packaging="container"`` (or ``{"type": "container", "dockerfile": ...,
+"registry": ...}``) also builds an image from a Dockerfile, pushes it and runs
+every task in it (:mod:`slurm._client.packaging.container`, :mod:`slurm._client.packaging.images`);
+the code reaches the container as with ``"auto"``.
+
+The dict form takes these keys (all optional)::
+
+    packaging={
+        "type": "wheel",                     # "auto" | "wheel" | "none"
+        "python": "/opt/py311/bin/python3",  # base interpreter for the env (default python3)
+        "project": "/path/to/project",       # or None: ship only the SDK
+        "env_dir": "/scratch/me/envs",       # default {job_base_dir}/.envs
+        "lock_timeout": 1800,                # seconds to wait for another creator
+        "installer": "auto",                 # "uv" if the cluster has it, else "pip"
+    }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slurm._client.packaging.deps import collect_dependencies, requirement_name
+from slurm._client.packaging.lock import LockPolicy
+from slurm._client.packaging.project import Project, find_project, read_project
+from slurm._client.packaging.remote import Environment, ensure_environment
+from slurm._client.packaging.wheels import (
+    Wheel,
+    build_project,
+    sdk_wheel,
+    wheel_requirements,
+    wheel_top_levels,
+)
+from slurm._client.preflight import PreflightReport, run_preflight
+from slurm._client.session import InterpreterState
+from slurm._slurm.packaging import DISCOVER, PackagingSpec, parse_spec
+from slurm.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from slurm._client.session import Session
+
+__all__ = [
+    "Environment",
+    "InterpreterSettings",
+    "PackagingSpec",
+    "diagnose",
+    "environment_for",
+    "envs_dir_for",
+    "interpreter_for",
+    "interpreter_settings",
+    "parse_spec",
+    "preflight_for",
+    "provided_names",
+    "python_version_of",
+    "ships_sources",
+    "uses_environment",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InterpreterSettings:
+    """Which interpreter and packaging one kind of job uses: the cluster's, or a task's own."""
+
+    python: str | None
+    spec: PackagingSpec
+
+
+# Builds on this client are serialised: two clusters in one process build once.
+_build_lock = threading.Lock()
+
+
+def interpreter_settings(
+    session: Session, python: Any = None, packaging: Any = None
+) -> InterpreterSettings:
+    """The settings a job uses: a task's ``python=``/``packaging=`` win over the cluster's.
+
+    A task's ``python=`` runs that interpreter (packaged per the task's, else the
+    cluster's, ``packaging``); a task's ``packaging=`` alone replaces the
+    cluster's ``python=`` and ``packaging=`` both. ``python=`` with
+    ``packaging="wheel"`` makes it the base interpreter of the environment
+    (nothing is ignored); with ``"auto"`` or ``"none"`` it runs as it is.
+
+    Raises:
+        ConfigurationError: ``packaging`` is not understood or ``python`` is not a path.
+    """
+    if python is not None and (not isinstance(python, str | Path) or not str(python)):
+        raise ConfigurationError(
+            f"python={python!r}: give the path of an interpreter on the cluster as a string."
+        )
+    if python:
+        chosen = packaging if packaging is not None else session.packaging
+        return _combined(str(python), parse_spec(chosen))
+    if packaging is not None:
+        return InterpreterSettings(None, parse_spec(packaging))
+    return _combined(session.settings.python, parse_spec(session.packaging))
+
+
+def _combined(python: str | None, spec: PackagingSpec) -> InterpreterSettings:
+    if python and spec.mode == "wheel":
+        return InterpreterSettings(None, dataclasses.replace(spec, python=python))
+    return InterpreterSettings(python, spec)
+
+
+def _state(session: Session, settings: InterpreterSettings | None = None) -> InterpreterState:
+    """What this session knows of ``settings`` (its own interpreter, by default)."""
+    settings = settings or interpreter_settings(session)
+    with session.interpreters_lock:
+        state = session.interpreters.get(settings)
+        if state is None:
+            state = session.interpreters[settings] = InterpreterState()
+        return state
+
+
+def interpreter_for(
+    session: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+) -> str:
+    """The interpreter that runs ``cluster``'s jobs; the first call checks and prepares.
+
+    The first call runs the preflight (one command on the cluster) and, when
+    packaging applies, builds and ships the environment; later calls return
+    the same answer at once. ``settings`` (from :func:`interpreter_settings`) are a
+    task's own; by default the cluster's. ``extras`` (``name==version``) are
+    installed in the environment too (what shipped local source imports); an
+    interpreter used as it is must have them already.
+
+    Raises:
+        ConfigurationError: The preflight found problems (all listed), the
+            cluster's Python version differs from this one, or the
+            environment cannot be built.
+    """
+    settings = settings or interpreter_settings(session)
+    state = _state(session, settings)
+    with state.lock:
+        what, python = _checked(session, settings, state)
+        if what == "as-is":
+            return python
+        environment = state.environments.get(extras)
+        if environment is None:
+            assert state.report is not None  # noqa: S101 (set by _checked above; for mypy)
+            environment = _environment(session, settings.spec, state.report, extras)
+            state.environments[extras] = environment
+        return environment.python
+
+
+def uses_environment(session: Session, settings: InterpreterSettings) -> bool:
+    """Whether these settings run jobs in a built environment (runs the preflight first).
+
+    Raises:
+        ConfigurationError: As :func:`interpreter_for`.
+    """
+    state = _state(session, settings)
+    with state.lock:
+        return _checked(session, settings, state)[0] == "env"
+
+
+def environment_for(
+    session: Session, settings: InterpreterSettings | None = None, extras: tuple[str, ...] = ()
+) -> Environment | None:
+    """The environment ``cluster`` runs jobs in, ``None`` when no packaging applies."""
+    settings = settings or interpreter_settings(session)
+    interpreter_for(session, settings, extras)
+    return _state(session, settings).environments.get(extras)
+
+
+def provided_names(session: Session, settings: InterpreterSettings) -> frozenset[str]:
+    """Top-level modules the environment's project wheel installs (they need no shipping)."""
+    state = _state(session, settings)
+    with state.lock:
+        if state.provided is None:
+            with _build_lock:
+                project = _project(settings.spec)
+                wheel = build_project(project) if project is not None else None
+            state.provided = wheel_top_levels(wheel.path) if wheel else frozenset()
+        return state.provided
+
+
+def python_version_of(session: Session, settings: InterpreterSettings) -> tuple[int, int] | None:
+    """``(major, minor)`` of the Python these settings run on the cluster, once its
+    preflight has run (None before, or when nothing was checked)."""
+    report = _state(session, settings).report
+    return report.python.minor if report is not None and report.python is not None else None
+
+
+def ships_sources(session: Session, settings: InterpreterSettings) -> bool:
+    """Whether local source travels with jobs: unless ``packaging="none"``, on either
+    backend. Locally too, so that a job never depends on the nodes seeing the client's
+    directories (a checkout under ``/tmp``) and never sees code edited after submission."""
+    del session  # the same answer on every backend
+    return settings.spec.mode != "none"
+
+
+def preflight_for(session: Session) -> PreflightReport | None:
+    """The preflight report of ``cluster``'s first use, ``None`` before it."""
+    return _state(session).report
+
+
+def _plan(session: Session, settings: InterpreterSettings) -> tuple[str, str, tuple[str, ...]]:
+    """(what, interpreter to check, modules it must import), what in {"as-is", "env"}."""
+    spec = settings.spec
+    explicit = settings.python
+    if explicit:
+        same = session.backend_type == "local" and explicit == sys.executable
+        return "as-is", explicit, () if same else ("slurm.runner",)
+    if session.backend_type == "local" and spec.mode != "wheel":
+        return "as-is", sys.executable, ()
+    if spec.mode == "none":
+        return "as-is", spec.python or "python3", ("slurm.runner",)
+    return "env", spec.python or "python3", ("ensurepip",)
+
+
+def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
+    """``uv`` on the cluster to create the environment with, ``None`` for venv + pip."""
+    if spec.installer == "pip":
+        return None
+    if spec.installer == "uv" and report.uv is None:
+        raise ConfigurationError(
+            f"packaging={{'installer': 'uv'}} but uv is not on the cluster ({report.where}): "
+            "install it there (`pip install --user uv`) or use 'auto'."
+        )
+    return report.uv
+
+
+def _trusted(session: Session, settings: InterpreterSettings, what: str) -> dict[str, str]:
+    """The directories the preflight checks are the user's own (:mod:`slurm._transport.trust`)."""
+    trusted = session.store.trusted_dirs()
+    if what == "env":
+        envs_dir = envs_dir_for(session, settings.spec)
+        trusted.update(env_dir=envs_dir, wheel_store=f"{envs_dir}/.store")
+    return trusted
+
+
+def _preflight(session: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
+    what, python, modules = _plan(session, settings)
+    report = run_preflight(
+        session.transport,
+        session.base_dir,
+        python,
+        modules=modules,
+        trusted=_trusted(session, settings, what),
+    )
+    return what, python, report
+
+
+def _checked(
+    session: Session, settings: InterpreterSettings, state: InterpreterState
+) -> tuple[str, str]:
+    """The plan for these settings, after a preflight that passed (once; under state.lock)."""
+    if state.plan is None:
+        what, python, report = _preflight(session, settings)
+        state.report = report
+        report.raise_for_problems()
+        state.plan = (what, python)
+    return state.plan
+
+
+def _project(spec: PackagingSpec) -> Project | None:
+    if spec.project is None:
+        return None
+    if spec.project == DISCOVER:
+        return find_project()
+    root = Path(spec.project).expanduser()
+    project = read_project(root)
+    if project is None:
+        raise ConfigurationError(
+            f"packaging={{'project': {spec.project!r}}}: no pyproject.toml with a [project] "
+            "name there. Point it at your project's root, or pass None to ship only the SDK."
+        )
+    return project
+
+
+def _environment(
+    session: Session, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
+) -> Environment:
+    assert report.python is not None  # noqa: S101 (a passed preflight has it; for mypy)
+    started = time.perf_counter()
+    with _build_lock:
+        main: list[Wheel] = [sdk_wheel()]
+        project = _project(spec)
+        if project is not None:
+            main.append(build_project(project))
+        requirements = [r for w in main for r in wheel_requirements(w.path)]
+        names = {w.name for w in main}
+        deps = collect_dependencies(requirements, names, report.python)
+        # What the wheels bring already is not asked for again: the same environment.
+        have = names | {requirement_name(pin) for pin in deps.pins}
+        wanted = [r for r in extras if requirement_name(r) not in have]
+        if wanted:
+            deps = collect_dependencies([*requirements, *wanted], names, report.python)
+    build = time.perf_counter() - started
+    transport = session.transport
+    environment = ensure_environment(
+        transport,
+        envs_dir_for(session, spec),
+        main=main,
+        deps=deps.wheels,
+        pins=deps.pins,
+        info=report.python,
+        uv=_uv(spec, report),
+        policy=LockPolicy(timeout=spec.lock_timeout),
+        requirements=wanted,
+    )
+    environment.timings["build"] = build
+    shipped = ", ".join([w.filename for w in main] + wanted)
+    logger.info(
+        "jobs run in %s (%s; %s)",
+        environment.python,
+        shipped,
+        "created now" if environment.created else "reused",
+    )
+    return environment
+
+
+def envs_dir_for(session: Session, spec: PackagingSpec) -> str:
+    """The environments directory on the cluster (``env_dir``, else ``{job_base_dir}/.envs``)."""
+    if spec.env_dir:
+        return session.transport.expand_path(spec.env_dir).rstrip("/")
+    return f"{session.base_dir}/.envs"
+
+
+def diagnose(session: Session) -> dict[str, Any]:
+    """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
+    what, _, report = _preflight(session, interpreter_settings(session))
+    result = report.to_dict()
+    result["backend"] = session.backend_type
+    result["job_base_dir"] = session.base_dir
+    result["packaging"] = "environment built from wheels" if what == "env" else "none"
+    environment = _state(session).environments.get(())
+    if environment is not None:
+        result["environment"] = {"key": environment.key, "python": environment.python}
+    return result

@@ -1,0 +1,238 @@
+"""Which container image a submission runs in, and building it once per run.
+
+:func:`prepare` is what submission calls first. When the task's packaging (its own
+``packaging=`` option, else the cluster's) is ``"container"``, the image is built
+from its Dockerfile and pushed (:func:`slurm._client.packaging.container.build_and_push`)
+once per cluster and set as the task's ``container_image``; an explicit
+``container_image`` wins and nothing is built.
+
+A workflow runs on the cluster's Python, outside any image: its job submits its
+tasks with ``sbatch``, which an image does not have. Its container settings (a
+built image, or ``container_image``/``container_mounts``/``container_workdir``)
+become the defaults of the tasks it submits, and the references built so far
+travel in its :class:`~slurm._wire.payload.WorkflowSpec`: a workflow's cluster on the
+compute node never builds, it looks the image up there.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
+from slurm._client.packaging.registry import check_manifest, manifest_answer, parse_reference
+from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec
+from slurm._slurm.packaging import BUILD_KEYS
+from slurm.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from slurm._client.session import Session
+    from slurm._client.tasks import SubmittedTask
+
+__all__ = [
+    "FLAT_OPTIONS",
+    "build_for",
+    "check_container",
+    "check_image",
+    "check_pyxis",
+    "earlier_spellings",
+    "known_images",
+    "prepare",
+    "seed_images",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The options ``packaging_<key>`` (the earlier SDK's spellings of the build keys).
+FLAT_OPTIONS = tuple(f"packaging_{key}" for key in BUILD_KEYS)
+
+
+# One build at a time in this process (two clusters with the same Dockerfile build once).
+_build_lock = threading.Lock()
+
+
+def seed_images(session: Session, images: Mapping[str, str]) -> None:
+    """A workflow's cluster on its node: these references, built by the submitter, and
+    no builds of its own."""
+    state = session.images
+    state.built.update(images)
+    state.checked.update(images.values())
+    state.builds_here = False
+
+
+def known_images(session: Session) -> dict[str, str]:
+    """The references built (or handed down) for ``cluster`` so far, by build key."""
+    state = session.images
+    with state.lock:
+        return dict(state.built)
+
+
+def build_for(session: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | None:
+    """The image to build for a submission with these SDK options, or None.
+
+    The keys come from ``packaging={"type": "container", ...}`` (the task's, else the
+    cluster's), then the options ``packaging_<key>``, which win.
+
+    Raises:
+        ConfigurationError: the build keys are incomplete or wrong.
+    """
+    from slurm._slurm.packaging import parse_spec
+
+    chosen = sdk_options.get("packaging")
+    spec = parse_spec(chosen if chosen is not None else session.packaging)
+    if spec.container is None:
+        return None
+    values = dict(spec.container)
+    for key, option in zip(BUILD_KEYS, FLAT_OPTIONS, strict=True):
+        if sdk_options.get(option) is not None:
+            values[key] = sdk_options[option]
+    return image_build(values)
+
+
+def _exists_on_client(reference: str) -> bool:
+    from slurm._transport.local import LocalTransport
+
+    ref = parse_reference(reference.replace("/", "#", 1))
+    if ref is None:
+        return False
+    return manifest_answer(LocalTransport(), sys.executable, ref).get("status") == 200
+
+
+def _reference(session: Session, build: ImageBuild, task: SubmittedTask) -> str:
+    state = session.images
+    with state.lock:
+        found = state.built.get(build.key)
+        if found is not None:
+            return found
+        if not state.builds_here:
+            raise ConfigurationError(
+                f"{task.name}() asks for an image built from a Dockerfile (packaging="
+                "'container'), but it is submitted from a running workflow, where nothing is "
+                "built, and the workflow was not given that image. Nothing was submitted. Set "
+                "the same packaging on the workflow or its cluster (its image is then built "
+                "before the workflow is submitted), or give container_image=."
+            )
+        check_pyxis(session, "an image built from a Dockerfile (packaging='container')")
+        with _build_lock:
+            reference = build_and_push(build, exists=_exists_on_client)
+        state.built[build.key] = reference
+        state.checked.add(reference)
+        return reference
+
+
+def prepare(
+    session: Session, task: SubmittedTask, sdk_options: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the SDK options this submission runs with, the container defaults of the tasks a
+    workflow submits).
+
+    Builds and pushes the image when the packaging is ``"container"`` and no
+    ``container_image`` is given (``container_image=False`` runs the task without one).
+    A workflow's own options lose their container settings, which become its tasks'
+    defaults (see the module docstring).
+
+    Raises:
+        ConfigurationError: As :func:`build_for`, or the build or push failed.
+    """
+    options = dict(sdk_options)
+    build = build_for(session, options)
+    # An explicit container_image wins (False: this task runs on the node, no image).
+    if build is not None and options.get("container_image") is None:
+        options["container_image"] = _reference(session, build, task)
+    if not task.is_workflow:
+        return options, {}
+    for_children = {k: options.pop(k) for k in CONTAINER_OPTIONS if options.get(k)}
+    if for_children:
+        logger.info(
+            "workflow %s runs outside the container (it submits its tasks with sbatch); its "
+            "tasks run in %s",
+            task.name,
+            for_children.get("container_image"),
+        )
+    return options, for_children
+
+
+def check_image(session: Session, image: str, python: str) -> None:
+    """Before submission: a registry reference exists in its registry (asked once per
+    cluster and reference; images built here are known to be there).
+
+    Raises:
+        ConfigurationError: As :func:`slurm._client.packaging.registry.check_manifest`.
+    """
+    state = session.images
+    with state.lock:
+        if image in state.checked:
+            return
+    check_manifest(session.transport, python, image)
+    with state.lock:
+        state.checked.add(image)
+
+
+def earlier_spellings(
+    packaging: Any,
+    default_packaging: Any,
+    default_options: Mapping[str, Any] | None,
+    extra: Mapping[str, Any],
+) -> tuple[Any, Mapping[str, Any] | None]:
+    """``Cluster(default_packaging=..., default_packaging_<key>=...)``, the earlier SDK's
+    spellings, as (``packaging``, ``default_options`` with ``packaging_<key>``).
+
+    Raises:
+        ConfigurationError: an unknown keyword, or ``packaging`` given twice.
+    """
+    flat = {f"default_{option}": option for option in FLAT_OPTIONS}
+    unknown = sorted(set(extra) - set(flat))
+    if unknown:
+        raise ConfigurationError(
+            f"Cluster() got unknown keyword argument(s) {unknown}; the earlier SDK's "
+            f"packaging spellings are default_packaging and {sorted(flat)}."
+        )
+    if default_packaging is not None:
+        if packaging is not None and packaging != default_packaging:
+            raise ConfigurationError(
+                "Cluster(): give packaging= or default_packaging= (its earlier name), not both."
+            )
+        packaging = default_packaging
+    given = {flat[k]: v for k, v in extra.items() if v is not None}
+    if given:
+        default_options = {**(default_options or {}), **given}
+    return packaging, default_options
+
+
+def check_pyxis(session: Session, what: str) -> None:
+    """The cluster's srun knows pyxis's ``--container-image`` (asked once per Session).
+
+    Raises:
+        ConfigurationError: it does not; ``what`` says what asked for a container.
+    """
+    if "--container-image" not in session.srun_help():
+        raise ConfigurationError(
+            f"The task asks for {what}, but this cluster's srun has no --container-image "
+            "option: pyxis (the Slurm plugin that runs tasks in containers) is not installed "
+            "there. Nothing was submitted. Ask the cluster's admins for pyxis + enroot, or "
+            "drop the container (on the dev cluster: `slurm devcluster up --containers`)."
+        )
+
+
+def check_container(session: Session, spec: ContainerSpec, python: str) -> None:
+    """Before submitting a task in a container: the cluster's srun knows pyxis's
+    ``--container-image`` (asked once per Session), an image given as a path exists,
+    and one given as a registry reference is in its registry (asked from the login
+    host with ``python``, see :mod:`slurm._client.packaging.registry`).
+
+    Raises:
+        ConfigurationError: saying what to do.
+    """
+    transport = session.transport
+    check_pyxis(session, f"container_image={spec.image!r}")
+    if spec.image.startswith("/") and not transport.exists(spec.image):
+        raise ConfigurationError(
+            f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
+            "submitted. Give the path of a squashfs image there (e.g. made with "
+            "`enroot import`), or a registry reference such as 'registry#name:tag'."
+        )
+    if not spec.image.startswith("/"):
+        check_image(session, spec.image, python)

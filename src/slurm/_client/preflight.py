@@ -1,0 +1,406 @@
+"""Preflight: is this cluster usable at all? Checked once, reported all at once.
+
+On the first submission through a :class:`~slurm._api.cluster.Cluster` one shell
+script runs on the cluster (one round trip over SSH) and prints one
+machine-readable line per check:
+
+- ``sbatch``, ``squeue`` and ``scontrol`` are on the ``PATH`` of a
+  non-interactive shell;
+- the job base directory can be created and written;
+- the directories the SDK trusts (the job base directory, its index, the
+  environments directory and the wheel store) are the user's own and others
+  cannot write them or their parents (see :mod:`slurm._transport.trust`);
+- the Python that will run jobs (or build their environment) starts, and
+  which version, platform and C library it has (and, when asked, whether it
+  can import ``slurm.runner`` or create virtual environments);
+- whether ``uv`` is there (used to create environments when it is).
+
+:func:`run_preflight` returns a :class:`PreflightReport`;
+:meth:`PreflightReport.raise_for_problems` turns every failed check into one
+:class:`~slurm.errors.ConfigurationError` that says what to do for each.
+``cluster.diagnose()`` returns :meth:`PreflightReport.to_dict`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from slurm._transport import trust
+from slurm._transport.base import Transport
+from slurm.errors import CommandError, ConfigurationError
+
+__all__ = [
+    "REQUIRED_COMMANDS",
+    "Finding",
+    "PreflightReport",
+    "PythonInfo",
+    "build_script",
+    "parse_output",
+    "run_preflight",
+    "version_mismatch",
+]
+
+REQUIRED_COMMANDS = ("sbatch", "squeue", "scontrol")
+
+# Runs under any Python (2.7 too), so that even a wrong interpreter reports its version.
+_PROBE = (
+    "import sys, sysconfig, platform\n"
+    "v = sys.version_info\n"
+    "libc = platform.libc_ver()\n"
+    "extra = ''\n"
+    "for arg in sys.argv[1:]:\n"
+    "    try:\n"
+    "        __import__(arg)\n"
+    "        extra += ' ' + arg + '=ok'\n"
+    "    except Exception as e:\n"
+    "        extra += ' ' + arg + '=' + type(e).__name__\n"
+    "print('%d.%d.%d|%s|%s|%s|%s|%s|%s' % (v[0], v[1], v[2], sysconfig.get_platform(),\n"
+    "    platform.python_implementation(), libc[0] or '-', libc[1] or '-',\n"
+    "    sys.executable, extra.strip() or '-'))\n"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check: its name, whether it passed, what was seen, and what to do if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class PythonInfo:
+    """What the cluster's interpreter said about itself."""
+
+    interpreter: str
+    version: str
+    platform: str
+    implementation: str
+    libc: str
+    libc_version: str
+    executable: str
+    modules: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        """``(major, minor)`` of the version."""
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+
+@dataclass
+class PreflightReport:
+    """Everything the preflight script found on the cluster."""
+
+    where: str
+    findings: list[Finding]
+    python: PythonInfo | None = None
+    uv: str | None = None
+
+    @property
+    def problems(self) -> list[Finding]:
+        """The checks that failed."""
+        return [f for f in self.findings if not f.ok]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (JSON-friendly) of the findings, as ``cluster.diagnose()`` returns it."""
+        checks = {f.name: {"ok": f.ok, "detail": f.detail, "fix": f.fix} for f in self.findings}
+        python: dict[str, Any] | None = None
+        if self.python is not None:
+            python = {
+                "interpreter": self.python.interpreter,
+                "version": self.python.version,
+                "platform": self.python.platform,
+                "implementation": self.python.implementation,
+                "libc": f"{self.python.libc} {self.python.libc_version}".strip(),
+                "executable": self.python.executable,
+                "modules": dict(self.python.modules),
+            }
+        return {
+            "where": self.where,
+            "ok": self.ok,
+            "checks": checks,
+            "python": python,
+            "uv": self.uv,
+            "problems": [f"{f.name}: {f.detail}. {f.fix}".strip() for f in self.problems],
+        }
+
+    def add(self, finding: Finding) -> None:
+        """Add a finding made on the client (e.g. a version mismatch)."""
+        self.findings.append(finding)
+
+    def raise_for_problems(self) -> None:
+        """Raise one :class:`ConfigurationError` listing every failed check with its fix.
+
+        Raises:
+            ConfigurationError: At least one check failed. Nothing was submitted.
+        """
+        problems = self.problems
+        if not problems:
+            return
+        lines = [
+            f"The cluster ({self.where}) is not ready for slurm-sdk; nothing was submitted. "
+            f"{len(problems)} problem(s):"
+        ]
+        for f in problems:
+            lines.append(f"- {f.name}: {f.detail}")
+            if f.fix:
+                lines.append(f"  what to do: {f.fix}")
+        raise ConfigurationError("\n".join(lines))
+
+
+def build_script(
+    base_dir: str,
+    python: str,
+    *,
+    modules: tuple[str, ...] = (),
+    commands: tuple[str, ...] = REQUIRED_COMMANDS,
+    trusted: Mapping[str, str] | None = None,
+) -> str:
+    """The POSIX shell script that runs every check; each value is quoted.
+
+    Output lines are ``KIND|NAME|STATUS|DETAIL`` (``DETAIL`` may contain ``|``).
+    ``modules`` are imported by ``python`` to check they are there; ``trusted``
+    (name -> directory) are created 0700 and checked by :mod:`slurm._transport.trust`.
+    """
+    q = shlex.quote
+    lines = [
+        "for c in " + " ".join(q(c) for c in commands) + "; do",
+        '  if p=$(command -v "$c" 2>/dev/null); then echo "cmd|$c|ok|$p";',
+        '  else echo "cmd|$c|missing|"; fi',
+        "done",
+        f"b={q(base_dir)}",
+        'if err=$(exec 2>&1; umask 077; mkdir -p -- "$b" && t="$b/.preflight.$$" '
+        '&& : > "$t" && rm -f -- "$t"); then echo "dir|base|ok|$b";',
+        'else echo "dir|base|fail|$(printf %s "$err" | tr "\\n" " ")"; fi',
+        f"py={q(python)}",
+        f'if out=$("$py" -c {q(_PROBE)} {" ".join(q(m) for m in modules)} 2>&1); then',
+        '  echo "python|run|ok|$out";',
+        'else echo "python|run|fail|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
+        trust.build_script(list((trusted or {}).values())),
+        'u=$(command -v uv 2>/dev/null) || u=""',
+        'for c in "$u" "$HOME/.local/bin/uv" "$HOME/.cargo/bin/uv"; do',
+        '  if [ -n "$c" ] && [ -x "$c" ]; then echo "tool|uv|ok|$c"; exit 0; fi',
+        "done",
+        'echo "tool|uv|missing|"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_output(
+    stdout: str,
+    *,
+    where: str,
+    base_dir: str,
+    python: str,
+    modules: tuple[str, ...] = (),
+    commands: tuple[str, ...] = REQUIRED_COMMANDS,
+    trusted: Mapping[str, str] | None = None,
+) -> PreflightReport:
+    """Turn the script's output into a report; a check with no line counts as failed."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for line in stdout.splitlines():
+        parts = line.split("|", 3)
+        if len(parts) == 4:
+            seen[(parts[0], parts[1])] = (parts[2], parts[3].strip())
+    report = PreflightReport(where=where, findings=[])
+    for command in commands:
+        status, detail = seen.get(("cmd", command), ("missing", ""))
+        if status == "ok":
+            report.add(Finding(command, True, detail))
+        else:
+            report.add(
+                Finding(
+                    command,
+                    False,
+                    f"`{command}` is not on the PATH of a non-interactive shell on {where}",
+                    "install the Slurm client there, or make it visible to non-interactive "
+                    "shells (e.g. `module load slurm` or a PATH line near the top of "
+                    "~/.bashrc, before any `return` for non-interactive shells)",
+                )
+            )
+    status, detail = seen.get(("dir", "base"), ("fail", "the check did not run"))
+    if status == "ok":
+        report.add(Finding("job_base_dir", True, detail))
+    else:
+        report.add(
+            Finding(
+                "job_base_dir",
+                False,
+                f"cannot create or write {base_dir!r} on {where}: {detail}",
+                "pass job_base_dir= (or --job-base-dir) a directory you can write, on a "
+                "filesystem the compute nodes share",
+            )
+        )
+    names = list((trusted or {}).items())
+    problems = {p.path: p for p in trust.parse_output(stdout, [path for _, path in names])}
+    for name, path in names:
+        problem = problems.get(path)
+        if problem is None:
+            report.add(Finding(f"{name}_owner", True, f"{path} is yours, others cannot write it"))
+        else:
+            report.add(Finding(f"{name}_owner", False, problem.detail, problem.fix))
+    status, detail = seen.get(("tool", "uv"), ("missing", ""))
+    report.uv = detail if status == "ok" and detail else None
+    status, detail = seen.get(("python", "run"), ("fail", "the check did not run"))
+    info = _parse_python(python, detail) if status == "ok" else None
+    if info is None:
+        report.add(
+            Finding(
+                "python",
+                False,
+                f"{python!r} does not run on {where}: {detail or 'no output'}",
+                "pass Cluster(python='/path/to/python3') with an interpreter that exists "
+                "there (or packaging={'python': ...} for the one that builds the environment)",
+            )
+        )
+    else:
+        report.python = info
+        report.add(Finding("python", True, f"{info.executable} {info.version}"))
+        for module in modules:
+            result = info.modules.get(module, "missing")
+            # uv creates environments without the interpreter's venv/ensurepip.
+            if result != "ok" and not (module == "ensurepip" and report.uv):
+                report.add(_module_finding(module, result, python, where))
+    return report
+
+
+def _parse_python(interpreter: str, detail: str) -> PythonInfo | None:
+    fields = detail.strip().splitlines()[-1].split("|") if detail.strip() else []
+    if len(fields) != 7 or not fields[0][:1].isdigit():
+        return None
+    modules: dict[str, str] = {}
+    if fields[6] != "-":
+        for item in fields[6].split():
+            name, _, result = item.partition("=")
+            modules[name] = result
+    return PythonInfo(
+        interpreter=interpreter,
+        version=fields[0],
+        platform=fields[1],
+        implementation=fields[2],
+        libc="" if fields[3] == "-" else fields[3],
+        libc_version="" if fields[4] == "-" else fields[4],
+        executable=fields[5],
+        modules=modules,
+    )
+
+
+def _module_finding(module: str, result: str, python: str, where: str) -> Finding:
+    if module == "slurm.runner":
+        return Finding(
+            "python_sdk",
+            False,
+            f"{python!r} on {where} cannot import slurm.runner ({result}): slurm-sdk is "
+            "not installed for it",
+            "install slurm-sdk into that interpreter's environment, or leave python= unset "
+            "so the SDK ships your code and itself in an environment it builds there",
+        )
+    if module == "ensurepip":
+        return Finding(
+            "python_venv",
+            False,
+            f"{python!r} on {where} cannot create virtual environments (no {module}: "
+            f"{result}) and uv is not installed there",
+            "install the venv module (Debian/Ubuntu: `apt install python3-venv`) or uv "
+            "(`pip install --user uv`) on the cluster, or point packaging={'python': ...} "
+            "at an interpreter that has it",
+        )
+    return Finding(
+        f"python_{module}",
+        False,
+        f"{python!r} on {where} cannot import {module} ({result})",
+        f"install {module} for that interpreter",
+    )
+
+
+#: The oldest Python the job side runs on (the SDK's own requirement).
+OLDEST_PYTHON = (3, 11)
+
+
+def version_mismatch(info: PythonInfo, where: str) -> Finding | None:
+    """A finding when the cluster's Python is older than the SDK supports.
+
+    Another minor version of 3.11 or later is fine for calls that travel by
+    reference (functions in modules, plain data and exceptions cross with plain
+    pickle); a call that travels by value (a function from ``__main__``, a
+    notebook, a lambda) is refused at submission (see
+    :func:`slurm._client.submission.check_by_value`).
+    """
+    if info.minor >= OLDEST_PYTHON:
+        return None
+    oldest = ".".join(map(str, OLDEST_PYTHON))
+    return Finding(
+        "python_version",
+        False,
+        f"the cluster's Python ({info.interpreter} on {where}) is {info.version}, older "
+        f"than the {oldest} slurm-sdk needs on the cluster",
+        f"point the SDK at a Python {oldest} or later there: Cluster(python='/path/to/python3') "
+        "to use it as it is (with slurm-sdk installed), or packaging={'python': "
+        "'/path/to/python3'} to build the environment from it",
+    )
+
+
+def run_preflight(
+    transport: Transport,
+    base_dir: str,
+    python: str,
+    *,
+    modules: tuple[str, ...] = (),
+    commands: tuple[str, ...] = REQUIRED_COMMANDS,
+    check_version: bool = True,
+    env: dict[str, str] | None = None,
+    trusted: Mapping[str, str] | None = None,
+) -> PreflightReport:
+    """Run every check in one command on ``transport`` and return the report.
+
+    Args:
+        transport: Where the cluster's commands run.
+        base_dir: The job base directory (absolute).
+        python: The interpreter to check.
+        modules: Modules that ``python`` must import (e.g. ``slurm.runner``).
+        commands: The Slurm commands that must exist.
+        check_version: Add a finding when ``python`` is older than the SDK supports.
+        env: Extra environment for the script (tests use it to change ``PATH``).
+        trusted: Directories (name -> absolute path) that must be the user's own.
+
+    Raises:
+        TransportError: The cluster cannot be reached at all.
+    """
+    where = transport.description
+    script = build_script(base_dir, python, modules=modules, commands=commands, trusted=trusted)
+    try:
+        stdout = transport.run(["sh", "-c", script], check=False, env=env, timeout=120).stdout
+    except CommandError as exc:  # no `sh`, or it hung
+        stdout = exc.stdout
+        failure: Finding | None = Finding(
+            "shell", False, f"the check script could not run: {exc}", "check that `sh` works"
+        )
+    else:
+        failure = None
+    report = parse_output(
+        stdout,
+        where=where,
+        base_dir=base_dir,
+        python=python,
+        modules=modules,
+        commands=commands,
+        trusted=trusted,
+    )
+    if failure is not None:
+        report.add(failure)
+    if check_version and report.python is not None:
+        mismatch = version_mismatch(report.python, where)
+        if mismatch is not None:
+            report.add(mismatch)
+    return report

@@ -1,0 +1,217 @@
+"""Reclaiming space: old job directories, unused environments and wheels, the local cache.
+
+Every submission leaves a job directory, and every change of a project leaves a
+whole environment on the cluster. :func:`prune` removes, in one command on the
+cluster:
+
+- job directories (and their index entries) not changed for ``older_than_days``,
+  unless Slurm still lists their job as pending or running;
+- environments not used for ``env_unused_days`` (each use touches its
+  ``last_used``; an environment a live job runs in is kept), then every stored
+  wheel no remaining environment links to;
+
+and trims the local cache (``~/.cache/slurm-sdk``) to ``cache_max_bytes``,
+oldest files first. Nothing outside the job base directory, the environments
+directory and the cache is touched; ``dry_run=True`` lists what would go.
+
+Example::
+
+    report = cluster.prune(older_than_days=14, env_unused_days=30, dry_run=True)
+    print(report.render())
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from slurm.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from slurm._client.session import Session
+
+__all__ = ["PruneReport", "build_script", "parse_output", "prune", "trim_cache"]
+
+LAST_USED = "last_used"
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PruneReport:
+    """What was removed (or, in a dry run, would be)."""
+
+    dry_run: bool
+    job_dirs: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
+    wheels: list[str] = field(default_factory=list)
+    cache_files: list[str] = field(default_factory=list)
+    cache_bytes: int = 0
+
+    def render(self) -> str:
+        """One line per removed item, then a summary."""
+        verb = "would remove" if self.dry_run else "removed"
+        lines = [
+            *(f"{verb} job directory {p}" for p in self.job_dirs),
+            *(f"{verb} environment {p}" for p in self.environments),
+            *(f"{verb} wheel {p}" for p in self.wheels),
+            *(f"{verb} cached file {p}" for p in self.cache_files),
+        ]
+        lines.append(
+            f"{verb} {len(self.job_dirs)} job directories, {len(self.environments)} "
+            f"environments, {len(self.wheels)} wheels, {len(self.cache_files)} cached files "
+            f"({self.cache_bytes} bytes of cache)"
+        )
+        return "\n".join(lines)
+
+
+def build_script(
+    base_dir: str,
+    envs_dir: str | None,
+    *,
+    job_minutes: int,
+    env_minutes: int | None,
+    keep: list[str],
+    dry_run: bool,
+) -> str:
+    """The POSIX shell (GNU find) that removes, or lists, what :func:`prune` describes.
+
+    ``keep`` are job directories of live jobs: never removed, and the
+    environments their scripts run are kept. Prints ``job|PATH``, ``env|PATH``
+    and ``wheel|PATH`` for each item. Every value is quoted.
+    """
+    q = shlex.quote
+    remove = ":" if dry_run else "command rm -rf --"
+    lines = [
+        f'base={q(base_dir)}; drop() {{ {remove} "$@"; }}',
+        "keep=" + q("\n".join(keep)),
+        'find "$base" -mindepth 1 -maxdepth 1 -type d ! -name ".*" '
+        f"-mmin +{int(job_minutes)} -print | while IFS= read -r d; do",
+        '  printf "%s\\n" "$keep" | grep -qxF -- "$d" && continue',
+        '  echo "job|$d"; drop "$d"',
+        '  for i in "$base"/.index/*; do',
+        '    [ -f "$i" ] && [ "$(cat -- "$i")" = "$d" ] && drop "$i"',
+        "  done",
+        "done",
+    ]
+    if envs_dir is not None and env_minutes is not None:
+        lines += [
+            f"envs={q(envs_dir)}",
+            'used=$(printf "%s\\n" "$keep" | while IFS= read -r d; do',
+            '  [ -n "$d" ] && grep -o -- "$envs/[0-9a-f]*/venv" "$d/job.sh" 2>/dev/null',
+            "done)",
+            'removed=$(find "$envs" -mindepth 1 -maxdepth 1 -type d ! -name ".*" | '
+            "while IFS= read -r e; do",
+            '  m="$e/' + LAST_USED + '"; [ -e "$m" ] || m="$e/ready.json"',
+            f'  [ -e "$m" ] && [ -z "$(find "$m" -mmin +{int(env_minutes)})" ] && continue',
+            '  printf "%s\\n" "$used" | grep -qxF -- "$e/venv" && continue',
+            '  [ -d "$e/.lock" ] && continue',  # being created right now
+            '  printf "%s\\n" "$e"',
+            "done)",
+            'printf "%s\\n" "$removed" | while IFS= read -r e; do',
+            '  [ -n "$e" ] && { echo "env|$e"; drop "$e"; }',
+            "done",
+            # Wheels no remaining environment links to (in a dry run too).
+            'linked=$(find "$envs" -mindepth 3 -maxdepth 3 -path "*/wheels/*" -type l | '
+            "while IFS= read -r l; do",
+            '  printf "%s\\n" "$removed" | grep -qxF -- "${l%/wheels/*}" && continue',
+            '  readlink -- "$l"',
+            "done)",
+            'find "$envs/.store" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | '
+            "while IFS= read -r w; do",
+            '  printf "%s\\n" "$linked" | grep -qF -- "$w/" && continue',
+            '  echo "wheel|$w"; drop "$w"',
+            "done",
+        ]
+    lines.append("exit 0")  # a failed removal is reported on stderr, not as the status
+    return "\n".join(lines) + "\n"
+
+
+def parse_output(stdout: str, report: PruneReport) -> PruneReport:
+    """Fill ``report`` from the script's ``KIND|PATH`` lines."""
+    kinds = {"job": report.job_dirs, "env": report.environments, "wheel": report.wheels}
+    for line in stdout.splitlines():
+        kind, _, path = line.partition("|")
+        if kind in kinds and path:
+            kinds[kind].append(path)
+    return report
+
+
+def trim_cache(directory: Path, max_bytes: int, *, dry_run: bool, report: PruneReport) -> None:
+    """Remove the oldest files of ``directory`` until it holds at most ``max_bytes``."""
+    files = []
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = Path(root, name)
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            files.append((info.st_mtime, info.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        report.cache_files.append(str(path))
+        report.cache_bytes += size
+        total -= size
+        if not dry_run:
+            path.unlink(missing_ok=True)
+
+
+def prune(
+    session: Session,
+    *,
+    older_than_days: float,
+    env_unused_days: float | None = None,
+    cache_max_bytes: int | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Remove old job directories, unused environments and wheels, trim the local cache.
+
+    Args:
+        cluster: whose job base directory (and environments directory) to prune.
+        older_than_days: job directories unchanged for this long go, unless their
+            job is still pending or running.
+        env_unused_days: environments not used for this long go (``None``: keep all).
+        cache_max_bytes: trim ``~/.cache/slurm-sdk`` to this size (``None``: leave it).
+        dry_run: only list what would go.
+
+    Raises:
+        ConfigurationError: a negative age or size.
+    """
+    from slurm._client.packaging import envs_dir_for, interpreter_settings
+    from slurm._client.packaging.wheels import cache_dir
+
+    ages = [older_than_days, env_unused_days or 0, cache_max_bytes or 0]
+    if any(not isinstance(a, int | float) or a < 0 for a in ages):
+        raise ConfigurationError(
+            "prune: older_than_days, env_unused_days and cache_max_bytes must be numbers "
+            f">= 0, got {older_than_days!r}, {env_unused_days!r}, {cache_max_bytes!r}."
+        )
+    store = session.store
+    report = PruneReport(dry_run=dry_run)
+    ids = store.job_ids()
+    infos = session.slurm.look(ids).infos if ids else {}
+    live = {key.split("_", 1)[0] for key, info in infos.items() if info.state.is_active}
+    keep = [store.job_dir_of(job_id) for job_id in ids if job_id in live]
+    envs_dir = envs_dir_for(session, interpreter_settings(session).spec)
+    script = build_script(
+        store.base_dir,
+        envs_dir if env_unused_days is not None else None,
+        job_minutes=int(older_than_days * 1440),
+        env_minutes=None if env_unused_days is None else int(env_unused_days * 1440),
+        keep=keep,
+        dry_run=dry_run,
+    )
+    result = session.transport.run(["sh", "-c", script], check=True, timeout=3600)
+    if result.stderr.strip():
+        logger.warning("prune on %s: %s", session.transport.description, result.stderr.strip())
+    parse_output(result.stdout, report)
+    if cache_max_bytes is not None and cache_dir().is_dir():
+        trim_cache(cache_dir(), cache_max_bytes, dry_run=dry_run, report=report)
+    return report

@@ -1,0 +1,39 @@
+"""What the client side needs of a task: the :class:`SubmittedTask` protocol.
+
+:class:`slurm.Task` (in :mod:`slurm._api.task`) is the one implementation;
+submission, packaging and the image builder read a task only through these
+properties, so that they never import the API layer above them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["SubmittedTask"]
+
+
+class SubmittedTask(Protocol):
+    """A function with its options, as submission reads it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The task's own options (normalised), without the cluster's defaults."""
+        ...
+
+    @property
+    def is_workflow(self) -> bool: ...
+
+    @property
+    def dependencies(self) -> tuple[tuple[str, Any], ...]:
+        """``(kind, job)`` pairs from ``.after()``; each job has ``__slurm_job_ref__()``."""
+        ...
+
+    @property
+    def unwrapped(self) -> Callable[..., Any]: ...
+
+    @property
+    def reference_module(self) -> str | None: ...

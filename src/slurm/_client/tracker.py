@@ -1,0 +1,412 @@
+"""One poller per cluster for every watched job.
+
+Each tick first looks for result files (no controller call); jobs still
+without a result are checked with one batched ``squeue`` call, and those that
+have left ``squeue`` with one batched ``sacct`` call. Intervals start short
+after a submission and back off while nothing changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from slurm._client.store import JobStore
+from slurm._slurm.client import SlurmClient
+from slurm._slurm.commands import JobInfo, JobState
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Tracker", "Watched"]
+
+_FILE_INTERVAL = (0.05, 1.0)
+_CONTROLLER_INTERVAL = (1.0, 15.0)
+_ERROR_BACKOFF_MAX = 60.0
+_BACKOFF = 1.5
+_CLOCK_SLACK = 600.0
+_PROGRESS_HOLD = 60.0  # longest the controller waits while results keep arriving
+_MISSING_GRACE = 2  # consecutive polls a job may be absent from squeue and sacct
+
+
+class Watched(Protocol):
+    """What the tracker needs of a job it watches: its current id and its result file."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def result_path(self) -> str: ...
+
+
+@dataclass
+class _Watch:
+    job_id: str
+    result_path: str
+    has_result: bool = False
+    final: bool = False
+    info: JobInfo | None = None
+    since: float | None = None  # wall-clock submission time, when known
+    expects_marker: bool = False  # submitted by us: the runner drops a done marker
+    missing: int = 0
+    terminal_without_result: int = 0
+    on_final: list[Callable[[], object]] = field(default_factory=list)
+
+
+class Tracker:
+    """Watches jobs for one cluster; thread-safe, one background thread.
+
+    Args:
+        slurm: asks Slurm about jobs without a result.
+        store: where result files and the done markers are.
+
+    Attributes:
+        accounting: whether sacct answers here (``None`` until it was asked; once it
+            has answered, it stays True).
+        sacct_failed: whether the last sacct call failed.
+        controller_calls: how many squeue/sacct/scancel calls it made.
+    """
+
+    def __init__(self, slurm: SlurmClient, store: JobStore) -> None:
+        self._slurm = slurm
+        self._store = store
+        self._files = store.transport
+        self._watches: dict[str, _Watch] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._file_interval = _FILE_INTERVAL[0]
+        self._controller_interval = _CONTROLLER_INTERVAL[0]
+        self._next_controller_poll = 0.0
+        self._last_controller_poll = time.monotonic()
+        self._last_progress = 0.0
+        self.accounting: bool | None = None  # learnt from the first sacct call
+        self.sacct_failed = False  # the last sacct call did not answer
+        self.controller_calls = 0
+
+    # --- public ---------------------------------------------------------------
+    def watch(self, job: Watched, *, submitted: float | None = None) -> None:
+        """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups."""
+        with self._cond:
+            if job.id not in self._watches:
+                self._watches[job.id] = _Watch(
+                    job.id, job.result_path, since=submitted, expects_marker=submitted is not None
+                )
+                self._speed_up()  # only a new job: waiting on a known one changes nothing
+            if self._thread is None or not self._thread.is_alive():
+                self._stopped = False
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"slurm-tracker-{id(self):x}", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def wait(self, job: Watched, timeout: float | None) -> bool:
+        """Block until ``job`` is final; False if ``timeout`` passed first."""
+        self.watch(job)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._watches[job.id].final:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    def wait_any(self, jobs: Sequence[Watched], timeout: float | None) -> bool:
+        """Block until one of ``jobs`` is final; False if ``timeout`` passed first."""
+        for job in jobs:
+            self.watch(job)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not any(self._watches[job.id].final for job in jobs):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    def ending_soon(self) -> None:
+        """Jobs were just cancelled: they end within the cluster's ``KillWait``, so
+        ask the controller often again instead of at the backed-off interval."""
+        with self._cond:
+            self._speed_up()
+            self._cond.notify_all()
+
+    def refresh(self, jobs: Iterable[Watched]) -> None:
+        """Look now, in this thread, at these jobs."""
+        for job in jobs:
+            self.watch(job)
+        with self._cond:
+            self._next_controller_poll = 0.0
+        self._tick(force_controller=True)
+
+    def _watch_for(self, job: Watched) -> _Watch:
+        with self._cond:
+            watch = self._watches.get(job.id)
+        if watch is None:
+            self.refresh([job])
+            with self._cond:
+                watch = self._watches[job.id]
+        return watch
+
+    def has_result(self, job: Watched) -> bool:
+        watch = self._watch_for(job)
+        if not watch.has_result and not watch.final:
+            return False
+        if not watch.has_result:  # final without result: check once more
+            watch.has_result = self._files.exists(watch.result_path)
+        return watch.has_result
+
+    def is_final(self, job: Watched) -> bool:
+        return self._watch_for(job).final
+
+    def state_of(self, job: Watched) -> JobState:
+        info = self._watch_for(job).info
+        return info.state if info else JobState.UNKNOWN
+
+    def info_of(self, job: Watched) -> JobInfo | None:
+        return self._watch_for(job).info
+
+    def final_info(self, job: Watched) -> JobInfo | None:
+        """The job's last state with its exit code, from accounting when squeue lacked it.
+
+        Only for reporting a job that ended without a result (one sacct call).
+        """
+        watch = self._watch_for(job)
+        if watch.info is not None and watch.info.exit_code is not None:
+            return watch.info
+        record = self._sacct([job.id], watch.since).get(job.id)  # one call, for reporting
+        if record is not None and (watch.info is None or record.state.is_terminal):
+            earlier = watch.info.reason if watch.info is not None else ""
+            if earlier and (not record.reason or earlier == "DependencyNeverSatisfied"):
+                # e.g. DependencyNeverSatisfied: squeue's why outlives sacct's what.
+                record = dataclasses.replace(record, reason=earlier)
+            watch.info = record
+        return watch.info
+
+    def stop(self) -> None:
+        """Stop the thread. The cluster removes its done-marker directory next, so jobs
+        still watched are looked for by their result files if waited on again."""
+        with self._cond:
+            self._stopped = True
+            for watch in self._watches.values():
+                watch.expects_marker = False
+            self._cond.notify_all()
+
+    # --- the loop --------------------------------------------------------------
+    def _speed_up(self) -> None:
+        """A new submission: look at files often, and ask the controller soon."""
+        self._file_interval = _FILE_INTERVAL[0]
+        self._controller_interval = _CONTROLLER_INTERVAL[0]
+        self._next_controller_poll = min(
+            self._next_controller_poll, time.monotonic() + self._controller_interval
+        )
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped or all(w.final for w in self._watches.values()):
+                    self._thread = None
+                    return
+            try:
+                changed = self._tick()
+            except Exception as exc:  # keep tracking, but do not hammer a failing controller
+                with self._cond:
+                    self._controller_interval = min(
+                        max(self._controller_interval, 1.0) * 2, _ERROR_BACKOFF_MAX
+                    )
+                    self._next_controller_poll = time.monotonic() + self._controller_interval
+                logger.warning(
+                    "job tracking failed (%s); retrying in %.0f s", exc, self._controller_interval
+                )
+                changed = False
+            with self._cond:
+                if changed:  # results arriving: keep looking at files often
+                    self._file_interval = _FILE_INTERVAL[0]
+                else:
+                    self._file_interval = min(self._file_interval * _BACKOFF, _FILE_INTERVAL[1])
+                self._cond.wait(self._file_interval)
+
+    def _pending(self) -> list[_Watch]:
+        with self._cond:
+            return [w for w in self._watches.values() if not w.final]
+
+    def _tick(self, *, force_controller: bool = False) -> bool:
+        changed = self._scan_results()
+        now = time.monotonic()
+        if changed and not force_controller:
+            # Results are arriving: the jobs are fine. The controller is only needed
+            # to catch jobs that die without one, so it can wait (not past a bound).
+            self._last_progress = now
+            if now - self._last_controller_poll < _PROGRESS_HOLD:
+                self._next_controller_poll = max(
+                    self._next_controller_poll, now + self._controller_interval
+                )
+        if force_controller or now >= self._next_controller_poll:
+            self._last_controller_poll = now
+            moved = self._poll_controller()
+            with self._cond:
+                if not moved:
+                    self._controller_interval = min(
+                        self._controller_interval * _BACKOFF, _CONTROLLER_INTERVAL[1]
+                    )
+                self._next_controller_poll = time.monotonic() + self._controller_interval
+            changed = moved or changed
+        return changed
+
+    def _scan_results(self) -> bool:
+        """Find new result files with as few file-system calls as possible.
+
+        The runner drops a marker named after the job id into the cluster's
+        ``.done`` directory: one listing of it covers every watched job; the
+        result file itself is then checked only for the jobs it names.
+        Jobs reattached from elsewhere may have no marker: their result files
+        are checked directly, with one listing per directory holding several.
+        """
+        pending = self._pending()
+        if not pending:
+            return False
+        transport = self._files
+        done_dir = self._store.done_dir
+        markers = set(transport.list_dir(done_dir))
+        by_dir: dict[str, list[_Watch]] = {}
+        found: list[_Watch] = []
+        for watch in pending:
+            if watch.job_id in markers:
+                found.append(watch)
+            elif not watch.expects_marker:
+                by_dir.setdefault(watch.result_path.rsplit("/", 1)[0], []).append(watch)
+        for directory, watches in by_dir.items():
+            if len(watches) == 1:
+                if transport.exists(watches[0].result_path):
+                    found.append(watches[0])
+                continue
+            names = set(transport.list_dir(directory))
+            found.extend(w for w in watches if w.result_path.rsplit("/", 1)[1] in names)
+        changed = False
+        for watch in found:
+            if watch.job_id in markers and not transport.exists(watch.result_path):
+                continue
+            watch.has_result = True
+            self._finish(watch)
+            changed = True
+        return changed
+
+    def _finish(self, watch: _Watch) -> None:
+        with self._cond:
+            watch.final = True
+            callbacks, watch.on_final = watch.on_final, []
+            self._cond.notify_all()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # a caller's callback must not stop the tracking of others
+                logger.warning("job %s: a completion callback failed", watch.job_id, exc_info=True)
+
+    def when_final(self, job: Watched, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` (from the tracker's thread, or now) once ``job`` is final.
+
+        Returns a function that forgets the callback (an awaiting coroutine was
+        cancelled). Used by the asyncio API: no thread and no poll per awaited job.
+        """
+        self.watch(job)
+        with self._cond:
+            watch = self._watches[job.id]
+            if not watch.final:
+                watch.on_final.append(callback)
+
+                def forget() -> None:
+                    with self._cond, contextlib.suppress(ValueError):
+                        watch.on_final.remove(callback)
+
+                return forget
+        callback()
+        return lambda: None
+
+    def _poll_controller(self) -> bool:
+        pending = [w for w in self._pending() if not w.has_result]
+        if not pending:
+            return False
+        times = [w.since for w in pending]
+        since = None if None in times else min(t for t in times if t is not None)
+        look = self._slurm.look(
+            [w.job_id for w in pending],
+            since=_sacct_start(since),
+            accounting=self.accounting is not False,
+        )
+        self.controller_calls += look.calls
+        self._learn_accounting(look.accounting)
+        changed = False
+        never_satisfied: list[str] = []
+        for watch in pending:
+            info = look.infos.get(watch.job_id)
+            changed = self._update(watch, info, queued=watch.job_id in look.queued) or changed
+            if info and info.reason == "DependencyNeverSatisfied" and not watch.final:
+                never_satisfied.append(watch.job_id)
+                self._finish(watch)
+        if never_satisfied:
+            self.controller_calls += 1
+            self._slurm.cancel(never_satisfied)
+        return changed
+
+    def _update(self, watch: _Watch, info: JobInfo | None, *, queued: bool) -> bool:
+        previous = watch.info.state if watch.info else None
+        if info is None:
+            watch.missing += 1
+            if watch.missing >= _MISSING_GRACE and not self._recheck_result(watch):
+                self._finish(watch)
+            return False
+        watch.missing = 0
+        watch.info = info
+        if not info.is_final(queued=queued):
+            watch.terminal_without_result = 0
+        else:
+            # The result is written before the job ends; look once more, then give up.
+            watch.terminal_without_result += 1
+            if not self._recheck_result(watch) and watch.terminal_without_result >= 2:
+                self._finish(watch)
+        return info.state is not previous
+
+    def _recheck_result(self, watch: _Watch) -> bool:
+        if self._files.exists(watch.result_path):
+            watch.has_result = True
+            self._finish(watch)
+            return True
+        return False
+
+    def _learn_accounting(self, answered: bool | None) -> None:
+        """``accounting`` becomes False only on a cluster whose sacct never answered: once
+        it has, a failure (slurmdbd restarting) is passing, and sacct is asked again."""
+        if answered is None:
+            return
+        self.sacct_failed = not answered
+        if answered:
+            self.accounting = True
+        elif self.accounting is True:
+            logger.info("sacct did not answer (slurmdbd down?); asking it again later")
+        else:
+            if self.accounting is None:
+                logger.info("sacct is not usable here; tracking without accounting")
+            self.accounting = False
+
+    def _sacct(self, job_ids: list[str], since: float | None) -> dict[str, JobInfo]:
+        if self.accounting is False:
+            return {}
+        self.controller_calls += 1
+        found = self._slurm.sacct(job_ids, _sacct_start(since))
+        self._learn_accounting(found is not None)
+        wanted = set(job_ids)
+        return {k: v for k, v in (found or {}).items() if k in wanted}
+
+
+def _sacct_start(since: float | None) -> str | None:
+    """sacct's ``--starttime`` for jobs submitted at ``since``, with slack for clock skew."""
+    if since is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - _CLOCK_SLACK))

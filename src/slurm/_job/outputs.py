@@ -1,0 +1,110 @@
+"""What the runner leaves in the job directory: files written atomically, the run log,
+its own usage figures, the done marker the client's tracker lists."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+from slurm._wire.layout import JobPaths
+from slurm._wire.runlog import event_line, parse_run_log, starts_since_retry
+
+__all__ = ["atomic_write", "drop_marker", "log_run", "measure", "previous_starts"]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name and rename it: a reader never sees half a file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _process_began() -> float | None:
+    """When this process began (the batch script's, which execs the runner), to ~10 ms.
+
+    It is the start of the job's batch step, which sacct gives only to the second;
+    ``slurm jobs report`` draws the run from it.
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def log_run(path: Path, event: str, restart: int) -> None:
+    """Append ``event`` to the run log (see :mod:`slurm._wire.runlog`)."""
+    began = _process_began() if event == "start" else None
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(event_line(event, restart, began=began))
+
+
+def previous_starts(runs_path: Path) -> int:
+    """Starts of this attempt so far (a retry by the client begins a new count)."""
+    try:
+        text = runs_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 0
+    return starts_since_retry(parse_run_log(text))
+
+
+def _submitted_at(paths: JobPaths) -> float | None:
+    """When this attempt was submitted: the client's last retry record, else the script's mtime."""
+    import json
+
+    try:
+        lines = Path(paths.attempts).read_text(encoding="utf-8").splitlines()
+        return float(json.loads(lines[-1])["next_submitted"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    try:
+        return os.stat(paths.script).st_mtime
+    except OSError:
+        return None
+
+
+def measure(paths: JobPaths, env: dict[str, str], started: float) -> bytes:
+    """The runner's own usage figures, for clusters without accounting (JSON)."""
+    import json
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start_time = env.get("SLURM_JOB_START_TIME", "")
+    cpus = env.get("SLURM_CPUS_ON_NODE") or env.get("SLURM_CPUS_PER_TASK")
+    mem_mb = env.get("SLURM_MEM_PER_NODE")
+    if not mem_mb and env.get("SLURM_MEM_PER_CPU") and cpus and cpus.isdigit():
+        mem_mb = str(int(env["SLURM_MEM_PER_CPU"]) * int(cpus))
+    gpus = env.get("SLURM_GPUS_ON_NODE")
+    record = {
+        "submitted": _submitted_at(paths),
+        "started": float(start_time) if start_time.isdigit() else started,
+        "ended": time.time(),
+        "cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+        # Linux reports kilobytes; the largest process, this one or a child.
+        "max_rss_bytes": max(own.ru_maxrss, children.ru_maxrss) * 1024,
+        "cpus": int(cpus) if cpus and cpus.isdigit() else None,
+        "mem_mb": int(mem_mb) if mem_mb and mem_mb.isdigit() else None,
+        "gpus": int(gpus) if gpus and gpus.isdigit() else None,
+        "node": os.uname().nodename,
+    }
+    return json.dumps(record, sort_keys=True).encode()
+
+
+def drop_marker(done_dir: str | None, job_id: str | None) -> None:
+    """Tell the client's tracker, with one file in a shared directory, that we are done."""
+    if not done_dir or not job_id:
+        return
+    # On failure the tracker still finds the result file itself, only later.
+    with contextlib.suppress(OSError):
+        Path(done_dir, job_id).touch()

@@ -1,0 +1,17 @@
+"""The environment variables the batch script sets for the job side: their names.
+
+The client writes them into the script (:mod:`slurm._client.submission`,
+:mod:`slurm._client.packaging.launch`); the runner reads them
+(:mod:`slurm._job`). Both take the names from here.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CODE_DIR_VARIABLE", "CONTAINER_VARIABLE", "DONE_DIR_VARIABLE"]
+
+#: Where to drop the done marker the client's tracker lists.
+DONE_DIR_VARIABLE = "SLURM_SDK_DONE_DIR"
+#: Set when local source was shipped (see :mod:`slurm._client.packaging.launch`).
+CODE_DIR_VARIABLE = "SLURM_SDK_CODE_DIR"
+#: The container a task runs in, as JSON (:class:`slurm._slurm.container.ContainerSpec`).
+CONTAINER_VARIABLE = "SLURM_SDK_CONTAINER"

@@ -1,0 +1,100 @@
+"""The run log of a call (``result.runs``): one line per event, its one writer and parser.
+
+The runner appends a line when it starts, finishes, fails, requeues itself
+at the time limit (or could not), or finds the call already finished; the
+client appends one when a ``Retry`` runs the call again::
+
+    1764612345.123 start restart=0 began=1764612344.801 host=node1
+    1764612399.456 requeued-time-limit restart=0 host=node1
+    1764612401.002 retry after=123 TIMEOUT
+
+Requeues are counted per attempt: a ``retry`` line starts a new count. A
+``start`` line may say when the job's batch process ``began`` (to about 10 ms;
+sacct has whole seconds), for the timeline of ``slurm jobs report``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+__all__ = ["EVENTS", "RunEvent", "event_line", "parse_run_log", "retry_line", "starts_since_retry"]
+
+#: What the runner records, and ``retry`` (the client's).
+EVENTS = frozenset(
+    {
+        "start",
+        "finished",
+        "failed",
+        "already-finished",
+        "requeued-time-limit",
+        "requeue-failed",
+        "retry",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One line of the run log."""
+
+    time: float
+    event: str
+    restart: int | None = None
+    host: str | None = None
+    began: float | None = None  # start: when the batch step's process began
+    after: str | None = None  # retry: the job id of the attempt that ended
+    state: str | None = None  # retry: how that attempt ended
+
+
+def event_line(
+    event: str, restart: int, *, host: str | None = None, began: float | None = None
+) -> str:
+    """The runner's line for ``event`` (``host`` defaults to this node)."""
+    node = host if host is not None else os.uname().nodename
+    since = f" began={began:.3f}" if began is not None else ""
+    return f"{time.time():.3f} {event} restart={restart}{since} host={node}\n"
+
+
+def retry_line(after: str, state: str) -> str:
+    """The client's line when a Retry submits the call again after job ``after``."""
+    return f"{time.time():.3f} retry after={after} {state}\n"
+
+
+def parse_run_log(text: str) -> list[RunEvent]:
+    """Every well-formed line of a run log, in order; a torn or foreign line is skipped."""
+    events: list[RunEvent] = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[1] not in EVENTS:
+            continue
+        try:
+            stamp = float(words[0])
+        except ValueError:
+            continue
+        fields = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+        bare = [w for w in words[2:] if "=" not in w]
+        restart = fields.get("restart")
+        try:
+            began = float(fields["began"]) if "began" in fields else None
+        except ValueError:
+            began = None
+        events.append(
+            RunEvent(
+                stamp,
+                words[1],
+                restart=int(restart) if restart and restart.isdigit() else None,
+                host=fields.get("host"),
+                began=began,
+                after=fields.get("after"),
+                state=bare[0] if bare else None,
+            )
+        )
+    return events
+
+
+def starts_since_retry(events: list[RunEvent]) -> int:
+    """Starts of the current attempt (the events after the last ``retry``)."""
+    last = max((i for i, e in enumerate(events) if e.event == "retry"), default=-1)
+    return sum(1 for e in events[last + 1 :] if e.event == "start")
