@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from slurm.doctor.checks import parse_partitions
-from slurm.slurmcmd import (
+from slurm._client.doctor.checks import parse_partitions
+from slurm._slurm.commands import (
     JobState,
     parse_sacct,
     parse_show_config,
