@@ -13,10 +13,9 @@ tests carry the ``release`` marker (``-m "not release"`` leaves them out).
 The client is this interpreter (Python 3.11); the release's stock ``python3`` is
 Debian's (3.13 on trixie, 3.14 on sid). Home directories, ``/work``, ``/opt`` and
 ``/usr/local`` are shared into the root as NFS would be, so this interpreter runs on
-the nodes too: the jobs here use it (the local backend's default, and
-``python=sys.executable`` over SSH). The stock Python is refused before anything is
-submitted, with the message that says why (issue 21's "cluster's own Python" part
-turns that into a run for calls that travel by reference).
+the nodes too: most jobs here use it (the local backend's default, and
+``python=sys.executable`` over SSH). One test runs calls by reference on the stock
+Python (``packaging={"python": "/usr/bin/python3"}``) and sees a call by value refused.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from typing import Any
 
 import jobfuncs
 import pytest
-from jobfuncs import CustomError, add, fail_after, fail_with
+from jobfuncs import CustomError, add, echo, fail_after, fail_with
 
 import slurm.devcluster as dc
 from slurm import Cluster
@@ -165,19 +164,28 @@ def test_ssh_runs_tasks_arrays_and_failures(on_release: Status, home_tmp: Path) 
                 f"ssh {on_release.release}")  # fmt: skip
 
 
-def test_the_stock_python_is_refused_before_submitting(on_release: Status, home_tmp: Path) -> None:
-    """Debian's python3 of the release (3.13/3.14) differs from this client's 3.11 and has
-    no slurm-sdk: the preflight says both, and nothing reaches Slurm."""
+def test_calls_by_reference_run_on_the_release_s_stock_python(on_release: Status) -> None:
+    """Debian's python3 of the release (3.13, 3.14) beside this 3.11 client: the SDK builds
+    the job environment from it (kept in the cluster's state directory, so built once),
+    a call by reference runs and its exception comes home; a call holding code pickled
+    by value is refused before anything reaches Slurm."""
     release = get_release(on_release.release)
-    before = _slurm("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1hour")
-    cluster = _ssh(on_release, home_tmp / "jobs", python="/usr/bin/python3")
-    with pytest.raises(ConfigurationError) as info, cluster:
-        add(1, 1)
-    message = str(info.value)
-    assert "nothing was submitted" in message
-    assert f"is {release.python}." in message
-    assert "this client runs Python 3.11" in message
-    assert _slurm("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1hour") == before
+    base = Path(on_release.state_dir) / "sdk-jobs-stock-python"
+    cluster = _ssh(on_release, base, packaging={"python": "/usr/bin/python3"})
+    with cluster:
+        assert add(2, 3).get_result(timeout=_TIMEOUT) == 5
+        with pytest.raises(CustomError) as info:
+            fail_with("boom on the stock python", 5).get_result(timeout=_TIMEOUT)
+        notes = "\n".join(getattr(info.value, "__notes__", []))
+        assert f"/lib/python{release.python}/site-packages/" in notes  # ran on that Python
+        if release.python != "{}.{}".format(*sys.version_info[:2]):
+            before = _slurm("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1hour")
+            with pytest.raises(ConfigurationError) as refused:
+                echo(lambda x: x)
+            message = str(refused.value)
+            assert f"the cluster runs Python {release.python}" in message
+            assert "Nothing was submitted" in message
+            assert _slurm("sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1hour") == before
 
 
 def test_releases_run_side_by_side(clusters: _Clusters) -> None:
