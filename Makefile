@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # uv, installed through pip on first use if this machine has none.
 UV = $(eval UV := $$(shell scripts/ensure-uv))$(UV)
 
-.PHONY: sync torch lint typecheck docs docs-strict unit integration test demo bench bench-quick cluster clean
+.PHONY: sync torch lint typecheck docs docs-strict unit integration releases test demo bench bench-quick cluster clean
 
 sync:
 	$(UV) sync --frozen --inexact
@@ -41,6 +41,11 @@ unit: sync
 
 integration: torch
 	$(UV) run --frozen pytest -m integration tests
+
+# Only the tests on dev clusters of Slurm 24.11 and 26.05 (docs/devcluster.md); make test runs
+# them too. $$SLURM_SDK_TEST_RELEASES=24.11 keeps one release.
+releases: sync
+	$(UV) run --frozen pytest -m release --durations=10 tests
 
 # Line coverage of src/slurm is reported at the end (jobs' runners included), and the 30
 # slowest tests, to see where the time goes.

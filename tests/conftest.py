@@ -55,8 +55,11 @@ def devcluster() -> Status:
     try:
         # With containers (pyxis + enroot, registry, base image), unless the layout is one
         # node: from the start, so that no test restarts the daemons halfway.
+        # $SLURM_SDK_DEVCLUSTER_RELEASE=24.11 runs the suite on another Slurm release
+        # (docs/devcluster.md), which has no containers.
         multi_node = len(dc.status().nodes) > 1
-        st = dc.up(accounting=True, containers=multi_node or None)
+        other = os.environ.get(dc.ENV_RELEASE, dc.HOST_RELEASE) != dc.HOST_RELEASE
+        st = dc.up(accounting=True, containers=False if other else multi_node or None)
     except Exception as exc:
         state_dir = str(dc.default_state_dir())
         pytest.fail(
@@ -69,6 +72,8 @@ def devcluster() -> Status:
             pytrace=False,
         )
     os.environ["SLURM_CONF"] = st.slurm_conf
+    if st.slurm_bin:  # another release: its own client commands (sbatch, squeue, ...)
+        os.environ["PATH"] = f"{st.slurm_bin}:{os.environ['PATH']}"
     # For client scripts the tests run as processes of their own: this cluster's SSH alias
     # (slurm-devcluster, or slurm-devcluster-<port base> for a cluster beside it).
     os.environ["SLURM_SDK_TEST_SSH_ALIAS"] = st.ssh.alias

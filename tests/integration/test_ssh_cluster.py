@@ -350,7 +350,9 @@ def _kill_our_session(devcluster: Status, cluster: Cluster) -> list[int]:
             # Kill the session's sshd processes only: the shells below them then end
             # on SIGHUP and run their exit traps (a SIGKILLed login shell can leave
             # locks behind, e.g. pyenv's rehash lock, that stall every later login).
-            sshd = [pid for pid in tree if _comm(pid) == "sshd"]
+            # OpenSSH 9.8 and later (the roots of Slurm 24.11 and 26.05) serve a session
+            # from sshd-session, and 10.x authenticates in sshd-auth.
+            sshd = [pid for pid in tree if _comm(pid) in ("sshd", "sshd-session", "sshd-auth")]
             for pid in sshd:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -11,7 +11,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from slurm.devcluster import ENV_NODES, ENV_PORT_BASE, ENV_STATE_DIR, MAX_NODES, Status
+from slurm.devcluster import (
+    ENV_NODES,
+    ENV_PORT_BASE,
+    ENV_RELEASE,
+    ENV_STATE_DIR,
+    MAX_NODES,
+    Status,
+)
 from slurm.errors import SlurmError
 
 _STATE_DIR = click.option(
@@ -40,6 +47,9 @@ def status_table(st: Status) -> Table:
     table.add_row(
         "slurm", f"{st.slurm_version}  (cluster {st.cluster_name}, login host {st.node_name})"
     )
+    table.add_row("python", st.python_version or "?")
+    if st.slurm_bin:
+        table.add_row("clients", f"PATH={st.slurm_bin}:$PATH  (Slurm {st.release}'s commands)")
     table.add_row(
         "nodes",
         "\n".join(
@@ -114,6 +124,17 @@ def devcluster() -> None:
     "only users with an association submit (you get one, account `sdk`) "
     "[default: the last `up`'s, else off].",
 )
+@click.option(
+    "--slurm",
+    "release",
+    metavar="RELEASE",
+    envvar=ENV_RELEASE,
+    default=None,
+    help="The Slurm release: 22.05 (this machine's packages), 24.11 or 26.05 (run from a "
+    "root built with mmdebstrap from Debian's archive, cached for the machine; about 20 s "
+    "the first time). A state directory keeps its release: give another one its own "
+    f"--state-dir and --port-base [env {ENV_RELEASE}; default: the last `up`'s, else 22.05].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(
     state_dir: Path | None,
@@ -122,6 +143,7 @@ def up(
     port_base: int | None,
     containers: bool | None,
     enforce_associations: bool | None,
+    release: str | None,
     as_json: bool,
 ) -> None:
     """Install what is missing, write the configs and start every daemon (idempotent)."""
@@ -136,6 +158,7 @@ def up(
             port_base=port_base,
             containers=containers,
             enforce_associations=enforce_associations,
+            release=release,
         )
     except SlurmError as exc:
         _fail(exc)

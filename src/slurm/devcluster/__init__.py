@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from slurm.devcluster.cluster import down, status, up
 from slurm.devcluster.proc import DevclusterError
+from slurm.devcluster.releases import HOST_RELEASE, RELEASES, Release
 from slurm.devcluster.settings import (
     ENV_NODES,
     ENV_PORT_BASE,
+    ENV_RELEASE,
     ENV_STATE_DIR,
     MAX_NODES,
     SSH_ALIAS,
@@ -27,11 +29,15 @@ from slurm.devcluster.status import NodeStatus, SshInfo, Status
 __all__ = [
     "ENV_NODES",
     "ENV_PORT_BASE",
+    "ENV_RELEASE",
     "ENV_STATE_DIR",
+    "HOST_RELEASE",
     "MAX_NODES",
+    "RELEASES",
     "SSH_ALIAS",
     "DevclusterError",
     "NodeStatus",
+    "Release",
     "Settings",
     "SshInfo",
     "Status",

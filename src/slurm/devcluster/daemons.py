@@ -26,18 +26,23 @@ from slurm.devcluster.proc import (
     stop_pid,
     wait_for,
 )
+from slurm.devcluster.rootfs import enter_argv, mount_script, shared_dirs
 from slurm.devcluster.settings import ACCOUNT, NodeSpec, Settings
 
 __all__ = [
     "DAEMONS",
+    "ROOTNS",
     "Daemon",
     "ensure_association",
+    "in_root",
     "munge_works",
     "node_state",
+    "refuse_taken_port",
     "running_pid",
     "spawn",
     "start_mariadb",
     "start_munged",
+    "start_root_holder",
     "start_slurmctld",
     "start_slurmd",
     "start_slurmdbd",
@@ -66,6 +71,8 @@ MARIADB = Daemon("mariadb", "mariadbd")
 SLURMDBD = Daemon("slurmdbd", "slurmdbd")
 SLURMCTLD = Daemon("slurmctld", "slurmctld")
 SSHD = Daemon("sshd", "sshd", own_log=False)
+# A release's root holder: keeps the mount namespace its daemons enter (rootfs.py).
+ROOTNS = Daemon("rootns", "sleep", own_log=False)
 # The login host's daemons in start order; stop in reverse. Each node's slurmd is
 # its own Daemon ``slurmd-NODE`` (see nodes.py).
 DAEMONS = (MUNGED, MARIADB, SLURMDBD, SLURMCTLD, SSHD)
@@ -116,6 +123,19 @@ def spawn(
     return new_pid, True
 
 
+def refuse_taken_port(s: Settings, d: Daemon, port: int) -> None:
+    """Before ``d`` starts afresh: refuse a port another program already listens on (its
+    readiness check would take that program for ``d``)."""
+    if running_pid(s, d) is None and port_open(port):
+        raise DevclusterError(
+            f"Port {port}, where the dev cluster's {d.name} listens (port base "
+            f"{s.port_base} + {port - s.port_base}), is taken by another program, so "
+            f"{d.name} cannot start. Choose another --port-base (the cluster uses "
+            f"{s.port_base}-{s.port_base + 5}) or stop what listens there "
+            f"(`ss -ltnp 'sport = :{port}'` shows it)."
+        )
+
+
 def wait(s: Settings, d: Daemon, pid: int, ready: Callable[[], bool], what: str) -> None:
     wait_for(
         ready,
@@ -124,6 +144,57 @@ def wait(s: Settings, d: Daemon, pid: int, ready: Callable[[], bool], what: str)
         pid=pid,
         logs=d.logs(s),
     )
+
+
+# ---- a release's root -----------------------------------------------------------------
+
+
+def root_program(s: Settings, name: str) -> str:
+    """The absolute path, inside the cluster's root, of the program ``name``."""
+    root = s.require_root()
+    for directory in ("usr/sbin", "usr/bin", "sbin", "bin"):
+        if (root / directory / name).exists():
+            return f"/{directory}/{name}"
+    raise DevclusterError(
+        f"{name} is missing from the root {s.root} of Slurm {s.release}: remove that "
+        "directory so that `up` builds it again."
+    )
+
+
+def in_root(s: Settings, argv: list[str]) -> list[str]:
+    """``argv`` (a Slurm command or daemon, or sshd) as the cluster's release runs it:
+    unchanged on this machine's own release, else inside the root holder's namespace."""
+    if s.root is None:
+        return list(argv)
+    pid = running_pid(s, ROOTNS)
+    if pid is None:
+        raise DevclusterError(
+            f"The root holder of the Slurm {s.release} cluster in {s.state_dir} is not "
+            "running: run `slurm devcluster up` with this --state-dir."
+        )
+    program = argv[0] if argv[0].startswith("/") else root_program(s, argv[0])
+    return [*enter_argv(s.root, pid), program, *argv[1:]]
+
+
+def start_root_holder(s: Settings) -> bool:
+    """Start the root holder (its mounts, then ``sleep infinity``) unless it runs with
+    the same root; True when it started now (every daemon in the root must restart)."""
+    root = s.require_root()
+    marker = s.run_dir / "rootns.script"  # what the running holder mounted
+    script = mount_script(root, shared_dirs(s.state_dir), s.mysql_socket)
+    pid = running_pid(s, ROOTNS)
+    if pid is not None and marker.is_file() and marker.read_text() == script:
+        return False
+    stop_daemon(s, ROOTNS)
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    pid, _ = spawn(s, ROOTNS, argv)
+
+    def ready() -> bool:  # the script ends with `exec sleep`: every mount is in place
+        return is_alive(pid, "sleep")
+
+    wait(s, ROOTNS, pid, ready, "the root holder did not start")
+    marker.write_text(script)
+    return True
 
 
 # ---- munge ---------------------------------------------------------------------------
@@ -201,6 +272,7 @@ def start_mariadb(s: Settings, *, restart: bool = False) -> int:
             raise DevclusterError(
                 f"mariadb-install-db failed (exit {init.returncode}):\n{init.stdout}{init.stderr}"
             )
+    refuse_taken_port(s, MARIADB, s.mysql_port)
     pid, started = spawn(s, MARIADB, ["mariadbd", f"--defaults-file={s.my_cnf}"], restart=restart)
     wait(
         s,
@@ -228,9 +300,9 @@ def start_mariadb(s: Settings, *, restart: bool = False) -> int:
 
 def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
     """Start slurmdbd and register the cluster (``sacctmgr -i add cluster NAME``)."""
-    pid, _ = spawn(s, SLURMDBD, ["slurmdbd", "-D"], restart=restart)
+    pid, _ = spawn(s, SLURMDBD, in_root(s, ["slurmdbd", "-D"]), restart=restart)
     env = {"SLURM_CONF": str(s.slurm_conf)}
-    argv = ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"]
+    argv = in_root(s, ["sacctmgr", "-n", "-P", "show", "cluster", "format=cluster"])
     clusters: list[str] = []
 
     def ready() -> bool:  # a real query, not a bare TCP probe (which slurmdbd logs as an error)
@@ -240,7 +312,7 @@ def start_slurmdbd(s: Settings, *, restart: bool = False) -> int:
 
     wait(s, SLURMDBD, pid, ready, "slurmdbd did not start")
     if s.cluster_name not in clusters:
-        run(["sacctmgr", "-i", "add", "cluster", s.cluster_name], env=env, timeout=30)
+        run(in_root(s, ["sacctmgr", "-i", "add", "cluster", s.cluster_name]), env=env, timeout=30)
     return pid
 
 
@@ -248,20 +320,21 @@ def ensure_association(s: Settings) -> None:
     """Give the user who runs ``up`` an association (account ``sdk`` on this cluster), so
     that a cluster enforcing associations takes their jobs; once, idempotently."""
     env = {"SLURM_CONF": str(s.slurm_conf)}
+    sacctmgr = in_root(s, ["sacctmgr"])
     show = [
-        "sacctmgr", "-n", "-P", "show", "associations",
+        *sacctmgr, "-n", "-P", "show", "associations",
         "where", f"cluster={s.cluster_name}", f"account={ACCOUNT}", f"user={s.user}",
         "format=user",
     ]  # fmt: skip
     if s.user in run(show, env=env, timeout=30).stdout.split():
         return
-    accounts = run(["sacctmgr", "-n", "-P", "show", "account", ACCOUNT, "format=account"],
+    accounts = run([*sacctmgr, "-n", "-P", "show", "account", ACCOUNT, "format=account"],
                    env=env, timeout=30).stdout.split()  # fmt: skip
     if ACCOUNT not in accounts:
-        run(["sacctmgr", "-i", "add", "account", ACCOUNT, f"cluster={s.cluster_name}",
+        run([*sacctmgr, "-i", "add", "account", ACCOUNT, f"cluster={s.cluster_name}",
              "description=slurm-sdk dev cluster", "organization=slurm-sdk"],
             env=env, timeout=30)  # fmt: skip
-    run(["sacctmgr", "-i", "add", "user", s.user, f"account={ACCOUNT}",
+    run([*sacctmgr, "-i", "add", "user", s.user, f"account={ACCOUNT}",
          f"cluster={s.cluster_name}"], env=env, timeout=30)  # fmt: skip
     if s.user not in run(show, env=env, timeout=30).stdout.split():
         raise DevclusterError(
@@ -274,8 +347,9 @@ def ensure_association(s: Settings) -> None:
 
 
 def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
-    pid, _ = spawn(s, SLURMCTLD, ["slurmctld", "-D"], restart=restart)
-    argv = ["scontrol", "ping"]
+    refuse_taken_port(s, SLURMCTLD, s.slurmctld_port)
+    pid, _ = spawn(s, SLURMCTLD, in_root(s, ["slurmctld", "-D"]), restart=restart)
+    argv = in_root(s, ["scontrol", "ping"])
     env = {"SLURM_CONF": str(s.slurm_conf)}
 
     def ready() -> bool:
@@ -289,7 +363,7 @@ def start_slurmctld(s: Settings, *, restart: bool = False) -> int:
 def node_state(s: Settings, node: str) -> str:
     """``node``'s state as ``sinfo`` prints it (``idle``, ``mixed``, ``down*``, ...)."""
     out = run(
-        ["sinfo", "-h", "-N", "-n", node, "-o", "%T"],
+        in_root(s, ["sinfo", "-h", "-N", "-n", node, "-o", "%T"]),
         env={"SLURM_CONF": str(s.slurm_conf)},
         check=False,
         timeout=15,
@@ -313,7 +387,9 @@ def start_slurmd(
     s: Settings, node: NodeSpec, daemon: Daemon, enter: list[str], *, restart: bool = False
 ) -> int:
     """Start ``node``'s slurmd (through the ``enter`` argv prefix) and wait until it is usable."""
-    if enter:
+    if s.root is not None:  # ``enter`` ends with ``chroot ROOT``
+        argv = [*enter, root_program(s, "slurmd"), "-D", "-N", node.name]
+    elif enter:
         argv = [*enter, find_program("slurmd") or "slurmd", "-D", "-N", node.name]
     else:
         argv = ["slurmd", "-D", "-N", node.name]
@@ -327,7 +403,7 @@ def start_slurmd(
         if responding and any(bad in state for bad in ("drain", "down", "fail")):
             # Left drained or down by an earlier run (e.g. a kill that timed out).
             run(
-                ["scontrol", "update", f"nodename={node.name}", "state=resume"],
+                in_root(s, ["scontrol", "update", f"nodename={node.name}", "state=resume"]),
                 env=env,
                 check=False,
             )
@@ -347,11 +423,15 @@ def start_slurmd(
 
 
 def start_sshd(s: Settings, *, restart: bool = False) -> int:
-    run_sshd = Path("/run/sshd")  # privilege separation directory sshd insists on
-    run_sshd.mkdir(mode=0o755, exist_ok=True)
-    check = run(["sshd", "-t", "-f", str(s.sshd_config)], check=False) if restart else None
-    if check is not None and check.returncode != 0:
-        raise DevclusterError(f"sshd rejects {s.sshd_config}:\n{check.stderr}")
-    pid, _ = spawn(s, SSHD, ["sshd", "-D", "-e", "-f", str(s.sshd_config)], restart=restart)
+    if s.root is None:  # a root's /run/sshd is made by its holder (rootfs.mount_script)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
+    sshd = root_program(s, "sshd") if s.root is not None else "sshd"
+    if restart:
+        check = run(in_root(s, [sshd, "-t", "-f", str(s.sshd_config)]), check=False)
+        if check.returncode != 0:
+            raise DevclusterError(f"sshd rejects {s.sshd_config}:\n{check.stderr}")
+    refuse_taken_port(s, SSHD, s.ssh_port)
+    argv = in_root(s, [sshd, "-D", "-e", "-f", str(s.sshd_config)])
+    pid, _ = spawn(s, SSHD, argv, restart=restart)
     wait(s, SSHD, pid, lambda: port_open(s.ssh_port), "sshd did not start")
     return pid

@@ -14,6 +14,7 @@ __all__ = [
     "REQUIRED",
     "ensure_container_packages",
     "ensure_installed",
+    "ensure_mmdebstrap",
     "ensure_pam_oath",
     "find_pam_module",
     "find_program",
@@ -160,3 +161,12 @@ def ensure_container_packages() -> None:
     still = [pkg for pkg in missing if not _dpkg_installed(pkg)]
     if still:
         raise DevclusterError(f"apt-get install finished but these are still missing: {still}")
+
+
+def ensure_mmdebstrap() -> None:
+    """Install mmdebstrap (root, Debian), which builds the roots of other Slurm releases."""
+    if find_program("mmdebstrap") is not None:
+        return
+    _apt_install(["mmdebstrap"], ["mmdebstrap"], "`slurm devcluster up --slurm RELEASE`")
+    if find_program("mmdebstrap") is None:
+        raise DevclusterError("apt-get install finished but mmdebstrap is still missing")

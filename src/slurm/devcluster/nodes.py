@@ -23,6 +23,7 @@ from pathlib import Path
 
 from slurm.devcluster import daemons as d
 from slurm.devcluster.proc import DevclusterError, run
+from slurm.devcluster.rootfs import enter_argv
 from slurm.devcluster.settings import NodeSpec, Settings
 
 __all__ = [
@@ -148,6 +149,13 @@ def remove_network(s: Settings) -> None:
         _ip("link", "del", s.bridge, check=False)
 
 
+def _rootns_pid(s: Settings) -> int:
+    pid = d.running_pid(s, d.ROOTNS)
+    if pid is None:
+        raise DevclusterError(f"the root holder of {s.state_dir} is not running")
+    return pid
+
+
 def _start_holder(s: Settings, node: NodeSpec) -> bool:
     """Start the node's holder unless it runs; True when it started now."""
     holder = _holder(node)
@@ -156,17 +164,23 @@ def _start_holder(s: Settings, node: NodeSpec) -> bool:
     # A holder that is gone leaves nothing usable behind: clear out the namespace.
     d.stop_daemon(s, _slurmd(node))
     _kill_netns_processes(node.netns)
+    # A release's root: the node starts in the root holder's mount namespace (the root
+    # with every shared path in it) and puts its own /tmp and hosts file over the root's.
+    top = "" if s.root is None else shlex.quote(str(s.root))
     setup = " && ".join(
         [
             f"hostname {shlex.quote(node.name)}",
-            f"mount -t tmpfs -o mode=1777,size={_TMPFS_SIZE} tmpfs /tmp",
-            f"mount --bind {shlex.quote(str(s.hosts_file))} /etc/hosts",
+            f"mount -t tmpfs -o mode=1777,size={_TMPFS_SIZE} tmpfs {top}/tmp",  # noqa: S108
+            f"mount --bind {shlex.quote(str(s.hosts_file))} {top}/etc/hosts",
             "exec sleep infinity",
         ]
     )
     # nsenter rather than `ip netns exec`, which mounts a fresh /sys without the cgroup
     # tree that slurmd looks for.
-    argv = ["nsenter", f"--net=/run/netns/{node.netns}", "--", "unshare", "--uts", "--mount"]
+    argv = ["nsenter", f"--net=/run/netns/{node.netns}"]
+    if s.root is not None:
+        argv.append(f"--mount=/proc/{_rootns_pid(s)}/ns/mnt")
+    argv += ["--", "unshare", "--uts", "--mount"]
     argv += ["--propagation", "private", "sh", "-c", setup]
     pid, _ = d.spawn(s, holder, argv)
     d.wait(s, holder, pid, lambda: d.running_pid(s, holder) is not None, "node holder died")
@@ -178,11 +192,17 @@ def start_nodes(s: Settings, *, restart: bool = False) -> None:
     d.stop_stray_slurmds(s, keep={_slurmd(n).name for n in s.compute_nodes})
     for node in s.compute_nodes:
         if not s.multi_node:
-            d.start_slurmd(s, node, _slurmd(node), [], restart=restart)
+            enter = [] if s.root is None else enter_argv(s.root, _rootns_pid(s))
+            d.start_slurmd(s, node, _slurmd(node), enter, restart=restart)
             continue
         fresh = _start_holder(s, node)
         holder_pid = d.running_pid(s, _holder(node))
-        enter = ["nsenter", f"--target={holder_pid}", "--net", "--uts", "--mount", "--"]
+        if holder_pid is None:
+            raise DevclusterError(f"the holder of {node.name} died (log: {s.log_dir})")
+        if s.root is None:
+            enter = ["nsenter", f"--target={holder_pid}", "--net", "--uts", "--mount", "--"]
+        else:
+            enter = enter_argv(s.root, holder_pid, namespaces=("--net", "--uts", "--mount"))
         d.start_slurmd(s, node, _slurmd(node), enter, restart=restart or fresh)
 
 
@@ -212,8 +232,12 @@ def nodes_running(s: Settings) -> bool:
 
 def node_states(s: Settings) -> dict[str, str]:
     """Each node's state as ``sinfo`` prints it (``idle``, ``mixed``, ``down*``, ...)."""
+    try:
+        argv = d.in_root(s, ["sinfo", "-h", "-N", "-o", "%N %T"])
+    except DevclusterError:  # a release's root holder is gone (a crash): nothing to ask
+        return {}
     out = run(
-        ["sinfo", "-h", "-N", "-o", "%N %T"],
+        argv,
         env={"SLURM_CONF": str(s.slurm_conf)},
         check=False,
         timeout=15,

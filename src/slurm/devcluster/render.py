@@ -9,6 +9,7 @@ from slurm.devcluster.settings import PARTITIONS, Settings
 
 __all__ = [
     "HEADER",
+    "render_cgroup_conf",
     "render_hosts",
     "render_known_hosts",
     "render_my_cnf",
@@ -150,8 +151,13 @@ def render_slurmdbd_conf(s: Settings) -> str:
             ("LogFile", s.log_file("slurmdbd")),
             ("PidFile", s.pid_file("slurmdbd")),
             ("StorageType", "accounting_storage/mysql"),
-            ("StorageHost", "127.0.0.1"),
-            ("StoragePort", s.mysql_port),
+            # A release's root reaches MariaDB on its socket (rootfs.mount_script): its
+            # client library insists on TLS over TCP, which our MariaDB does not offer.
+            *(
+                [("StorageHost", "127.0.0.1"), ("StoragePort", s.mysql_port)]
+                if s.root is None
+                else [("StorageHost", "localhost")]
+            ),
             ("StorageUser", "slurm"),
             ("StoragePass", s.db_password),
             ("StorageLoc", "slurm_acct_db"),
@@ -245,3 +251,10 @@ def render_known_hosts(s: Settings, host_public_key: str) -> str:
     return "".join(
         f"{name} {key_type} {key_b64}\n" for name in (f"[127.0.0.1]:{s.ssh_port}", s.ssh_alias)
     )
+
+
+def render_cgroup_conf(s: Settings) -> str | None:
+    """``cgroup.conf``, or None where the release needs none (22.05 reads none here)."""
+    if not s.slurm_release.at_least(23, 2):
+        return None
+    return HEADER + _lines([("CgroupPlugin", "disabled")])

@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from slurm.devcluster.releases import HOST_RELEASE, Release, get_release
 from slurm.errors import DevclusterError
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_PORT_BASE",
     "ENV_NODES",
     "ENV_PORT_BASE",
+    "ENV_RELEASE",
     "ENV_STATE_DIR",
     "MAX_NODES",
     "PARTITIONS",
@@ -36,6 +38,7 @@ __all__ = [
 ENV_STATE_DIR = "SLURM_SDK_DEVCLUSTER_DIR"
 ENV_NODES = "SLURM_SDK_DEVCLUSTER_NODES"
 ENV_PORT_BASE = "SLURM_SDK_DEVCLUSTER_PORT_BASE"
+ENV_RELEASE = "SLURM_SDK_DEVCLUSTER_RELEASE"
 SSH_ALIAS = "slurm-devcluster"
 DEFAULT_CPUS = 8  # in all, divided between the compute nodes
 DEFAULT_NODES = 2
@@ -93,6 +96,20 @@ class Settings:
     total_cpus: int = DEFAULT_CPUS
     munge_socket: Path = Path("/run/munge/munge.socket.2")
     home: Path = field(default_factory=Path.home)
+    # The Slurm release (releases.RELEASES) and, for one this machine's packages do not
+    # provide, the root file system its daemons run from (None: this machine's own).
+    release: str = HOST_RELEASE
+    root: Path | None = None
+
+    @property
+    def slurm_release(self) -> Release:
+        return get_release(self.release)
+
+    def require_root(self) -> Path:
+        """The release's root; only called where the cluster runs from one."""
+        if self.root is None:
+            raise DevclusterError(f"Slurm {self.release} runs from this machine's packages")
+        return self.root
 
     # Ports: slurmctld, slurmd, slurmdbd, MariaDB, the registry, sshd from port_base up.
     @property
@@ -201,6 +218,11 @@ class Settings:
         return self.state_dir / "slurmdbd.conf"
 
     @property
+    def cgroup_conf(self) -> Path:
+        # Slurm reads cgroup.conf next to slurm.conf.
+        return self.state_dir / "cgroup.conf"
+
+    @property
     def my_cnf(self) -> Path:
         return self.state_dir / "mysql" / "my.cnf"
 
@@ -277,6 +299,11 @@ class Settings:
     @property
     def settings_file(self) -> Path:
         return self.state_dir / "devcluster.json"
+
+    @property
+    def bin_dir(self) -> Path:
+        """The release's Slurm client commands (scripts that run them from the root)."""
+        return self.state_dir / "bin"
 
     def log_file(self, daemon: str) -> Path:
         return self.log_dir / f"{daemon}.log"

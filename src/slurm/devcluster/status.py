@@ -56,6 +56,13 @@ class Status:
     containers: dict[str, str] | None = None
     # AccountingStorageEnforce=associations,qos (`up --enforce-associations`)
     enforce_associations: bool = False
+    # The Slurm release asked for (`up --slurm`, "22.05" when this machine's packages)
+    release: str = ""
+    # The version of python3 as the cluster's jobs find it ("3.13.5"; "" if unknown)
+    python_version: str = ""
+    # For a release run from its root: the directory of its client commands (put it
+    # first on PATH to submit here with that release's sbatch); "" otherwise
+    slurm_bin: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,6 +4,14 @@ Usage, on a machine where ``sinfo`` answers (the dev cluster)::
 
     uv run python tests/unit/golden/capture_slurm_output.py
 
+For another release's dev cluster (docs/devcluster.md), with its client commands first
+on ``PATH``, its ``SLURM_CONF``, a job directory every node shares and an output
+directory of that release's own::
+
+    PATH=$STATE/bin:$PATH SLURM_CONF=$STATE/slurm.conf uv run python \
+        tests/unit/golden/capture_slurm_output.py --out tests/unit/golden/real-24.11 \
+        --work ~/.cache/slurm-sdk-capture-24.11
+
 It submits a handful of short jobs of its own (array with pending elements,
 cancelled, failed, killed by a signal, requeued, timed out, waiting on a
 dependency, hostile names and output paths), runs the SDK's own argv
@@ -15,6 +23,7 @@ re-capturing means re-checking the tests' expectations too.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -119,9 +128,23 @@ def capture_hostile() -> None:
     )
 
 
+def capture_other() -> None:
+    """Outputs read by the dev cluster, the doctor and the version checks."""
+    save("sinfo_version", run(["sinfo", "-V"]))
+    save("sinfo_nodes", run(["sinfo", "-h", "-N", "-o", "%N %T"]))
+    save("scontrol_show_partition", run(["scontrol", "-o", "show", "partition"]))
+
+
 def main() -> None:
+    global OUT, WORK
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="where the outputs go")
+    parser.add_argument("--work", type=Path, default=WORK, help="scripts and job output")
+    args = parser.parse_args()
+    OUT, WORK = args.out, args.work
     OUT.mkdir(exist_ok=True)
     WORK.mkdir(exist_ok=True)
+    capture_other()
     capture_hostile()
     ids: dict[str, str] = {}
 
@@ -141,6 +164,11 @@ def main() -> None:
     save("sacct_live", run(sacct_argv(all_ids)))
     save("scontrol_show_job_array", run(show_job(ids["array"])))
     save("scontrol_show_job_running", run(show_job(ids["running"])))
+    if "--only-job-state" in run(["squeue", "--help"]).stdout:  # Slurm 24.05 and later
+        save(
+            "squeue_only_job_state",
+            run(["squeue", "--only-job-state", "--jobs", ",".join(all_ids)]),
+        )
 
     save("scancel", run(scancel_argv([ids["cancelled"]])))
     save("scontrol_requeue", run(["scontrol", "requeue", ids["requeued"]]))
