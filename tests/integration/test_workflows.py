@@ -110,6 +110,16 @@ def test_tutorial_section_5_with_partition_overrides(devcluster: object, tmp_pat
     assert {records[i]["Partition"] for i in ids} == {"compute"}
 
 
+def _ran(cluster: Cluster, job_id: str) -> tuple[float, float]:
+    """When a job's runner started and finished the call (its run log, milliseconds)."""
+    from slurm.inspect import parse_run_log
+
+    events = parse_run_log(Path(cluster.get_job(job_id, track=False).runs_path).read_text())
+    start = next(e.time for e in events if e.event == "start")
+    end = next(e.time for e in reversed(events) if e.event in ("finished", "failed"))
+    return start, end
+
+
 def test_evaluation_does_not_block_training(cluster: Cluster, devcluster: Status) -> None:
     out = jobfuncs.train_with_slow_eval(epochs=2, epoch_steps=6, cap=2, eval_delay=8.0).get_result(
         timeout=240
@@ -120,12 +130,12 @@ def test_evaluation_does_not_block_training(cluster: Cluster, devcluster: Status
         last_train = records[train[epoch][-1]]
         assert records[eval_id]["Start"] >= last_train["End"], (epoch, records)
     eval0 = records[evals[0]]
-    overlapping = [
-        t
-        for t in train[1]
-        if records[t]["Start"] < eval0["End"] and records[t]["End"] > eval0["Start"]
-    ]
-    assert overlapping, f"no epoch-1 training ran while eval 0 ran: {records}"
+    # Whole seconds (sacct) cannot tell a training segment of a few milliseconds in the
+    # first second of eval 0 from one before it: the runner's log has milliseconds.
+    span = {job_id: _ran(cluster, job_id) for job_id in [evals[0], *train[1]]}
+    begin, end = span[evals[0]]
+    overlapping = [t for t in train[1] if span[t][0] < end and span[t][1] > begin]
+    assert overlapping, f"no epoch-1 training ran while eval 0 ran: {span} {records}"
     if len(devcluster.nodes) > 1:  # and the work spread over the nodes meanwhile
         elsewhere = [t for t in overlapping if records[t]["NodeList"] != eval0["NodeList"]]
         assert elsewhere, f"training ran only on eval 0's node while it ran: {records}"
