@@ -3,7 +3,7 @@ SHELL := /bin/bash
 # uv, installed through pip on first use if this machine has none.
 UV = $(eval UV := $$(shell scripts/ensure-uv))$(UV)
 
-.PHONY: sync torch lint typecheck docs docs-strict unit integration releases test demo bench bench-quick cluster clean
+.PHONY: sync torch lint typecheck docs docs-strict unit integration releases test-tools test demo bench bench-quick cluster clean
 
 sync:
 	$(UV) sync --frozen --inexact
@@ -47,9 +47,17 @@ integration: torch
 releases: sync
 	$(UV) run --frozen pytest -m release --durations=10 tests
 
+# tmux and chromium, for the dashboard's test (a real terminal) and the report's (a real
+# browser): installed with apt when missing and root may; without them those tests skip.
+test-tools:
+	@command -v tmux >/dev/null && command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends tmux chromium >/dev/null; } || \
+	  echo "tmux/chromium missing: the dashboard's and the report's browser tests will skip"
+
 # Line coverage of src/slurm is reported at the end (jobs' runners included), and the 30
 # slowest tests, to see where the time goes.
-test: lint typecheck docs-strict torch
+test: lint typecheck docs-strict torch test-tools
 	$(UV) run --frozen pytest --cov --cov-report=term --durations=30 tests
 
 cluster: sync
