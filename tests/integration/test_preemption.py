@@ -118,7 +118,13 @@ def _journal(workflow_dir: Path) -> list[dict[str, object]]:
 
 
 def _segment_ids(workflow_dir: Path) -> list[str]:
-    return [str(e["job_id"]) for e in _journal(workflow_dir) if e["task"] == "train_epoch_segment"]
+    """The segments sbatch has answered for (a journal entry is written before sbatch runs,
+    without a job id, and again with it once sbatch answered)."""
+    return [
+        str(e["job_id"])
+        for e in _journal(workflow_dir)
+        if e["task"] == "train_epoch_segment" and e["job_id"]
+    ]
 
 
 def _every_recorded_id(workflow_dir: Path) -> dict[str, list[str]]:
