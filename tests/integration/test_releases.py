@@ -250,7 +250,9 @@ def test_ranks_and_dependencies(on_release: Status, home_tmp: Path) -> None:
         backend_type="local", job_base_dir=str(home_tmp / "jobs"), default_partition="debug"
     )
     with cluster:
-        ranks = jobfuncs.rank_facts.with_options(nodes=2, ntasks_per_node=2)()
+        # Two Python ranks and srun on a node: 64M is tight for what 26.05's accounting
+        # counts (once: "Exceeded job memory limit", the step killed).
+        ranks = jobfuncs.rank_facts.with_options(nodes=2, ntasks_per_node=2, mem="256M")()
         results = ranks.get_results(timeout=_TIMEOUT)
         assert [r["rank"] for r in results] == [0, 1, 2, 3]
         assert sorted(r["local_rank"] for r in results) == [0, 0, 1, 1]
