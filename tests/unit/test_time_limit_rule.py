@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,8 +24,12 @@ def _fresh() -> Iterator[None]:
 
 def _guard(at_time_limit: bool | None) -> Guard:
     guard = Guard()
-    guard.can_requeue = at_time_limit is not False
-    guard.needs_checkpoint = at_time_limit is None
+    guard.configure(
+        can_requeue=at_time_limit is not False,
+        needs_checkpoint=at_time_limit is None,
+        grace=None,
+        job_id="7",
+    )
     guard.in_task = True
     return guard
 
@@ -58,3 +63,77 @@ def test_a_retry_on_timeout_never_requeues_with_the_same_limit() -> None:
 
 def test_the_default_policy_is_only_with_a_checkpoint() -> None:
     assert RunPolicy().requeue_on_time_limit is None
+
+
+@pytest.fixture
+def usr1_seen() -> Iterator[list[int]]:
+    """USR1 sent to this process lands in the list instead of a guard."""
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: seen.append(signum))
+    yield seen
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def _wait_for(seen: list[int], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_an_early_warning_is_held_until_the_grace_asked_for(usr1_seen: list[int]) -> None:
+    """Slurm sends USR1 up to a minute early: with 45 s asked and 57.5 s left the guard
+    waits the 12.5 s, then delivers it again, and only that one checkpoints."""
+    saved: list[str] = []
+    requeue_callbacks.append(lambda: saved.append("checkpoint"))
+    guard = Guard()
+    guard.configure(can_requeue=True, needs_checkpoint=True, grace=45, job_id="7")
+    asked: list[str] = []
+
+    def time_left(job_id: str) -> float:
+        asked.append(job_id)
+        return 57.5
+
+    guard.time_left = time_left
+    slept: list[float] = []
+    guard.sleep = slept.append
+    guard.in_task = True
+    guard._handle(signal.SIGUSR1, None)  # early: held, nothing saved yet
+    assert saved == [] and not requeue_event.is_set()
+    _wait_for(usr1_seen)
+    assert usr1_seen == [signal.SIGUSR1] and asked == ["7"]
+    assert slept == [12.5]
+    with pytest.raises(Interrupted):
+        guard._handle(signal.SIGUSR1, None)  # the one the guard delivered
+    assert saved == ["checkpoint"]
+
+
+def test_a_warning_before_the_policy_is_read_waits_for_it(usr1_seen: list[int]) -> None:
+    """A USR1 that comes while the runner still loads the call is not lost: once the
+    policy is known (and a checkpoint registered) it is delivered again."""
+    guard = Guard()
+    guard.time_left = lambda job_id: None  # squeue cannot tell: deliver at once
+    guard.sleep = lambda seconds: pytest.fail("nothing to wait for")
+    guard._handle(signal.SIGUSR1, None)
+    assert guard.signum is None and not usr1_seen
+    requeue_callbacks.append(lambda: None)
+    guard.configure(can_requeue=True, needs_checkpoint=True, grace=45, job_id="7")
+    _wait_for(usr1_seen)
+    assert usr1_seen == [signal.SIGUSR1]
+    guard._handle(signal.SIGUSR1, None)  # not in the task yet: noted for the runner
+    assert guard.signum == signal.SIGUSR1
+
+
+def test_a_task_with_its_own_signal_is_warned_at_once() -> None:
+    requeue_callbacks.append(lambda: None)
+    guard = _guard(None)  # grace None: the task's own --signal, never held
+    with pytest.raises(Interrupted):
+        guard._handle(signal.SIGUSR1, None)
+
+
+def test_the_policy_carries_the_grace_of_the_signal_it_asked_for() -> None:
+    from slurm._client.submission import requeue_policy
+
+    flags, policy = requeue_policy({}, {"requeue_grace": 45})
+    assert flags["signal"] == "B:USR1@45" and policy.requeue_grace == 45
+    _, own = requeue_policy({"signal": "USR2@30"}, {"requeue_grace": 45})
+    assert own.requeue_grace is None

@@ -214,10 +214,15 @@ def requeue_policy(
     if sbatch_options.get("no_requeue") or sbatch_options.get("requeue") is False:
         return {}, RunPolicy(max_requeues=0)
     flags: dict[str, Any] = {"requeue": True}
-    if "signal" not in sbatch_options:
+    own_signal = "signal" not in sbatch_options
+    if own_signal:
         flags["signal"] = f"B:USR1@{grace}"
     at_time_limit = sdk_options.get("requeue_on_time_limit")
-    return flags, RunPolicy(max_requeues=max_requeues, requeue_on_time_limit=at_time_limit)
+    return flags, RunPolicy(
+        max_requeues=max_requeues,
+        requeue_on_time_limit=at_time_limit,
+        requeue_grace=grace if own_signal else None,
+    )
 
 
 def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef]) -> str | None:

@@ -80,8 +80,12 @@ def run_job(
         # A task that is retried with more time (Retry on TIMEOUT) is not requeued
         # with the same limit: it runs on until Slurm stops it, and the client retries.
         at_time_limit = payload.policy.requeue_on_time_limit
-        guard.can_requeue = restart < max_requeues and at_time_limit is not False
-        guard.needs_checkpoint = at_time_limit is None
+        guard.configure(
+            can_requeue=restart < max_requeues and at_time_limit is not False,
+            needs_checkpoint=at_time_limit is None,
+            grace=payload.policy.requeue_grace,
+            job_id=env.get("SLURM_JOB_ID", ""),
+        )
         if restart > max_requeues:
             raise RuntimeError(
                 f"job {job_id} was requeued {restart} times, more than max_requeues="

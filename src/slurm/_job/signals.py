@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from slurm._job.context import requeue_callbacks, requeue_event
 
-__all__ = ["Guard", "Interrupted", "requeue_request", "requeue_self"]
+__all__ = ["Guard", "Interrupted", "requeue_request", "requeue_self", "squeue_time_left"]
 
 
 class Interrupted(BaseException):
@@ -32,6 +36,13 @@ class Guard:
     (Slurm requeues the job) or cancellation: the callbacks run and the task
     runs on until Slurm kills it; if it finishes first, its result counts and
     a requeued run returns at once.
+
+    Slurm checks its warnings every 30 seconds or so and sends USR1 up to a
+    minute before the ``grace`` asked for: with ``time=1`` and a 45-second grace
+    the warning may come as the job starts, before the task registered its
+    checkpoint. So a USR1 that comes early is held until ``grace`` seconds are
+    left (``squeue`` tells the time left), and one that comes before the
+    runner has read the call's policy waits for it (:meth:`configure`).
     """
 
     def __init__(self) -> None:
@@ -41,13 +52,43 @@ class Guard:
         #: (``on_requeue``): one that would start from scratch ends in TIMEOUT.
         self.needs_checkpoint = True
         self.signum: int | None = None
+        #: Seconds before the time limit the task asked to be warned (None: act at once).
+        self.grace: float | None = None
+        self.job_id = ""
+        self._configured = False
+        self._warned_early = False  # a USR1 came before configure(): act on it then
+        self._holding = False  # a thread holds back an early USR1
+        self._due = False  # the held USR1 is due now
+        #: How long the job has left, in seconds (``squeue``'s answer; None: unknown).
+        self.time_left: Callable[[str], float | None] = squeue_time_left
+        self.sleep: Callable[[float], None] = time.sleep
 
     def install(self) -> None:
         for signum in (signal.SIGUSR1, signal.SIGTERM):
             signal.signal(signum, self._handle)
 
+    def configure(
+        self, *, can_requeue: bool, needs_checkpoint: bool, grace: float | None, job_id: str
+    ) -> None:
+        """The call's policy, once the runner has read it; a warning that came before
+        is handled now."""
+        self.can_requeue = can_requeue
+        self.needs_checkpoint = needs_checkpoint
+        self.grace = grace
+        self.job_id = job_id
+        self._configured = True
+        if self._warned_early:
+            self._hold_until_due()
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         del frame
+        if signum == signal.SIGUSR1 and not self._due:
+            if not self._configured:
+                self._warned_early = True
+                return
+            if self.grace is not None and self.job_id:
+                self._hold_until_due()
+                return
         first = not requeue_event.is_set()
         requeue_event.set()
         if first:
@@ -63,6 +104,39 @@ class Guard:
             self.signum = signum
             if self.in_task:
                 raise Interrupted(signum)
+
+    def _hold_until_due(self) -> None:
+        """In a thread: wait until ``grace`` seconds are left, then deliver USR1 again."""
+        if self._holding:
+            return
+        self._holding = True
+        threading.Thread(target=self._deliver_when_due, name="slurm-sdk-usr1", daemon=True).start()
+
+    def _deliver_when_due(self) -> None:
+        left = self.time_left(self.job_id) if self.grace is not None and self.job_id else None
+        if left is not None and self.grace is not None and left > self.grace + 1:
+            self.sleep(left - self.grace)
+        self._due = True
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def squeue_time_left(job_id: str) -> float | None:
+    """Seconds job ``job_id`` has left by ``squeue`` (``%L``); None when it cannot tell."""
+    import subprocess
+
+    from slurm._slurm.usage import parse_duration
+
+    try:
+        done = subprocess.run(  # noqa: S603 (argv list, never a shell)
+            ["squeue", "-h", "-j", job_id, "-o", "%L"],  # noqa: S607 (Slurm from the job's PATH)
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stdout.split()
+    return parse_duration(lines[0]) if done.returncode == 0 and lines else None
 
 
 def requeue_self(job_id: str) -> bool:

@@ -108,10 +108,14 @@ class RunPolicy:
             that would start from scratch ends in TIMEOUT instead; ``False``
             never (the client retries it with more time, see :class:`slurm.Retry`).
             Payloads of version 3 said ``True`` for the default.
+        requeue_grace: the seconds before the time limit Slurm was asked to warn
+            the job (``--signal=B:USR1@grace``); the runner holds back a warning
+            that comes earlier. None: the task set its own ``signal``.
     """
 
     max_requeues: int = 0
     requeue_on_time_limit: bool | None = None
+    requeue_grace: int | None = None
 
 
 @dataclass(frozen=True)
