@@ -298,3 +298,15 @@ def torch_allreduce(ctx: JobContext) -> dict[str, Any]:
         return {"rank": dist.get_rank(), "sum": float(tensor.item()), "host": socket.gethostname()}
     finally:
         dist.destroy_process_group()
+
+
+@task(time="00:02:00", mem="64M")
+def packed_step(i: int, log: str, block: int, ctx: JobContext) -> int:
+    """Note ``i restart`` in ``log``; call ``block`` waits to be preempted on its first run
+    (it leaves ``log.blocked`` once it waits)."""
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(f"{i} {ctx.restart_count}\n")
+    if i == block and ctx.restart_count == 0:
+        Path(f"{log}.blocked").touch()
+        time.sleep(110)
+    return i

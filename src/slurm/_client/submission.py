@@ -40,15 +40,18 @@ from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
+from slurm._client.packing import plan_for
 from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
+from slurm._slurm.pack import Packing, element_options
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import render_batch_script
 from slurm._wire.callbacks import dumps_callbacks
-from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
+from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE, PACK_CALLS_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.layout import JobPaths, log_patterns, outcome_of
+from slurm._wire.pack import PackPlan
 from slurm._wire.payload import (
     Call,
     JobRef,
@@ -113,7 +116,9 @@ class Placement:
 
     ``job_id`` is the element's own id in an array (``123_4``); ``submitted``
     is ``None`` for a call reattached from a workflow's journal (it may have
-    been retried since: the job reads its attempts file).
+    been retried since: the job reads its attempts file). ``array_index``
+    names the call's files; in a packed array (``pack=K``) the Slurm element
+    that runs the call is ``element``, which runs other calls too.
     """
 
     job_id: str
@@ -124,9 +129,12 @@ class Placement:
     retry: Retry | None
     limits: Mapping[str, str]
     submitted: float | None
+    element: int | None = None
 
     @classmethod
-    def of(cls, done: Submitted, job_id: str, index: int | None) -> Placement:
+    def of(
+        cls, done: Submitted, job_id: str, index: int | None, element: int | None = None
+    ) -> Placement:
         return cls(
             job_id,
             done.job_dir,
@@ -136,6 +144,7 @@ class Placement:
             done.retry,
             dict(done.limits),
             done.submitted,
+            element,
         )
 
 
@@ -274,13 +283,19 @@ def _outcome(session: Session, ref: JobRef) -> Outcome | None:
 
 
 def submit(
-    session: Session, task: SubmittedTask, calls: Sequence[Call], *, array: str | None
+    session: Session,
+    task: SubmittedTask,
+    calls: Sequence[Call],
+    *,
+    array: str | None,
+    plan: PackPlan | None = None,
 ) -> Submitted:
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
     ``array`` is sbatch's ``--array`` value (``0-9%2``): element ``i`` runs
     ``calls[i]``, from its own payload file; ``None`` submits one job running
-    ``calls[0]``. Inside a workflow, the journal is consulted first: a call
+    ``calls[0]``; with a ``plan`` (a packed array) element ``e`` runs the calls
+    the plan gives it. Inside a workflow, the journal is consulted first: a call
     the earlier run already submitted is reattached instead.
 
     Raises:
@@ -294,7 +309,7 @@ def submit(
     """
     created: list[str] = []
     try:
-        return _submit(session, task, calls, array=array, created=created)
+        return _submit(session, task, calls, array=array, created=created, plan=plan)
     except (ConfigurationError, SubmissionError) as exc:
         if created and not (isinstance(exc, SubmissionError) and not exc.refused):
             session.store.remove_job_dir(created[0])
@@ -317,8 +332,12 @@ def _submit(
     *,
     array: str | None,
     created: list[str],
+    plan: PackPlan | None = None,
 ) -> Submitted:
     resolved = _resolve(session, task)
+    if plan is not None:  # an element runs several calls: their time, their CPUs
+        sbatch = element_options(resolved.sbatch, plan.per_element, plan.parallel)
+        resolved = dataclasses.replace(resolved, sbatch=sbatch, limits=limits_of(sbatch))
     events = session.events
     began = time.monotonic()
     events.emit(PackagingBegan(task, dict(resolved.sdk)))
@@ -344,7 +363,9 @@ def _submit(
         created.append(job_dir)
     else:  # prepared by an earlier run: its directory may have been removed since
         session.transport.mkdir(job_dir, mode=0o700)
-    options, script = _render(session, resolved, prepared, job_dir, array, dependency)
+    options, script = _render(
+        session, resolved, prepared, job_dir, array, dependency, packed=plan is not None
+    )
     ship(session, prepared.launch)
     depends = [("afterok", j) for ref in refs for j in ref.job_ids] + [
         (kind, j) for kind, job in task.dependencies for j in job.__slurm_job_ref__().job_ids
@@ -357,6 +378,7 @@ def _submit(
         depends,
         array=array is not None,
         callbacks=travelling,
+        plan=plan,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
     journal = session.journal
@@ -419,18 +441,30 @@ def _pickle_calls(
     """Phase 3: one payload per call; the jobs its arguments refer to."""
     payloads: list[bytes] = []
     refs: list[JobRef] = []
-    try:
-        for call in calls:
+    for number, call in enumerate(calls):
+        try:
             data, found = dumps_payload(Payload(task, call, policy, workflow))
-            payloads.append(data)
-            refs.extend(found)
-    except Exception as exc:
-        raise ConfigurationError(
-            f"The call to {task.name}() cannot be sent to the cluster: its arguments cannot "
-            f"be pickled ({type(exc).__name__}: {exc}). Nothing was submitted. Pass plain "
-            "data, or objects that cloudpickle can serialise."
-        ) from exc
+        except Exception as exc:
+            which = (
+                f"call {number} of {len(calls)} ({_describe(call)}) of" if len(calls) > 1 else ""
+            )
+            raise ConfigurationError(
+                f"The {which or 'call to'} {task.name}() cannot be sent to the cluster: its "
+                f"arguments cannot be pickled ({type(exc).__name__}: {exc}). Nothing was "
+                "submitted. Pass plain data, or objects that cloudpickle can serialise."
+            ) from exc
+        payloads.append(data)
+        refs.extend(found)
     return payloads, refs
+
+
+def _describe(call: Call) -> str:
+    """A call's arguments in a message, bounded."""
+    import reprlib
+
+    parts = [reprlib.repr(a) for a in call.args]
+    parts += [f"{k}={reprlib.repr(v)}" for k, v in call.kwargs.items()]
+    return ", ".join(parts)
 
 
 def check_by_value(
@@ -518,6 +552,8 @@ def _render(
     job_dir: str,
     array: str | None,
     dependency: str | None,
+    *,
+    packed: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """Phase 5: the sbatch options of the script, and the script."""
     options = dict(resolved.sbatch)
@@ -527,7 +563,7 @@ def _render(
     options.setdefault("comment", _comment(job_dir))
     # sbatch expands %-patterns in these paths: the job directory must stay literal.
     options["output"], options["error"] = log_patterns(
-        literal_filename_pattern(job_dir), array=array is not None
+        literal_filename_pattern(job_dir), array=array is not None, packed=packed
     )
     if dependency:
         options["dependency"] = dependency
@@ -542,6 +578,8 @@ def _render(
     command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
+    if packed:
+        command.append("--pack")  # each element runs several calls (slurm._job.pack)
     if is_multi_rank(options):
         command.append("--ranks")  # the runner starts one runner per rank with srun
     # Locally the job runs where this process runs, unless the task chose chdir=. A
@@ -579,6 +617,7 @@ def _write_files(
     *,
     array: bool,
     callbacks: Sequence[Any] = (),
+    plan: PackPlan | None = None,
 ) -> None:
     """Phase 6: the payload(s), the job's sys.path, the jobs it depends on, the callbacks
     whose hooks run on the node (if any) and the script, into its directory. ``depends``
@@ -599,6 +638,8 @@ def _write_files(
             transport.mkdir(directory, mode=0o700)
         for index, data in enumerate(payloads):
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
+    if plan is not None:
+        transport.write_text(paths.pack, plan.to_json())
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
     if depends:
         transport.write_text(paths.depends_on, "".join(f"{k} {j}\n" for k, j in depends))
@@ -619,13 +660,17 @@ def submit_calls(
     *,
     array: bool,
     max_concurrent: int | None = None,
+    packing: Packing | None = None,
 ) -> tuple[list[tuple[str, str]], list[Placement]]:
     """Submit ``calls`` (one job, or arrays): the (Slurm id, job directory) of each
     submission, and one :class:`Placement` per call, in call order.
 
     Slurm caps array indices below MaxArraySize: more calls become several
-    arrays, transparently (results still in call order).
+    arrays, transparently (results still in call order). With ``packing`` each
+    array element runs several calls (see :mod:`slurm._job.pack`).
     """
+    if packing is not None:
+        return _submit_packed(session, task, calls, packing, max_concurrent)
     if not array:
         done = submit(session, task, calls[:1], array=None)
         return [(done.job_id, done.job_dir)], [Placement.of(done, done.job_id, None)]
@@ -643,11 +688,47 @@ def submit_calls(
     return parts, placements
 
 
+def _submit_packed(
+    session: Session,
+    task: SubmittedTask,
+    calls: Sequence[Call],
+    packing: Packing,
+    max_concurrent: int | None,
+) -> tuple[list[tuple[str, str]], list[Placement]]:
+    """A packed map: arrays of ``ceil(calls / K)`` elements; a placement per call."""
+    sbatch, _ = session.options_for(task.name, task.options)
+    if is_multi_rank(sbatch):
+        raise ConfigurationError(
+            f"{task.name}.map(pack=...): a task of several ranks (nodes, ntasks or "
+            "ntasks_per_node above 1) cannot be packed, each call needs its own allocation. "
+            "Nothing was submitted. Drop pack=, or run the ranks' work in one call."
+        )
+    whole = plan_for(session, task.name, len(calls), packing, sbatch)
+    step = session.max_array_size * whole.per_element
+    parts: list[tuple[str, str]] = []
+    placements: list[Placement] = []
+    for start in range(0, len(calls), step):
+        part = calls[start : start + step]
+        plan = PackPlan(len(part), whole.per_element, whole.parallel)
+        spec = f"0-{plan.elements - 1}"
+        if max_concurrent:
+            spec += f"%{int(max_concurrent)}"
+        done = submit(session, task, part, array=spec, plan=plan)
+        parts.append((done.job_id, done.job_dir))
+        for i in range(len(part)):
+            element = plan.element_of(i)
+            placements.append(Placement.of(done, f"{done.job_id}_{element}", i, element))
+    return parts, placements
+
+
 def submit_batch(
-    session: Session, collected: Sequence[tuple[SubmittedTask, Call]]
+    session: Session,
+    collected: Sequence[tuple[SubmittedTask, Call]],
+    packing: Packing | None = None,
 ) -> list[Placement]:
     """Submit the calls a ``cluster.batch()`` block collected: one array per task and
-    option set (a lone call as a plain job). One placement per call, in their order."""
+    option set (a lone call as a plain job; packed when ``packing`` says so). One
+    placement per call, in their order."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for position, (task, _) in enumerate(collected):
         key = (
@@ -661,7 +742,7 @@ def submit_batch(
     for members in groups.values():
         calls = [collected[i][1] for i in members]
         task = collected[members[0]][0]
-        _, placed = submit_calls(session, task, calls, array=len(members) > 1)
+        _, placed = submit_calls(session, task, calls, array=len(members) > 1, packing=packing)
         placements.update(zip(members, placed, strict=True))
     return [placements[i] for i in range(len(collected))]
 
@@ -708,6 +789,8 @@ def resubmit(
     old_id, index = placement.job_id, placement.array_index
     new_limits = dict(placement.limits if limits is None else limits)
     flags = [f"--array={index}"] if index is not None else []
+    if placement.element is not None:  # a packed call: its element, running this call alone
+        flags = [f"--array={placement.element}", f"--export=ALL,{PACK_CALLS_VARIABLE}={index}"]
     # Command-line flags win over the script's #SBATCH lines.
     flags += [f"--{key.replace('_', '-')}={value}" for key, value in sorted(new_limits.items())]
     paths = JobPaths(placement.job_dir, index)
@@ -721,7 +804,7 @@ def resubmit(
     # The earlier job carries the same comment: a lost answer cannot be looked up.
     new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
     if index is not None:
-        new_id = f"{new_id}_{index}"
+        new_id = f"{new_id}_{index if placement.element is None else placement.element}"
     if retried is not None:
         line = retried.to_json(next_id=new_id, next_limits=new_limits, next_submitted=submitted)
         _append(session, paths.attempts, line + "\n")

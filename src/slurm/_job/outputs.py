@@ -11,7 +11,14 @@ from pathlib import Path
 from slurm._wire.layout import JobPaths
 from slurm._wire.runlog import event_line, parse_run_log, starts_since_retry
 
-__all__ = ["atomic_write", "drop_marker", "log_run", "measure", "previous_starts"]
+__all__ = [
+    "atomic_write",
+    "cpu_seconds",
+    "drop_marker",
+    "log_run",
+    "measure",
+    "previous_starts",
+]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -73,8 +80,22 @@ def _submitted_at(paths: JobPaths) -> float | None:
         return None
 
 
-def measure(paths: JobPaths, env: dict[str, str], started: float) -> bytes:
-    """The runner's own usage figures, for clusters without accounting (JSON)."""
+def cpu_seconds() -> float:
+    """CPU seconds this process and its children have used so far."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(
+    paths: JobPaths, env: dict[str, str], started: float, *, cpu_base: float = 0.0
+) -> bytes:
+    """The runner's own usage figures, for clusters without accounting (JSON).
+
+    ``cpu_base``: the CPU seconds used before the call (a packed element's earlier calls).
+    """
     import json
     import resource
 
@@ -90,7 +111,7 @@ def measure(paths: JobPaths, env: dict[str, str], started: float) -> bytes:
         "submitted": _submitted_at(paths),
         "started": float(start_time) if start_time.isdigit() else started,
         "ended": time.time(),
-        "cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+        "cpu_s": max(0.0, cpu_seconds() - cpu_base),
         # Linux reports kilobytes; the largest process, this one or a child.
         "max_rss_bytes": max(own.ru_maxrss, children.ru_maxrss) * 1024,
         "cpus": int(cpus) if cpus and cpus.isdigit() else None,

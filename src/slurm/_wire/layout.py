@@ -22,7 +22,13 @@ An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 ``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
 ``results/i.runs``, ``results/i.usage`` and ``results/i.attempts``.
 ``result.json`` (the outcome: no pickle) is what status checks read;
-``result.pkl`` is unpickled only by ``get_result()``. Pure string work: no file
+``result.pkl`` is unpickled only by ``get_result()``.
+
+A packed array (``map(items, pack=K)``) keeps those files per call, under the
+call's index, and adds ``pack.json`` (which calls each element runs, see
+:mod:`slurm._wire.pack`), ``logs/element-e.out`` and ``logs/element-e.err``
+(what Slurm itself writes for element ``e``, outside any call) and, for a call
+the user cancelled before it ran, ``results/i.cancel``. Pure string work: no file
 is touched.
 """
 
@@ -30,7 +36,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEPENDS", "PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns", "outcome_of"]
+__all__ = [
+    "DEPENDS",
+    "PAYLOAD",
+    "SCRIPT",
+    "SYS_PATH",
+    "JobPaths",
+    "done_marker",
+    "log_patterns",
+    "outcome_of",
+]
 
 PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
@@ -42,6 +57,7 @@ RESULTS_DIR = "results"
 PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
 RANKS_DIR = "ranks"
+PACK = "pack.json"
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,16 @@ class JobPaths:
         return f"{self.job_dir}/{LOGS_DIR}"
 
     @property
+    def pack(self) -> str:
+        """A packed array's plan: which calls each element runs."""
+        return f"{self.job_dir}/{PACK}"
+
+    @property
+    def cancel_request(self) -> str:
+        """Left by the client for a packed call cancelled before it ran: the runner skips it."""
+        return self.result.removesuffix(".pkl") + ".cancel"
+
+    @property
     def payloads_dir(self) -> str:
         """An array's directory of element payloads."""
         return f"{self.job_dir}/{PAYLOADS_DIR}"
@@ -160,11 +186,23 @@ def outcome_of(result_path: str) -> str:
     return result_path.removesuffix(".pkl") + ".json"
 
 
-def log_patterns(literal_job_dir: str, *, array: bool) -> tuple[str, str]:
+def done_marker(job_id: str, call: int | None = None) -> str:
+    """The name of the done marker the runner drops for a job (``123_4``) or for one
+    call of a packed element (``123_4+7``: the element's id and the call's index)."""
+    return job_id if call is None else f"{job_id}+{call}"
+
+
+def log_patterns(literal_job_dir: str, *, array: bool, packed: bool = False) -> tuple[str, str]:
     """sbatch's ``--output`` and ``--error`` for a job directory (already %-escaped).
 
-    An array's elements write ``logs/%a.out`` and ``logs/%a.err`` (sbatch fills in the index).
+    An array's elements write ``logs/%a.out`` and ``logs/%a.err`` (sbatch fills in the
+    index); a packed array's ``logs/element-%a.*``, the calls' own logs being ``logs/i.*``.
     """
+    if packed:
+        return (
+            f"{literal_job_dir}/{LOGS_DIR}/element-%a.out",
+            f"{literal_job_dir}/{LOGS_DIR}/element-%a.err",
+        )
     if array:
         return f"{literal_job_dir}/{LOGS_DIR}/%a.out", f"{literal_job_dir}/{LOGS_DIR}/%a.err"
     return f"{literal_job_dir}/stdout", f"{literal_job_dir}/stderr"

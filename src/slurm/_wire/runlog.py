@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 __all__ = ["EVENTS", "RunEvent", "event_line", "parse_run_log", "retry_line", "starts_since_retry"]
 
-#: What the runner records, and ``retry`` (the client's).
+#: What the runner records (``cancelled``: a packed call skipped), and ``retry`` (the client's).
 EVENTS = frozenset(
     {
         "start",
@@ -31,6 +31,7 @@ EVENTS = frozenset(
         "requeued-time-limit",
         "requeue-failed",
         "retry",
+        "cancelled",
     }
 )
 
