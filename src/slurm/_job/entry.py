@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 
 from slurm._job.call import WorkflowHost
-from slurm._job.container import hand_over_to_container
-from slurm._job.ranks import element, run_ranks
-from slurm._job.runcall import run_call
+from slurm._job.runcall import element, run_call
 from slurm._job.signals import Guard
 from slurm._wire.env import CONTAINER_VARIABLE
 from slurm._wire.layout import JobPaths
@@ -56,6 +54,19 @@ def run_job(
     return 0 if code is None else code
 
 
+def run_ranks(
+    job_dir: str | Path,
+    env: dict[str, str] | None = None,
+    launch: list[str] | None = None,
+    *,
+    array: bool = False,
+) -> int:
+    """:func:`slurm._job.ranks.run_ranks` (imported only for a job of several ranks)."""
+    from slurm._job.ranks import run_ranks as run
+
+    return run(job_dir, env, launch, array=array)
+
+
 def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> int:
     """``python -m slurm.runner JOB_DIR [--array [--pack]] [--ranks | --rank]``; the exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -72,7 +83,10 @@ def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> 
         return 2
     array = "--array" in mode
     container = os.environ.get(CONTAINER_VARIABLE)
+    # What only some jobs need is imported when they need it: the job's start stays light.
     if container and "--rank" not in mode:
+        from slurm._job.container import hand_over_to_container
+
         return hand_over_to_container(args[0], mode, container)
     if "--pack" in mode:
         from slurm._job.pack import run_pack

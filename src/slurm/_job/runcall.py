@@ -23,7 +23,18 @@ from slurm._wire.env import CODE_DIR_VARIABLE, CONTAINER_VARIABLE, DONE_DIR_VARI
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, envelope_for_exception, loads_payload
 
-__all__ = ["run_call", "write_result"]
+__all__ = ["element", "run_call", "write_result"]
+
+
+def element(env: dict[str, str], array: bool) -> tuple[int | None, str | None]:
+    """Which array element this is (``None`` outside an array) and its id, ``ARRAY_INDEX``."""
+    job_id = env.get("SLURM_JOB_ID")
+    if not array:
+        return None, job_id
+    index = int(env.get("SLURM_ARRAY_TASK_ID") or 0)
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
+    return index, job_id
 
 
 def run_call(
