@@ -198,6 +198,11 @@ def sdk(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any:
                 array = sdk_echo.map(list(range(n)))
                 mark()
                 value = array.get_results()
+            elif workload == "W3pack":  # the same map, packed: a few elements of many calls
+                array = sdk_echo.map(list(range(n)), pack="auto")
+                mark()
+                value = array.get_results()
+                extra["elements"] = len({job.id for job in array})
             elif workload == "W4":
                 from slurm.examples.parallel_train_eval.workflow import (
                     parallel_train_eval_workflow,
@@ -253,7 +258,7 @@ CONTENDERS = {"sdk": sdk, "baseline": baseline, "submitit": submitit_run}
 
 
 def expected(workload: str, n: int) -> Any:
-    if workload in ("W1", "W1batch", "W3"):
+    if workload in ("W1", "W1batch", "W3", "W3pack"):
         return list(range(n))
     if workload in ("W2", "W2seq"):
         return n

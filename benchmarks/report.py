@@ -8,10 +8,11 @@ from typing import Any
 
 from benchmarks.slurmstats import DAEMON_TYPES, MEASUREMENT_TYPES
 
-CONTENDERS = ("sdk", "sdk-batch", "baseline", "baseline-seq", "submitit")
+CONTENDERS = ("sdk", "sdk-batch", "sdk-pack", "baseline", "baseline-seq", "submitit")
 COLORS = {
     "sdk": "#1f77b4",
     "sdk-batch": "#17becf",
+    "sdk-pack": "#2ca02c",
     "baseline": "#7f7f7f",
     "baseline-seq": "#c7c7c7",
     "submitit": "#ff7f0e",
@@ -133,6 +134,16 @@ def targets(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[tu
                 verdict(batch1["ctld_per_task"] <= 0.05 and share <= 0.2),
             )
         )
+    pack3, base3 = _find(rows, "W3", "sdk-pack"), _find(rows, "W3", "baseline")
+    if pack3 and base3 and pack3["wall"] and base3["wall"]:
+        ratio = pack3["wall"] / base3["wall"]
+        out.append(
+            (
+                'W3 map(pack="auto") <= 0.25x one `sbatch --array`',
+                f"{ratio:.2f}x",
+                verdict(ratio <= 0.25),
+            )
+        )
     sdk3 = _find(rows, "W3", "sdk")
     if sdk3:
         out.append(
@@ -243,7 +254,9 @@ def render_markdown(raw: dict[str, Any]) -> str:
     lines += ["", "## Notes", ""]
     lines += [
         "- Contenders: **sdk** is this package (local backend); **sdk-batch** the same W1 "
-        "calls made inside `with cluster.batch():` (one array); **baseline** is `sbatch "
+        "calls made inside `with cluster.batch():` (one array); **sdk-pack** the W3 map with "
+        '`pack="auto"` (about one array element per free CPU, each running many calls in one '
+        "Python process); **baseline** is `sbatch "
         "--parsable --wrap 'python -c ...'` per task with `squeue` every 0.1 s until the jobs "
         "leave the queue, "
         "results through files (W2: the whole chain submitted at once with `--dependency=afterok`; "

@@ -244,3 +244,12 @@ def test_auto_asks_sinfo_and_the_earlier_runs(cluster: Cluster, fake: FakeSlurm)
     usage.write_text(json.dumps({**record, "ended": record["started"] + 30}))
     second = square.map(range(8), pack="auto", pack_target="00:01:00")
     assert len({job.id for job in second}) == 4
+
+
+def test_a_packed_call_is_found_again_by_its_marker(cluster: Cluster, fake: FakeSlurm) -> None:
+    runs = square.map([0, 1, 2, 4], pack=2)
+    fake.run_all()
+    assert runs[3].done_marker == f"{runs.id}_1+3"
+    again = cluster.get_job(runs[3].done_marker)  # another process, after the fact
+    assert (again.id, again.array_index, again.packed) == (runs[3].id, 3, True)
+    assert again.get_result(timeout=10) == 16 and again.get_stdout() == "out 4\n"

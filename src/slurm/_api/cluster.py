@@ -537,18 +537,30 @@ class Cluster:
     def get_job(self, job_id: str | int, *, track: bool = True) -> Job[Any]:
         """Reattach to a job submitted earlier (from any process), even after Slurm purged it.
 
+        A call of a packed array is named by its element's id and its index,
+        ``1240_3+31`` (its :attr:`Job.done_marker`).
+
         ``track=False`` gives a Job for its files only (logs, script, result)
         without starting the tracker.
 
         Raises:
             ConfigurationError: not a job id, or no job of the SDK under this job base dir.
         """
-        job_id = str(job_id)
+        job_id, _, call = str(job_id).partition("+")  # a packed call: ARRAY_ELEMENT+CALL
         job_dir = self.store.job_dir_of(job_id)
         name, _ = parse_job_dir(job_dir)
         _, _, index = job_id.partition("_")
-        if index:
+        if call.isdigit() and index:
             job: Job[Any] = Job(
+                self.session,
+                job_id,
+                job_dir=job_dir,
+                name=f"{name}[{call}]",
+                array_index=int(call),
+                element=int(index),
+            )
+        elif index:
+            job = Job(
                 self.session,
                 job_id,
                 job_dir=job_dir,
