@@ -253,3 +253,15 @@ def test_a_packed_call_is_found_again_by_its_marker(cluster: Cluster, fake: Fake
     again = cluster.get_job(runs[3].done_marker)  # another process, after the fact
     assert (again.id, again.array_index, again.packed) == (runs[3].id, 3, True)
     assert again.get_result(timeout=10) == 16 and again.get_stdout() == "out 4\n"
+
+
+def test_the_calls_of_one_element_are_tracked_apart(cluster: Cluster, fake: FakeSlurm) -> None:
+    runs = square.map([0, 1], pack=2)
+    key = runs[0].id
+    # The element has run its first call and is still in its second: only call 0 runs
+    # here, and the element stays RUNNING (Slurm's word would take two looks to end it).
+    fake.jobs[key].env = {"SLURM_SDK_PACK_CALLS": "0"}
+    fake.run_job(key)
+    fake.jobs[key].state = "RUNNING"
+    assert runs[0].get_result(timeout=10) == 0
+    assert not runs[1].done() and runs[1].state is JobState.RUNNING
