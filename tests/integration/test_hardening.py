@@ -170,6 +170,20 @@ def test_stray_module_in_the_clients_working_directory(
         _assert_clean(_where_am_i()().get_result(timeout=120), stray)
 
 
+def test_stray_module_reaches_no_rank_and_no_empty_pythonpath_entry(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every rank's runner starts with the working directory off ``sys.path``, and an
+    empty or relative ``PYTHONPATH`` entry (which would name it again) is dropped."""
+    stray = _stray_dir(home_tmp)
+    monkeypatch.chdir(stray)
+    monkeypatch.setenv("PYTHONPATH", ":relative/dir:")  # sbatch exports it to the job
+    with _cluster(home_tmp / "jobs"):
+        job = _where_am_i().with_options(ntasks=2, mem="256M")()
+        _assert_clean(job.get_result(timeout=180), stray)
+    assert not (stray / "IMPORTED").exists()
+
+
 # --- job ids and index entries ----------------------------------------------------------
 
 HOSTILE_IDS = ["--user=root", "1;id", "$(id)", "../../etc", "1 2", "12_", "٣"]

@@ -44,7 +44,7 @@ from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
-from slurm._slurm.script import render_batch_script
+from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
 from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
@@ -539,6 +539,7 @@ def _render(
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
         setup = ["trap '' USR1", *setup]
+    setup = [*setup, *ABSOLUTE_PYTHONPATH]  # the runner's sys.path: never the working dir
     command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
