@@ -6,6 +6,7 @@ Each test has its own job base directory under ``$HOME`` (see ``home_tmp``).
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -84,6 +85,32 @@ def test_base_dir_of_another_user_is_refused(devcluster: object, home_tmp: Path)
     os.chown(base, 65534, 65534)
     with _cluster(base), pytest.raises(ConfigurationError, match="owned by uid 65534, not by you"):
         add(1, 2)
+
+
+def test_base_dir_through_a_neighbours_link_is_refused_and_results_are_not_read(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A neighbour's symbolic link to the user's own private directory: it would pass a
+    check of its target, and the neighbour could re-point it after. Refused before
+    submission; and a result already there is not unpickled through it."""
+    mine = home_tmp / "jobs"
+    mine.mkdir(mode=0o700)
+    sticky = home_tmp / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    link = sticky / "jobs"
+    link.symlink_to(mine)
+    with _cluster(link):  # while the link is the user's own, it is followed
+        job = add(1, 2)
+        assert job.get_result(timeout=120) == 3
+    os.lchown(link, intruder.pw_uid, intruder.pw_gid)
+    with _cluster(link), pytest.raises(ConfigurationError, match=r"symbolic link .*uid"):
+        add(1, 2)
+    assert len(_job_dirs(mine)) == 1
+    with _cluster(link) as cluster:
+        again = cluster.get_job(job.id)
+        with pytest.raises(ResultError, match="symbolic link"):
+            again.get_result(timeout=30)
 
 
 def test_parent_writable_by_others_needs_the_sticky_bit(devcluster: object, home_tmp: Path) -> None:
