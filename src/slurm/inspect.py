@@ -67,6 +67,7 @@ from slurm._slurm.usage import (
     runner_usage,
     summarise,
 )
+from slurm._terminal import printable
 from slurm._transport.base import check_result
 from slurm._wire.layout import JobPaths, job_comment
 from slurm._wire.payload import Outcome
@@ -112,6 +113,7 @@ __all__ = [
     "parse_run_log",
     "parse_scontrol_records",
     "parse_usage_sacct",
+    "printable",
     "query_ids",
     "read_attempts",
     "read_outcome",

@@ -25,7 +25,13 @@ from slurm._api.task import Task
 from slurm._client.packaging import environment_for
 from slurm.cli import main
 from slurm.devcluster import SshInfo
-from slurm.errors import ConfigurationError, InvalidOptionError, ResultError, SubmissionError
+from slurm.errors import (
+    ConfigurationError,
+    InvalidOptionError,
+    ResultError,
+    SubmissionError,
+    TaskFailedError,
+)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -746,3 +752,37 @@ def test_truncated_result_is_a_clear_error(devcluster: object, home_tmp: Path) -
         assert again.get_status().value == "FAILED"
     shown = _cli(base, "show", job.id)
     assert shown.exit_code == 0 and "cannot be read" in shown.output
+
+
+# --- a result the client does not trust ---------------------------------------------------
+
+
+class _RunsCode:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (self.path,))
+
+
+def test_an_untrusted_result_is_plain_data_or_refused(devcluster: object, home_tmp: Path) -> None:
+    """``trusted=False`` against a login node that rewrote a result: the forged pickle is
+    refused and nothing in it runs; real plain results and errors still come back."""
+    from jobfuncs import fail_with
+
+    marker = home_tmp / "the-forged-result-ran"
+    with _cluster(home_tmp / "jobs"):
+        job = add(1, 2)
+        assert job.get_result(timeout=120, trusted=False) == 3
+        failed = fail_with("boom")
+        with pytest.raises(TaskFailedError, match="boom"):
+            failed.get_result(timeout=120, trusted=False)
+        forged = add(2, 2)
+        forged.wait(timeout=120)
+        result = Path(forged.result_path)
+        fields = cloudpickle.loads(result.read_bytes())
+        fields["value"] = cloudpickle.dumps(_RunsCode(str(marker)))
+        result.write_bytes(cloudpickle.dumps(fields))
+        with pytest.raises(ResultError, match="not plain data"):
+            forged.get_result(trusted=False)
+    assert not marker.exists()
