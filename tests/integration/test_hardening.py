@@ -332,6 +332,24 @@ def test_get_result_unpickles_only_a_private_file(
     assert not marker.exists()
 
 
+def test_a_job_argument_is_unpickled_on_the_node_only_from_a_private_file(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A job given another job's result as an argument reads it on the node with the check
+    ``get_result()`` makes: a result another user owns is refused there, and nothing in it
+    runs."""
+    base, marker = home_tmp / "jobs", home_tmp / "UNPICKLED"
+    with _cluster(base):
+        first = add(1, 2)
+        assert add(first, 10).get_result(timeout=120) == 13  # a private result: read
+        job_dir = Path(first.job_dir)
+        _plant_trap(job_dir, marker)
+        os.chown(job_dir / "result.pkl", intruder.pw_uid, intruder.pw_gid)
+        with pytest.raises(ResultError, match=r"Refusing to unpickle .*owned by uid"):
+            add(first, 10).get_result(timeout=120)
+    assert not marker.exists()
+
+
 # --- environments and wheels are checked by hash ------------------------------------------
 
 
