@@ -217,6 +217,27 @@ def test_stray_module_reaches_no_rank_and_no_empty_pythonpath_entry(
     assert not (stray / "IMPORTED").exists()
 
 
+def _environment_of_the_job() -> Task[..., dict[str, str]]:
+    @task(time="00:02:00", mem="64M")
+    def environment() -> dict[str, str]:
+        return dict(os.environ)
+
+    return environment
+
+
+def test_the_sdks_secret_never_reaches_a_local_job(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch exports the submitter's environment: ``$SLURM_SDK_PASSWORD`` is not passed
+    to it (the rest is, as Slurm users expect)."""
+    monkeypatch.setenv("SLURM_SDK_PASSWORD", "hunter2")
+    monkeypatch.setenv("SDK_TEST_PLAIN", "kept")
+    with _cluster(home_tmp / "jobs"):
+        seen = _environment_of_the_job()().get_result(timeout=120)
+    assert "SLURM_SDK_PASSWORD" not in seen and seen["SDK_TEST_PLAIN"] == "kept"
+    assert "hunter2" not in "".join(seen.values())
+
+
 # --- job ids and index entries ----------------------------------------------------------
 
 HOSTILE_IDS = ["--user=root", "1;id", "$(id)", "../../etc", "1 2", "12_", "٣"]
