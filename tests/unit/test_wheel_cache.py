@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import stat
 from pathlib import Path
 
@@ -46,5 +45,5 @@ def test_a_wheel_changed_in_the_cache_is_built_again(
 
 def test_a_wheel_others_may_write_is_built_again(tmp_path: Path) -> None:
     directory, path = _stored(tmp_path)
-    os.chmod(path, 0o666)
+    path.chmod(0o666)  # the planted mode
     assert wheels._cached(directory) is None and not directory.exists()
