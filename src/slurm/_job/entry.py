@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> 
         return 2
     array = "--array" in mode
     container = os.environ.get(CONTAINER_VARIABLE)
+    if CONTAINER_VARIABLE in os.environ:  # set with it for this runner (-P), not the task's
+        os.environ.pop("PYTHONSAFEPATH", None)
     # What only some jobs need is imported when they need it: the job's start stays light.
     if container and "--rank" not in mode:
         from slurm._job.container import hand_over_to_container

@@ -43,6 +43,7 @@ __all__ = [
     "SYS_PATH",
     "JobPaths",
     "done_marker",
+    "job_comment",
     "log_patterns",
     "outcome_of",
 ]
@@ -206,3 +207,9 @@ def log_patterns(literal_job_dir: str, *, array: bool, packed: bool = False) -> 
     if array:
         return f"{literal_job_dir}/{LOGS_DIR}/%a.out", f"{literal_job_dir}/{LOGS_DIR}/%a.err"
     return f"{literal_job_dir}/stdout", f"{literal_job_dir}/stderr"
+
+
+def job_comment(job_dir: str) -> str:
+    """The ``--comment`` the SDK gives a job: it finds the job again from its directory's
+    name (a lost sbatch answer) and tells the SDK's jobs from others with the same id."""
+    return f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
