@@ -166,14 +166,14 @@ def targets(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[tu
         text = ", ".join(f"{k} {_f(a)} vs {_f(b)}" for k, (a, b) in figures.items())
         out.append((f"{w}: ahead of submitit on every figure", text, verdict(not behind)))
     if floor and "error" in floor:
-        out.append(("runner overhead beyond `python -c pass` <= 25 ms", floor["error"], "-"))
+        out.append(("runner overhead beyond `python -c pass` <= 15 ms", floor["error"], "-"))
     elif floor:
         ms = floor["overhead"] * 1000
         out.append(
             (
-                "runner overhead beyond `python -c pass` <= 25 ms",
+                "runner overhead beyond `python -c pass` <= 15 ms",
                 f"{ms:.0f} ms (importing slurm._job.entry: {floor['import_part'] * 1000:.0f} ms)",
-                verdict(ms <= 25),
+                verdict(ms <= 15),
             )
         )
         if "client_import" in floor:

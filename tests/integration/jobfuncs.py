@@ -310,3 +310,13 @@ def packed_step(i: int, log: str, block: int, ctx: JobContext) -> int:
         Path(f"{log}.blocked").touch()
         time.sleep(110)
     return i
+
+
+@task(time="00:01:00", mem="64M")
+def until_requeued(i: int, ctx: JobContext) -> int:
+    """Call 0 returns; call 1 waits, on its first run, until the time-limit warning
+    interrupts it (it registers no checkpoint), and returns once requeued."""
+    deadline = time.monotonic() + 240
+    while i == 1 and ctx.restart_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return ctx.restart_count

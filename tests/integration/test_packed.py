@@ -117,3 +117,13 @@ def test_packed_map_over_ssh(ssh_cluster: Cluster) -> None:
     assert isinstance(results[1], KeyError)
     assert [job.get_stdout() for job in runs] == ["A\n", "BOOM\n", "C\n", "D\n"]
     assert runs[0].id == runs[1].id != runs[2].id == runs[3].id  # two elements of two calls
+
+
+def test_a_packed_element_requeues_at_its_time_limit_and_resumes(cluster: Cluster) -> None:
+    # Two calls of a minute: an element of two minutes, warned 60 s before its end while
+    # call 1 runs. It requeues itself although the call set no checkpoint (the call
+    # done keeps its result), and resumes at call 1.
+    runs = jobfuncs.until_requeued.map([0, 1], pack=2)
+    assert runs.get_results(timeout=400) == [0, 1]
+    assert runs[0].requeue_count == 0 and runs[1].requeue_count == 1
+    assert "requeued-time-limit" in Path(runs[1].runs_path).read_text()

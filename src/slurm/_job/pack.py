@@ -14,8 +14,9 @@ the first call without one); so is a call the user cancelled before it ran
 (``results/i.cancel``), which gets a result saying so. With ``parallel`` above
 one, each call runs in a child forked from this process (the module already
 imported), ``parallel`` at a time. Slurm's time-limit warning stops the
-element from starting further calls: it requeues itself, and the calls left
-run after the requeue.
+element from starting further calls and interrupts the running one (with a
+checkpoint or not: the calls done keep their results): it requeues itself,
+and the calls left run after the requeue.
 
 The element exits 0 once every one of its calls has a result, whatever the
 calls returned: each call's outcome is its own (``results/i.json``).
@@ -142,6 +143,7 @@ def _run_one(here: _Element, number: int, guard: Guard) -> int | None:
             started=started,
             marker=marker,
             cpu_base=cpu_base,
+            packed=True,
         )
 
 

@@ -49,6 +49,7 @@ def run_call(
     rank: int | None = None,
     marker: str | None = None,
     cpu_base: float = 0.0,
+    packed: bool = False,
 ) -> int | None:
     """Run the call whose files ``paths`` names and write its result; the exit code,
     or ``None`` when Slurm's warning interrupted it and the job was requeued.
@@ -56,7 +57,9 @@ def run_call(
     ``rank``: one rank of a multi-rank job (it writes ``ranks/RANK.pkl``);
     ``marker``: the done marker's name (the job id unless told); ``cpu_base``:
     the CPU seconds this process had used before the call (the calls of a packed
-    element share one process, each measured on its own).
+    element share one process, each measured on its own). ``packed``: a call of a
+    packed element, which requeues at the time-limit warning even without a
+    checkpoint (the calls done keep their results; this one runs again).
     """
     restart = int(env.get("SLURM_RESTART_COUNT") or 0)
     result_path = Path(paths.result if rank is None else paths.rank_result(rank))
@@ -83,7 +86,7 @@ def run_call(
         at_time_limit = payload.policy.requeue_on_time_limit
         guard.configure(
             can_requeue=restart < max_requeues and at_time_limit is not False,
-            needs_checkpoint=at_time_limit is None,
+            needs_checkpoint=at_time_limit is None and not packed,
             grace=payload.policy.requeue_grace,
             job_id=env.get("SLURM_JOB_ID", ""),
         )
