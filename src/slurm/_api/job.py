@@ -544,6 +544,15 @@ class Job(Generic[T]):
             why = why.replace("its node", f"its node {info.node}")
         if reason == "DependencyNeverSatisfied":
             why = "a job it depends on failed, so it can never start (it was cancelled)"
+        if state == "FAILED" and not tail and not self.session.transport.exists(self.stderr_path):
+            # Slurm opens the logs before the script runs: none means the node could not.
+            node = f"node {info.node}" if info and info.node else "its node"
+            why = (
+                f"{node} could not even create its log files in {self.job_dir}, so the "
+                f"compute nodes probably cannot see the job base directory "
+                f"{self.session.store.base_dir} (a disk of the submitting machine's own, "
+                "such as /tmp); give job_base_dir= a directory on a file system the nodes share"
+            )
         if info is None:
             why += ", and Slurm no longer lists it (squeue forgets ended jobs after MinJobAge)"
             if self.session.tracker.sacct_failed:
