@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakeslurm import FakeSlurm
@@ -150,7 +151,7 @@ def test_an_entry_that_cannot_be_trusted_is_a_miss_with_a_warning(
     elif damage == "mode":
         os.chmod(path, 0o666)  # noqa: S103 (a file others may write: refused)
     else:
-        change = {
+        change: dict[str, Any] = {
             "version": {"version": 99},
             "sdk": {"sdk_version": "0.0.1"},
             "other-key": {"key": "0" * 64},
