@@ -151,12 +151,13 @@ def test_an_entry_that_cannot_be_trusted_is_a_miss_with_a_warning(
     elif damage == "mode":
         os.chmod(path, 0o666)  # noqa: S103 (a file others may write: refused)
     else:
-        change: dict[str, Any] = {
+        changes: dict[str, dict[str, Any]] = {
             "version": {"version": 99},
             "sdk": {"sdk_version": "0.0.1"},
             "other-key": {"key": "0" * 64},
             "outside": {"job_dir": "/etc"},
-        }[damage]
+        }
+        change = changes[damage]
         path.write_text(json.dumps({**record, **change}))
     with caplog.at_level(logging.WARNING, logger="slurm.cache"):
         again = square(6)
