@@ -16,6 +16,7 @@ import pytest
 from fakeslurm import FakeSlurm
 
 from slurm import Cluster, task
+from slurm._wire.journal import Journal
 from slurm.errors import ConfigurationError
 
 
@@ -200,3 +201,29 @@ def test_clear_forgets_entries(cluster: Cluster, fake: FakeSlurm) -> None:
     assert len(cluster.cache.clear()) == 1 and cluster.cache.list() == []
     with pytest.raises(ConfigurationError, match="no entry"):
         cluster.cache.show("abc")
+
+
+@pytest.mark.parametrize("finished", [True, False], ids=["finished", "still-running"])
+def test_a_restarted_workflow_replays_cached_calls_in_their_journal_positions(
+    fake: FakeSlurm, tmp_path: Path, finished: bool
+) -> None:
+    """The first run's cached call is a hit (or, unfinished, reattached) on the restart, and
+    the plain call after it still finds its own journal position."""
+    journal_path = tmp_path / "journal.jsonl"
+    base = str(tmp_path / "j")
+    with Cluster(transport=fake, job_base_dir=base, python="python3") as first:
+        first.session.journal = Journal(journal_path)
+        cached, plain, mapped = square(2), plus_one(2), square.map([2, 3])
+        if finished:
+            fake.run_all()
+    assert fake.calls("sbatch") == 3
+    with Cluster(transport=fake, job_base_dir=base, python="python3") as again:
+        again.session.journal = Journal(journal_path)
+        replayed = square(2)
+        assert (replayed.cached is not None) is finished and replayed.id == cached.id
+        assert plus_one(2).id == plain.id  # the journal's position after it: reattached
+        rerun_map = square.map([2, 3])
+        assert [job.id for job in rerun_map] == [job.id for job in mapped]
+        assert fake.calls("sbatch") == 3  # nothing submitted again
+        fake.run_all()
+        assert replayed.get_result(timeout=10) == 4 and rerun_map.get_results(timeout=10) == [4, 9]
