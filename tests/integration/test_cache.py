@@ -24,11 +24,13 @@ from slurmrecords import wait_for_records
 
 from slurm import Cluster
 from slurm.cli import main
+from slurm.devcluster import SshInfo
 
 DRIVER = """
 import json, sys, time
 import importlib
 from slurm import Cluster
+from slurm.devcluster import SshInfo
 
 base, calls = sys.argv[1], json.loads(sys.argv[2])
 with Cluster(backend_type="local", job_base_dir=base, default_partition="debug") as cluster:
@@ -222,3 +224,75 @@ def test_the_command_line_lists_shows_and_clears_and_prune_keeps_cached_results(
     assert "no cached results" in _cli(base, "cache", "list")
     again = jobfuncs.cached_square(21)
     assert again.cached is None and again.get_result(timeout=180) == 441
+
+
+SSH_MODULE = """\
+from slurm import WorkflowContext, task, workflow
+
+
+@task(cache=True, time="00:05:00", mem="256M")
+def cube(x):
+    return x ** 3
+
+
+@workflow(time="00:05:00", mem="256M")
+def flow(x, ctx: WorkflowContext):
+    job = cube(x)
+    return {"value": job.get_result(), "cached_from": job.cached.job_id if job.cached else None}
+"""
+
+SSH_DRIVER = """\
+import json, os, sys
+from slurm import Cluster
+from slurm.devcluster import SshInfo
+import cubes
+
+with Cluster(
+    backend_type="ssh",
+    hostname=os.environ["SLURM_SDK_TEST_SSH_ALIAS"],
+    username=sys.argv[2],
+    job_base_dir=sys.argv[1],
+    default_partition="debug",
+) as cluster:
+    jobs = [cubes.cube(2), cubes.cube(3)]
+    report = {
+        "results": [job.get_result(timeout=300) for job in jobs],
+        "ids": [job.id for job in jobs],
+        "cached": [job.cached is not None for job in jobs],
+    }
+    if sys.argv[3] == "flow":
+        report["flow"] = cubes.flow(2).get_result(timeout=300)
+print("RESULT " + json.dumps(report))
+"""
+
+
+def test_over_ssh_a_rerun_and_a_workflow_child_are_answered_from_the_cache(
+    devcluster_ssh: SshInfo, tmp_path: Path
+) -> None:
+    """Over SSH the job runs a built environment: its path is in the key, and the
+    workflow's child (which runs that same interpreter on the node) makes the same key."""
+    project = tmp_path / "ssh-project"
+    project.mkdir()
+    (project / "cubes.py").write_text(SSH_MODULE)
+    (project / "driver.py").write_text(SSH_DRIVER)
+    base = tmp_path / "jobs"
+
+    def run(mode: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "driver.py", str(base), devcluster_ssh.username, mode],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        (line,) = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+        report: dict[str, Any] = json.loads(line[len("RESULT ") :])
+        return report
+
+    first = run("plain")
+    assert first["results"] == [8, 27] and first["cached"] == [False, False]
+    second = run("flow")
+    assert second["cached"] == [True, True] and second["ids"] == first["ids"]
+    assert second["flow"] == {"value": 8, "cached_from": first["ids"][0]}
