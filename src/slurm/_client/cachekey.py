@@ -197,8 +197,10 @@ class KeyMaker:
         task: the task.
         policy: its :class:`CachePolicy`.
         options: its options merged over the cluster's (``cache_on`` names are read here).
-        python: the interpreter the job runs on the cluster.
+        python: the interpreter the job runs on the cluster (for :meth:`key`).
         image: the container image it runs in, if any.
+
+    :meth:`partial` and :meth:`complete` make a key in two steps, the packaging last.
     """
 
     def __init__(
@@ -207,10 +209,11 @@ class KeyMaker:
         policy: CachePolicy,
         options: Mapping[str, Any],
         *,
-        python: str,
+        python: str = "",
         image: str | None = None,
     ) -> None:
         self.task = task
+        self.python, self.image = python, image
         self.policy = policy
         fn = task.unwrapped
         self.function = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
@@ -218,7 +221,6 @@ class KeyMaker:
         self._closures: dict[frozenset[str], str] = {}
         chosen = {name: options.get(name) for name in policy.on}
         self.options = _digest(json.dumps(chosen, sort_keys=True, default=repr))
-        self.packaging = _digest(python, image or "")
 
     def _function_code(self) -> str:
         fn = self.task.unwrapped
@@ -270,20 +272,33 @@ class KeyMaker:
                 "leave cache off for this task."
             ) from exc
 
-    def key(self, call: Call) -> tuple[str, dict[str, str]]:
-        """The call's key and the digests it is made of."""
+    def partial(self, call: Call) -> dict[str, str]:
+        """Every part of the call's key but the packaging (what is known before it is
+        prepared): an argument that cannot be hashed fails here, before packaging runs."""
         values = [*call.args, *call.kwargs.values()]
-        parts = {
+        return {
             "function": self.function,
             "workflow": str(self.task.is_workflow),
             "code": _digest(self._own_code, self._closure_digest(values)),
             "arguments": self.arguments(call),
             "options": self.options,
-            "packaging": self.packaging,
         }
+
+    @staticmethod
+    def complete(
+        partial: Mapping[str, str], *, python: str, image: str | None = None
+    ) -> tuple[str, dict[str, str]]:
+        """The key of a call from its :meth:`partial` parts and the packaging: the interpreter
+        the job runs and its container image; and every part it is made of."""
+        parts = {**partial, "packaging": _digest(python, image or "")}
         flat = [item for pair in sorted(parts.items()) for item in pair]
         return _digest(_KEY_FORMAT, *flat), parts
 
+    def key(self, call: Call) -> tuple[str, dict[str, str]]:
+        """The call's key and the digests it is made of."""
+        return self.complete(self.partial(call), python=self.python, image=self.image)
+
     def keys(self, calls: Sequence[Call]) -> list[tuple[str, dict[str, str]]]:
         """:meth:`key` of each call, in order (every argument is checked before any key)."""
-        return [self.key(call) for call in calls]
+        partials = [self.partial(call) for call in calls]
+        return [self.complete(p, python=self.python, image=self.image) for p in partials]

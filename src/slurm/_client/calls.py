@@ -27,10 +27,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.cache import ResultCache, sdk_version
-from slurm._client.cachekey import CachePolicy, KeyMaker
+from slurm._client.cachekey import KeyMaker
 from slurm._client.submission import (
     Placement,
-    Prepared,
     Resolved,
     resolve,
     stage,
@@ -114,9 +113,12 @@ def submit_cached(
     """
     policy = resolved.cache
     assert policy is not None  # noqa: S101 (the caller checked; for mypy)
+    maker = KeyMaker(task, policy, {**resolved.sbatch, **resolved.sdk})
+    partials = [maker.partial(call) for call in calls]  # bad arguments fail before packaging
     staged = stage(session, task, resolved, calls)
-    maker = _key_maker(task, policy, resolved, staged.prepared)
-    keyed = maker.keys(calls)
+    container = staged.prepared.container
+    python, image = staged.prepared.launch.python, container.image if container else None
+    keyed = [KeyMaker.complete(p, python=python, image=image) for p in partials]
     cache = ResultCache(session)
     replayable = _take_position(session, task, [key for key, _ in keyed])
     placed: dict[int, Placement] = {}
@@ -167,19 +169,6 @@ def submit_cached(
             cache.record(entry)
             placed[index] = placement
     return parts, [placed[i] for i in range(len(calls))]
-
-
-def _key_maker(
-    task: SubmittedTask, policy: CachePolicy, resolved: Resolved, prepared: Prepared
-) -> KeyMaker:
-    container = prepared.container
-    return KeyMaker(
-        task,
-        policy,
-        {**resolved.sbatch, **resolved.sdk},
-        python=prepared.launch.python,
-        image=container.image if container is not None else None,
-    )
 
 
 def _take_position(session: Session, task: SubmittedTask, keys: Sequence[str]) -> bool:
