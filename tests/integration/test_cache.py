@@ -181,6 +181,13 @@ def test_a_workflow_child_sees_the_result_its_submitter_cached(cluster: Cluster)
     assert flow.get_result(timeout=300) == {"value": 144, "cached_from": first.id}
     tasks = Path(flow.job_dir, "tasks")
     assert not tasks.exists() or not list(tasks.iterdir())  # it submitted no child
+    # cache=True on the workflow itself: its whole result is kept.
+    cached_flow = jobfuncs.square_in_workflow.with_options(cache=True)
+    ran = cached_flow(12)
+    assert ran.cached is None and ran.get_result(timeout=300)["value"] == 144
+    again = cached_flow(12)
+    assert again.cached is not None and again.cached.job_id == ran.id
+    assert again.get_result(timeout=0) == ran.get_result(timeout=0)
 
 
 def _age(path: Path, days: float) -> None:

@@ -4,6 +4,7 @@ tests/integration/test_cache.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -227,3 +228,24 @@ def test_a_restarted_workflow_replays_cached_calls_in_their_journal_positions(
         assert fake.calls("sbatch") == 3  # nothing submitted again
         fake.run_all()
         assert replayed.get_result(timeout=10) == 4 and rerun_map.get_results(timeout=10) == [4, 9]
+
+
+def test_prune_keeps_the_top_directory_of_every_cached_result(
+    cluster: Cluster, fake: FakeSlurm
+) -> None:
+    square(8)
+    fake.run_all()
+    (cached,) = cluster.cache.list()
+    base = cluster.base_dir
+    # A workflow's child: its entry points below the workflow's own directory.
+    child_dir = f"{base}/flow-20261201-101500-abcdef/tasks/square-20261201-101501-123456"
+    Path(child_dir).mkdir(parents=True, mode=0o700)
+    Path(child_dir, "result.json").write_text(Path(cached.entry.paths.outcome).read_text())
+    Path(child_dir, "result.pkl").write_bytes(Path(cached.entry.paths.result).read_bytes())
+    entry = dataclasses.replace(cached.entry, key="c" * 64, job_dir=child_dir)
+    cluster.cache.record(entry)
+    failed = dataclasses.replace(cached.entry, key="d" * 64, job_dir=f"{base}/gone-dir")
+    cluster.cache.record(failed)  # no result there: nothing to keep
+    assert cluster.cache.kept_dirs() == sorted(
+        [cached.entry.job_dir, f"{base}/flow-20261201-101500-abcdef"]
+    )
