@@ -217,6 +217,27 @@ def test_stray_module_reaches_no_rank_and_no_empty_pythonpath_entry(
     assert not (stray / "IMPORTED").exists()
 
 
+def _environment_of_the_job() -> Task[..., dict[str, str]]:
+    @task(time="00:02:00", mem="64M")
+    def environment() -> dict[str, str]:
+        return dict(os.environ)
+
+    return environment
+
+
+def test_the_sdks_secret_never_reaches_a_local_job(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch exports the submitter's environment: ``$SLURM_SDK_PASSWORD`` is not passed
+    to it (the rest is, as Slurm users expect)."""
+    monkeypatch.setenv("SLURM_SDK_PASSWORD", "hunter2")
+    monkeypatch.setenv("SDK_TEST_PLAIN", "kept")
+    with _cluster(home_tmp / "jobs"):
+        seen = _environment_of_the_job()().get_result(timeout=120)
+    assert "SLURM_SDK_PASSWORD" not in seen and seen["SDK_TEST_PLAIN"] == "kept"
+    assert "hunter2" not in "".join(seen.values())
+
+
 # --- job ids and index entries ----------------------------------------------------------
 
 HOSTILE_IDS = ["--user=root", "1;id", "$(id)", "../../etc", "1 2", "12_", "٣"]
@@ -329,6 +350,24 @@ def test_get_result_unpickles_only_a_private_file(
         os.chown(job_dir / "result.pkl", 65534, 65534)
     with _cluster(base) as cluster, pytest.raises(ResultError, match="Refusing to unpickle"):
         cluster.get_job(job.id).get_result(timeout=30)
+    assert not marker.exists()
+
+
+def test_a_job_argument_is_unpickled_on_the_node_only_from_a_private_file(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A job given another job's result as an argument reads it on the node with the check
+    ``get_result()`` makes: a result another user owns is refused there, and nothing in it
+    runs."""
+    base, marker = home_tmp / "jobs", home_tmp / "UNPICKLED"
+    with _cluster(base):
+        first = add(1, 2)
+        assert add(first, 10).get_result(timeout=120) == 13  # a private result: read
+        job_dir = Path(first.job_dir)
+        _plant_trap(job_dir, marker)
+        os.chown(job_dir / "result.pkl", intruder.pw_uid, intruder.pw_gid)
+        with pytest.raises(ResultError, match=r"Refusing to unpickle .*owned by uid"):
+            add(first, 10).get_result(timeout=120)
     assert not marker.exists()
 
 

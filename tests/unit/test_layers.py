@@ -21,7 +21,9 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("transport", ("slurm._transport",), ("base",)),
     ("wire", ("slurm._wire",), ("base",)),
     ("slurm", ("slurm._slurm",), ("base", "transport", "wire")),
-    ("job", ("slurm._job",), ("base", "wire", "slurm")),
+    # The job side may use the transport layer's pure ownership check (trust), not a
+    # transport: nothing there imports paramiko until an SSHTransport is asked for.
+    ("job", ("slurm._job",), ("base", "transport", "wire", "slurm")),
     ("client", ("slurm._client",), ("base", "transport", "wire", "slurm")),
     (
         "api",
