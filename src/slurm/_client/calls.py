@@ -7,7 +7,8 @@ just those).
 
 The arguments are hashed before phase 2 (an argument that cannot be hashed stops
 the whole submission before packaging runs) and the keys completed after it (the
-interpreter and image are part of them), before anything is written. After ``sbatch``, each submitted call's entry is written
+interpreter and image are part of them), before anything is written. After
+``sbatch``, each submitted call's entry is written
 (:class:`~slurm._client.cache.ResultCache`), pointing at its job directory: it
 is a hit for later calls once that run has a result, also when this client is
 gone by then.
