@@ -25,6 +25,7 @@ from slurm._slurm.retry import (
     read_attempts,
 )
 from slurm._slurm.usage import Usage, runner_usage
+from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
 from slurm._wire.runlog import parse_run_log
@@ -74,6 +75,9 @@ class Job(Generic[T]):
         self.limits: dict[str, str] = {}
         self._earlier: list[Attempt] = []
         self._usage: Usage | None = None
+        #: The cache entry that answered this call (a task with ``cache=True`` whose key had a
+        #: result): its ``job_id`` and ``job_dir`` are the run that made it. None: it ran.
+        self.cached: CacheEntry | None = None
 
     def _locate(self, job_id: str, job_dir: str, array_index: int | None) -> None:
         """Where the job is: its Slurm id and its files (set once it is submitted)."""
@@ -98,9 +102,11 @@ class Job(Generic[T]):
         self.max_requeues = placement.max_requeues
         self.dependencies = list(placement.dependencies)
         self.retry, self.limits = placement.retry, dict(placement.limits)
+        self.cached = placement.cached
         if placement.submitted is None:
             self.reload_attempts()
-        self.session.tracker.watch(self, submitted=placement.submitted)
+        finished = placement.cached is not None  # done already: nothing to ask Slurm
+        self.session.tracker.watch(self, submitted=placement.submitted, finished=finished)
 
     def _placement(self) -> Placement:
         return Placement(
@@ -130,7 +136,8 @@ class Job(Generic[T]):
     def __repr__(self) -> str:
         if not self.id:
             return f"<Job (batched, not submitted yet) {self.name!r}>"
-        return f"<Job {self.id} {self.name!r} {self.state.value}>"
+        cached = " (cached)" if self.cached is not None else ""
+        return f"<Job {self.id} {self.name!r} {self.state.value}{cached}>"
 
     @property
     def job_id(self) -> str:
