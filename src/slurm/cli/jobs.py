@@ -136,12 +136,24 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         script_path=job.script_path,
         stdout_path=job.stdout_path,
         stderr_path=job.stderr_path,
-        stdout_tail=tail(job.get_stdout(), lines),
-        stderr_tail=tail(job.get_stderr(), lines),
+        stdout_tail=_log_tail(cluster, job.stdout_path, lines),
+        stderr_tail=_log_tail(cluster, job.stderr_path, lines),
         outcome=job_outcome(cluster, job),
         usage=usage,
         attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
     )
+
+
+_TAIL_BYTES = 64 * 1024
+
+
+def _log_tail(cluster: Cluster, path: str, lines: int) -> str:
+    """The last ``lines`` lines of a log, from its last 64 KiB only (a log may be GBs)."""
+    try:
+        data, _ = cluster.transport.read_range(path, -_TAIL_BYTES, _TAIL_BYTES)
+    except OSError:
+        return ""
+    return tail(data.decode("utf-8", errors="replace"), lines)
 
 
 def watch_loop(
