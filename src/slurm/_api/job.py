@@ -27,6 +27,7 @@ from slurm._slurm.retry import (
 from slurm._slurm.usage import Usage, runner_usage
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
+from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import parse_run_log
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError, ResultError
 
@@ -183,8 +184,12 @@ class Job(Generic[T]):
         """Every attempt of this call, the current one last: id, state, limits, usage.
 
         One attempt unless the task's ``retry=`` ran it again; a preemption is
-        not an attempt.
+        not an attempt. A call in a pool has one attempt more for each worker that
+        lost it (cancelled, preempted, killed: state ``INTERRUPTED`` or
+        ``LEASE_EXPIRED``, the worker's Slurm id as ``job_id``).
         """
+        if is_pool_call(self.id):
+            self.reload_attempts()  # written by the workers, not by this process
         done = self.done()
         current = Attempt(
             self.id, self.state.value, dict(self.limits), self.usage if done else None

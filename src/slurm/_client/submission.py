@@ -334,10 +334,13 @@ def _submit(
             + [job_id for _, job in task.dependencies for job_id in job.__slurm_job_ref__().job_ids]
         )
     )
-    claim = _claim(session, task, resolved, payloads, depends_on)
+    pool = session.pool
+    claim = _claim(session, task, resolved, payloads, depends_on) if pool is None else _Claim()
     if claim.reattached is not None:
         return claim.reattached
     dependency = dependency_flag(session, task, refs)
+    if pool is not None:
+        pool.check(task, resolved.sbatch, prepared.sdk, dependency, prepared.launch.python)
     job_dir = claim.job_dir
     if job_dir is None:
         job_dir = session.store.new_job_dir(task.name)
@@ -359,6 +362,13 @@ def _submit(
         callbacks=travelling,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
+    if pool is not None:  # no sbatch: a worker of the pool takes the calls
+        submitted = time.time()
+        env = prepared.launch.env
+        job_id = pool.enqueue(
+            job_dir, len(payloads), array=array is not None, env=env, python=prepared.launch.python
+        )
+        return Submitted(job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits)
     journal = session.journal
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))

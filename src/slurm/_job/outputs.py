@@ -11,7 +11,7 @@ from pathlib import Path
 from slurm._wire.layout import JobPaths
 from slurm._wire.runlog import event_line, parse_run_log, starts_since_retry
 
-__all__ = ["atomic_write", "drop_marker", "log_run", "measure", "previous_starts"]
+__all__ = ["atomic_write", "commit_once", "drop_marker", "log_run", "measure", "previous_starts"]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -25,6 +25,32 @@ def atomic_write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def commit_once(outcome_path: Path, outcome: bytes, result_path: Path, result: bytes) -> bool:
+    """Write the outcome and the result unless another run of the call wrote its outcome
+    first (a pooled call taken by two workers); False then, and nothing is written.
+
+    The outcome is linked into place (``link`` fails if the name exists: one run wins);
+    TERM is held meanwhile, so that a stopped worker does not leave an outcome
+    without its result.
+    """
+    import signal
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        tmp = outcome_path.with_name(f".{outcome_path.name}.{os.getpid()}.tmp")
+        atomic_write(tmp, outcome)
+        try:
+            os.link(tmp, outcome_path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        atomic_write(result_path, result)
+        return True
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _process_began() -> float | None:
