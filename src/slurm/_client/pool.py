@@ -132,7 +132,7 @@ class Pool:
         self._sequence = 0
         self._array_id: str | None = None
         self._python: str | None = None
-        self._sbatch, self._sdk = session.options_for("pool", dict(spec.options))
+        self._sbatch, self._sdk = session.options_for("slurm-pool", dict(spec.options))
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closed = False
