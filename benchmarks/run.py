@@ -102,7 +102,20 @@ def plan(w3_size: int, quick: bool) -> list[tuple[list[Spec], int]]:
         return quick_plan
     return [
         *quick_plan,
-        (trio("W3", "W3", w3, w3, 1, 900), 1),
+        (
+            [
+                *trio("W3", "W3", w3, w3, 1, 900),
+                Spec("W3", "sdk-pool", "sdk", "W3pool", w3, 4, 2, 900),
+            ],
+            1,
+        ),
+        (
+            [
+                Spec("W5", "baseline", "baseline", "W5", 10_000, 10_000, 10, 1800),
+                Spec("W5", "sdk-pool", "sdk", "W5pool", 10_000, 4, 2, 1800),
+            ],
+            1,
+        ),
         (
             [
                 Spec("W4", "baseline", "baseline", "W4", 0, 13, 13, 300),
