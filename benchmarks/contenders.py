@@ -221,6 +221,13 @@ def sdk(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any:
                 value = array.get_results()
                 extra["pool_commands"] = pool.commands
                 extra["pool_workers"] = len(pool.worker_ids)
+            elif workload == "Wcall":  # per-call overhead: trivial calls through one worker
+                with cluster.pool(workers=1, idle_timeout=5, time="00:30:00"):
+                    array = sdk_echo.map(list(range(n)))
+                    mark()
+                value = array.get_results()
+                ended = sorted(os.stat(job.result_path).st_mtime for job in array)
+                extra["per_call_ms"] = (ended[-1] - ended[0]) / (n - 1) * 1000
             elif workload == "W4":
                 from slurm.examples.parallel_train_eval.workflow import (
                     parallel_train_eval_workflow,
@@ -276,7 +283,7 @@ CONTENDERS = {"sdk": sdk, "baseline": baseline, "submitit": submitit_run}
 
 
 def expected(workload: str, n: int) -> Any:
-    if workload in ("W1", "W1batch", "W3", "W3pool", "W5", "W5pool"):
+    if workload in ("W1", "W1batch", "W3", "W3pool", "W5", "W5pool", "Wcall"):
         return list(range(n))
     if workload in ("W2", "W2seq"):
         return n

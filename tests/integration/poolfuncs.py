@@ -23,6 +23,11 @@ def shout(x: int) -> int:
 
 
 @task(time="00:02:00", mem="64M")
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@task(time="00:02:00", mem="64M")
 def fail(x: int) -> None:
     raise PoolError(f"call {x} failed")
 

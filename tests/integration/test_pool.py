@@ -16,7 +16,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
-from poolfuncs import PoolError, fail, hold, pooled_children, shout
+from poolfuncs import PoolError, fail, hold, pooled_children, shout, total
 
 from slurm import Cluster, task
 from slurm._wire.layout import JobPaths
@@ -95,9 +95,12 @@ def test_pooled_calls_keep_results_exceptions_and_logs(cluster: Cluster) -> None
     assert isinstance(error, PoolError) and str(error) == "call 7 failed"
     assert "raise PoolError" in "".join(getattr(error, "__notes__", []))
     assert len(one.attempts) == 1 and one.usage is not None
+    # After the block, a plain job takes the pooled map's results as its argument.
+    assert total(many).get_result(timeout=_TIMEOUT) == sum(i * i for i in range(12))
     # 14 calls, and no Slurm job but the workers (one or two).
     assert 1 <= len(pool.worker_ids) <= 2
     assert _jobs_named("shout", since) == _jobs_named("fail", since) == set()
+    _until("sacct has the one plain job", lambda: len(_jobs_named("total", since)) == 1)
     workers = {w.split("_")[0] for w in pool.worker_ids}
     _until("sacct lists the workers", lambda: _jobs_named("slurm-pool", since) >= workers)
 

@@ -58,6 +58,7 @@ from slurm._wire.payload import (
     WorkflowSpec,
     dumps_payload,
 )
+from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import retry_line
 from slurm.errors import (
     ConfigurationError,
@@ -255,8 +256,15 @@ def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef
             )
         finished.add(job_id)
     parts = []
+    # A pooled call is no Slurm job that sbatch could wait for; outside its block it has
+    # ended (leaving the block waits for its calls), inside one the pool refuses to wait.
+    pooled = session.pool is None
     for kind, ids in by_kind.items():
-        ids = [i for i in dict.fromkeys(ids) if not (kind == "afterok" and i in finished)]
+        ids = [
+            i
+            for i in dict.fromkeys(ids)
+            if not (kind == "afterok" and i in finished) and not (pooled and is_pool_call(i))
+        ]
         if ids:
             parts.append(":".join([kind, *ids]))
     return ",".join(parts) or None
