@@ -160,3 +160,45 @@ def test_connect_runs_a_command_inside_a_running_job(cluster: Cluster) -> None:
         running.cancel()
     ended = _jobs(cluster, "connect", running.id)
     assert ended.exit_code == 1 and "not running" in ended.output
+
+
+def test_cancel_refuses_an_indexed_id_slurm_gave_to_another_job(cluster: Cluster) -> None:
+    """The index says a job id is the SDK's, but Slurm reused that id for a job the SDK
+    did not submit (its --comment is not the SDK's): cancel refuses, the job runs on."""
+    ours = jobfuncs.sleep_then(0.1, "ok")
+    assert ours.get_result(timeout=_TIMEOUT) == "ok"
+    other = (
+        subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "-p",
+                "debug",
+                "--mem=16M",
+                "-t",
+                "2",
+                "-o",
+                "/dev/null",
+                "--comment=someone-else",
+                "--wrap",
+                "sleep 120",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split(";")[0]
+    )
+    try:
+        # As after a controller's state reset: the old index entry now names the new job.
+        index = f"{cluster.store.index_dir}/{other}"
+        cluster.transport.write_text(index, ours.job_dir + "\n", mode=0o600)
+        refused = _jobs(cluster, "cancel", other)
+        assert refused.exit_code == 1 and "ids were reused" in refused.output
+        state = subprocess.run(
+            ["squeue", "-h", "-j", other, "-o", "%T"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        assert state in ("PENDING", "RUNNING"), state
+    finally:
+        subprocess.run(["scancel", other], check=False)

@@ -288,6 +288,24 @@ class SlurmClient:
                 return job_id.split("_", 1)[0]
         return None
 
+    def comments_of_mine(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """``{job id: --comment}`` of those of ``job_ids`` (array elements by their array's
+        id) that squeue lists as this user's, in any state it still shows.
+
+        Raises:
+            CommandError: squeue failed for another reason than unknown ids.
+        """
+        wanted = {j.split("_", 1)[0] for j in job_ids}
+        argv = ["squeue", "--noheader", "--me", "--states=all", "--format=%i|%k"]
+        result = self.run(argv, check=True)
+        found: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            job_id, _, comment = line.strip().partition("|")
+            base = job_id.split("_", 1)[0]
+            if base in wanted:
+                found[base] = comment
+        return found
+
     # --- the cluster's configuration --------------------------------------------------
     def max_array_size(self) -> int:
         """Slurm's ``MaxArraySize``, read once: from this machine's ``slurm.conf`` when the
