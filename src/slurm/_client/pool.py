@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.tasks import SubmittedTask
+from slurm._slurm.commands import JobState
 from slurm._slurm.options import check_task_options, literal_filename_pattern, merge_options
 from slurm._slurm.script import render_batch_script
 from slurm._wire.env import DONE_DIR_VARIABLE
 from slurm._wire.layout import log_patterns
 from slurm._wire.queue import PoolPaths, QueueEntry, is_entry_name
-from slurm.errors import ConfigurationError
+from slurm.errors import ConfigurationError, SlurmError
 
 if TYPE_CHECKING:
     from slurm._client.session import Session
@@ -191,13 +192,22 @@ class Pool:
         if self.pool_dir is None:
             return
         self.session.transport.write_text(self.paths.closing, "")
-        if self.worker_ids:
+        if not self.worker_ids:
+            return
+        try:
             queued = self.session.slurm.squeue(self.worker_ids)
             self.commands += 1
-            waiting = [job_id for job_id, info in queued.items() if info.state.value == "PENDING"]
+            waiting = [job_id for job_id, info in queued.items() if info.state is JobState.PENDING]
             if waiting:
                 self.session.slurm.cancel(waiting)
                 self.commands += 1
+        except SlurmError as exc:  # the running ones leave on their own (closing)
+            logger.warning(
+                "pool %s: could not cancel its workers still queued (%s); they exit as they "
+                "start, finding the pool closed",
+                self.token,
+                exc,
+            )
 
     # --- what submission asks -------------------------------------------------------
     def check(
