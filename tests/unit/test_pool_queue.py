@@ -17,7 +17,7 @@ import pytest
 from slurm._api.task import Task
 from slurm._client.pool import check_pool
 from slurm._job.claims import LocalQueue
-from slurm._job.outputs import commit_once
+from slurm._job.outputs import commit_once, cpu_seconds
 from slurm._job.worker import run_worker
 from slurm._slurm.retry import read_attempts
 from slurm._wire.layout import JobPaths
@@ -276,8 +276,13 @@ def test_a_worker_runs_the_queue_and_leaves_when_told(
     done_dir = tmp_path / "done"
     done_dir.mkdir()
     env = {"SLURM_SDK_DONE_DIR": str(done_dir), "PATH": os.environ["PATH"]}
+    began, cpu_began = time.time(), cpu_seconds()
     with capsys.disabled():  # the worker sends fd 1 and 2 to each call's files
         assert run_worker(pool_dir, env) == 0
+    # Each call's figures are its own, not the worker process's so far.
+    usage = json.loads(Path(JobPaths(many, 1).usage).read_text())
+    assert usage["started"] >= began
+    assert 0 <= usage["cpu_s"] <= cpu_seconds() - cpu_began
     for index in range(3):
         envelope = Envelope.from_bytes(Path(JobPaths(many, index).result).read_bytes())
         assert envelope.ok and envelope.job_id == f"pool-ab-10_{index}"

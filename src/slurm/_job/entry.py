@@ -25,6 +25,7 @@ from slurm._job.hooks import RunnerHooks
 from slurm._job.outputs import (
     atomic_write,
     commit_once,
+    cpu_seconds,
     drop_marker,
     log_run,
     measure,
@@ -61,6 +62,7 @@ def run_job(
     is created exclusively, so that a call taken by two workers completes once.
     """
     started = time.time()
+    cpu_before = cpu_seconds() if pooled is not None else None
     job_dir = Path(job_dir)
     env = dict(os.environ if env is None else env)
     guard = Guard()
@@ -122,7 +124,7 @@ def run_job(
     usage_path = Path(paths.usage) if rank is None else result_path.with_suffix(".usage")
     outcome_path = Path(paths.outcome) if rank is None else result_path.with_suffix(".json")
     with contextlib.suppress(OSError):  # the figures must never cost the result
-        atomic_write(usage_path, measure(paths, env, started))
+        atomic_write(usage_path, measure(paths, env, started, cpu_before))
     # The outcome first: whoever sees the result file (the job is over) finds it.
     outcome = envelope.outcome().to_json().encode("utf-8")
     if pooled is None:
