@@ -21,6 +21,8 @@ them in ``ranks/i/`` instead.
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 ``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
 ``results/i.runs``, ``results/i.usage`` and ``results/i.attempts``.
+A worker pool's directory (its queue and its workers' logs) is laid out by
+:mod:`slurm._wire.queue`; each pooled call keeps the files above in its own directory.
 ``result.json`` (the outcome: no pickle) is what status checks read;
 ``result.pkl`` is unpickled only by ``get_result()``. Pure string work: no file
 is touched.
