@@ -22,7 +22,7 @@ from slurm import Cluster, task
 from slurm._wire.layout import JobPaths
 from slurm._wire.runlog import parse_run_log
 from slurm.devcluster import SshInfo
-from slurm.errors import ConfigurationError
+from slurm.errors import ConfigurationError, JobTerminatedError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -141,6 +141,20 @@ def test_worker_killed_with_a_call_in_hand_finishes_elsewhere_once(
     stopped = _until("sacct has the first worker", lambda: _sacct_state(worker))
     assert stopped in ("CANCELLED", "FAILED"), stopped
     assert _finished(job.paths).count("finished") == 1
+
+
+def test_a_call_cancelled_while_it_waits_is_skipped(cluster: Cluster, home_tmp: Path) -> None:
+    log, go = home_tmp / "log", home_tmp / "go"
+    with cluster.pool(workers=1, idle_timeout=30, time="00:05:00", mem="128M"):
+        busy = hold(str(log), str(go))  # keeps the one worker busy
+        waiting = shout(5)
+        _until("the first call started", lambda: log.exists() and log.read_text())
+        waiting.cancel()
+        go.write_text("")
+    assert busy.get_result() == "held"
+    error = waiting.exception()
+    assert isinstance(error, JobTerminatedError) and "cancelled" in str(error)
+    assert waiting.get_stdout() == ""  # it never ran
 
 
 def test_a_workflows_children_in_a_pool(cluster: Cluster) -> None:

@@ -296,3 +296,21 @@ def test_a_worker_runs_the_queue_and_leaves_when_told(
     ]
     assert os.listdir(PoolPaths(pool_dir).claimed) == []
     assert os.listdir(PoolPaths(pool_dir).workers) == []
+
+
+def test_a_call_cancelled_before_a_worker_took_it_never_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, pool_dir = _pool(tmp_path)
+    settings = {"lease": 30, "heartbeat": 5, "idle_timeout": 60, "min_workers": 0}
+    Path(PoolPaths(pool_dir).settings).write_text(json.dumps(settings))
+    job_dir = _call_dir(base, "sq-12")
+    _put(pool_dir, QueueEntry("pool-ab-12", job_dir, False))
+    Path(JobPaths(job_dir).cancel).write_text("")  # what Job.cancel() writes
+    Path(PoolPaths(pool_dir).closing).write_text("")
+    with capsys.disabled():
+        assert run_worker(pool_dir, {"PATH": os.environ["PATH"]}) == 0
+    envelope = Envelope.from_bytes(Path(JobPaths(job_dir).result).read_bytes())
+    assert not envelope.ok and envelope.type_name == "slurm.errors.JobTerminatedError"
+    assert "cancelled" in envelope.message
+    assert not Path(JobPaths(job_dir).stdout).exists()  # it never ran

@@ -592,8 +592,15 @@ class Job(Generic[T]):
 
     # --- control and logs ------------------------------------------------------
     def cancel(self) -> None:
-        """Cancel the job (no error if it already ended)."""
+        """Cancel the job (no error if it already ended).
+
+        A call in a worker pool that no worker has taken yet is skipped (it ends with
+        a ``JobTerminatedError``, state ``CANCELLED``); one already running runs on.
+        """
         self._check_submitted()
+        if is_pool_call(self.id):
+            self.session.transport.write_text(self.paths.cancel, "")
+            return
         self.session.slurm.cancel([self.id])
         self.session.tracker.refresh([self])
         self.session.tracker.ending_soon()

@@ -29,8 +29,12 @@ from types import FrameType
 from slurm._job.call import WorkflowHost
 from slurm._job.claims import LocalQueue, TrustCheck
 from slurm._job.entry import run_job
+from slurm._job.outputs import commit_once, drop_marker
+from slurm._wire.env import DONE_DIR_VARIABLE
 from slurm._wire.layout import JobPaths
+from slurm._wire.payload import envelope_for_exception
 from slurm._wire.queue import PoolPaths
+from slurm.errors import JobTerminatedError
 
 __all__ = ["PoolSettings", "main", "run_worker"]
 
@@ -131,6 +135,9 @@ def run_worker(
             for index, call_id in claim.entry.call_ids():
                 call_env = {**env, **dict(claim.entry.env)}
                 job_paths = JobPaths(claim.entry.job_dir, index)
+                if os.path.exists(job_paths.cancel):
+                    _cancelled(job_paths, call_id, call_env, log)
+                    continue
                 with _logs_to(job_paths.stdout, job_paths.stderr):
                     run_job(claim.entry.job_dir, call_env, host=host, pooled=(index, call_id))
                 ran += 1
@@ -142,6 +149,22 @@ def run_worker(
         queue.leave()
     log(f"ran {ran} call(s); exiting")
     return 0
+
+
+def _cancelled(
+    paths: JobPaths, call_id: str, env: dict[str, str], log: Callable[[str], None]
+) -> None:
+    """A call cancelled before it ran: its outcome says so, and it never runs."""
+    error = JobTerminatedError(
+        f"The call {call_id} was cancelled (job.cancel()) before a worker of its pool ran it.",
+        job_id=call_id,
+        state="CANCELLED",
+    )
+    envelope = envelope_for_exception(error, job_id=call_id)
+    outcome = envelope.outcome().to_json().encode("utf-8")
+    if commit_once(Path(paths.outcome), outcome, Path(paths.result), envelope.to_bytes()):
+        drop_marker(env.get(DONE_DIR_VARIABLE), call_id)
+        log(f"skipped the call {call_id}: cancelled")
 
 
 def _time_to_go(

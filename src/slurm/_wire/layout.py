@@ -93,6 +93,11 @@ class JobPaths:
         return self.result.removesuffix(".pkl") + ".attempts"
 
     @property
+    def cancel(self) -> str:
+        """Written by ``Job.cancel()`` of a call in a worker pool: a worker skips it."""
+        return self.result.removesuffix(".pkl") + ".cancel"
+
+    @property
     def stdout(self) -> str:
         if self.index is None:
             return f"{self.job_dir}/stdout"
