@@ -147,8 +147,8 @@ def test_a_call_cancelled_while_it_waits_is_skipped(cluster: Cluster, home_tmp: 
     log, go = home_tmp / "log", home_tmp / "go"
     with cluster.pool(workers=1, idle_timeout=30, time="00:05:00", mem="128M"):
         busy = hold(str(log), str(go))  # keeps the one worker busy
-        waiting = shout(5)
         _until("the first call started", lambda: log.exists() and log.read_text())
+        waiting = shout(5)  # queued behind it (calls are taken in no set order)
         waiting.cancel()
         go.write_text("")
     assert busy.get_result() == "held"
