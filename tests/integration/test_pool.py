@@ -18,7 +18,7 @@ import cloudpickle
 import pytest
 from poolfuncs import PoolError, fail, hold, pooled_children, shout, total
 
-from slurm import Cluster, task
+from slurm import Cluster, JobState, task
 from slurm._wire.layout import JobPaths
 from slurm._wire.runlog import parse_run_log
 from slurm.devcluster import SshInfo
@@ -149,6 +149,7 @@ def test_a_call_cancelled_while_it_waits_is_skipped(cluster: Cluster, home_tmp: 
         busy = hold(str(log), str(go))  # keeps the one worker busy
         _until("the first call started", lambda: log.exists() and log.read_text())
         waiting = shout(5)  # queued behind it (calls are taken in no set order)
+        assert (busy.state, waiting.state) == (JobState.RUNNING, JobState.PENDING)
         waiting.cancel()
         go.write_text("")
     assert busy.get_result() == "held"

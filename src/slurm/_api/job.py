@@ -145,11 +145,17 @@ class Job(Generic[T]):
     # --- state ---------------------------------------------------------------
     @property
     def state(self) -> JobState:
-        """The last state seen by the tracker (COMPLETED/FAILED once a result exists)."""
+        """The last state seen by the tracker (COMPLETED/FAILED once a result exists).
+
+        A call in a worker pool is PENDING until a worker started it (its run log
+        says so), then RUNNING.
+        """
         self._check_submitted()
         outcome = self._load_outcome()
         if outcome is not None:
             return JobState.COMPLETED if outcome.ok else JobState.FAILED
+        if is_pool_call(self.id):
+            return JobState.RUNNING if self._runs_log() else JobState.PENDING
         return self.session.tracker.state_of(self)
 
     def get_status(self) -> JobState:
