@@ -298,3 +298,18 @@ def torch_allreduce(ctx: JobContext) -> dict[str, Any]:
         return {"rank": dist.get_rank(), "sum": float(tensor.item()), "host": socket.gethostname()}
     finally:
         dist.destroy_process_group()
+
+
+@task(time="00:02:00", mem="64M", cache=True)
+def cached_square(x: int) -> int:
+    return x * x
+
+
+@workflow(time="00:05:00", mem="256M")
+def square_in_workflow(x: int, ctx: WorkflowContext) -> dict[str, Any]:
+    """Calls the cached task from the workflow's node: the client's result is seen there."""
+    job = cached_square(x)
+    return {
+        "value": job.get_result(timeout=120),
+        "cached_from": job.cached.job_id if job.cached is not None else None,
+    }

@@ -9,8 +9,9 @@ import time
 import jobfuncs
 from click.testing import CliRunner, Result
 
-from slurm import Cluster
+from slurm import Cluster, task
 from slurm.cli import main
+from slurm.inspect import printable
 
 _TIMEOUT = 120.0
 
@@ -202,3 +203,30 @@ def test_cancel_refuses_an_indexed_id_slurm_gave_to_another_job(cluster: Cluster
         assert state in ("PENDING", "RUNNING"), state
     finally:
         subprocess.run(["scancel", other], check=False)
+
+
+HOSTILE_LOG = "title \x1b]0;owned\x07 clipboard \x1b]52;c;eA==\x07 [red]markup[/] 10%\r90%"
+
+
+@task(time="00:02:00", mem="64M")
+def _print_hostile() -> str:
+    import sys
+
+    print(HOSTILE_LOG, flush=True)
+    print(HOSTILE_LOG, file=sys.stderr, flush=True)
+    return "\x1b]0;result\x07"
+
+
+def test_logs_show_and_list_never_pass_escape_sequences_to_the_terminal(cluster: Cluster) -> None:
+    """A log and a result that hold escape sequences and rich markup: printed
+    as visible escapes and literal brackets; ``logs --raw`` gives the bytes unchanged."""
+    job = _print_hostile()
+    assert job.get_result(timeout=_TIMEOUT) == "\x1b]0;result\x07"
+    logs = _ok(cluster, "logs", job.id)
+    assert logs == printable(HOSTILE_LOG, keep="\r") + "\n"
+    assert "\x1b" not in logs and "\x07" not in logs
+    assert _ok(cluster, "logs", job.id, "--raw") == HOSTILE_LOG + "\n"
+    shown = _ok(cluster, "show", job.id)
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "[red]markup[/]" in shown and "\\x1b]0;owned\\x07" in shown
+    assert "\x1b" not in _ok(cluster, "list")

@@ -25,7 +25,13 @@ from slurm._api.task import Task
 from slurm._client.packaging import environment_for
 from slurm.cli import main
 from slurm.devcluster import SshInfo
-from slurm.errors import ConfigurationError, InvalidOptionError, ResultError, SubmissionError
+from slurm.errors import (
+    ConfigurationError,
+    InvalidOptionError,
+    ResultError,
+    SubmissionError,
+    TaskFailedError,
+)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -211,6 +217,27 @@ def test_stray_module_reaches_no_rank_and_no_empty_pythonpath_entry(
     assert not (stray / "IMPORTED").exists()
 
 
+def _environment_of_the_job() -> Task[..., dict[str, str]]:
+    @task(time="00:02:00", mem="64M")
+    def environment() -> dict[str, str]:
+        return dict(os.environ)
+
+    return environment
+
+
+def test_the_sdks_secret_never_reaches_a_local_job(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch exports the submitter's environment: ``$SLURM_SDK_PASSWORD`` is not passed
+    to it (the rest is, as Slurm users expect)."""
+    monkeypatch.setenv("SLURM_SDK_PASSWORD", "hunter2")
+    monkeypatch.setenv("SDK_TEST_PLAIN", "kept")
+    with _cluster(home_tmp / "jobs"):
+        seen = _environment_of_the_job()().get_result(timeout=120)
+    assert "SLURM_SDK_PASSWORD" not in seen and seen["SDK_TEST_PLAIN"] == "kept"
+    assert "hunter2" not in "".join(seen.values())
+
+
 # --- job ids and index entries ----------------------------------------------------------
 
 HOSTILE_IDS = ["--user=root", "1;id", "$(id)", "../../etc", "1 2", "12_", "٣"]
@@ -323,6 +350,24 @@ def test_get_result_unpickles_only_a_private_file(
         os.chown(job_dir / "result.pkl", 65534, 65534)
     with _cluster(base) as cluster, pytest.raises(ResultError, match="Refusing to unpickle"):
         cluster.get_job(job.id).get_result(timeout=30)
+    assert not marker.exists()
+
+
+def test_a_job_argument_is_unpickled_on_the_node_only_from_a_private_file(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A job given another job's result as an argument reads it on the node with the check
+    ``get_result()`` makes: a result another user owns is refused there, and nothing in it
+    runs."""
+    base, marker = home_tmp / "jobs", home_tmp / "UNPICKLED"
+    with _cluster(base):
+        first = add(1, 2)
+        assert add(first, 10).get_result(timeout=120) == 13  # a private result: read
+        job_dir = Path(first.job_dir)
+        _plant_trap(job_dir, marker)
+        os.chown(job_dir / "result.pkl", intruder.pw_uid, intruder.pw_gid)
+        with pytest.raises(ResultError, match=r"Refusing to unpickle .*owned by uid"):
+            add(first, 10).get_result(timeout=120)
     assert not marker.exists()
 
 
@@ -746,3 +791,37 @@ def test_truncated_result_is_a_clear_error(devcluster: object, home_tmp: Path) -
         assert again.get_status().value == "FAILED"
     shown = _cli(base, "show", job.id)
     assert shown.exit_code == 0 and "cannot be read" in shown.output
+
+
+# --- a result the client does not trust ---------------------------------------------------
+
+
+class _RunsCode:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (self.path,))
+
+
+def test_an_untrusted_result_is_plain_data_or_refused(devcluster: object, home_tmp: Path) -> None:
+    """``trusted=False`` against a login node that rewrote a result: the forged pickle is
+    refused and nothing in it runs; real plain results and errors still come back."""
+    from jobfuncs import fail_with
+
+    marker = home_tmp / "the-forged-result-ran"
+    with _cluster(home_tmp / "jobs"):
+        job = add(1, 2)
+        assert job.get_result(timeout=120, trusted=False) == 3
+        failed = fail_with("boom")
+        with pytest.raises(TaskFailedError, match="boom"):
+            failed.get_result(timeout=120, trusted=False)
+        forged = add(2, 2)
+        forged.wait(timeout=120)
+        result = Path(forged.result_path)
+        fields = cloudpickle.loads(result.read_bytes())
+        fields["value"] = cloudpickle.dumps(_RunsCode(str(marker)))
+        result.write_bytes(cloudpickle.dumps(fields))
+        with pytest.raises(ResultError, match="not plain data"):
+            forged.get_result(trusted=False)
+    assert not marker.exists()

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from slurm._api.array import ArrayJob
 from slurm._api.job import Job
 from slurm._api.task import Task, enter_cluster, leave_cluster
+from slurm._client.cache import ResultCache
+from slurm._client.calls import submit_batch, submit_calls
 from slurm._client.events import Submitted
 from slurm._client.session import Session
 from slurm._client.settings import ClusterSettings, choose_backend, settings_from_namespace
 from slurm._client.settings import add_argparse_args as _add_argparse_args
 from slurm._client.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
-from slurm._client.submission import submit_batch, submit_calls
 from slurm._client.tracker import Tracker
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.options import check_task_options, merge_options
@@ -443,7 +444,8 @@ class Cluster:
             for (_, _, job), placement in zip(collected, placements, strict=True):
                 job.adopt(placement)
             for (task, _, job), placement in zip(collected, placements, strict=True):
-                self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
+                if placement.cached is None:  # one answered from the cache was not submitted
+                    self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
         finally:
             leave_cluster(token)
             self._batch = None
@@ -515,7 +517,8 @@ class Cluster:
             self.session, task, [Call(tuple(args), dict(kwargs))], array=False
         )
         job.adopt(placement)
-        self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
+        if placement.cached is None:  # one answered from the cache was not submitted
+            self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
         return job
 
     def submit_map(
@@ -543,8 +546,9 @@ class Cluster:
             job.adopt(placement)
             jobs.append(job)
         array: ArrayJob[R] = ArrayJob(self.session, parts, jobs, name=task.name)
-        reattached = bool(placements) and placements[0].submitted is None
-        self._announce(array, task, parts[0][0], parts[0][1], reattached)
+        ran = [p for p in placements if p.cached is None]  # the others came from the cache
+        if parts:
+            self._announce(array, task, parts[0][0], parts[0][1], ran[0].submitted is None)
         return array
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -591,6 +595,12 @@ class Cluster:
         if track:
             self.tracker.watch(job)
         return job
+
+    @property
+    def cache(self) -> ResultCache:
+        """The results of ``cache=True`` calls kept under the job base directory: ``list()``,
+        ``show(key)``, ``clear(...)`` (see :class:`slurm.inspect.ResultCache`)."""
+        return ResultCache(self.session)
 
     # --- diagnostics -----------------------------------------------------------------
     def prune(

@@ -25,6 +25,7 @@ from slurm._slurm.retry import (
     read_attempts,
 )
 from slurm._slurm.usage import Usage, runner_usage
+from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
 from slurm._wire.queue import is_pool_call
@@ -75,6 +76,9 @@ class Job(Generic[T]):
         self.limits: dict[str, str] = {}
         self._earlier: list[Attempt] = []
         self._usage: Usage | None = None
+        #: The cache entry that answered this call (a task with ``cache=True`` whose key had a
+        #: result): its ``job_id`` and ``job_dir`` are the run that made it. None: it ran.
+        self.cached: CacheEntry | None = None
 
     def _locate(self, job_id: str, job_dir: str, array_index: int | None) -> None:
         """Where the job is: its Slurm id and its files (set once it is submitted)."""
@@ -99,9 +103,11 @@ class Job(Generic[T]):
         self.max_requeues = placement.max_requeues
         self.dependencies = list(placement.dependencies)
         self.retry, self.limits = placement.retry, dict(placement.limits)
+        self.cached = placement.cached
         if placement.submitted is None:
             self.reload_attempts()
-        self.session.tracker.watch(self, submitted=placement.submitted)
+        finished = placement.cached is not None  # done already: nothing to ask Slurm
+        self.session.tracker.watch(self, submitted=placement.submitted, finished=finished)
 
     def _placement(self) -> Placement:
         return Placement(
@@ -131,7 +137,8 @@ class Job(Generic[T]):
     def __repr__(self) -> str:
         if not self.id:
             return f"<Job (batched, not submitted yet) {self.name!r}>"
-        return f"<Job {self.id} {self.name!r} {self.state.value}>"
+        cached = " (cached)" if self.cached is not None else ""
+        return f"<Job {self.id} {self.name!r} {self.state.value}{cached}>"
 
     @property
     def job_id(self) -> str:
@@ -410,13 +417,20 @@ class Job(Generic[T]):
         except FileNotFoundError:
             return ""
 
-    def get_result(self, timeout: float | None = None) -> T:
+    def get_result(self, timeout: float | None = None, *, trusted: bool = True) -> T:
         """Wait for the job and return its value, or raise its exception.
 
         Raises the task's own exception (with the remote traceback as a note),
         :class:`~slurm.errors.TaskFailedError` when that type cannot be rebuilt,
         :class:`~slurm.errors.JobTerminatedError` when the job ended without a
         result, :class:`~slurm.errors.JobTimeoutError` when ``timeout`` passed.
+
+        Unpickling runs code: whoever controls the cluster's login node (a host key
+        accepted on first use, an administrator) could write a result that runs code
+        here. ``trusted=False`` rebuilds only plain data (numbers, strings, bytes,
+        containers, dates, decimals, paths; :class:`~slurm.errors.ResultError` for
+        anything else) and never the remote exception: a
+        :class:`~slurm.errors.TaskFailedError` names it instead.
         """
         if not self.wait_final(timeout):
             raise JobTimeoutError(
@@ -424,10 +438,10 @@ class Job(Generic[T]):
                 f"{self.state.value}. Call get_result() again to keep waiting.",
                 job_id=self.id,
             )
-        envelope = self._load_envelope()
+        envelope = self._load_envelope(trusted=trusted)
         if envelope is None:
             raise self._terminated_error()
-        value: T = envelope.unwrap()
+        value: T = envelope.unwrap(trusted=trusted)
         return value
 
     result = get_result
@@ -517,12 +531,13 @@ class Job(Generic[T]):
                 )
         return self._outcome
 
-    def _load_envelope(self) -> Envelope | None:
-        """The result envelope, unpickled only from a file only this user can have written."""
+    def _load_envelope(self, *, trusted: bool = True) -> Envelope | None:
+        """The result envelope, unpickled only from a file only this user can have written
+        (``trusted=False``: and only if it is plain data)."""
         if self._envelope is None and self.session.tracker.has_result(self):
             self.session.store.check_private(self.result_path, job_id=self.id)
             data = self.session.transport.read_bytes(self.result_path)
-            self._envelope = Envelope.from_bytes(data, job_id=self.id)
+            self._envelope = Envelope.from_bytes(data, job_id=self.id, trusted=trusted)
             self._outcome = self._outcome or self._envelope.outcome()
         return self._envelope
 
@@ -547,6 +562,15 @@ class Job(Generic[T]):
             why = why.replace("its node", f"its node {info.node}")
         if reason == "DependencyNeverSatisfied":
             why = "a job it depends on failed, so it can never start (it was cancelled)"
+        if state == "FAILED" and not tail and not self.session.transport.exists(self.stderr_path):
+            # Slurm opens the logs before the script runs: none means the node could not.
+            node = f"node {info.node}" if info and info.node else "its node"
+            why = (
+                f"{node} could not even create its log files in {self.job_dir}, so the "
+                f"compute nodes probably cannot see the job base directory "
+                f"{self.session.store.base_dir} (a disk of the submitting machine's own, "
+                "such as /tmp); give job_base_dir= a directory on a file system the nodes share"
+            )
         if info is None:
             why += ", and Slurm no longer lists it (squeue forgets ended jobs after MinJobAge)"
             if self.session.tracker.sacct_failed:

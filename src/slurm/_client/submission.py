@@ -2,7 +2,7 @@
 
 :func:`submit_calls` runs in named phases, each a function of its own:
 
-1. :func:`_resolve` the options: the cluster's defaults under the task's,
+1. :func:`resolve` the options: the cluster's defaults under the task's,
    requeue and retry policy, limits (pure checks first: bad input fails
    before anything is prepared);
 2. :func:`_prepare_code`: the interpreter and shipped source (the preflight
@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm._client.cachekey import CachePolicy, cache_policy
 from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
@@ -45,6 +46,7 @@ from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
+from slurm._wire.cache import CacheEntry
 from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
@@ -77,11 +79,11 @@ __all__ = [
     "dependency_flag",
     "is_multi_rank",
     "requeue_policy",
+    "resolve",
     "resubmit",
     "retry_policy",
     "submit",
-    "submit_batch",
-    "submit_calls",
+    "submit_parts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +127,12 @@ class Placement:
     retry: Retry | None
     limits: Mapping[str, str]
     submitted: float | None
+    cached: CacheEntry | None = None
+
+    @classmethod
+    def from_cache(cls, entry: CacheEntry) -> Placement:
+        """A call answered from the cache: the run that made its result."""
+        return cls(entry.job_id, entry.job_dir, entry.array_index, 0, (), None, {}, None, entry)
 
     @classmethod
     def of(cls, done: Submitted, job_id: str, index: int | None) -> Placement:
@@ -141,7 +149,7 @@ class Placement:
 
 
 @dataclass(frozen=True)
-class _Resolved:
+class Resolved:
     """Phase 1: the options of one submission, checked."""
 
     sbatch: dict[str, Any]
@@ -150,10 +158,11 @@ class _Resolved:
     policy: RunPolicy
     retry: Retry | None
     limits: dict[str, str]
+    cache: CachePolicy | None = None
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     """Phase 2: how the job starts on the cluster."""
 
     launch: Launch
@@ -170,6 +179,17 @@ class _Claim:
     digest: str = ""
     job_dir: str | None = None  # prepared by an earlier run of the workflow
     reattached: Submitted | None = None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Phases 1 and 2 done once for calls submitted in parts (the misses of a cached map);
+    ``journal=False``: the position in a workflow's journal was taken for them already."""
+
+    resolved: Resolved
+    prepared: Prepared
+    travelling: list[Any]
+    journal: bool = True
 
 
 def retry_policy(
@@ -282,7 +302,12 @@ def _outcome(session: Session, ref: JobRef) -> Outcome | None:
 
 
 def submit(
-    session: Session, task: SubmittedTask, calls: Sequence[Call], *, array: str | None
+    session: Session,
+    task: SubmittedTask,
+    calls: Sequence[Call],
+    *,
+    array: str | None,
+    staged: Staged | None = None,
 ) -> Submitted:
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
@@ -302,7 +327,7 @@ def submit(
     """
     created: list[str] = []
     try:
-        return _submit(session, task, calls, array=array, created=created)
+        return _submit(session, task, calls, array=array, created=created, staged=staged)
     except (ConfigurationError, SubmissionError) as exc:
         if created and not (isinstance(exc, SubmissionError) and not exc.refused):
             session.store.remove_job_dir(created[0])
@@ -325,15 +350,12 @@ def _submit(
     *,
     array: str | None,
     created: list[str],
+    staged: Staged | None = None,
 ) -> Submitted:
-    resolved = _resolve(session, task)
+    if staged is None:
+        staged = stage(session, task, resolve(session, task), calls)
+    resolved, prepared, travelling = staged.resolved, staged.prepared, staged.travelling
     events = session.events
-    began = time.monotonic()
-    events.emit(PackagingBegan(task, dict(resolved.sdk)))
-    travelling = list(session.runner_callbacks())
-    prepared = _prepare_code(session, task, resolved, calls, travelling)
-    image = prepared.container.image if prepared.container is not None else None
-    events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     check_by_value(task, payloads, prepared.launch.python_version)
     depends_on = tuple(
@@ -343,7 +365,8 @@ def _submit(
         )
     )
     pool = session.pool
-    claim = _claim(session, task, resolved, payloads, depends_on) if pool is None else _Claim()
+    journaled = staged.journal and pool is None
+    claim = _claim(session, task, resolved, payloads, depends_on) if journaled else _Claim()
     if claim.reattached is not None:
         return claim.reattached
     dependency = dependency_flag(session, task, refs)
@@ -377,7 +400,7 @@ def _submit(
             job_dir, len(payloads), array=array is not None, env=env, python=prepared.launch.python
         )
         return Submitted(job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits)
-    journal = session.journal
+    journal = session.journal if claim.seq >= 0 else None
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
     session.store.ensure_layout()
@@ -391,8 +414,8 @@ def _submit(
     )
 
 
-def _resolve(session: Session, task: SubmittedTask) -> _Resolved:
-    """Phase 1: the task's options over the cluster's defaults; requeue and retry
+def resolve(session: Session, task: SubmittedTask) -> Resolved:
+    """Phase 1: the task's options over the cluster's defaults; requeue, retry and cache
     policy and the limits, all checked before anything is prepared or written."""
     sbatch_options, sdk_options = session.options_for(task.name, task.options)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
@@ -400,16 +423,31 @@ def _resolve(session: Session, task: SubmittedTask) -> _Resolved:
     if retry is not None and "TIMEOUT" in retry.on:
         policy = dataclasses.replace(policy, requeue_on_time_limit=False)
     limits = limits_of(sbatch_options)
-    return _Resolved(sbatch_options, sdk_options, requeue_flags, policy, retry, limits)
+    cache = cache_policy(task, {**sbatch_options, **sdk_options})
+    return Resolved(sbatch_options, sdk_options, requeue_flags, policy, retry, limits, cache)
+
+
+def stage(
+    session: Session, task: SubmittedTask, resolved: Resolved, calls: Sequence[Call]
+) -> Staged:
+    """Phase 2, reported on the event stream: how the job starts on the cluster."""
+    events = session.events
+    began = time.monotonic()
+    events.emit(PackagingBegan(task, dict(resolved.sdk)))
+    travelling = list(session.runner_callbacks())
+    prepared = _prepare_code(session, task, resolved, calls, travelling)
+    image = prepared.container.image if prepared.container is not None else None
+    events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
+    return Staged(resolved, prepared, travelling)
 
 
 def _prepare_code(
     session: Session,
     task: SubmittedTask,
-    resolved: _Resolved,
+    resolved: Resolved,
     calls: Sequence[Call],
     callbacks: Sequence[Any] = (),
-) -> _Prepared:
+) -> Prepared:
     """Phase 2: the interpreter and the call's local source (the preflight runs first, so
     that it fails before anything is written; the modules of the ``callbacks`` that
     travel are shipped too), the container image, a workflow's spec."""
@@ -428,7 +466,7 @@ def _prepare_code(
             raise
         raise PackagingError(str(exc)) from exc
     workflow = session.workflow_spec(for_children) if task.is_workflow else None
-    return _Prepared(launch, sdk_options, container, workflow)
+    return Prepared(launch, sdk_options, container, workflow)
 
 
 def _pickle_calls(
@@ -492,7 +530,7 @@ def check_by_value(
 def _claim(
     session: Session,
     task: SubmittedTask,
-    resolved: _Resolved,
+    resolved: Resolved,
     payloads: Sequence[bytes],
     depends_on: Sequence[str],
 ) -> _Claim:
@@ -531,8 +569,8 @@ def _claim(
 
 def _render(
     session: Session,
-    resolved: _Resolved,
-    prepared: _Prepared,
+    resolved: Resolved,
+    prepared: Prepared,
     job_dir: str,
     array: str | None,
     dependency: str | None,
@@ -631,22 +669,19 @@ def _warn_callbacks(message: str) -> None:
     logging.getLogger("slurm.callbacks").warning("%s", message)
 
 
-def submit_calls(
+def submit_parts(
     session: Session,
     task: SubmittedTask,
     calls: Sequence[Call],
     *,
     array: bool,
     max_concurrent: int | None = None,
+    staged: Staged | None = None,
 ) -> tuple[list[tuple[str, str]], list[Placement]]:
-    """Submit ``calls`` (one job, or arrays): the (Slurm id, job directory) of each
-    submission, and one :class:`Placement` per call, in call order.
-
-    Slurm caps array indices below MaxArraySize: more calls become several
-    arrays, transparently (results still in call order).
-    """
+    """:func:`slurm._client.calls.submit_calls` without the cache: one job, or arrays of
+    at most MaxArraySize elements (``staged``: phases 1 and 2 done already)."""
     if not array:
-        done = submit(session, task, calls[:1], array=None)
+        done = submit(session, task, calls[:1], array=None, staged=staged)
         return [(done.job_id, done.job_dir)], [Placement.of(done, done.job_id, None)]
     limit = session.max_array_size
     parts: list[tuple[str, str]] = []
@@ -656,33 +691,10 @@ def submit_calls(
         spec = f"0-{len(part) - 1}"
         if max_concurrent:
             spec += f"%{int(max_concurrent)}"
-        done = submit(session, task, part, array=spec)
+        done = submit(session, task, part, array=spec, staged=staged)
         parts.append((done.job_id, done.job_dir))
         placements += [Placement.of(done, f"{done.job_id}_{i}", i) for i in range(len(part))]
     return parts, placements
-
-
-def submit_batch(
-    session: Session, collected: Sequence[tuple[SubmittedTask, Call]]
-) -> list[Placement]:
-    """Submit the calls a ``cluster.batch()`` block collected: one array per task and
-    option set (a lone call as a plain job). One placement per call, in their order."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for position, (task, _) in enumerate(collected):
-        key = (
-            task.unwrapped,
-            task.is_workflow,
-            repr(sorted(task.options.items())),
-            tuple((kind, id(dep)) for kind, dep in task.dependencies),
-        )
-        groups.setdefault(key, []).append(position)
-    placements: dict[int, Placement] = {}
-    for members in groups.values():
-        calls = [collected[i][1] for i in members]
-        task = collected[members[0]][0]
-        _, placed = submit_calls(session, task, calls, array=len(members) > 1)
-        placements.update(zip(members, placed, strict=True))
-    return [placements[i] for i in range(len(collected))]
 
 
 def is_multi_rank(options: Mapping[str, Any]) -> bool:

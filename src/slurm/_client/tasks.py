@@ -7,7 +7,7 @@ properties, so that they never import the API layer above them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 __all__ = ["SubmittedTask"]
@@ -37,6 +37,12 @@ class SubmittedTask(Protocol):
 
     @property
     def reference_module(self) -> str | None: ...
+
+    def call_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> list[tuple[str, Any]]:
+        """A call's arguments by parameter name, defaults filled in (for its cache key)."""
+        ...
 
 
 class CallQueue(Protocol):

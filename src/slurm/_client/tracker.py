@@ -107,9 +107,18 @@ class Tracker:
         self.status_interval: float | None = None
 
     # --- public ---------------------------------------------------------------
-    def watch(self, job: Watched, *, submitted: float | None = None) -> None:
-        """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups."""
+    def watch(
+        self, job: Watched, *, submitted: float | None = None, finished: bool = False
+    ) -> None:
+        """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups.
+        ``finished``: its result is known to be there (a call answered from the cache):
+        final at once, without a look at Slurm or an event."""
         with self._cond:
+            if finished and job.id not in self._watches:
+                self._watches[job.id] = _Watch(
+                    job.id, job.result_path, has_result=True, final=True, subject=job
+                )
+                return
             if job.id not in self._watches:
                 self._watches[job.id] = _Watch(
                     job.id,

@@ -40,7 +40,12 @@ __all__ = ["Look", "SlurmClient"]
 logger = logging.getLogger(__name__)
 
 _INHERITED_PREFIXES = ("SLURM_", "SBATCH_", "SALLOC_", "SQUEUE_", "SACCT_", "SRUN_")
-_KEEP_INHERITED = frozenset({"SLURM_CONF"})
+#: Kept from a job's environment for the jobs it submits: the cluster's configuration,
+#: and a site's export policy (``SBATCH_EXPORT=NONE`` in the login profile).
+_KEEP_INHERITED = frozenset({"SLURM_CONF", "SBATCH_EXPORT"})
+#: Never passed to a Slurm command, so never into a job's environment (sbatch exports
+#: the submitter's environment): the SDK's own secrets.
+_SECRETS = ("SLURM_SDK_PASSWORD",)
 _ATTEMPTS = 5
 _TRANSIENT_ERRORS = (
     "Socket timed out",
@@ -103,14 +108,15 @@ class SlurmClient:
     def run(self, argv: Sequence[str], *, check: bool = True, retry: bool = True) -> CommandResult:
         """Run one Slurm command (see :meth:`Transport.run` for ``check`` and ``retry``)."""
         argv = list(argv)
+        dropped = [name for name in _SECRETS if name in os.environ]
         if self._strip_inherited:
-            inherited = sorted(
+            dropped += sorted(
                 name
                 for name in os.environ
                 if name.startswith(_INHERITED_PREFIXES) and name not in _KEEP_INHERITED
             )
-            if inherited:
-                argv = ["env", *(f"-u{name}" for name in inherited), *argv]
+        if dropped:
+            argv = ["env", *(f"-u{name}" for name in dropped), *argv]
         self.calls += 1
         return self.transport.run(argv, check=check, retry=retry)
 

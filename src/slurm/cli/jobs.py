@@ -9,6 +9,7 @@ job. The cluster options are those of :meth:`slurm.Cluster.add_argparse_args`.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import dataclasses
 import os
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from slurm import Attempt, Cluster
 from slurm.cli.jobview import (
@@ -31,6 +33,7 @@ from slurm.cli.jobview import (
     detail_view,
     follow_offset,
     jobs_table,
+    plain,
     rows_final,
     tail,
 )
@@ -42,6 +45,7 @@ from slurm.inspect import (
     job_outcome,
     job_usages,
     parse_job_dir,
+    printable,
     read_outcome,
     usage_of,
 )
@@ -57,6 +61,7 @@ __all__ = [
     "job_view",
     "jobs",
     "list_rows",
+    "opened_cluster",
     "query_states",
     "read_outcome",
     "watch_loop",
@@ -79,13 +84,15 @@ def cluster_from_options(options: dict[str, Any]) -> Cluster:
 
 
 @contextlib.contextmanager
-def _session(options: dict[str, Any]) -> Iterator[Cluster]:
+def opened_cluster(options: dict[str, Any]) -> Iterator[Cluster]:
     """A cluster for one command; any SDK error is printed and exits with status 1."""
     try:
         with cluster_from_options(options) as cluster:
             yield cluster
     except SlurmError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            Text.assemble(("error: ", "bold red"), plain(str(exc))), soft_wrap=True
+        )
         sys.exit(1)
 
 
@@ -190,7 +197,7 @@ def jobs() -> None:
 @cluster_options
 def list_jobs(limit: int, with_usage: bool, **options: Any) -> None:
     """The newest jobs under the job base dir: id, name, state, submitted time, directory."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         rows = list_rows(cluster, limit, usage=with_usage)
         Console().print(jobs_table(rows, title=f"jobs in {cluster.base_dir}", usage=with_usage))
 
@@ -199,7 +206,7 @@ def _entries(cluster: Cluster, job_ids: Sequence[str]) -> list[tuple[str, str]]:
     """(id, job directory) of each job; a refused index entry is reported and left out."""
     found, refused = _found_entries(cluster, job_ids)
     for exc in refused:
-        Console(stderr=True).print(f"[yellow]skipped:[/] {exc}", highlight=False)
+        Console(stderr=True).print(Text.assemble(("skipped: ", "yellow"), plain(str(exc))))
     return found
 
 
@@ -209,7 +216,7 @@ def _entries(cluster: Cluster, job_ids: Sequence[str]) -> list[tuple[str, str]]:
 @cluster_options
 def show(job_id: str, lines: int, **options: Any) -> None:
     """State, exit code, node, paths, result or error, and the last lines of the logs."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         view = job_view(cluster, job_id, lines)
         Console().print(detail_view(view, lines=lines), highlight=False)
 
@@ -219,13 +226,23 @@ def show(job_id: str, lines: int, **options: Any) -> None:
 @click.option("--stderr", "errors", is_flag=True, help="Show stderr instead of stdout.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds per look.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the bytes as they are: escape sequences too (colours, and whatever else "
+    "the log holds). By default control characters but newline, tab and carriage return "
+    "are shown as escapes, so that a log cannot drive the terminal.",
+)
 @cluster_options
-def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: Any) -> None:
+def logs(
+    job_id: str, errors: bool, follow: bool, interval: float, raw: bool, **options: Any
+) -> None:
     """Print a job's stdout (or stderr); with --follow, until the job ends (Ctrl-C stops)."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         job = cluster.get_job(job_id, track=False)
         path = job.stderr_path if errors else job.stdout_path
         seen = 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 final = not follow or describe_state(job_id, query_states(cluster, [job_id])).final
@@ -239,7 +256,10 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
                     except FileNotFoundError:
                         new = b""
                     if new:
-                        click.echo(new, nl=False)
+                        if raw:
+                            click.echo(new, nl=False)
+                        else:  # a character cut by a chunk's end waits for the next
+                            click.echo(printable(decoder.decode(new), keep="\r"), nl=False)
                         seen += len(new)
                     if len(new) < _LOG_CHUNK:
                         break
@@ -280,7 +300,7 @@ def prune(
     **options: Any,
 ) -> None:
     """Reclaim space: old job directories, unused environments and wheels, the cache."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         report = cluster.prune(
             older_than_days=older_than,
             env_unused_days=envs_unused,
@@ -295,7 +315,7 @@ def prune(
 @cluster_options
 def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
     """Cancel these jobs (one scancel call); only the SDK's jobs under the job base dir."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         cancel_jobs(cluster, job_ids)
         click.echo(f"cancelled {', '.join(job_ids)}")
 
@@ -310,7 +330,7 @@ def connect(job_id: str, command: tuple[str, ...], **options: Any) -> None:
     With a COMMAND (after ``--``), run it there instead and print its output:
     ``slurm jobs connect 123 -- nvidia-smi``.
     """
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         job = cluster.get_job(job_id, track=False)  # only the SDK's own jobs
         if describe_state(job_id, query_states(cluster, [job_id])).text != "RUNNING":
             raise ConfigurationError(
@@ -346,7 +366,7 @@ def watch(job_ids: tuple[str, ...], interval: float, limit: int, **options: Any)
     One batched query per refresh. Ctrl-C stops watching; the jobs keep running.
     """
     console = Console()
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         if job_ids:
             entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in job_ids]
         else:
