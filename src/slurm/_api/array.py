@@ -15,6 +15,7 @@ from slurm._api.job import Job, usage_of_many
 from slurm._slurm.usage import UsageSummary, summarise
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import JobRef
+from slurm._wire.queue import is_pool_call
 from slurm.errors import JobTimeoutError
 
 if TYPE_CHECKING:
@@ -175,6 +176,10 @@ class ArrayJob(Generic[T]):
 
     def cancel(self) -> None:
         """Cancel every element (no error for those that already ended)."""
+        if is_pool_call(self.id):  # in a worker pool: each element on its own
+            for job in self._jobs:
+                job.cancel()
+            return
         if not self.array_ids:
             return
         self.session.slurm.cancel(self.array_ids)

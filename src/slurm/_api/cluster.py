@@ -42,6 +42,7 @@ from slurm.errors import ConfigurationError
 if TYPE_CHECKING:
     from contextvars import Token
 
+    from slurm._api.pool import WorkerPool
     from slurm._api.task import Submitter
     from slurm._client.prune import PruneReport
     from slurm._transport.sshauth import InteractiveAuth
@@ -448,6 +449,57 @@ class Cluster:
         finally:
             leave_cluster(token)
             self._batch = None
+
+    def pool(
+        self,
+        workers: int,
+        *,
+        min_workers: int = 0,
+        idle_timeout: float = 60.0,
+        lease: float = 30.0,
+        **sbatch: Any,
+    ) -> WorkerPool:
+        """A block whose task calls and maps run in ``workers`` worker jobs, not one job each.
+
+        Workers are Slurm jobs (an array, submitted with ``sbatch`` options such as
+        ``partition=``, ``time=``, ``cpus_per_task=``, ``mem=``) that take calls from a
+        queue directory under the job base directory: no server, no connection
+        from the nodes back to this process. A call made after the workers started
+        costs no Slurm command at all. Each call keeps its own :class:`Job` (result,
+        exception with traceback, its own stdout and stderr, usage). A worker that is
+        cancelled, preempted or killed leaves its call to another worker (it is
+        given back at once, or once its ``lease`` of seconds expires); the call still
+        completes once, and ``job.attempts`` names the workers that lost it. The
+        pool starts up to ``workers`` workers while calls wait; a worker with
+        nothing to do for ``idle_timeout`` seconds exits (``min_workers`` stay).
+        Leaving the block waits for its calls, then lets the workers go.
+
+        Example::
+
+            with cluster.pool(workers=4, time="00:30:00") as pool:
+                jobs = [simulate(seed) for seed in range(1000)]
+            results = [job.get_result() for job in jobs]
+
+        Raises:
+            ConfigurationError: ``workers`` below 1, another bad count or timing, an
+                option Slurm would refuse (asked with ``sbatch --test-only``), a pool
+                already open; inside the block, a call a worker cannot run (a
+                workflow, ``retry=``, several ranks, waiting for unfinished jobs).
+        """
+        from slurm._api.pool import WorkerPool
+
+        if self._batch is not None:
+            raise ConfigurationError(
+                "cluster.pool() cannot open inside cluster.batch(); end the batch block first."
+            )
+        return WorkerPool(
+            self,
+            workers,
+            min_workers=min_workers,
+            idle_timeout=idle_timeout,
+            lease=lease,
+            options=sbatch,
+        )
 
     def submit_call(
         self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]

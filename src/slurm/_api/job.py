@@ -28,6 +28,7 @@ from slurm._slurm.usage import Usage, runner_usage
 from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
+from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import parse_run_log
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError, ResultError
 
@@ -151,11 +152,17 @@ class Job(Generic[T]):
     # --- state ---------------------------------------------------------------
     @property
     def state(self) -> JobState:
-        """The last state seen by the tracker (COMPLETED/FAILED once a result exists)."""
+        """The last state seen by the tracker (COMPLETED/FAILED once a result exists).
+
+        A call in a worker pool is PENDING until a worker started it (its run log
+        says so), then RUNNING.
+        """
         self._check_submitted()
         outcome = self._load_outcome()
         if outcome is not None:
             return JobState.COMPLETED if outcome.ok else JobState.FAILED
+        if is_pool_call(self.id):
+            return JobState.RUNNING if self._runs_log() else JobState.PENDING
         return self.session.tracker.state_of(self)
 
     def get_status(self) -> JobState:
@@ -190,8 +197,12 @@ class Job(Generic[T]):
         """Every attempt of this call, the current one last: id, state, limits, usage.
 
         One attempt unless the task's ``retry=`` ran it again; a preemption is
-        not an attempt.
+        not an attempt. A call in a pool has one attempt more for each worker that
+        lost it (cancelled, preempted, killed: state ``INTERRUPTED`` or
+        ``LEASE_EXPIRED``, the worker's Slurm id as ``job_id``).
         """
+        if is_pool_call(self.id):
+            self.reload_attempts()  # written by the workers, not by this process
         done = self.done()
         current = Attempt(
             self.id, self.state.value, dict(self.limits), self.usage if done else None
@@ -611,8 +622,15 @@ class Job(Generic[T]):
 
     # --- control and logs ------------------------------------------------------
     def cancel(self) -> None:
-        """Cancel the job (no error if it already ended)."""
+        """Cancel the job (no error if it already ended).
+
+        A call in a worker pool that no worker has taken yet is skipped (it ends with
+        a ``JobTerminatedError``, state ``CANCELLED``); one already running runs on.
+        """
         self._check_submitted()
+        if is_pool_call(self.id):
+            self.session.transport.write_text(self.paths.cancel, "")
+            return
         self.session.slurm.cancel([self.id])
         self.session.tracker.refresh([self])
         self.session.tracker.ending_soon()

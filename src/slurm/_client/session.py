@@ -31,6 +31,7 @@ from slurm._wire.payload import WorkflowSpec
 if TYPE_CHECKING:
     from slurm._client.packaging.remote import Environment
     from slurm._client.preflight import PreflightReport
+    from slurm._client.tasks import CallQueue
     from slurm._transport.sshauth import InteractiveAuth
     from slurm._wire.journal import Journal
 
@@ -94,6 +95,8 @@ class Session:
         #: submission ships their modules and pickles them beside the payload
         #: (``callbacks.pkl``). Set by whoever holds the callbacks.
         self.runner_callbacks: Callable[[], Sequence[Any]] = tuple
+        #: The open ``cluster.pool()`` block's queue: calls go there instead of to sbatch.
+        self.pool: CallQueue | None = None
         self._transport = transport
         self._interactive_auth = interactive_auth
         self._index_dir = index_dir

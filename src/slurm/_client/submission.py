@@ -60,6 +60,7 @@ from slurm._wire.payload import (
     WorkflowSpec,
     dumps_payload,
 )
+from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import retry_line
 from slurm.errors import (
     ConfigurationError,
@@ -275,8 +276,15 @@ def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef
             )
         finished.add(job_id)
     parts = []
+    # A pooled call is no Slurm job that sbatch could wait for; outside its block it has
+    # ended (leaving the block waits for its calls), inside one the pool refuses to wait.
+    pooled = session.pool is None
     for kind, ids in by_kind.items():
-        ids = [i for i in dict.fromkeys(ids) if not (kind == "afterok" and i in finished)]
+        ids = [
+            i
+            for i in dict.fromkeys(ids)
+            if not (kind == "afterok" and i in finished) and not (pooled and is_pool_call(i))
+        ]
         if ids:
             parts.append(":".join([kind, *ids]))
     return ",".join(parts) or None
@@ -356,10 +364,14 @@ def _submit(
             + [job_id for _, job in task.dependencies for job_id in job.__slurm_job_ref__().job_ids]
         )
     )
-    claim = _claim(session, task, resolved, payloads, depends_on) if staged.journal else _Claim()
+    pool = session.pool
+    journaled = staged.journal and pool is None
+    claim = _claim(session, task, resolved, payloads, depends_on) if journaled else _Claim()
     if claim.reattached is not None:
         return claim.reattached
     dependency = dependency_flag(session, task, refs)
+    if pool is not None:
+        pool.check(task, resolved.sbatch, prepared.sdk, dependency, prepared.launch.python)
     job_dir = claim.job_dir
     if job_dir is None:
         job_dir = session.store.new_job_dir(task.name)
@@ -381,6 +393,13 @@ def _submit(
         callbacks=travelling,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
+    if pool is not None:  # no sbatch: a worker of the pool takes the calls
+        submitted = time.time()
+        env = prepared.launch.env
+        job_id = pool.enqueue(
+            job_dir, len(payloads), array=array is not None, env=env, python=prepared.launch.python
+        )
+        return Submitted(job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits)
     journal = session.journal if claim.seq >= 0 else None
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))

@@ -43,3 +43,24 @@ class SubmittedTask(Protocol):
     ) -> list[tuple[str, Any]]:
         """A call's arguments by parameter name, defaults filled in (for its cache key)."""
         ...
+
+
+class CallQueue(Protocol):
+    """Where calls go instead of ``sbatch`` in ``cluster.pool()`` (:mod:`slurm._client.pool`)."""
+
+    def check(
+        self,
+        task: SubmittedTask,
+        sbatch: Mapping[str, Any],
+        sdk: Mapping[str, Any],
+        dependency: str | None,
+        python: str,
+    ) -> None:
+        """Refuse, before anything is written, a call the pool cannot run."""
+        ...
+
+    def enqueue(
+        self, job_dir: str, count: int, *, array: bool, env: Mapping[str, str], python: str
+    ) -> str:
+        """Queue the calls prepared in ``job_dir``; their id."""
+        ...
