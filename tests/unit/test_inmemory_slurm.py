@@ -488,10 +488,12 @@ def test_out_of_memory_is_retried_with_more_memory_up_to_max_attempts(
     cluster: Cluster, fake: FakeSlurm
 ) -> None:
     job = sized(1)
-    for expected in ("300M", "450M"):
+    # 210M x 1.5 beats 200M x 1.5; then 315M x 1.5 beats 210M x 1.5.
+    for expected, rule in (("315M", "measured"), ("473M", "grown")):
         fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:125", max_rss="210M")
         assert not job.wait(timeout=3)
         assert fake.jobs[job.id].options["mem"] == expected
+        assert job.rule == rule and job.attempts[-1].rule == rule
     fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:125")
     with pytest.raises(JobTerminatedError, match="OUT_OF_MEMORY"):
         job.get_result(timeout=10)  # the third attempt was the last
@@ -510,7 +512,7 @@ def test_a_memory_kill_slurm_reports_as_failed_is_retried_as_out_of_memory(
         "slurmstepd-vm: error: StepId=7.batch exceeded memory limit (329900032 > 209715200), "
         "being killed\nslurmstepd-vm: error: Exceeded job memory limit\n"
     )
-    fake.finish(job.id, "FAILED", exit_code="0:9")
+    fake.finish(job.id, "FAILED", exit_code="0:9", max_rss="100M")
     assert not job.wait(timeout=3)
     assert fake.jobs[job.id].options["mem"] == "300M"
     assert job.attempts[0].state == "OUT_OF_MEMORY"

@@ -133,7 +133,10 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         stderr_tail=tail(job.get_stderr(), lines),
         outcome=job_outcome(cluster, job),
         usage=usage,
-        attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
+        attempts=[
+            *job.earlier_attempts,
+            Attempt(job.id, row.state.text, job.limits, usage, rule=job.rule),
+        ],
     )
 
 
