@@ -232,6 +232,21 @@ def stuck_before_its_first_step(workdir: str, ctx: JobContext) -> None:
         time.sleep(0.5)
 
 
+@task(time="00:01:00", mem="64M", requeue_grace=45, max_requeues=5)
+def resume_twice(workdir: str, ctx: JobContext) -> dict[str, Any]:
+    """Gets one segment further in each run (its checkpoint counts them) and finishes in
+    its third: two time-limit requeues, each after progress."""
+    from slurm._job.context import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    done = json.loads(checkpoint.read_text())["segments"] if checkpoint.exists() else 0
+    if done >= 2:
+        return {"segments": done, "restart": ctx.restart_count}
+    on_requeue(lambda: checkpoint.write_text(json.dumps({"segments": done + 1})))
+    while True:
+        time.sleep(0.2)
+
+
 @task(time="00:02:00", mem="64M", no_requeue=True, retry=Retry(on={"NODE_FAIL"}))
 def host_after(seconds: float) -> str:
     """The node it ran on, after ``seconds`` (Slurm does not requeue it: a Retry does)."""

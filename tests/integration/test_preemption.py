@@ -149,6 +149,18 @@ def test_a_requeued_call_that_made_no_progress_is_not_requeued_again(
     assert _runs_of(job.id)[job.id] == ["REQUEUED", "TIMEOUT"]  # Slurm's records: two runs
 
 
+@pytest.mark.timeout(400)
+def test_a_checkpointing_task_resumes_across_several_time_limits(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each run gets further (its checkpoint differs from the run before), so the
+    no-progress stop never applies: requeued at two time limits, done in the third run."""
+    job = jobfuncs.resume_twice(str(tmp_path))
+    assert job.get_result(timeout=380) == {"segments": 2, "restart": 2}
+    assert _run_log(job) == ["start", "requeued-time-limit"] * 2 + ["start", "finished"]
+    assert _runs_of(job.id)[job.id] == ["REQUEUED", "REQUEUED", "COMPLETED"]
+
+
 def _journal(workflow_dir: Path) -> list[dict[str, object]]:
     path = workflow_dir / "journal.jsonl"
     if not path.exists():

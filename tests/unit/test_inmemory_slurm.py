@@ -503,6 +503,27 @@ def test_out_of_memory_is_retried_with_more_memory_up_to_max_attempts(
     assert fake.calls("sbatch") == 3
 
 
+def test_a_node_failure_is_retried_off_that_node(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = sized(5)
+    fake.jobs[job.id].node = "node7"
+    fake.finish(job.id, "NODE_FAIL", exit_code="0:0")
+    assert not job.wait(timeout=3)
+    assert fake.jobs[job.id].options["exclude"] == "node7"
+    assert (job.rule, job.limits["exclude"]) == ("exclude", "node7")
+    # Its next node fails too, and sbatch refuses to exclude both (a partition of two):
+    # sent again with only the exclusion it had.
+    fake.jobs[job.id].node = "node8"
+    fake.fail_next_sbatch(
+        "Batch job submission failed: Requested node configuration is not available"
+    )
+    fake.finish(job.id, "NODE_FAIL", exit_code="0:0")
+    assert not job.wait(timeout=3)
+    assert fake.jobs[job.id].options["exclude"] == "node7"
+    assert [a.rule for a in job.attempts] == ["asked", "exclude", "same"]
+    fake.run_job(job.id)
+    assert job.get_result(timeout=10) == 50
+
+
 def test_a_memory_kill_slurm_reports_as_failed_is_retried_as_out_of_memory(
     cluster: Cluster, fake: FakeSlurm
 ) -> None:
