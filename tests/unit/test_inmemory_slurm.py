@@ -535,8 +535,11 @@ def test_a_memory_kill_slurm_reports_as_failed_is_retried_as_out_of_memory(
     )
     fake.finish(job.id, "FAILED", exit_code="0:9", max_rss="100M")
     assert not job.wait(timeout=3)
-    assert fake.jobs[job.id].options["mem"] == "300M"
+    # Sized from what slurmstepd saw at the kill (329900032 bytes) x 1.5, not sacct's sample.
+    assert fake.jobs[job.id].options["mem"] == "472M" and job.rule == "measured"
     assert job.attempts[0].state == "OUT_OF_MEMORY"
+    assert job.attempts[0].usage is not None
+    assert job.attempts[0].usage.max_rss_source == "slurmstepd"
 
 
 def test_an_exception_is_retried_only_when_asked(

@@ -14,6 +14,7 @@ from slurm._slurm.retry import Attempt, Retry, current_rule, read_attempts
 from slurm._slurm.sizing import (
     Request,
     exclude_nodes,
+    killed_at_rss,
     measured_limits,
     next_request,
     split_hostlist,
@@ -95,6 +96,15 @@ def test_a_node_failure_excludes_the_nodes_it_ran_on() -> None:
     assert next_request(retry, "NODE_FAIL", 3, {"time": "5"}, nodes="node1") is None
     assert exclude_nodes({}, "") == {}
     assert split_hostlist("node[1-3,7],gpu1,a") == ["node[1-3,7]", "gpu1", "a"]
+
+
+def test_the_peak_of_a_memory_kill_from_slurmstepds_line() -> None:
+    tail = (
+        "slurmstepd-vm: error: StepId=7.batch exceeded memory limit (329900032 > 209715200), "
+        "being killed\nslurmstepd-vm: error: Exceeded job memory limit\n"
+    )
+    assert killed_at_rss(tail) == 329900032
+    assert killed_at_rss("Exceeded job memory limit") is None and killed_at_rss("") is None
 
 
 def test_the_attempts_file_says_which_rule_chose_each_request() -> None:

@@ -24,7 +24,7 @@ from slurm._slurm.retry import (
     raised_one_of,
     read_attempts,
 )
-from slurm._slurm.sizing import Request, next_request
+from slurm._slurm.sizing import Request, killed_at_rss, next_request
 from slurm._slurm.usage import Usage, runner_usage
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
@@ -419,10 +419,15 @@ class Job(Generic[T]):
 
         Accounting may record an ended job's MaxRSS (or Elapsed) a moment after its
         end: asked again, a few times a second apart, for up to 10 s; without it
-        the retry grows by its factor alone.
+        the retry grows by its factor alone. A step the accounting gatherer killed
+        for memory says in its stderr what it had reached: that counts too.
         """
         figure = {"OUT_OF_MEMORY": "max_rss_bytes", "TIMEOUT": "elapsed_s"}.get(state)
         usage = self.usage
+        killed = killed_at_rss(self.stderr_tail()) if state == "OUT_OF_MEMORY" else None
+        if killed is not None and (usage is None or (usage.max_rss_bytes or 0) < killed):
+            base = usage or Usage("runner")
+            usage = dataclasses.replace(base, max_rss_bytes=killed, max_rss_source="slurmstepd")
         deadline = time.monotonic() + 10
         while (
             figure is not None

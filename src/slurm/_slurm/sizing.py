@@ -39,6 +39,7 @@ __all__ = [
     "RULES",
     "Request",
     "exclude_nodes",
+    "killed_at_rss",
     "measured_limits",
     "next_request",
     "split_hostlist",
@@ -79,6 +80,27 @@ def exclude_nodes(limits: Mapping[str, str], nodes: str) -> dict[str, str]:
     if parts:
         out["exclude"] = ",".join(parts)
     return out
+
+
+_KILLED_AT = re.compile(r"exceeded (?:job )?memory limit \((\d+) > (\d+)\)", re.IGNORECASE)
+
+
+def killed_at_rss(stderr_tail: str) -> int | None:
+    """The memory (bytes) slurmstepd saw when it killed the step, from its stderr line.
+
+    The accounting gatherer (``JobAcctGatherParams=OverMemoryKill``) writes
+    ``StepId=7.batch exceeded memory limit (329900032 > 209715200), being killed``:
+    what it measured, at least as much as sacct's MaxRSS, and there even when
+    accounting is off or has not recorded the step yet.
+
+    Example::
+
+        >>> killed_at_rss("slurmstepd: error: StepId=7.batch exceeded memory limit "
+        ...               "(329900032 > 209715200), being killed")
+        329900032
+    """
+    found = [int(m.group(1)) for m in _KILLED_AT.finditer(stderr_tail or "")]
+    return max(found) if found else None
 
 
 def _per(usage: Usage, key: str) -> int | None:
