@@ -233,8 +233,10 @@ def test_the_fingerprint_is_the_content_written_not_the_names_of_temporaries(
     big = fingerprint([], written("step 1", "e.tmp"), budget=0)
     os.utime(checkpoint, ns=(1, 1))
     assert fingerprint([], [str(checkpoint)], budget=0) != big
-    # Reading is not writing.
+    # Reading is not writing, and bytecode Python caches is not the task's.
     start_watching()
     checkpoint.read_text()
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"")
     assert stop_watching() == []
     assert outcome_text(raised=OSError("x")) == "raised builtins.OSError"

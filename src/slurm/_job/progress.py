@@ -15,7 +15,7 @@ in ``TIMEOUT`` (``no-progress`` in the run log says why).
   an audit hook: ``open`` for writing, ``os.rename``/``os.replace``, links),
   that still exists after them: its path and a hash of its content (a file
   that is no longer there, a temporary renamed away, is left out: its name may
-  differ every run);
+  differ every run; so is the bytecode Python writes under ``__pycache__``);
 - every callback's return value (its ``repr``), or the type of the exception
   it raised.
 
@@ -74,7 +74,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         target = _path(args[1])
     else:
         return
-    if target is not None and len(_written) < _MAX_FILES:
+    # A module imported for the first time writes its bytecode: not the task's progress.
+    if target is not None and "__pycache__" not in target and len(_written) < _MAX_FILES:
         _written.append(target)
 
 
