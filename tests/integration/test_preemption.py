@@ -146,7 +146,7 @@ def test_a_requeued_call_that_made_no_progress_is_not_requeued_again(
     )
     assert requeued == stopped  # the same fingerprint: the same checkpoint again
     assert "wrote nothing new since the previous run" in job.get_stderr()
-    assert "its previous run made no progress" in job.why().sentence
+    assert "its previous run made no progress" in job.why().answer
     assert _runs_of(job.id)[job.id] == ["REQUEUED", "TIMEOUT"]  # Slurm's records: two runs
 
 
