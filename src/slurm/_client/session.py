@@ -29,6 +29,7 @@ from slurm._transport.base import Transport
 from slurm._wire.payload import WorkflowSpec
 
 if TYPE_CHECKING:
+    from slurm._client.learned import LearnedSizes
     from slurm._client.packaging.remote import Environment
     from slurm._client.preflight import PreflightReport
     from slurm._client.tasks import CallQueue
@@ -103,6 +104,7 @@ class Session:
         self._slurm: SlurmClient | None = None
         self._store: JobStore | None = None
         self._tracker: Tracker | None = None
+        self._learned: LearnedSizes | None = None
         self._srun_help: str | None = None
 
     @property
@@ -170,6 +172,15 @@ class Session:
         if self._tracker is None:
             self._tracker = Tracker(self.slurm, self.store, events=self.events)
         return self._tracker
+
+    @property
+    def learned(self) -> LearnedSizes:
+        """The requests that succeeded, per task and option set (``Retry(learn=True)``)."""
+        if self._learned is None:
+            from slurm._client.learned import LearnedSizes
+
+            self._learned = LearnedSizes(self.transport, f"{self.base_dir}/.learned")
+        return self._learned
 
     @property
     def base_dir(self) -> str:

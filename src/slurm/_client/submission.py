@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from slurm._client.cachekey import CachePolicy, cache_policy
 from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
+from slurm._client.learned import learned_key
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
@@ -108,6 +109,8 @@ class Submitted:
     depends_on: tuple[str, ...] = ()
     limits: Mapping[str, str] = field(default_factory=dict)
     retry: Retry | None = None
+    rule: str = "asked"
+    learn_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,9 @@ class Placement:
 
     ``job_id`` is the element's own id in an array (``123_4``); ``submitted``
     is ``None`` for a call reattached from a workflow's journal (it may have
-    been retried since: the job reads its attempts file).
+    been retried since: the job reads its attempts file). ``rule`` says which rule
+    chose ``limits`` (:mod:`slurm._slurm.sizing`); ``learn_key`` is the call's entry in
+    the learned sizes (``Retry(learn=True)``), or None.
     """
 
     job_id: str
@@ -127,12 +132,16 @@ class Placement:
     retry: Retry | None
     limits: Mapping[str, str]
     submitted: float | None
+    rule: str = "asked"
+    learn_key: str | None = None
     cached: CacheEntry | None = None
 
     @classmethod
     def from_cache(cls, entry: CacheEntry) -> Placement:
         """A call answered from the cache: the run that made its result."""
-        return cls(entry.job_id, entry.job_dir, entry.array_index, 0, (), None, {}, None, entry)
+        return cls(
+            entry.job_id, entry.job_dir, entry.array_index, 0, (), None, {}, None, cached=entry
+        )
 
     @classmethod
     def of(cls, done: Submitted, job_id: str, index: int | None) -> Placement:
@@ -145,6 +154,8 @@ class Placement:
             done.retry,
             dict(done.limits),
             done.submitted,
+            done.rule,
+            done.learn_key,
         )
 
 
@@ -158,6 +169,9 @@ class Resolved:
     policy: RunPolicy
     retry: Retry | None
     limits: dict[str, str]
+    rule: str = "asked"
+    learn_key: str | None = None
+    asked: dict[str, Any] | None = None  # the sbatch options before learning
     cache: CachePolicy | None = None
 
 
@@ -410,7 +424,15 @@ def _submit(
         journal.complete(claim.seq, job_id)
     session.store.record(job_id, job_dir)
     return Submitted(
-        job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits, resolved.retry
+        job_id,
+        job_dir,
+        submitted,
+        resolved.policy,
+        depends_on,
+        resolved.limits,
+        resolved.retry,
+        resolved.rule,
+        resolved.learn_key,
     )
 
 
@@ -422,9 +444,34 @@ def resolve(session: Session, task: SubmittedTask) -> Resolved:
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
         policy = dataclasses.replace(policy, requeue_on_time_limit=False)
+    rule, learn_key, asked = "asked", None, None
+    if retry is not None and retry.learn:
+        # The key is the request as asked: another mem= or partition learns on its own.
+        learn_key = learned_key(_task_identity(task), sbatch_options)
+        learned = session.learned.get(learn_key)
+        if learned:
+            asked, sbatch_options = sbatch_options, {**sbatch_options, **learned}
+            rule = "learned"
+            logger.info("%s starts at its learned request %s", task.name, learned)
     limits = limits_of(sbatch_options)
     cache = cache_policy(task, {**sbatch_options, **sdk_options})
-    return Resolved(sbatch_options, sdk_options, requeue_flags, policy, retry, limits, cache)
+    return Resolved(
+        sbatch_options,
+        sdk_options,
+        requeue_flags,
+        policy,
+        retry,
+        limits,
+        rule,
+        learn_key,
+        asked,
+        cache,
+    )
+
+
+def _task_identity(task: SubmittedTask) -> str:
+    """The task's module and name: two tasks of one name in two modules learn apart."""
+    return f"{task.reference_module or '__main__'}.{task.name}"
 
 
 def stage(
@@ -539,9 +586,10 @@ def _claim(
     journal = session.journal
     if journal is None:
         return _Claim()
+    # The request as asked: what was learned since must not make it another call.
     digest = fingerprint(
         task.name,
-        repr(sorted(resolved.sbatch.items())),
+        repr(sorted((resolved.asked or resolved.sbatch).items())),
         *payloads,
         ",".join(sorted(depends_on)),
     )
@@ -563,6 +611,8 @@ def _claim(
         tuple(depends_on),
         resolved.limits,
         resolved.retry,
+        resolved.rule,
+        resolved.learn_key,
     )
     return _Claim(seq, digest, entry.job_dir, done)
 
@@ -717,6 +767,7 @@ def resubmit(
     state: str,
     retried: Attempt | None = None,
     limits: Mapping[str, str] | None = None,
+    rule: str = "grown",
     attempt: int = 1,
     resubmissions: int = 0,
 ) -> Placement:
@@ -728,8 +779,11 @@ def resubmit(
     ``max_requeues``). With ``retried`` (the task's :class:`~slurm.Retry`):
     that attempt (number ``attempt``) ended in a state the Retry covers; it
     is recorded in the call's attempts file (which a restarted workflow and
-    ``get_job`` follow) and the new job gets ``limits``. Either way the job
-    keeps its current limits unless told. ``state`` is how the job ended.
+    ``get_job`` follow) and the new job gets ``limits``, chosen by ``rule``.
+    Either way the job keeps its current limits unless told. ``state`` is how
+    the job ended. A retry that excludes a failed node and that sbatch refuses
+    (every node of the partition excluded, or one the task asked for by name)
+    is sent again without the new exclusion.
     """
     old_id, index = placement.job_id, placement.array_index
     new_limits = dict(placement.limits if limits is None else limits)
@@ -745,21 +799,42 @@ def resubmit(
         _append(session, paths.runs, retry_line(old_id, state))
     submitted = time.time()
     # The earlier job carries the same comment: a lost answer cannot be looked up.
-    new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
+    try:
+        new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
+    except SubmissionError as exc:
+        if rule != "exclude" or not exc.refused:
+            raise
+        logger.warning(
+            "sbatch refused job %s's retry with --exclude=%s (%s): retrying on any node",
+            old_id,
+            new_limits.get("exclude"),
+            exc,
+        )
+        kept = placement.limits.get("exclude")
+        new_limits = {k: v for k, v in new_limits.items() if k != "exclude"}
+        new_limits.update({"exclude": kept} if kept else {})
+        rule = "same"
+        flags = [f for f in flags if not f.startswith("--exclude=")]
+        flags += [f"--exclude={kept}"] if kept else []
+        submitted = time.time()
+        new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
     if index is not None:
         new_id = f"{new_id}_{index}"
     if retried is not None:
-        line = retried.to_json(next_id=new_id, next_limits=new_limits, next_submitted=submitted)
+        line = retried.to_json(
+            next_id=new_id, next_limits=new_limits, next_submitted=submitted, next_rule=rule
+        )
         _append(session, paths.attempts, line + "\n")
         changed = {k: v for k, v in new_limits.items() if placement.limits.get(k) != v}
         grown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "the same limits"
         logger.warning(
-            "job %s (%s) ended %s: retrying as job %s with %s (attempt %d of %d)",
+            "job %s (%s) ended %s: retrying as job %s with %s (%s; attempt %d of %d)",
             old_id,
             name,
             state,
             new_id,
             grown,
+            rule,
             attempt + 1,
             placement.retry.max_attempts if placement.retry else 0,
         )
@@ -775,7 +850,13 @@ def resubmit(
             placement.max_requeues,
         )
     session.store.record(new_id.split("_", 1)[0], placement.job_dir)
-    return dataclasses.replace(placement, job_id=new_id, limits=new_limits, submitted=submitted)
+    return dataclasses.replace(
+        placement,
+        job_id=new_id,
+        limits=new_limits,
+        submitted=submitted,
+        rule=rule if retried is not None else placement.rule,
+    )
 
 
 def _append(session: Session, path: str, text: str) -> None:

@@ -29,6 +29,7 @@ from slurm._job.outputs import (
     drop_marker,
     log_run,
     measure,
+    previous_progress,
     previous_starts,
 )
 from slurm._job.ranks import element, run_ranks
@@ -77,6 +78,7 @@ def run_job(
     # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
     restart = max(restart, previous_starts(runs_path))
     env["SLURM_RESTART_COUNT"] = str(restart)
+    guard.record = lambda event, made: log_run(runs_path, event, restart, progress=made)
     if result_path.exists() and rank is None:  # requeued after it had finished: never run twice
         log_run(runs_path, "already-finished", restart)
         return 0
@@ -98,6 +100,7 @@ def run_job(
             needs_checkpoint=at_time_limit is None,
             grace=payload.policy.requeue_grace,
             job_id=env.get("SLURM_JOB_ID", ""),
+            previous_progress=previous_progress(runs_path),
         )
         if restart > max_requeues:
             raise RuntimeError(
@@ -110,12 +113,12 @@ def run_job(
         if rank is None and CONTAINER_VARIABLE in env:  # in a container: no scontrol here
             request = requeue_request(job_dir, env.get("SLURM_JOB_ID", ""))
             atomic_write(request, b"")  # the batch step outside requeues
-            log_run(runs_path, "requeued-time-limit", restart)
+            log_run(runs_path, "requeued-time-limit", restart, progress=guard.progress)
             return 0
         if rank is None and requeue_self(env.get("SLURM_JOB_ID", "")):
-            log_run(runs_path, "requeued-time-limit", restart)
+            log_run(runs_path, "requeued-time-limit", restart, progress=guard.progress)
             return 0
-        log_run(runs_path, "requeue-failed", restart)
+        log_run(runs_path, "requeue-failed", restart, progress=guard.progress)
         return 1
     except BaseException as exc:
         envelope = envelope_for_exception(exc, job_id=job_id)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from slurm._wire.layout import JobPaths
-from slurm._wire.runlog import event_line, parse_run_log, starts_since_retry
+from slurm._wire.runlog import event_line, last_progress, parse_run_log, starts_since_retry
 
 __all__ = [
     "atomic_write",
@@ -18,6 +18,7 @@ __all__ = [
     "drop_marker",
     "log_run",
     "measure",
+    "previous_progress",
     "previous_starts",
 ]
 
@@ -76,20 +77,28 @@ def _process_began() -> float | None:
         return None
 
 
-def log_run(path: Path, event: str, restart: int) -> None:
+def log_run(path: Path, event: str, restart: int, *, progress: str | None = None) -> None:
     """Append ``event`` to the run log (see :mod:`slurm._wire.runlog`)."""
     began = _process_began() if event == "start" else None
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(event_line(event, restart, began=began))
+        handle.write(event_line(event, restart, began=began, progress=progress))
+
+
+def _read_log(runs_path: Path) -> str:
+    try:
+        return runs_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
 
 
 def previous_starts(runs_path: Path) -> int:
     """Starts of this attempt so far (a retry by the client begins a new count)."""
-    try:
-        text = runs_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return 0
-    return starts_since_retry(parse_run_log(text))
+    return starts_since_retry(parse_run_log(_read_log(runs_path)))
+
+
+def previous_progress(runs_path: Path) -> str | None:
+    """What the checkpoint callbacks of this attempt's last warned run wrote (a fingerprint)."""
+    return last_progress(parse_run_log(_read_log(runs_path)))
 
 
 def _submitted_at(paths: JobPaths) -> float | None:

@@ -140,7 +140,10 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         stderr_tail=_log_tail(cluster, job.stderr_path, lines),
         outcome=job_outcome(cluster, job),
         usage=usage,
-        attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
+        attempts=[
+            *job.earlier_attempts,
+            Attempt(job.id, row.state.text, job.limits, usage, rule=job.rule),
+        ],
     )
 
 
