@@ -30,6 +30,7 @@ RUNNER_MODULES = {
     "slurm._job.hooks",
     "slurm._job.inject",
     "slurm._job.outputs",
+    "slurm._job.progress",  # the no-progress stop of time-limit requeues (issue 25)
     "slurm._job.runcall",
     "slurm._job.signals",
     "slurm._slurm",

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from slurm._job.call import WorkflowHost
+from slurm._job.outputs import cpu_seconds
 from slurm._job.runcall import element, run_call
 from slurm._job.signals import Guard
 from slurm._wire.env import CONTAINER_VARIABLE
@@ -34,6 +35,7 @@ def run_job(
     array: bool = False,
     rank: int | None = None,
     host: WorkflowHost | None = None,
+    pooled: tuple[int | None, str] | None = None,
 ) -> int:
     """Run the call stored in ``job_dir``; return the process exit code.
 
@@ -42,15 +44,30 @@ def run_job(
     multi-rank job, started by :func:`run_ranks` through ``srun``; it writes
     ``ranks/RANK.pkl`` and leaves the job's result to :func:`run_ranks`.
     ``host`` makes a workflow's cluster (see :class:`~slurm._job.call.WorkflowHost`).
+    ``pooled``: (array index, call id) of a call a pool's worker runs
+    (:mod:`slurm._job.worker`): Slurm's signals are the worker's, and the outcome
+    is created exclusively, so that a call taken by two workers completes once.
     """
     started = time.time()
+    cpu_before = cpu_seconds() if pooled is not None else None
     env = dict(os.environ if env is None else env)
     guard = Guard()
-    if env.get("SLURM_JOB_ID"):
+    if env.get("SLURM_JOB_ID") and pooled is None:
         guard.install()
-    index, job_id = element(env, array)
+    index, job_id = element(env, array) if pooled is None else pooled
     paths = JobPaths(str(job_dir), index)
-    code = run_call(Path(job_dir), paths, env, job_id, guard, host, started=started, rank=rank)
+    code = run_call(
+        Path(job_dir),
+        paths,
+        env,
+        job_id,
+        guard,
+        host,
+        started=started,
+        rank=rank,
+        cpu_before=cpu_before,
+        exclusive=pooled is not None,
+    )
     return 0 if code is None else code
 
 

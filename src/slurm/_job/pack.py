@@ -129,7 +129,7 @@ def _run_one(here: _Element, number: int, guard: Guard) -> int | None:
     # What one call registered (a checkpoint, a requeue seen) is not the next one's.
     requeue_callbacks.clear()
     requeue_event.clear()
-    if Path(paths.cancel_request).exists():
+    if Path(paths.cancel).exists():
         _skip_cancelled(paths, env, job_id, marker, started)
         return 0
     with _redirected(paths):
@@ -142,7 +142,7 @@ def _run_one(here: _Element, number: int, guard: Guard) -> int | None:
             here.host,
             started=started,
             marker=marker,
-            cpu_base=cpu_base,
+            cpu_before=cpu_base,
             packed=True,
         )
 

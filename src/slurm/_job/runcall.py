@@ -16,7 +16,15 @@ from pathlib import Path
 
 from slurm._job.call import WorkflowHost, call, extend_sys_path, put_code_first, resolve
 from slurm._job.hooks import RunnerHooks
-from slurm._job.outputs import atomic_write, drop_marker, log_run, measure, previous_starts
+from slurm._job.outputs import (
+    atomic_write,
+    commit_once,
+    drop_marker,
+    log_run,
+    measure,
+    previous_progress,
+    previous_starts,
+)
 from slurm._job.signals import Guard, Interrupted, requeue_request, requeue_self
 from slurm._wire.callbacks import loads_callbacks
 from slurm._wire.env import CODE_DIR_VARIABLE, CONTAINER_VARIABLE, DONE_DIR_VARIABLE
@@ -48,16 +56,19 @@ def run_call(
     started: float,
     rank: int | None = None,
     marker: str | None = None,
-    cpu_base: float = 0.0,
+    cpu_before: float | None = None,
     packed: bool = False,
+    exclusive: bool = False,
 ) -> int | None:
     """Run the call whose files ``paths`` names and write its result; the exit code,
     or ``None`` when Slurm's warning interrupted it and the job was requeued.
 
     ``rank``: one rank of a multi-rank job (it writes ``ranks/RANK.pkl``);
-    ``marker``: the done marker's name (the job id unless told); ``cpu_base``:
+    ``marker``: the done marker's name (the job id unless told); ``cpu_before``:
     the CPU seconds this process had used before the call (the calls of a packed
-    element share one process, each measured on its own). ``packed``: a call of a
+    element or of a pool's worker share one process, each measured on its own);
+    ``exclusive``: the outcome is created exclusively (a call a pool's worker runs,
+    which two workers may have taken: it completes once). ``packed``: a call of a
     packed element, which requeues at the time-limit warning even without a
     checkpoint (the calls done keep their results; this one runs again).
     """
@@ -68,6 +79,7 @@ def run_call(
     # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
     restart = max(restart, previous_starts(runs_path))
     env["SLURM_RESTART_COUNT"] = str(restart)
+    guard.record = lambda event, made: log_run(runs_path, event, restart, progress=made)
     if result_path.exists() and rank is None:  # requeued after it had finished: never run twice
         log_run(runs_path, "already-finished", restart)
         return 0
@@ -89,6 +101,7 @@ def run_call(
             needs_checkpoint=at_time_limit is None and not packed,
             grace=payload.policy.requeue_grace,
             job_id=env.get("SLURM_JOB_ID", ""),
+            previous_progress=previous_progress(runs_path),
         )
         if restart > max_requeues:
             raise RuntimeError(
@@ -101,16 +114,20 @@ def run_call(
         if rank is None and CONTAINER_VARIABLE in env:  # in a container: no scontrol here
             request = requeue_request(job_dir, env.get("SLURM_JOB_ID", ""))
             atomic_write(request, b"")  # the batch step outside requeues
-            log_run(runs_path, "requeued-time-limit", restart)
+            log_run(runs_path, "requeued-time-limit", restart, progress=guard.progress)
             return None
         if rank is None and requeue_self(env.get("SLURM_JOB_ID", "")):
-            log_run(runs_path, "requeued-time-limit", restart)
+            log_run(runs_path, "requeued-time-limit", restart, progress=guard.progress)
             return None
-        log_run(runs_path, "requeue-failed", restart)
+        log_run(runs_path, "requeue-failed", restart, progress=guard.progress)
         return 1
     except BaseException as exc:
         envelope = envelope_for_exception(exc, job_id=job_id)
-    write_result(paths, envelope, env, started, rank=rank, cpu_base=cpu_base)
+    if not write_result(
+        paths, envelope, env, started, rank=rank, cpu_before=cpu_before, exclusive=exclusive
+    ):
+        log_run(runs_path, "already-finished", restart)
+        return 0
     log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     if rank is None:
         drop_marker(done_dir, marker or job_id)
@@ -124,20 +141,26 @@ def write_result(
     started: float,
     *,
     rank: int | None = None,
-    cpu_base: float = 0.0,
-) -> None:
+    cpu_before: float | None = None,
+    exclusive: bool = False,
+) -> bool:
     """The call's usage figures, its outcome (JSON), then its result: the last one's
-    appearance means the call is over."""
+    appearance means the call is over. False when ``exclusive`` and another run of the
+    call wrote its outcome first (nothing is written then)."""
     result_path = Path(paths.result if rank is None else paths.rank_result(rank))
     # A rank keeps its figures and outcome beside its result: the job's own are
     # written by run_ranks once every rank is done.
     usage_path = Path(paths.usage) if rank is None else result_path.with_suffix(".usage")
     outcome_path = Path(paths.outcome) if rank is None else result_path.with_suffix(".json")
     with contextlib.suppress(OSError):  # the figures must never cost the result
-        atomic_write(usage_path, measure(paths, env, started, cpu_base=cpu_base))
+        atomic_write(usage_path, measure(paths, env, started, cpu_before))
     # The outcome first: whoever sees the result file (the job is over) finds it.
-    atomic_write(outcome_path, envelope.outcome().to_json().encode("utf-8"))
+    outcome = envelope.outcome().to_json().encode("utf-8")
+    if exclusive:
+        return commit_once(outcome_path, outcome, result_path, envelope.to_bytes())
+    atomic_write(outcome_path, outcome)
     atomic_write(result_path, envelope.to_bytes())
+    return True
 
 
 def _stderr(message: str) -> None:

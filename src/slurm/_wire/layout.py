@@ -21,6 +21,8 @@ them in ``ranks/i/`` instead.
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 ``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
 ``results/i.runs``, ``results/i.usage`` and ``results/i.attempts``.
+A worker pool's directory (its queue and its workers' logs) is laid out by
+:mod:`slurm._wire.queue`; each pooled call keeps the files above in its own directory.
 ``result.json`` (the outcome: no pickle) is what status checks read;
 ``result.pkl`` is unpickled only by ``get_result()``.
 
@@ -99,6 +101,11 @@ class JobPaths:
         return self.result.removesuffix(".pkl") + ".attempts"
 
     @property
+    def cancel(self) -> str:
+        """Written by ``Job.cancel()`` of a call in a worker pool: a worker skips it."""
+        return self.result.removesuffix(".pkl") + ".cancel"
+
+    @property
     def stdout(self) -> str:
         if self.index is None:
             return f"{self.job_dir}/stdout"
@@ -170,11 +177,6 @@ class JobPaths:
     def pack(self) -> str:
         """A packed array's plan: which calls each element runs."""
         return f"{self.job_dir}/{PACK}"
-
-    @property
-    def cancel_request(self) -> str:
-        """Left by the client for a packed call cancelled before it ran: the runner skips it."""
-        return self.result.removesuffix(".pkl") + ".cancel"
 
     @property
     def payloads_dir(self) -> str:
