@@ -38,8 +38,10 @@ __all__ = [
     "ContainerSpec",
     "apptainer_env",
     "apptainer_prefix",
+    "asks_for_gpus",
     "code_paths",
     "container_spec",
+    "is_sif",
     "launch_prefix",
     "srun_prefix",
 ]
@@ -114,6 +116,22 @@ def _runtime(value: Any) -> str:
     return str(runtime)
 
 
+#: The sbatch options that ask for GPUs.
+_GPU_OPTIONS = ("gpus", "gpus_per_node", "gpus_per_socket", "gpus_per_task")
+
+
+def asks_for_gpus(sbatch_options: Mapping[str, Any]) -> bool:
+    """True when the sbatch options ask for GPUs: a ``gpus*`` count other than 0, or a
+    ``gres`` naming ``gpu``."""
+    for key in _GPU_OPTIONS:
+        value = sbatch_options.get(key)
+        if value not in (None, False, 0, "0", ""):
+            return True
+    gres = sbatch_options.get("gres")
+    items = gres.split(",") if isinstance(gres, str) else list(gres or ())
+    return any(str(item).strip().startswith("gpu") for item in items)
+
+
 def container_spec(
     sdk_options: Mapping[str, Any], shared: Sequence[str], *, gpus: bool = False
 ) -> ContainerSpec | None:
@@ -153,6 +171,15 @@ def container_spec(
         runtime=runtime,
         gpus=gpus,
     )
+
+
+#: Where a SIF file says what it is: after its 32-byte launch line.
+SIF_MAGIC = b"SIF_MAGIC"
+
+
+def is_sif(head: bytes) -> bool:
+    """True when ``head`` (a file's first 64 bytes or more) is the start of a SIF image."""
+    return head[32 : 32 + len(SIF_MAGIC)] == SIF_MAGIC
 
 
 def code_paths(extra: Sequence[str] = ()) -> list[str]:
