@@ -176,6 +176,15 @@ def test_auto_picks_apptainer_on_a_cluster_without_pyxis(
     assert "this cluster has Apptainer 1.4" in caplog.text
 
 
+def test_doctor_reports_apptainer(acluster: Status, home_tmp: Path) -> None:
+    report = _ssh(acluster, home_tmp / "jobs").diagnose()
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["containers"]["status"] == "ok"
+    assert checks["containers"]["detail"] == (
+        f"apptainer {acluster.apptainer}; container_runtime='auto' takes apptainer"
+    )
+
+
 def test_a_failing_task_in_a_sif_brings_back_its_traceback(
     acluster: Status, sif: str, home_tmp: Path
 ) -> None:
