@@ -3,8 +3,11 @@ passed into the image, GPUs, the SIF check."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from slurm._client.config import load_environment
 from slurm._client.doctor.checks import OK, WARN, containers_check
 from slurm._slurm.container import (
     IMAGE_PATH,
@@ -138,3 +141,18 @@ def test_doctor_names_the_container_runtimes() -> None:
     none = containers_check((1, "0"), (127, "sh: apptainer: not found"))
     assert none.status == WARN and not none.blocking
     assert "no container runtime" in none.detail
+
+
+def test_a_slurmfile_sets_the_runtime_for_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "Slurmfile.toml").write_text(
+        '[default]\nbackend = "local"\n[default.sbatch]\ncontainer_runtime = "apptainer"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SLURMFILE", raising=False)
+    monkeypatch.delenv("SLURM_ENV", raising=False)
+    settings, _ = load_environment()
+    assert settings["default_options"] == {"container_runtime": "apptainer"}
+    spec = container_spec({**settings["default_options"], "container_image": SIF}, ["/jobs"])
+    assert spec is not None and spec.runtime == "apptainer"
