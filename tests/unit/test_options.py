@@ -132,6 +132,7 @@ def test_required_names_present() -> None:
         "container_image",
         "container_mounts",
         "container_workdir",
+        "container_runtime",
         "packaging_dockerfile",
         "packaging_context",
         "packaging_registry",

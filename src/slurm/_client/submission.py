@@ -43,7 +43,7 @@ from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.tasks import SubmittedTask
-from slurm._slurm.container import ContainerSpec, container_spec
+from slurm._slurm.container import ContainerSpec, asks_for_gpus, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
@@ -504,10 +504,14 @@ def _prepare_code(
         # outside its image and hands it to its tasks.
         sdk_options, for_children = prepare_images(session, task, resolved.sdk)
         container = container_spec(
-            sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
+            sdk_options,
+            shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)],
+            gpus=asks_for_gpus(resolved.sbatch),
         )
         if container is not None:
-            check_container(session, container, launch.python)
+            container = check_container(
+                session, container, launch.python, multi_rank=is_multi_rank(resolved.sbatch)
+            )
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
         if type(exc) is not ConfigurationError:  # a more precise one already
             raise

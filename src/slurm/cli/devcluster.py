@@ -77,6 +77,8 @@ def status_table(st: Status) -> Table:
             f"pyxis + enroot; registry {st.containers['registry']}; "
             f"base image {st.containers['base_image']}",
         )
+    if st.apptainer:
+        table.add_row("apptainer", f"apptainer {st.apptainer} (container_runtime='apptainer')")
     table.add_row("logs", st.log_dir)
     return table
 
@@ -118,6 +120,13 @@ def devcluster() -> None:
     "last `up`'s, else on; off with --nodes 1].",
 )
 @click.option(
+    "--apptainer/--no-apptainer",
+    default=None,
+    help="Put Debian's apptainer in the release's root, for container_runtime='apptainer' "
+    "and .sif images (docs/containers.md); needs --slurm 24.11 or 26.05 [default: the "
+    "last `up`'s, else off].",
+)
+@click.option(
     "--enforce-associations/--no-enforce-associations",
     default=None,
     help="AccountingStorageEnforce=associations,qos: an unknown account or QOS is refused, "
@@ -142,6 +151,7 @@ def up(
     nodes: int | None,
     port_base: int | None,
     containers: bool | None,
+    apptainer: bool | None,
     enforce_associations: bool | None,
     release: str | None,
     as_json: bool,
@@ -159,6 +169,7 @@ def up(
             containers=containers,
             enforce_associations=enforce_associations,
             release=release,
+            apptainer=apptainer,
         )
     except SlurmError as exc:
         _fail(exc)
