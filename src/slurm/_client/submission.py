@@ -405,6 +405,9 @@ def _prepare_code(
         )
         if container is not None:
             check_container(session, container, launch.python)
+        for dependent in task.prebuild:  # with_dependencies: their images travel too
+            _, dependent_sdk = session.options_for(dependent.name, dependent.options)
+            prepare_images(session, dependent, dependent_sdk)
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
         if type(exc) is not ConfigurationError:  # a more precise one already
             raise

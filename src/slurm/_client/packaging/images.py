@@ -186,9 +186,19 @@ def earlier_spellings(
     flat = {f"default_{option}": option for option in FLAT_OPTIONS}
     unknown = sorted(set(extra) - set(flat))
     if unknown:
+        import difflib
+
+        from slurm._client.settings import FIELDS
+
+        known = [f.name for f in FIELDS] + sorted(flat)
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
-            f"Cluster() got unknown keyword argument(s) {unknown}; the earlier SDK's "
-            f"packaging spellings are default_packaging and {sorted(flat)}."
+            f"Cluster() got unknown setting {', '.join(hints)}. Valid settings: "
+            f"{', '.join(f.name for f in FIELDS)}; the earlier SDK's packaging spellings "
+            f"default_packaging and {', '.join(sorted(flat))}."
         )
     if default_packaging is not None:
         if packaging is not None and packaging != default_packaging:
