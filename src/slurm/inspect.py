@@ -34,7 +34,7 @@ from slurm._api.why import Why, why_of_id
 from slurm._client.config import find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
-from slurm._client.settings import choose_backend, click_options
+from slurm._client.settings import choose_backend, click_options, settings_from_namespace
 from slurm._client.store import is_job_id, parse_job_dir
 from slurm._slurm.commands import (
     JobInfo,
@@ -119,6 +119,7 @@ __all__ = [
     "request_mb",
     "runner_usage",
     "scontrol_show_job_argv",
+    "settings_from_namespace",
     "usage_of",
     "why_of_id",
 ]

@@ -20,7 +20,7 @@ from slurm._slurm.overview import (
     queue_argv,
     sinfo_argv,
 )
-from slurm._transport.hostkeys import HOST_KEY_POLICIES, resolve_policy
+from slurm._transport.keypolicy import HOST_KEY_POLICIES, resolve_policy
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import loads_payload
 from slurm.errors import ConfigurationError, SlurmfileEnvironmentNotFoundError
@@ -241,3 +241,120 @@ def test_with_dependencies_builds_the_tasks_images_into_the_workflows_spec(
         spec = loads_payload(data, lambda ref: ref).workflow
         assert spec is not None
         assert list(dict(spec.images).values()) == ["r:1#slurm-sdk/gpu:c1"]
+
+
+# --- the earlier packaging keys ------------------------------------------------------------
+
+
+def test_the_earlier_packaging_names_read_as_ours() -> None:
+    from slurm._client.packaging import parse_spec
+
+    assert parse_spec("inherit").mode == "auto"
+    spec = parse_spec(
+        {
+            "type": "wheel",
+            "build_tool": "pip",
+            "python_version": "3.11",
+            "dependencies": ["rich>=13", "numpy"],
+            "extras": "gpu",
+        }
+    )
+    assert (spec.mode, spec.installer, spec.python) == ("wheel", "pip", "python3.11")
+    assert spec.dependencies == ("rich>=13", "numpy") and spec.extras == ("gpu",)
+    assert parse_spec({"type": "wheel", "dependencies": ["x"]}) != parse_spec("wheel")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"build_tool": "poetry"}, r"installer one of \('auto', 'uv', 'pip'\)"),
+        ({"build_tool": "uv", "installer": "pip"}, "not both"),
+        ({"python_version": "three"}, "a version such as '3.11'"),
+        ({"python_version": "3.11", "python": "/opt/py"}, "not both"),
+        ({"dependencies": [1]}, "a list of strings"),
+        ({"extra_index_url": "https://x"}, r"unknown: \['extra_index_url'\]"),
+        ({"type": "wheel", "build_args": {"A": "1"}}, "only with 'container'"),
+    ],
+)
+def test_bad_earlier_packaging_keys_say_what_is_valid(value: dict[str, Any], message: str) -> None:
+    from slurm._client.packaging import parse_spec
+
+    with pytest.raises(ConfigurationError, match=message):
+        parse_spec(value)
+
+
+def _wheel_with(tmp_path: Path, metadata: str) -> Path:
+    import zipfile
+
+    path = tmp_path / "proj-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("proj-1.0.dist-info/METADATA", metadata)
+    return path
+
+
+def test_a_projects_extras_add_their_requirements(tmp_path: Path) -> None:
+    from slurm._client.packaging.wheels import wheel_requirements
+
+    wheel = _wheel_with(
+        tmp_path,
+        "Metadata-Version: 2.1\nName: proj\nVersion: 1.0\n"
+        "Provides-Extra: gpu\nProvides-Extra: docs_site\n"
+        "Requires-Dist: rich\n"
+        'Requires-Dist: cupy; extra == "gpu"\n'
+        'Requires-Dist: nvtx; python_version >= "3.10" and extra == "gpu"\n'
+        "Requires-Dist: mkdocs; extra == 'docs-site'\n",
+    )
+    assert wheel_requirements(wheel) == ["rich"]
+    assert wheel_requirements(wheel, ["gpu"]) == ["rich", "cupy", 'nvtx; python_version >= "3.10"']
+    assert wheel_requirements(wheel, ["docs-site"]) == ["rich", "mkdocs"]
+    with pytest.raises(ConfigurationError, match=r"no extra \['cuda'\]; its extras are"):
+        wheel_requirements(wheel, ["cuda"])
+
+
+def test_the_earlier_container_keys_reach_the_builder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slurm._client.packaging.container import build_argv, content_tag, image_build
+
+    (tmp_path / "Dockerfile").write_text("FROM base\nARG V\n")
+    (tmp_path / "token").write_text("s3cret")
+    monkeypatch.setenv("PIP_TOKEN", "t")
+    build = image_build(
+        {
+            "registry": "r:1",
+            "build_args": {"V": 3, "A": "x y"},
+            "build_secrets": [
+                "id=tok,src=" + str(tmp_path / "token"),
+                {"id": "pip", "env": "PIP_TOKEN"},
+            ],
+            "no_cache": "true",
+        }
+    )
+    argv = build_argv("docker", build, tmp_path / "Dockerfile", tmp_path, "r:1/x:c1")
+    assert argv[argv.index("--build-arg") :] == [
+        "--build-arg", "A=x y", "--build-arg", "V=3",
+        "--secret", f"id=tok,src={tmp_path / 'token'}", "--secret", "id=pip,env=PIP_TOKEN",
+        "--no-cache", str(tmp_path),
+    ]  # fmt: skip
+    plain = content_tag(tmp_path / "Dockerfile", tmp_path)
+    assert content_tag(tmp_path / "Dockerfile", tmp_path, None, build.build_args) != plain
+    with pytest.raises(ConfigurationError, match="NAME = value"):
+        image_build({"registry": "r:1", "build_args": ["V=3"]})
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        image_build({"registry": "r:1", "build_secrets": "id=t,src=/no/such/file"})
+    with pytest.raises(ConfigurationError, match="MISSING_VAR is not set"):
+        image_build({"registry": "r:1", "build_secrets": {"id": "t", "env": "MISSING_VAR"}})
+
+
+def test_the_earlier_default_packaging_keywords_of_a_cluster() -> None:
+    cluster = Cluster(
+        "local",
+        default_packaging="wheel",
+        default_packaging_python_version="3.12",
+        default_packaging_build_tool="uv",
+        default_packaging_mounts=["/data:/data:ro", "/scratch:/scratch"],
+    )
+    assert cluster.packaging == {"type": "wheel", "python_version": "3.12", "build_tool": "uv"}
+    assert cluster.default_options["container_mounts"] == "/data:/data:ro,/scratch:/scratch"
+    with pytest.raises(ConfigurationError, match="did you mean 'default_packaging_mounts'"):
+        Cluster("local", default_packaging_mount=["/d:/d"])

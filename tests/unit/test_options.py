@@ -137,6 +137,9 @@ def test_required_names_present() -> None:
         "packaging_platform",
         "packaging_tls_verify",
         "packaging_runtime",
+        "packaging_build_args",
+        "packaging_build_secrets",
+        "packaging_no_cache",
     } == SDK_OPTIONS
     assert not SBATCH_OPTIONS & SDK_OPTIONS
     assert set(RESERVED_OPTIONS) <= SBATCH_OPTIONS

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from slurm._slurm.options import normalize_options
-from slurm._transport.hostkeys import HOST_KEY_POLICIES, resolve_policy
+from slurm._transport.keypolicy import HOST_KEY_POLICIES, resolve_policy
 from slurm.errors import ConfigurationError
 
 __all__ = [

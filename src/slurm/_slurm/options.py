@@ -182,6 +182,9 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "packaging_platform",
         "packaging_tls_verify",
         "packaging_runtime",
+        "packaging_build_args",
+        "packaging_build_secrets",
+        "packaging_no_cache",
     }
 )
 

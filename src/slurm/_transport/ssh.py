@@ -27,7 +27,7 @@ from slurm._transport.base import (
     timeout_error,
     validate_argv,
 )
-from slurm._transport.hostkeys import resolve_policy
+from slurm._transport.keypolicy import resolve_policy
 from slurm._transport.progress import Progress, terminal_progress
 from slurm._transport.sshauth import InteractiveAuth
 from slurm._transport.sshconfig import HostSettings, load_ssh_config, resolve_host

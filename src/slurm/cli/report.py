@@ -30,6 +30,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from slurm import Cluster, Usage
 from slurm.cli.jobfiles import (
@@ -122,7 +123,9 @@ def _session(options: dict[str, Any]) -> Iterator[Cluster]:
         with cluster_from_options(options) as cluster:
             yield cluster
     except SlurmError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
 
 
