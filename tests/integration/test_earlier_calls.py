@@ -89,6 +89,29 @@ def test_queue_jobs_and_cluster_info_with_the_earlier_keys(
     assert job.id not in {j.id for j in cluster.get_jobs()}
 
 
+def test_a_script_written_for_the_earlier_sdk_runs_unchanged(cluster: Cluster) -> None:
+    """tests/integration/earlier/reference_style.py, run as its user would run it."""
+    import json
+    import sys
+
+    script = Path(__file__).parent / "earlier" / "reference_style.py"
+    argv = [sys.executable, str(script), "--backend", "local", "--partition", "debug",
+            "--job-base-dir", cluster.base_dir]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1500, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["status"] == {"JobState": "COMPLETED", "ExitCode": "0:0"}
+    assert out["square"] == 49 and out["completed"] is True
+    assert out["where"]["host"] in ("node1", "node2") and out["where"]["world"] == 1
+    assert out["map"] == [1, 4, 9, 16] and out["results_dir_exists"]
+    assert out["workflow"]["sum"] == 0 + 1 + 4 + 9 and out["workflow"]["workflow_job_id"]
+    assert {"JOBID", "NAME", "STATE", "USER", "PARTITION", "REASON"} <= set(out["queue_keys"])
+    assert out["flow"] in out["queued"] and out["flow"] in out["jobs"]
+    assert {"debug", "compute", "urgent"} <= set(out["partitions"])
+    assert out["again"] == "COMPLETED"
+    assert f"submitted total as job {out['flow']}" in done.stderr  # the LoggerCallback
+
+
 def test_the_status_of_a_failed_job_as_the_earlier_sdk_read_it(cluster: Cluster) -> None:
     job = jobfuncs.fail_with("no", 7)
     with pytest.raises(jobfuncs.CustomError):
