@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# (written as a user of the earlier SDK writes, without type hints to satisfy --strict)
 """A script as a user of the earlier slurm-sdk (0.4.x) writes one, by the facts of
 /work/shared/reference/original-slurm-sdk.md and the calls of issue 23: its import
 paths, argparse options, callbacks, submit/with_dependencies, get_status()'s dict,
