@@ -16,6 +16,7 @@ docs/devcluster.md); the fixture points ``$SLURM_CONF`` at it.
 from __future__ import annotations
 
 import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,23 @@ def devcluster() -> Status:
 def devcluster_ssh(devcluster: Status) -> SshInfo:
     """How to reach the dev cluster over SSH: host, port, username, key_file, alias."""
     return devcluster.ssh
+
+
+@pytest.fixture(scope="session")
+def intruder() -> pwd.struct_passwd:
+    """The user ``sdk-intruder``, a hostile neighbour for attacks (made once with
+    ``useradd`` if missing; needs root)."""
+    import subprocess
+
+    name = "sdk-intruder"
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        if os.geteuid() != 0:
+            pytest.skip("making a second Unix user needs root")
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+        capture_output=True,
+    )
+    return pwd.getpwnam(name)

@@ -67,8 +67,9 @@ from slurm._slurm.usage import (
     runner_usage,
     summarise,
 )
+from slurm._terminal import printable
 from slurm._transport.base import check_result
-from slurm._wire.layout import JobPaths
+from slurm._wire.layout import JobPaths, job_comment
 from slurm._wire.payload import Outcome
 from slurm._wire.runlog import RunEvent, parse_run_log
 from slurm.errors import ConfigurationError, SlurmError
@@ -112,6 +113,7 @@ __all__ = [
     "parse_run_log",
     "parse_scontrol_records",
     "parse_usage_sacct",
+    "printable",
     "query_ids",
     "read_attempts",
     "read_outcome",
@@ -258,9 +260,15 @@ def array_indices(cluster: Cluster, job_id: str) -> list[int]:
 def cancel_jobs(cluster: Cluster, ids: Sequence[str]) -> None:
     """Cancel these jobs with one scancel, refusing (before it) any id not the SDK's.
 
+    An id is the SDK's when the job base directory's index knows it and Slurm lists it
+    as this user's job with the ``--comment`` the SDK gave it (``slurm-sdk:<job
+    directory>``): an index entry alone could name an id Slurm has since given to
+    someone else's job (ids are reused after a controller's state is reset). An id
+    Slurm no longer lists has ended: nothing to cancel.
+
     Raises:
         ConfigurationError: an id is not a job of the SDK under this job base dir.
-        CommandError: scancel failed.
+        CommandError: squeue or scancel failed.
     """
     known = set(cluster.store.job_ids())
     unknown = [j for j in ids if not is_job_id(j) or j.split("_")[0] not in known]
@@ -269,7 +277,25 @@ def cancel_jobs(cluster: Cluster, ids: Sequence[str]) -> None:
             f"Not the SDK's jobs under {cluster.base_dir}: {', '.join(unknown)}. Nothing was "
             "cancelled; check the ids with `slurm jobs list` (and --job-base-dir)."
         )
-    check_result(cluster.slurm.cancel(ids), "the cluster (scancel)")
+    listed = cluster.slurm.comments_of_mine(ids)
+
+    def base(job_id: str) -> str:
+        return job_id.split("_", 1)[0]
+
+    foreign = [
+        j
+        for j in ids
+        if base(j) in listed and listed[base(j)] != job_comment(cluster.store.job_dir_of(j))
+    ]
+    if foreign:
+        raise ConfigurationError(
+            f"Slurm's jobs {', '.join(foreign)} are not the ones this job base directory "
+            f"submitted (their --comment is not the SDK's for {cluster.base_dir}): the ids "
+            "were reused. Nothing was cancelled."
+        )
+    alive = [j for j in ids if base(j) in listed]
+    if alive:
+        check_result(cluster.slurm.cancel(alive), "the cluster (scancel)")
 
 
 def doctor_report(cluster: Cluster) -> DoctorReport:

@@ -9,8 +9,9 @@ import time
 import jobfuncs
 from click.testing import CliRunner, Result
 
-from slurm import Cluster
+from slurm import Cluster, task
 from slurm.cli import main
+from slurm.inspect import printable
 
 _TIMEOUT = 120.0
 
@@ -160,3 +161,72 @@ def test_connect_runs_a_command_inside_a_running_job(cluster: Cluster) -> None:
         running.cancel()
     ended = _jobs(cluster, "connect", running.id)
     assert ended.exit_code == 1 and "not running" in ended.output
+
+
+def test_cancel_refuses_an_indexed_id_slurm_gave_to_another_job(cluster: Cluster) -> None:
+    """The index says a job id is the SDK's, but Slurm reused that id for a job the SDK
+    did not submit (its --comment is not the SDK's): cancel refuses, the job runs on."""
+    ours = jobfuncs.sleep_then(0.1, "ok")
+    assert ours.get_result(timeout=_TIMEOUT) == "ok"
+    other = (
+        subprocess.run(
+            [
+                "sbatch",
+                "--parsable",
+                "-p",
+                "debug",
+                "--mem=16M",
+                "-t",
+                "2",
+                "-o",
+                "/dev/null",
+                "--comment=someone-else",
+                "--wrap",
+                "sleep 120",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .split(";")[0]
+    )
+    try:
+        # As after a controller's state reset: the old index entry now names the new job.
+        index = f"{cluster.store.index_dir}/{other}"
+        cluster.transport.write_text(index, ours.job_dir + "\n", mode=0o600)
+        refused = _jobs(cluster, "cancel", other)
+        assert refused.exit_code == 1 and "ids were reused" in refused.output
+        state = subprocess.run(
+            ["squeue", "-h", "-j", other, "-o", "%T"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        assert state in ("PENDING", "RUNNING"), state
+    finally:
+        subprocess.run(["scancel", other], check=False)
+
+
+HOSTILE_LOG = "title \x1b]0;owned\x07 clipboard \x1b]52;c;eA==\x07 [red]markup[/] 10%\r90%"
+
+
+@task(time="00:02:00", mem="64M")
+def _print_hostile() -> str:
+    import sys
+
+    print(HOSTILE_LOG, flush=True)
+    print(HOSTILE_LOG, file=sys.stderr, flush=True)
+    return "\x1b]0;result\x07"
+
+
+def test_logs_show_and_list_never_pass_escape_sequences_to_the_terminal(cluster: Cluster) -> None:
+    """A log and a result that hold escape sequences and rich markup: printed
+    as visible escapes and literal brackets; ``logs --raw`` gives the bytes unchanged."""
+    job = _print_hostile()
+    assert job.get_result(timeout=_TIMEOUT) == "\x1b]0;result\x07"
+    logs = _ok(cluster, "logs", job.id)
+    assert logs == printable(HOSTILE_LOG, keep="\r") + "\n"
+    assert "\x1b" not in logs and "\x07" not in logs
+    assert _ok(cluster, "logs", job.id, "--raw") == HOSTILE_LOG + "\n"
+    shown = _ok(cluster, "show", job.id)
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "[red]markup[/]" in shown and "\\x1b]0;owned\\x07" in shown
+    assert "\x1b" not in _ok(cluster, "list")

@@ -6,6 +6,7 @@ Each test has its own job base directory under ``$HOME`` (see ``home_tmp``).
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import stat
 import subprocess
@@ -24,7 +25,13 @@ from slurm._api.task import Task
 from slurm._client.packaging import environment_for
 from slurm.cli import main
 from slurm.devcluster import SshInfo
-from slurm.errors import ConfigurationError, InvalidOptionError, ResultError, SubmissionError
+from slurm.errors import (
+    ConfigurationError,
+    InvalidOptionError,
+    ResultError,
+    SubmissionError,
+    TaskFailedError,
+)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -84,6 +91,32 @@ def test_base_dir_of_another_user_is_refused(devcluster: object, home_tmp: Path)
     os.chown(base, 65534, 65534)
     with _cluster(base), pytest.raises(ConfigurationError, match="owned by uid 65534, not by you"):
         add(1, 2)
+
+
+def test_base_dir_through_a_neighbours_link_is_refused_and_results_are_not_read(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A neighbour's symbolic link to the user's own private directory: it would pass a
+    check of its target, and the neighbour could re-point it after. Refused before
+    submission; and a result already there is not unpickled through it."""
+    mine = home_tmp / "jobs"
+    mine.mkdir(mode=0o700)
+    sticky = home_tmp / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    link = sticky / "jobs"
+    link.symlink_to(mine)
+    with _cluster(link):  # while the link is the user's own, it is followed
+        job = add(1, 2)
+        assert job.get_result(timeout=120) == 3
+    os.lchown(link, intruder.pw_uid, intruder.pw_gid)
+    with _cluster(link), pytest.raises(ConfigurationError, match=r"symbolic link .*uid"):
+        add(1, 2)
+    assert len(_job_dirs(mine)) == 1
+    with _cluster(link) as cluster:
+        again = cluster.get_job(job.id)
+        with pytest.raises(ResultError, match="symbolic link"):
+            again.get_result(timeout=30)
 
 
 def test_parent_writable_by_others_needs_the_sticky_bit(devcluster: object, home_tmp: Path) -> None:
@@ -168,6 +201,41 @@ def test_stray_module_in_the_clients_working_directory(
     monkeypatch.setattr(sys, "path", ["", *sys.path])  # as under `python -c` or a REPL
     with _cluster(home_tmp / "jobs"):
         _assert_clean(_where_am_i()().get_result(timeout=120), stray)
+
+
+def test_stray_module_reaches_no_rank_and_no_empty_pythonpath_entry(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every rank's runner starts with the working directory off ``sys.path``, and an
+    empty or relative ``PYTHONPATH`` entry (which would name it again) is dropped."""
+    stray = _stray_dir(home_tmp)
+    monkeypatch.chdir(stray)
+    monkeypatch.setenv("PYTHONPATH", ":relative/dir:")  # sbatch exports it to the job
+    with _cluster(home_tmp / "jobs"):
+        job = _where_am_i().with_options(ntasks=2, mem="256M")()
+        _assert_clean(job.get_result(timeout=180), stray)
+    assert not (stray / "IMPORTED").exists()
+
+
+def _environment_of_the_job() -> Task[..., dict[str, str]]:
+    @task(time="00:02:00", mem="64M")
+    def environment() -> dict[str, str]:
+        return dict(os.environ)
+
+    return environment
+
+
+def test_the_sdks_secret_never_reaches_a_local_job(
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sbatch exports the submitter's environment: ``$SLURM_SDK_PASSWORD`` is not passed
+    to it (the rest is, as Slurm users expect)."""
+    monkeypatch.setenv("SLURM_SDK_PASSWORD", "hunter2")
+    monkeypatch.setenv("SDK_TEST_PLAIN", "kept")
+    with _cluster(home_tmp / "jobs"):
+        seen = _environment_of_the_job()().get_result(timeout=120)
+    assert "SLURM_SDK_PASSWORD" not in seen and seen["SDK_TEST_PLAIN"] == "kept"
+    assert "hunter2" not in "".join(seen.values())
 
 
 # --- job ids and index entries ----------------------------------------------------------
@@ -282,6 +350,24 @@ def test_get_result_unpickles_only_a_private_file(
         os.chown(job_dir / "result.pkl", 65534, 65534)
     with _cluster(base) as cluster, pytest.raises(ResultError, match="Refusing to unpickle"):
         cluster.get_job(job.id).get_result(timeout=30)
+    assert not marker.exists()
+
+
+def test_a_job_argument_is_unpickled_on_the_node_only_from_a_private_file(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A job given another job's result as an argument reads it on the node with the check
+    ``get_result()`` makes: a result another user owns is refused there, and nothing in it
+    runs."""
+    base, marker = home_tmp / "jobs", home_tmp / "UNPICKLED"
+    with _cluster(base):
+        first = add(1, 2)
+        assert add(first, 10).get_result(timeout=120) == 13  # a private result: read
+        job_dir = Path(first.job_dir)
+        _plant_trap(job_dir, marker)
+        os.chown(job_dir / "result.pkl", intruder.pw_uid, intruder.pw_gid)
+        with pytest.raises(ResultError, match=r"Refusing to unpickle .*owned by uid"):
+            add(first, 10).get_result(timeout=120)
     assert not marker.exists()
 
 
@@ -481,8 +567,37 @@ def _fake_env(envs: Path, key: str, sha: str, *, used_days_ago: float) -> Path:
     return env
 
 
+def _not_the_sdks(base: Path, envs: Path, cache: Path, intruder: pwd.struct_passwd) -> list[Path]:
+    """Old things prune must leave: not made by the SDK, or not the user's."""
+    kept = []
+    for where in (base / "data", envs / "notes"):  # the user's, without the SDK's marker
+        where.mkdir(parents=True)
+        (where / "precious.txt").write_text("mine")
+        kept.append(where)
+    forged = base / "forged"  # a job.sh of the user's own, not written by the SDK
+    forged.mkdir()
+    (forged / "job.sh").write_text("#!/bin/sh\n")
+    kept.append(forged)
+    theirs = base / "theirs"  # the SDK's layout, another user's directory
+    theirs.mkdir()
+    (theirs / "job.sh").write_text(
+        "#!/bin/bash\n# Generated by slurm-sdk: do not edit, it is rewritten on every submission.\n"
+    )
+    their_env = envs / ("c" * 24)
+    (their_env / "venv").mkdir(parents=True)
+    (their_env / "ready.json").write_text("{}")
+    for path in (theirs, theirs / "job.sh", their_env, their_env / "ready.json"):
+        os.chown(path, intruder.pw_uid, intruder.pw_gid)
+    kept += [theirs, their_env]
+    (cache / "notes.txt").write_text("x" * 5000)  # $SLURM_SDK_CACHE_DIR names a user's directory
+    kept.append(cache / "notes.txt")
+    for path in kept:
+        _age(path, 100)
+    return kept
+
+
 def test_prune_reclaims_space_and_keeps_what_is_live(
-    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch, intruder: pwd.struct_passwd
 ) -> None:
     from jobfuncs import sleep_then
 
@@ -508,6 +623,7 @@ def test_prune_reclaims_space_and_keeps_what_is_live(
     for i, size in enumerate([3000, 2000, 1000]):  # oldest first
         (cache / "built" / f"w{i}.whl").write_bytes(b"x" * size)
         _age(cache / "built" / f"w{i}.whl", 10 - i)
+    kept = _not_the_sdks(base, envs, cache, intruder)
     pruner = _cluster(base, packaging={"type": "wheel", "env_dir": str(envs)})
     try:
         with pruner:
@@ -534,6 +650,7 @@ def test_prune_reclaims_space_and_keeps_what_is_live(
         assert (envs / ".store" / ("2" * 64)).exists()
         assert sorted(p.name for p in (cache / "built").iterdir()) == ["w1.whl", "w2.whl"]
         assert outside.exists()
+        assert [p for p in kept if not p.exists()] == []
     finally:
         with _cluster(base) as cluster:
             cluster.cancel([live.id])
@@ -674,3 +791,37 @@ def test_truncated_result_is_a_clear_error(devcluster: object, home_tmp: Path) -
         assert again.get_status().value == "FAILED"
     shown = _cli(base, "show", job.id)
     assert shown.exit_code == 0 and "cannot be read" in shown.output
+
+
+# --- a result the client does not trust ---------------------------------------------------
+
+
+class _RunsCode:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (self.path,))
+
+
+def test_an_untrusted_result_is_plain_data_or_refused(devcluster: object, home_tmp: Path) -> None:
+    """``trusted=False`` against a login node that rewrote a result: the forged pickle is
+    refused and nothing in it runs; real plain results and errors still come back."""
+    from jobfuncs import fail_with
+
+    marker = home_tmp / "the-forged-result-ran"
+    with _cluster(home_tmp / "jobs"):
+        job = add(1, 2)
+        assert job.get_result(timeout=120, trusted=False) == 3
+        failed = fail_with("boom")
+        with pytest.raises(TaskFailedError, match="boom"):
+            failed.get_result(timeout=120, trusted=False)
+        forged = add(2, 2)
+        forged.wait(timeout=120)
+        result = Path(forged.result_path)
+        fields = cloudpickle.loads(result.read_bytes())
+        fields["value"] = cloudpickle.dumps(_RunsCode(str(marker)))
+        result.write_bytes(cloudpickle.dumps(fields))
+        with pytest.raises(ResultError, match="not plain data"):
+            forged.get_result(trusted=False)
+    assert not marker.exists()

@@ -177,6 +177,19 @@ def test_code_is_asked_once_and_the_connection_serves_everything(
     assert _accepted_logins(otp_sshd) - before == 1
 
 
+def test_the_account_password_is_never_sent_to_a_one_time_password_prompt(
+    otp_sshd: Sshd, secret: bytes, tmp_path: Path
+) -> None:
+    """PAM asks "One-time password (OATH) for `root':": a question with "password" in it,
+    but not for the password. It goes to the callback; the password is not sent."""
+    answer = Authenticator(secret)
+    with _transport(
+        otp_sshd, tmp_path, interactive_auth=answer, password="the-account-password"
+    ) as ssh:
+        assert ssh.run(["echo", "in"]).stdout == "in\n"
+    assert [p.prompt.lower().startswith("one-time password") for p in answer.prompts] == [True]
+
+
 def test_reconnects_only_when_the_connection_is_lost_and_says_so(
     otp_sshd: Sshd, secret: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

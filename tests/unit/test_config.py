@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 from pathlib import Path
 
 import pytest
 
 from slurm import Cluster
 from slurm._client.config import load_environment
-from slurm.errors import ConfigurationError, InvalidOptionError
+from slurm.errors import ConfigurationError, InvalidOptionError, SlurmfileNotFoundError
 
 SLURMFILE = """
 [default]
@@ -141,6 +142,7 @@ def test_search_stops_at_home(tmp_path: Path) -> None:
 
     home = tmp_path / "home"
     start = home / "proj" / "src"
+    start.mkdir(parents=True)
     assert search_directories(start, home) == [start, home / "proj", home]
 
 
@@ -150,7 +152,49 @@ def test_search_stops_at_repository_root(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     start = repo / "pkg"
+    start.mkdir()
     assert search_directories(start, tmp_path / "elsewhere") == [start, repo]
+
+
+def test_search_never_enters_a_directory_the_user_does_not_own(
+    tmp_path: Path, intruder: pwd.struct_passwd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a directory of the user's own inside a shared one (``/tmp/work``), a Slurmfile
+    a neighbour left in the shared directory is never found (nor refused: not looked at)."""
+    from slurm._client.config import find_slurmfile
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    os.chown(shared, intruder.pw_uid, intruder.pw_gid)
+    planted = shared / "Slurmfile"
+    planted.write_text('[default]\nhostname = "elsewhere"\n')
+    os.chown(planted, intruder.pw_uid, intruder.pw_gid)
+    work = shared / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
+    monkeypatch.delenv("SLURMFILE", raising=False)
+    with pytest.raises(SlurmfileNotFoundError, match="parents up to"):
+        find_slurmfile()
+
+
+def test_a_link_swapped_in_for_the_slurmfile_is_refused(
+    tmp_path: Path, intruder: pwd.struct_passwd
+) -> None:
+    """The check and the read are one open without following a link: a Slurmfile replaced
+    by a link to another user's file (a race in a sticky directory) is refused, although
+    the link itself is the user's."""
+    from slurm._client.config import load_environment
+
+    theirs = tmp_path / "theirs.toml"
+    theirs.write_text('[default]\nhostname = "elsewhere"\n')
+    os.chown(theirs, intruder.pw_uid, intruder.pw_gid)
+    theirs.chmod(0o644)
+    link = tmp_path / "Slurmfile"
+    link.symlink_to(theirs)
+    with pytest.raises(ConfigurationError, match="is a symbolic link"):
+        load_environment(link)
 
 
 def test_slurmfile_above_the_repository_root_is_not_read(

@@ -67,6 +67,7 @@ def test_srun_prefix_mounts_the_job_dirs_and_code_once() -> None:
         "PYTHONPATH": "/venv/site-packages:/jobs/x:/src",
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "SLURM_SDK_CONTAINER": "",
+        "PYTHONSAFEPATH": "1",  # -P for the image's runner, however old its Python
     }
 
 

@@ -168,6 +168,30 @@ def test_spawn_daemon_records_pid_and_stop(tmp_path: Path) -> None:
     assert not is_alive(pid, name)
 
 
+def test_a_daemon_starts_in_the_root_directory_whatever_the_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``up`` runs as root: a ``subprocess.py`` planted where it was started never runs,
+    and the daemon's working directory is ``/``."""
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "subprocess.py").write_text(
+        "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').touch()\n"
+    )
+    monkeypatch.chdir(stray)
+    monkeypatch.setenv("PYTHONPATH", str(stray))
+    pid = spawn_daemon(
+        ["sh", "-c", "pwd; exec sleep 60"],
+        pid_file=tmp_path / "run" / "d.pid",
+        log_file=tmp_path / "log" / "d.log",
+    )
+    try:
+        wait_for(lambda: (tmp_path / "log" / "d.log").read_text() == "/\n", what="pwd", timeout=10)
+    finally:
+        stop_pid(pid, "sleep", timeout=5)
+    assert not (stray / "IMPORTED").exists()
+
+
 def test_wait_for_reports_logs(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("line 1\nfatal: broken\n")

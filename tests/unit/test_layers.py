@@ -17,11 +17,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: (layer, module prefixes, layers it may import besides its own), bottom first.
 LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-    ("base", ("slurm.errors", "slurm.logging"), ()),
+    ("base", ("slurm.errors", "slurm.logging", "slurm._terminal"), ()),
     ("transport", ("slurm._transport",), ("base",)),
     ("wire", ("slurm._wire",), ("base",)),
     ("slurm", ("slurm._slurm",), ("base", "transport", "wire")),
-    ("job", ("slurm._job",), ("base", "wire", "slurm")),
+    # The job side may use the transport layer's pure ownership check (trust), not a
+    # transport: nothing there imports paramiko until an SSHTransport is asked for.
+    ("job", ("slurm._job",), ("base", "transport", "wire", "slurm")),
     ("client", ("slurm._client",), ("base", "transport", "wire", "slurm")),
     (
         "api",

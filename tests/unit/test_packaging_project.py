@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import pwd
 from pathlib import Path
+
+import pytest
 
 import slurm
 from slurm._client.packaging.project import Project, find_project, read_project, sdk_source_root
@@ -85,3 +90,29 @@ def test_sdk_script_with_a_user_project_as_working_directory(tmp_path: Path) -> 
 
 def test_normalized_name() -> None:
     assert Project(root=Path("/x"), name="My_Proj.Name").normalized_name == "my-proj-name"
+
+
+def test_a_pyproject_another_user_planted_above_is_never_built(
+    tmp_path: Path, intruder: pwd.struct_passwd, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A neighbour's ``pyproject.toml`` in a shared sticky directory above the user's work
+    is not the user's project: its build backend would run as the user."""
+    shared = tmp_path / "shared"
+    planted = _project(shared, "planted")
+    shared.chmod(0o1777)
+    os.chown(planted / "pyproject.toml", intruder.pw_uid, intruder.pw_gid)
+    work = shared / "work"
+    work.mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert find_project(main_dir=work, cwd=work, sdk_root=None) is None
+    assert f"is owned by uid {intruder.pw_uid}, not by you" in caplog.text
+    os.chown(planted / "pyproject.toml", os.getuid(), os.getgid())
+    assert find_project(main_dir=work, cwd=work, sdk_root=None) is not None  # the user's own
+
+
+def test_a_pyproject_others_may_rewrite_is_never_built(tmp_path: Path) -> None:
+    root = _project(tmp_path / "proj")
+    (root / "pyproject.toml").chmod(0o666)
+    assert find_project(main_dir=root, cwd=root, sdk_root=None) is None
+    (root / "pyproject.toml").chmod(0o644)
+    assert find_project(main_dir=root, cwd=root, sdk_root=None) is not None

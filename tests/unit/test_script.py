@@ -292,3 +292,30 @@ def test_setup_as_single_string() -> None:
 def test_render_accepts_raw_option_names() -> None:
     script = render_batch_script(options={"name": "n", "Cpus-Per-Task": 2}, command=["true"])
     assert "#SBATCH --cpus-per-task=2\n#SBATCH --job-name=n\n" in script
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        (":/a::rel/b:/c*:", "/a:/c*"),  # empty and relative entries go; no glob expansion
+        ("", None),  # set but empty: unset (an empty PYTHONPATH is the working directory)
+        (".", None),
+        ("/only", "/only"),
+        (None, None),
+    ],
+)
+def test_absolute_pythonpath_keeps_only_absolute_entries(
+    given: str | None, kept: str | None
+) -> None:
+    import subprocess
+
+    from slurm._slurm.script import ABSOLUTE_PYTHONPATH
+
+    env = {"PATH": "/usr/bin:/bin"} | ({} if given is None else {"PYTHONPATH": given})
+    script = "\n".join([*ABSOLUTE_PYTHONPATH, 'echo "${PYTHONPATH-<unset>}"; echo "$IFS" | od -c'])
+    out = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    first, *rest = out.stdout.splitlines()
+    assert first == ("<unset>" if kept is None else kept)
+    assert "\\t" in "".join(rest)  # IFS restored

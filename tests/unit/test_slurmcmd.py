@@ -601,3 +601,37 @@ def test_says_never_requeued(state: str, requeue: str, never: bool) -> None:
     assert says_never_requeued(_SHOW_JOB.format(state=state, requeue=requeue)) is never
     assert not says_never_requeued("")
     assert scontrol_show_job_argv("7_1") == ["scontrol", "-o", "show", "job", "7_1"]
+
+
+def test_a_jobs_own_submissions_keep_the_sites_export_policy_and_never_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside a job, the parent's SLURM_*/SBATCH_* variables are dropped from the Slurm
+    commands it runs, but not SLURM_CONF nor a site's SBATCH_EXPORT; the SDK's password
+    is dropped everywhere."""
+    from slurm._slurm.client import SlurmClient
+    from slurm._transport.base import CommandResult
+
+    seen: list[list[str]] = []
+
+    class Recorder:
+        def run(self, argv: list[str], **_: object) -> CommandResult:
+            seen.append(argv)
+            return CommandResult(argv, 0, "", "")
+
+    for name, value in {
+        "SLURM_JOB_ID": "7",
+        "SBATCH_PARTITION": "x",
+        "SLURM_CONF": "/etc/slurm/slurm.conf",
+        "SBATCH_EXPORT": "NONE",
+        "SLURM_SDK_PASSWORD": "hunter2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    SlurmClient(Recorder(), strip_inherited=True).run(["squeue"])  # type: ignore[arg-type]
+    SlurmClient(Recorder(), strip_inherited=False).run(["squeue"])  # type: ignore[arg-type]
+    inner, outer = seen
+    assert inner[0] == "env" and inner[-1] == "squeue"
+    dropped = {a[2:] for a in inner if a.startswith("-u")}
+    assert {"SLURM_JOB_ID", "SBATCH_PARTITION", "SLURM_SDK_PASSWORD"} <= dropped
+    assert not {"SLURM_CONF", "SBATCH_EXPORT"} & dropped
+    assert outer == ["env", "-uSLURM_SDK_PASSWORD", "squeue"]

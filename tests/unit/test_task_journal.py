@@ -138,9 +138,13 @@ def test_job_context_from_environment() -> None:
 
 def testrequeue_policy() -> None:
     flags, policy = requeue_policy({}, {})
-    assert flags == {"requeue": True, "signal": "B:USR1@60"} and policy == RunPolicy(max_requeues=3)
+    assert flags == {"requeue": True, "signal": "B:USR1@60"} and policy == RunPolicy(
+        max_requeues=3, requeue_grace=60
+    )
     flags, policy = requeue_policy({}, {"requeue_grace": 120, "max_requeues": 0})
-    assert flags["signal"] == "B:USR1@120" and policy == RunPolicy(max_requeues=0)
+    assert flags["signal"] == "B:USR1@120" and policy == RunPolicy(
+        max_requeues=0, requeue_grace=120
+    )
     assert requeue_policy({"no_requeue": True}, {}) == ({}, RunPolicy(max_requeues=0))
     assert "signal" not in requeue_policy({"signal": "USR2@30"}, {})[0]
     with pytest.raises(ConfigurationError, match="max_requeues"):

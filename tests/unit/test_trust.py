@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import subprocess
 from pathlib import Path
 
@@ -93,3 +95,46 @@ def test_local_report_says_what_the_shell_script_says(tmp_path: Path) -> None:
     assert meaning(local) == meaning(shell)
     assert "|2|missing|" in local
     assert set(trust.parse_files(local)[0]) == {"result.pkl", "open.pkl", "link.pkl"}
+
+
+def _both_reports(path: str) -> list[str]:
+    """The problems the shell check and the ``os`` check find with ``path``."""
+    out = subprocess.run(
+        ["sh", "-c", build_script([path], create=False)], capture_output=True, text=True, check=True
+    ).stdout
+    shell = [p.detail for p in parse_output(out, [path])]
+    local = [p.detail for p in parse_output(trust.local_report([path]), [path])]
+    assert shell == local
+    return shell
+
+
+def test_a_link_another_user_owns_is_not_followed(
+    tmp_path: Path, intruder: pwd.struct_passwd
+) -> None:
+    """A base directory reached through a neighbour's symbolic link is refused, even
+    though its target is the user's own private directory: the neighbour could re-point
+    the link after the check."""
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    link = sticky / "jobs"
+    link.symlink_to(mine)
+    assert _both_reports(str(link)) == []  # the user's own link: followed
+    os.lchown(link, intruder.pw_uid, intruder.pw_gid)
+    [detail] = _both_reports(str(link))
+    assert f"symbolic link {link}, owned by uid {intruder.pw_uid}" in detail
+    [detail] = _both_reports(f"{link}/")  # the same link, however it is spelled
+    assert "symbolic link" in detail
+
+
+def test_a_link_in_a_directory_others_may_write_is_not_followed(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    open_dir = tmp_path / "group"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)  # no sticky bit: anyone may replace the link
+    (open_dir / "jobs").symlink_to(mine)
+    [detail] = _both_reports(str(open_dir / "jobs"))
+    assert "where others may replace it" in detail

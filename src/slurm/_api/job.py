@@ -421,13 +421,20 @@ class Job(Generic[T]):
         except FileNotFoundError:
             return ""
 
-    def get_result(self, timeout: float | None = None) -> T:
+    def get_result(self, timeout: float | None = None, *, trusted: bool = True) -> T:
         """Wait for the job and return its value, or raise its exception.
 
         Raises the task's own exception (with the remote traceback as a note),
         :class:`~slurm.errors.TaskFailedError` when that type cannot be rebuilt,
         :class:`~slurm.errors.JobTerminatedError` when the job ended without a
         result, :class:`~slurm.errors.JobTimeoutError` when ``timeout`` passed.
+
+        Unpickling runs code: whoever controls the cluster's login node (a host key
+        accepted on first use, an administrator) could write a result that runs code
+        here. ``trusted=False`` rebuilds only plain data (numbers, strings, bytes,
+        containers, dates, decimals, paths; :class:`~slurm.errors.ResultError` for
+        anything else) and never the remote exception: a
+        :class:`~slurm.errors.TaskFailedError` names it instead.
         """
         if not self.wait_final(timeout):
             raise JobTimeoutError(
@@ -435,10 +442,10 @@ class Job(Generic[T]):
                 f"{self.state.value}. Call get_result() again to keep waiting.",
                 job_id=self.id,
             )
-        envelope = self._load_envelope()
+        envelope = self._load_envelope(trusted=trusted)
         if envelope is None:
             raise self._terminated_error()
-        value: T = envelope.unwrap()
+        value: T = envelope.unwrap(trusted=trusted)
         return value
 
     result = get_result
@@ -528,12 +535,13 @@ class Job(Generic[T]):
                 )
         return self._outcome
 
-    def _load_envelope(self) -> Envelope | None:
-        """The result envelope, unpickled only from a file only this user can have written."""
+    def _load_envelope(self, *, trusted: bool = True) -> Envelope | None:
+        """The result envelope, unpickled only from a file only this user can have written
+        (``trusted=False``: and only if it is plain data)."""
         if self._envelope is None and self.session.tracker.has_result(self):
             self.session.store.check_private(self.result_path, job_id=self.id)
             data = self.session.transport.read_bytes(self.result_path)
-            self._envelope = Envelope.from_bytes(data, job_id=self.id)
+            self._envelope = Envelope.from_bytes(data, job_id=self.id, trusted=trusted)
             self._outcome = self._outcome or self._envelope.outcome()
         return self._envelope
 

@@ -45,9 +45,9 @@ import logging
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from slurm._client.settings import SLURMFILE_KEYS, ClusterSettings
 from slurm._slurm.options import normalize_options
@@ -63,6 +63,7 @@ __all__ = [
     "check_owner",
     "find_slurmfile",
     "load_environment",
+    "read_private",
     "search_directories",
 ]
 
@@ -72,43 +73,83 @@ USER_FILE = Path("~/.config/slurm-sdk/Slurmfile.toml")
 logger = logging.getLogger(__name__)
 
 
-def search_directories(start: Path, home: Path) -> list[Path]:
+def search_directories(
+    start: Path, home: Path, owned: Callable[[Path], bool] | None = None
+) -> list[Path]:
     """The directories searched for a Slurmfile: ``start`` and its parents, up to and
-    including ``home`` or the first one holding ``.git`` (a repository's root).
+    including ``home`` or the first one holding ``.git`` (a repository's root), and never
+    one the user does not own (``owned``; default: by ``stat``): from ``/tmp/work`` the
+    search does not reach ``/tmp``, where anyone may leave a Slurmfile.
 
     Example::
 
-        >>> [str(p) for p in search_directories(Path("/home/u/proj/src"), Path("/home/u"))]
+        >>> mine = lambda path: True
+        >>> [str(p) for p in search_directories(Path("/home/u/proj/src"), Path("/home/u"), mine)]
         ['/home/u/proj/src', '/home/u/proj', '/home/u']
     """
+    owned = owned or _owned
     found: list[Path] = []
     for directory in (start, *start.parents):
+        if not owned(directory):
+            break
         found.append(directory)
         if directory == home or (directory / ".git").exists():
             break
     return found
 
 
+def _owned(directory: Path) -> bool:
+    try:
+        return directory.stat().st_uid == os.getuid()
+    except OSError:
+        return False
+
+
 def check_owner(path: Path) -> None:
-    """Refuse a settings file that someone else owns or may write.
+    """Refuse a settings file that someone else owns or may write (see :func:`read_private`)."""
+    read_private(path)
+
+
+def read_private(path: Path) -> str:
+    """The text of the settings file ``path``, read from the one descriptor that was
+    checked: no symbolic link is followed at the file itself (a link swapped in between a
+    check and a read, in a sticky directory, would hand over another user's file), and the
+    opened file must be a regular file of this user that group and others cannot write.
 
     Raises:
-        ConfigurationError: ``path`` is not owned by this user, or is writable by
-            its group or by others.
+        ConfigurationError: ``path`` is a link, not a regular file, not this user's, or
+            writable by its group or by others.
+        SlurmfileInvalidError: it cannot be read or is not UTF-8.
     """
-    info = path.stat()
-    uid = os.getuid()
-    problem = ""
-    if info.st_uid != uid:
-        problem = f"it is owned by uid {info.st_uid}, not by you (uid {uid})"
-    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"its group or other users may write it (mode {stat.S_IMODE(info.st_mode):04o})"
-    if problem:
-        raise ConfigurationError(
-            f"Refusing to read the Slurmfile {path}: {problem}, so someone else could choose "
-            "where your code runs. Make it yours and private (`chmod go-w` on it, or copy it "
-            "to a file you own), or point $SLURMFILE / path= at another file."
-        )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if os.path.islink(path):
+            _refuse(path, "it is a symbolic link (name the file it points at)")
+        raise SlurmfileInvalidError(f"Cannot read Slurmfile {path}: {exc}") from exc
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        uid = os.getuid()
+        if not stat.S_ISREG(info.st_mode):
+            _refuse(path, "it is not a regular file")
+        if info.st_uid != uid:
+            _refuse(path, f"it is owned by uid {info.st_uid}, not by you (uid {uid})")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            mode = stat.S_IMODE(info.st_mode)
+            _refuse(path, f"its group or other users may write it (mode {mode:04o})")
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SlurmfileInvalidError(f"Cannot read Slurmfile {path}: {exc}") from exc
+
+
+def _refuse(path: Path, problem: str) -> NoReturn:
+    raise ConfigurationError(
+        f"Refusing to read the Slurmfile {path}: {problem}, so someone else could choose "
+        "where your code runs. Make it yours and private (`chmod go-w` on it, or copy it "
+        "to a file you own), or point $SLURMFILE / path= at another file."
+    )
 
 
 def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
@@ -145,11 +186,11 @@ def load_environment(
     """Cluster keyword arguments for one environment of a Slurmfile, and the file read."""
     file = find_slurmfile(path)
     name = env or os.environ.get("SLURM_ENV") or "default"
-    check_owner(file)
+    text = read_private(file)
     logger.info("using Slurmfile %s, environment [%s]", file, name)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise SlurmfileInvalidError(f"Cannot read Slurmfile {file}: {exc}") from exc
     section = data.get(name)
     if not isinstance(section, Mapping):

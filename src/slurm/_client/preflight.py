@@ -184,7 +184,10 @@ def build_script(
         '&& : > "$t" && rm -f -- "$t"); then echo "dir|base|ok|$b";',
         'else echo "dir|base|fail|$(printf %s "$err" | tr "\\n" " ")"; fi',
         f"py={q(python)}",
-        f'if out=$("$py" -c {q(_PROBE)} {" ".join(q(m) for m in modules)} 2>&1); then',
+        # From "/": `python -c` puts its working directory first on sys.path (a planted
+        # platform.py there would run); a relative interpreter path is kept meaning the same.
+        'case $py in /*) ;; */*) py="$PWD/$py" ;; esac',
+        f'if out=$(cd / && "$py" -c {q(_PROBE)} {" ".join(q(m) for m in modules)} 2>&1); then',
         '  echo "python|run|ok|$out";',
         'else echo "python|run|fail|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
         trust.build_script(list((trusted or {}).values())),

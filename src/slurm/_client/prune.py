@@ -11,8 +11,11 @@ cluster:
   wheel no remaining environment links to;
 
 and trims the local cache (``~/.cache/slurm-sdk``) to ``cache_max_bytes``,
-oldest files first. Nothing outside the job base directory, the environments
-directory and the cache is touched; ``dry_run=True`` lists what would go.
+oldest files first. Only what the SDK made and the user owns is touched: a job
+directory holding the script the SDK wrote (with its marker line), an environment
+holding the files the SDK writes, the cache's own parts; never a link's target, never
+anything outside the job base directory, the environments directory and the cache.
+``dry_run=True`` lists what would go.
 
 Example::
 
@@ -29,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slurm._client.packaging.remote import READY
+from slurm._slurm.script import GENERATED_MARKER
+from slurm._wire.layout import SCRIPT
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -89,8 +95,13 @@ def build_script(
     lines = [
         f'base={q(base_dir)}; drop() {{ {remove} "$@"; }}',
         "keep=" + q("\n".join(keep)),
-        'find "$base" -mindepth 1 -maxdepth 1 -type d ! -name ".*" '
+        f"marker={q(GENERATED_MARKER)}; me=$(id -u)",
+        # Only what the SDK made and the user owns: a directory (never a link: find does
+        # not follow them) holding the script the SDK wrote, with its marker line.
+        'find "$base" -mindepth 1 -maxdepth 1 -type d ! -name ".*" -user "$me" '
         f"-mmin +{int(job_minutes)} -print | while IFS= read -r d; do",
+        f'  [ -f "$d/{SCRIPT}" ] && [ ! -L "$d/{SCRIPT}" ] && '
+        f'grep -qxF -- "$marker" "$d/{SCRIPT}" || continue',
         '  printf "%s\\n" "$keep" | grep -qxF -- "$d" && continue',
         '  echo "job|$d"; drop "$d"',
         '  for i in "$base"/.index/*; do',
@@ -104,10 +115,14 @@ def build_script(
             'used=$(printf "%s\\n" "$keep" | while IFS= read -r d; do',
             '  [ -n "$d" ] && grep -o -- "$envs/[0-9a-f]*/venv" "$d/job.sh" 2>/dev/null',
             "done)",
-            'removed=$(find "$envs" -mindepth 1 -maxdepth 1 -type d ! -name ".*" | '
+            # An environment the SDK made (ready.json, or the requirements it writes
+            # first, for one whose creation failed) that the user owns; its age is that
+            # of its last use, else of those files.
+            'removed=$(find "$envs" -mindepth 1 -maxdepth 1 -type d ! -name ".*" -user "$me" | '
             "while IFS= read -r e; do",
-            '  m="$e/' + LAST_USED + '"; [ -e "$m" ] || m="$e/ready.json"',
-            f'  [ -e "$m" ] && [ -z "$(find "$m" -mmin +{int(env_minutes)})" ] && continue',
+            '  m="$e/' + LAST_USED + '"; [ -e "$m" ] || m="$e/' + READY + '"',
+            '  [ -e "$m" ] || m="$e/requirements.txt"; [ -f "$m" ] || continue',
+            f'  [ -z "$(find "$m" -mmin +{int(env_minutes)})" ] && continue',
             '  printf "%s\\n" "$used" | grep -qxF -- "$e/venv" && continue',
             '  [ -d "$e/.lock" ] && continue',  # being created right now
             '  printf "%s\\n" "$e"',
@@ -121,7 +136,7 @@ def build_script(
             '  printf "%s\\n" "$removed" | grep -qxF -- "${l%/wheels/*}" && continue',
             '  readlink -- "$l"',
             "done)",
-            'find "$envs/.store" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | '
+            'find "$envs/.store" -mindepth 1 -maxdepth 1 -type d -user "$me" 2>/dev/null | '
             "while IFS= read -r w; do",
             '  printf "%s\\n" "$linked" | grep -qF -- "$w/" && continue',
             '  echo "wheel|$w"; drop "$w"',
@@ -141,17 +156,28 @@ def parse_output(stdout: str, report: PruneReport) -> PruneReport:
     return report
 
 
+#: The parts of the local cache the SDK writes (see :mod:`slurm._client.packaging.wheels`):
+#: only these are trimmed, whatever ``$SLURM_SDK_CACHE_DIR`` names (a home directory too).
+CACHE_PARTS = ("built", "repacked", "deps", "wheelhouse")
+
+
 def trim_cache(directory: Path, max_bytes: int, *, dry_run: bool, report: PruneReport) -> None:
-    """Remove the oldest files of ``directory`` until it holds at most ``max_bytes``."""
+    """Remove the oldest of the user's own files in the SDK's parts of ``directory``
+    (:data:`CACHE_PARTS`; links are not followed) until they hold at most ``max_bytes``."""
     files = []
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = Path(root, name)
-            try:
-                info = path.lstat()
-            except OSError:
-                continue
-            files.append((info.st_mtime, info.st_size, path))
+    uid = os.getuid()
+    for part in CACHE_PARTS:
+        if (directory / part).is_symlink():
+            continue
+        for root, _, names in os.walk(directory / part):
+            for name in names:
+                path = Path(root, name)
+                try:
+                    info = path.lstat()
+                except OSError:
+                    continue
+                if info.st_uid == uid:
+                    files.append((info.st_mtime, info.st_size, path))
     total = sum(size for _, size, _ in files)
     for _, size, path in sorted(files):
         if total <= max_bytes:

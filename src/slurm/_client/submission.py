@@ -44,11 +44,11 @@ from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern
 from slurm._slurm.retry import Attempt, Retry, limits_of
-from slurm._slurm.script import render_batch_script
+from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
 from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
-from slurm._wire.layout import JobPaths, log_patterns, outcome_of
+from slurm._wire.layout import JobPaths, job_comment, log_patterns, outcome_of
 from slurm._wire.payload import (
     Call,
     JobRef,
@@ -495,7 +495,7 @@ def _claim(
     seq, entry = journal.claim(task.name, digest)
     if entry is None:
         return _Claim(seq, digest)
-    job_id = entry.job_id or session.slurm.find_by_comment(_comment(entry.job_dir))
+    job_id = entry.job_id or session.slurm.find_by_comment(job_comment(entry.job_dir))
     if job_id is None:  # prepared, but never reached Slurm: submit now
         return _Claim(seq, digest, entry.job_dir)
     if entry.job_id is None:
@@ -527,7 +527,7 @@ def _render(
     options.update(resolved.requeue_flags)
     if array is not None:
         options["array"] = array
-    options.setdefault("comment", _comment(job_dir))
+    options.setdefault("comment", job_comment(job_dir))
     # sbatch expands %-patterns in these paths: the job directory must stay literal.
     options["output"], options["error"] = log_patterns(
         literal_filename_pattern(job_dir), array=array is not None
@@ -542,6 +542,7 @@ def _render(
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
         setup = ["trap '' USR1", *setup]
+    setup = [*setup, *ABSOLUTE_PYTHONPATH]  # the runner's sys.path: never the working dir
     command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
@@ -679,11 +680,6 @@ def is_multi_rank(options: Mapping[str, Any]) -> bool:
         if first.isdigit() and int(first) > 1:
             return True
     return False
-
-
-def _comment(job_dir: str) -> str:
-    """The ``--comment`` that finds a job again from its directory's name."""
-    return f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"
 
 
 def resubmit(

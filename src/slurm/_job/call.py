@@ -34,8 +34,17 @@ from slurm._wire.payload import (
     envelope_for_exception,
     envelope_for_value,
 )
+from slurm.errors import ResultError
 
-__all__ = ["Closable", "WorkflowHost", "call", "extend_sys_path", "put_code_first", "resolve"]
+__all__ = [
+    "Closable",
+    "WorkflowHost",
+    "call",
+    "check_private",
+    "extend_sys_path",
+    "put_code_first",
+    "resolve",
+]
 
 
 class Closable(Protocol):
@@ -54,22 +63,52 @@ class WorkflowHost(Protocol):
 
 
 def resolve(ref: JobRef) -> Any:
-    """The value a job reference in the arguments stands for: that job's result."""
+    """The value a job reference in the arguments stands for: that job's result, unpickled
+    only from a file this user's own job can have written (:func:`check_private`), as
+    ``get_result()`` does on the client."""
     if ref.result_dirs:  # an ArrayJob: every element's result, array after array, in item order
         values: list[Any] = []
         for directory in ref.result_dirs:
             files = sorted(Path(directory).glob("*.pkl"), key=lambda p: int(p.stem))
-            values.extend(Envelope.from_bytes(f.read_bytes()).unwrap() for f in files)
+            for file in files:
+                check_private(file, ref.job_id)
+                values.append(Envelope.from_bytes(file.read_bytes()).unwrap())
         return values
     path = Path(ref.result_path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists():
         raise RuntimeError(
             f"The result of job {ref.job_id}, passed as an argument, is missing at {path}: "
             "that job has not finished successfully."
-        ) from None
-    return Envelope.from_bytes(data, job_id=ref.job_id).unwrap()
+        )
+    check_private(path, ref.job_id)
+    return Envelope.from_bytes(path.read_bytes(), job_id=ref.job_id).unwrap()
+
+
+def check_private(path: Path, job_id: str | None) -> None:
+    """Refuse a result file that is not this user's own, in a directory only the user (and
+    root) can write, under parents nobody else can swap (:mod:`slurm._transport.trust`).
+
+    Raises:
+        ResultError: it is not.
+    """
+    from slurm._transport import trust  # only for jobs given another job's result
+
+    directory = str(path.parent)
+    report = trust.local_report([directory], files="*.pkl")
+    problems = trust.parse_output(report, [directory])
+    uid = trust.parse_uid(report)
+    owner_mode = trust.parse_files(report).get(0, {}).get(path.name)
+    problem = problems[0] if problems else None
+    if problem is None and uid is not None and owner_mode is not None:
+        problem = trust.file_problem(str(path), *owner_mode, uid)
+    elif problem is None:
+        problem = trust.Problem(str(path), f"{path} could not be inspected", "run the job again")
+    if problem is not None:
+        raise ResultError(
+            f"Refusing to unpickle {path}, the result of job {job_id} passed as an argument: "
+            f"{problem.detail}. {problem.fix}.",
+            job_id=job_id,
+        )
 
 
 def extend_sys_path(entries: list[str]) -> None:

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> 
         return 2
     array = "--array" in mode
     container = os.environ.get(CONTAINER_VARIABLE)
+    if CONTAINER_VARIABLE in os.environ:  # set with it for this runner (-P), not the task's
+        os.environ.pop("PYTHONSAFEPATH", None)
     if container and "--rank" not in mode:
         return hand_over_to_container(args[0], mode, container)
     if "--ranks" in mode:

@@ -71,7 +71,10 @@ def run_ranks(
     env.setdefault("MASTER_ADDR", hosts[0])
     env.setdefault("MASTER_PORT", str(_free_port()))
     log_run(runs_path, "start", restart)
-    argv = ["srun", "--kill-on-bad-exit=0", *(launch or [sys.executable]), "-m", "slurm.runner"]
+    # -P: each rank's runner, like the batch step's, keeps the working directory off
+    # sys.path (in a container the image's Python may predate -P: PYTHONSAFEPATH there).
+    argv = ["srun", "--kill-on-bad-exit=0", *(launch or [sys.executable, "-P"]), "-m"]
+    argv.append("slurm.runner")
     # argv list, never a shell; srun from the job's own PATH, as Slurm's own tools find it
     mode = ["--array", "--rank"] if array else ["--rank"]
     code = subprocess.run(  # noqa: S603

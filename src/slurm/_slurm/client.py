@@ -39,7 +39,12 @@ __all__ = ["Look", "SlurmClient"]
 logger = logging.getLogger(__name__)
 
 _INHERITED_PREFIXES = ("SLURM_", "SBATCH_", "SALLOC_", "SQUEUE_", "SACCT_", "SRUN_")
-_KEEP_INHERITED = frozenset({"SLURM_CONF"})
+#: Kept from a job's environment for the jobs it submits: the cluster's configuration,
+#: and a site's export policy (``SBATCH_EXPORT=NONE`` in the login profile).
+_KEEP_INHERITED = frozenset({"SLURM_CONF", "SBATCH_EXPORT"})
+#: Never passed to a Slurm command, so never into a job's environment (sbatch exports
+#: the submitter's environment): the SDK's own secrets.
+_SECRETS = ("SLURM_SDK_PASSWORD",)
 _ATTEMPTS = 5
 _TRANSIENT_ERRORS = (
     "Socket timed out",
@@ -102,14 +107,15 @@ class SlurmClient:
     def run(self, argv: Sequence[str], *, check: bool = True, retry: bool = True) -> CommandResult:
         """Run one Slurm command (see :meth:`Transport.run` for ``check`` and ``retry``)."""
         argv = list(argv)
+        dropped = [name for name in _SECRETS if name in os.environ]
         if self._strip_inherited:
-            inherited = sorted(
+            dropped += sorted(
                 name
                 for name in os.environ
                 if name.startswith(_INHERITED_PREFIXES) and name not in _KEEP_INHERITED
             )
-            if inherited:
-                argv = ["env", *(f"-u{name}" for name in inherited), *argv]
+        if dropped:
+            argv = ["env", *(f"-u{name}" for name in dropped), *argv]
         self.calls += 1
         return self.transport.run(argv, check=check, retry=retry)
 
@@ -279,6 +285,24 @@ class SlurmClient:
             if found == comment:
                 return job_id.split("_", 1)[0]
         return None
+
+    def comments_of_mine(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """``{job id: --comment}`` of those of ``job_ids`` (array elements by their array's
+        id) that squeue lists as this user's, in any state it still shows.
+
+        Raises:
+            CommandError: squeue failed for another reason than unknown ids.
+        """
+        wanted = {j.split("_", 1)[0] for j in job_ids}
+        argv = ["squeue", "--noheader", "--me", "--states=all", "--format=%i|%k"]
+        result = self.run(argv, check=True)
+        found: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            job_id, _, comment = line.strip().partition("|")
+            base = job_id.split("_", 1)[0]
+            if base in wanted:
+                found[base] = comment
+        return found
 
     # --- the cluster's configuration --------------------------------------------------
     def max_array_size(self) -> int:

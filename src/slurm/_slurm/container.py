@@ -167,5 +167,12 @@ def srun_prefix(
     flags.append("--no-container-mount-home")
     # The job's PATH leads to the cluster's interpreter (a venv's bin, which pyxis's home
     # mount may even make reachable): in the image, `python3` must be the image's.
-    env = {"PYTHONPATH": ":".join(code), "PATH": IMAGE_PATH, CONTAINER_VARIABLE: ""}
+    # PYTHONSAFEPATH: -P for the runner in the image (an image's Python older than 3.11
+    # would refuse the flag, and ignores the variable); the runner drops it at once.
+    env = {
+        "PYTHONPATH": ":".join(code),
+        "PATH": IMAGE_PATH,
+        CONTAINER_VARIABLE: "",
+        "PYTHONSAFEPATH": "1",
+    }
     return [*flags, spec.python], env

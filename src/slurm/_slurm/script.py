@@ -76,6 +76,22 @@ def _double_quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+#: Shell lines that keep only the absolute entries of ``PYTHONPATH``, for the end of a
+#: job's setup (a ``module load`` may add ``$PYTHONPATH:`` to an empty one): an empty or
+#: relative entry names the working directory, which ``python -P`` keeps off ``sys.path``.
+ABSOLUTE_PYTHONPATH = [
+    'if [ -n "${PYTHONPATH+set}" ]; then',
+    "  _sdk_kept=; _sdk_ifs=$IFS; IFS=:; set -f",
+    "  for _sdk_entry in $PYTHONPATH; do",
+    "    case $_sdk_entry in /*) _sdk_kept=${_sdk_kept:+$_sdk_kept:}$_sdk_entry ;; esac",
+    "  done",
+    "  set +f; IFS=$_sdk_ifs",
+    '  if [ -n "$_sdk_kept" ]; then export PYTHONPATH=$_sdk_kept; else unset PYTHONPATH; fi',
+    "  unset _sdk_kept _sdk_ifs _sdk_entry",
+    "fi",
+]
+
+
 def _env_lines(env: Mapping[str, str]) -> list[str]:
     lines = []
     for key, value in env.items():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,9 +29,16 @@ from typing import Any
 
 import paramiko
 
+from slurm._terminal import printable
 from slurm.errors import AuthenticationError
 
-__all__ = ["AnsweringTransport", "AuthPrompt", "InteractiveAuth", "ask_on_terminal"]
+__all__ = [
+    "AnsweringTransport",
+    "AuthPrompt",
+    "InteractiveAuth",
+    "ask_on_terminal",
+    "is_password_prompt",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +79,10 @@ def ask_on_terminal(prompt: AuthPrompt) -> str:
             "terminal, or give Cluster(..., interactive_auth=callable) (SSHTransport "
             "interactive_auth=) a function that returns the answer."
         )
-    header = [line.strip() for line in (prompt.title, prompt.instructions) if line.strip()]
-    text = f"[{prompt.host}] {prompt.prompt.lstrip()}"
+    # The server's words, shown as they are: no escape sequence of theirs reaches the
+    # terminal (it could hide or fake a line of this prompt).
+    header = [printable(s.strip()) for s in (prompt.title, prompt.instructions) if s.strip()]
+    text = f"[{prompt.host}] {printable(prompt.prompt.lstrip())}"
     if header:
         text = "\n".join([*header, text])
     if not prompt.echo:
@@ -84,6 +94,25 @@ def ask_on_terminal(prompt: AuthPrompt) -> str:
             return tty.readline().rstrip("\n")
     except OSError:
         return input(text)
+
+
+_PASSWORD_PROMPT = re.compile(r"\s*(?:\S+'s\s+)?password(?:\s+for\s+\S+)?\s*:?\s*", re.IGNORECASE)
+
+
+def is_password_prompt(text: str) -> bool:
+    """Whether ``text`` asks for the account's password, and only that: ``Password:``,
+    ``alice@host's password:``, ``Password for alice:``. A prompt for a one-time password,
+    a token's PIN or a second factor gets no password (it would hand the password to a
+    question that never asked for it).
+
+    Example::
+
+        >>> is_password_prompt("alice@login's password: ")
+        True
+        >>> is_password_prompt("One-time password (OATH) for `alice': ")
+        False
+    """
+    return _PASSWORD_PROMPT.fullmatch(text) is not None
 
 
 def _has_terminal() -> bool:
@@ -116,7 +145,7 @@ class _Answers:
         answers = []
         for text, echo in prompts:
             self.asked += 1
-            if self.password is not None and not echo and "password" in text.lower():
+            if self.password is not None and not echo and is_password_prompt(text):
                 answers.append(self.password)  # a password asked through PAM
                 continue
             try:

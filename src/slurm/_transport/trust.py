@@ -33,6 +33,7 @@ __all__ = [
     "build_script",
     "file_problem",
     "judge",
+    "judge_links",
     "local_report",
     "parse_files",
     "parse_output",
@@ -53,8 +54,10 @@ def build_script(paths: Sequence[str], *, create: bool = True, files: str = "") 
     """POSIX shell that (optionally) creates each path 0700 and reports its ownership.
 
     Output lines: ``trust|uid|UID`` once, then per path ``i``
-    ``trust|i|real|REALPATH`` or ``trust|i|missing|ERROR``, and one
-    ``trust|i|stat|UID MODE|PATH`` for the path and for each parent up to ``/``;
+    ``trust|i|real|REALPATH`` or ``trust|i|missing|ERROR``; one
+    ``trust|i|given|UID MODE KIND|PATH`` for the path as given (links not followed)
+    and each of its parents; one ``trust|i|stat|UID MODE|PATH`` for the real path
+    and for each parent up to ``/``;
     with ``files`` (a glob such as ``*.pkl``), ``trust|i|file|UID MODE|NAME`` for
     each file in the path that matches it.
     """
@@ -78,7 +81,15 @@ def build_script(paths: Sequence[str], *, create: bool = True, files: str = "") 
             "i=0",
             "for d in " + " ".join(q(p) for p in paths) + "; do",
             f'  {make}if r=$(cd -P -- "$d" 2>&1 && pwd -P); then',
-            '    echo "trust|$i|real|$r"; p=$r',
+            '    echo "trust|$i|real|$r"; p=$d',
+            "    case $p in /*) ;; *) p=$PWD/$p ;; esac",
+            '    p=${p%"${p##*[!/]}"}; p=${p:-/}',  # "jobs/" would follow the link "jobs"
+            "    while :; do",
+            '      s=$(stat -c "%u %a %F" -- "$p" 2>/dev/null) && echo "trust|$i|given|$s|$p"',
+            '      [ "$p" = / ] && break',
+            '      p=$(dirname -- "$p")',
+            "    done",
+            "    p=$r",
             "    while :; do",
             '      s=$(stat -c "%u %a" -- "$p" 2>/dev/null) && echo "trust|$i|stat|$s|$p"',
             '      [ "$p" = / ] && break',
@@ -110,6 +121,7 @@ def local_report(paths: Sequence[str], *, files: str = "") -> str:
             lines.append(f"trust|{index}|missing|{exc}")
             continue
         lines.append(f"trust|{index}|real|{real}")
+        lines += _given_lines(index, path)
         current = real
         while True:
             with contextlib.suppress(OSError):
@@ -133,12 +145,30 @@ def local_report(paths: Sequence[str], *, files: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _given_lines(index: int, path: str) -> list[str]:
+    """``given`` lines for ``path`` and each of its parents as given (links not followed)."""
+    lines = []
+    current = os.path.join(os.getcwd(), path).rstrip("/") or "/"  # "jobs/" follows "jobs"
+    while True:
+        with contextlib.suppress(OSError):
+            st = os.lstat(current)
+            kind = "symbolic link" if stat.S_ISLNK(st.st_mode) else "directory"
+            lines.append(
+                f"trust|{index}|given|{st.st_uid} {stat.S_IMODE(st.st_mode):o} {kind}|{current}"
+            )
+        parent = os.path.dirname(current)
+        if parent == current:
+            return lines
+        current = parent
+
+
 def parse_output(stdout: str, paths: Sequence[str]) -> list[Problem]:
     """The problems :func:`build_script`'s output shows; a path it did not report fails."""
     uid: int | None = None
     real: dict[int, str] = {}
     missing: dict[int, str] = {}
     stats: dict[int, list[tuple[int, int, str]]] = {}
+    given: dict[int, list[tuple[int, int, bool, str]]] = {}
     for line in stdout.splitlines():
         parts = line.split("|", 4)
         if len(parts) < 3 or parts[0] != "trust":
@@ -157,13 +187,20 @@ def parse_output(stdout: str, paths: Sequence[str]) -> list[Problem]:
             owner, _, mode = parts[3].partition(" ")
             if owner.isdigit() and mode.isdigit():
                 stats.setdefault(index, []).append((int(owner), int(mode, 8), parts[4]))
+        elif parts[2] == "given" and len(parts) == 5:
+            owner, mode, kind = [*parts[3].split(" ", 2), "", ""][:3]
+            if owner.isdigit() and mode.isdigit():
+                link = kind == "symbolic link"
+                given.setdefault(index, []).append((int(owner), int(mode, 8), link, parts[4]))
     problems: list[Problem] = []
     for index, path in enumerate(paths):
         if index in missing or index not in real or not stats.get(index) or uid is None:
             why = missing.get(index) or "the check did not run"
             problems.append(Problem(path, f"cannot create or inspect {path!r}: {why}", _FIX_CREATE))
             continue
-        problem = judge(path, real[index], stats[index], uid)
+        problem = judge_links(path, given.get(index, []), uid) or judge(
+            path, real[index], stats[index], uid
+        )
         if problem is not None:
             problems.append(problem)
     return problems
@@ -208,6 +245,34 @@ def parse_uid(stdout: str) -> int | None:
 
 
 _FIX_CREATE = "pass a directory you own and can create (job_base_dir=, packaging env_dir=)"
+
+
+def judge_links(path: str, given: list[tuple[int, int, bool, str]], uid: int) -> Problem | None:
+    """The problem with the symbolic links on the way to ``path`` as given: (owner, mode,
+    is a link, path) of it and of each parent, leaf first. A link's owner can point it
+    elsewhere after any check of its target, and whoever may write the directory that
+    holds it can put another link there: so each link must be the user's or root's, and
+    each directory above it must pass the same test as the target's parents."""
+    links = [k for k, (_, _, link, _) in enumerate(given) if link]
+    if not links:
+        return None
+    for owner, mode, link, where in given[links[0] :]:
+        if owner not in (uid, 0):
+            what = "the symbolic link" if link else "the directory"
+            return Problem(
+                path,
+                f"{path} goes through {what} {where}, owned by uid {owner}, who could point "
+                "it elsewhere after any check",
+                "use the directory's real path, or a link of your own",
+            )
+        if not link and mode & (stat.S_IWGRP | stat.S_IWOTH) and not mode & stat.S_ISVTX:
+            return Problem(
+                path,
+                f"{path} goes through a symbolic link in {where} (mode {mode:04o}), where "
+                "others may replace it",
+                "use the directory's real path",
+            )
+    return None
 
 
 def judge(path: str, real: str, chain: list[tuple[int, int, str]], uid: int) -> Problem | None:

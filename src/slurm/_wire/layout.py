@@ -30,7 +30,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEPENDS", "PAYLOAD", "SCRIPT", "SYS_PATH", "JobPaths", "log_patterns", "outcome_of"]
+__all__ = [
+    "DEPENDS",
+    "PAYLOAD",
+    "SCRIPT",
+    "SYS_PATH",
+    "JobPaths",
+    "job_comment",
+    "log_patterns",
+    "outcome_of",
+]
 
 PAYLOAD = "payload.pkl"
 SYS_PATH = "sys_path.txt"
@@ -168,3 +177,9 @@ def log_patterns(literal_job_dir: str, *, array: bool) -> tuple[str, str]:
     if array:
         return f"{literal_job_dir}/{LOGS_DIR}/%a.out", f"{literal_job_dir}/{LOGS_DIR}/%a.err"
     return f"{literal_job_dir}/stdout", f"{literal_job_dir}/stderr"
+
+
+def job_comment(job_dir: str) -> str:
+    """The ``--comment`` the SDK gives a job: it finds the job again from its directory's
+    name (a lost sbatch answer) and tells the SDK's jobs from others with the same id."""
+    return f"slurm-sdk:{job_dir.rsplit('/', 1)[-1]}"

@@ -55,6 +55,7 @@ __all__ = [
     "envelope_for_exception",
     "envelope_for_value",
     "loads_payload",
+    "plain_loads",
 ]
 
 #: Bumped whenever a record below changes shape: a job written by one SDK
@@ -241,6 +242,42 @@ def loads_payload(data: bytes, resolve: Callable[[JobRef], Any]) -> Payload:
     return loaded
 
 
+#: What :func:`plain_loads` rebuilds besides the pickle's own plain values (numbers,
+#: strings, bytes, lists, tuples, dicts, sets, None): each is data, none runs code.
+_PLAIN_CLASSES = frozenset(
+    {
+        ("builtins", name)
+        for name in (
+            *("int", "float", "complex", "bool", "str", "bytes", "bytearray"),
+            *("list", "tuple", "dict", "set", "frozenset", "range", "slice"),
+        )
+    }
+    | {("collections", "OrderedDict"), ("decimal", "Decimal"), ("fractions", "Fraction")}
+    | {("datetime", name) for name in ("date", "time", "datetime", "timedelta", "timezone")}
+    | {("uuid", "UUID"), ("pathlib", "PurePosixPath"), ("pathlib", "PosixPath")}
+)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PLAIN_CLASSES:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"{module}.{name} is not plain data (only numbers, strings, bytes, containers, "
+            "dates, decimals and paths are rebuilt when the result is not trusted)"
+        )
+
+
+def plain_loads(data: bytes) -> Any:
+    """Unpickle ``data`` only if it is plain data: no class outside a short list of value
+    types is looked up, so nothing in it can run code here (``trusted=False``).
+
+    Raises:
+        pickle.UnpicklingError: it holds something else.
+    """
+    return _PlainUnpickler(io.BytesIO(data)).load()
+
+
 @dataclass
 class Envelope:
     """The outcome of one execution of a task, as written by the runner."""
@@ -272,10 +309,14 @@ class Envelope:
         return pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, job_id: str | None = None) -> Envelope:
-        """Read an envelope; a file of another SDK version is a clear :class:`ResultError`."""
+    def from_bytes(
+        cls, data: bytes, *, job_id: str | None = None, trusted: bool = True
+    ) -> Envelope:
+        """Read an envelope; a file of another SDK version is a clear :class:`ResultError`.
+        ``trusted=False`` reads its fields with :func:`plain_loads`."""
         try:
-            fields = pickle.loads(data)  # noqa: S301 (only from a private file: JobStore.check_private)
+            # Only from a private file (JobStore.check_private), or only plain data.
+            fields = pickle.loads(data) if trusted else plain_loads(data)  # noqa: S301
             version = fields.get("version")
             if version == ENVELOPE_VERSION:
                 return cls(**fields)
@@ -293,9 +334,23 @@ class Envelope:
             job_id=job_id,
         )
 
-    def unwrap(self) -> Any:
-        """The value, or raise the remote exception (rebuilt when its type is available)."""
+    def unwrap(self, *, trusted: bool = True) -> Any:
+        """The value, or raise the remote exception (rebuilt when its type is available).
+
+        ``trusted=False``: the value only if it is plain data (:func:`plain_loads`), and
+        the remote exception never rebuilt (a :class:`TaskFailedError` says what it was).
+        """
         where = f"job {self.job_id} on {self.node}" if self.node else f"job {self.job_id}"
+        if self.ok and not trusted:
+            try:
+                return plain_loads(self.value or b"")
+            except Exception as exc:
+                raise ResultError(
+                    f"The result of {where} is not plain data, so it was not unpickled "
+                    f"(trusted=False): {exc}. Return plain data, or call get_result() "
+                    "without trusted=False if you trust the cluster's login node.",
+                    job_id=self.job_id,
+                ) from exc
         if self.ok:
             try:
                 return pickle.loads(self.value or b"")  # noqa: S301 (same envelope, same check)
@@ -307,7 +362,7 @@ class Envelope:
                     job_id=self.job_id,
                 ) from exc
         error: BaseException | None = None
-        if self.exception is not None:
+        if self.exception is not None and trusted:
             try:
                 error = pickle.loads(self.exception)  # noqa: S301 (same envelope, same check)
             except Exception:

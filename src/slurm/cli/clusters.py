@@ -15,11 +15,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from slurm.cli.clusterview import partitions_table, ssh_argv
 from slurm.cli.jobs import cluster_from_options, cluster_options
+from slurm.cli.jobview import plain
 from slurm.errors import SlurmError
 from slurm.inspect import choose_backend, find_slurmfile, load_environment
 
@@ -33,7 +34,7 @@ _FILE = click.option(
 
 def _fail(exc: SlurmError) -> None:
     Console(stderr=True).print(
-        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        Text.assemble(("error: ", "bold red"), plain(str(exc))), soft_wrap=True
     )
     sys.exit(1)
 
@@ -71,7 +72,7 @@ def environments_table(path: Path | str | None = None) -> Table:
         try:
             settings, _ = load_environment(file, name)
         except SlurmError as exc:
-            table.add_row(name, "", "", "", f"[red]{escape(str(exc))}[/]")
+            table.add_row(plain(name), "", "", "", plain(str(exc), style="red"))
             continue
         partition = settings.get("default_partition") or (
             settings.get("default_options") or {}

@@ -15,6 +15,8 @@ from typing import Any
 
 from rich.table import Table
 
+from slurm.cli.jobview import plain
+
 __all__ = ["partition_rows", "partitions_table", "ssh_argv"]
 
 
@@ -68,9 +70,9 @@ def partitions_table(
         filled = round(bar_width * used / total) if total else 0
         bar = "█" * filled + "░" * (bar_width - filled)
         table.add_row(
-            name,
-            avail,
-            states,
+            plain(name),
+            plain(avail),
+            plain(states),
             f"{bar} {used}/{total}",
             f"{running} running, {pending} pending",
         )

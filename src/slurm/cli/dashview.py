@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slurm.cli.jobfiles import parent_of
-from slurm.cli.jobview import StateView, describe_state
+from slurm.cli.jobview import StateView, describe_state, plain
 from slurm.inspect import Snapshot, format_seconds, parse_job_dir
 
 __all__ = [
@@ -278,8 +278,8 @@ def dash_screen(
     layout = Layout()
     layout.split_column(
         Layout(Panel(body, title=title, title_align="left"), name="jobs", size=list_height),
-        Layout(Panel(Text(detail), title="why", title_align="left"), name="why", size=why_height),
-        Layout(Panel(Text(log), title=log_title, title_align="left"), name="log"),
+        Layout(Panel(plain(detail), title="why", title_align="left"), name="why", size=why_height),
+        Layout(Panel(plain(log), title=log_title, title_align="left"), name="log"),
         Layout(
             Group(
                 Text(

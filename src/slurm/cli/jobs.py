@@ -9,6 +9,7 @@ job. The cluster options are those of :meth:`slurm.Cluster.add_argparse_args`.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import dataclasses
 import os
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
+from rich.text import Text
 
 from slurm import Attempt, Cluster
 from slurm.cli.jobview import (
@@ -32,6 +33,7 @@ from slurm.cli.jobview import (
     detail_view,
     follow_offset,
     jobs_table,
+    plain,
     rows_final,
     tail,
 )
@@ -43,6 +45,7 @@ from slurm.inspect import (
     job_outcome,
     job_usages,
     parse_job_dir,
+    printable,
     read_outcome,
     settings_from_namespace,
     usage_of,
@@ -117,7 +120,7 @@ def _session(options: dict[str, Any]) -> Iterator[Cluster]:
             yield cluster
     except SlurmError as exc:
         Console(stderr=True).print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            Text.assemble(("error: ", "bold red"), plain(str(exc))), soft_wrap=True
         )
         sys.exit(1)
 
@@ -232,7 +235,7 @@ def _entries(cluster: Cluster, job_ids: Sequence[str]) -> list[tuple[str, str]]:
     """(id, job directory) of each job; a refused index entry is reported and left out."""
     found, refused = _found_entries(cluster, job_ids)
     for exc in refused:
-        Console(stderr=True).print(f"[yellow]skipped:[/] {exc}", highlight=False)
+        Console(stderr=True).print(Text.assemble(("skipped: ", "yellow"), plain(str(exc))))
     return found
 
 
@@ -252,13 +255,23 @@ def show(job_id: str, lines: int, **options: Any) -> None:
 @click.option("--stderr", "errors", is_flag=True, help="Show stderr instead of stdout.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds per look.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the bytes as they are: escape sequences too (colours, and whatever else "
+    "the log holds). By default control characters but newline, tab and carriage return "
+    "are shown as escapes, so that a log cannot drive the terminal.",
+)
 @cluster_options_long
-def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: Any) -> None:
+def logs(
+    job_id: str, errors: bool, follow: bool, interval: float, raw: bool, **options: Any
+) -> None:
     """Print a job's stdout (or stderr); with --follow, until the job ends (Ctrl-C stops)."""
     with _session(options) as cluster:
         job = cluster.get_job(job_id, track=False)
         path = job.stderr_path if errors else job.stdout_path
         seen = 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 final = not follow or describe_state(job_id, query_states(cluster, [job_id])).final
@@ -272,7 +285,10 @@ def logs(job_id: str, errors: bool, follow: bool, interval: float, **options: An
                     except FileNotFoundError:
                         new = b""
                     if new:
-                        click.echo(new, nl=False)
+                        if raw:
+                            click.echo(new, nl=False)
+                        else:  # a character cut by a chunk's end waits for the next
+                            click.echo(printable(decoder.decode(new), keep="\r"), nl=False)
                         seen += len(new)
                     if len(new) < _LOG_CHUNK:
                         break

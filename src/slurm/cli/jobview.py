@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from slurm import Attempt, JobState, Usage, UsageSummary
-from slurm.inspect import JobInfo, Snapshot, format_bytes, format_seconds
+from slurm.inspect import JobInfo, Snapshot, format_bytes, format_seconds, printable
 
 __all__ = [
     "JobRow",
@@ -32,6 +32,7 @@ __all__ = [
     "format_bytes",
     "format_seconds",
     "jobs_table",
+    "plain",
     "plain_text",
     "tail",
     "usage_lines",
@@ -196,11 +197,11 @@ def jobs_table(rows: Sequence[JobRow], *, title: str | None = None, usage: bool 
         extra = _usage_cells(row.usage) if usage else []
         table.add_row(
             row.job_id,
-            row.name,
+            plain(row.name),
             _state_text(row.state),
             _when(row.submitted),
             *extra,
-            row.directory,
+            plain(row.directory),
         )
     if not rows:
         table.caption = "no jobs"
@@ -245,23 +246,29 @@ def usage_lines(usage: Usage) -> list[tuple[str, str]]:
     return lines
 
 
+def plain(text: str, *, style: str = "", keep: str = "") -> Text:
+    """Text from the cluster as it is: no rich markup, and no control character that
+    could drive the terminal (:func:`slurm._terminal.printable`)."""
+    return Text(printable(text, keep=keep), style=style)
+
+
 def detail_view(view: JobView, *, lines: int) -> RenderableType:
     """What ``slurm jobs show`` prints: facts, outcome, then the tails of both logs."""
     row = view.row
     facts = Table(show_header=False, box=None, title=f"job {row.job_id}", title_justify="left")
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column(overflow="fold")
-    facts.add_row("name", row.name)
+    facts.add_row("name", plain(row.name))
     facts.add_row("state", _state_text(row.state))
-    facts.add_row("exit code", row.state.exit_code or "-")
-    facts.add_row("node", row.state.node or "-")
+    facts.add_row("exit code", plain(row.state.exit_code or "-"))
+    facts.add_row("node", plain(row.state.node or "-"))
     facts.add_row("submitted", _when(row.submitted))
-    facts.add_row("directory", row.directory)
-    facts.add_row("script", view.script_path)
+    facts.add_row("directory", plain(row.directory))
+    facts.add_row("script", plain(view.script_path))
     if view.outcome is not None:
         kind, text = view.outcome
         label = "result" if kind == "ok" else "error"
-        facts.add_row(label, Text(text, style="green" if kind == "ok" else "red"))
+        facts.add_row(label, plain(text, style="green" if kind == "ok" else "red"))
     if view.usage is not None:
         for label, text in usage_lines(view.usage):
             facts.add_row(label, text)
@@ -286,8 +293,8 @@ def detail_view(view: JobView, *, lines: int) -> RenderableType:
         ("stdout", view.stdout_path, view.stdout_tail),
         ("stderr", view.stderr_path, view.stderr_tail),
     ):
-        parts.append(Text(f"--- {label} ({path}), last {lines} lines ---", style="bold"))
-        parts.append(Text(text) if text else Text("(empty)", style="dim"))
+        parts.append(plain(f"--- {label} ({path}), last {lines} lines ---", style="bold"))
+        parts.append(plain(text, keep="\r") if text else Text("(empty)", style="dim"))
     return Group(*parts)
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from slurm.cli.jobs import cluster_from_options, cluster_options
+from slurm.cli.jobview import plain
 from slurm.errors import SlurmError
 
 __all__ = ["mcp"]
@@ -107,7 +108,10 @@ def status(**options: Any) -> None:
             )
             server = build_server(cluster)
     except SlurmError as exc:
-        console.print(f"[red]✗[/] the cluster does not answer: {escape(str(exc))}", soft_wrap=True)
+        console.print(
+            Text.assemble(("✗", "red"), " the cluster does not answer: ", plain(str(exc))),
+            soft_wrap=True,
+        )
         sys.exit(1)
     import anyio
 

@@ -67,12 +67,14 @@ def run(
     input: str | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
+    cwd: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` (no shell) and return it; raise :class:`CommandError` if it fails."""
     full_env = {**os.environ, **env} if env else None
     try:
         proc = subprocess.run(  # noqa: S603 (argv list, never a shell)
             list(argv),
+            cwd=cwd,
             input=input,
             capture_output=True,
             text=True,
@@ -122,10 +124,13 @@ def spawn_daemon(
     """Start ``argv`` (which must stay in the foreground) detached; record and return its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
+    # -I and "/": as root, `python -c` would import a planted subprocess.py from the
+    # directory `up` was run in (-I also ignores PYTHONPATH and the user's site).
     proc = run(
-        [sys.executable, "-c", _LAUNCHER, str(log_file), user or "", *argv],
+        [sys.executable, "-I", "-c", _LAUNCHER, str(log_file), user or "", *argv],
         env=env,
         timeout=30,
+        cwd="/",
     )
     pid = int(proc.stdout.strip())
     write_file(pid_file, f"{pid}\n")

@@ -5,7 +5,7 @@ a ``[project]`` table, looking up from the directory of the ``__main__``
 script (``python run.py``, ``python -m pkg.mod``) and, when that finds
 nothing (a notebook, ``python -c``, a script outside any project), from the
 working directory. The SDK's own checkout is never taken for the user's
-project.
+project, nor a ``pyproject.toml`` another user owns or may rewrite.
 
 A source hash covers every file a build could pick up (hidden directories,
 caches, virtual environments and build outputs left out), so an unchanged
@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -86,13 +87,37 @@ def sdk_source_root() -> Path | None:
 
 
 def _nearest(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` with a ``pyproject.toml``, if that file
+    is one this user may build: its build backend runs as the user, and its wheel lands in
+    the user's cluster environment, so one that another user owns or may rewrite (planted in
+    ``/tmp`` or a shared group directory) ends the search instead, with a warning."""
     current = start.resolve()
     while True:
-        if (current / "pyproject.toml").is_file():
-            return current
+        candidate = current / "pyproject.toml"
+        if candidate.is_file():
+            why = _not_ours(candidate)
+            if why is None:
+                return current
+            logger.warning("not building %s: %s", candidate, why)
+            return None
         if current.parent == current:
             return None
         current = current.parent
+
+
+def _not_ours(path: Path) -> str | None:
+    """Why ``path`` may not be trusted to build, or ``None``: it, or the directory holding
+    it, belongs to another user, or others may rewrite it. (A project directory its group
+    may write is the user's choice of collaborators, and is kept.)"""
+    uid = os.getuid()
+    for where in (path, path.parent):
+        owner = where.stat().st_uid
+        if owner not in (uid, 0):
+            return f"{where} is owned by uid {owner}, not by you (uid {uid})"
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"it has mode {mode:04o}: others may rewrite it (`chmod go-w {path}`)"
+    return None
 
 
 def _main_dir() -> Path | None:

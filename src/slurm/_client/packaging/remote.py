@@ -132,9 +132,13 @@ def create_script(env_dir: str, base_python: str, links: Sequence[str], uv: str 
     lines = [
         "set -u",
         f"env={q(env_dir)}; base={q(base_python)}; uv={q(uv or '')}",
-        "export UV_PYTHON_DOWNLOADS=never PIP_DISABLE_PIP_VERSION_CHECK=1",
+        # No uv.toml/pyproject.toml from the directories above, no module of the working
+        # directory (`python -m venv` puts it first on sys.path): the tools run in "$env".
+        "export UV_PYTHON_DOWNLOADS=never UV_NO_CONFIG=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
+        'case $env in /*) ;; *) env="$PWD/$env" ;; esac',
+        'case $base in /*) ;; */*) base="$PWD/$base" ;; esac',
         'rm -rf -- "$env/venv" "$env/wheels"',
-        'mkdir -p -- "$env/wheels" || exit 1',
+        'mkdir -p -- "$env/wheels" && cd -- "$env" || exit 1',
         "for f in " + " ".join(q(link) for link in links) + "; do",
         '  ln -s -- "$f" "$env/wheels/" || exit 1',
         "done",
