@@ -358,3 +358,40 @@ def test_the_earlier_default_packaging_keywords_of_a_cluster() -> None:
     assert cluster.default_options["container_mounts"] == "/data:/data:ro,/scratch:/scratch"
     with pytest.raises(ConfigurationError, match="did you mean 'default_packaging_mounts'"):
         Cluster("local", default_packaging_mount=["/d:/d"])
+
+
+def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import slurm._client.packaging as packaging
+    from slurm._client.packaging.project import Project
+    from slurm._client.packaging.wheels import Wheel
+    from slurm._client.preflight import PreflightReport, PythonInfo
+
+    project_wheel = _wheel_with(
+        tmp_path,
+        "Metadata-Version: 2.1\nName: proj\nVersion: 1.0\nProvides-Extra: gpu\n"
+        'Requires-Dist: rich\nRequires-Dist: cupy; extra == "gpu"\n',
+    )
+    sdk_dir = tmp_path / "sdk"
+    sdk_dir.mkdir()
+    sdk = _wheel_with(sdk_dir, "Metadata-Version: 2.1\nName: slurm-sdk\nVersion: 1\n")
+    monkeypatch.setattr(packaging, "sdk_wheel", lambda: Wheel(sdk, "a", "slurm-sdk"))
+    monkeypatch.setattr(packaging, "build_project", lambda p: Wheel(project_wheel, "b", "proj"))
+    monkeypatch.setattr(packaging, "_project", lambda spec: Project(root=tmp_path, name="proj"))
+    asked: list[list[str]] = []
+
+    class Asked(Exception):
+        pass
+
+    def collect(requirements: list[str], names: set[str], info: object) -> None:
+        asked.append(requirements)
+        raise Asked
+
+    monkeypatch.setattr(packaging, "collect_dependencies", collect)
+    info = PythonInfo("python3", "3.11.7", "linux-x86_64", "CPython", "glibc", "2.36", "/p")
+    report = PreflightReport("login", [], python=info)
+    spec = packaging.parse_spec({"type": "wheel", "dependencies": ["numpy>=2"], "extras": ["gpu"]})
+    with pytest.raises(Asked):
+        packaging._environment(Cluster("local").session, spec, report, ())
+    assert asked == [["rich", "cupy", "numpy>=2"]]
