@@ -205,6 +205,19 @@ def _dockerfile(context: Path, containers: dict[str, str], nonce: str) -> Path:
     return dockerfile
 
 
+@task(time="00:05:00")
+def print_inside(text: str) -> str:
+    print(text, flush=True)
+    return text
+
+
+def test_srun_args_reach_the_container_step(ccluster: Cluster, image: str) -> None:
+    """The earlier SDK's srun_args: here --label, which prefixes each line with the task."""
+    job = print_inside.with_options(container_image=image, srun_args=["--label"])("labelled")
+    assert job.get_result(timeout=180) == "labelled"
+    assert "0: labelled" in job.get_stdout().splitlines()
+
+
 @workflow(time="00:05:00")
 def flow_with_child_image(dockerfile: str, registry: str) -> dict[str, Any]:
     """A workflow outside any image whose task runs in an image of its own."""

@@ -395,3 +395,27 @@ def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
     with pytest.raises(Asked):
         packaging._environment(Cluster("local").session, spec, report, ())
     assert asked == [["rich", "cupy", "numpy>=2"]]
+
+
+def test_srun_args_go_before_pyxis_flags_and_travel_in_the_spec() -> None:
+    from slurm._slurm.container import ContainerSpec, container_spec, srun_prefix
+    from slurm.errors import InvalidOptionError
+
+    spec = container_spec(
+        {"container_image": "/i.sqsh", "srun_args": "--label --cpu-bind=cores"}, shared=["/j"]
+    )
+    assert spec is not None and spec.srun_args == ("--label", "--cpu-bind=cores")
+    assert ContainerSpec.from_json(spec.to_json()) == spec
+    assert ContainerSpec.from_json('{"image": "/i.sqsh"}').srun_args == ()  # an older script
+    flags, _ = srun_prefix(spec, [], "/j/d")
+    assert flags[:3] == ["--label", "--cpu-bind=cores", "--container-image=/i.sqsh"]
+    for bad, message in (
+        (["label"], "is not a flag"),
+        (["--container-image=/x"], "sets pyxis's --container-\\* flags itself"),
+    ):
+        with pytest.raises(InvalidOptionError, match=message):
+            container_spec({"container_image": "/i.sqsh", "srun_args": bad}, shared=[])
+    with pytest.raises(InvalidOptionError, match="srun_args given without container_image"):
+        container_spec({"srun_args": ["--label"]}, shared=[])
+    cluster = Cluster("local", default_packaging_srun_args=["--label"])
+    assert cluster.default_options["srun_args"] == ["--label"]

@@ -129,6 +129,7 @@ def test_required_names_present() -> None:
         "container_image",
         "container_mounts",
         "container_workdir",
+        "srun_args",
         "packaging_dockerfile",
         "packaging_context",
         "packaging_registry",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +36,9 @@ __all__ = [
 ]
 
 #: The SDK options that put a task in a container.
-CONTAINER_OPTIONS = frozenset({"container_image", "container_mounts", "container_workdir"})
+CONTAINER_OPTIONS = frozenset(
+    {"container_image", "container_mounts", "container_workdir", "srun_args"}
+)
 #: The PATH the runner in the image gets (srun itself is found on it too).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -49,6 +52,7 @@ class ContainerSpec:
     workdir: str | None = None
     python: str = "python3"  # the image's interpreter
     shared: tuple[str, ...] = ()  # directories the job reads and writes (job base dir, ...)
+    srun_args: tuple[str, ...] = ()  # the user's own srun flags (the earlier SDK's srun_args)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -62,6 +66,7 @@ class ContainerSpec:
             workdir=data.get("workdir"),
             python=data.get("python") or "python3",
             shared=tuple(data.get("shared") or ()),
+            srun_args=tuple(data.get("srun_args") or ()),
         )
 
 
@@ -114,7 +119,31 @@ def container_spec(sdk_options: Mapping[str, Any], shared: Sequence[str]) -> Con
         mounts=_mount_list(sdk_options.get("container_mounts")),
         workdir=workdir,
         shared=tuple(dict.fromkeys(shared)),
+        srun_args=_srun_args(sdk_options.get("srun_args")),
     )
+
+
+#: The srun flags the SDK sets for pyxis itself (``srun_args`` may not set them).
+_OWN_FLAGS = ("--container-", "--no-container-")
+
+
+def _srun_args(value: Any) -> tuple[str, ...]:
+    """``srun_args`` (a list of flags, or one string split as a shell would) checked."""
+    if value is None or value is False:
+        return ()
+    items = shlex.split(value) if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item.startswith("-") or "\n" in item:
+            raise InvalidOptionError(
+                f"srun_args must be srun flags such as ['--label', '--cpu-bind=cores'], got "
+                f"{value!r} ({item!r} is not a flag)."
+            )
+        if item.startswith(_OWN_FLAGS):
+            raise InvalidOptionError(
+                f"srun_args {item!r}: the SDK sets pyxis's --container-* flags itself; give "
+                "container_image=, container_mounts= or container_workdir= instead."
+            )
+    return tuple(items)
 
 
 def code_paths(extra: Sequence[str] = ()) -> list[str]:
@@ -159,7 +188,7 @@ def srun_prefix(
     else the job directory.
     """
     own = [f"{p}:{p}" for p in _outermost([*spec.shared, *code])]
-    flags = [f"--container-image={spec.image}"]
+    flags = [*spec.srun_args, f"--container-image={spec.image}"]
     flags.append("--container-mounts=" + ",".join([*own, *spec.mounts]))
     flags.append(f"--container-workdir={spec.workdir or job_dir}")
     # Not the home directory (pyxis's default): its shell profile may put the cluster's

@@ -173,6 +173,7 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "container_image",
         "container_mounts",
         "container_workdir",
+        "srun_args",
         # packaging="container": the image's build keys (slurm._client.packaging.container)
         "packaging_dockerfile",
         "packaging_context",

@@ -183,7 +183,8 @@ def earlier_spellings(
 ) -> tuple[Any, Mapping[str, Any] | None]:
     """``Cluster(default_packaging=..., default_packaging_<key>=...)``, the earlier SDK's
     spellings, as (``packaging``, ``default_options`` with ``packaging_<key>``):
-    ``default_packaging_mounts`` is the option ``container_mounts`` of every task,
+    ``default_packaging_mounts`` is the option ``container_mounts`` of every task
+    (``default_packaging_srun_args``: ``srun_args``),
     ``default_packaging_python_version``/``_build_tool`` are keys of ``packaging``.
 
     Raises:
@@ -191,6 +192,7 @@ def earlier_spellings(
     """
     flat = {f"default_{option}": option for option in FLAT_OPTIONS}
     flat["default_packaging_mounts"] = "container_mounts"
+    flat["default_packaging_srun_args"] = "srun_args"
     keys = {f"default_packaging_{key}": key for key in _EARLIER_PACKAGING_KEYS}
     unknown = sorted(set(extra) - set(flat) - set(keys))
     if unknown:
