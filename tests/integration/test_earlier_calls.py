@@ -112,6 +112,18 @@ def test_a_script_written_for_the_earlier_sdk_runs_unchanged(cluster: Cluster) -
     assert f"submitted total as job {out['flow']}" in done.stderr  # the LoggerCallback
 
 
+def test_modules_are_loaded_after_setup_before_python(cluster: Cluster) -> None:
+    """The earlier SDK's modules=: `module load NAME` lines; the dev cluster has no
+    environment modules, so setup= defines `module` as a site's profile would."""
+    define = 'module() { echo "module $*" >&2; export LOADED="${LOADED:-}$2,"; }'
+    job = jobfuncs.echo.with_options(setup=[define], modules=["gcc/12", "cuda/12.2"])
+    done = job("x")
+    assert done.get_result(timeout=_TIMEOUT) == "x"
+    assert "module load gcc/12\nmodule load cuda/12.2" in done.get_stderr()
+    script = done.get_script()
+    assert script.index(define) < script.index("module load gcc/12")
+
+
 def test_the_status_of_a_failed_job_as_the_earlier_sdk_read_it(cluster: Cluster) -> None:
     job = jobfuncs.fail_with("no", 7)
     with pytest.raises(jobfuncs.CustomError):

@@ -419,3 +419,16 @@ def test_srun_args_go_before_pyxis_flags_and_travel_in_the_spec() -> None:
         container_spec({"srun_args": ["--label"]}, shared=[])
     cluster = Cluster("local", default_packaging_srun_args=["--label"])
     assert cluster.default_options["srun_args"] == ["--label"]
+
+
+def test_modules_become_module_load_lines_after_setup() -> None:
+    from slurm._slurm.options import check_task_options, module_lines
+    from slurm.errors import InvalidOptionError
+
+    assert module_lines(["gcc/12", "cuda/12.2"]) == ["module load gcc/12", "module load cuda/12.2"]
+    assert module_lines("x;y") == ["module load 'x;y'"]
+    check_task_options({"modules": ["gcc/12"]})
+    with pytest.raises(InvalidOptionError, match="environment module names"):
+        check_task_options({"modules": ["gcc 12"]})
+    with pytest.raises(InvalidOptionError, match="environment module names"):
+        task(modules=[3])(_step.unwrapped)

@@ -126,6 +126,7 @@ def test_required_names_present() -> None:
         "requeue_on_time_limit",
         "retry",
         "setup",
+        "modules",
         "container_image",
         "container_mounts",
         "container_workdir",

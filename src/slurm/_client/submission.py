@@ -42,7 +42,7 @@ from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, container_spec
-from slurm._slurm.options import literal_filename_pattern
+from slurm._slurm.options import literal_filename_pattern, module_lines
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
 from slurm._wire.callbacks import dumps_callbacks
@@ -537,6 +537,8 @@ def _render(
     setup = prepared.sdk.get("setup") or ()
     if isinstance(setup, str):
         setup = [setup]
+    # modules= after setup=: a site may define `module` there
+    setup = [*setup, *module_lines(prepared.sdk.get("modules"))]
     if "signal" in resolved.requeue_flags:
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it
