@@ -69,6 +69,7 @@ from slurm._slurm.usage import (
 )
 from slurm._terminal import printable
 from slurm._transport.base import check_result
+from slurm._transport.forward import PortForward
 from slurm._wire.layout import JobPaths, job_comment
 from slurm._wire.payload import Outcome
 from slurm._wire.runlog import RunEvent, parse_run_log
@@ -83,6 +84,7 @@ __all__ = [
     "NodeSize",
     "Outcome",
     "PendingFacts",
+    "PortForward",
     "RunEvent",
     "Snapshot",
     "Why",

@@ -215,3 +215,89 @@ def test_mcp_run_over_http(cluster: Cluster, slurmfile: Path, tmp_path: Path) ->
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def _dap_initialize(port: int) -> dict[str, object] | None:
+    """Send a Debug Adapter Protocol 'initialize' to 127.0.0.1:port; its response (events
+    before it skipped), or None when nothing answers there yet."""
+    body = json.dumps(
+        {"seq": 1, "type": "request", "command": "initialize",
+         "arguments": {"adapterID": "slurm-sdk-test", "clientID": "test"}}
+    ).encode()  # fmt: skip
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return None
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(head.split(b":", 1)[1])
+                while len(data) < length:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return None
+                    data += chunk
+                message: dict[str, object] = json.loads(data[:length])
+                data = data[length:]
+                if message.get("type") == "response":
+                    return message
+    except OSError:
+        return None
+
+
+def test_jobs_debug_forwards_to_debugpy_on_the_node_over_ssh(
+    cluster: Cluster, devcluster: Status, tmp_path: Path
+) -> None:
+    """A job with DebugCallback; `slurm jobs debug` on an SSH cluster forwards a port here
+    to debugpy on the job's node, and a debugger's first request gets its answer."""
+    import signal
+
+    from slurm.callbacks import DebugCallback
+
+    debug_port = 20000 + os.getpid() % 20000
+    flag = tmp_path / "go"
+    callbacks = [DebugCallback(port=debug_port)]
+    with Cluster(
+        backend_type="local", job_base_dir=cluster.base_dir, default_partition="debug",
+        callbacks=callbacks,
+    ) as c:  # fmt: skip
+        job = c.submit(jobfuncs.after_file)(str(flag), "debugged")
+        _running(job)
+        ssh = devcluster.ssh
+        server = subprocess.Popen(
+            [_SLURM, "jobs", "debug", job.id, "--debug-port", str(debug_port),
+             "--local-port", "0", "--hostname", ssh.alias, "--username", ssh.username,
+             "--job-base-dir", cluster.base_dir],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None
+            first = server.stdout.readline()
+            assert first.startswith("forwarding 127.0.0.1:"), first + server.stdout.read()
+            local = int(first.split()[1].split(":")[1])
+            assert " to node" in first and f":{debug_port} " in first
+            assert server.stdout.readline().startswith("VS Code launch.json")
+            lines = [server.stdout.readline()]
+            while lines[-1] not in ("}\n", ""):
+                lines.append(server.stdout.readline())
+            config = json.loads("".join(lines))
+            assert config["request"] == "attach" and config["connect"]["port"] == local
+            deadline = time.monotonic() + _TIMEOUT
+            answer = _dap_initialize(local)
+            while answer is None and time.monotonic() < deadline:  # debugpy starting
+                time.sleep(0.5)
+                answer = _dap_initialize(local)
+            assert answer is not None, "debugpy never answered through the forward"
+            assert answer["type"] == "response" and answer["command"] == "initialize"
+            assert answer["success"] is True
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+            if server.stdout is not None:
+                server.stdout.close()
+            flag.write_text("")
+        assert job.get_result(timeout=_TIMEOUT) == "debugged"

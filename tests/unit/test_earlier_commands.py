@@ -111,3 +111,41 @@ def test_jobs_logs_keeps_f_for_follow(slurmfile: Path) -> None:
     result = CliRunner().invoke(main, ["jobs", "logs", "1", "--slurmfile", str(slurmfile), "-e",
                                        "nope", "-f"])  # fmt: skip
     assert result.exit_code != 0 and "no environment [nope]" in result.output
+
+
+def test_jobs_debug_pure_parts_and_a_port_forward_to_a_local_echo() -> None:
+    import socket
+    import threading
+
+    from slurm.cli.debug import attach_config, node_address
+    from slurm.inspect import PortForward
+
+    out = "NodeName=node1 Arch=x86_64 NodeAddr=10.217.161.11 NodeHostName=node1 State=MIXED"
+    assert node_address(out, "node1") == "10.217.161.11"
+    assert node_address("", "gpu7") == "gpu7"
+    config = attach_config("12", 6000, "/home/ann/proj")
+    assert config["connect"] == {"host": "127.0.0.1", "port": 6000}
+    assert config["pathMappings"] == [
+        {"localRoot": "${workspaceFolder}", "remoteRoot": "/home/ann/proj"}
+    ]
+
+    echo = socket.create_server(("127.0.0.1", 0))
+    far = echo.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = echo.accept()
+        with conn:
+            while data := conn.recv(1024):
+                conn.sendall(data.upper())
+
+    threading.Thread(target=serve, daemon=True).start()
+    with PortForward(lambda: socket.create_connection(("127.0.0.1", far))) as forward:
+        with socket.create_connection(("127.0.0.1", forward.port), timeout=10) as s:
+            s.sendall(b"through")
+            got = b""
+            while len(got) < 7:
+                got += s.recv(1024)
+        assert got == b"THROUGH"
+    echo.close()
+    with socket.create_server(("127.0.0.1", 0)) as busy, pytest.raises(OSError):
+        PortForward(lambda: None, port=busy.getsockname()[1])  # taken

@@ -12,7 +12,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import paramiko
 
@@ -245,6 +245,22 @@ class SSHTransport(Transport):
                 return False
             time.sleep(0.02)
         return True
+
+    def connect_tcp(self, host: str, port: int, *, timeout: float = 15.0) -> Any:
+        """A ``direct-tcpip`` channel to ``host:port`` from the login host (``ssh -L``).
+
+        Raises:
+            OSError: the server refused it (nothing listens there, or forwarding is off).
+        """
+        conn = self._connection()
+        try:
+            channel = conn.transport.open_channel(
+                "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except (paramiko.SSHException, OSError) as exc:
+            raise OSError(f"the SSH server could not connect to {host}:{port}: {exc}") from exc
+        channel.settimeout(None)
+        return channel
 
     def close(self) -> None:
         """Close the connection (and jump connections). The transport reconnects if used again."""

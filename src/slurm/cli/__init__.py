@@ -12,7 +12,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import clusters, dash, devcluster, doctor, jobs, mcp, report, why
+    from slurm.cli import clusters, dash, debug, devcluster, doctor, jobs, mcp, report, why
 
     main.add_command(clusters.cluster)
     main.add_command(dash.dash)
@@ -20,6 +20,7 @@ def _register() -> None:
     main.add_command(doctor.doctor)
     jobs.jobs.add_command(report.report)
     jobs.jobs.add_command(why.why)
+    jobs.jobs.add_command(debug.debug)
     main.add_command(jobs.jobs)
     main.add_command(mcp.mcp)
 

@@ -58,6 +58,7 @@ __all__ = [
     "cluster_from_options",
     "cluster_options",
     "cluster_options_long",
+    "cluster_session",
     "job_outcome",
     "job_usages",
     "job_view",
@@ -123,6 +124,10 @@ def _session(options: dict[str, Any]) -> Iterator[Cluster]:
             Text.assemble(("error: ", "bold red"), plain(str(exc))), soft_wrap=True
         )
         sys.exit(1)
+
+
+#: A cluster for one command that prints any SDK error and exits 1 (for other commands).
+cluster_session = _session
 
 
 # --- facts from the cluster ------------------------------------------------------------
