@@ -131,6 +131,21 @@ def baseline(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any
         return [int((root / f"r{i}").read_text()) for i in range(n)]
     if workload == "W4":
         return _baseline_flow(root, mark)
+    if workload == "W5":  # 10 ms calls as raw arrays (MaxArraySize elements each)
+        code = (
+            "import os, time; time.sleep(0.01); i = int(os.environ['SLURM_ARRAY_TASK_ID']); "
+            "o = int(os.environ['BENCH_OFFSET']); "
+            f"open({str(root)!r} + f'/r{{i + o}}', 'w').write(repr(i + o))"
+        )
+        size = int(os.environ.get("BENCH_MAX_ARRAY", "1000"))
+        ids = []
+        for start in range(0, n, size):
+            count = min(size, n - start)
+            os.environ["BENCH_OFFSET"] = str(start)
+            ids.append(_sbatch(root, code, f"--array=0-{count - 1}", f"--output={root}/%A_%a.out"))
+        mark()
+        _wait_gone(ids)
+        return [int((root / f"r{i}").read_text()) for i in range(n)]
     raise ValueError(workload)
 
 
@@ -171,7 +186,7 @@ def baseline_flow_job(epochs: int = 3, epoch_steps: int = 10, cap: int = 4) -> N
 
 # --- our SDK -------------------------------------------------------------------------------
 def sdk(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any:
-    from benchmarks.payloads import sdk_echo, sdk_inc
+    from benchmarks.payloads import sdk_echo, sdk_inc, sdk_nap
     from slurm import Cluster
 
     cluster = Cluster(backend_type="local", job_base_dir=str(root), default_partition=PARTITION)
@@ -198,6 +213,21 @@ def sdk(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any:
                 array = sdk_echo.map(list(range(n)))
                 mark()
                 value = array.get_results()
+            elif workload in ("W3pool", "W5pool"):  # the same calls in a pool of 4 workers
+                call = sdk_echo if workload == "W3pool" else sdk_nap
+                with cluster.pool(workers=4, idle_timeout=5, time="00:30:00") as pool:
+                    array = call.map(list(range(n)))
+                    mark()
+                value = array.get_results()
+                extra["pool_commands"] = pool.commands
+                extra["pool_workers"] = len(pool.worker_ids)
+            elif workload == "Wcall":  # per-call overhead: trivial calls through one worker
+                with cluster.pool(workers=1, idle_timeout=5, time="00:30:00"):
+                    array = sdk_echo.map(list(range(n)))
+                    mark()
+                value = array.get_results()
+                ended = sorted(os.stat(job.result_path).st_mtime for job in array)
+                extra["per_call_ms"] = (ended[-1] - ended[0]) / (n - 1) * 1000
             elif workload == "W4":
                 from slurm.examples.parallel_train_eval.workflow import (
                     parallel_train_eval_workflow,
@@ -253,7 +283,7 @@ CONTENDERS = {"sdk": sdk, "baseline": baseline, "submitit": submitit_run}
 
 
 def expected(workload: str, n: int) -> Any:
-    if workload in ("W1", "W1batch", "W3"):
+    if workload in ("W1", "W1batch", "W3", "W3pool", "W5", "W5pool", "Wcall"):
         return list(range(n))
     if workload in ("W2", "W2seq"):
         return n

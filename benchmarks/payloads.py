@@ -24,5 +24,14 @@ def inc_submitit_result(path: str) -> int:
     return int(value) + 1
 
 
+def nap(x: int) -> int:
+    """W5's call: 10 ms of sleep."""
+    import time
+
+    time.sleep(0.01)
+    return x
+
+
 sdk_echo: Any = task(echo)
+sdk_nap: Any = task(nap)
 sdk_inc: Any = task(inc)

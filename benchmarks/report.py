@@ -8,10 +8,11 @@ from typing import Any
 
 from benchmarks.slurmstats import DAEMON_TYPES, MEASUREMENT_TYPES
 
-CONTENDERS = ("sdk", "sdk-batch", "baseline", "baseline-seq", "submitit")
+CONTENDERS = ("sdk", "sdk-batch", "sdk-pool", "baseline", "baseline-seq", "submitit")
 COLORS = {
     "sdk": "#1f77b4",
     "sdk-batch": "#17becf",
+    "sdk-pool": "#2ca02c",
     "baseline": "#7f7f7f",
     "baseline-seq": "#c7c7c7",
     "submitit": "#ff7f0e",
@@ -21,6 +22,8 @@ WORKLOADS = {
     "W2": "W2: chain of {n}",
     "W3": "W3: map over {n} items",
     "W4": "W4: tutorial workflow",
+    "W5": "W5: {n} calls of 10 ms",
+    "Wcall": "per-call overhead: {n} trivial calls through one pool worker",
 }
 
 
@@ -64,6 +67,7 @@ def summarize(raw: dict[str, Any]) -> list[dict[str, Any]]:
                     "types": typical["ctld"],
                     "daemon": typical["daemon_rpcs"],
                     "sdk_calls": typical.get("sdk_controller_calls"),
+                    "per_call_ms": typical.get("per_call_ms"),
                     "reps": len(ms),
                     "ok": all(m["ok"] for m in ms),
                     "flags": sorted(
@@ -142,6 +146,22 @@ def targets(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> list[tu
                 verdict(sdk3["ctld_per_task"] <= 0.01),
             )
         )
+    for w, limit in (("W3", 0.1), ("W5", 0.1)):
+        pool, base = _find(rows, w, "sdk-pool"), _find(rows, w, "baseline")
+        if pool and base and pool["wall"] and base["wall"]:
+            ratio = pool["wall"] / base["wall"]
+            rpcs = pool["ctld_per_task"]
+            out.append(
+                (
+                    f"{w} in a pool of 4 <= {limit}x the raw array(s); <= 0.01 client RPCs per call",
+                    f"{ratio:.3f}x; {rpcs:.4f} RPCs per call",
+                    verdict(ratio <= limit and rpcs <= 0.01),
+                )
+            )
+    call = _find(rows, "Wcall", "sdk-pool")
+    if call and call.get("per_call_ms") is not None:
+        ms = call["per_call_ms"]
+        out.append(("per-call overhead in a pool <= 5 ms", f"{ms:.2f} ms", verdict(ms <= 5)))
     for w in ("W1", "W2", "W3"):
         ours, theirs = _find(rows, w, "sdk"), _find(rows, w, "submitit")
         if not (ours and theirs):

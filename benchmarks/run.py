@@ -70,6 +70,7 @@ class Measurement:
     sacct_queries: int = 0
     tasks: int = 0
     sdk_controller_calls: int | None = None
+    per_call_ms: float | None = None  # a pool's per-call overhead (Wcall)
     ok: bool = False
     noise: list[str] = field(default_factory=list)
     attempts: int = 1
@@ -102,7 +103,21 @@ def plan(w3_size: int, quick: bool) -> list[tuple[list[Spec], int]]:
         return quick_plan
     return [
         *quick_plan,
-        (trio("W3", "W3", w3, w3, 1, 900), 1),
+        (
+            [
+                *trio("W3", "W3", w3, w3, 1, 900),
+                Spec("W3", "sdk-pool", "sdk", "W3pool", w3, w3, 1, 900),
+            ],
+            1,
+        ),
+        (
+            [
+                Spec("W5", "baseline", "baseline", "W5", 10_000, 10_000, 10, 1800),
+                Spec("W5", "sdk-pool", "sdk", "W5pool", 10_000, 10_000, 1, 1800),
+            ],
+            1,
+        ),
+        ([Spec("Wcall", "sdk-pool", "sdk", "Wcall", 2000, 2000, 1, 600)], 1),
         (
             [
                 Spec("W4", "baseline", "baseline", "W4", 0, 13, 13, 300),
@@ -235,6 +250,7 @@ def measure(spec: Spec, rep: int, root: Path) -> Measurement:
             m.commands = record.get("commands", {})
             m.ok = bool(record.get("ok"))
             m.sdk_controller_calls = record.get("sdk_controller_calls")
+            m.per_call_ms = record.get("per_call_ms")
             if record.get("job_dir"):
                 m.commands["_job_dir"] = record["job_dir"]  # type: ignore[assignment]
             if not m.ok:

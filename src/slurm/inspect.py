@@ -31,6 +31,7 @@ from typing import Any
 from slurm._api.cluster import Cluster
 from slurm._api.job import Job, gather_usage
 from slurm._api.why import Why, why_of_id
+from slurm._client.cache import CachedCall, ResultCache
 from slurm._client.config import find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
@@ -70,6 +71,7 @@ from slurm._slurm.usage import (
 from slurm._terminal import printable
 from slurm._transport.base import check_result
 from slurm._transport.forward import PortForward
+from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths, job_comment
 from slurm._wire.payload import Outcome
 from slurm._wire.runlog import RunEvent, parse_run_log
@@ -77,6 +79,8 @@ from slurm.errors import ConfigurationError, SlurmError
 
 __all__ = [
     "USAGE_SACCT_FIELDS",
+    "CacheEntry",
+    "CachedCall",
     "DoctorReport",
     "Explanation",
     "JobInfo",
@@ -85,6 +89,7 @@ __all__ = [
     "Outcome",
     "PendingFacts",
     "PortForward",
+    "ResultCache",
     "RunEvent",
     "Snapshot",
     "Why",

@@ -28,8 +28,30 @@ class _LazyHost:
         return ClusterHost().open(spec, job_dir, job_id, callbacks)
 
 
+def _trust_problem(path: str) -> str | None:
+    """Why a pool's worker may not read ``path`` (the trust check of
+    :mod:`slurm._transport.trust`: a directory and its parents, or a file), or None."""
+    import os
+    import stat
+
+    from slurm._transport import trust
+
+    if os.path.isdir(path):
+        problems = trust.parse_output(trust.local_report([path]), [path])
+        return problems[0].detail if problems else None
+    st = os.stat(path)
+    problem = trust.file_problem(path, st.st_uid, stat.S_IMODE(st.st_mode), os.getuid())
+    return problem.detail if problem else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the call of ``JOB_DIR``; the process exit code."""
+    """Run the call of ``JOB_DIR`` (or, with ``--pool POOL_DIR``, a pool's worker); the
+    process exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--pool"]:
+        from slurm._job import worker
+
+        return worker.main(args, host=_LazyHost(), trusted=_trust_problem)
     return entry.main(argv, host=_LazyHost())
 
 

@@ -207,6 +207,68 @@ def resume_after_time_limit(workdir: str, ctx: JobContext) -> dict[str, Any]:
         progress["steps"] += 1
 
 
+@task(time="00:00:10", mem="64M")
+def outlast_ten_seconds() -> None:
+    """A new user's first try: ten seconds asked, two minutes of work, no checkpoint."""
+    time.sleep(120)
+
+
+@task(time="00:01:00", mem="64M", requeue_grace=45, max_requeues=5)
+def stuck_before_its_first_step(workdir: str, ctx: JobContext) -> None:
+    """Checkpoints at every warning, but never gets past step 0 (waits for data that
+    never comes): every run saves the same state."""
+    from slurm._job.context import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    state = json.loads(checkpoint.read_text()) if checkpoint.exists() else {"step": 0}
+
+    def save() -> None:
+        tmp = checkpoint.with_name(f".checkpoint.{ctx.restart_count}.tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(checkpoint)
+
+    on_requeue(save)
+    while not (Path(workdir) / "data-arrived").exists():
+        time.sleep(0.5)
+
+
+@task(time="00:01:00", mem="64M", requeue_grace=45, max_requeues=5)
+def resume_twice(workdir: str, ctx: JobContext) -> dict[str, Any]:
+    """Gets one segment further in each run (its checkpoint counts them) and finishes in
+    its third: two time-limit requeues, each after progress."""
+    from slurm._job.context import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    done = json.loads(checkpoint.read_text())["segments"] if checkpoint.exists() else 0
+    if done >= 2:
+        return {"segments": done, "restart": ctx.restart_count}
+    on_requeue(lambda: checkpoint.write_text(json.dumps({"segments": done + 1})))
+    while True:
+        time.sleep(0.2)
+
+
+@task(time="00:02:00", mem="64M", no_requeue=True, retry=Retry(on={"NODE_FAIL"}))
+def host_after(seconds: float) -> str:
+    """The node it ran on, after ``seconds`` (Slurm does not requeue it: a Retry does)."""
+    import socket
+
+    time.sleep(seconds)
+    return socket.gethostname()
+
+
+@task(
+    time="00:02:00",
+    mem="200M",
+    acctg_freq="task=1",
+    retry=Retry(on={"OUT_OF_MEMORY"}, grow={"mem": 1.5}, learn=True),
+)
+def learn_memory(megabytes: int) -> int:
+    """Needs more than its 200M; with learn=True its next call starts where this ended."""
+    block = b"x" * (megabytes * 1024 * 1024)
+    time.sleep(6)  # several of the accounting gatherer's 1 s samples
+    return len(block)
+
+
 @task(time="00:02:00", mem="64M")
 def print_slowly(lines: int, delay: float) -> int:
     """Prints ``lines`` numbered lines, ``delay`` seconds apart (a log to follow)."""
@@ -298,3 +360,18 @@ def torch_allreduce(ctx: JobContext) -> dict[str, Any]:
         return {"rank": dist.get_rank(), "sum": float(tensor.item()), "host": socket.gethostname()}
     finally:
         dist.destroy_process_group()
+
+
+@task(time="00:02:00", mem="64M", cache=True)
+def cached_square(x: int) -> int:
+    return x * x
+
+
+@workflow(time="00:05:00", mem="256M")
+def square_in_workflow(x: int, ctx: WorkflowContext) -> dict[str, Any]:
+    """Calls the cached task from the workflow's node: the client's result is seen there."""
+    job = cached_square(x)
+    return {
+        "value": job.get_result(timeout=120),
+        "cached_from": job.cached.job_id if job.cached is not None else None,
+    }

@@ -115,6 +115,17 @@ def other_node(st: Status, node: str) -> str:
     return next(n.name for n in st.nodes if n.name != node)
 
 
+@contextlib.contextmanager
+def _two_node_cluster(own: Status, tmp_path: Path) -> Iterator[Cluster]:
+    """A local-backend cluster on ``own``, for a test that crashes one of its two nodes."""
+    if not multi_node(own):
+        pytest.skip("needs a second node to go on; crashing the only node takes the cluster")
+    with Cluster(
+        backend_type="local", job_base_dir=str(tmp_path / "jobs"), default_partition="debug"
+    ) as cluster:
+        yield cluster
+
+
 def test_a_node_crash_requeues_the_requeueable_task_and_fails_the_other(
     own: Status, tmp_path: Path, restore_cluster: None
 ) -> None:
@@ -122,11 +133,7 @@ def test_a_node_crash_requeues_the_requeueable_task_and_fails_the_other(
     seconds and back when its slurmd returns; a requeueable task on it finishes on the
     other node, once; a non-requeueable one fails naming NODE_FAIL and the node."""
     del restore_cluster
-    if not multi_node(own):
-        pytest.skip("needs a second node to go on; crashing the only node takes the cluster")
-    with Cluster(
-        backend_type="local", job_base_dir=str(tmp_path / "jobs"), default_partition="debug"
-    ):
+    with _two_node_cluster(own, tmp_path):
         survivor = jobfuncs.report_restarts(15)
         node = running_node(survivor.id)
         lost = jobfuncs.report_restarts.with_options(no_requeue=True, nodelist=node)(60)
@@ -156,6 +163,28 @@ def test_a_node_crash_requeues_the_requeueable_task_and_fails_the_other(
     eventually(lambda: node_state(node) == "idle", f"{node} back in service", 30)
     out = sh("sbatch", "--parsable", "--wait", "-w", node, "-o", "/dev/null", "--wrap", "true")
     assert out.isdigit()
+
+
+def test_a_node_fail_retry_excludes_the_failed_node(
+    own: Status, tmp_path: Path, restore_cluster: None
+) -> None:
+    """Issue 25: a call Slurm does not requeue (no_requeue=True) whose node crashes is
+    retried by its Retry(on={"NODE_FAIL"}) with --exclude=<that node> (sacct's SubmitLine
+    shows it), and runs on the other node."""
+    del restore_cluster
+    with _two_node_cluster(own, tmp_path):
+        job = jobfuncs.host_after(20)
+        first = job.id
+        node = running_node(first)
+        crash_node(own, node)
+        assert job.get_result(timeout=300) == other_node(own, node)
+        lost, retried = job.attempts
+        assert (lost.job_id, lost.state) == (first, "NODE_FAIL")
+        assert (retried.rule, retried.limits.get("exclude")) == ("exclude", node)
+        submit_line = sh("sacct", "-X", "-n", "-P", "-j", retried.job_id, "-o", "SubmitLine")
+        assert f"--exclude={node}" in submit_line, submit_line
+        ran_on = sh("sacct", "-X", "-n", "-P", "-j", retried.job_id, "-o", "NodeList")
+        assert ran_on == other_node(own, node)
 
 
 def test_up_after_a_crash_cleans_up_and_comes_back(own: Status, restore_cluster: None) -> None:

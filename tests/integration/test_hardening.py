@@ -543,6 +543,9 @@ def test_logs_and_error_tails_read_only_what_they_need(
     with _cluster(base) as cluster, pytest.raises(JobTerminatedError) as info:
         cluster.get_job(job.id).get_result(timeout=60)
     assert f"err {lines - 1:07d}" in str(info.value) and "err 0000000" not in str(info.value)
+    shown = _cli(base, "show", job.id, "--lines", "3")
+    assert shown.exit_code == 0 and f"out {lines - 1:07d}" in shown.output
+    assert "out 0000000" not in shown.output
     assert whole_reads == []
 
 

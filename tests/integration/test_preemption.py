@@ -11,11 +11,13 @@ import math
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import jobfuncs
 import pytest
 
-from slurm import Cluster, JobState
+from slurm import Cluster, Job, JobState
+from slurm.errors import JobTerminatedError
 from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
 
 
@@ -86,6 +88,19 @@ def _runs_of(*job_ids: str) -> dict[str, list[str]]:
     return runs
 
 
+def _ended_runs_of(job_id: str, timeout: float = 60) -> list[str]:
+    """sacct's rows of a job whose result is already written: its last run may still show
+    RUNNING (the runner wrote the result, Slurm has not closed the step), so wait until
+    accounting has the end too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = _runs_of(job_id).get(job_id, [])
+        unfinished = not runs or runs[-1] in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED")
+        if not unfinished or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
 def test_preempted_task_is_requeued_and_returns(cluster: Cluster) -> None:
     job = jobfuncs.report_restarts(6)
     _wait_running(job.id)
@@ -104,6 +119,60 @@ def test_time_limit_checkpoints_requeues_and_resumes(cluster: Cluster, tmp_path:
     assert result["resumed_from"]["steps"] > 0  # the callback saved real progress
     assert job.requeue_count >= 1
     assert "requeued-time-limit" in Path(job.runs_path).read_text()
+
+
+def _run_log(job: Job[Any]) -> list[str]:
+    return [line.split()[1] for line in Path(job.runs_path).read_text().splitlines()]
+
+
+@pytest.mark.timeout(300)
+def test_a_ten_second_task_without_a_checkpoint_ends_in_timeout_at_once(
+    cluster: Cluster,
+) -> None:
+    """Issue 25: `time="00:00:10"` around two minutes of sleep, no checkpoint, no
+    requeue option: the first time limit ends it, it is never requeued to start over."""
+    job = jobfuncs.outlast_ten_seconds()
+    started = time.monotonic()
+    with pytest.raises(JobTerminatedError, match="TIMEOUT"):
+        job.get_result(timeout=280)
+    print(f"TIMEOUT {time.monotonic() - started:.0f} s after submission")  # bench, not asserted
+    assert _runs_of(job.id)[job.id] == ["TIMEOUT"]  # one run in Slurm's records
+    assert job.requeue_count == 0 and _run_log(job) == ["start"]
+
+
+@pytest.mark.timeout(400)
+def test_a_requeued_call_that_made_no_progress_is_not_requeued_again(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Every run checkpoints the same state (it never gets past step 0): the first run is
+    requeued (nothing to compare with yet), the second wrote nothing new, so it runs on
+    into TIMEOUT instead of starting a third time (max_requeues=5 would allow it)."""
+    job = jobfuncs.stuck_before_its_first_step(str(tmp_path))
+    with pytest.raises(JobTerminatedError, match="made no progress") as info:
+        job.get_result(timeout=380)
+    assert info.value.state == "TIMEOUT"
+    assert _run_log(job) == ["start", "requeued-time-limit", "start", "no-progress"]
+    requeued, stopped = (
+        line.split("progress=")[1]
+        for line in Path(job.runs_path).read_text().splitlines()
+        if "progress=" in line
+    )
+    assert requeued == stopped  # the same fingerprint: the same checkpoint again
+    assert "wrote nothing new since the previous run" in job.get_stderr()
+    assert "its previous run made no progress" in job.why().answer
+    assert _runs_of(job.id)[job.id] == ["REQUEUED", "TIMEOUT"]  # Slurm's records: two runs
+
+
+@pytest.mark.timeout(400)
+def test_a_checkpointing_task_resumes_across_several_time_limits(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each run gets further (its checkpoint differs from the run before), so the
+    no-progress stop never applies: requeued at two time limits, done in the third run."""
+    job = jobfuncs.resume_twice(str(tmp_path))
+    assert job.get_result(timeout=380) == {"segments": 2, "restart": 2}
+    assert _run_log(job) == ["start", "requeued-time-limit"] * 2 + ["start", "finished"]
+    assert _ended_runs_of(job.id) == ["REQUEUED", "REQUEUED", "COMPLETED"]
 
 
 def _journal(workflow_dir: Path) -> list[dict[str, object]]:

@@ -262,3 +262,59 @@ def test_ranks_and_dependencies(on_release: Status, home_tmp: Path) -> None:
         doomed = add.after(fail_after(3, "late"))(1, 2)
         with pytest.raises(JobTerminatedError, match="a job it depends on failed"):
             doomed.get_result(timeout=_TIMEOUT)
+
+
+def test_the_tutorial_runs_on_the_release(on_release: Status, home_tmp: Path) -> None:
+    """Section 5 of the tutorial as written (local backend): capped segments, evaluation
+    beside them, every artifact under the workflow's shared directory."""
+    from tutorial import run_tutorial
+
+    jobs = str(home_tmp / "jobs")
+    _, state_path = run_tutorial(
+        home_tmp, "--backend", "local", "--job-base-dir", jobs, "--partition", "debug"
+    )
+    shared = state_path.parent
+    for epoch in range(3):
+        assert (shared / "checkpoints" / f"epoch_{epoch:03d}.json").is_file()
+        assert (shared / "metrics" / f"epoch_{epoch:03d}.json").is_file()
+
+
+def test_preemption_requeues_and_usage_is_accounted(on_release: Status, home_tmp: Path) -> None:
+    """A task pushed off its node by an urgent job is requeued by the release's Slurm and
+    runs again to its result; its usage comes from the release's sacct."""
+    from test_preemption import _preempt, _wait_running
+
+    cluster = Cluster(
+        backend_type="local", job_base_dir=str(home_tmp / "jobs"), default_partition="debug"
+    )
+    with cluster:
+        job = jobfuncs.report_restarts(6)
+        _wait_running(job.id)
+        _preempt(job.id)
+        assert job.get_result(timeout=180) >= 1
+        assert job.requeue_count >= 1
+        deadline = time.monotonic() + 60
+        usage = job.usage
+        while (usage is None or usage.source != "sacct") and time.monotonic() < deadline:
+            time.sleep(1)
+            usage = job.usage
+        assert usage is not None and usage.source == "sacct" and usage.elapsed_s is not None
+
+
+def test_the_command_line_and_doctor_answer(on_release: Status, home_tmp: Path) -> None:
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+
+    base = str(home_tmp / "jobs")
+    with Cluster(backend_type="local", job_base_dir=base, default_partition="debug"):
+        job = add(20, 22)
+        assert job.get_result(timeout=_TIMEOUT) == 42
+    runner = CliRunner(env={"COLUMNS": "250"})
+    where = ["--backend", "local", "--job-base-dir", base]
+    listed = runner.invoke(main, ["jobs", "list", *where], catch_exceptions=False)
+    assert listed.exit_code == 0 and job.id in listed.output and "COMPLETED" in listed.output
+    shown = runner.invoke(main, ["jobs", "show", job.id, *where], catch_exceptions=False)
+    assert shown.exit_code == 0 and "42" in shown.output
+    doctor = runner.invoke(main, ["doctor", "--json", *where], catch_exceptions=False)
+    assert doctor.exit_code == 0, doctor.output

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jobfuncs
@@ -12,7 +14,8 @@ import pytest
 
 from slurm import Cluster, Job
 from slurm._api.job import gather_usage
-from slurm._slurm.usage import Usage, runner_usage
+from slurm._slurm.retry import format_minutes, mem_megabytes, time_seconds
+from slurm._slurm.usage import Usage, parse_size, runner_usage
 
 MB = 1024 * 1024
 
@@ -103,7 +106,51 @@ def test_a_task_past_its_memory_limit_succeeds_with_more_memory(cluster: Cluster
     assert job.get_result(timeout=300) == 300 * MB
     first_attempt, second = job.attempts
     assert (first_attempt.job_id, first_attempt.state) == (first, "OUT_OF_MEMORY")
-    assert (first_attempt.limits["mem"], second.limits["mem"]) == ("200M", "400M")
+    assert first_attempt.limits["mem"] == "200M"
+    # Sized from what it used: at least sacct's MaxRSS of the killed attempt times 2.0 (the
+    # growth factor), and never below 200M x 2.0.
+    rss = _sacct(first, "MaxRSS")
+    assert rss, f"sacct recorded no MaxRSS for job {first}"
+    asked = mem_megabytes(second.limits["mem"])
+    assert asked is not None and asked >= max(max(rss) / MB * 2.0, 400)
+    assert second.rule == "measured"
+    assert _sacct(second.job_id, "ReqMem") == [asked * MB]  # Slurm's record agrees
+
+
+def _sacct(job_id: str, field: str) -> list[int]:
+    """``field`` (a size: MaxRSS, ReqMem) of the job's rows that have it, in bytes."""
+    out = subprocess.run(
+        ["sacct", "-n", "-P", "-j", job_id, "-o", field], capture_output=True, text=True
+    ).stdout
+    return [size for line in out.split() if (size := parse_size(line.rstrip("n"))) is not None]
+
+
+def test_learn_starts_the_next_call_at_the_request_that_succeeded(
+    devcluster: object, tmp_path: Path
+) -> None:
+    """Retry(learn=True): the first call needs more than its 200M and succeeds on a
+    measured retry; a second call, from another Cluster object on the same job base
+    directory, starts there (sacct's ReqMem agrees) and needs one attempt."""
+    del devcluster
+    if not _memory_enforced():
+        pytest.skip("this dev cluster does not enforce memory limits: `slurm devcluster up`")
+    base = str(tmp_path / "jobs")
+    with Cluster(backend_type="local", job_base_dir=base, default_partition="debug"):
+        first = jobfuncs.learn_memory(300)
+        assert first.get_result(timeout=300) == 300 * MB
+        assert [a.rule for a in first.attempts] == ["asked", "measured"]
+        learned = first.limits["mem"]
+    assert len(list(Path(base, ".learned").glob("*.json"))) == 1
+    with Cluster(backend_type="local", job_base_dir=base, default_partition="debug"):
+        second = jobfuncs.learn_memory(300)
+        assert second.get_result(timeout=300) == 300 * MB
+        assert [(a.rule, a.limits["mem"]) for a in second.attempts] == [("learned", learned)]
+        asked = mem_megabytes(learned)
+        assert asked is not None and _sacct(second.id, "ReqMem") == [asked * MB]
+        # Another option set learns on its own: it starts at its own request.
+        other = jobfuncs.learn_memory.with_options(mem="1G")(10)
+        assert other.get_result(timeout=300) == 10 * MB
+        assert [(a.rule, a.limits["mem"]) for a in other.attempts] == [("asked", "1G")]
 
 
 @pytest.mark.timeout(400)  # up to 90 s to the first limit, a second attempt, a preemption
@@ -115,6 +162,12 @@ def test_a_task_past_its_one_minute_limit_succeeds_with_twice_the_time(
     first_attempt, second = job.attempts
     assert (first_attempt.job_id, first_attempt.state) == (first, "TIMEOUT")
     assert first_attempt.limits["time"] == "1"
-    assert (second.state, second.limits["time"]) == ("COMPLETED", "0-00:02:00")
-    # Slurm's own record: the second attempt ran with twice the time.
-    assert _from_accounting(None, job).time_limit_s == 120
+    # Twice what it ran (Elapsed, past its limit while Slurm noticed), never below twice
+    # its limit.
+    assert first_attempt.usage is not None and first_attempt.usage.elapsed_s is not None
+    ran = max(first_attempt.usage.elapsed_s, 60.0)
+    assert second.state == "COMPLETED"
+    assert second.limits["time"] == format_minutes(ran * 2.0)
+    assert second.rule == ("measured" if math.ceil(ran * 2 / 60) > 2 else "grown")
+    # Slurm's own record: the second attempt ran with that time.
+    assert _from_accounting(None, job).time_limit_s == time_seconds(second.limits["time"])

@@ -260,10 +260,10 @@ def test_usage_columns_and_details() -> None:
         stderr_tail="", usage=used,
         attempts=[
             Attempt("6", "TIMEOUT", {"time": "1"}, None),
-            Attempt("7", "COMPLETED", {"time": "0-00:02:00"}, used),
+            Attempt("7", "COMPLETED", {"time": "0-00:02:00"}, used, rule="measured"),
         ],
     )  # fmt: skip
     detail = _text(detail_view(view, lines=5))
     assert "1m05s of 2m00s (54%)" in detail and "316 MiB of 400 MiB (79%)" in detail
     assert "0.8s of 1 CPU (1%)" in detail and "usage from   sacct" in detail
-    assert "TIMEOUT" in detail and "time=0-00:02:00" in detail
+    assert "TIMEOUT" in detail and "time=0-00:02:00" in detail and "measured" in detail

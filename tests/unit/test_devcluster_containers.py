@@ -85,3 +85,31 @@ def test_vendor_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert vendor_dir() == Path("/somewhere/vendor")
     monkeypatch.delenv("SLURM_SDK_VENDOR_DIR")
     assert vendor_dir().parts[-2:] == ("shared", "vendor")
+
+
+def test_a_vendored_tarball_that_was_changed_is_refused_before_it_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slurm.devcluster import containers
+
+    name = f"enroot-{containers.ENROOT_VERSION}.tar.gz"
+    (tmp_path / name).write_bytes(b"not the release")
+    monkeypatch.setenv("SLURM_SDK_VENDOR_DIR", str(tmp_path))
+    with pytest.raises(DevclusterError, match="it was changed or damaged"):
+        containers._tarball(name)
+    if (vendor := Path(__file__).resolve().parents[3] / "shared" / "vendor" / name).is_file():
+        monkeypatch.setenv("SLURM_SDK_VENDOR_DIR", str(vendor.parent))
+        assert containers._tarball(name) == vendor  # the released one passes
+
+
+def test_the_database_password_is_never_an_argument(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """Every user's ``ps`` shows arguments: the SQL that sets the password goes on stdin."""
+    from slurm.devcluster import daemons
+
+    calls: list[tuple[list[str], str | None]] = []
+    monkeypatch.setattr(daemons, "run", lambda argv, **kw: calls.append((argv, kw.get("input"))))
+    daemons._mysql(settings, "ALTER USER x IDENTIFIED BY 'secret';")
+    [(argv, given)] = calls
+    assert "secret" not in " ".join(argv) and given is not None and "secret" in given

@@ -488,10 +488,12 @@ def test_out_of_memory_is_retried_with_more_memory_up_to_max_attempts(
     cluster: Cluster, fake: FakeSlurm
 ) -> None:
     job = sized(1)
-    for expected in ("300M", "450M"):
+    # 210M x 1.5 beats 200M x 1.5; then 315M x 1.5 beats 210M x 1.5.
+    for expected, rule in (("315M", "measured"), ("473M", "grown")):
         fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:125", max_rss="210M")
         assert not job.wait(timeout=3)
         assert fake.jobs[job.id].options["mem"] == expected
+        assert job.rule == rule and job.attempts[-1].rule == rule
     fake.finish(job.id, "OUT_OF_MEMORY", exit_code="0:125")
     with pytest.raises(JobTerminatedError, match="OUT_OF_MEMORY"):
         job.get_result(timeout=10)  # the third attempt was the last
@@ -499,6 +501,27 @@ def test_out_of_memory_is_retried_with_more_memory_up_to_max_attempts(
     assert job.attempts[0].usage is not None
     assert job.attempts[0].usage.max_rss_bytes == 210 * 1024**2
     assert fake.calls("sbatch") == 3
+
+
+def test_a_node_failure_is_retried_off_that_node(cluster: Cluster, fake: FakeSlurm) -> None:
+    job = sized(5)
+    fake.jobs[job.id].node = "node7"
+    fake.finish(job.id, "NODE_FAIL", exit_code="0:0")
+    assert not job.wait(timeout=3)
+    assert fake.jobs[job.id].options["exclude"] == "node7"
+    assert (job.rule, job.limits["exclude"]) == ("exclude", "node7")
+    # Its next node fails too, and sbatch refuses to exclude both (a partition of two):
+    # sent again with only the exclusion it had.
+    fake.jobs[job.id].node = "node8"
+    fake.fail_next_sbatch(
+        "Batch job submission failed: Requested node configuration is not available"
+    )
+    fake.finish(job.id, "NODE_FAIL", exit_code="0:0")
+    assert not job.wait(timeout=3)
+    assert fake.jobs[job.id].options["exclude"] == "node7"
+    assert [a.rule for a in job.attempts] == ["asked", "exclude", "same"]
+    fake.run_job(job.id)
+    assert job.get_result(timeout=10) == 50
 
 
 def test_a_memory_kill_slurm_reports_as_failed_is_retried_as_out_of_memory(
@@ -510,10 +533,13 @@ def test_a_memory_kill_slurm_reports_as_failed_is_retried_as_out_of_memory(
         "slurmstepd-vm: error: StepId=7.batch exceeded memory limit (329900032 > 209715200), "
         "being killed\nslurmstepd-vm: error: Exceeded job memory limit\n"
     )
-    fake.finish(job.id, "FAILED", exit_code="0:9")
+    fake.finish(job.id, "FAILED", exit_code="0:9", max_rss="100M")
     assert not job.wait(timeout=3)
-    assert fake.jobs[job.id].options["mem"] == "300M"
+    # Sized from what slurmstepd saw at the kill (329900032 bytes) x 1.5, not sacct's sample.
+    assert fake.jobs[job.id].options["mem"] == "472M" and job.rule == "measured"
     assert job.attempts[0].state == "OUT_OF_MEMORY"
+    assert job.attempts[0].usage is not None
+    assert job.attempts[0].usage.max_rss_source == "slurmstepd"
 
 
 def test_an_exception_is_retried_only_when_asked(

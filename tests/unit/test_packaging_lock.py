@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,26 @@ def test_only_one_of_many_racers_gets_the_lock(local: LocalTransport, tmp_path: 
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+
+
+def test_a_holder_that_finishes_between_a_look_and_a_mkdir_is_not_followed_by_another(
+    tmp_path: Path,
+) -> None:
+    """The race that made two creators: a waiter looks for the ready marker (not there),
+    the holder writes it and releases, the waiter's mkdir succeeds. The waiter must see
+    the marker then and give the lock back. (The interleaving is forced: the marker is
+    written just before the waiter's mkdir runs.)"""
+    ready = tmp_path / "ready.json"
+
+    class FinishesFirst(LocalTransport):
+        def run(self, argv: Any, **kwargs: Any) -> Any:
+            if list(argv)[:1] == ["mkdir"]:
+                ready.write_text("{}")  # the holder, done and gone, just now
+            return super().run(argv, **kwargs)
+
+    lock = DirLock(FinishesFirst(), str(tmp_path / ".lock"), FAST)
+    assert lock.acquire(ready_path=str(ready)) is False
+    assert not (tmp_path / ".lock").exists()
 
 
 def test_a_stale_lock_is_broken(local: LocalTransport, tmp_path: Path) -> None:

@@ -162,6 +162,9 @@ GB = 1024**3
          "It ran out of memory", "more memory (mem=)"),
         ("TIMEOUT", {"usage": Usage("sacct", elapsed_s=61, time_limit_s=60)},
          "It reached its time limit: it ran 61 s of its 60 s limit", "Retry(grow={'time': 2.0})"),
+        ("TIMEOUT", {"error": ["slurm-sdk: not requeued at the time limit: the checkpoint "
+                               "callbacks wrote nothing new since the previous run (...)"]},
+         "not requeued again: its previous run made no progress", "record how far it got"),
         ("FAILED", {"error": ["ValueError: bad"], "raised": True},
          "The task raised ValueError: bad.", "Retry(exceptions="),
         ("FAILED", {"exit_code": "1:0"}, "failed before the task returned (exit code 1:0)",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from slurm._job.context import requeue_callbacks, requeue_event
+from slurm._job.progress import fingerprint, outcome_text, start_watching, stop_watching
 from slurm._job.signals import Guard, Interrupted
 from slurm._wire.payload import RunPolicy
 
@@ -137,3 +141,102 @@ def test_the_policy_carries_the_grace_of_the_signal_it_asked_for() -> None:
     assert flags["signal"] == "B:USR1@45" and policy.requeue_grace == 45
     _, own = requeue_policy({"signal": "USR2@30"}, {"requeue_grace": 45})
     assert own.requeue_grace is None
+
+
+# --- the no-progress stop ----------------------------------------------------------------
+
+
+def _saver(path: Path, state: dict[str, int]) -> Callable[[], None]:
+    """A checkpoint the usual way: a temporary file, renamed over the checkpoint."""
+
+    def save() -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{state['step']}.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    return save
+
+
+def _warned(previous: str | None, recorded: list[tuple[str, str | None]]) -> Guard:
+    guard = Guard()
+    guard.record = lambda event, progress: recorded.append((event, progress))
+    guard.configure(
+        can_requeue=True, needs_checkpoint=True, grace=None, job_id="7", previous_progress=previous
+    )
+    guard.in_task = True
+    return guard
+
+
+def test_a_run_whose_checkpoint_wrote_nothing_new_is_not_requeued_again(tmp_path: Path) -> None:
+    state = {"step": 3}
+    requeue_callbacks.append(_saver(tmp_path / "ckpt.json", state))
+    recorded: list[tuple[str, str | None]] = []
+    first = _warned(None, recorded)
+    with pytest.raises(Interrupted):  # the first run: requeued, its progress noted
+        first._handle(signal.SIGUSR1, None)
+    assert first.progress is not None and recorded == []
+
+    requeue_event.clear()  # the next run got no further: the same checkpoint again
+    again = _warned(first.progress, recorded)
+    again._handle(signal.SIGUSR1, None)
+    assert again.stalled and again.signum is None  # runs on into its TIMEOUT
+    assert recorded == [("no-progress", first.progress)]
+
+    requeue_event.clear()  # a run that got further is requeued
+    state["step"] = 4
+    further = _warned(first.progress, recorded)
+    with pytest.raises(Interrupted):
+        further._handle(signal.SIGUSR1, None)
+    assert further.progress != first.progress and not further.stalled
+
+
+def test_a_failing_checkpoint_is_no_progress_and_a_preemption_notes_its_own(
+    tmp_path: Path,
+) -> None:
+    def broken() -> None:
+        raise OSError("disk full")
+
+    requeue_callbacks.append(broken)
+    recorded: list[tuple[str, str | None]] = []
+    preempted = _warned(None, recorded)
+    preempted._handle(signal.SIGTERM, None)  # preemption: noted for the next run's comparison
+    assert recorded == [("checkpointed", preempted.progress)]
+    requeue_event.clear()
+    again = _warned(preempted.progress, recorded)
+    again._handle(signal.SIGUSR1, None)
+    assert again.stalled and recorded[-1] == ("no-progress", preempted.progress)
+
+
+def test_the_fingerprint_is_the_content_written_not_the_names_of_temporaries(
+    tmp_path: Path,
+) -> None:
+    checkpoint = tmp_path / "ckpt.json"
+
+    def written(text: str, temp: str) -> list[str]:
+        start_watching()
+        try:
+            (tmp_path / temp).write_text(text)
+            os.replace(tmp_path / temp, checkpoint)
+            with open(tmp_path / "log.txt", "a") as log:  # appended: counts too
+                log.write("")
+        finally:
+            seen = stop_watching()
+        return seen
+
+    one = written("step 1", "a.tmp")
+    assert str(checkpoint) in one and str(tmp_path / "log.txt") in one
+    same = fingerprint(["returned None"], one)
+    assert fingerprint(["returned None"], written("step 1", "b.tmp")) == same
+    assert fingerprint(["returned None"], written("step 2", "c.tmp")) != same
+    assert fingerprint(["returned 5"], written("step 1", "d.tmp")) != same
+    # Past the hash budget a file counts by size and mtime: a rewrite is progress.
+    big = fingerprint([], written("step 1", "e.tmp"), budget=0)
+    os.utime(checkpoint, ns=(1, 1))
+    assert fingerprint([], [str(checkpoint)], budget=0) != big
+    # Reading is not writing, and bytecode Python caches is not the task's.
+    start_watching()
+    checkpoint.read_text()
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"")
+    assert stop_watching() == []
+    assert outcome_text(raised=OSError("x")) == "raised builtins.OSError"

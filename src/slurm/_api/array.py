@@ -15,6 +15,7 @@ from slurm._api.job import Job, usage_of_many
 from slurm._slurm.usage import UsageSummary, summarise
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import JobRef
+from slurm._wire.queue import is_pool_call
 from slurm.errors import JobTimeoutError
 
 if TYPE_CHECKING:
@@ -43,16 +44,20 @@ class ArrayJob(Generic[T]):
         self.parts = list(parts)  # (array job id, job directory), one per Slurm array
         self.array_ids = [array_id for array_id, _ in self.parts]
         # A map larger than MaxArraySize is split over several Slurm arrays: the
-        # first one's id names it; `array_ids` has them all.
-        self.id = self.array_ids[0]
-        self.job_dir = self.parts[0][1]
+        # first one's id names it; `array_ids` has them all. A map whose every item
+        # was answered from the cache submitted none: no id, no directory.
+        self.id = self.array_ids[0] if self.parts else ""
+        self.job_dir = self.parts[0][1] if self.parts else ""
         self.name = name
         self._jobs = list(jobs)
         #: The ids of the jobs the array waited for (``.after()`` and Job items).
         self.dependencies: list[str] = sorted({d for job in self._jobs for d in job.dependencies})
 
     def __repr__(self) -> str:
-        return f"<ArrayJob {self.id} {self.name!r} x{len(self._jobs)}>"
+        cached = f", {len(self.cached)} cached" if self.cached else ""
+        return (
+            f"<ArrayJob {self.id or '(none submitted)'} {self.name!r} x{len(self._jobs)}{cached}>"
+        )
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -70,6 +75,21 @@ class ArrayJob(Generic[T]):
     @property
     def jobs(self) -> list[Job[T]]:
         return list(self._jobs)
+
+    @property
+    def cached(self) -> list[int]:
+        """The indices of the items answered from the cache (``cache=True``), not submitted."""
+        return [i for i, job in enumerate(self._jobs) if job.cached is not None]
+
+    def __slurm_job_items__(self) -> list[Job[T]] | None:
+        """The elements one by one when some were answered from the cache (their results
+        are not all in this map's results directories), else None."""
+        return self.jobs if self.cached else None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Only reached for a map with cached items (see __slurm_job_items__): it travels
+        # as the list of its elements, each naming its own result.
+        return list, (self._jobs,)
 
     def __slurm_job_ref__(self) -> JobRef:
         """How a payload names the array: every element's result, in item order."""
@@ -156,6 +176,12 @@ class ArrayJob(Generic[T]):
 
     def cancel(self) -> None:
         """Cancel every element (no error for those that already ended)."""
+        if is_pool_call(self.id):  # in a worker pool: each element on its own
+            for job in self._jobs:
+                job.cancel()
+            return
+        if not self.array_ids:
+            return
         self.session.slurm.cancel(self.array_ids)
         self.session.tracker.refresh(self._jobs)
         self.session.tracker.ending_soon()

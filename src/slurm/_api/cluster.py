@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from slurm._api.array import ArrayJob
 from slurm._api.job import Job
 from slurm._api.task import BoundTask, Task, enter_cluster, leave_cluster
+from slurm._client.cache import ResultCache
+from slurm._client.calls import submit_batch, submit_calls
 from slurm._client.events import Submitted
 from slurm._client.session import Session
 from slurm._client.settings import ClusterSettings, choose_backend, settings_from_namespace
 from slurm._client.settings import add_argparse_args as _add_argparse_args
 from slurm._client.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
-from slurm._client.submission import submit_batch, submit_calls
 from slurm._client.tracker import Tracker
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.options import check_task_options, merge_options
@@ -42,6 +43,7 @@ from slurm.errors import ConfigurationError
 if TYPE_CHECKING:
     from contextvars import Token
 
+    from slurm._api.pool import WorkerPool
     from slurm._api.task import Submitter
     from slurm._client.prune import PruneReport
     from slurm._transport.sshauth import InteractiveAuth
@@ -483,10 +485,62 @@ class Cluster:
             for (_, _, job), placement in zip(collected, placements, strict=True):
                 job.adopt(placement)
             for (task, _, job), placement in zip(collected, placements, strict=True):
-                self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
+                if placement.cached is None:  # one answered from the cache was not submitted
+                    self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
         finally:
             leave_cluster(token)
             self._batch = None
+
+    def pool(
+        self,
+        workers: int,
+        *,
+        min_workers: int = 0,
+        idle_timeout: float = 60.0,
+        lease: float = 30.0,
+        **sbatch: Any,
+    ) -> WorkerPool:
+        """A block whose task calls and maps run in ``workers`` worker jobs, not one job each.
+
+        Workers are Slurm jobs (an array, submitted with ``sbatch`` options such as
+        ``partition=``, ``time=``, ``cpus_per_task=``, ``mem=``) that take calls from a
+        queue directory under the job base directory: no server, no connection
+        from the nodes back to this process. A call made after the workers started
+        costs no Slurm command at all. Each call keeps its own :class:`Job` (result,
+        exception with traceback, its own stdout and stderr, usage). A worker that is
+        cancelled, preempted or killed leaves its call to another worker (it is
+        given back at once, or once its ``lease`` of seconds expires); the call still
+        completes once, and ``job.attempts`` names the workers that lost it. The
+        pool starts up to ``workers`` workers while calls wait; a worker with
+        nothing to do for ``idle_timeout`` seconds exits (``min_workers`` stay).
+        Leaving the block waits for its calls, then lets the workers go.
+
+        Example::
+
+            with cluster.pool(workers=4, time="00:30:00") as pool:
+                jobs = [simulate(seed) for seed in range(1000)]
+            results = [job.get_result() for job in jobs]
+
+        Raises:
+            ConfigurationError: ``workers`` below 1, another bad count or timing, an
+                option Slurm would refuse (asked with ``sbatch --test-only``), a pool
+                already open; inside the block, a call a worker cannot run (a
+                workflow, ``retry=``, several ranks, waiting for unfinished jobs).
+        """
+        from slurm._api.pool import WorkerPool
+
+        if self._batch is not None:
+            raise ConfigurationError(
+                "cluster.pool() cannot open inside cluster.batch(); end the batch block first."
+            )
+        return WorkerPool(
+            self,
+            workers,
+            min_workers=min_workers,
+            idle_timeout=idle_timeout,
+            lease=lease,
+            options=sbatch,
+        )
 
     def submit_call(
         self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
@@ -504,7 +558,8 @@ class Cluster:
             self.session, task, [Call(tuple(args), dict(kwargs))], array=False
         )
         job.adopt(placement)
-        self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
+        if placement.cached is None:  # one answered from the cache was not submitted
+            self._announce(job, task, job.id, job.job_dir, placement.submitted is None)
         return job
 
     def submit_map(
@@ -532,8 +587,9 @@ class Cluster:
             job.adopt(placement)
             jobs.append(job)
         array: ArrayJob[R] = ArrayJob(self.session, parts, jobs, name=task.name)
-        reattached = bool(placements) and placements[0].submitted is None
-        self._announce(array, task, parts[0][0], parts[0][1], reattached)
+        ran = [p for p in placements if p.cached is None]  # the others came from the cache
+        if parts:
+            self._announce(array, task, parts[0][0], parts[0][1], ran[0].submitted is None)
         return array
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -632,6 +688,12 @@ class Cluster:
         from slurm._slurm.overview import parse_partitions, sinfo_argv
 
         return {"partitions": parse_partitions(self.slurm.run(sinfo_argv()).stdout)}
+
+    @property
+    def cache(self) -> ResultCache:
+        """The results of ``cache=True`` calls kept under the job base directory: ``list()``,
+        ``show(key)``, ``clear(...)`` (see :class:`slurm.inspect.ResultCache`)."""
+        return ResultCache(self.session)
 
     # --- diagnostics -----------------------------------------------------------------
     def prune(

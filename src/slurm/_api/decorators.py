@@ -27,6 +27,11 @@ def task(
     ``mem``, ``cpus_per_task``, ``partition``, ``gres``...). A misspelt name
     raises :class:`~slurm.errors.InvalidOptionError` naming the closest ones.
 
+    ``cache=True`` keeps each call's result across runs: a later call with the
+    same code, arguments and packaging gets it back without a job
+    (``job.cached`` says so); ``cache_key=`` (a function of the arguments) and
+    ``cache_on=`` (option names) refine the key. See ``docs/caching.md``.
+
     Example::
 
         @task(time="00:05:00", mem="1G")

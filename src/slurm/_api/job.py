@@ -19,15 +19,18 @@ from slurm._slurm.commands import JobState
 from slurm._slurm.retry import (
     Attempt,
     Retry,
+    current_rule,
     ended_state,
-    next_limits,
     raised_one_of,
     read_attempts,
 )
+from slurm._slurm.sizing import Request, killed_at_rss, next_request
 from slurm._slurm.status import JobStatus
 from slurm._slurm.usage import Usage, runner_usage
+from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, JobRef, Outcome
+from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import parse_run_log
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError, ResultError
 
@@ -73,8 +76,14 @@ class Job(Generic[T]):
         self.retry: Retry | None = None
         #: The time and memory limits of the current attempt (sbatch option values).
         self.limits: dict[str, str] = {}
+        #: Which rule chose :attr:`limits` (see :class:`~slurm.Attempt`).
+        self.rule = "asked"
+        self._learn_key: str | None = None
         self._earlier: list[Attempt] = []
         self._usage: Usage | None = None
+        #: The cache entry that answered this call (a task with ``cache=True`` whose key had a
+        #: result): its ``job_id`` and ``job_dir`` are the run that made it. None: it ran.
+        self.cached: CacheEntry | None = None
 
     def _locate(self, job_id: str, job_dir: str, array_index: int | None) -> None:
         """Where the job is: its Slurm id and its files (set once it is submitted)."""
@@ -99,9 +108,12 @@ class Job(Generic[T]):
         self.max_requeues = placement.max_requeues
         self.dependencies = list(placement.dependencies)
         self.retry, self.limits = placement.retry, dict(placement.limits)
+        self.cached = placement.cached
+        self.rule, self._learn_key = placement.rule, placement.learn_key
         if placement.submitted is None:
             self.reload_attempts()
-        self.session.tracker.watch(self, submitted=placement.submitted)
+        finished = placement.cached is not None  # done already: nothing to ask Slurm
+        self.session.tracker.watch(self, submitted=placement.submitted, finished=finished)
 
     def _placement(self) -> Placement:
         return Placement(
@@ -113,6 +125,8 @@ class Job(Generic[T]):
             self.retry,
             dict(self.limits),
             None,
+            self.rule,
+            self._learn_key,
         )
 
     @property
@@ -131,7 +145,8 @@ class Job(Generic[T]):
     def __repr__(self) -> str:
         if not self.id:
             return f"<Job (batched, not submitted yet) {self.name!r}>"
-        return f"<Job {self.id} {self.name!r} {self.state.value}>"
+        cached = " (cached)" if self.cached is not None else ""
+        return f"<Job {self.id} {self.name!r} {self.state.value}{cached}>"
 
     @property
     def job_id(self) -> str:
@@ -145,11 +160,17 @@ class Job(Generic[T]):
     # --- state ---------------------------------------------------------------
     @property
     def state(self) -> JobState:
-        """The last state seen by the tracker (COMPLETED/FAILED once a result exists)."""
+        """The last state seen by the tracker (COMPLETED/FAILED once a result exists).
+
+        A call in a worker pool is PENDING until a worker started it (its run log
+        says so), then RUNNING.
+        """
         self._check_submitted()
         outcome = self._load_outcome()
         if outcome is not None:
             return JobState.COMPLETED if outcome.ok else JobState.FAILED
+        if is_pool_call(self.id):
+            return JobState.RUNNING if self._runs_log() else JobState.PENDING
         return self.session.tracker.state_of(self)
 
     def get_status(self) -> JobStatus:
@@ -205,11 +226,19 @@ class Job(Generic[T]):
         """Every attempt of this call, the current one last: id, state, limits, usage.
 
         One attempt unless the task's ``retry=`` ran it again; a preemption is
-        not an attempt.
+        not an attempt. A call in a pool has one attempt more for each worker that
+        lost it (cancelled, preempted, killed: state ``INTERRUPTED`` or
+        ``LEASE_EXPIRED``, the worker's Slurm id as ``job_id``).
         """
+        if is_pool_call(self.id):
+            self.reload_attempts()  # written by the workers, not by this process
         done = self.done()
         current = Attempt(
-            self.id, self.state.value, dict(self.limits), self.usage if done else None
+            self.id,
+            self.state.value,
+            dict(self.limits),
+            self.usage if done else None,
+            rule=self.rule,
         )
         return [*self._earlier, current]
 
@@ -232,6 +261,7 @@ class Job(Generic[T]):
         earlier, current, limits = read_attempts(text)
         if current is not None:
             self._earlier, self.id, self.limits = earlier, current, limits
+            self.rule = current_rule(text)
 
     @property
     def paths(self) -> JobPaths:
@@ -349,8 +379,8 @@ class Job(Generic[T]):
         """The job just ended: submit it again if it must run again; True if it was."""
         retry = self._retry()
         if retry is not None:
-            ended, limits = retry
-            self._resubmit(ended.state, retried=ended, limits=limits)
+            ended, request = retry
+            self._resubmit(ended.state, retried=ended, request=request)
             self._earlier.append(ended)
             self._envelope, self._outcome, self._usage = None, None, None
             return True
@@ -360,10 +390,19 @@ class Job(Generic[T]):
             self._resubmit(info.state.value if info else "UNKNOWN")
             self.previous_ids.append(previous)
             return True
+        self._learn()
         return False
 
+    def _learn(self) -> None:
+        """``Retry(learn=True)``: a call that succeeded with another request than its own
+        leaves that request for the next call of the task with the same options."""
+        if self._learn_key is None or (self.rule == "asked" and not self._earlier):
+            return
+        if self.is_successful():
+            self.session.learned.remember(self._learn_key, self.name, self.limits, self.id)
+
     def _resubmit(
-        self, state: str, *, retried: Attempt | None = None, limits: dict[str, str] | None = None
+        self, state: str, *, retried: Attempt | None = None, request: Request | None = None
     ) -> None:
         """Submit the call again (the same directory and script) and follow the new job."""
         placement = resubmit(
@@ -372,35 +411,73 @@ class Job(Generic[T]):
             name=self.name,
             state=state,
             retried=retried,
-            limits=limits,
+            limits=request.limits if request else None,
+            rule=request.rule if request else "same",
             attempt=self.attempt,
             resubmissions=len(self.previous_ids),
         )
-        self.id, self.limits = placement.job_id, dict(placement.limits)
+        self.id, self.limits, self.rule = placement.job_id, dict(placement.limits), placement.rule
         self.session.tracker.watch(self, submitted=placement.submitted)
 
-    def _retry(self) -> tuple[Attempt, dict[str, str]] | None:
-        """The attempt that just ended and the limits to retry with, or None (no retry)."""
+    def _retry(self) -> tuple[Attempt, Request] | None:
+        """The attempt that just ended and the request to retry with, or None (no retry)."""
         if self.retry is None:
             return None
         envelope = self._load_envelope()
+        usage: Usage | None
         if envelope is not None:
             if envelope.ok or not raised_one_of(envelope, self.retry.exceptions):
                 return None
             state = JobState.FAILED.value
             if len(self._earlier) + 1 >= self.retry.max_attempts:
                 return None
-            limits: dict[str, str] | None = dict(self.limits)
+            request: Request | None = Request(dict(self.limits), "same")
+            usage = self.usage
         else:
             info = self.session.tracker.info_of(self)
             state = info.state.value if info else ""
             if state == JobState.FAILED.value:
                 state = ended_state(state, self.stderr_tail())
-            limits = next_limits(self.retry, state, len(self._earlier) + 1, self.limits)
-        if limits is None:
+            if state not in self.retry.on or len(self._earlier) + 1 >= self.retry.max_attempts:
+                return None
+            usage = self._usage_for_retry(state)
+            request = next_request(
+                self.retry,
+                state,
+                len(self._earlier) + 1,
+                self.limits,
+                usage,
+                nodes=info.node if info else None,
+            )
+        if request is None:
             return None
-        ended = Attempt(self.id, state, dict(self.limits), self.usage, None)
-        return ended, limits
+        ended = Attempt(self.id, state, dict(self.limits), usage, None, self.rule)
+        return ended, request
+
+    def _usage_for_retry(self, state: str) -> Usage | None:
+        """What the ended attempt used, with the figure its retry is sized from.
+
+        Accounting may record an ended job's MaxRSS (or Elapsed) a moment after its
+        end: asked again, a few times a second apart, for up to 10 s; without it
+        the retry grows by its factor alone. A step the accounting gatherer killed
+        for memory says in its stderr what it had reached: that counts too.
+        """
+        figure = {"OUT_OF_MEMORY": "max_rss_bytes", "TIMEOUT": "elapsed_s"}.get(state)
+        usage = self.usage
+        killed = killed_at_rss(self.stderr_tail()) if state == "OUT_OF_MEMORY" else None
+        if killed is not None and (usage is None or (usage.max_rss_bytes or 0) < killed):
+            base = usage or Usage("runner")
+            usage = dataclasses.replace(base, max_rss_bytes=killed, max_rss_source="slurmstepd")
+        deadline = time.monotonic() + 10
+        while (
+            figure is not None
+            and (usage is None or getattr(usage, figure) is None)
+            and self.session.tracker.accounting is not False
+            and time.monotonic() < deadline
+        ):
+            time.sleep(1.0)
+            usage = self.measured_usage()
+        return usage
 
     def _needs_resubmission(self) -> bool:
         """Interrupted (preempted, node lost) and Slurm could not requeue it: not an attempt."""
@@ -562,10 +639,29 @@ class Job(Generic[T]):
             "DEADLINE": "it missed its deadline",
             "PREEMPTED": "it was preempted and not requeued",
         }.get(state, "it ended without writing a result")
+        if state == "TIMEOUT" and any(
+            e.event == "no-progress" for e in parse_run_log(self._runs_log())
+        ):
+            why = (
+                "it hit its time limit and was not requeued again, because its previous run "
+                "made no progress: its checkpoint callbacks wrote nothing new (the same files "
+                "with the same content as the run before; see the `no-progress` line in "
+                f"{self.runs_path}). Ask for more `time=`, or make the checkpoint record how "
+                "far it got"
+            )
         if state in ("NODE_FAIL", "BOOT_FAIL") and info and info.node:
             why = why.replace("its node", f"its node {info.node}")
         if reason == "DependencyNeverSatisfied":
             why = "a job it depends on failed, so it can never start (it was cancelled)"
+        if state == "FAILED" and not tail and not self.session.transport.exists(self.stderr_path):
+            # Slurm opens the logs before the script runs: none means the node could not.
+            node = f"node {info.node}" if info and info.node else "its node"
+            why = (
+                f"{node} could not even create its log files in {self.job_dir}, so the "
+                f"compute nodes probably cannot see the job base directory "
+                f"{self.session.store.base_dir} (a disk of the submitting machine's own, "
+                "such as /tmp); give job_base_dir= a directory on a file system the nodes share"
+            )
         if info is None:
             why += ", and Slurm no longer lists it (squeue forgets ended jobs after MinJobAge)"
             if self.session.tracker.sacct_failed:
@@ -617,8 +713,15 @@ class Job(Generic[T]):
 
     # --- control and logs ------------------------------------------------------
     def cancel(self) -> None:
-        """Cancel the job (no error if it already ended)."""
+        """Cancel the job (no error if it already ended).
+
+        A call in a worker pool that no worker has taken yet is skipped (it ends with
+        a ``JobTerminatedError``, state ``CANCELLED``); one already running runs on.
+        """
         self._check_submitted()
+        if is_pool_call(self.id):
+            self.session.transport.write_text(self.paths.cancel, "")
+            return
         self.session.slurm.cancel([self.id])
         self.session.tracker.refresh([self])
         self.session.tracker.ending_soon()

@@ -7,6 +7,7 @@ return new tasks; the original is never changed.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -316,26 +317,63 @@ class Task(Generic[P, R]):
         job: Job[R] = self._cluster().submit_call(self, args, kwargs)
         return job
 
-    def map(self, items: Iterable[Any], max_concurrent: int | None = None) -> ArrayJob[R]:
+    def map(
+        self,
+        items: Iterable[Any],
+        max_concurrent: int | None = None,
+        *,
+        cache: bool | None = None,
+    ) -> ArrayJob[R]:
         """Submit one Slurm array: one element per item, results in item order.
 
         An item is a single value (one positional argument), a tuple (positional
-        arguments) or a dict (keyword arguments).
+        arguments) or a dict (keyword arguments). ``cache=True`` (or the task's
+        own ``cache=True``): items whose results are cached are answered from the
+        cache, and only the others are submitted, as an array of just those
+        (see ``docs/caching.md``).
         """
-        array: ArrayJob[R] = self._cluster().submit_map(self, list(items), max_concurrent)
+        chosen = self if cache is None else self.with_options(cache=cache)
+        array: ArrayJob[R] = chosen._cluster().submit_map(chosen, list(items), max_concurrent)
         return array
 
-    def bind_check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        """Raise ``TypeError`` now if the arguments do not fit the function."""
-        import inspect
-
+    def _call_signature(self) -> inspect.Signature:
+        """The function's signature without the parameters the runner fills in (contexts)."""
         injected = injected_parameters(self._fn, workflow=self._workflow)
         signature = inspect.signature(self._fn)
         parameters = [p for n, p in signature.parameters.items() if n not in injected]
+        return signature.replace(parameters=parameters)
+
+    def bind_check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise ``TypeError`` now if the arguments do not fit the function."""
         try:
-            signature.replace(parameters=parameters).bind(*args, **kwargs)
+            self._call_signature().bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.__name__}(): {exc} (nothing was submitted)") from None
+
+    def call_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> list[tuple[str, Any]]:
+        """A call's arguments by parameter name, defaults filled in, ``**kwargs`` by name:
+        ``f(1, b=2)`` and ``f(1, 2)`` give the same list (what a cache key is made of).
+        By position and name as given when the signature cannot be read."""
+        try:
+            signature = self._call_signature()
+            bound = signature.bind(*args, **kwargs)
+        except (TypeError, ValueError):
+            return [(f"#{i}", v) for i, v in enumerate(args)] + [
+                (k, kwargs[k]) for k in sorted(kwargs)
+            ]
+        bound.apply_defaults()
+        found: list[tuple[str, Any]] = []
+        for name, value in bound.arguments.items():
+            kind = signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                found += [(f"**{k}", value[k]) for k in sorted(value)]
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                found += [(f"*{name}[{i}]", v) for i, v in enumerate(value)]
+            else:
+                found.append((name, value))
+        return found
 
     def __reduce__(self) -> tuple[Any, ...]:
         reference = _reference_for(self._fn)

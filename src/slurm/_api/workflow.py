@@ -72,7 +72,7 @@ class WorkflowContext:
         journal = Path(JobPaths(str(self.workflow_job_dir)).journal)
         if journal.is_file():
             entries = read_entries(journal.read_text(encoding="utf-8"))
-            return [Path(e.job_dir) for e in reversed(entries) if e.task == task_name]
+            return [Path(e.job_dir) for e in reversed(entries) if e.task == task_name and e.job_dir]
         if not self.tasks_dir.is_dir():
             return []
         runs = []

@@ -5,7 +5,8 @@ whole environment on the cluster. :func:`prune` removes, in one command on the
 cluster:
 
 - job directories (and their index entries) not changed for ``older_than_days``,
-  unless Slurm still lists their job as pending or running;
+  unless Slurm still lists their job as pending or running, or a cache entry
+  with a result points into them (``slurm cache clear`` first to let them go);
 - environments not used for ``env_unused_days`` (each use touches its
   ``last_used``; an environment a live job runs in is kept), then every stored
   wheel no remaining environment links to;
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slurm._client.cache import ResultCache
 from slurm._client.packaging.remote import READY
 from slurm._slurm.script import GENERATED_MARKER
 from slurm._wire.layout import SCRIPT
@@ -202,7 +204,7 @@ def prune(
     Args:
         cluster: whose job base directory (and environments directory) to prune.
         older_than_days: job directories unchanged for this long go, unless their
-            job is still pending or running.
+            job is still pending or running or a cached result is in them.
         env_unused_days: environments not used for this long go (``None``: keep all).
         cache_max_bytes: trim ``~/.cache/slurm-sdk`` to this size (``None``: leave it).
         dry_run: only list what would go.
@@ -225,6 +227,7 @@ def prune(
     infos = session.slurm.look(ids).infos if ids else {}
     live = {key.split("_", 1)[0] for key, info in infos.items() if info.state.is_active}
     keep = [store.job_dir_of(job_id) for job_id in ids if job_id in live]
+    keep += ResultCache(session).kept_dirs()  # results that cache=True calls still use
     envs_dir = envs_dir_for(session, interpreter_settings(session).spec)
     script = build_script(
         store.base_dir,

@@ -29,8 +29,10 @@ from slurm._transport.base import Transport
 from slurm._wire.payload import WorkflowSpec
 
 if TYPE_CHECKING:
+    from slurm._client.learned import LearnedSizes
     from slurm._client.packaging.remote import Environment
     from slurm._client.preflight import PreflightReport
+    from slurm._client.tasks import CallQueue
     from slurm._transport.sshauth import InteractiveAuth
     from slurm._wire.journal import Journal
 
@@ -94,12 +96,15 @@ class Session:
         #: submission ships their modules and pickles them beside the payload
         #: (``callbacks.pkl``). Set by whoever holds the callbacks.
         self.runner_callbacks: Callable[[], Sequence[Any]] = tuple
+        #: The open ``cluster.pool()`` block's queue: calls go there instead of to sbatch.
+        self.pool: CallQueue | None = None
         self._transport = transport
         self._interactive_auth = interactive_auth
         self._index_dir = index_dir
         self._slurm: SlurmClient | None = None
         self._store: JobStore | None = None
         self._tracker: Tracker | None = None
+        self._learned: LearnedSizes | None = None
         self._srun_help: str | None = None
 
     @property
@@ -168,6 +173,15 @@ class Session:
         if self._tracker is None:
             self._tracker = Tracker(self.slurm, self.store, events=self.events)
         return self._tracker
+
+    @property
+    def learned(self) -> LearnedSizes:
+        """The requests that succeeded, per task and option set (``Retry(learn=True)``)."""
+        if self._learned is None:
+            from slurm._client.learned import LearnedSizes
+
+            self._learned = LearnedSizes(self.transport, f"{self.base_dir}/.learned")
+        return self._learned
 
     @property
     def base_dir(self) -> str:

@@ -120,35 +120,50 @@ class JobStore:
         """
         return {"job_base_dir": self.base_dir, "index": self.index_dir}
 
-    def check_private(self, path: str, *, job_id: str | None = None) -> None:
+    @property
+    def root(self) -> str:
+        """The top job base directory: this one, or the one a workflow's children share
+        with the cluster that submitted the workflow (where the index is)."""
+        return self.index_dir.rsplit("/", 1)[0]
+
+    def owns(self, path: str) -> bool:
+        """Whether ``path`` is a plain path strictly below :attr:`root` (no ``..``)."""
+        return _inside(path, self.root)
+
+    def check_private(
+        self, path: str, *, job_id: str | None = None, verb: str = "unpickle"
+    ) -> None:
         """Refuse to unpickle ``path`` unless it is the user's own file in a directory only
         the user (and root) can write, under parents nobody else can swap.
 
-        One command per directory (its ``*.pkl`` files are listed with it), then
-        remembered: the results of an array cost one look, not one per element.
+        One command per directory (its files of the same suffix, ``*.pkl``, are
+        listed with it), then remembered: the results of an array cost one look,
+        not one per element. ``verb`` names what is refused in the error.
 
         Raises:
             ResultError: someone else owns or may write the file or its directory.
             FileNotFoundError: there is no such file.
         """
         directory, _, name = path.rpartition("/")
-        known = self._private.get(directory)
+        pattern = "*." + name.rsplit(".", 1)[-1] if "." in name else "*"
+        memo = directory if pattern == "*.pkl" else f"{directory}\0{pattern}"
+        known = self._private.get(memo)
         if known is None or name not in known[1]:
-            out = self.transport.ownership_report([directory], files="*.pkl")
+            out = self.transport.ownership_report([directory], files=pattern)
             problems = trust.parse_output(out, [directory])
             uid = trust.parse_uid(out)
             if problems or uid is None:
                 detail = problems[0].detail if problems else "the check did not run"
                 fix = problems[0].fix if problems else "try again"
-                raise ResultError(f"Refusing to unpickle {path}: {detail}. {fix}.", job_id=job_id)
-            known = self._private[directory] = (uid, trust.parse_files(out).get(0, {}))
+                raise ResultError(f"Refusing to {verb} {path}: {detail}. {fix}.", job_id=job_id)
+            known = self._private[memo] = (uid, trust.parse_files(out).get(0, {}))
         uid, files = known
         if name not in files:
             raise FileNotFoundError(path)
         problem = trust.file_problem(path, *files[name], uid)
         if problem is not None:
             raise ResultError(
-                f"Refusing to unpickle {path}: {problem.detail}. {problem.fix}.", job_id=job_id
+                f"Refusing to {verb} {path}: {problem.detail}. {problem.fix}.", job_id=job_id
             )
 
     def ensure_layout(self) -> None:
@@ -204,7 +219,7 @@ class JobStore:
                 "--job-base-dir) and host it was submitted with; `slurm jobs list` shows the "
                 "jobs there."
             ) from None
-        root = self.index_dir.rsplit("/", 1)[0]
+        root = self.root
         if not _inside(job_dir, root):
             raise ConfigurationError(
                 f"The index entry {record} points at {job_dir!r}, outside {root}: refused (the "

@@ -2,7 +2,7 @@
 
 :func:`submit_calls` runs in named phases, each a function of its own:
 
-1. :func:`_resolve` the options: the cluster's defaults under the task's,
+1. :func:`resolve` the options: the cluster's defaults under the task's,
    requeue and retry policy, limits (pure checks first: bad input fails
    before anything is prepared);
 2. :func:`_prepare_code`: the interpreter and shipped source (the preflight
@@ -36,7 +36,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slurm._client.cachekey import CachePolicy, cache_policy
 from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
+from slurm._client.learned import learned_key
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
@@ -45,6 +47,7 @@ from slurm._slurm.container import ContainerSpec, container_spec
 from slurm._slurm.options import literal_filename_pattern, module_lines
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
+from slurm._wire.cache import CacheEntry
 from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
@@ -58,6 +61,7 @@ from slurm._wire.payload import (
     WorkflowSpec,
     dumps_payload,
 )
+from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import retry_line
 from slurm.errors import (
     ConfigurationError,
@@ -76,11 +80,11 @@ __all__ = [
     "dependency_flag",
     "is_multi_rank",
     "requeue_policy",
+    "resolve",
     "resubmit",
     "retry_policy",
     "submit",
-    "submit_batch",
-    "submit_calls",
+    "submit_parts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,6 +109,8 @@ class Submitted:
     depends_on: tuple[str, ...] = ()
     limits: Mapping[str, str] = field(default_factory=dict)
     retry: Retry | None = None
+    rule: str = "asked"
+    learn_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,9 @@ class Placement:
 
     ``job_id`` is the element's own id in an array (``123_4``); ``submitted``
     is ``None`` for a call reattached from a workflow's journal (it may have
-    been retried since: the job reads its attempts file).
+    been retried since: the job reads its attempts file). ``rule`` says which rule
+    chose ``limits`` (:mod:`slurm._slurm.sizing`); ``learn_key`` is the call's entry in
+    the learned sizes (``Retry(learn=True)``), or None.
     """
 
     job_id: str
@@ -124,6 +132,16 @@ class Placement:
     retry: Retry | None
     limits: Mapping[str, str]
     submitted: float | None
+    rule: str = "asked"
+    learn_key: str | None = None
+    cached: CacheEntry | None = None
+
+    @classmethod
+    def from_cache(cls, entry: CacheEntry) -> Placement:
+        """A call answered from the cache: the run that made its result."""
+        return cls(
+            entry.job_id, entry.job_dir, entry.array_index, 0, (), None, {}, None, cached=entry
+        )
 
     @classmethod
     def of(cls, done: Submitted, job_id: str, index: int | None) -> Placement:
@@ -136,11 +154,13 @@ class Placement:
             done.retry,
             dict(done.limits),
             done.submitted,
+            done.rule,
+            done.learn_key,
         )
 
 
 @dataclass(frozen=True)
-class _Resolved:
+class Resolved:
     """Phase 1: the options of one submission, checked."""
 
     sbatch: dict[str, Any]
@@ -149,10 +169,14 @@ class _Resolved:
     policy: RunPolicy
     retry: Retry | None
     limits: dict[str, str]
+    rule: str = "asked"
+    learn_key: str | None = None
+    asked: dict[str, Any] | None = None  # the sbatch options before learning
+    cache: CachePolicy | None = None
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     """Phase 2: how the job starts on the cluster."""
 
     launch: Launch
@@ -169,6 +193,17 @@ class _Claim:
     digest: str = ""
     job_dir: str | None = None  # prepared by an earlier run of the workflow
     reattached: Submitted | None = None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Phases 1 and 2 done once for calls submitted in parts (the misses of a cached map);
+    ``journal=False``: the position in a workflow's journal was taken for them already."""
+
+    resolved: Resolved
+    prepared: Prepared
+    travelling: list[Any]
+    journal: bool = True
 
 
 def retry_policy(
@@ -255,8 +290,15 @@ def dependency_flag(session: Session, task: SubmittedTask, refs: Sequence[JobRef
             )
         finished.add(job_id)
     parts = []
+    # A pooled call is no Slurm job that sbatch could wait for; outside its block it has
+    # ended (leaving the block waits for its calls), inside one the pool refuses to wait.
+    pooled = session.pool is None
     for kind, ids in by_kind.items():
-        ids = [i for i in dict.fromkeys(ids) if not (kind == "afterok" and i in finished)]
+        ids = [
+            i
+            for i in dict.fromkeys(ids)
+            if not (kind == "afterok" and i in finished) and not (pooled and is_pool_call(i))
+        ]
         if ids:
             parts.append(":".join([kind, *ids]))
     return ",".join(parts) or None
@@ -274,7 +316,12 @@ def _outcome(session: Session, ref: JobRef) -> Outcome | None:
 
 
 def submit(
-    session: Session, task: SubmittedTask, calls: Sequence[Call], *, array: str | None
+    session: Session,
+    task: SubmittedTask,
+    calls: Sequence[Call],
+    *,
+    array: str | None,
+    staged: Staged | None = None,
 ) -> Submitted:
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
@@ -294,7 +341,7 @@ def submit(
     """
     created: list[str] = []
     try:
-        return _submit(session, task, calls, array=array, created=created)
+        return _submit(session, task, calls, array=array, created=created, staged=staged)
     except (ConfigurationError, SubmissionError) as exc:
         if created and not (isinstance(exc, SubmissionError) and not exc.refused):
             session.store.remove_job_dir(created[0])
@@ -317,15 +364,12 @@ def _submit(
     *,
     array: str | None,
     created: list[str],
+    staged: Staged | None = None,
 ) -> Submitted:
-    resolved = _resolve(session, task)
+    if staged is None:
+        staged = stage(session, task, resolve(session, task), calls)
+    resolved, prepared, travelling = staged.resolved, staged.prepared, staged.travelling
     events = session.events
-    began = time.monotonic()
-    events.emit(PackagingBegan(task, dict(resolved.sdk)))
-    travelling = list(session.runner_callbacks())
-    prepared = _prepare_code(session, task, resolved, calls, travelling)
-    image = prepared.container.image if prepared.container is not None else None
-    events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     check_by_value(task, payloads, prepared.launch.python_version)
     depends_on = tuple(
@@ -334,10 +378,14 @@ def _submit(
             + [job_id for _, job in task.dependencies for job_id in job.__slurm_job_ref__().job_ids]
         )
     )
-    claim = _claim(session, task, resolved, payloads, depends_on)
+    pool = session.pool
+    journaled = staged.journal and pool is None
+    claim = _claim(session, task, resolved, payloads, depends_on) if journaled else _Claim()
     if claim.reattached is not None:
         return claim.reattached
     dependency = dependency_flag(session, task, refs)
+    if pool is not None:
+        pool.check(task, resolved.sbatch, prepared.sdk, dependency, prepared.launch.python)
     job_dir = claim.job_dir
     if job_dir is None:
         job_dir = session.store.new_job_dir(task.name)
@@ -359,7 +407,14 @@ def _submit(
         callbacks=travelling,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
-    journal = session.journal
+    if pool is not None:  # no sbatch: a worker of the pool takes the calls
+        submitted = time.time()
+        env = prepared.launch.env
+        job_id = pool.enqueue(
+            job_dir, len(payloads), array=array is not None, env=env, python=prepared.launch.python
+        )
+        return Submitted(job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits)
+    journal = session.journal if claim.seq >= 0 else None
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
     session.store.ensure_layout()
@@ -369,29 +424,77 @@ def _submit(
         journal.complete(claim.seq, job_id)
     session.store.record(job_id, job_dir)
     return Submitted(
-        job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits, resolved.retry
+        job_id,
+        job_dir,
+        submitted,
+        resolved.policy,
+        depends_on,
+        resolved.limits,
+        resolved.retry,
+        resolved.rule,
+        resolved.learn_key,
     )
 
 
-def _resolve(session: Session, task: SubmittedTask) -> _Resolved:
-    """Phase 1: the task's options over the cluster's defaults; requeue and retry
+def resolve(session: Session, task: SubmittedTask) -> Resolved:
+    """Phase 1: the task's options over the cluster's defaults; requeue, retry and cache
     policy and the limits, all checked before anything is prepared or written."""
     sbatch_options, sdk_options = session.options_for(task.name, task.options)
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
         policy = dataclasses.replace(policy, requeue_on_time_limit=False)
+    rule, learn_key, asked = "asked", None, None
+    if retry is not None and retry.learn:
+        # The key is the request as asked: another mem= or partition learns on its own.
+        learn_key = learned_key(_task_identity(task), sbatch_options)
+        learned = session.learned.get(learn_key)
+        if learned:
+            asked, sbatch_options = sbatch_options, {**sbatch_options, **learned}
+            rule = "learned"
+            logger.info("%s starts at its learned request %s", task.name, learned)
     limits = limits_of(sbatch_options)
-    return _Resolved(sbatch_options, sdk_options, requeue_flags, policy, retry, limits)
+    cache = cache_policy(task, {**sbatch_options, **sdk_options})
+    return Resolved(
+        sbatch_options,
+        sdk_options,
+        requeue_flags,
+        policy,
+        retry,
+        limits,
+        rule,
+        learn_key,
+        asked,
+        cache,
+    )
+
+
+def _task_identity(task: SubmittedTask) -> str:
+    """The task's module and name: two tasks of one name in two modules learn apart."""
+    return f"{task.reference_module or '__main__'}.{task.name}"
+
+
+def stage(
+    session: Session, task: SubmittedTask, resolved: Resolved, calls: Sequence[Call]
+) -> Staged:
+    """Phase 2, reported on the event stream: how the job starts on the cluster."""
+    events = session.events
+    began = time.monotonic()
+    events.emit(PackagingBegan(task, dict(resolved.sdk)))
+    travelling = list(session.runner_callbacks())
+    prepared = _prepare_code(session, task, resolved, calls, travelling)
+    image = prepared.container.image if prepared.container is not None else None
+    events.emit(PackagingEnded(task, prepared.launch.python, image, time.monotonic() - began))
+    return Staged(resolved, prepared, travelling)
 
 
 def _prepare_code(
     session: Session,
     task: SubmittedTask,
-    resolved: _Resolved,
+    resolved: Resolved,
     calls: Sequence[Call],
     callbacks: Sequence[Any] = (),
-) -> _Prepared:
+) -> Prepared:
     """Phase 2: the interpreter and the call's local source (the preflight runs first, so
     that it fails before anything is written; the modules of the ``callbacks`` that
     travel are shipped too), the container image, a workflow's spec."""
@@ -413,7 +516,7 @@ def _prepare_code(
             raise
         raise PackagingError(str(exc)) from exc
     workflow = session.workflow_spec(for_children) if task.is_workflow else None
-    return _Prepared(launch, sdk_options, container, workflow)
+    return Prepared(launch, sdk_options, container, workflow)
 
 
 def _pickle_calls(
@@ -477,7 +580,7 @@ def check_by_value(
 def _claim(
     session: Session,
     task: SubmittedTask,
-    resolved: _Resolved,
+    resolved: Resolved,
     payloads: Sequence[bytes],
     depends_on: Sequence[str],
 ) -> _Claim:
@@ -486,9 +589,10 @@ def _claim(
     journal = session.journal
     if journal is None:
         return _Claim()
+    # The request as asked: what was learned since must not make it another call.
     digest = fingerprint(
         task.name,
-        repr(sorted(resolved.sbatch.items())),
+        repr(sorted((resolved.asked or resolved.sbatch).items())),
         *payloads,
         ",".join(sorted(depends_on)),
     )
@@ -510,14 +614,16 @@ def _claim(
         tuple(depends_on),
         resolved.limits,
         resolved.retry,
+        resolved.rule,
+        resolved.learn_key,
     )
     return _Claim(seq, digest, entry.job_dir, done)
 
 
 def _render(
     session: Session,
-    resolved: _Resolved,
-    prepared: _Prepared,
+    resolved: Resolved,
+    prepared: Prepared,
     job_dir: str,
     array: str | None,
     dependency: str | None,
@@ -618,22 +724,19 @@ def _warn_callbacks(message: str) -> None:
     logging.getLogger("slurm.callbacks").warning("%s", message)
 
 
-def submit_calls(
+def submit_parts(
     session: Session,
     task: SubmittedTask,
     calls: Sequence[Call],
     *,
     array: bool,
     max_concurrent: int | None = None,
+    staged: Staged | None = None,
 ) -> tuple[list[tuple[str, str]], list[Placement]]:
-    """Submit ``calls`` (one job, or arrays): the (Slurm id, job directory) of each
-    submission, and one :class:`Placement` per call, in call order.
-
-    Slurm caps array indices below MaxArraySize: more calls become several
-    arrays, transparently (results still in call order).
-    """
+    """:func:`slurm._client.calls.submit_calls` without the cache: one job, or arrays of
+    at most MaxArraySize elements (``staged``: phases 1 and 2 done already)."""
     if not array:
-        done = submit(session, task, calls[:1], array=None)
+        done = submit(session, task, calls[:1], array=None, staged=staged)
         return [(done.job_id, done.job_dir)], [Placement.of(done, done.job_id, None)]
     limit = session.max_array_size
     parts: list[tuple[str, str]] = []
@@ -643,33 +746,10 @@ def submit_calls(
         spec = f"0-{len(part) - 1}"
         if max_concurrent:
             spec += f"%{int(max_concurrent)}"
-        done = submit(session, task, part, array=spec)
+        done = submit(session, task, part, array=spec, staged=staged)
         parts.append((done.job_id, done.job_dir))
         placements += [Placement.of(done, f"{done.job_id}_{i}", i) for i in range(len(part))]
     return parts, placements
-
-
-def submit_batch(
-    session: Session, collected: Sequence[tuple[SubmittedTask, Call]]
-) -> list[Placement]:
-    """Submit the calls a ``cluster.batch()`` block collected: one array per task and
-    option set (a lone call as a plain job). One placement per call, in their order."""
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for position, (task, _) in enumerate(collected):
-        key = (
-            task.unwrapped,
-            task.is_workflow,
-            repr(sorted(task.options.items())),
-            tuple((kind, id(dep)) for kind, dep in task.dependencies),
-        )
-        groups.setdefault(key, []).append(position)
-    placements: dict[int, Placement] = {}
-    for members in groups.values():
-        calls = [collected[i][1] for i in members]
-        task = collected[members[0]][0]
-        _, placed = submit_calls(session, task, calls, array=len(members) > 1)
-        placements.update(zip(members, placed, strict=True))
-    return [placements[i] for i in range(len(collected))]
 
 
 def is_multi_rank(options: Mapping[str, Any]) -> bool:
@@ -692,6 +772,7 @@ def resubmit(
     state: str,
     retried: Attempt | None = None,
     limits: Mapping[str, str] | None = None,
+    rule: str = "grown",
     attempt: int = 1,
     resubmissions: int = 0,
 ) -> Placement:
@@ -703,8 +784,11 @@ def resubmit(
     ``max_requeues``). With ``retried`` (the task's :class:`~slurm.Retry`):
     that attempt (number ``attempt``) ended in a state the Retry covers; it
     is recorded in the call's attempts file (which a restarted workflow and
-    ``get_job`` follow) and the new job gets ``limits``. Either way the job
-    keeps its current limits unless told. ``state`` is how the job ended.
+    ``get_job`` follow) and the new job gets ``limits``, chosen by ``rule``.
+    Either way the job keeps its current limits unless told. ``state`` is how
+    the job ended. A retry that excludes a failed node and that sbatch refuses
+    (every node of the partition excluded, or one the task asked for by name)
+    is sent again without the new exclusion.
     """
     old_id, index = placement.job_id, placement.array_index
     new_limits = dict(placement.limits if limits is None else limits)
@@ -720,21 +804,42 @@ def resubmit(
         _append(session, paths.runs, retry_line(old_id, state))
     submitted = time.time()
     # The earlier job carries the same comment: a lost answer cannot be looked up.
-    new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
+    try:
+        new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
+    except SubmissionError as exc:
+        if rule != "exclude" or not exc.refused:
+            raise
+        logger.warning(
+            "sbatch refused job %s's retry with --exclude=%s (%s): retrying on any node",
+            old_id,
+            new_limits.get("exclude"),
+            exc,
+        )
+        kept = placement.limits.get("exclude")
+        new_limits = {k: v for k, v in new_limits.items() if k != "exclude"}
+        new_limits.update({"exclude": kept} if kept else {})
+        rule = "same"
+        flags = [f for f in flags if not f.startswith("--exclude=")]
+        flags += [f"--exclude={kept}"] if kept else []
+        submitted = time.time()
+        new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
     if index is not None:
         new_id = f"{new_id}_{index}"
     if retried is not None:
-        line = retried.to_json(next_id=new_id, next_limits=new_limits, next_submitted=submitted)
+        line = retried.to_json(
+            next_id=new_id, next_limits=new_limits, next_submitted=submitted, next_rule=rule
+        )
         _append(session, paths.attempts, line + "\n")
         changed = {k: v for k, v in new_limits.items() if placement.limits.get(k) != v}
         grown = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "the same limits"
         logger.warning(
-            "job %s (%s) ended %s: retrying as job %s with %s (attempt %d of %d)",
+            "job %s (%s) ended %s: retrying as job %s with %s (%s; attempt %d of %d)",
             old_id,
             name,
             state,
             new_id,
             grown,
+            rule,
             attempt + 1,
             placement.retry.max_attempts if placement.retry else 0,
         )
@@ -750,7 +855,13 @@ def resubmit(
             placement.max_requeues,
         )
     session.store.record(new_id.split("_", 1)[0], placement.job_dir)
-    return dataclasses.replace(placement, job_id=new_id, limits=new_limits, submitted=submitted)
+    return dataclasses.replace(
+        placement,
+        job_id=new_id,
+        limits=new_limits,
+        submitted=submitted,
+        rule=rule if retried is not None else placement.rule,
+    )
 
 
 def _append(session: Session, path: str, text: str) -> None:

@@ -7,7 +7,7 @@ properties, so that they never import the API layer above them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 __all__ = ["SubmittedTask"]
@@ -42,3 +42,30 @@ class SubmittedTask(Protocol):
 
     @property
     def reference_module(self) -> str | None: ...
+
+    def call_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> list[tuple[str, Any]]:
+        """A call's arguments by parameter name, defaults filled in (for its cache key)."""
+        ...
+
+
+class CallQueue(Protocol):
+    """Where calls go instead of ``sbatch`` in ``cluster.pool()`` (:mod:`slurm._client.pool`)."""
+
+    def check(
+        self,
+        task: SubmittedTask,
+        sbatch: Mapping[str, Any],
+        sdk: Mapping[str, Any],
+        dependency: str | None,
+        python: str,
+    ) -> None:
+        """Refuse, before anything is written, a call the pool cannot run."""
+        ...
+
+    def enqueue(
+        self, job_dir: str, count: int, *, array: bool, env: Mapping[str, str], python: str
+    ) -> str:
+        """Queue the calls prepared in ``job_dir``; their id."""
+        ...

@@ -22,6 +22,7 @@ from slurm._client.events import Completed, Emitter, StatusChanged
 from slurm._client.store import JobStore
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.commands import JobInfo, JobState
+from slurm._wire.queue import is_pool_call
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +107,18 @@ class Tracker:
         self.status_interval: float | None = None
 
     # --- public ---------------------------------------------------------------
-    def watch(self, job: Watched, *, submitted: float | None = None) -> None:
-        """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups."""
+    def watch(
+        self, job: Watched, *, submitted: float | None = None, finished: bool = False
+    ) -> None:
+        """Track ``job``; ``submitted`` (``time.time()``) narrows accounting look-ups.
+        ``finished``: its result is known to be there (a call answered from the cache):
+        final at once, without a look at Slurm or an event."""
         with self._cond:
+            if finished and job.id not in self._watches:
+                self._watches[job.id] = _Watch(
+                    job.id, job.result_path, has_result=True, final=True, subject=job
+                )
+                return
             if job.id not in self._watches:
                 self._watches[job.id] = _Watch(
                     job.id,
@@ -203,7 +213,7 @@ class Tracker:
         Only for reporting a job that ended without a result (one sacct call).
         """
         watch = self._watch_for(job)
-        if watch.info is not None and watch.info.exit_code is not None:
+        if (watch.info is not None and watch.info.exit_code is not None) or is_pool_call(job.id):
             return watch.info
         record = self._sacct([job.id], watch.since).get(job.id)  # one call, for reporting
         if record is not None and (watch.info is None or record.state.is_terminal):
@@ -365,7 +375,8 @@ class Tracker:
         return lambda: None
 
     def _poll_controller(self) -> bool:
-        pending = [w for w in self._pending() if not w.has_result]
+        # A pooled call is no Slurm job: its worker writes its result, and only that.
+        pending = [w for w in self._pending() if not w.has_result and not is_pool_call(w.job_id)]
         if not pending:
             return False
         times = [w.since for w in pending]

@@ -22,7 +22,16 @@ from pathlib import Path
 from slurm._job.call import WorkflowHost, call, extend_sys_path, put_code_first, resolve
 from slurm._job.container import hand_over_to_container
 from slurm._job.hooks import RunnerHooks
-from slurm._job.outputs import atomic_write, drop_marker, log_run, measure, previous_starts
+from slurm._job.outputs import (
+    atomic_write,
+    commit_once,
+    cpu_seconds,
+    drop_marker,
+    log_run,
+    measure,
+    previous_progress,
+    previous_starts,
+)
 from slurm._job.ranks import element, run_ranks
 from slurm._job.signals import Guard, Interrupted, requeue_request, requeue_self
 from slurm._wire.callbacks import loads_callbacks
@@ -40,6 +49,7 @@ def run_job(
     array: bool = False,
     rank: int | None = None,
     host: WorkflowHost | None = None,
+    pooled: tuple[int | None, str] | None = None,
 ) -> int:
     """Run the call stored in ``job_dir``; return the process exit code.
 
@@ -48,14 +58,18 @@ def run_job(
     multi-rank job, started by :func:`run_ranks` through ``srun``; it writes
     ``ranks/RANK.pkl`` and leaves the job's result to :func:`run_ranks`.
     ``host`` makes a workflow's cluster (see :class:`~slurm._job.call.WorkflowHost`).
+    ``pooled``: (array index, call id) of a call a pool's worker runs
+    (:mod:`slurm._job.worker`): Slurm's signals are the worker's, and the outcome
+    is created exclusively, so that a call taken by two workers completes once.
     """
     started = time.time()
+    cpu_before = cpu_seconds() if pooled is not None else None
     job_dir = Path(job_dir)
     env = dict(os.environ if env is None else env)
     guard = Guard()
-    if env.get("SLURM_JOB_ID"):
+    if env.get("SLURM_JOB_ID") and pooled is None:
         guard.install()
-    index, job_id = element(env, array)
+    index, job_id = element(env, array) if pooled is None else pooled
     restart = int(env.get("SLURM_RESTART_COUNT") or 0)
     paths = JobPaths(str(job_dir), index)
     result_path = Path(paths.result if rank is None else paths.rank_result(rank))
@@ -64,6 +78,7 @@ def run_job(
     # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
     restart = max(restart, previous_starts(runs_path))
     env["SLURM_RESTART_COUNT"] = str(restart)
+    guard.record = lambda event, made: log_run(runs_path, event, restart, progress=made)
     if result_path.exists() and rank is None:  # requeued after it had finished: never run twice
         log_run(runs_path, "already-finished", restart)
         return 0
@@ -85,6 +100,7 @@ def run_job(
             needs_checkpoint=at_time_limit is None,
             grace=payload.policy.requeue_grace,
             job_id=env.get("SLURM_JOB_ID", ""),
+            previous_progress=previous_progress(runs_path),
         )
         if restart > max_requeues:
             raise RuntimeError(
@@ -97,12 +113,12 @@ def run_job(
         if rank is None and CONTAINER_VARIABLE in env:  # in a container: no scontrol here
             request = requeue_request(job_dir, env.get("SLURM_JOB_ID", ""))
             atomic_write(request, b"")  # the batch step outside requeues
-            log_run(runs_path, "requeued-time-limit", restart)
+            log_run(runs_path, "requeued-time-limit", restart, progress=guard.progress)
             return 0
         if rank is None and requeue_self(env.get("SLURM_JOB_ID", "")):
-            log_run(runs_path, "requeued-time-limit", restart)
+            log_run(runs_path, "requeued-time-limit", restart, progress=guard.progress)
             return 0
-        log_run(runs_path, "requeue-failed", restart)
+        log_run(runs_path, "requeue-failed", restart, progress=guard.progress)
         return 1
     except BaseException as exc:
         envelope = envelope_for_exception(exc, job_id=job_id)
@@ -111,10 +127,15 @@ def run_job(
     usage_path = Path(paths.usage) if rank is None else result_path.with_suffix(".usage")
     outcome_path = Path(paths.outcome) if rank is None else result_path.with_suffix(".json")
     with contextlib.suppress(OSError):  # the figures must never cost the result
-        atomic_write(usage_path, measure(paths, env, started))
+        atomic_write(usage_path, measure(paths, env, started, cpu_before))
     # The outcome first: whoever sees the result file (the job is over) finds it.
-    atomic_write(outcome_path, envelope.outcome().to_json().encode("utf-8"))
-    atomic_write(result_path, envelope.to_bytes())
+    outcome = envelope.outcome().to_json().encode("utf-8")
+    if pooled is None:
+        atomic_write(outcome_path, outcome)
+        atomic_write(result_path, envelope.to_bytes())
+    elif not commit_once(outcome_path, outcome, result_path, envelope.to_bytes()):
+        log_run(runs_path, "already-finished", restart)
+        return 0
     log_run(runs_path, "finished" if envelope.ok else "failed", restart)
     if rank is None:
         drop_marker(done_dir, job_id)

@@ -9,9 +9,18 @@ import time
 from pathlib import Path
 
 from slurm._wire.layout import JobPaths
-from slurm._wire.runlog import event_line, parse_run_log, starts_since_retry
+from slurm._wire.runlog import event_line, last_progress, parse_run_log, starts_since_retry
 
-__all__ = ["atomic_write", "drop_marker", "log_run", "measure", "previous_starts"]
+__all__ = [
+    "atomic_write",
+    "commit_once",
+    "cpu_seconds",
+    "drop_marker",
+    "log_run",
+    "measure",
+    "previous_progress",
+    "previous_starts",
+]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -25,6 +34,32 @@ def atomic_write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def commit_once(outcome_path: Path, outcome: bytes, result_path: Path, result: bytes) -> bool:
+    """Write the outcome and the result unless another run of the call wrote its outcome
+    first (a pooled call taken by two workers); False then, and nothing is written.
+
+    The outcome is linked into place (``link`` fails if the name exists: one run wins);
+    TERM is held meanwhile, so that a stopped worker does not leave an outcome
+    without its result.
+    """
+    import signal
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        tmp = outcome_path.with_name(f".{outcome_path.name}.{os.getpid()}.tmp")
+        atomic_write(tmp, outcome)
+        try:
+            os.link(tmp, outcome_path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        atomic_write(result_path, result)
+        return True
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _process_began() -> float | None:
@@ -42,20 +77,28 @@ def _process_began() -> float | None:
         return None
 
 
-def log_run(path: Path, event: str, restart: int) -> None:
+def log_run(path: Path, event: str, restart: int, *, progress: str | None = None) -> None:
     """Append ``event`` to the run log (see :mod:`slurm._wire.runlog`)."""
     began = _process_began() if event == "start" else None
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(event_line(event, restart, began=began))
+        handle.write(event_line(event, restart, began=began, progress=progress))
+
+
+def _read_log(runs_path: Path) -> str:
+    try:
+        return runs_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
 
 
 def previous_starts(runs_path: Path) -> int:
     """Starts of this attempt so far (a retry by the client begins a new count)."""
-    try:
-        text = runs_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return 0
-    return starts_since_retry(parse_run_log(text))
+    return starts_since_retry(parse_run_log(_read_log(runs_path)))
+
+
+def previous_progress(runs_path: Path) -> str | None:
+    """What the checkpoint callbacks of this attempt's last warned run wrote (a fingerprint)."""
+    return last_progress(parse_run_log(_read_log(runs_path)))
 
 
 def _submitted_at(paths: JobPaths) -> float | None:
@@ -73,14 +116,29 @@ def _submitted_at(paths: JobPaths) -> float | None:
         return None
 
 
-def measure(paths: JobPaths, env: dict[str, str], started: float) -> bytes:
-    """The runner's own usage figures, for clusters without accounting (JSON)."""
+def cpu_seconds() -> float:
+    """CPU time of this process and its children so far."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(
+    paths: JobPaths, env: dict[str, str], started: float, cpu_before: float | None = None
+) -> bytes:
+    """The runner's own usage figures, for clusters without accounting (JSON).
+
+    ``cpu_before``: a call a pool's worker ran (one of many in its process): its CPU
+    time is what the process used since, its start its own (not the worker job's).
+    """
     import json
     import resource
 
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start_time = env.get("SLURM_JOB_START_TIME", "")
+    start_time = "" if cpu_before is not None else env.get("SLURM_JOB_START_TIME", "")
     cpus = env.get("SLURM_CPUS_ON_NODE") or env.get("SLURM_CPUS_PER_TASK")
     mem_mb = env.get("SLURM_MEM_PER_NODE")
     if not mem_mb and env.get("SLURM_MEM_PER_CPU") and cpus and cpus.isdigit():
@@ -90,7 +148,7 @@ def measure(paths: JobPaths, env: dict[str, str], started: float) -> bytes:
         "submitted": _submitted_at(paths),
         "started": float(start_time) if start_time.isdigit() else started,
         "ended": time.time(),
-        "cpu_s": own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime,
+        "cpu_s": cpu_seconds() - (cpu_before or 0.0),
         # Linux reports kilobytes; the largest process, this one or a child.
         "max_rss_bytes": max(own.ru_maxrss, children.ru_maxrss) * 1024,
         "cpus": int(cpus) if cpus and cpus.isdigit() else None,

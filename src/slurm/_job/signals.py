@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from slurm._job.context import requeue_callbacks, requeue_event
+from slurm._job.progress import fingerprint, outcome_text, start_watching, stop_watching
 
 __all__ = ["Guard", "Interrupted", "requeue_request", "requeue_self", "squeue_time_left"]
 
@@ -43,6 +44,11 @@ class Guard:
     checkpoint. So a USR1 that comes early is held until ``grace`` seconds are
     left (``squeue`` tells the time left), and one that comes before the
     runner has read the call's policy waits for it (:meth:`configure`).
+
+    A requeued call whose checkpoint callbacks wrote nothing new since the run
+    before (the same :func:`~slurm._job.progress.fingerprint` as
+    ``previous_progress``) is not requeued again: it runs on into its TIMEOUT,
+    and ``record("no-progress", ...)`` notes it in the run log.
     """
 
     def __init__(self) -> None:
@@ -62,16 +68,31 @@ class Guard:
         #: How long the job has left, in seconds (``squeue``'s answer; None: unknown).
         self.time_left: Callable[[str], float | None] = squeue_time_left
         self.sleep: Callable[[float], None] = time.sleep
+        #: The fingerprint of what the checkpoint callbacks wrote at the last warning of
+        #: the run before (from the run log), and at this run's (None: no callbacks ran).
+        self.previous_progress: str | None = None
+        self.progress: str | None = None
+        #: Set when this run made no progress and is therefore not requeued.
+        self.stalled = False
+        #: Notes an event of the run log: (event, progress fingerprint).
+        self.record: Callable[[str, str | None], None] = lambda event, progress: None
 
     def install(self) -> None:
         for signum in (signal.SIGUSR1, signal.SIGTERM):
             signal.signal(signum, self._handle)
 
     def configure(
-        self, *, can_requeue: bool, needs_checkpoint: bool, grace: float | None, job_id: str
+        self,
+        *,
+        can_requeue: bool,
+        needs_checkpoint: bool,
+        grace: float | None,
+        job_id: str,
+        previous_progress: str | None = None,
     ) -> None:
         """The call's policy, once the runner has read it; a warning that came before
         is handled now."""
+        self.previous_progress = previous_progress
         self.can_requeue = can_requeue
         self.needs_checkpoint = needs_checkpoint
         self.grace = grace
@@ -92,18 +113,53 @@ class Guard:
         first = not requeue_event.is_set()
         requeue_event.set()
         if first:
-            for callback in list(requeue_callbacks):
-                try:
-                    callback()
-                except Exception as exc:  # a failed checkpoint must not hide the requeue
-                    print(
-                        f"slurm-sdk: requeue callback {callback!r} failed: {exc!r}", file=sys.stderr
-                    )
+            self._checkpoint(signum)
         helps = not self.needs_checkpoint or bool(requeue_callbacks)
-        if signum == signal.SIGUSR1 and self.can_requeue and helps and self.signum is None:
+        if (
+            signum == signal.SIGUSR1
+            and self.can_requeue
+            and helps
+            and not self.stalled
+            and self.signum is None
+        ):
             self.signum = signum
             if self.in_task:
                 raise Interrupted(signum)
+
+    def _checkpoint(self, signum: int) -> None:
+        """Run the checkpoint callbacks, fingerprint what they wrote, and judge it."""
+        callbacks = list(requeue_callbacks)
+        if not callbacks:
+            return
+        outcomes: list[str] = []
+        start_watching()
+        try:
+            for callback in callbacks:
+                try:
+                    outcomes.append(outcome_text(callback()))
+                except Exception as exc:  # a failed checkpoint must not hide the requeue
+                    outcomes.append(outcome_text(raised=exc))
+                    print(
+                        f"slurm-sdk: requeue callback {callback!r} failed: {exc!r}", file=sys.stderr
+                    )
+        finally:
+            written = stop_watching()
+        self.progress = fingerprint(outcomes, written)
+        if signum != signal.SIGUSR1:  # preemption: the next run compares with this one
+            self.record("checkpointed", self.progress)
+            return
+        if self.can_requeue and self.progress == self.previous_progress:
+            self.stalled = True
+            self.record("no-progress", self.progress)
+            print(
+                "slurm-sdk: not requeued at the time limit: the checkpoint callbacks wrote "
+                "nothing new since the previous run (the same files with the same content, "
+                f"the same return values: progress {self.progress}), so another run would "
+                "stop at the same point. The job ends in TIMEOUT. Give the task more time= "
+                "(or Retry(grow={'time': 2.0})), or make the checkpoint save how far it got.",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _hold_until_due(self) -> None:
         """In a thread: wait until ``grace`` seconds are left, then deliver USR1 again."""

@@ -32,6 +32,7 @@ from slurm._slurm.commands import (
 from slurm._slurm.queries import query_never_requeued, query_sacct, query_squeue, query_usage
 from slurm._slurm.usage import Usage
 from slurm._transport.base import CommandResult, Transport
+from slurm._wire.queue import is_pool_call
 from slurm.errors import ConnectionLostError, SlurmError, SubmissionError
 
 __all__ = ["Look", "SlurmClient"]
@@ -132,7 +133,13 @@ class SlurmClient:
         return query_sacct(self._ask, job_ids, since)
 
     def usage(self, job_ids: Sequence[str]) -> dict[str, Usage] | None:
-        """What accounting recorded of these jobs' usage; ``None`` when sacct is not usable."""
+        """What accounting recorded of these jobs' usage; ``None`` when sacct is not usable.
+
+        Calls run by a pool's workers (no Slurm ids) are left out: their figures are the
+        runner's own."""
+        job_ids = [j for j in job_ids if not is_pool_call(j)]
+        if not job_ids:
+            return {}
         return query_usage(self._ask, job_ids)
 
     def look(
@@ -173,8 +180,9 @@ class SlurmClient:
 
     # --- changing jobs --------------------------------------------------------------
     def cancel(self, job_ids: Sequence[str]) -> CommandResult:
-        """``scancel`` these jobs (no error for jobs that already ended)."""
-        return self.run(scancel_argv(list(job_ids)), check=False)
+        """``scancel`` these jobs (no error for jobs that already ended; a pooled call,
+        which is no Slurm job, is left alone)."""
+        return self.run(scancel_argv([j for j in job_ids if not is_pool_call(j)]), check=False)
 
     def sbatch(self, script_path: str, *, comment: str | None, flags: Sequence[str] = ()) -> str:
         """Submit the batch script; return the job id. Never submits twice.

@@ -172,6 +172,10 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "retry",
         "setup",
         "modules",
+        # cache=True: results kept across runs (slurm._client.cachekey, slurm._client.cache)
+        "cache",
+        "cache_key",
+        "cache_on",
         "container_image",
         "container_mounts",
         "container_workdir",
@@ -560,6 +564,8 @@ def check_task_options(options: Mapping[str, Any], *, where: str = "@task") -> N
             problem = _check_count(key, value, 1)
         elif key == "requeue_on_time_limit" and not isinstance(value, bool):
             problem = "it takes True (requeue at the time limit even without a checkpoint) or False"
+        elif key in ("cache", "cache_key", "cache_on"):
+            problem = _check_cache(key, value)
         elif key == "packaging":
             from slurm._slurm.packaging import parse_spec
             from slurm.errors import ConfigurationError
@@ -570,6 +576,30 @@ def check_task_options(options: Mapping[str, Any], *, where: str = "@task") -> N
                 problem = str(exc)
         if problem:
             raise InvalidOptionError(f"{key}={value!r} in {where}: {problem}.")
+
+
+def _check_cache(key: str, value: Any) -> str | None:
+    """``cache`` a bool, ``cache_key`` a function, ``cache_on`` option names."""
+    if key == "cache":
+        return None if isinstance(value, bool) else "it takes True or False"
+    if key == "cache_key":
+        ok = value is None or callable(value)
+        return None if ok else "it takes a function of the call's arguments returning its key"
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        return "it takes the names of options whose values the result depends on"
+    unknown = []
+    for name in names:
+        try:
+            normalize_option_name(name)
+        except InvalidOptionError:
+            unknown.append(name)
+    if unknown:
+        return (
+            f"{', '.join(map(repr, unknown))} is no option name; name sbatch or SDK options "
+            "such as 'partition', 'gres' or 'container_image'"
+        )
+    return None
 
 
 def merge_options(*layers: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -452,6 +452,15 @@ def explain_failure(
         ran = ""
         if usage and usage.elapsed_s and usage.time_limit_s:
             ran = f": it ran {usage.elapsed_s:.0f} s of its {usage.time_limit_s:.0f} s limit"
+        if any("wrote nothing new since the previous run" in e for e in error):
+            return Explanation(
+                f"It reached its time limit{ran} and was not requeued again: its previous "
+                "run made no progress (its checkpoint callbacks wrote the same as the run "
+                "before).",
+                "Find why it gets no further (data it waits for, a checkpoint that saves "
+                "the same state), ask for more time=, or make the checkpoint record how far "
+                "it got.",
+            )
         return Explanation(
             f"It reached its time limit{ran}; Slurm stopped it.",
             "Ask for more time=, use Retry(grow={'time': 2.0}), or save a checkpoint when "

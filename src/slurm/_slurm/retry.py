@@ -24,6 +24,7 @@ __all__ = [
     "RETRYABLE_STATES",
     "Attempt",
     "Retry",
+    "current_rule",
     "ended_state",
     "format_minutes",
     "grown_limits",
@@ -59,6 +60,16 @@ class Retry:
         exceptions: exception types raised by the task that are retried too
             (same limits); by default an exception is the task's answer and
             is never retried.
+        learn: remember the request of the last attempt that succeeded, per
+            task and option set (under the job base directory, ``.learned/``),
+            and start the next call of the same task with the same options
+            there instead of at its own request (default off).
+
+    What a retry asks for: after a TIMEOUT or OUT_OF_MEMORY, the larger of the
+    limit times its growth factor and what the attempt used (Elapsed, MaxRSS)
+    times the factor; after a node failure, the same limits with that node
+    excluded (``--exclude``). ``Job.attempts`` names the rule of each request
+    (:mod:`slurm._slurm.sizing`).
 
     A preemption is not an attempt: a preempted job is requeued (or
     resubmitted) under ``max_requeues`` as before.
@@ -80,6 +91,7 @@ class Retry:
     max_time: str | int | None = None
     max_mem: str | int | None = None
     exceptions: tuple[type[BaseException], ...] = ()
+    learn: bool = False
 
     def __post_init__(self) -> None:
         states = frozenset(
@@ -106,6 +118,8 @@ class Retry:
             problems.append(f"max_time {self.max_time!r} is not a Slurm time")
         if self.max_mem is not None and mem_megabytes(self.max_mem) is None:
             problems.append(f"max_mem {self.max_mem!r} is not a Slurm memory size")
+        if not isinstance(self.learn, bool):
+            problems.append(f"learn must be True or False, got {self.learn!r}")
         if any(not (isinstance(e, type) and issubclass(e, BaseException)) for e in self.exceptions):
             problems.append(f"exceptions must be exception types, got {self.exceptions!r}")
         if problems:
@@ -132,16 +146,27 @@ class Retry:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One attempt of a call: its job id, how it ended, its limits and what it used."""
+    """One attempt of a call: its job id, how it ended, its limits and what it used.
+
+    ``rule`` says which rule chose its limits: ``asked`` (the task's own),
+    ``learned``, ``grown``, ``measured``, ``exclude`` or ``same`` (see
+    :mod:`slurm._slurm.sizing`).
+    """
 
     job_id: str
     state: str
     limits: Mapping[str, str]
     usage: Usage | None = None
     submitted: float | None = None
+    rule: str = "asked"
 
     def to_json(
-        self, *, next_id: str, next_limits: Mapping[str, str], next_submitted: float
+        self,
+        *,
+        next_id: str,
+        next_limits: Mapping[str, str],
+        next_submitted: float,
+        next_rule: str = "grown",
     ) -> str:
         """One line of the attempts file, naming the attempt that follows."""
         return json.dumps(
@@ -154,14 +179,18 @@ class Attempt:
                 "next_id": next_id,
                 "next_limits": dict(next_limits),
                 "next_submitted": next_submitted,
+                "rule": self.rule,
+                "next_rule": next_rule,
             },
             sort_keys=True,
         )
 
 
 def read_attempts(text: str) -> tuple[list[Attempt], str | None, dict[str, str]]:
-    """Parse an attempts file: the earlier attempts, the current job id and its limits."""
+    """Parse an attempts file: the earlier attempts, the current job id and its limits
+    (the rule that chose them: :func:`current_rule`)."""
     attempts: list[Attempt] = []
+    rule = "asked"
     current: str | None = None
     limits: dict[str, str] = {}
     for line in text.splitlines():
@@ -177,10 +206,23 @@ def read_attempts(text: str) -> tuple[list[Attempt], str | None, dict[str, str]]
                 record.get("limits", {}),
                 Usage(**usage) if usage else None,
                 record.get("submitted"),
+                str(record.get("rule", rule)),
             )
         )
         current, limits = record["next_id"], dict(record.get("next_limits", {}))
+        rule = str(record.get("next_rule", "grown"))  # files before rules: grown
     return attempts, current, limits
+
+
+def current_rule(text: str) -> str:
+    """The rule that chose the current attempt's limits, from an attempts file."""
+    rule = "asked"
+    for line in text.splitlines():
+        try:
+            rule = str(json.loads(line).get("next_rule", "grown"))
+        except (json.JSONDecodeError, AttributeError):
+            continue
+    return rule
 
 
 def ended_state(state: str, stderr_tail: str) -> str:
@@ -241,10 +283,11 @@ def mem_megabytes(value: str | int) -> int | None:
 
 
 def limits_of(sbatch_options: Mapping[str, Any]) -> dict[str, str]:
-    """The time and memory limits a job was submitted with, as sbatch option values."""
+    """The time and memory limits a job was submitted with, and the nodes it excludes,
+    as sbatch option values (what a retry may change)."""
     return {
         key: str(value)
-        for key in ("time", *_MEMORY_KEYS)
+        for key in ("time", *_MEMORY_KEYS, "exclude")
         if (value := sbatch_options.get(key)) is not None and not isinstance(value, bool)
     }
 

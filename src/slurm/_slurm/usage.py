@@ -72,7 +72,8 @@ class Usage:
         gpus: GPUs allocated, where Slurm accounts them.
         state: the state it ended in (sacct only).
         max_rss_source: where ``max_rss_bytes`` came from when it differs
-            from ``source`` (sacct had not sampled a short job).
+            from ``source``: ``"runner"`` (sacct had not sampled a short job), or
+            ``"slurmstepd"`` (the peak its kill for memory reported, for a retry).
     """
 
     source: str

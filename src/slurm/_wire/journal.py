@@ -24,14 +24,15 @@ from slurm.errors import WorkflowError
 __all__ = ["Journal", "JournalEntry", "fingerprint", "read_entries"]
 
 
-def fingerprint(*parts: bytes | str) -> str:
-    """A stable digest of a call: task name, options, pickled arguments."""
+def fingerprint(*parts: bytes | str, size: int = 32) -> str:
+    """A stable digest of a call: task name, options, pickled arguments (each part
+    length-prefixed, so no two lists of parts collide); ``size`` hex digits of a SHA-256."""
     digest = hashlib.sha256()
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()[:size]
 
 
 @dataclass

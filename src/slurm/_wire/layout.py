@@ -21,6 +21,8 @@ them in ``ranks/i/`` instead.
 An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 ``logs/i.out``, ``logs/i.err``, ``results/i.json``, ``results/i.pkl``,
 ``results/i.runs``, ``results/i.usage`` and ``results/i.attempts``.
+A worker pool's directory (its queue and its workers' logs) is laid out by
+:mod:`slurm._wire.queue`; each pooled call keeps the files above in its own directory.
 ``result.json`` (the outcome: no pickle) is what status checks read;
 ``result.pkl`` is unpickled only by ``get_result()``. Pure string work: no file
 is touched.
@@ -89,6 +91,11 @@ class JobPaths:
     def attempts(self) -> str:
         """The client's record of earlier attempts (JSON lines), when the call was retried."""
         return self.result.removesuffix(".pkl") + ".attempts"
+
+    @property
+    def cancel(self) -> str:
+        """Written by ``Job.cancel()`` of a call in a worker pool: a worker skips it."""
+        return self.result.removesuffix(".pkl") + ".cancel"
 
     @property
     def stdout(self) -> str:

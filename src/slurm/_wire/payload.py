@@ -54,6 +54,7 @@ __all__ = [
     "dumps_payload",
     "envelope_for_exception",
     "envelope_for_value",
+    "job_ref_id",
     "loads_payload",
     "plain_loads",
 ]
@@ -164,14 +165,25 @@ def _ref_pickler() -> type[Any]:
             self._refs = refs
 
         def persistent_id(self, obj: Any) -> Any:
-            make_ref = getattr(type(obj), "__slurm_job_ref__", None)
-            if make_ref is None:
-                return None
-            ref: JobRef = make_ref(obj)
-            self._refs.append(ref)
-            return ("slurm-job", ref.job_ids, ref.result_path, ref.result_dirs)
+            found = job_ref_id(obj)
+            if found is not None:
+                self._refs.append(JobRef(*found[1:]))
+            return found
 
     return RefPickler
+
+
+def job_ref_id(obj: Any) -> tuple[str, tuple[str, ...], str, tuple[str, ...]] | None:
+    """How a pickle names a Job (or ArrayJob) found in it: the ids and result files of the
+    run, never the object itself (None for any other object)."""
+    make_ref = getattr(type(obj), "__slurm_job_ref__", None)
+    if make_ref is None:
+        return None
+    items = getattr(type(obj), "__slurm_job_items__", None)
+    if items is not None and items(obj) is not None:
+        return None  # it pickles as its elements, each a job of its own
+    ref: JobRef = make_ref(obj)
+    return ("slurm-job", ref.job_ids, ref.result_path, ref.result_dirs)
 
 
 def dumps_payload(payload: Payload) -> tuple[bytes, list[JobRef]]:

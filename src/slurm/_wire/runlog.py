@@ -5,8 +5,14 @@ at the time limit (or could not), or finds the call already finished; the
 client appends one when a ``Retry`` runs the call again::
 
     1764612345.123 start restart=0 began=1764612344.801 host=node1
-    1764612399.456 requeued-time-limit restart=0 host=node1
+    1764612399.456 requeued-time-limit restart=0 host=node1 progress=3f2a9c0d1b7e4a55
     1764612401.002 retry after=123 TIMEOUT
+
+``progress`` is the fingerprint of what the checkpoint callbacks wrote at
+Slurm's warning (:mod:`slurm._job.progress`): on ``requeued-time-limit``, on
+``checkpointed`` (a preemption's warning) and on ``no-progress`` (a requeued
+run that wrote the same as the run before, so not requeued again: it ends in
+TIMEOUT).
 
 Requeues are counted per attempt: a ``retry`` line starts a new count. A
 ``start`` line may say when the job's batch process ``began`` (to about 10 ms;
@@ -19,7 +25,15 @@ import os
 import time
 from dataclasses import dataclass
 
-__all__ = ["EVENTS", "RunEvent", "event_line", "parse_run_log", "retry_line", "starts_since_retry"]
+__all__ = [
+    "EVENTS",
+    "RunEvent",
+    "event_line",
+    "last_progress",
+    "parse_run_log",
+    "retry_line",
+    "starts_since_retry",
+]
 
 #: What the runner records, and ``retry`` (the client's).
 EVENTS = frozenset(
@@ -30,6 +44,8 @@ EVENTS = frozenset(
         "already-finished",
         "requeued-time-limit",
         "requeue-failed",
+        "checkpointed",
+        "no-progress",
         "retry",
     }
 )
@@ -46,15 +62,22 @@ class RunEvent:
     began: float | None = None  # start: when the batch step's process began
     after: str | None = None  # retry: the job id of the attempt that ended
     state: str | None = None  # retry: how that attempt ended
+    progress: str | None = None  # what the checkpoint callbacks wrote (a fingerprint)
 
 
 def event_line(
-    event: str, restart: int, *, host: str | None = None, began: float | None = None
+    event: str,
+    restart: int,
+    *,
+    host: str | None = None,
+    began: float | None = None,
+    progress: str | None = None,
 ) -> str:
     """The runner's line for ``event`` (``host`` defaults to this node)."""
     node = host if host is not None else os.uname().nodename
     since = f" began={began:.3f}" if began is not None else ""
-    return f"{time.time():.3f} {event} restart={restart}{since} host={node}\n"
+    made = f" progress={progress}" if progress else ""
+    return f"{time.time():.3f} {event} restart={restart}{since} host={node}{made}\n"
 
 
 def retry_line(after: str, state: str) -> str:
@@ -89,12 +112,22 @@ def parse_run_log(text: str) -> list[RunEvent]:
                 began=began,
                 after=fields.get("after"),
                 state=bare[0] if bare else None,
+                progress=fields.get("progress"),
             )
         )
     return events
 
 
+def _since_retry(events: list[RunEvent]) -> list[RunEvent]:
+    last = max((i for i, e in enumerate(events) if e.event == "retry"), default=-1)
+    return events[last + 1 :]
+
+
 def starts_since_retry(events: list[RunEvent]) -> int:
     """Starts of the current attempt (the events after the last ``retry``)."""
-    last = max((i for i, e in enumerate(events) if e.event == "retry"), default=-1)
-    return sum(1 for e in events[last + 1 :] if e.event == "start")
+    return sum(1 for e in _since_retry(events) if e.event == "start")
+
+
+def last_progress(events: list[RunEvent]) -> str | None:
+    """The latest progress fingerprint of the current attempt, or None."""
+    return next((e.progress for e in reversed(_since_retry(events)) if e.progress), None)

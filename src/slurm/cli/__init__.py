@@ -12,8 +12,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import clusters, dash, debug, devcluster, doctor, jobs, mcp, report, why
+    from slurm.cli import cache, clusters, dash, debug, devcluster, doctor, jobs, mcp, report, why
 
+    main.add_command(cache.cache)
     main.add_command(clusters.cluster)
     main.add_command(dash.dash)
     main.add_command(devcluster.devcluster)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from slurm import Cluster
-from slurm.cli.jobs import cluster_options, cluster_session
+from slurm.cli.jobs import cluster_options, opened_cluster
 from slurm.cli.jobview import describe_state
 from slurm.errors import ConfigurationError
 from slurm.inspect import PortForward, look
@@ -87,7 +87,7 @@ def debug(job_id: str, debug_port: int, local_port: int | None, wait: bool, **op
     The job must run DebugCallback (``Cluster(callbacks=[DebugCallback()])``), with
     debugpy installed where it runs.
     """
-    with cluster_session(options) as cluster:
+    with opened_cluster(options) as cluster:
         job = cluster.get_job(job_id, track=False)  # only the SDK's own jobs
         node = _running_node(cluster, job.id, wait)
         shown = cluster.slurm.run(["scontrol", "-o", "show", "node", node], check=False)

@@ -58,12 +58,12 @@ __all__ = [
     "cluster_from_options",
     "cluster_options",
     "cluster_options_long",
-    "cluster_session",
     "job_outcome",
     "job_usages",
     "job_view",
     "jobs",
     "list_rows",
+    "opened_cluster",
     "query_states",
     "read_outcome",
     "watch_loop",
@@ -114,7 +114,7 @@ def cluster_from_options(options: dict[str, Any]) -> Cluster:
 
 
 @contextlib.contextmanager
-def _session(options: dict[str, Any]) -> Iterator[Cluster]:
+def opened_cluster(options: dict[str, Any]) -> Iterator[Cluster]:
     """A cluster for one command; any SDK error is printed and exits with status 1."""
     try:
         with cluster_from_options(options) as cluster:
@@ -124,10 +124,6 @@ def _session(options: dict[str, Any]) -> Iterator[Cluster]:
             Text.assemble(("error: ", "bold red"), plain(str(exc))), soft_wrap=True
         )
         sys.exit(1)
-
-
-#: A cluster for one command that prints any SDK error and exits 1 (for other commands).
-cluster_session = _session
 
 
 # --- facts from the cluster ------------------------------------------------------------
@@ -170,12 +166,27 @@ def job_view(cluster: Cluster, job_id: str, lines: int) -> JobView:
         script_path=job.script_path,
         stdout_path=job.stdout_path,
         stderr_path=job.stderr_path,
-        stdout_tail=tail(job.get_stdout(), lines),
-        stderr_tail=tail(job.get_stderr(), lines),
+        stdout_tail=_log_tail(cluster, job.stdout_path, lines),
+        stderr_tail=_log_tail(cluster, job.stderr_path, lines),
         outcome=job_outcome(cluster, job),
         usage=usage,
-        attempts=[*job.earlier_attempts, Attempt(job.id, row.state.text, job.limits, usage)],
+        attempts=[
+            *job.earlier_attempts,
+            Attempt(job.id, row.state.text, job.limits, usage, rule=job.rule),
+        ],
     )
+
+
+_TAIL_BYTES = 64 * 1024
+
+
+def _log_tail(cluster: Cluster, path: str, lines: int) -> str:
+    """The last ``lines`` lines of a log, from its last 64 KiB only (a log may be GBs)."""
+    try:
+        data, _ = cluster.transport.read_range(path, -_TAIL_BYTES, _TAIL_BYTES)
+    except OSError:
+        return ""
+    return tail(data.decode("utf-8", errors="replace"), lines)
 
 
 def watch_loop(
@@ -231,7 +242,7 @@ def jobs() -> None:
 @cluster_options
 def list_jobs(limit: int, with_usage: bool, **options: Any) -> None:
     """The newest jobs under the job base dir: id, name, state, submitted time, directory."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         rows = list_rows(cluster, limit, usage=with_usage)
         Console().print(jobs_table(rows, title=f"jobs in {cluster.base_dir}", usage=with_usage))
 
@@ -250,7 +261,7 @@ def _entries(cluster: Cluster, job_ids: Sequence[str]) -> list[tuple[str, str]]:
 @cluster_options
 def show(job_id: str, lines: int, **options: Any) -> None:
     """State, exit code, node, paths, result or error, and the last lines of the logs."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         view = job_view(cluster, job_id, lines)
         Console().print(detail_view(view, lines=lines), highlight=False)
 
@@ -272,7 +283,7 @@ def logs(
     job_id: str, errors: bool, follow: bool, interval: float, raw: bool, **options: Any
 ) -> None:
     """Print a job's stdout (or stderr); with --follow, until the job ends (Ctrl-C stops)."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         job = cluster.get_job(job_id, track=False)
         path = job.stderr_path if errors else job.stdout_path
         seen = 0
@@ -334,7 +345,7 @@ def prune(
     **options: Any,
 ) -> None:
     """Reclaim space: old job directories, unused environments and wheels, the cache."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         report = cluster.prune(
             older_than_days=older_than,
             env_unused_days=envs_unused,
@@ -349,7 +360,7 @@ def prune(
 @cluster_options
 def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
     """Cancel these jobs (one scancel call); only the SDK's jobs under the job base dir."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         cancel_jobs(cluster, job_ids)
         click.echo(f"cancelled {', '.join(job_ids)}")
 
@@ -369,7 +380,7 @@ def connect(job_id: str, command: tuple[str, ...], node: str | None, **options: 
     ``slurm jobs connect 123 -- nvidia-smi``; ``--node node2`` picks another node
     of a multi-node job.
     """
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         job = cluster.get_job(job_id, track=False)  # only the SDK's own jobs
         if describe_state(job_id, query_states(cluster, [job_id])).text != "RUNNING":
             raise ConfigurationError(
@@ -407,7 +418,7 @@ def watch(job_ids: tuple[str, ...], interval: float, limit: int, **options: Any)
     One batched query per refresh. Ctrl-C stops watching; the jobs keep running.
     """
     console = Console()
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         if job_ids:
             entries = [(job_id, cluster.store.job_dir_of(job_id)) for job_id in job_ids]
         else:

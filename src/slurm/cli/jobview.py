@@ -275,7 +275,7 @@ def detail_view(view: JobView, *, lines: int) -> RenderableType:
     parts: list[RenderableType] = [facts]
     if len(view.attempts) > 1:
         attempts = Table(title="attempts", title_justify="left", box=None)
-        for name in ("#", "ID", "STATE", "LIMITS", "ELAPSED", "MAX RSS"):
+        for name in ("#", "ID", "STATE", "LIMITS", "RULE", "ELAPSED", "MAX RSS"):
             attempts.add_column(name, no_wrap=True)
         for number, attempt in enumerate(view.attempts, 1):
             limits = " ".join(f"{k}={v}" for k, v in sorted(attempt.limits.items())) or "-"
@@ -285,6 +285,7 @@ def detail_view(view: JobView, *, lines: int) -> RenderableType:
                 attempt.job_id,
                 attempt.state,
                 limits,
+                attempt.rule,
                 format_seconds(used.elapsed_s if used else None),
                 format_bytes(used.max_rss_bytes if used else None),
             )

@@ -18,19 +18,15 @@ draws it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import sys
 import time
 import webbrowser
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from slurm import Cluster, Usage
 from slurm.cli.jobfiles import (
@@ -41,7 +37,7 @@ from slurm.cli.jobfiles import (
     script_array_indices,
     split_head,
 )
-from slurm.cli.jobs import cluster_from_options, cluster_options
+from slurm.cli.jobs import cluster_options, opened_cluster
 from slurm.cli.reportdata import (
     Call,
     Edge,
@@ -115,18 +111,6 @@ def _outcome(text: str | None) -> Outcome | None:
 
 def _error_lines(outcome: Outcome) -> tuple[str, ...]:
     return error_lines(outcome.type_name, outcome.message, outcome.traceback, _ERROR_LINES)
-
-
-@contextlib.contextmanager
-def _session(options: dict[str, Any]) -> Iterator[Cluster]:
-    try:
-        with cluster_from_options(options) as cluster:
-            yield cluster
-    except SlurmError as exc:
-        Console(stderr=True).print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        sys.exit(1)
 
 
 class _Facts:
@@ -354,7 +338,7 @@ def report(
     The page is self-contained (no network needed to view it). With --json, the same
     data on stdout; times are seconds since the epoch.
     """
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         data = gather_report(cluster, job_id)
     if as_json:
         click.echo(json.dumps(data.to_dict(), indent=1, sort_keys=True))

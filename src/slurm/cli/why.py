@@ -7,19 +7,14 @@ Slurm says of it.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
 from slurm import Cluster
-from slurm.cli.jobs import cluster_from_options, cluster_options
-from slurm.errors import ConfigurationError, SlurmError
+from slurm.cli.jobs import cluster_options, opened_cluster
+from slurm.errors import ConfigurationError
 from slurm.inspect import Why, why_of_id
 
 __all__ = ["Why", "gather_why", "why"]
@@ -39,25 +34,13 @@ def gather_why(cluster: Cluster, job_id: str) -> Why:
     return job.why()
 
 
-@contextlib.contextmanager
-def _session(options: dict[str, Any]) -> Iterator[Cluster]:
-    try:
-        with cluster_from_options(options) as cluster:
-            yield cluster
-    except SlurmError as exc:
-        Console(stderr=True).print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-        )
-        sys.exit(1)
-
-
 @click.command("why")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 @cluster_options
 def why(job_id: str, as_json: bool, **options: Any) -> None:
     """Why a job is pending, or why it failed, in one plain answer with what to change."""
-    with _session(options) as cluster:
+    with opened_cluster(options) as cluster:
         answer = gather_why(cluster, job_id)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), indent=1, sort_keys=True))

@@ -18,6 +18,7 @@ mirror apt uses) is slow to make, so it is cached for the whole machine in
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -78,6 +79,18 @@ def vendor_dir() -> Path:
     return (repo.parent / "shared" / "vendor").absolute()
 
 
+#: The SHA-256 of each vendored source tarball: they are built and installed as root, so
+#: one that was swapped or damaged is refused before it is unpacked.
+VENDOR_SHA256 = {
+    f"enroot-{ENROOT_VERSION}.tar.gz": (
+        "65d7098241b5a86faf48ba29bbca1462e19682bf49d6b89c8a2d934f0196b4da"
+    ),
+    f"pyxis-{PYXIS_VERSION}.tar.gz": (
+        "ede95ba2d48542881f137d9c07c417c5c765994710a74c593a21b3328f311f5d"
+    ),
+}
+
+
 def _tarball(name: str) -> Path:
     path = vendor_dir() / name
     if not path.is_file():
@@ -85,6 +98,13 @@ def _tarball(name: str) -> Path:
             f"{path} is missing: `slurm devcluster up --containers` builds enroot and pyxis "
             f"from vendored sources. Put enroot-{ENROOT_VERSION}.tar.gz and "
             f"pyxis-{PYXIS_VERSION}.tar.gz in a directory and set ${ENV_VENDOR_DIR} to it."
+        )
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != VENDOR_SHA256[name]:
+        raise DevclusterError(
+            f"{path} has SHA-256 {digest}, not the {VENDOR_SHA256[name]} of the release this "
+            "version builds: it was changed or damaged. Put the released tarball there."
         )
     return path
 

@@ -249,7 +249,9 @@ def start_munged(s: Settings) -> int | None:
 
 
 def _mysql(s: Settings, sql: str) -> None:
-    run(["mariadb", f"--defaults-file={s.my_cnf}", "-u", "root", "-e", sql], timeout=60)
+    """Run ``sql`` as MariaDB's root, given on stdin: a password in it would show in every
+    user's ``ps`` as an argument."""
+    run(["mariadb", f"--defaults-file={s.my_cnf}", "-u", "root"], input=sql, timeout=60)
 
 
 def start_mariadb(s: Settings, *, restart: bool = False) -> int:

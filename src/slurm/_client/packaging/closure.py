@@ -38,6 +38,7 @@ __all__ = [
     "Closure",
     "LocalUnit",
     "call_roots",
+    "code_names",
     "find_closure",
     "site_dirs",
     "system_dirs",
@@ -293,11 +294,12 @@ def _code_imports(code: types.CodeType) -> set[str]:
     return names
 
 
-def _code_names(code: types.CodeType) -> set[str]:
+def code_names(code: types.CodeType) -> set[str]:
+    """Every global or attribute name a code object (and the code nested in it) uses."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _code_names(const)
+            names |= code_names(const)
     return names
 
 
@@ -308,7 +310,7 @@ def _function_roots(fn: Any) -> set[str]:
         return _names_of_object(fn)
     roots = _code_imports(code)
     scope = getattr(fn, "__globals__", {})
-    for name in _code_names(code):
+    for name in code_names(code):
         if name in scope:
             roots |= _names_of_object(scope[name])
     for cell in getattr(fn, "__closure__", None) or ():

@@ -37,7 +37,14 @@ from importlib import metadata
 from pathlib import Path
 
 from slurm._client.packaging.project import normalize_name
-from slurm._client.packaging.wheels import Wheel, cache_dir, find_uv, repack_installed, sha256_file
+from slurm._client.packaging.wheels import (
+    Wheel,
+    cache_dir,
+    find_uv,
+    private_dir,
+    repack_installed,
+    sha256_file,
+)
 from slurm._client.preflight import PythonInfo
 from slurm.errors import ConfigurationError
 
@@ -258,8 +265,7 @@ def collect_dependencies(
         result = Dependencies(wheels=(), pins=(), complete=False)
         _save(manifest, result)
         return result
-    house = cache_dir() / "wheelhouse" / target
-    house.mkdir(parents=True, exist_ok=True)
+    house = private_dir(cache_dir() / "wheelhouse" / target)
     have = {_wheel_key(p.name) for p in house.glob("*.whl")}
     missing = [pin for pin in resolved if _pin_key(pin) not in have]
     if missing and pip_platforms(info):
@@ -316,6 +322,10 @@ def _load(manifest: Path) -> Dependencies | None:
         return None
     if not all(w.path.is_file() for w in wheels):
         return None
+    changed = [w.path for w in wheels if sha256_file(w.path) != w.sha256]
+    if changed:  # a wheel of the cache was changed since: resolved and fetched again
+        logger.warning("cached wheels changed since they were stored: %s", changed)
+        return None
     complete = data.get("complete") is True
     # What could not be collected (no network, no wheel) is tried again after a while.
     if not complete and time.time() - float(data.get("time", 0)) > RETRY_INCOMPLETE:
@@ -324,7 +334,7 @@ def _load(manifest: Path) -> Dependencies | None:
 
 
 def _save(manifest: Path, deps: Dependencies) -> None:
-    manifest.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(manifest.parent)
     data = {
         "wheels": [{"path": str(w.path), "sha256": w.sha256, "name": w.name} for w in deps.wheels],
         "pins": list(deps.pins),

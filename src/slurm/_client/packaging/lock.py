@@ -100,6 +100,15 @@ class DirLock:
             if ready_path is not None and self.transport.exists(ready_path):
                 return False
             made = self.transport.run(["mkdir", self.path], check=False)
+            if (
+                made.returncode == 0
+                and ready_path is not None
+                and self.transport.exists(ready_path)
+            ):
+                # The holder finished and released between our look and our mkdir: what
+                # it made is there, so this lock is not needed (or it would be made twice).
+                self.transport.run(["rmdir", "--", self.path], check=False)
+                return False
             if made.returncode == 0:
                 record = {
                     "host": socket.gethostname(),

@@ -15,6 +15,7 @@ the same files, no network): :func:`repack_installed`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import zipfile
@@ -114,15 +116,51 @@ def find_uv() -> str:
 
 
 def _cached(directory: Path) -> Wheel | None:
+    """The wheel stored in ``directory``, if it is there, the user's own (nobody else may
+    have written it) and still hashes to what was recorded when it was stored; one that
+    does not is removed, to be built again."""
     meta = directory / "wheel.json"
     try:
         info = json.loads(meta.read_text())
         path = directory / info["filename"]
-        if path.is_file():
-            return Wheel(path=path, sha256=str(info["sha256"]), name=str(info["name"]))
-    except (OSError, ValueError, KeyError):
-        pass
+        if not path.is_file():
+            return None
+        why = _not_private(directory, path)
+        actual = sha256_file(path)
+        if why is None and actual != info["sha256"]:
+            why = f"it hashes to {actual}, not the {info['sha256']} recorded"
+        if why is None:
+            return Wheel(path=path, sha256=actual, name=str(info["name"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    logger.warning("not using the cached wheel %s: %s; building it again", path, why)
+    shutil.rmtree(directory, ignore_errors=True)
     return None
+
+
+def _not_private(*paths: Path) -> str | None:
+    uid = os.getuid()
+    for path in paths:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != uid:
+            return f"{path} is a link or not yours"
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{path} may be written by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` and its missing parents, created mode 0700 (a cache that holds what
+    jobs install is nobody else's to read or change)."""
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+    return path
 
 
 def _store(directory: Path, built: Path, name: str) -> Wheel:
@@ -156,7 +194,7 @@ def build_project(project: Project, *, only: tuple[str, ...] = ()) -> Wheel:
     wheel = _cached(directory)
     if wheel is not None:
         return wheel
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(directory.parent)
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".build-") as out:
         argv = [find_uv(), "build", "--wheel", "--out-dir", out, str(project.root)]
         logger.info("building a wheel of %s (%s)", project.name, project.root)
@@ -238,7 +276,7 @@ def repack_installed(distribution: str) -> Wheel:
     if len(tags) == 1:
         tag = tags[0]
     filename = f"{name.replace('-', '_')}-{version}-{tag}.whl"
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(directory.parent)
     with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".repack-") as out:
         target = Path(out) / filename
         record = io.StringIO()
