@@ -146,6 +146,7 @@ class Session:
                     password=s.password,
                     key_filename=s.key_filename,
                     accept_new_host_key=s.accept_new_host_key,
+                    host_key_policy=s.host_key_policy,
                     interactive_auth=self._interactive_auth,
                 )
         return self._transport

@@ -44,7 +44,7 @@ from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, asks_for_gpus, container_spec
-from slurm._slurm.options import literal_filename_pattern
+from slurm._slurm.options import literal_filename_pattern, module_lines
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
 from slurm._wire.cache import CacheEntry
@@ -512,6 +512,9 @@ def _prepare_code(
             container = check_container(
                 session, container, launch.python, multi_rank=is_multi_rank(resolved.sbatch)
             )
+        for dependent in task.prebuild:  # with_dependencies: their images travel too
+            _, dependent_sdk = session.options_for(dependent.name, dependent.options)
+            prepare_images(session, dependent, dependent_sdk)
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
         if type(exc) is not ConfigurationError:  # a more precise one already
             raise
@@ -644,6 +647,8 @@ def _render(
     setup = prepared.sdk.get("setup") or ()
     if isinstance(setup, str):
         setup = [setup]
+    # modules= after setup=: a site may define `module` there
+    setup = [*setup, *module_lines(prepared.sdk.get("modules"))]
     if "signal" in resolved.requeue_flags:
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -48,7 +49,7 @@ __all__ = [
 
 #: The SDK options that put a task in a container.
 CONTAINER_OPTIONS = frozenset(
-    {"container_image", "container_mounts", "container_workdir", "container_runtime"}
+    {"container_image", "container_mounts", "container_workdir", "container_runtime", "srun_args"}
 )
 #: The runtimes a task runs in (``container_runtime=``, besides ``"auto"``), in the
 #: order ``"auto"`` tries them.
@@ -68,6 +69,7 @@ class ContainerSpec:
     shared: tuple[str, ...] = ()  # directories the job reads and writes (job base dir, ...)
     runtime: str = "auto"  # "pyxis" or "apptainer" once resolved before submission
     gpus: bool = False  # the task asks for GPUs (apptainer: --nv)
+    srun_args: tuple[str, ...] = ()  # the user's own srun flags (the earlier SDK's srun_args)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -83,6 +85,7 @@ class ContainerSpec:
             shared=tuple(data.get("shared") or ()),
             runtime=data.get("runtime") or "pyxis",
             gpus=bool(data.get("gpus")),
+            srun_args=tuple(data.get("srun_args") or ()),
         )
 
 
@@ -170,6 +173,7 @@ def container_spec(
         shared=tuple(dict.fromkeys(shared)),
         runtime=runtime,
         gpus=gpus,
+        srun_args=_srun_args(sdk_options.get("srun_args")),
     )
 
 
@@ -180,6 +184,29 @@ SIF_MAGIC = b"SIF_MAGIC"
 def is_sif(head: bytes) -> bool:
     """True when ``head`` (a file's first 64 bytes or more) is the start of a SIF image."""
     return head[32 : 32 + len(SIF_MAGIC)] == SIF_MAGIC
+
+
+#: The srun flags the SDK sets for pyxis itself (``srun_args`` may not set them).
+_OWN_FLAGS = ("--container-", "--no-container-")
+
+
+def _srun_args(value: Any) -> tuple[str, ...]:
+    """``srun_args`` (a list of flags, or one string split as a shell would) checked."""
+    if value is None or value is False:
+        return ()
+    items = shlex.split(value) if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item.startswith("-") or "\n" in item:
+            raise InvalidOptionError(
+                f"srun_args must be srun flags such as ['--label', '--cpu-bind=cores'], got "
+                f"{value!r} ({item!r} is not a flag)."
+            )
+        if item.startswith(_OWN_FLAGS):
+            raise InvalidOptionError(
+                f"srun_args {item!r}: the SDK sets pyxis's --container-* flags itself; give "
+                "container_image=, container_mounts= or container_workdir= instead."
+            )
+    return tuple(items)
 
 
 def code_paths(extra: Sequence[str] = ()) -> list[str]:
@@ -224,7 +251,7 @@ def srun_prefix(
     else the job directory.
     """
     own = [f"{p}:{p}" for p in _outermost([*spec.shared, *code])]
-    flags = [f"--container-image={spec.image}"]
+    flags = [*spec.srun_args, f"--container-image={spec.image}"]
     flags.append("--container-mounts=" + ",".join([*own, *spec.mounts]))
     flags.append(f"--container-workdir={spec.workdir or job_dir}")
     # Not the home directory (pyxis's default): its shell profile may put the cluster's

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from slurm.devcluster import (
@@ -33,7 +34,9 @@ _STATE_DIR = click.option(
 
 def _fail(exc: SlurmError) -> None:
     # soft_wrap: log tails in the message stay one line per log line.
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+    )
     sys.exit(1)
 
 

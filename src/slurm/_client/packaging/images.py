@@ -173,6 +173,10 @@ def check_image(session: Session, image: str, python: str) -> None:
         state.checked.add(image)
 
 
+#: The earlier SDK's ``default_packaging_<key>`` keywords that are keys of ``packaging=``.
+_EARLIER_PACKAGING_KEYS = ("python_version", "build_tool")
+
+
 def earlier_spellings(
     packaging: Any,
     default_packaging: Any,
@@ -180,17 +184,33 @@ def earlier_spellings(
     extra: Mapping[str, Any],
 ) -> tuple[Any, Mapping[str, Any] | None]:
     """``Cluster(default_packaging=..., default_packaging_<key>=...)``, the earlier SDK's
-    spellings, as (``packaging``, ``default_options`` with ``packaging_<key>``).
+    spellings, as (``packaging``, ``default_options`` with ``packaging_<key>``):
+    ``default_packaging_mounts`` is the option ``container_mounts`` of every task
+    (``default_packaging_srun_args``: ``srun_args``),
+    ``default_packaging_python_version``/``_build_tool`` are keys of ``packaging``.
 
     Raises:
         ConfigurationError: an unknown keyword, or ``packaging`` given twice.
     """
     flat = {f"default_{option}": option for option in FLAT_OPTIONS}
-    unknown = sorted(set(extra) - set(flat))
+    flat["default_packaging_mounts"] = "container_mounts"
+    flat["default_packaging_srun_args"] = "srun_args"
+    keys = {f"default_packaging_{key}": key for key in _EARLIER_PACKAGING_KEYS}
+    unknown = sorted(set(extra) - set(flat) - set(keys))
     if unknown:
+        import difflib
+
+        from slurm._client.settings import FIELDS
+
+        known = [f.name for f in FIELDS] + sorted(flat) + sorted(keys)
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
-            f"Cluster() got unknown keyword argument(s) {unknown}; the earlier SDK's "
-            f"packaging spellings are default_packaging and {sorted(flat)}."
+            f"Cluster() got unknown setting {', '.join(hints)}. Valid settings: "
+            f"{', '.join(f.name for f in FIELDS)}; the earlier SDK's packaging spellings "
+            f"default_packaging and {', '.join(sorted([*flat, *keys]))}."
         )
     if default_packaging is not None:
         if packaging is not None and packaging != default_packaging:
@@ -198,7 +218,14 @@ def earlier_spellings(
                 "Cluster(): give packaging= or default_packaging= (its earlier name), not both."
             )
         packaging = default_packaging
-    given = {flat[k]: v for k, v in extra.items() if v is not None}
+    packaging_keys = {keys[k]: v for k, v in extra.items() if k in keys and v is not None}
+    if packaging_keys:
+        table = {"type": packaging} if isinstance(packaging, str) else dict(packaging or {})
+        packaging = {**table, **packaging_keys}
+    given = {flat[k]: v for k, v in extra.items() if k in flat and v is not None}
+    mounts = given.get("container_mounts")
+    if isinstance(mounts, list | tuple):
+        given["container_mounts"] = ",".join(str(m) for m in mounts)
     if given:
         default_options = {**(default_options or {}), **given}
     return packaging, default_options
