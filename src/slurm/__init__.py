@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from slurm._job.context import JobContext, current_job_context, on_requeue, requeue_requested
     from slurm._slurm.commands import JobState
     from slurm._slurm.retry import Attempt, Retry
+    from slurm._slurm.status import JobStatus
     from slurm._slurm.usage import Usage, UsageSummary
     from slurm._transport.sshauth import AuthPrompt
     from slurm.callbacks.callbacks import (
@@ -79,6 +80,7 @@ _EXPORTS = {
     "Usage": "slurm._slurm.usage",
     "UsageSummary": "slurm._slurm.usage",
     "JobState": "slurm._slurm.commands",
+    "JobStatus": "slurm._slurm.status",
     "JobContext": "slurm._job.context",
     "current_job_context": "slurm._job.context",
     "on_requeue": "slurm._job.context",
@@ -133,6 +135,7 @@ __all__ = [  # noqa: RUF022 (decorators first, then the rest sorted)
     "JobContext",
     "JobError",
     "JobState",
+    "JobStatus",
     "JobTerminatedError",
     "JobTimeoutError",
     "LoggerCallback",

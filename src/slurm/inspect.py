@@ -35,7 +35,7 @@ from slurm._client.cache import CachedCall, ResultCache
 from slurm._client.config import find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
-from slurm._client.settings import choose_backend, click_options
+from slurm._client.settings import choose_backend, click_options, settings_from_namespace
 from slurm._client.store import is_job_id, parse_job_dir
 from slurm._slurm.commands import (
     JobInfo,
@@ -70,6 +70,7 @@ from slurm._slurm.usage import (
 )
 from slurm._terminal import printable
 from slurm._transport.base import check_result
+from slurm._transport.forward import PortForward
 from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths, job_comment
 from slurm._wire.payload import Outcome
@@ -87,6 +88,7 @@ __all__ = [
     "NodeSize",
     "Outcome",
     "PendingFacts",
+    "PortForward",
     "ResultCache",
     "RunEvent",
     "Snapshot",
@@ -126,6 +128,7 @@ __all__ = [
     "request_mb",
     "runner_usage",
     "scontrol_show_job_argv",
+    "settings_from_namespace",
     "usage_of",
     "why_of_id",
 ]

@@ -205,6 +205,48 @@ def _dockerfile(context: Path, containers: dict[str, str], nonce: str) -> Path:
     return dockerfile
 
 
+@task(time="00:05:00")
+def print_inside(text: str) -> str:
+    print(text, flush=True)
+    return text
+
+
+def test_srun_args_reach_the_container_step(ccluster: Cluster, image: str) -> None:
+    """The earlier SDK's srun_args: here --label, which prefixes each line with the task."""
+    job = print_inside.with_options(container_image=image, srun_args=["--label"])("labelled")
+    assert job.get_result(timeout=180) == "labelled"
+    assert "0: labelled" in job.get_stdout().splitlines()
+
+
+@workflow(time="00:05:00")
+def flow_with_child_image(dockerfile: str, registry: str) -> dict[str, Any]:
+    """A workflow outside any image whose task runs in an image of its own."""
+    child = inside.with_options(
+        packaging="container", packaging_dockerfile=dockerfile, packaging_registry=registry
+    )
+    return child("/marker").get_result()
+
+
+def test_with_dependencies_builds_a_workflows_task_image_before_it_starts(
+    ccluster: Cluster, containers: dict[str, str], tmp_path: Path
+) -> None:
+    nonce = secrets.token_hex(6)
+    dockerfile = str(_dockerfile(tmp_path / "child-image", containers, nonce))
+    registry = containers["registry"]
+    child = inside.with_options(
+        packaging="container", packaging_dockerfile=dockerfile, packaging_registry=registry
+    )
+    # Without it, the workflow's node cannot build the task's image, and says so.
+    alone = flow_with_child_image(dockerfile, registry)
+    with pytest.raises(ConfigurationError, match="where nothing is built"):
+        alone.get_result(timeout=180)
+    # The earlier SDK's spelling: the image is built here first and handed to the workflow.
+    job = ccluster.submit(flow_with_child_image).with_dependencies([child])(dockerfile, registry)
+    out = job.get_result(timeout=300)
+    assert out["marker"].strip() == f"marker-{nonce}" and out["python"] == "/usr/bin/python3"
+    assert "building image" not in Path(job.stderr_path).read_text()
+
+
 def _ssh_cluster(devcluster: dc.Status, tmp_path: Path, **settings: Any) -> Cluster:
     """An SSH cluster on this session's dev cluster (its own ssh config, whatever
     ``~/.ssh/config``'s alias points at)."""

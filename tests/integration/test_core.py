@@ -153,7 +153,7 @@ def test_unusable_python_is_refused_before_submission(cluster: Cluster) -> None:
 def test_cancel_ends_wait_with_cancelled_state(cluster: Cluster) -> None:
     job = jobfuncs.sleep_forever()
     deadline = time.monotonic() + 30
-    while job.get_status() is not JobState.RUNNING and time.monotonic() < deadline:
+    while job.get_status() != JobState.RUNNING and time.monotonic() < deadline:
         time.sleep(0.2)
     job.cancel()
     with pytest.raises(JobTerminatedError, match="CANCELLED"):

@@ -107,10 +107,10 @@ def test_dash_tree_log_pane_and_cancel_through_the_keys(
         screen.keys("y")
         screen.wait_for(f"cancelled {victim.id}")
         deadline = time.monotonic() + 60
-        while victim.get_status() is not JobState.CANCELLED and time.monotonic() < deadline:
+        while victim.get_status() != JobState.CANCELLED and time.monotonic() < deadline:
             time.sleep(1)
-        assert victim.get_status() is JobState.CANCELLED
-        assert flow.get_status() is not JobState.CANCELLED  # only that job
+        assert victim.get_status() == JobState.CANCELLED
+        assert flow.get_status() != JobState.CANCELLED  # only that job
 
         # The whole queue, with the partitions' load; q quits.
         screen.keys("a")

@@ -52,6 +52,7 @@ def _serve(cluster: Cluster, body: Callable[[Call], Awaitable[None]], *backend: 
             listed = await session.list_tools()
             assert {t.name for t in listed.tools} == {
                 "list_jobs", "show_job", "job_logs", "job_result", "cancel_jobs",
+                "list_partitions", "list_environments",
             }  # fmt: skip
             await body(call)
 

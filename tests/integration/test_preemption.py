@@ -88,6 +88,19 @@ def _runs_of(*job_ids: str) -> dict[str, list[str]]:
     return runs
 
 
+def _ended_runs_of(job_id: str, timeout: float = 60) -> list[str]:
+    """sacct's rows of a job whose result is already written: its last run may still show
+    RUNNING (the runner wrote the result, Slurm has not closed the step), so wait until
+    accounting has the end too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = _runs_of(job_id).get(job_id, [])
+        unfinished = not runs or runs[-1] in ("PENDING", "RUNNING", "COMPLETING", "REQUEUED")
+        if not unfinished or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
 def test_preempted_task_is_requeued_and_returns(cluster: Cluster) -> None:
     job = jobfuncs.report_restarts(6)
     _wait_running(job.id)
@@ -159,7 +172,7 @@ def test_a_checkpointing_task_resumes_across_several_time_limits(
     job = jobfuncs.resume_twice(str(tmp_path))
     assert job.get_result(timeout=380) == {"segments": 2, "restart": 2}
     assert _run_log(job) == ["start", "requeued-time-limit"] * 2 + ["start", "finished"]
-    assert _runs_of(job.id)[job.id] == ["REQUEUED", "REQUEUED", "COMPLETED"]
+    assert _ended_runs_of(job.id) == ["REQUEUED", "REQUEUED", "COMPLETED"]
 
 
 def _journal(workflow_dir: Path) -> list[dict[str, object]]:

@@ -167,7 +167,9 @@ def test_earlier_cluster_spellings() -> None:
     )
     assert packaging == "container"
     assert defaults == {"partition": "p", "packaging_dockerfile": "D"}
-    with pytest.raises(ConfigurationError, match="unknown keyword"):
+    with pytest.raises(
+        ConfigurationError, match=r"unknown setting 'default_packaging_dockerfle' \(did you mean"
+    ):
         earlier_spellings(None, None, None, {"default_packaging_dockerfle": "D"})
     with pytest.raises(ConfigurationError, match="not both"):
         earlier_spellings("wheel", "container", None, {})

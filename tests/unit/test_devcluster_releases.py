@@ -255,7 +255,7 @@ def test_up_refuses_a_root_whose_python_is_too_old_before_starting_anything(
 ) -> None:
     monkeypatch.setattr(cluster, "ensure_installed", lambda: None)
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.setattr(cluster, "ensure_root", lambda release: tmp_path / "root")
+    monkeypatch.setattr(cluster, "ensure_root", lambda release, packages=(): tmp_path / "root")
     monkeypatch.setattr(cluster, "_python_version", lambda s: "3.10.12")
     state = tmp_path / "dc"
     with pytest.raises(DevclusterError) as info:

@@ -126,12 +126,15 @@ def test_required_names_present() -> None:
         "requeue_on_time_limit",
         "retry",
         "setup",
+        "modules",
         "cache",
         "cache_key",
         "cache_on",
         "container_image",
         "container_mounts",
         "container_workdir",
+        "container_runtime",
+        "srun_args",
         "packaging_dockerfile",
         "packaging_context",
         "packaging_registry",
@@ -140,6 +143,9 @@ def test_required_names_present() -> None:
         "packaging_platform",
         "packaging_tls_verify",
         "packaging_runtime",
+        "packaging_build_args",
+        "packaging_build_secrets",
+        "packaging_no_cache",
     } == SDK_OPTIONS
     assert not SBATCH_OPTIONS & SDK_OPTIONS
     assert set(RESERVED_OPTIONS) <= SBATCH_OPTIONS

@@ -26,6 +26,7 @@ PUBLIC = {
     "JobContext",
     "JobError",
     "JobState",
+    "JobStatus",
     "JobTerminatedError",
     "JobTimeoutError",
     "NotSubmittableError",

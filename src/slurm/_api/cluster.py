@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from slurm._api.array import ArrayJob
 from slurm._api.job import Job
-from slurm._api.task import Task, enter_cluster, leave_cluster
+from slurm._api.task import BoundTask, Task, enter_cluster, leave_cluster
 from slurm._client.cache import ResultCache
 from slurm._client.calls import submit_batch, submit_calls
 from slurm._client.events import Submitted
@@ -82,6 +83,10 @@ class Cluster:
             completion here, and their node-side hooks run in the jobs
             (see :mod:`slurm.callbacks`). ``cluster.callbacks`` is the live list.
         accept_new_host_key: trust and record an SSH host key seen for the first time.
+        host_key_policy: the earlier SDK's spelling, for a host never seen before:
+            ``"reject"`` (the default), ``"warn"`` (accept its key for this
+            connection only, with a warning naming the fingerprint) or ``"auto"``
+            (``accept_new_host_key=True``). A changed key is always refused.
         interactive_auth: answers the SSH server's keyboard-interactive prompts
             (a one-time code after the key): a callable taking a
             :class:`slurm.AuthPrompt` and returning the answer. Default: ask on
@@ -125,6 +130,7 @@ class Cluster:
         callbacks: Sequence[object] | None = None,
         packaging: Any = None,
         accept_new_host_key: bool = False,
+        host_key_policy: str | None = None,
         transport: Transport | None = None,
         backend: str | None = None,
         max_array_size: int | None = None,
@@ -156,6 +162,7 @@ class Cluster:
                 "python": python,
                 "packaging": packaging,
                 "accept_new_host_key": accept_new_host_key,
+                "host_key_policy": host_key_policy,
                 "max_array_size": max_array_size,
             },
             source="Cluster()",
@@ -252,20 +259,58 @@ class Cluster:
 
     @classmethod
     def from_env(
-        cls, env: str | None = None, *, path: str | None = None, **overrides: Any
+        cls,
+        slurmfile_path_or_env: str | os.PathLike[str] | None = None,
+        *,
+        env: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        callbacks: Sequence[object] | None = None,
+        **more: Any,
     ) -> Cluster:
         """A cluster from an environment of a Slurmfile (see :mod:`slurm._client.config`).
 
-        ``env`` defaults to ``$SLURM_ENV`` or ``default``; the file to
-        ``$SLURMFILE`` or the nearest ``Slurmfile``/``Slurmfile.toml``.
-        Keyword ``overrides`` win over the file (``callbacks=`` over its ``callbacks``).
+        The first argument is the Slurmfile's path when it looks like one (an
+        existing file, or text with ``/``, starting with ``.`` or ``~``, or ending in
+        ``.toml``), else an environment's name, as in the earlier SDK. ``env``
+        (default ``$SLURM_ENV``, else ``default``) and ``path`` (default
+        ``$SLURMFILE`` or the nearest ``Slurmfile``/``Slurmfile.toml``) say it
+        by name. ``overrides`` (a dict, the earlier spelling; its
+        ``backend_config`` table is spread out) and keyword arguments win over the
+        file; ``callbacks=`` over its ``callbacks`` (``[]``: none).
+
+        Example::
+
+            Cluster.from_env("production")
+            Cluster.from_env("configs/Slurmfile.toml", env="dev", overrides={"username": "ann"})
+
+        Raises:
+            SlurmfileNotFoundError, SlurmfileInvalidError, SlurmfileEnvironmentNotFoundError:
+                no file, a bad file or an unknown key, no such environment.
+            ConfigurationError: a path given twice.
         """
         from slurm._client.config import load_environment
 
+        if slurmfile_path_or_env is not None:
+            first = os.fspath(slurmfile_path_or_env)
+            if _looks_like_path(first):
+                if path is not None and os.fspath(path) != first:
+                    raise ConfigurationError(
+                        f"Cluster.from_env({first!r}, path={os.fspath(path)!r}): two "
+                        "Slurmfiles; give one."
+                    )
+                path = first
+            elif env is None:  # env= wins, as in the earlier SDK
+                env = first
+        given = dict(overrides or {})
+        given.update(given.pop("backend_config", None) or {})
+        given.update(more)
+        if callbacks is not None:
+            given.setdefault("callbacks", list(callbacks))
         settings, file = load_environment(path, env)
         specs = settings.pop("callbacks", None)
-        settings.update(overrides)
-        if specs is not None and "callbacks" not in overrides:
+        settings.update(given)
+        if specs is not None and "callbacks" not in given:
             settings["callbacks"] = callbacks_from_specs(specs, where=f"Slurmfile {file}")
         backend = settings.pop("backend", None) or settings.pop("backend_type", None)
         return cls(backend, **settings)
@@ -273,7 +318,7 @@ class Cluster:
     @classmethod
     def from_file(cls, path: str, env: str | None = None, **overrides: Any) -> Cluster:
         """A cluster from the Slurmfile at ``path`` (environment ``env``, or ``default``)."""
-        return cls.from_env(env, path=path, **overrides)
+        return cls.from_env(path=path, env=env, **overrides)
 
     @classmethod
     def for_workflow(
@@ -389,26 +434,22 @@ class Cluster:
 
     # --- submission -------------------------------------------------------------------
     @overload
-    def submit(self, task: Task[P, R], **overrides: Any) -> Callable[P, Job[R]]: ...
+    def submit(self, task: Task[P, R], **overrides: Any) -> BoundTask[P, R]: ...
 
     @overload
-    def submit(self, task: Callable[P, R], **overrides: Any) -> Callable[P, Job[R]]: ...
+    def submit(self, task: Callable[P, R], **overrides: Any) -> BoundTask[P, R]: ...
 
-    def submit(
-        self, task: Task[Any, R] | Callable[..., R], **overrides: Any
-    ) -> Callable[..., Job[R]]:
+    def submit(self, task: Task[Any, R] | Callable[..., R], **overrides: Any) -> BoundTask[Any, R]:
         """A callable that submits ``task`` with these sbatch overrides and returns its Job.
 
-        ``cluster.submit(train, partition="gpu")(epoch=1)`` works without ``with cluster:``.
+        ``cluster.submit(train, partition="gpu")(epoch=1)`` works without ``with cluster:``;
+        ``cluster.submit(flow).with_dependencies([child])(data)`` builds ``child``'s
+        image first (:meth:`Task.with_dependencies`).
         """
         chosen = task if isinstance(task, Task) else Task(task)
         if overrides:
             chosen = chosen.with_options(**overrides)
-
-        def submit_call(*args: Any, **kwargs: Any) -> Job[R]:
-            return self.submit_call(chosen, args, kwargs)
-
-        return submit_call
+        return BoundTask(self, chosen)
 
     def options_for(self, task: Task[Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(sbatch options, SDK options) of ``task`` on this cluster, defaults merged in."""
@@ -630,6 +671,58 @@ class Cluster:
             self.tracker.watch(job)
         return job
 
+    def get_jobs(self) -> list[Job[Any]]:
+        """The SDK's jobs of yours that Slurm has queued or running now, as Jobs
+        (not those that ended, though squeue lists them for a while).
+
+        One ``squeue --me`` and one listing of the index, whatever the number of
+        jobs; a queued job this SDK did not submit under this job base directory
+        (a plain ``sbatch``, another base directory) has no result to wait for and
+        is left out (:meth:`get_queue` lists every job of yours). A pending array's
+        elements are listed one by one.
+
+        Example::
+
+            running = [job for job in cluster.get_jobs() if job.is_running()]
+        """
+        from slurm._slurm.commands import JobState, expand_array_ids
+
+        ours = set(self.store.job_ids())
+        jobs = []
+        for row in self.get_queue():
+            if JobState.parse(row["STATE"]).is_terminal:  # ended, still listed (MinJobAge)
+                continue
+            for job_id in expand_array_ids(row["JOBID"]):
+                if job_id.split("_", 1)[0] in ours:
+                    jobs.append(self.get_job(job_id))
+        return jobs
+
+    def get_queue(self) -> list[dict[str, str]]:
+        """Your jobs in Slurm's queue (``squeue --me``), one dict each, with the earlier
+        SDK's keys: ``JOBID``, ``NAME``, ``STATE``, ``USER``, ``START_TIME``, ``TIME``,
+        ``TIME_LIMIT``, ``PARTITION``, ``ACCOUNT``, ``NODES``, ``REASON`` (and ``NODELIST``).
+
+        Only your own jobs (the earlier SDK listed every user's).
+
+        Raises:
+            CommandError: squeue failed (the earlier SDK answered an empty list).
+        """
+        from slurm._slurm.overview import parse_queue, queue_argv
+
+        return parse_queue(self.slurm.run(queue_argv()).stdout)
+
+    def get_cluster_info(self) -> dict[str, Any]:
+        """The partitions, from ``sinfo``: ``{"partitions": [{"PARTITION", "AVAIL",
+        "TIMELIMIT", "NODES", "STATE", "CPUS", "DEFAULT", "NODELIST"}, ...]}``, one
+        entry per partition and node state (``CPUS`` is allocated/idle/other/total).
+
+        Raises:
+            CommandError: sinfo failed.
+        """
+        from slurm._slurm.overview import parse_partitions, sinfo_argv
+
+        return {"partitions": parse_partitions(self.slurm.run(sinfo_argv()).stdout)}
+
     @property
     def cache(self) -> ResultCache:
         """The results of ``cache=True`` calls kept under the job base directory: ``list()``,
@@ -674,3 +767,13 @@ class Cluster:
         from slurm._client.doctor import diagnose
 
         return diagnose(self.session).to_dict()
+
+
+def _looks_like_path(text: str) -> bool:
+    """The first argument of ``from_env`` names a file rather than an environment."""
+    return (
+        os.path.isfile(os.path.expanduser(text))
+        or "/" in text
+        or text.startswith((".", "~"))
+        or text.endswith(".toml")
+    )

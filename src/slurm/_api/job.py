@@ -25,6 +25,7 @@ from slurm._slurm.retry import (
     read_attempts,
 )
 from slurm._slurm.sizing import Request, killed_at_rss, next_request
+from slurm._slurm.status import JobStatus
 from slurm._slurm.usage import Usage, runner_usage
 from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths, done_marker
@@ -202,11 +203,32 @@ class Job(Generic[T]):
             self._cancel_skipped = self.packed and self.session.transport.exists(self.paths.cancel)
         return self._cancel_skipped
 
-    def get_status(self) -> JobState:
-        """Ask now (result file, then Slurm) and return the job's state."""
+    def get_status(self) -> JobStatus:
+        """Ask now (result file, then Slurm's batched look) and return the job's status.
+
+        A :class:`~slurm._slurm.status.JobStatus`: equal to the job's
+        :class:`JobState` (``job.get_status() == JobState.RUNNING``), and the
+        earlier SDK's dict (``status["JobState"]``, ``status["ExitCode"]``,
+        ``status.get("NodeList")``). Use :attr:`state` where you compare with
+        ``is``.
+        """
         self._check_submitted()
         self.session.tracker.refresh([self])
-        return self.state
+        state = self.state
+        outcome = self._load_outcome()
+        files = {
+            "JobName": self.name,
+            "WorkDir": self.job_dir,
+            "StdOut": self.stdout_path,
+            "StdErr": self.stderr_path,
+        }
+        return JobStatus.of(
+            state,
+            self.session.tracker.info_of(self),
+            job_id=self.id,
+            ok=None if outcome is None else outcome.ok,
+            files=files,
+        )
 
     @property
     def requeue_count(self) -> int:
@@ -287,7 +309,7 @@ class Job(Generic[T]):
         return self._load_outcome() is not None or self.session.tracker.is_final(self)
 
     def is_running(self) -> bool:
-        return self.get_status() is JobState.RUNNING
+        return self.get_status().state is JobState.RUNNING
 
     def is_completed(self) -> bool:
         """True when the job has finished (successfully or not)."""

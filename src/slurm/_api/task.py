@@ -30,6 +30,7 @@ DependencyKind = Literal["afterok", "afterany", "afternotok", "after"]
 _DEPENDENCY_KINDS = ("afterok", "afterany", "afternotok", "after")
 
 __all__ = [
+    "BoundTask",
     "FunctionRef",
     "SlurmTask",
     "Submitter",
@@ -177,6 +178,7 @@ class Task(Generic[P, R]):
         *,
         workflow: bool = False,
         dependencies: Sequence[tuple[DependencyKind, Any]] = (),
+        prebuild: Sequence[Task[Any, Any]] = (),
     ) -> None:
         if not callable(fn):
             raise ConfigurationError(f"@task needs a function, got {fn!r}")
@@ -185,6 +187,7 @@ class Task(Generic[P, R]):
         check_task_options(self._options, where="@workflow" if workflow else "@task")
         self._workflow = workflow
         self._dependencies = tuple(dependencies)
+        self._prebuild = tuple(prebuild)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", "task")
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
@@ -220,6 +223,12 @@ class Task(Generic[P, R]):
     def dependencies(self) -> tuple[tuple[DependencyKind, Any], ...]:
         return self._dependencies
 
+    @property
+    def prebuild(self) -> tuple[Task[Any, Any], ...]:
+        """The tasks whose container images are built before this one is submitted
+        (:meth:`with_dependencies`)."""
+        return self._prebuild
+
     def __repr__(self) -> str:
         kind = "workflow" if self._workflow else "task"
         return f"<{kind} {self.__module__}.{self.__qualname__} {self._options}>"
@@ -231,6 +240,7 @@ class Task(Generic[P, R]):
             changes.get("options", self._options),
             workflow=self._workflow,
             dependencies=changes.get("dependencies", self._dependencies),
+            prebuild=changes.get("prebuild", self._prebuild),
         )
 
     def with_options(self, **options: Any) -> Task[P, R]:
@@ -259,6 +269,33 @@ class Task(Generic[P, R]):
             if not hasattr(job, "id"):
                 raise ConfigurationError(f".after() takes Job objects, got {job!r}")
         return self._derive(dependencies=self._dependencies + tuple((kind, j) for j in flat))
+
+    def with_dependencies(self, tasks: Iterable[Task[Any, Any]]) -> Task[P, R]:
+        """A copy that builds the container images of ``tasks`` before it is submitted.
+
+        For a workflow whose tasks run in images of their own (``packaging="container"``
+        with another Dockerfile than the workflow's): nothing is built on the
+        workflow's node, so the images are built and pushed here, once, and handed to
+        the workflow, whose calls of those tasks (with the same options) run in them.
+        A task that is not packaged in a container has nothing to build. The earlier
+        SDK's ``cluster.submit(flow).with_dependencies([...])(...)`` works too.
+
+        Example::
+
+            child = train.with_options(packaging="container", packaging_dockerfile="gpu.Dockerfile")
+            job = pipeline.with_dependencies([child])(data)
+
+        Raises:
+            ConfigurationError: an item is not a task.
+        """
+        chosen = tuple(tasks)
+        for item in chosen:
+            if not isinstance(item, Task):
+                raise ConfigurationError(
+                    f"{self.__name__}.with_dependencies() takes tasks (functions decorated "
+                    f"with @task, or their .with_options() copies), got {item!r}."
+                )
+        return self._derive(prebuild=chosen)
 
     def after_any(self, *jobs: Any) -> Task[P, R]:
         """Shorthand for ``after(*jobs, kind="afterany")``."""
@@ -380,6 +417,29 @@ class Task(Generic[P, R]):
     def __reduce__(self) -> tuple[Any, ...]:
         reference = _reference_for(self._fn)
         return (_rebuild_task, (reference or self._fn, self._options, self._workflow))
+
+
+class BoundTask(Generic[P, R]):
+    """What ``cluster.submit(task)`` returns: call it to submit ``task`` to that cluster.
+
+    ``.with_dependencies([...])`` is :meth:`Task.with_dependencies` (the earlier SDK's
+    ``cluster.submit(flow).with_dependencies([task_a, task_b])(data)``).
+    """
+
+    def __init__(self, cluster: Submitter, task: Task[P, R]) -> None:
+        self.cluster = cluster
+        self.task = task
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Submit one call of the task and return its :class:`~slurm.Job`."""
+        return self.cluster.submit_call(self.task, args, kwargs)
+
+    def with_dependencies(self, tasks: Iterable[Task[Any, Any]]) -> BoundTask[P, R]:
+        """The same submission, building the images of ``tasks`` first."""
+        return BoundTask(self.cluster, self.task.with_dependencies(tasks))
+
+    def __repr__(self) -> str:
+        return f"<submit {self.task!r} to {self.cluster!r}>"
 
 
 #: The earlier slurm-sdk's name of :class:`Task` (``from slurm import SlurmTask``).

@@ -27,6 +27,7 @@ from slurm._slurm.client import SlurmClient
 from slurm._slurm.options import merge_options, split_options
 from slurm._transport.base import Transport
 from slurm._wire.payload import WorkflowSpec
+from slurm.errors import CommandError
 
 if TYPE_CHECKING:
     from slurm._client.learned import LearnedSizes
@@ -106,6 +107,7 @@ class Session:
         self._tracker: Tracker | None = None
         self._learned: LearnedSizes | None = None
         self._srun_help: str | None = None
+        self._apptainer: str | None = None
 
     @property
     def backend_type(self) -> str:
@@ -144,6 +146,7 @@ class Session:
                     password=s.password,
                     key_filename=s.key_filename,
                     accept_new_host_key=s.accept_new_host_key,
+                    host_key_policy=s.host_key_policy,
                     interactive_auth=self._interactive_auth,
                 )
         return self._transport
@@ -197,6 +200,19 @@ class Session:
             out = self.transport.run(["srun", "--help"], check=False, timeout=60)
             self._srun_help = out.stdout + out.stderr
         return self._srun_help
+
+    def apptainer_version(self) -> str:
+        """``apptainer --version`` on the cluster's login host (``"1.4.5"``), ``""`` when
+        it has none; asked once."""
+        if self._apptainer is None:
+            try:
+                out = self.transport.run(["apptainer", "--version"], check=False, timeout=60)
+            except CommandError:  # not on its PATH
+                self._apptainer = ""
+            else:
+                words = out.stdout.split()
+                self._apptainer = words[-1] if out.returncode == 0 and words else ""
+        return self._apptainer
 
     # --- what submissions need --------------------------------------------------------
     def options_for(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from slurm._slurm.options import normalize_options
+from slurm._transport.keypolicy import HOST_KEY_POLICIES, resolve_policy
 from slurm.errors import ConfigurationError
 
 __all__ = [
@@ -98,6 +99,9 @@ FIELDS: tuple[Field, ...] = (
     Field("key_filename", "str", "SSH private key file", "--key-file"),
     Field("accept_new_host_key", "bool", "trust an SSH host key seen for the first time",
           "--accept-new-host-key"),
+    Field("host_key_policy", "str", "an SSH host never seen before: reject (default), warn "
+          "(accept it for this connection only) or auto (accept and save it)",
+          "--host-key-policy", choices=HOST_KEY_POLICIES),
     Field("job_base_dir", "str", f"job directories (default {DEFAULT_JOB_BASE_DIR})",
           "--job-base-dir"),
     Field("default_partition", "str", "default Slurm partition", "--partition",
@@ -169,6 +173,7 @@ class ClusterSettings:
     password: str | None = field(default=None, repr=False)
     key_filename: str | None = None
     accept_new_host_key: bool = False
+    host_key_policy: str | None = None
     job_base_dir: str | None = None
     default_partition: str | None = None
     default_account: str | None = None
@@ -181,6 +186,7 @@ class ClusterSettings:
         """Check every value; ``source`` says where the settings came from."""
         for spec in FIELDS:
             _check(spec, getattr(self, spec.name), source)
+        resolve_policy(self.host_key_policy, self.accept_new_host_key)
         if self.port is not None and not 0 < self.port < 65536:
             raise ConfigurationError(f"{source}: port must be 1-65535, got {self.port}.")
         if self.max_array_size is not None and self.max_array_size < 1:

@@ -44,8 +44,8 @@ from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.packing import plan_for
 from slurm._client.tasks import SubmittedTask
-from slurm._slurm.container import ContainerSpec, container_spec
-from slurm._slurm.options import literal_filename_pattern
+from slurm._slurm.container import ContainerSpec, asks_for_gpus, container_spec
+from slurm._slurm.options import literal_filename_pattern, module_lines
 from slurm._slurm.pack import Packing, element_options
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
@@ -523,10 +523,17 @@ def _prepare_code(
         # outside its image and hands it to its tasks.
         sdk_options, for_children = prepare_images(session, task, resolved.sdk)
         container = container_spec(
-            sdk_options, shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)]
+            sdk_options,
+            shared=[session.store.base_dir, os.path.dirname(session.store.index_dir)],
+            gpus=asks_for_gpus(resolved.sbatch),
         )
         if container is not None:
-            check_container(session, container, launch.python)
+            container = check_container(
+                session, container, launch.python, multi_rank=is_multi_rank(resolved.sbatch)
+            )
+        for dependent in task.prebuild:  # with_dependencies: their images travel too
+            _, dependent_sdk = session.options_for(dependent.name, dependent.options)
+            prepare_images(session, dependent, dependent_sdk)
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
         if type(exc) is not ConfigurationError:  # a more precise one already
             raise
@@ -672,6 +679,8 @@ def _render(
     setup = prepared.sdk.get("setup") or ()
     if isinstance(setup, str):
         setup = [setup]
+    # modules= after setup=: a site may define `module` there
+    setup = [*setup, *module_lines(prepared.sdk.get("modules"))]
     if "signal" in resolved.requeue_flags:
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it

@@ -33,6 +33,11 @@ class SubmittedTask(Protocol):
         ...
 
     @property
+    def prebuild(self) -> tuple[SubmittedTask, ...]:
+        """Tasks whose container images are built before this one is submitted."""
+        ...
+
+    @property
     def unwrapped(self) -> Callable[..., Any]: ...
 
     @property

@@ -1,23 +1,30 @@
-"""Running a task inside a container image through pyxis (``srun --container-image``).
+"""Running a task inside a container image: through pyxis (``srun --container-image``)
+or Apptainer (``apptainer exec IMAGE.sif``).
 
-The options ``container_image`` (a registry reference such as
-``127.0.0.1:6821#sdk/python:3`` or a ``.sqsh`` file on the cluster),
+The options ``container_runtime`` (``"pyxis"``, ``"apptainer"`` or ``"auto"``, the
+default: pyxis when the cluster's srun has it, else Apptainer; resolved before
+submission), ``container_image`` (for pyxis a registry reference such as
+``127.0.0.1:6821#sdk/python:3`` or a ``.sqsh`` file on the cluster, for Apptainer a
+``.sif`` file there),
 ``container_mounts`` (``SRC:DST[:FLAGS]``, a string with commas or a list) and
 ``container_workdir`` are set like any other option: per task, per ``with_options``
 call or as a cluster default. The batch step still starts the SDK's runner with the
 cluster's Python; seeing :data:`CONTAINER_VARIABLE`, that runner hands over to
-``srun --container-image=...``, which runs the runner again inside the image with
-the image's ``python3``. The job's directories and the SDK's code (the cluster
-interpreter's non-standard-library paths, and the submitting process's paths on the
-local backend) are mounted at the same paths and put on ``PYTHONPATH``.
+``srun --container-image=...`` (pyxis) or ``apptainer exec --cleanenv ...``, which runs
+the runner again inside the image with the image's ``python3``. The job's directories
+and the SDK's code (the cluster interpreter's non-standard-library paths, and the
+submitting process's paths on the local backend) are mounted at the same paths and put
+on ``PYTHONPATH``.
 
-Pure: the spec travels as JSON in the batch script; :func:`srun_prefix` builds argv.
+Pure: the spec travels as JSON in the batch script; :func:`launch_prefix` builds argv
+(:func:`srun_prefix` for pyxis, :func:`apptainer_prefix` for Apptainer).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -28,14 +35,25 @@ from slurm.errors import InvalidOptionError
 
 __all__ = [
     "CONTAINER_OPTIONS",
+    "RUNTIMES",
     "ContainerSpec",
+    "apptainer_env",
+    "apptainer_prefix",
+    "asks_for_gpus",
     "code_paths",
     "container_spec",
+    "is_sif",
+    "launch_prefix",
     "srun_prefix",
 ]
 
 #: The SDK options that put a task in a container.
-CONTAINER_OPTIONS = frozenset({"container_image", "container_mounts", "container_workdir"})
+CONTAINER_OPTIONS = frozenset(
+    {"container_image", "container_mounts", "container_workdir", "container_runtime", "srun_args"}
+)
+#: The runtimes a task runs in (``container_runtime=``, besides ``"auto"``), in the
+#: order ``"auto"`` tries them.
+RUNTIMES = ("pyxis", "apptainer")
 #: The PATH the runner in the image gets (srun itself is found on it too).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -49,6 +67,9 @@ class ContainerSpec:
     workdir: str | None = None
     python: str = "python3"  # the image's interpreter
     shared: tuple[str, ...] = ()  # directories the job reads and writes (job base dir, ...)
+    runtime: str = "auto"  # "pyxis" or "apptainer" once resolved before submission
+    gpus: bool = False  # the task asks for GPUs (apptainer: --nv)
+    srun_args: tuple[str, ...] = ()  # the user's own srun flags (the earlier SDK's srun_args)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -62,6 +83,9 @@ class ContainerSpec:
             workdir=data.get("workdir"),
             python=data.get("python") or "python3",
             shared=tuple(data.get("shared") or ()),
+            runtime=data.get("runtime") or "pyxis",
+            gpus=bool(data.get("gpus")),
+            srun_args=tuple(data.get("srun_args") or ()),
         )
 
 
@@ -84,18 +108,51 @@ def _mount_list(value: Any) -> tuple[str, ...]:
     return tuple(mounts)
 
 
-def container_spec(sdk_options: Mapping[str, Any], shared: Sequence[str]) -> ContainerSpec | None:
+def _runtime(value: Any) -> str:
+    runtime = "auto" if value is None else value
+    if runtime not in ("auto", *RUNTIMES):
+        raise InvalidOptionError(
+            f"container_runtime must be 'auto', {', '.join(repr(r) for r in RUNTIMES)}, got "
+            f"{value!r}: 'pyxis' runs images with srun --container-image, 'apptainer' runs "
+            "a .sif file with apptainer exec, 'auto' takes the one the cluster has."
+        )
+    return str(runtime)
+
+
+#: The sbatch options that ask for GPUs.
+_GPU_OPTIONS = ("gpus", "gpus_per_node", "gpus_per_socket", "gpus_per_task")
+
+
+def asks_for_gpus(sbatch_options: Mapping[str, Any]) -> bool:
+    """True when the sbatch options ask for GPUs: a ``gpus*`` count other than 0, or a
+    ``gres`` naming ``gpu``."""
+    for key in _GPU_OPTIONS:
+        value = sbatch_options.get(key)
+        if value not in (None, False, 0, "0", ""):
+            return True
+    gres = sbatch_options.get("gres")
+    items = gres.split(",") if isinstance(gres, str) else list(gres or ())
+    return any(str(item).strip().startswith("gpu") for item in items)
+
+
+def container_spec(
+    sdk_options: Mapping[str, Any], shared: Sequence[str], *, gpus: bool = False
+) -> ContainerSpec | None:
     """The container a task runs in, from its SDK options; None when it runs on the node.
+    ``gpus``: the task's sbatch options ask for GPUs.
 
     Raises:
-        InvalidOptionError: ``container_mounts`` or ``container_workdir`` without an
-            image, or a malformed value.
+        InvalidOptionError: ``container_mounts``, ``container_workdir`` or
+            ``container_runtime`` without an image, or a malformed value.
     """
+    runtime = _runtime(sdk_options.get("container_runtime"))
     image = sdk_options.get("container_image")
     if image is False:  # switched off (e.g. a workflow's task opting out of its image)
         return None
     if not image:
-        stray = sorted(k for k in CONTAINER_OPTIONS - {"container_image"} if sdk_options.get(k))
+        # container_runtime alone is fine (a cluster's default for the tasks with images)
+        unused = CONTAINER_OPTIONS - {"container_image", "container_runtime"}
+        stray = sorted(k for k in unused if sdk_options.get(k))
         if stray:
             raise InvalidOptionError(
                 f"{', '.join(stray)} given without container_image: set container_image= "
@@ -114,7 +171,42 @@ def container_spec(sdk_options: Mapping[str, Any], shared: Sequence[str]) -> Con
         mounts=_mount_list(sdk_options.get("container_mounts")),
         workdir=workdir,
         shared=tuple(dict.fromkeys(shared)),
+        runtime=runtime,
+        gpus=gpus,
+        srun_args=_srun_args(sdk_options.get("srun_args")),
     )
+
+
+#: Where a SIF file says what it is: after its 32-byte launch line.
+SIF_MAGIC = b"SIF_MAGIC"
+
+
+def is_sif(head: bytes) -> bool:
+    """True when ``head`` (a file's first 64 bytes or more) is the start of a SIF image."""
+    return head[32 : 32 + len(SIF_MAGIC)] == SIF_MAGIC
+
+
+#: The srun flags the SDK sets for pyxis itself (``srun_args`` may not set them).
+_OWN_FLAGS = ("--container-", "--no-container-")
+
+
+def _srun_args(value: Any) -> tuple[str, ...]:
+    """``srun_args`` (a list of flags, or one string split as a shell would) checked."""
+    if value is None or value is False:
+        return ()
+    items = shlex.split(value) if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item.startswith("-") or "\n" in item:
+            raise InvalidOptionError(
+                f"srun_args must be srun flags such as ['--label', '--cpu-bind=cores'], got "
+                f"{value!r} ({item!r} is not a flag)."
+            )
+        if item.startswith(_OWN_FLAGS):
+            raise InvalidOptionError(
+                f"srun_args {item!r}: the SDK sets pyxis's --container-* flags itself; give "
+                "container_image=, container_mounts= or container_workdir= instead."
+            )
+    return tuple(items)
 
 
 def code_paths(extra: Sequence[str] = ()) -> list[str]:
@@ -159,7 +251,7 @@ def srun_prefix(
     else the job directory.
     """
     own = [f"{p}:{p}" for p in _outermost([*spec.shared, *code])]
-    flags = [f"--container-image={spec.image}"]
+    flags = [*spec.srun_args, f"--container-image={spec.image}"]
     flags.append("--container-mounts=" + ",".join([*own, *spec.mounts]))
     flags.append(f"--container-workdir={spec.workdir or job_dir}")
     # Not the home directory (pyxis's default): its shell profile may put the cluster's
@@ -169,10 +261,68 @@ def srun_prefix(
     # mount may even make reachable): in the image, `python3` must be the image's.
     # PYTHONSAFEPATH: -P for the runner in the image (an image's Python older than 3.11
     # would refuse the flag, and ignores the variable); the runner drops it at once.
-    env = {
+    return [*flags, spec.python], _image_env(code)
+
+
+def _image_env(code: Sequence[str]) -> dict[str, str]:
+    """What the runner in the image needs on top of the job's environment: ``code`` as
+    its ``PYTHONPATH``, the image's ``PATH``, the container marker, ``-P``."""
+    # PYTHONSAFEPATH: -P for the runner in the image (an image's Python older than 3.11
+    # would refuse the flag, and ignores the variable); the runner drops it at once.
+    return {
         "PYTHONPATH": ":".join(code),
         "PATH": IMAGE_PATH,
         CONTAINER_VARIABLE: "",
         "PYTHONSAFEPATH": "1",
     }
-    return [*flags, spec.python], env
+
+
+#: Variables of the batch step passed into an Apptainer container besides Slurm's own
+#: (``SLURM_*``, the SDK's ``SLURM_SDK_*`` among them): the GPUs Slurm gave the job.
+_PASSED = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
+
+
+def apptainer_env(environ: Mapping[str, str], code: Sequence[str]) -> dict[str, str]:
+    """Exactly what the runner in an Apptainer container gets (``--cleanenv`` clears the
+    rest): Slurm's and the SDK's ``SLURM_*`` variables of the batch step, the GPUs it was
+    given, and :func:`_image_env`'s (the container marker, ``PYTHONPATH``, ``PATH``)."""
+    passed = {
+        k: v
+        for k, v in environ.items()
+        if (k.startswith("SLURM_") or k in _PASSED) and k != CONTAINER_VARIABLE
+    }
+    return dict(sorted({**passed, **_image_env(code)}.items()))
+
+
+def apptainer_prefix(
+    spec: ContainerSpec, code: Sequence[str], job_dir: str, environ: Mapping[str, str]
+) -> list[str]:
+    """``apptainer exec ... IMAGE PYTHON``: the job's shared directories and ``code``
+    bound at their own paths, then the user's ``container_mounts``; the working
+    directory ``container_workdir``, else the job directory; no home directory (as with
+    pyxis); ``--nv`` when the task asks for GPUs; ``--cleanenv`` with
+    :func:`apptainer_env`'s variables passed one by one."""
+    argv = ["apptainer", "exec", "--cleanenv", "--no-home"]
+    for path in _outermost([*spec.shared, *code]):
+        argv += ["--bind", f"{path}:{path}"]
+    for mount in spec.mounts:
+        argv += ["--bind", mount]
+    argv += ["--pwd", spec.workdir or job_dir]
+    if spec.gpus:
+        argv.append("--nv")
+    for key, value in apptainer_env(environ, code).items():
+        argv += ["--env", f"{key}={value}"]
+    return [*argv, spec.image, spec.python]
+
+
+def launch_prefix(
+    spec: ContainerSpec, code: Sequence[str], job_dir: str, environ: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """(The argv that runs the image's python, to which ``-m slurm.runner ...`` is added;
+    the environment it runs in). For pyxis ``srun`` with its flags, in the job's
+    environment and :func:`srun_prefix`'s; for Apptainer :func:`apptainer_prefix`, run
+    by the batch step itself (one rank) in the job's environment."""
+    if spec.runtime == "apptainer":
+        return apptainer_prefix(spec, code, job_dir, environ), dict(environ)
+    flags, env_add = srun_prefix(spec, code, job_dir)
+    return ["srun", *flags], {**environ, **env_add}

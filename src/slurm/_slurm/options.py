@@ -46,6 +46,7 @@ __all__ = [
     "check_task_options",
     "literal_filename_pattern",
     "merge_options",
+    "module_lines",
     "normalize_option_name",
     "normalize_options",
     "sbatch_flags",
@@ -170,6 +171,7 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "requeue_on_time_limit",
         "retry",
         "setup",
+        "modules",
         # cache=True: results kept across runs (slurm._client.cachekey, slurm._client.cache)
         "cache",
         "cache_key",
@@ -177,6 +179,8 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "container_image",
         "container_mounts",
         "container_workdir",
+        "container_runtime",
+        "srun_args",
         # packaging="container": the image's build keys (slurm._client.packaging.container)
         "packaging_dockerfile",
         "packaging_context",
@@ -186,6 +190,9 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "packaging_platform",
         "packaging_tls_verify",
         "packaging_runtime",
+        "packaging_build_args",
+        "packaging_build_secrets",
+        "packaging_no_cache",
     }
 )
 
@@ -509,6 +516,23 @@ def _check_setup(value: Any) -> str | None:
     return "setup= takes a shell line or a list of shell lines (e.g. ['module load cuda'])"
 
 
+def _check_modules(value: Any) -> str | None:
+    names = [value] if isinstance(value, str) else value
+    if isinstance(names, list | tuple) and all(
+        isinstance(n, str) and n and not any(c.isspace() for c in n) for n in names
+    ):
+        return None
+    return "modules= takes environment module names (e.g. ['gcc/12', 'cuda/12.2'])"
+
+
+def module_lines(value: Any) -> list[str]:
+    """``modules=`` (the earlier SDK's) as the batch script's ``module load`` lines."""
+    import shlex
+
+    names = [value] if isinstance(value, str) else list(value or ())
+    return [f"module load {shlex.quote(name)}" for name in names]
+
+
 def _check_count(name: str, value: Any, minimum: int) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
         return None
@@ -535,6 +559,8 @@ def check_task_options(options: Mapping[str, Any], *, where: str = "@task") -> N
             problem = "python= takes the path of an interpreter on the cluster, as a string"
         elif key == "setup":
             problem = _check_setup(value)
+        elif key == "modules":
+            problem = _check_modules(value)
         elif key == "max_requeues":
             problem = _check_count(key, value, 0)
         elif key == "requeue_grace":

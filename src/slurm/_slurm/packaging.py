@@ -25,12 +25,29 @@ BUILD_KEYS = (
     "platform",
     "tls_verify",
     "runtime",
+    "build_args",
+    "build_secrets",
+    "no_cache",
 )
 
 _MODES = ("auto", "wheel", "none")
 _CONTAINER = "container"
+#: The earlier SDK's names: "inherit" (a workflow's task runs with what the workflow
+#: has, which "auto" does) and its wheel keys, read as ours.
+_MODE_ALIASES = {"inherit": "auto"}
+_EARLIER_KEYS = frozenset({"build_tool", "python_version", "dependencies", "extras"})
 _KEYS = frozenset(
-    {"type", "mode", "python", "project", "env_dir", "lock_timeout", "installer", *BUILD_KEYS}
+    {
+        "type",
+        "mode",
+        "python",
+        "project",
+        "env_dir",
+        "lock_timeout",
+        "installer",
+        *BUILD_KEYS,
+        *_EARLIER_KEYS,
+    }
 )
 _INSTALLERS = ("auto", "uv", "pip")
 #: ``project=`` by default: find the project above the working directory.
@@ -47,6 +64,10 @@ class PackagingSpec:
     env_dir: str | None = None
     lock_timeout: float = 1800.0
     installer: str = "auto"
+    #: More requirements installed in the environment (the earlier ``dependencies``).
+    dependencies: tuple[str, ...] = ()
+    #: The project's extras whose requirements are installed too (``extras``).
+    extras: tuple[str, ...] = ()
     # packaging="container": its build keys (slurm._client.packaging.container); not part of what
     # makes an interpreter setting distinct (the code ships as with "auto").
     container: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
@@ -66,8 +87,10 @@ def parse_spec(value: Any) -> PackagingSpec:
         raise ConfigurationError(
             f"packaging= must be 'auto', 'wheel', 'none', 'container' or a dict, not {value!r}."
         )
+    value = _earlier_keys(value)
     unknown = sorted(set(value) - _KEYS)
     mode = str(value.get("type", value.get("mode", "auto"))).lower()
+    mode = _MODE_ALIASES.get(mode, mode)
     installer = str(value.get("installer", "auto")).lower()
     container = None
     if mode == _CONTAINER:
@@ -78,9 +101,9 @@ def parse_spec(value: Any) -> PackagingSpec:
     if unknown or mode not in _MODES or installer not in _INSTALLERS:
         raise ConfigurationError(
             f"packaging={value!r} is not understood: the type must be one of "
-            f"{(*_MODES, _CONTAINER)} (a Dockerfile's keys only with 'container'), the "
-            f"installer one of {_INSTALLERS} and the keys among {sorted(_KEYS)}"
-            + (f" (unknown: {unknown})." if unknown else ".")
+            f"{(*_MODES, _CONTAINER, *_MODE_ALIASES)} (a Dockerfile's keys only with "
+            f"'container'), the installer one of {_INSTALLERS} and the keys among "
+            f"{sorted(_KEYS)}" + (f" (unknown: {unknown})." if unknown else ".")
         )
     project = value.get("project", DISCOVER)
     python = value.get("python")
@@ -103,5 +126,50 @@ def parse_spec(value: Any) -> PackagingSpec:
         env_dir=str(env_dir) if env_dir else None,
         lock_timeout=lock_timeout,
         installer=installer,
+        dependencies=_strings(value, "dependencies"),
+        extras=_strings(value, "extras"),
         container=container,
     )
+
+
+def _strings(value: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings (or one string) under ``key``, as a tuple."""
+    given = value.get(key) or ()
+    if isinstance(given, str):
+        given = (given,)
+    if not isinstance(given, list | tuple) or not all(isinstance(v, str) and v for v in given):
+        raise ConfigurationError(
+            f"packaging {key}={given!r}: give a list of strings, e.g. "
+            + ('["numpy>=2", "rich"]' if key == "dependencies" else '["gpu"]')
+            + "."
+        )
+    return tuple(given)
+
+
+def _earlier_keys(value: dict[str, Any]) -> dict[str, Any]:
+    """The earlier SDK's ``build_tool`` (what installs the environment: ``installer``) and
+    ``python_version`` (``"3.11"``: the cluster's ``python3.11`` makes the environment),
+    spelled as ours; both given with ours is an error."""
+    value = dict(value)
+    tool = value.pop("build_tool", None)
+    if tool is not None:
+        if "installer" in value and value["installer"] != tool:
+            raise ConfigurationError(
+                "packaging: give installer= or build_tool= (its earlier name), not both."
+            )
+        value["installer"] = tool
+    version = value.pop("python_version", None)
+    if version is not None:
+        text = str(version)
+        if not text.replace(".", "").isdigit() or text.count(".") > 2:
+            raise ConfigurationError(
+                f"packaging python_version={version!r}: give a version such as '3.11' "
+                "(the environment is made from python3.11 on the cluster)."
+            )
+        if value.get("python"):
+            raise ConfigurationError(
+                "packaging: give python= (an interpreter on the cluster) or python_version=, "
+                "not both."
+            )
+        value["python"] = f"python{text}"
+    return value

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from slurm.errors import BackendTimeout, CommandError, ConfigurationError
 
@@ -336,6 +336,17 @@ class Transport(ABC):
         Raises:
             FileNotFoundError: ``local_path`` does not exist.
         """
+
+    def connect_tcp(self, host: str, port: int, *, timeout: float = 15.0) -> Any:
+        """A stream to ``host:port`` as seen from the cluster's side (a compute node's
+        port, for a debugger): here a socket; over SSH a channel of the connection.
+
+        Raises:
+            OSError: nothing listens there, or the host cannot be reached.
+        """
+        import socket
+
+        return socket.create_connection((host, port), timeout=timeout)
 
     @abstractmethod
     def close(self) -> None:

@@ -1,6 +1,9 @@
 """Verify SSH host keys against known_hosts files, as OpenSSH does.
 
-An unknown host is refused unless the caller accepts new keys; a changed key is
+An unknown host is refused unless the caller accepts new keys (the earlier
+SDK's ``host_key_policy``: ``"reject"``, the default; ``"warn"``, accepted for
+this connection with a warning naming the fingerprint, not saved; ``"auto"``,
+accepted and saved, as ``accept_new_host_key=True``); a changed key is
 always refused and the message names the known_hosts line that disagrees.
 Hashed entries (``|1|salt|hash``), host patterns (``*``, ``?``, ``!neg``) and
 ``[host]:port`` names for non-22 ports work as in OpenSSH.
@@ -19,15 +22,18 @@ from dataclasses import dataclass
 
 import paramiko
 
+from slurm._transport.keypolicy import HOST_KEY_POLICIES, resolve_policy
 from slurm.errors import HostKeyError
 
 __all__ = [
     "ACCEPT_OPTION",
+    "HOST_KEY_POLICIES",
     "HostKeyPolicy",
     "KnownHostEntry",
     "find_known_keys",
     "fingerprint",
     "host_key_name",
+    "resolve_policy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -164,6 +170,8 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         read_files: known_hosts files to consult (user files first).
         write_file: Where an accepted key is appended.
         accept_new: Accept (and save) a key for a host not known at all.
+        save: With ``accept_new``, save it to ``write_file`` (``False``: accept it for
+            this connection only, with a warning: ``host_key_policy="warn"``).
     """
 
     def __init__(
@@ -173,8 +181,10 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         write_file: str,
         *,
         accept_new: bool,
+        save: bool = True,
     ) -> None:
         self.display = display
+        self.save = save
         self.read_files = read_files
         self.write_file = os.path.expanduser(write_file)
         self.accept_new = accept_new
@@ -217,6 +227,16 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
                 "Check that fingerprint with your cluster's documentation or admins, then "
                 f"accept it once with {ACCEPT_OPTION}; it will be saved to {self.write_file}."
             )
+        if not self.save:
+            logger.warning(
+                "accepting the unknown SSH host key of %s (%s %s) for this connection only "
+                "(host_key_policy='warn'); check that fingerprint, then save it with "
+                "host_key_policy='auto' or --accept-new-host-key",
+                hostname,
+                key.get_name(),
+                fingerprint(key),
+            )
+            return
         _append(self.write_file, hostname, key)
         logger.warning(
             "added SSH host key for %s (%s %s) to %s",

@@ -12,7 +12,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import paramiko
 
@@ -27,6 +27,7 @@ from slurm._transport.base import (
     timeout_error,
     validate_argv,
 )
+from slurm._transport.keypolicy import resolve_policy
 from slurm._transport.progress import Progress, terminal_progress
 from slurm._transport.sshauth import InteractiveAuth
 from slurm._transport.sshconfig import HostSettings, load_ssh_config, resolve_host
@@ -94,6 +95,9 @@ class SSHTransport(Transport):
             replacing the user files (``~/.ssh/known_hosts`` or
             ``UserKnownHostsFile``); ``/etc/ssh/ssh_known_hosts`` is still read.
         accept_new_host_key: Accept and save the key of a host never seen before.
+        host_key_policy: The earlier SDK's spelling: ``"reject"`` (the default),
+            ``"warn"`` (accept an unknown host's key for this connection only, with
+            a warning) or ``"auto"`` (``accept_new_host_key=True``).
         connect_timeout: Seconds for TCP connect, SSH handshake and opening a channel.
         keepalive: Seconds between keepalive packets (0 disables them).
         passphrase: Passphrase for encrypted key files.
@@ -131,6 +135,7 @@ class SSHTransport(Transport):
         ssh_config: str | None = "~/.ssh/config",
         known_hosts: str | None = None,
         accept_new_host_key: bool = False,
+        host_key_policy: str | None = None,
         connect_timeout: float = 15.0,
         keepalive: float = 30.0,
         passphrase: str | None = None,
@@ -158,12 +163,14 @@ class SSHTransport(Transport):
             self.settings, config, key_filename=key_filename, known_hosts=known_hosts
         )
         self._key_filename = os.path.expanduser(key_filename) if key_filename else None
+        policy = resolve_policy(host_key_policy, accept_new_host_key)
         self._creds = Credentials(
             password=password,
             passphrase=passphrase,
             allow_agent=allow_agent,
             look_for_keys=look_for_keys,
-            accept_new_host_key=accept_new_host_key,
+            accept_new_host_key=policy != "reject",
+            save_new_host_key=policy == "auto",
             connect_timeout=connect_timeout,
             keepalive=keepalive,
             interactive_auth=interactive_auth,
@@ -238,6 +245,22 @@ class SSHTransport(Transport):
                 return False
             time.sleep(0.02)
         return True
+
+    def connect_tcp(self, host: str, port: int, *, timeout: float = 15.0) -> Any:
+        """A ``direct-tcpip`` channel to ``host:port`` from the login host (``ssh -L``).
+
+        Raises:
+            OSError: the server refused it (nothing listens there, or forwarding is off).
+        """
+        conn = self._connection()
+        try:
+            channel = conn.transport.open_channel(
+                "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout
+            )
+        except (paramiko.SSHException, OSError) as exc:
+            raise OSError(f"the SSH server could not connect to {host}:{port}: {exc}") from exc
+        channel.settimeout(None)
+        return channel
 
     def close(self) -> None:
         """Close the connection (and jump connections). The transport reconnects if used again."""

@@ -54,6 +54,7 @@ class Credentials:
     allow_agent: bool = True
     look_for_keys: bool = True
     accept_new_host_key: bool = False
+    save_new_host_key: bool = True
     connect_timeout: float = 15.0
     keepalive: float = 30.0
     interactive_auth: InteractiveAuth | None = None
@@ -209,6 +210,7 @@ def _connect_one(
         read_files=settings.user_known_hosts + settings.global_known_hosts,
         write_file=settings.user_known_hosts[0],
         accept_new=creds.accept_new_host_key,
+        save=creds.save_new_host_key,
     )
     keys = _key_files(settings, where)
     allow_agent = creds.allow_agent and not (settings.identities_only and keys)

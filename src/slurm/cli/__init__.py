@@ -12,7 +12,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from slurm.cli import cache, clusters, dash, devcluster, doctor, jobs, mcp, report, why
+    from slurm.cli import cache, clusters, dash, debug, devcluster, doctor, jobs, mcp, report, why
 
     main.add_command(cache.cache)
     main.add_command(clusters.cluster)
@@ -21,6 +21,7 @@ def _register() -> None:
     main.add_command(doctor.doctor)
     jobs.jobs.add_command(report.report)
     jobs.jobs.add_command(why.why)
+    jobs.jobs.add_command(debug.debug)
     main.add_command(jobs.jobs)
     main.add_command(mcp.mcp)
 

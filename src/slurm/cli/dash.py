@@ -31,6 +31,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 
 from slurm import Cluster
 from slurm.cli.dashview import (
@@ -307,7 +308,9 @@ def dash(interval: float, limit: int, **options: Any) -> None:
                         board.refresh()
                         due = time.monotonic() + interval
     except SlurmError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         pass

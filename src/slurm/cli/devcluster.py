@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from slurm.devcluster import (
@@ -33,7 +34,9 @@ _STATE_DIR = click.option(
 
 def _fail(exc: SlurmError) -> None:
     # soft_wrap: log tails in the message stay one line per log line.
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+    )
     sys.exit(1)
 
 
@@ -77,6 +80,8 @@ def status_table(st: Status) -> Table:
             f"pyxis + enroot; registry {st.containers['registry']}; "
             f"base image {st.containers['base_image']}",
         )
+    if st.apptainer:
+        table.add_row("apptainer", f"apptainer {st.apptainer} (container_runtime='apptainer')")
     table.add_row("logs", st.log_dir)
     return table
 
@@ -118,6 +123,13 @@ def devcluster() -> None:
     "last `up`'s, else on; off with --nodes 1].",
 )
 @click.option(
+    "--apptainer/--no-apptainer",
+    default=None,
+    help="Put Debian's apptainer in the release's root, for container_runtime='apptainer' "
+    "and .sif images (docs/containers.md); needs --slurm 24.11 or 26.05 [default: the "
+    "last `up`'s, else off].",
+)
+@click.option(
     "--enforce-associations/--no-enforce-associations",
     default=None,
     help="AccountingStorageEnforce=associations,qos: an unknown account or QOS is refused, "
@@ -142,6 +154,7 @@ def up(
     nodes: int | None,
     port_base: int | None,
     containers: bool | None,
+    apptainer: bool | None,
     enforce_associations: bool | None,
     release: str | None,
     as_json: bool,
@@ -159,6 +172,7 @@ def up(
             containers=containers,
             enforce_associations=enforce_associations,
             release=release,
+            apptainer=apptainer,
         )
     except SlurmError as exc:
         _fail(exc)

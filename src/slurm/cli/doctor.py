@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from slurm.cli.jobs import cluster_from_options, cluster_options
 from slurm.errors import SlurmError
@@ -30,7 +31,9 @@ def doctor(as_json: bool, **options: Any) -> None:
     try:
         cluster = cluster_from_options(options)
     except SlurmError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     try:
         report = doctor_report(cluster)

@@ -47,6 +47,7 @@ from slurm.inspect import (
     parse_job_dir,
     printable,
     read_outcome,
+    settings_from_namespace,
     usage_of,
 )
 from slurm.inspect import entries as _found_entries
@@ -56,6 +57,7 @@ __all__ = [
     "cancel_jobs",
     "cluster_from_options",
     "cluster_options",
+    "cluster_options_long",
     "job_outcome",
     "job_usages",
     "job_view",
@@ -73,14 +75,42 @@ _LOOKING = StateView("...", final=False)
 _LOG_CHUNK = 1 << 20  # bytes of a log read at a time
 
 
+def _with_slurmfile(command: F, *slurmfile_flags: str) -> F:
+    command = click.option(
+        "--env", "-e", "env", default=None, metavar="ENV",
+        help="Take the cluster from this environment of the Slurmfile (the options above "
+        "win over it).",
+    )(click_options(command))  # fmt: skip
+    return click.option(
+        *slurmfile_flags, "slurmfile", default=None, metavar="PATH",
+        type=click.Path(dir_okay=False),
+        help="Take the cluster from this Slurmfile (environment --env, else $SLURM_ENV, "
+        "else default).",
+    )(command)  # fmt: skip
+
+
 def cluster_options(command: F) -> F:
-    """Add the cluster options (the same as ``Cluster.add_argparse_args``) to a click command."""
-    return click_options(command)
+    """Add the cluster options (the same as ``Cluster.add_argparse_args``) to a click
+    command, and ``--env/-e``, ``--slurmfile/-f`` (the earlier SDK's: a Slurmfile's
+    environment; see :func:`cluster_from_options`)."""
+    return _with_slurmfile(command, "--slurmfile", "-f")
+
+
+def cluster_options_long(command: F) -> F:
+    """:func:`cluster_options` for a command whose ``-f`` means something else
+    (``jobs logs -f`` follows): ``--slurmfile`` is spelled out there."""
+    return _with_slurmfile(command, "--slurmfile")
 
 
 def cluster_from_options(options: dict[str, Any]) -> Cluster:
-    """The ``Cluster`` those options describe, built exactly as ``Cluster.from_args`` does."""
-    return Cluster.from_args(argparse.Namespace(**options))
+    """The ``Cluster`` those options describe: with ``env`` or ``slurmfile``, that
+    Slurmfile environment (``Cluster.from_env``), the other options given winning;
+    else built exactly as ``Cluster.from_args`` does."""
+    given = dict(options)
+    env, slurmfile = given.pop("env", None), given.pop("slurmfile", None)
+    if env is None and slurmfile is None:
+        return Cluster.from_args(argparse.Namespace(**given))
+    return Cluster.from_env(path=slurmfile, env=env, **settings_from_namespace(given))
 
 
 @contextlib.contextmanager
@@ -248,7 +278,7 @@ def show(job_id: str, lines: int, **options: Any) -> None:
     "the log holds). By default control characters but newline, tab and carriage return "
     "are shown as escapes, so that a log cannot drive the terminal.",
 )
-@cluster_options
+@cluster_options_long
 def logs(
     job_id: str, errors: bool, follow: bool, interval: float, raw: bool, **options: Any
 ) -> None:
@@ -338,12 +368,17 @@ def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
 @jobs.command(context_settings={"ignore_unknown_options": True})
 @click.argument("job_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--node", default=None, metavar="NODE",
+    help="Which of the job's nodes (default: its first); `slurm jobs show` lists them.",
+)  # fmt: skip
 @cluster_options
-def connect(job_id: str, command: tuple[str, ...], **options: Any) -> None:
+def connect(job_id: str, command: tuple[str, ...], node: str | None, **options: Any) -> None:
     """A shell on a running job's node, inside its allocation (``srun --overlap``).
 
     With a COMMAND (after ``--``), run it there instead and print its output:
-    ``slurm jobs connect 123 -- nvidia-smi``.
+    ``slurm jobs connect 123 -- nvidia-smi``; ``--node node2`` picks another node
+    of a multi-node job.
     """
     with opened_cluster(options) as cluster:
         job = cluster.get_job(job_id, track=False)  # only the SDK's own jobs
@@ -353,6 +388,8 @@ def connect(job_id: str, command: tuple[str, ...], **options: Any) -> None:
                 "`slurm jobs show` tells its state."
             )
         step = ["srun", f"--jobid={job.id}", "--overlap"]
+        if node is not None:
+            step += [f"--nodelist={node}", "--nodes=1", "--ntasks=1"]
         if command:
             result = cluster.slurm.run([*step, *command], check=False)
             click.echo(result.stdout, nl=False)

@@ -1,8 +1,11 @@
 """``slurm mcp``: the SDK's jobs as tools of a Model Context Protocol server, over stdio.
 
 An assistant (Claude Desktop, an IDE, any MCP client) starts ``slurm mcp
---hostname ...`` and gets five tools: ``list_jobs``, ``show_job``,
-``job_logs`` (follows a running job), ``job_result`` and ``cancel_jobs``.
+--hostname ...`` and gets seven tools: ``list_jobs``, ``show_job``,
+``job_logs`` (follows a running job), ``job_result``, ``cancel_jobs``,
+``list_partitions`` and ``list_environments`` (the Slurmfile's), and the
+earlier SDK's resources ``slurm://queue``, ``slurm://partitions``,
+``slurm://config`` (JSON) and ``slurm://jobs/{id}``.
 They are the ``slurm jobs`` commands over the same pieces
 (:func:`slurm.cli.jobs.query_states`, the renderers of
 :mod:`slurm.cli.jobview`, :meth:`Cluster.get_job`, the job store and
@@ -14,6 +17,8 @@ Needs the ``mcp`` package: ``pip install 'slurm-sdk[mcp]'``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +29,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 from slurm import Cluster
+from slurm.cli.clusters import environments_table
+from slurm.cli.clusterview import partitions_table
 from slurm.cli.jobs import (
     cancel_jobs,
     job_view,
@@ -164,6 +171,38 @@ class JobTools:
             cancel_jobs(self.cluster, job_ids)
         return f"cancelled {', '.join(job_ids)}"
 
+    def list_partitions(self) -> str:
+        """The partitions: nodes by state, CPUs in use, your running and pending jobs in each
+        (``*`` marks the default partition)."""
+        with self._lock, _as_tool_error():
+            info, queue = self.cluster.get_cluster_info(), self.cluster.get_queue()
+        return _plain(partitions_table(info["partitions"], queue, title="partitions"))
+
+    def list_environments(self) -> str:
+        """The environments of the Slurmfile (``$SLURMFILE`` or the nearest one): where each
+        submits, its partition and job base directory."""
+        with _as_tool_error():
+            return _plain(environments_table())
+
+    # --- resources (JSON) ----------------------------------------------------------
+    def queue(self) -> str:
+        """Your jobs in Slurm's queue (``squeue --me``), with the earlier SDK's keys."""
+        with self._lock, _as_tool_error():
+            return json.dumps(self.cluster.get_queue(), indent=1)
+
+    def partitions(self) -> str:
+        """The partitions (``sinfo``), with the earlier SDK's keys."""
+        with self._lock, _as_tool_error():
+            return json.dumps(self.cluster.get_cluster_info(), indent=1)
+
+    def config(self) -> str:
+        """The server's cluster: its settings (never the password) and job base directory."""
+        settings = dataclasses.asdict(self.cluster.settings)
+        settings.pop("password", None)
+        with self._lock, _as_tool_error():
+            settings["job_base_dir"] = self.cluster.base_dir
+        return json.dumps(settings, indent=1, default=str)
+
     def _view(self, job_id: str, lines: int) -> JobView:
         with self._lock, _as_tool_error():
             return job_view(self.cluster, job_id, lines)
@@ -196,7 +235,8 @@ def _as_tool_error() -> Iterator[None]:
 
 
 def build_server(cluster: Cluster, *, poll_interval: float = 1.0) -> MCPServer[Any]:
-    """An MCP server whose tools act on ``cluster``'s jobs; ``.run("stdio")`` serves it."""
+    """An MCP server whose tools act on ``cluster``'s jobs; ``.run("stdio")`` serves it
+    (``.run("streamable-http", host=..., port=...)`` over HTTP)."""
     tools = JobTools(cluster, poll_interval=poll_interval)
     server: MCPServer[Any] = MCPServer(
         name="slurm-sdk",
@@ -208,6 +248,18 @@ def build_server(cluster: Cluster, *, poll_interval: float = 1.0) -> MCPServer[A
     server.add_tool(tools.show_job, name="show_job", annotations=read_only)
     server.add_tool(tools.job_result, name="job_result", annotations=read_only)
     server.add_tool(tools.job_logs, name="job_logs", annotations=read_only)
+    server.add_tool(tools.list_partitions, name="list_partitions", annotations=read_only)
+    server.add_tool(tools.list_environments, name="list_environments", annotations=read_only)
+    json_type = "application/json"
+    server.resource("slurm://queue", name="queue", mime_type=json_type)(tools.queue)
+    server.resource("slurm://partitions", name="partitions", mime_type=json_type)(tools.partitions)
+    server.resource("slurm://config", name="config", mime_type=json_type)(tools.config)
+
+    def job(job_id: str) -> str:
+        """One job, as show_job tells it."""
+        return tools.show_job(job_id)
+
+    server.resource("slurm://jobs/{job_id}", name="job", mime_type="text/plain")(job)
     server.add_tool(
         tools.cancel_jobs,
         name="cancel_jobs",

@@ -28,7 +28,12 @@ from slurm.devcluster.containers import (
 )
 from slurm.devcluster.install import ensure_installed
 from slurm.devcluster.proc import DevclusterError, find_program, run
-from slurm.devcluster.releases import HOST_RELEASE, check_cluster_python, get_release
+from slurm.devcluster.releases import (
+    HOST_RELEASE,
+    check_cluster_python,
+    get_release,
+    root_packages,
+)
 from slurm.devcluster.render import (
     render_cgroup_conf,
     render_hosts,
@@ -111,6 +116,7 @@ def _settings(
     containers: bool | None = None,
     enforce_associations: bool | None = None,
     release: str | None = None,
+    apptainer: bool | None = None,
     *,
     existing: bool = False,
 ) -> Settings:
@@ -145,7 +151,17 @@ def _settings(
             "--state-dir and --port-base, or `slurm devcluster down` this one and remove "
             "the directory."
         )
-    root = None if wanted.name == HOST_RELEASE else root_path(wanted)
+    if apptainer is None:  # the last up's, else off
+        apptainer = bool(saved.get("apptainer", False))
+    if apptainer and wanted.name == HOST_RELEASE:
+        raise DevclusterError(
+            f"Apptainer comes from Debian's archive in a release's root (trixie and later), "
+            f"not from this machine's Slurm {HOST_RELEASE}: bring up a cluster of another "
+            "release with it (--slurm 26.05 --apptainer, with its own --state-dir and "
+            "--port-base), or leave out --apptainer."
+        )
+    packages = root_packages(apptainer=apptainer)
+    root = None if wanted.name == HOST_RELEASE else root_path(wanted, packages)
     if release is None and root is not None and isinstance(saved.get("root"), str):
         root = Path(str(saved["root"]))  # status/down: the root the last up ran from
     if root is not None and containers:
@@ -166,6 +182,7 @@ def _settings(
     return replace(
         s,
         accounting=accounting,
+        apptainer=apptainer,
         containers=containers,
         enforce_associations=enforce_associations,
         nodes=nodes,
@@ -221,6 +238,7 @@ def up(
     containers: bool | None = None,
     enforce_associations: bool | None = None,
     release: str | None = None,
+    apptainer: bool | None = None,
 ) -> Status:
     """Bring the dev cluster up (or leave it be if it already runs as asked).
 
@@ -251,6 +269,10 @@ def up(
             machine). Default ``$SLURM_SDK_DEVCLUSTER_RELEASE``, else the last ``up``'s,
             else 22.05. A state directory keeps
             its release: another needs another state directory (and port base).
+        apptainer: put Debian's ``apptainer`` in the release's root, so that tasks run
+            in ``.sif`` images with ``container_runtime="apptainer"``
+            (docs/containers.md). Needs a release other than 22.05 (its root is a root
+            of its own, cached beside the plain one). Default: the last ``up``'s, else off.
 
     Raises:
         DevclusterError: a package is missing and cannot be installed here, a daemon
@@ -273,12 +295,13 @@ def up(
             "namespaces need it (try `sudo slurm devcluster up`)."
         )
     s = _settings(
-        state_dir, accounting, nodes, port_base, containers, enforce_associations, release
-    )
+        state_dir, accounting, nodes, port_base, containers, enforce_associations, release,
+        apptainer,
+    )  # fmt: skip
     if s.root is not None:
         # Built (or found in the cache) before anything starts, and its Python checked:
         # a failure here leaves nothing running.
-        built = ensure_root(s.slurm_release)
+        built = ensure_root(s.slurm_release, root_packages(apptainer=s.apptainer))
         s = replace(s, root=built)
         check_cluster_python(_python_version(s), f"The python3 of Slurm {s.release}'s root {built}")
     with _locked(s):
@@ -347,6 +370,7 @@ def _up_locked(s: Settings) -> Status:
     install_user_ssh_config(s)
     saved = {
         "accounting": s.accounting,
+        "apptainer": s.apptainer,
         "containers": s.containers,
         "enforce_associations": s.enforce_associations,
         "nodes": s.nodes,
@@ -422,6 +446,17 @@ def _python_version(s: Settings) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+def _apptainer_version(s: Settings) -> str:
+    """``apptainer --version`` of the release's root when up with ``--apptainer``, else ""."""
+    if not s.apptainer or s.root is None:
+        return ""
+    try:
+        out = run(["chroot", str(s.root), "apptainer", "--version"], check=False, timeout=30)
+    except CommandError:
+        return ""
+    return out.stdout.strip().split()[-1] if out.returncode == 0 and out.stdout.strip() else ""
+
+
 def _status(s: Settings) -> Status:
     required = [d.SLURMCTLD, d.SSHD]
     if s.accounting:
@@ -473,4 +508,5 @@ def _status(s: Settings) -> Status:
             for node in s.compute_nodes
         ],
         containers=containers_status(s),
+        apptainer=_apptainer_version(s),
     )

@@ -26,7 +26,7 @@ from slurm.devcluster.proc import (
     stop_pid,
     wait_for,
 )
-from slurm.devcluster.rootfs import enter_argv, mount_script, shared_dirs
+from slurm.devcluster.rootfs import enter_argv, mount_script, render_apptainer_conf, shared_dirs
 from slurm.devcluster.settings import ACCOUNT, NodeSpec, Settings
 
 __all__ = [
@@ -77,6 +77,8 @@ ROOTNS = Daemon("rootns", "sleep", own_log=False)
 # its own Daemon ``slurmd-NODE`` (see nodes.py).
 DAEMONS = (MUNGED, MARIADB, SLURMDBD, SLURMCTLD, SSHD)
 START_TIMEOUT = 60.0
+#: Where Apptainer reads its configuration in a root (the dev cluster binds its own there).
+APPTAINER_CONF = "/etc/apptainer/apptainer.conf"
 
 
 def _pid_file(s: Settings, d: Daemon) -> Path:
@@ -181,7 +183,15 @@ def start_root_holder(s: Settings) -> bool:
     the same root; True when it started now (every daemon in the root must restart)."""
     root = s.require_root()
     marker = s.run_dir / "rootns.script"  # what the running holder mounted
-    script = mount_script(root, shared_dirs(s.state_dir), s.mysql_socket)
+    files = {}
+    if s.apptainer:  # the dev cluster's apptainer.conf (render_apptainer_conf)
+        conf = APPTAINER_CONF
+        text = render_apptainer_conf((root / conf.lstrip("/")).read_text())
+        s.apptainer_conf.parent.mkdir(parents=True, exist_ok=True)
+        s.apptainer_conf.write_text(text)
+        s.apptainer_conf.chmod(0o644)
+        files[conf] = s.apptainer_conf
+    script = mount_script(root, shared_dirs(s.state_dir), s.mysql_socket, files)
     pid = running_pid(s, ROOTNS)
     if pid is not None and marker.is_file() and marker.read_text() == script:
         return False

@@ -156,6 +156,12 @@ def _rootns_pid(s: Settings) -> int:
     return pid
 
 
+def _pivoted(s: Settings) -> bool:
+    """The nodes' holders made the release's root their own root (with Apptainer), so that
+    what enters a node needs no chroot."""
+    return s.root is not None and s.apptainer and s.multi_node
+
+
 def _start_holder(s: Settings, node: NodeSpec) -> bool:
     """Start the node's holder unless it runs; True when it started now."""
     holder = _holder(node)
@@ -167,11 +173,16 @@ def _start_holder(s: Settings, node: NodeSpec) -> bool:
     # A release's root: the node starts in the root holder's mount namespace (the root
     # with every shared path in it) and puts its own /tmp and hosts file over the root's.
     top = "" if s.root is None else shlex.quote(str(s.root))
+    # With Apptainer the root becomes the node's own root (pivot_root): Apptainer refuses
+    # to run in a chroot, whose mount namespace's root is another file system.
+    pivot = [f"mount --rbind {top} {top}"] if _pivoted(s) else []
     setup = " && ".join(
         [
             f"hostname {shlex.quote(node.name)}",
+            *pivot,
             f"mount -t tmpfs -o mode=1777,size={_TMPFS_SIZE} tmpfs {top}/tmp",  # noqa: S108
             f"mount --bind {shlex.quote(str(s.hosts_file))} {top}/etc/hosts",
+            *([f"cd {top}", "pivot_root . .", "umount -l .", "cd /"] if pivot else []),
             "exec sleep infinity",
         ]
     )
@@ -199,7 +210,7 @@ def start_nodes(s: Settings, *, restart: bool = False) -> None:
         holder_pid = d.running_pid(s, _holder(node))
         if holder_pid is None:
             raise DevclusterError(f"the holder of {node.name} died (log: {s.log_dir})")
-        if s.root is None:
+        if s.root is None or _pivoted(s):  # the node's root is the release's root already
             enter = ["nsenter", f"--target={holder_pid}", "--net", "--uts", "--mount", "--"]
         else:
             enter = enter_argv(s.root, holder_pid, namespaces=("--net", "--uts", "--mount"))

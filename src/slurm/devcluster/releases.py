@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from slurm.errors import DevclusterError
 
 __all__ = [
+    "APPTAINER_PACKAGES",
     "HOST_RELEASE",
     "MIN_CLUSTER_PYTHON",
     "RELEASES",
@@ -23,6 +24,8 @@ __all__ = [
     "check_cluster_python",
     "get_release",
     "root_key",
+    "root_packages",
+    "stale_pattern",
 ]
 
 
@@ -66,6 +69,17 @@ ROOT_PACKAGES: tuple[str, ...] = (
 )
 
 
+#: What ``up --apptainer`` adds to a root: Apptainer (``apptainer exec`` of a ``.sif`` on
+#: the compute nodes, ``apptainer build`` on the login host; Debian has it from trixie),
+#: and ``umount`` for the nodes' holders, which make the root their own root (pivot_root).
+APPTAINER_PACKAGES: tuple[str, ...] = ("apptainer", "mount")
+
+
+def root_packages(*, apptainer: bool = False) -> tuple[str, ...]:
+    """The packages of a release's root: :data:`ROOT_PACKAGES`, and Apptainer's when asked."""
+    return (*ROOT_PACKAGES, *(APPTAINER_PACKAGES if apptainer else ()))
+
+
 def get_release(name: str) -> Release:
     """The release called ``name`` (``"24.11"``; ``"24.11.5"`` works too).
 
@@ -83,11 +97,24 @@ def get_release(name: str) -> Release:
     )
 
 
+def _flavour(release: Release, packages: tuple[str, ...]) -> str:
+    """``sid`` for the plain root of sid, ``sid+apptainer`` for one with Apptainer."""
+    return release.suite + ("+apptainer" if APPTAINER_PACKAGES[0] in packages else "")
+
+
 def root_key(release: Release, packages: tuple[str, ...], mirror: str) -> str:
-    """The name of the cached root of ``release``: its suite and a hash of what it holds,
-    so a change of the package list (or of the mirror) builds a new one."""
+    """The name of the cached root of ``release``: its suite, the packages it holds beyond
+    the plain root (``sid+apptainer``) and a hash of what it holds, so a change of
+    the package list (or of the mirror) builds a new one."""
     text = "\n".join([release.suite, mirror, *sorted(packages)])
-    return f"{release.suite}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return f"{_flavour(release, packages)}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def stale_pattern(release: Release, packages: tuple[str, ...]) -> str:
+    """The glob of the cached roots a new root of ``packages`` replaces: those of the same
+    suite and the same extra packages (a plain root never replaces one with Apptainer,
+    nor the other way round: clusters of both kinds run side by side)."""
+    return f"{_flavour(release, packages)}-" + "[0-9a-f]" * 12
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

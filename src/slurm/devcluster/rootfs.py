@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from slurm.devcluster.proc import DevclusterError, find_program, run, tail
-from slurm.devcluster.releases import ROOT_PACKAGES, Release, root_key
+from slurm.devcluster.releases import ROOT_PACKAGES, Release, root_key, stale_pattern
 from slurm.devcluster.safefiles import open_lock
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "enter_argv",
     "mirror",
     "mount_script",
+    "render_apptainer_conf",
     "render_client_wrapper",
     "root_cache_dir",
     "root_path",
@@ -132,11 +133,12 @@ def _roots_in_use() -> set[str]:
     return used
 
 
-def _remove_stale(release: Release, keep: Path) -> None:
-    """Remove older roots of ``release``'s suite (another package list) nobody runs in."""
+def _remove_stale(release: Release, packages: tuple[str, ...], keep: Path) -> None:
+    """Remove older roots of ``release``'s suite with the same extra packages (another
+    mirror or base list) nobody runs in."""
     used = _roots_in_use()
-    for old in root_cache_dir().glob(f"{release.suite}-*"):
-        if old != keep and old.is_dir() and str(old) not in used and ".tmp" not in old.name:
+    for old in root_cache_dir().glob(stale_pattern(release, packages)):
+        if old != keep and old.is_dir() and str(old) not in used:
             shutil.rmtree(old, ignore_errors=True)
             for leftover in (old.with_name(f"{old.name}.log"), old.with_name(f"{old.name}.lock")):
                 leftover.unlink(missing_ok=True)
@@ -165,7 +167,7 @@ def ensure_root(release: Release, packages: tuple[str, ...] = ROOT_PACKAGES) -> 
         if (final / ROOT_MARKER).is_file():
             return final
         _build(release, packages, final)
-    _remove_stale(release, final)
+    _remove_stale(release, packages, final)
     return final
 
 
@@ -217,9 +219,29 @@ def shared_dirs(state_dir: Path, top_level: list[str] | None = None) -> list[Pat
     return dirs
 
 
-def mount_script(root: Path, shared: list[Path], mysql_socket: Path | None = None) -> str:
+def render_apptainer_conf(original: str) -> str:
+    """The root's ``apptainer.conf`` as the dev cluster runs it: root keeps no capabilities
+    in a container (``root default capabilities = no``; the default, ``full``, asks for
+    every capability, and Apptainer refuses to start on a machine whose own set lacks
+    one, as a container or VM may). Everything else as Debian ships it."""
+    lines = []
+    for line in original.splitlines():
+        if line.strip().replace(" ", "").startswith("rootdefaultcapabilities="):
+            lines.append("# slurm devcluster: root keeps no capabilities (see rootfs.py)")
+            line = "root default capabilities = no"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def mount_script(
+    root: Path,
+    shared: list[Path],
+    mysql_socket: Path | None = None,
+    files: dict[str, Path] | None = None,
+) -> str:
     """The shell script the root holder runs in its private mount namespace: the mounts
-    listed in the module docstring, then ``exec sleep infinity``. ``mysql_socket``
+    listed in the module docstring, the ``files`` (path in the root: the file of this
+    machine bound there), then ``exec sleep infinity``. ``mysql_socket``
     becomes the root's ``/run/mysqld/mysqld.sock``, where slurmdbd's client library
     looks for ``StorageHost=localhost``: over TCP, the MariaDB client of trixie and
     later insists on TLS, which the dev cluster's MariaDB does not offer."""
@@ -242,6 +264,9 @@ def mount_script(root: Path, shared: list[Path], mysql_socket: Path | None = Non
                 f"mkdir -p {r}/run/{directory}",
                 f"ln -s {shlex.quote(str(mysql_socket))} {r}/run/{directory}/mysqld.sock",
             ]
+    for inside_path, source in (files or {}).items():
+        inside = shlex.quote(f"{root}{inside_path}")
+        lines.append(f"mount --bind {shlex.quote(str(source))} {inside}")
     for path in shared:
         q = shlex.quote(str(path))
         inside = shlex.quote(f"{root}{path}")

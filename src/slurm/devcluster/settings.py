@@ -88,6 +88,7 @@ class Settings:
     db_password: str = field(default="", repr=False)
     accounting: bool = True
     containers: bool = False  # pyxis + enroot, a registry, a base image
+    apptainer: bool = False  # Debian's apptainer in the release's root
     # AccountingStorageEnforce=associations,qos: only users with an association may
     # submit, unknown accounts and QOS are refused (needs accounting).
     enforce_associations: bool = False
@@ -278,6 +279,11 @@ class Settings:
     @property
     def ssh_client_config(self) -> Path:
         return self.ssh_dir / "config"
+
+    @property
+    def apptainer_conf(self) -> Path:
+        """The dev cluster's ``apptainer.conf``, bound over the root's (``up --apptainer``)."""
+        return self.state_dir / "apptainer" / "apptainer.conf"
 
     @property
     def containers_dir(self) -> Path:

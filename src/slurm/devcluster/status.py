@@ -63,6 +63,9 @@ class Status:
     # For a release run from its root: the directory of its client commands (put it
     # first on PATH to submit here with that release's sbatch); "" otherwise
     slurm_bin: str = ""
+    # `up --apptainer`: the version of apptainer in the release's root ("1.4.5"); ""
+    # when the cluster has none
+    apptainer: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -38,6 +38,7 @@ from slurm._client.doctor.checks import (
     DoctorReport,
     Partition,
     build_script,
+    containers_check,
     disk_check,
     owner_check,
     parse_partitions,
@@ -134,6 +135,7 @@ def diagnose(session: Session) -> DoctorReport:
     )
     check, report.clock_skew_s = skew_check(sections.get("clock", (-1, ""))[1], sent, received)
     add(check)
+    add(containers_check(sections.get("pyxis", (-1, "")), sections.get("apptainer", (-1, ""))))
     return report
 
 

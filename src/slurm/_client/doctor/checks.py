@@ -15,6 +15,7 @@ __all__ = [
     "DoctorReport",
     "Partition",
     "build_script",
+    "containers_check",
     "disk_check",
     "owner_check",
     "parse_df",
@@ -39,6 +40,7 @@ CHECK_NAMES = (
     "base_dir",
     "free_space",
     "clock",
+    "containers",
 )
 EXTRA_COMMANDS = ("sinfo", "sacct")
 LOW_SPACE_MB = 1024  # warn below this much free space in the job base directory
@@ -136,6 +138,9 @@ def build_script(base_dir: str) -> str:
     lines += section("partitions", "scontrol show partition -o")
     lines += section("owner", f"stat -c '%U %a' -- {b}")
     lines += section("df", f"df -Pk -- {b}")
+    # The container runtimes (container_runtime=): pyxis's srun option, apptainer's version.
+    lines += section("pyxis", "srun --help 2>&1 | grep -c -e --container-image")
+    lines += section("apptainer", "apptainer --version")
     return "\n".join(lines) + "\n"
 
 
@@ -320,6 +325,28 @@ def skew_check(remote_text: str, sent: float, received: float) -> tuple[Check, f
             "synchronise this machine's clock (NTP): one-time codes and job times depend on it",
         ), skew
     return Check("clock", OK, detail), skew
+
+
+def containers_check(pyxis: tuple[int, str], apptainer: tuple[int, str]) -> Check:
+    """Which container runtimes the cluster has, from the script's ``pyxis`` section (how
+    many lines of ``srun --help`` name ``--container-image``) and ``apptainer`` section
+    (``apptainer --version``); never blocking: tasks without images need none."""
+    found = []
+    if pyxis[0] == 0 and pyxis[1].strip().isdigit() and int(pyxis[1].strip()) > 0:
+        found.append("pyxis (srun --container-image)")
+    words = apptainer[1].split()
+    if apptainer[0] == 0 and words:
+        found.append(f"apptainer {words[-1]}")
+    if not found:
+        return Check(
+            "containers",
+            WARN,
+            "no container runtime: srun has no --container-image (pyxis) and there is no "
+            "`apptainer` on the PATH",
+            "tasks with container_image= are refused; ask the admins for pyxis or Apptainer",
+        )
+    auto = "pyxis" if found[0].startswith("pyxis") else "apptainer"
+    return Check("containers", OK, f"{', '.join(found)}; container_runtime='auto' takes {auto}")
 
 
 def render_text(report: DoctorReport) -> str:

@@ -37,7 +37,13 @@ The dict form takes these keys (all optional)::
         "env_dir": "/scratch/me/envs",       # default {job_base_dir}/.envs
         "lock_timeout": 1800,                # seconds to wait for another creator
         "installer": "auto",                 # "uv" if the cluster has it, else "pip"
+        "dependencies": ["rich>=13"],        # more requirements for the environment
+        "extras": ["gpu"],                   # the project's extras to install too
     }
+
+The earlier SDK's spellings are read too: ``"inherit"`` is ``"auto"`` (a workflow's
+tasks run with what the workflow has), ``build_tool`` is ``installer`` and
+``python_version="3.11"`` is ``python="python3.11"``.
 """
 
 from __future__ import annotations
@@ -311,7 +317,14 @@ def _environment(
         project = _project(spec)
         if project is not None:
             main.append(build_project(project))
-        requirements = [r for w in main for r in wheel_requirements(w.path)]
+        elif spec.extras:
+            raise ConfigurationError(
+                f"packaging extras={list(spec.extras)} names extras of your project, but no "
+                "project is shipped (project=None or none found): drop extras, or give project=."
+            )
+        requirements = [r for w in main[:1] for r in wheel_requirements(w.path)]
+        requirements += [r for w in main[1:] for r in wheel_requirements(w.path, spec.extras)]
+        requirements += list(spec.dependencies)  # the earlier SDK's "dependencies"
         names = {w.name for w in main}
         deps = collect_dependencies(requirements, names, report.python)
         # What the wheels bring already is not asked for again: the same environment.

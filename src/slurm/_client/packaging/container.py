@@ -18,6 +18,9 @@ options ``packaging_<key>``, the earlier SDK's spellings)::
     platform     e.g. "linux/amd64" (default: the builder's)
     tls_verify   default: False for a registry at a loopback or private IP address
     runtime      "podman", "docker" or "auto" (podman if installed, else docker)
+    build_args   {"NAME": "value"}: --build-arg each (they count in the tag)
+    build_secrets  "id=ID,src=FILE", "id=ID,env=VAR" or tables: --secret each
+    no_cache     True: build (--no-cache) and push even when the registry has the tag
 
 Pure parts (tags, argv, the builder's flags) are separate from the one function
 that runs the builder, :func:`build_and_push`.
@@ -28,6 +31,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -75,6 +79,12 @@ class ImageBuild:
     platform: str | None = None
     tls_verify: bool | None = None
     runtime: str = "auto"
+    #: ``--build-arg NAME=VALUE`` each (part of the tag: other arguments, another image).
+    build_args: tuple[tuple[str, str], ...] = ()
+    #: ``--secret id=ID,src=FILE`` or ``id=ID,env=VARIABLE`` each (never in the tag or image).
+    build_secrets: tuple[str, ...] = ()
+    #: Build again even when the registry has the tag (``--no-cache``).
+    no_cache: bool = False
 
     @property
     def key(self) -> str:
@@ -149,9 +159,13 @@ def image_build(values: Mapping[str, Any]) -> ImageBuild:
             raise ConfigurationError(f"packaging {key}={chosen[key]!r}: give a string.")
         if key in chosen:
             chosen[key] = os.fspath(chosen[key])
-    for key in ("push", "tls_verify"):
+    for key in ("push", "tls_verify", "no_cache"):
         if key in chosen:
             chosen[key] = _flag(chosen[key], key)
+    if "build_args" in chosen:
+        chosen["build_args"] = _build_args(chosen["build_args"])
+    if "build_secrets" in chosen:
+        chosen["build_secrets"] = tuple(_secret(s) for s in _listed(chosen["build_secrets"]))
     registry = chosen.get("registry")
     if not registry or not _REGISTRY_RE.match(registry):
         raise ConfigurationError(
@@ -170,6 +184,51 @@ def image_build(values: Mapping[str, Any]) -> ImageBuild:
         raise ConfigurationError(f"packaging runtime={runtime!r}: one of {list(_RUNTIMES)}.")
     chosen["runtime"] = runtime
     return ImageBuild(**chosen)
+
+
+def _build_args(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) for k in value
+    ):
+        raise ConfigurationError(
+            f"packaging build_args={value!r}: give a table of NAME = value, e.g. "
+            "{'PYTHON_VERSION': '3.11'} (each becomes --build-arg NAME=value)."
+        )
+    return tuple(sorted((k, str(v)) for k, v in value.items()))
+
+
+def _listed(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str | Mapping) else list(value or ())
+
+
+def _secret(entry: Any) -> str:
+    """A build secret as the builder's ``--secret`` value: from ``"id=ID,src=FILE"`` (or
+    ``env=VARIABLE``) or a table ``{id, file|src|path}`` / ``{id, env}``."""
+    if isinstance(entry, str):
+        entry = dict(part.strip().split("=", 1) for part in entry.split(",") if "=" in part)
+    if not isinstance(entry, Mapping):
+        entry = {}
+    ident = entry.get("id")
+    file = entry.get("file") or entry.get("src") or entry.get("path")
+    env = entry.get("env")
+    if not ident or bool(file) == bool(env):
+        raise ConfigurationError(
+            f"packaging build_secrets entry {entry!r}: give an id and either a file or an "
+            "environment variable: 'id=token,src=~/.token', {'id': 'token', 'env': 'TOKEN'}."
+        )
+    if file:
+        path = Path(str(file)).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(
+                f"build secret {ident!r}: {path} does not exist. Nothing was submitted."
+            )
+        return f"id={ident},src={path}"
+    if str(env) not in os.environ:
+        raise ConfigurationError(
+            f"build secret {ident!r}: the environment variable {env} is not set. Nothing "
+            "was submitted."
+        )
+    return f"id={ident},env={env}"
 
 
 def default_tls_verify(registry: str) -> bool:
@@ -201,12 +260,20 @@ def _ignored(relative: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatch(p, pat) for pat in patterns if pat[0] != "!" for p in prefixes)
 
 
-def content_tag(dockerfile: Path, context: Path, platform: str | None = None) -> str:
-    """The image's tag: a hash of the Dockerfile and of every file of the context (path,
-    executable bit, content; ``.git`` and what ``.dockerignore`` lists left out)."""
+def content_tag(
+    dockerfile: Path,
+    context: Path,
+    platform: str | None = None,
+    build_args: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """The image's tag: a hash of the Dockerfile, of every file of the context (path,
+    executable bit, content; ``.git`` and what ``.dockerignore`` lists left out) and of
+    the build arguments."""
     digest = hashlib.sha256()
     digest.update(b"dockerfile\0" + dockerfile.read_bytes() + b"\0")
     digest.update(f"platform\0{platform or ''}\0".encode())
+    if build_args:
+        digest.update(json.dumps(build_args).encode() + b"\0")
     patterns = _ignore_patterns(context)
     for root, dirs, files in os.walk(context):
         dirs.sort()
@@ -268,6 +335,12 @@ def build_argv(
         argv += ["--format=docker", f"--tls-verify={str(build.verify_tls()).lower()}"]
     if build.platform:
         argv.append(f"--platform={build.platform}")
+    for name, value in build.build_args:
+        argv += ["--build-arg", f"{name}={value}"]
+    for secret in build.build_secrets:
+        argv += ["--secret", secret]
+    if build.no_cache:
+        argv.append("--no-cache")
     return [*argv, str(context)]
 
 
@@ -351,11 +424,11 @@ def build_and_push(build: ImageBuild, *, exists: Any = None, timeout: float = 36
             (the builder's output quoted).
     """
     dockerfile, context = build.paths()
-    tag = content_tag(dockerfile, context, build.platform)
+    tag = content_tag(dockerfile, context, build.platform, build.build_args)
     repository = build.repository(context)
     reference = f"{build.registry}/{repository}:{tag}"
     pyxis = f"{build.registry}#{repository}:{tag}"
-    if build.push and exists is not None and exists(reference):
+    if build.push and not build.no_cache and exists is not None and exists(reference):
         logger.info("image %s is in the registry already (same Dockerfile and context)", reference)
         return pyxis
     builder = find_builder(build.runtime)

@@ -20,11 +20,12 @@ import logging
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
 from slurm._client.packaging.registry import check_manifest, manifest_answer, parse_reference
-from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec
+from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, is_sif
 from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
 
@@ -41,6 +42,7 @@ __all__ = [
     "earlier_spellings",
     "known_images",
     "prepare",
+    "resolve_runtime",
     "seed_images",
 ]
 
@@ -171,6 +173,10 @@ def check_image(session: Session, image: str, python: str) -> None:
         state.checked.add(image)
 
 
+#: The earlier SDK's ``default_packaging_<key>`` keywords that are keys of ``packaging=``.
+_EARLIER_PACKAGING_KEYS = ("python_version", "build_tool")
+
+
 def earlier_spellings(
     packaging: Any,
     default_packaging: Any,
@@ -178,17 +184,33 @@ def earlier_spellings(
     extra: Mapping[str, Any],
 ) -> tuple[Any, Mapping[str, Any] | None]:
     """``Cluster(default_packaging=..., default_packaging_<key>=...)``, the earlier SDK's
-    spellings, as (``packaging``, ``default_options`` with ``packaging_<key>``).
+    spellings, as (``packaging``, ``default_options`` with ``packaging_<key>``):
+    ``default_packaging_mounts`` is the option ``container_mounts`` of every task
+    (``default_packaging_srun_args``: ``srun_args``),
+    ``default_packaging_python_version``/``_build_tool`` are keys of ``packaging``.
 
     Raises:
         ConfigurationError: an unknown keyword, or ``packaging`` given twice.
     """
     flat = {f"default_{option}": option for option in FLAT_OPTIONS}
-    unknown = sorted(set(extra) - set(flat))
+    flat["default_packaging_mounts"] = "container_mounts"
+    flat["default_packaging_srun_args"] = "srun_args"
+    keys = {f"default_packaging_{key}": key for key in _EARLIER_PACKAGING_KEYS}
+    unknown = sorted(set(extra) - set(flat) - set(keys))
     if unknown:
+        import difflib
+
+        from slurm._client.settings import FIELDS
+
+        known = [f.name for f in FIELDS] + sorted(flat) + sorted(keys)
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
-            f"Cluster() got unknown keyword argument(s) {unknown}; the earlier SDK's "
-            f"packaging spellings are default_packaging and {sorted(flat)}."
+            f"Cluster() got unknown setting {', '.join(hints)}. Valid settings: "
+            f"{', '.join(f.name for f in FIELDS)}; the earlier SDK's packaging spellings "
+            f"default_packaging and {', '.join(sorted([*flat, *keys]))}."
         )
     if default_packaging is not None:
         if packaging is not None and packaging != default_packaging:
@@ -196,7 +218,14 @@ def earlier_spellings(
                 "Cluster(): give packaging= or default_packaging= (its earlier name), not both."
             )
         packaging = default_packaging
-    given = {flat[k]: v for k, v in extra.items() if v is not None}
+    packaging_keys = {keys[k]: v for k, v in extra.items() if k in keys and v is not None}
+    if packaging_keys:
+        table = {"type": packaging} if isinstance(packaging, str) else dict(packaging or {})
+        packaging = {**table, **packaging_keys}
+    given = {flat[k]: v for k, v in extra.items() if k in flat and v is not None}
+    mounts = given.get("container_mounts")
+    if isinstance(mounts, list | tuple):
+        given["container_mounts"] = ",".join(str(m) for m in mounts)
     if given:
         default_options = {**(default_options or {}), **given}
     return packaging, default_options
@@ -217,17 +246,99 @@ def check_pyxis(session: Session, what: str) -> None:
         )
 
 
-def check_container(session: Session, spec: ContainerSpec, python: str) -> None:
-    """Before submitting a task in a container: the cluster's srun knows pyxis's
-    ``--container-image`` (asked once per Session), an image given as a path exists,
-    and one given as a registry reference is in its registry (asked from the login
-    host with ``python``, see :mod:`slurm._client.packaging.registry`).
+def resolve_runtime(session: Session, spec: ContainerSpec) -> ContainerSpec:
+    """``spec`` with its runtime resolved: ``"auto"`` becomes pyxis when the cluster's
+    srun has it, else Apptainer when the login host has ``apptainer`` (logged); an
+    explicit runtime must be there.
+
+    Raises:
+        ConfigurationError: the cluster lacks the runtime asked for (or any, for "auto").
+    """
+    what = f"container_image={spec.image!r}"
+    if spec.runtime == "auto":
+        if "--container-image" in session.srun_help():
+            logger.info("container_runtime='auto': this cluster has pyxis; %s runs with it", what)
+            return replace(spec, runtime="pyxis")
+        if session.apptainer_version():
+            logger.info(
+                "container_runtime='auto': this cluster has Apptainer %s (no pyxis); %s runs "
+                "with it",
+                session.apptainer_version(),
+                what,
+            )
+            return replace(spec, runtime="apptainer")
+        raise ConfigurationError(
+            f"The task asks for {what}, but this cluster has no container runtime: its srun "
+            "has no --container-image option (pyxis) and its login host no `apptainer`. "
+            "Nothing was submitted. Ask the cluster's admins for pyxis + enroot or "
+            "Apptainer, or drop the container (on the dev cluster: `slurm devcluster up "
+            "--containers` for pyxis, `--slurm 26.05 --apptainer` for Apptainer)."
+        )
+    if spec.runtime == "apptainer" and not session.apptainer_version():
+        raise ConfigurationError(
+            f"The task asks for container_runtime='apptainer' ({what}), but `apptainer` is "
+            "not on the PATH of this cluster's login host. Nothing was submitted. Load it "
+            "there (a site's `module load apptainer`, in the PATH of the SSH session), use "
+            "container_runtime='pyxis' or 'auto', or, on the dev cluster, bring up one with "
+            "it (`slurm devcluster up --slurm 26.05 --apptainer`)."
+        )
+    if spec.runtime == "pyxis":
+        check_pyxis(session, what)
+    return spec
+
+
+def _check_sif(session: Session, spec: ContainerSpec, multi_rank: bool) -> None:
+    """An Apptainer image is a SIF file on the cluster; one rank (for now)."""
+    image = spec.image
+    if not image.startswith("/"):
+        raise ConfigurationError(
+            f"container_image {image!r} is not a path: with container_runtime='apptainer' "
+            "the SDK runs a .sif file on the cluster's shared file system (registry "
+            "references are not pulled yet). Nothing was submitted. Pull it once on the "
+            f"login host (`apptainer pull /shared/images/NAME.sif docker://...`) and give "
+            "that path."
+        )
+    try:
+        head, _ = session.transport.read_range(image, 0, 64)
+    except (FileNotFoundError, IsADirectoryError, PermissionError, OSError) as exc:
+        raise ConfigurationError(
+            f"container_image {image!r} cannot be read on the cluster ({exc}). Nothing was "
+            "submitted. Give the path of a .sif file there (made with `apptainer build` or "
+            "`apptainer pull`), on a file system the compute nodes share."
+        ) from exc
+    if not is_sif(head):
+        raise ConfigurationError(
+            f"container_image {image!r} is not a SIF image (its first bytes lack "
+            "SIF_MAGIC). Nothing was submitted. With container_runtime='apptainer' give a "
+            ".sif file (`apptainer build NAME.sif SOURCE`); a sandbox directory or a .sqsh "
+            "file is not one."
+        )
+    if multi_rank:
+        raise ConfigurationError(
+            f"container_image {image!r} with container_runtime='apptainer' runs one rank "
+            "for now: a task of several ranks (nodes/ntasks above 1) in Apptainer is not "
+            "supported yet. Nothing was submitted. Run it with container_runtime='pyxis', "
+            "or without a container."
+        )
+
+
+def check_container(
+    session: Session, spec: ContainerSpec, python: str, *, multi_rank: bool = False
+) -> ContainerSpec:
+    """Before submitting a task in a container: its runtime resolved and on the cluster
+    (:func:`resolve_runtime`); for Apptainer, the image a readable SIF file and one
+    rank; for pyxis, an image given as a path exists, and one given as a registry
+    reference is in its registry (asked from the login host with ``python``, see
+    :mod:`slurm._client.packaging.registry`). Returns the spec with its runtime.
 
     Raises:
         ConfigurationError: saying what to do.
     """
     transport = session.transport
-    check_pyxis(session, f"container_image={spec.image!r}")
+    spec = resolve_runtime(session, spec)
+    if spec.runtime == "apptainer":
+        _check_sif(session, spec, multi_rank)
+        return spec
     if spec.image.startswith("/") and not transport.exists(spec.image):
         raise ConfigurationError(
             f"container_image {spec.image!r} does not exist on the cluster. Nothing was "
@@ -236,3 +347,4 @@ def check_container(session: Session, spec: ContainerSpec, python: str) -> None:
         )
     if not spec.image.startswith("/"):
         check_image(session, spec.image, python)
+    return spec

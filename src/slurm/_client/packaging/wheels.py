@@ -22,11 +22,13 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -296,8 +298,13 @@ def _zip_info(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def wheel_requirements(wheel: Path) -> list[str]:
-    """The ``Requires-Dist`` lines of a wheel, without those that only apply to extras."""
+def wheel_requirements(wheel: Path, extras: Sequence[str] = ()) -> list[str]:
+    """The ``Requires-Dist`` lines of a wheel: those of no extra, and those of ``extras``
+    (the ``extra == "name"`` clause taken out of their marker).
+
+    Raises:
+        ConfigurationError: an extra the wheel does not declare (the valid ones listed).
+    """
     with zipfile.ZipFile(wheel) as archive:
         names = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         if not names:
@@ -306,12 +313,33 @@ def wheel_requirements(wheel: Path) -> list[str]:
     from email.parser import Parser
 
     message = Parser().parsestr(text)
+    declared = {_normal_extra(e) for e in message.get_all("Provides-Extra") or []}
+    wanted = {_normal_extra(e) for e in extras}
+    if wanted - declared:
+        raise ConfigurationError(
+            f"packaging extras={sorted(extras)}: {wheel.name} declares no extra "
+            f"{sorted(wanted - declared)}; its extras are {sorted(declared) or 'none'}."
+        )
     requirements = []
     for value in message.get_all("Requires-Dist") or []:
-        if "extra" in value.partition(";")[2]:
+        requirement, _, marker = value.partition(";")
+        if "extra" not in marker:
+            requirements.append(value.strip())
             continue
-        requirements.append(value.strip())
+        found = _EXTRA_CLAUSE.search(marker)
+        if found is None or _normal_extra(found.group("name")) not in wanted:
+            continue
+        rest = (marker[: found.start()] + marker[found.end() :]).strip()
+        rest = re.sub(r"^\s*and\s+|\s+and\s*$", "", rest).strip()
+        requirements.append(requirement.strip() + (f"; {rest}" if rest else ""))
     return requirements
+
+
+_EXTRA_CLAUSE = re.compile(r"""\(?\s*extra\s*==\s*["'](?P<name>[^"']+)["']\s*\)?""")
+
+
+def _normal_extra(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def wheel_top_levels(wheel: Path) -> frozenset[str]:
