@@ -213,6 +213,11 @@ def sdk(workload: str, n: int, root: Path, mark: Callable[[], None]) -> Any:
                 array = sdk_echo.map(list(range(n)))
                 mark()
                 value = array.get_results()
+            elif workload == "W3pack":  # the same map, packed: a few elements of many calls
+                array = sdk_echo.map(list(range(n)), pack="auto")
+                mark()
+                value = array.get_results()
+                extra["elements"] = len({job.id for job in array})
             elif workload in ("W3pool", "W5pool"):  # the same calls in a pool of 4 workers
                 call = sdk_echo if workload == "W3pool" else sdk_nap
                 with cluster.pool(workers=4, idle_timeout=5, time="00:30:00") as pool:
@@ -283,7 +288,7 @@ CONTENDERS = {"sdk": sdk, "baseline": baseline, "submitit": submitit_run}
 
 
 def expected(workload: str, n: int) -> Any:
-    if workload in ("W1", "W1batch", "W3", "W3pool", "W5", "W5pool", "Wcall"):
+    if workload in ("W1", "W1batch", "W3", "W3pack", "W3pool", "W5", "W5pool", "Wcall"):
         return list(range(n))
     if workload in ("W2", "W2seq"):
         return n

@@ -2,8 +2,12 @@
 
     python -m benchmarks.run [--quick] [--out benchmarks/results]
 
-``--quick`` (``make bench-quick``) runs W1, W2, the batch row and the runner
-floor at small sizes, in under three minutes, into ``results/quick``.
+``--quick`` (``make bench-quick``) runs W1, W2, the batch row, W3 (50 items) and
+the runner floor at small sizes, in about three minutes, into ``results/quick``.
+
+W3 runs a map as one raw ``sbatch --array`` (baseline), as ``map`` (sdk), as
+``map(pack="auto")`` (sdk-pack: a few elements of many calls each) and through
+submitit's ``map_array``.
 
 Each measurement is one fresh process (``benchmarks.contenders``); around it
 the controller's counters are read (``sdiag``, ``sacctmgr show stats``, see
@@ -89,6 +93,10 @@ def plan(w3_size: int, quick: bool) -> list[tuple[list[Spec], int]]:
         ]
 
     batch = Spec("W1", "sdk-batch", "sdk", "W1batch", w1, w1, 1, 300)
+    w3_rows = [
+        *trio("W3", "W3", w3, w3, 1, 900),
+        Spec("W3", "sdk-pack", "sdk", "W3pack", w3, w3, 1, 900),
+    ]
     quick_plan = [
         ([*trio("W1", "W1", w1, w1, w1, 300), batch], 1 if quick else 2),
         (
@@ -99,13 +107,13 @@ def plan(w3_size: int, quick: bool) -> list[tuple[list[Spec], int]]:
             1 if quick else 3,
         ),
     ]
-    if quick:  # make bench-quick: W1, W2, the batch row and the runner floor
-        return quick_plan
+    if quick:  # make bench-quick: W1, W2, the batch row, W3 and the runner floor
+        return [*quick_plan, (w3_rows, 1)]
     return [
         *quick_plan,
         (
             [
-                *trio("W3", "W3", w3, w3, 1, 900),
+                *w3_rows,
                 Spec("W3", "sdk-pool", "sdk", "W3pool", w3, w3, 1, 900),
             ],
             1,
@@ -395,7 +403,7 @@ def _line(m: Measurement) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="W1, W2, the batch row and the floor; small sizes"
+        "--quick", action="store_true", help="W1, W2, the batch row, W3 and the floor; small sizes"
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument(

@@ -375,3 +375,25 @@ def square_in_workflow(x: int, ctx: WorkflowContext) -> dict[str, Any]:
         "value": job.get_result(timeout=120),
         "cached_from": job.cached.job_id if job.cached is not None else None,
     }
+
+
+@task(time="00:02:00", mem="64M")
+def packed_step(i: int, log: str, block: int, ctx: JobContext) -> int:
+    """Note ``i restart`` in ``log``; call ``block`` waits to be preempted on its first run
+    (it leaves ``log.blocked`` once it waits)."""
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(f"{i} {ctx.restart_count}\n")
+    if i == block and ctx.restart_count == 0:
+        Path(f"{log}.blocked").touch()
+        time.sleep(110)
+    return i
+
+
+@task(time="00:01:00", mem="64M")
+def until_requeued(i: int, ctx: JobContext) -> int:
+    """Call 0 returns; call 1 waits, on its first run, until the time-limit warning
+    interrupts it (it registers no checkpoint), and returns once requeued."""
+    deadline = time.monotonic() + 240
+    while i == 1 and ctx.restart_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return ctx.restart_count

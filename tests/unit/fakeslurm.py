@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slurm._job.entry import run_job
+from slurm._job.pack import run_pack
 from slurm._transport.base import CommandResult
 from slurm._transport.local import LocalTransport
 from slurm.errors import ConnectionLostError
@@ -93,6 +94,7 @@ class FakeSlurm(LocalTransport):
         self._lose_answer = 0
         self._sbatch_failures: list[tuple[int, str]] = []
         self.squeue_down = False
+        self.sinfo_cpus = "0/8/0/8"  # what sinfo -o %C answers
         # How many usage answers still come without limits, as right after a job ended.
         self.partial_usage_answers = 0
         self._crash = False
@@ -115,19 +117,24 @@ class FakeSlurm(LocalTransport):
         assert job.state in ("PENDING", "REQUEUED"), job
         job.state, job.node = "RUNNING", "node1"
         env = {
+            **job.env,  # sbatch --export=ALL,NAME=VALUE
             "SLURM_JOB_ID": job.job_id,
             "SLURM_RESTART_COUNT": job.env.get("SLURM_RESTART_COUNT", "0"),
             **_exports(job.script),
         }
         argv = shlex.split(job.script.splitlines()[-1].removeprefix("exec "))
-        array = argv[-1] == "--array"
+        array = "--array" in argv
         if job.array_id is not None:
             env["SLURM_ARRAY_JOB_ID"] = job.array_id
             env["SLURM_ARRAY_TASK_ID"] = str(job.array_index)
         saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
         try:
-            # PYTHON -P -m slurm.runner JOB_DIR [--array]
-            code = run_job(argv[argv.index("slurm.runner") + 1], env=env, array=array)
+            # PYTHON -P -m slurm.runner JOB_DIR [--array [--pack]]
+            job_dir = argv[argv.index("slurm.runner") + 1]
+            if "--pack" in argv:
+                code = run_pack(job_dir, env=env)
+            else:
+                code = run_job(job_dir, env=env, array=array)
         finally:
             for signum, handler in saved.items():
                 signal.signal(signum, handler)
@@ -192,6 +199,7 @@ class FakeSlurm(LocalTransport):
             "sacct": self._sacct,
             "scancel": self._scancel,
             "scontrol": self._scontrol,
+            "sinfo": self._sinfo,
         }.get(argv[0])
         if handler is None:
             return super().run(argv, input=input, timeout=timeout, env=env, cwd=cwd, check=check)
@@ -223,7 +231,9 @@ class FakeSlurm(LocalTransport):
                 for j in self.jobs.values()
             ):
                 return 1, "", "sbatch: error: Job dependency problem\n"
+        exported = options.get("export", "").split(",")
         common: dict[str, Any] = {
+            "env": dict(e.split("=", 1) for e in exported if "=" in e),
             "script": script,
             "comment": options.get("comment", ""),
             "dependency": dependency,
@@ -247,6 +257,11 @@ class FakeSlurm(LocalTransport):
             self._lose_answer -= 1
             raise ConnectionLostError("the connection dropped (scripted)")
         return 0, f"{job_id}\n", ""
+
+    def _sinfo(self, args: list[str]) -> tuple[int, str, str]:
+        """Only ``sinfo -h -o %C [-p P]`` (the CPUs: allocated/idle/other/total)."""
+        del args
+        return 0, f"{self.sinfo_cpus}\n", ""
 
     def _selected(self, args: list[str]) -> list[FakeJob]:
         wanted = next((a.split("=", 1)[1] for a in args if a.startswith("--jobs=")), None)

@@ -33,6 +33,7 @@ from slurm._client.store import DEFAULT_JOB_BASE_DIR, JobStore, parse_job_dir
 from slurm._client.tracker import Tracker
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.options import check_task_options, merge_options
+from slurm._slurm.pack import DEFAULT_PACK_TARGET, Packing, check_packing
 from slurm._transport.base import Transport
 from slurm._wire.journal import Journal
 from slurm._wire.layout import JobPaths
@@ -455,7 +456,13 @@ class Cluster:
         return self.session.options_for(task.name, task.options)
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[Cluster]:
+    def batch(
+        self,
+        *,
+        pack: int | str | None = None,
+        pack_parallel: int = 1,
+        pack_target: str | int = DEFAULT_PACK_TARGET,
+    ) -> Iterator[Cluster]:
         """Collect the task calls made inside the block; submit them as arrays when it ends.
 
         Calls of the same task with the same options and dependencies become
@@ -468,12 +475,20 @@ class Cluster:
         submitted. Task calls inside the block go to this cluster, as inside
         ``with cluster:``; unlike that block, leaving it closes nothing.
 
+        ``pack``, ``pack_parallel`` and ``pack_target`` pack each array as
+        :meth:`Task.map <slurm.Task.map>` does (``pack=20``: twenty calls per
+        element, one Python process for them, each call its own ``Job``); bad
+        values are refused before the block runs.
+
         Example::
 
-            with cluster.batch():
+            with cluster.batch(pack=10):
                 jobs = [simulate(seed) for seed in range(100)]
             results = [job.get_result() for job in jobs]
         """
+        packing = None
+        if pack is not None:
+            packing = check_packing("cluster.batch()", pack, pack_parallel, pack_target)
         if self._batch is not None:
             raise ConfigurationError("cluster.batch() blocks do not nest; end the first one.")
         self._batch = []
@@ -481,7 +496,9 @@ class Cluster:
         try:
             yield self
             collected, self._batch = self._batch, None
-            placements = submit_batch(self.session, [(task, call) for task, call, _ in collected])
+            placements = submit_batch(
+                self.session, [(task, call) for task, call, _ in collected], packing
+            )
             for (_, _, job), placement in zip(collected, placements, strict=True):
                 job.adopt(placement)
             for (task, _, job), placement in zip(collected, placements, strict=True):
@@ -563,9 +580,14 @@ class Cluster:
         return job
 
     def submit_map(
-        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None = None
+        self,
+        task: Task[Any, R],
+        items: Sequence[Any],
+        max_concurrent: int | None = None,
+        packing: Packing | None = None,
     ) -> ArrayJob[R]:
-        """Submit one element per item as a Slurm array (what ``task.map`` does)."""
+        """Submit one element per item as a Slurm array (what ``task.map`` does); with
+        ``packing``, several calls per element (``task.map(items, pack=K)``)."""
         if not items:
             raise ConfigurationError(f"{task.name}.map() got no items; nothing was submitted.")
         calls: list[Call] = []
@@ -579,7 +601,7 @@ class Cluster:
             task.bind_check(call.args, call.kwargs)
             calls.append(call)
         parts, placements = submit_calls(
-            self.session, task, calls, array=True, max_concurrent=max_concurrent
+            self.session, task, calls, array=True, max_concurrent=max_concurrent, packing=packing
         )
         jobs: list[Job[R]] = []
         for i, placement in enumerate(placements):
@@ -612,18 +634,30 @@ class Cluster:
     def get_job(self, job_id: str | int, *, track: bool = True) -> Job[Any]:
         """Reattach to a job submitted earlier (from any process), even after Slurm purged it.
 
+        A call of a packed array is named by its element's id and its index,
+        ``1240_3+31`` (its :attr:`Job.done_marker`).
+
         ``track=False`` gives a Job for its files only (logs, script, result)
         without starting the tracker.
 
         Raises:
             ConfigurationError: not a job id, or no job of the SDK under this job base dir.
         """
-        job_id = str(job_id)
+        job_id, _, call = str(job_id).partition("+")  # a packed call: ARRAY_ELEMENT+CALL
         job_dir = self.store.job_dir_of(job_id)
         name, _ = parse_job_dir(job_dir)
         _, _, index = job_id.partition("_")
-        if index:
+        if call.isdigit() and index:
             job: Job[Any] = Job(
+                self.session,
+                job_id,
+                job_dir=job_dir,
+                name=f"{name}[{call}]",
+                array_index=int(call),
+                element=int(index),
+            )
+        elif index:
+            job = Job(
                 self.session,
                 job_id,
                 job_dir=job_dir,

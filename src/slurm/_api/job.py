@@ -28,7 +28,7 @@ from slurm._slurm.sizing import Request, killed_at_rss, next_request
 from slurm._slurm.status import JobStatus
 from slurm._slurm.usage import Usage, runner_usage
 from slurm._wire.cache import CacheEntry
-from slurm._wire.layout import JobPaths
+from slurm._wire.layout import JobPaths, done_marker
 from slurm._wire.payload import Envelope, JobRef, Outcome
 from slurm._wire.queue import is_pool_call
 from slurm._wire.runlog import parse_run_log
@@ -61,11 +61,12 @@ class Job(Generic[T]):
         job_dir: str,
         name: str = "",
         array_index: int | None = None,
+        element: int | None = None,
     ) -> None:
         #: The cluster's session this job is tracked by (see :mod:`slurm._client.session`).
         self.session = session
         self.name = name
-        self._locate(job_id, job_dir, array_index)
+        self._locate(job_id, job_dir, array_index, element)
         self._envelope: Envelope | None = None
         self._outcome: Outcome | None = None
         self.max_requeues = 0  # set at submission: how often the client may resubmit
@@ -81,15 +82,25 @@ class Job(Generic[T]):
         self._learn_key: str | None = None
         self._earlier: list[Attempt] = []
         self._usage: Usage | None = None
+        self._cancel_skipped: bool | None = None
         #: The cache entry that answered this call (a task with ``cache=True`` whose key had a
         #: result): its ``job_id`` and ``job_dir`` are the run that made it. None: it ran.
         self.cached: CacheEntry | None = None
 
-    def _locate(self, job_id: str, job_dir: str, array_index: int | None) -> None:
-        """Where the job is: its Slurm id and its files (set once it is submitted)."""
+    def _locate(
+        self, job_id: str, job_dir: str, array_index: int | None, element: int | None = None
+    ) -> None:
+        """Where the job is: its Slurm id and its files (set once it is submitted).
+
+        A call of a packed array (``map(items, pack=K)``) has the id of the array
+        element that runs it (``123_4``, shared with the element's other calls),
+        its own files under ``array_index``, and ``element`` set.
+        """
         self.id = job_id
         self.job_dir = job_dir
         self.array_index = array_index
+        #: The Slurm array element running this call when it is packed with others.
+        self.element = element
         paths = JobPaths(job_dir, array_index)
         self.result_path = paths.result
         self.outcome_path = paths.outcome
@@ -98,13 +109,23 @@ class Job(Generic[T]):
         self.script_path = paths.script
         self.runs_path = paths.runs
 
+    @property
+    def done_marker(self) -> str:
+        """The name of the done marker the runner drops when this call ends."""
+        return done_marker(self.id, self.array_index if self.element is not None else None)
+
+    @property
+    def packed(self) -> bool:
+        """True for a call that shares its Slurm array element with others (``pack=``)."""
+        return self.element is not None
+
     def adopt(self, placement: Placement) -> None:
         """Take the placement submission gave (where the call runs now) and be watched.
 
         A call reattached from a workflow's journal may have been retried since:
         its attempts file tells which job runs it now.
         """
-        self._locate(placement.job_id, placement.job_dir, placement.array_index)
+        self._locate(placement.job_id, placement.job_dir, placement.array_index, placement.element)
         self.max_requeues = placement.max_requeues
         self.dependencies = list(placement.dependencies)
         self.retry, self.limits = placement.retry, dict(placement.limits)
@@ -127,6 +148,7 @@ class Job(Generic[T]):
             None,
             self.rule,
             self._learn_key,
+            element=self.element,
         )
 
     @property
@@ -168,10 +190,18 @@ class Job(Generic[T]):
         self._check_submitted()
         outcome = self._load_outcome()
         if outcome is not None:
-            return JobState.COMPLETED if outcome.ok else JobState.FAILED
+            if outcome.ok:
+                return JobState.COMPLETED
+            return JobState.CANCELLED if self._skipped() else JobState.FAILED
         if is_pool_call(self.id):
             return JobState.RUNNING if self._runs_log() else JobState.PENDING
         return self.session.tracker.state_of(self)
+
+    def _skipped(self) -> bool:
+        """A packed call cancelled before it ran (its element skipped it)."""
+        if self._cancel_skipped is None:
+            self._cancel_skipped = self.packed and self.session.transport.exists(self.paths.cancel)
+        return self._cancel_skipped
 
     def get_status(self) -> JobStatus:
         """Ask now (result file, then Slurm's batched look) and return the job's status.
@@ -215,7 +245,7 @@ class Job(Generic[T]):
         (``source="runner"``). See :class:`~slurm._slurm.usage.Usage`.
         """
         if self._usage is None and self.done():
-            usage = gather_usage(self.session, [self]).get(self.id)
+            usage = gather_usage(self.session, [self]).get(self.done_marker)
             if usage is None or not _partial(usage):
                 self._usage = usage
             return usage
@@ -691,7 +721,7 @@ class Job(Generic[T]):
 
     def measured_usage(self) -> Usage | None:
         """What the job used, asked now (sacct, else the runner's figures); see :attr:`usage`."""
-        return gather_usage(self.session, [self]).get(self.id)
+        return gather_usage(self.session, [self]).get(self.done_marker)
 
     def why(self) -> Why:
         """Why the job is pending, or why it failed: one answer with what to change.
@@ -717,10 +747,14 @@ class Job(Generic[T]):
 
         A call in a worker pool that no worker has taken yet is skipped (it ends with
         a ``JobTerminatedError``, state ``CANCELLED``); one already running runs on.
+        A call packed with others (``pack=``) is skipped by its element when the
+        element comes to it; one already running or done runs on (its element's
+        other calls are not cancelled: ``ArrayJob.cancel()`` cancels them all).
         """
         self._check_submitted()
-        if is_pool_call(self.id):
+        if self.packed or is_pool_call(self.id):
             self.session.transport.write_text(self.paths.cancel, "")
+            self._cancel_skipped = None
             return
         self.session.slurm.cancel([self.id])
         self.session.tracker.refresh([self])
@@ -755,15 +789,16 @@ def usage_of_many(jobs: Sequence[Job[Any]]) -> dict[int, Usage]:
     ended = [job for job in jobs if job._usage is None and job.done()]
     fresh = gather_usage(ended[0].session, ended) if ended else {}
     for job in ended:
-        usage = fresh.get(job.id)
+        usage = fresh.get(job.done_marker)
         if usage is not None and not _partial(usage):
             job._usage = usage
-    known = {i: job._usage or fresh.get(job.id) for i, job in enumerate(jobs)}
+    known = {i: job._usage or fresh.get(job.done_marker) for i, job in enumerate(jobs)}
     return {i: usage for i, usage in known.items() if usage is not None}
 
 
 def gather_usage(session: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]:
-    """Usage of ended jobs by id: one sacct call, the runner's files where it has nothing.
+    """Usage of ended jobs by id (a packed call's by its :attr:`Job.done_marker`, ``123_4+7``):
+    one sacct call, the runner's files where it has nothing.
 
     sacct's MaxRSS is sampled (``JobAcctGatherFrequency``): a job shorter than
     one sample has none, and the runner's own peak stands in
@@ -772,12 +807,15 @@ def gather_usage(session: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]
     if not jobs:
         return {}
     found: dict[str, Usage] = {}
-    if session.tracker.accounting is not False:
-        answer = session.slurm.usage([job.id for job in jobs])
+    # A packed call shares its element (and its accounting) with others: its own
+    # figures are the runner's.
+    accounted = [job.id for job in jobs if not job.packed]
+    if session.tracker.accounting is not False and accounted:
+        answer = session.slurm.usage(accounted)
         found = answer or {}
     result: dict[str, Usage] = {}
     for job in jobs:
-        usage = found.get(job.id)
+        usage = None if job.packed else found.get(job.id)
         if usage is None or usage.max_rss_bytes is None:
             measured = _runner_usage(session, job)
             if usage is None:
@@ -787,7 +825,7 @@ def gather_usage(session: Session, jobs: Sequence[Job[Any]]) -> dict[str, Usage]
                     usage, max_rss_bytes=measured.max_rss_bytes, max_rss_source="runner"
                 )
         if usage is not None:
-            result[job.id] = usage
+            result[job.done_marker] = usage
     return result
 
 

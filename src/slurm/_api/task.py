@@ -21,6 +21,7 @@ from slurm.errors import ConfigurationError, NotSubmittableError
 if TYPE_CHECKING:
     from slurm._api.array import ArrayJob
     from slurm._api.job import Job
+    from slurm._slurm.pack import Packing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,7 +50,11 @@ class Submitter(Protocol):
     ) -> Job[R]: ...
 
     def submit_map(
-        self, task: Task[Any, R], items: Sequence[Any], max_concurrent: int | None = None
+        self,
+        task: Task[Any, R],
+        items: Sequence[Any],
+        max_concurrent: int | None = None,
+        packing: Packing | None = None,
     ) -> ArrayJob[R]: ...
 
 
@@ -323,6 +328,9 @@ class Task(Generic[P, R]):
         max_concurrent: int | None = None,
         *,
         cache: bool | None = None,
+        pack: int | str | None = None,
+        pack_parallel: int = 1,
+        pack_target: str | int = "00:10:00",
     ) -> ArrayJob[R]:
         """Submit one Slurm array: one element per item, results in item order.
 
@@ -331,9 +339,40 @@ class Task(Generic[P, R]):
         own ``cache=True``): items whose results are cached are answered from the
         cache, and only the others are submitted, as an array of just those
         (see ``docs/caching.md``).
+
+        Args:
+            max_concurrent: at most this many elements run at once (Slurm's ``%N``).
+            cache: answer calls from the result cache (``docs/caching.md``).
+            pack: run this many calls in each array element, one Python process
+                for all of them (one start, one import of the module); every call
+                keeps its own ``Job`` (result, exception, logs, usage, retries,
+                cancellation). ``"auto"``: about as many elements as the partition
+                has free CPUs, none longer than ``pack_target`` by the task's
+                earlier calls. The element asks for ``time`` times the calls it
+                runs one after the other.
+            pack_parallel: with ``pack``, run this many of an element's calls at
+                once (each in a child process; the element asks for that many
+                times ``cpus_per_task``).
+            pack_target: with ``pack="auto"``, the longest an element should run.
+
+        Raises:
+            ConfigurationError: ``pack``, ``pack_parallel`` or ``pack_target`` is not
+                valid, or an item cannot be pickled (the message names it); nothing
+                was submitted.
+
+        Example::
+
+            runs = score.map(range(1000), pack="auto")
+            print(sum(runs.get_results()))
         """
+        packing = None
+        if pack is not None:
+            from slurm._slurm.pack import check_packing  # not on the job's import path
+
+            packing = check_packing(f"{self.__name__}.map()", pack, pack_parallel, pack_target)
         chosen = self if cache is None else self.with_options(cache=cache)
-        array: ArrayJob[R] = chosen._cluster().submit_map(chosen, list(items), max_concurrent)
+        cluster = chosen._cluster()
+        array: ArrayJob[R] = cluster.submit_map(chosen, list(items), max_concurrent, packing)
         return array
 
     def _call_signature(self) -> inspect.Signature:

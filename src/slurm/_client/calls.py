@@ -34,12 +34,15 @@ from slurm._client.submission import (
     Resolved,
     resolve,
     stage,
+    submit_packed,
     submit_parts,
 )
 from slurm._client.tasks import SubmittedTask
+from slurm._slurm.pack import Packing
 from slurm._wire.cache import CacheEntry
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.payload import Call
+from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from slurm._client.session import Session
@@ -56,6 +59,7 @@ def submit_calls(
     *,
     array: bool,
     max_concurrent: int | None = None,
+    packing: Packing | None = None,
 ) -> tuple[list[tuple[str, str]], list[Placement]]:
     """Submit ``calls`` (one job, or arrays): the (Slurm id, job directory) of each
     submission, and one :class:`Placement` per call, in call order.
@@ -66,19 +70,33 @@ def submit_calls(
     A task with ``cache=True``: a call whose key has a result is answered from
     the cache (its placement carries the entry; nothing is submitted), and only
     the others are submitted, as one array of just those when ``array``
-    (see :func:`submit_cached`).
+    (see :func:`submit_cached`). With ``packing`` each array element runs several
+    calls (see :mod:`slurm._job.pack`).
+
+    Raises:
+        ConfigurationError: ``packing`` for a task with ``cache=True`` (not both yet).
     """
     resolved = resolve(session, task)
+    if packing is not None:
+        if resolved.cache is not None:
+            raise ConfigurationError(
+                f"{task.name}.map(pack=...) with cache=True: a packed map does not use the "
+                "cache yet. Nothing was submitted. Drop one of them."
+            )
+        return submit_packed(session, task, calls, packing, max_concurrent)
     if resolved.cache is not None:
         return submit_cached(session, task, calls, resolved, array, max_concurrent)
     return submit_parts(session, task, calls, array=array, max_concurrent=max_concurrent)
 
 
 def submit_batch(
-    session: Session, collected: Sequence[tuple[SubmittedTask, Call]]
+    session: Session,
+    collected: Sequence[tuple[SubmittedTask, Call]],
+    packing: Packing | None = None,
 ) -> list[Placement]:
     """Submit the calls a ``cluster.batch()`` block collected: one array per task and
-    option set (a lone call as a plain job). One placement per call, in their order."""
+    option set (a lone call as a plain job; packed when ``packing`` says so). One
+    placement per call, in their order."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for position, (task, _) in enumerate(collected):
         key = (
@@ -92,7 +110,7 @@ def submit_batch(
     for members in groups.values():
         calls = [collected[i][1] for i in members]
         task = collected[members[0]][0]
-        _, placed = submit_calls(session, task, calls, array=len(members) > 1)
+        _, placed = submit_calls(session, task, calls, array=len(members) > 1, packing=packing)
         placements.update(zip(members, placed, strict=True))
     return [placements[i] for i in range(len(collected))]
 

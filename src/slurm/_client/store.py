@@ -53,6 +53,11 @@ def _id_order(job_id: str) -> tuple[int, int]:
     return int(base), int(index) if index else -1
 
 
+def _safe_name(name: str) -> str:
+    """A task's name as job directories start with it."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "job"
+
+
 def parse_job_dir(job_dir: str) -> tuple[str, _dt.datetime | None]:
     """The task name and submission time encoded in a job directory's name.
 
@@ -183,10 +188,21 @@ class JobStore:
     def new_job_dir(self, name: str) -> str:
         """Create (0700) and return a fresh directory for a submission of ``name``."""
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:60] or "job"
-        path = f"{self.base_dir}/{safe}-{stamp}-{secrets.token_hex(3)}"
+        path = f"{self.base_dir}/{_safe_name(name)}-{stamp}-{secrets.token_hex(3)}"
         self.transport.mkdir(path, mode=0o700)
         return path
+
+    def latest_job_dirs(self, name: str, count: int) -> list[str]:
+        """The ``count`` newest job directories of submissions of ``name``, newest first
+        (one listing of the base directory; none when it cannot be listed)."""
+        prefix = f"{_safe_name(name)}-"
+        try:
+            names = self.transport.list_dir(self.base_dir)
+        except OSError:
+            return []
+        # NAME-YYYYmmdd-HHMMSS-hex: the stamp sorts them (another task's NAME-x is not one).
+        mine = sorted(n for n in names if n.startswith(prefix) and n[len(prefix) :][:1].isdigit())
+        return [f"{self.base_dir}/{n}" for n in reversed(mine[-count:])]
 
     def remove_job_dir(self, job_dir: str) -> None:
         """Remove a job directory that never reached Slurm (only one under the base dir)."""

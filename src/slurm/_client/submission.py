@@ -42,16 +42,19 @@ from slurm._client.learned import learned_key
 from slurm._client.packaging.images import check_container
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
+from slurm._client.packing import plan_for
 from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, asks_for_gpus, container_spec
 from slurm._slurm.options import literal_filename_pattern, module_lines
+from slurm._slurm.pack import Packing, element_options
 from slurm._slurm.retry import Attempt, Retry, limits_of
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
 from slurm._wire.cache import CacheEntry
 from slurm._wire.callbacks import dumps_callbacks
-from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE
+from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE, PACK_CALLS_VARIABLE
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.layout import JobPaths, job_comment, log_patterns, outcome_of
+from slurm._wire.pack import PackPlan
 from slurm._wire.payload import (
     Call,
     JobRef,
@@ -84,6 +87,7 @@ __all__ = [
     "resubmit",
     "retry_policy",
     "submit",
+    "submit_packed",
     "submit_parts",
 ]
 
@@ -121,7 +125,9 @@ class Placement:
     is ``None`` for a call reattached from a workflow's journal (it may have
     been retried since: the job reads its attempts file). ``rule`` says which rule
     chose ``limits`` (:mod:`slurm._slurm.sizing`); ``learn_key`` is the call's entry in
-    the learned sizes (``Retry(learn=True)``), or None.
+    the learned sizes (``Retry(learn=True)``), or None. ``array_index`` names the
+    call's files; in a packed array (``pack=K``) the Slurm element that runs the
+    call is ``element``, which runs other calls too.
     """
 
     job_id: str
@@ -135,6 +141,7 @@ class Placement:
     rule: str = "asked"
     learn_key: str | None = None
     cached: CacheEntry | None = None
+    element: int | None = None
 
     @classmethod
     def from_cache(cls, entry: CacheEntry) -> Placement:
@@ -144,7 +151,9 @@ class Placement:
         )
 
     @classmethod
-    def of(cls, done: Submitted, job_id: str, index: int | None) -> Placement:
+    def of(
+        cls, done: Submitted, job_id: str, index: int | None, element: int | None = None
+    ) -> Placement:
         return cls(
             job_id,
             done.job_dir,
@@ -156,6 +165,7 @@ class Placement:
             done.submitted,
             done.rule,
             done.learn_key,
+            element=element,
         )
 
 
@@ -322,12 +332,14 @@ def submit(
     *,
     array: str | None,
     staged: Staged | None = None,
+    plan: PackPlan | None = None,
 ) -> Submitted:
     """Pickle the call(s), lay out the job directory, write the script, sbatch it once.
 
     ``array`` is sbatch's ``--array`` value (``0-9%2``): element ``i`` runs
     ``calls[i]``, from its own payload file; ``None`` submits one job running
-    ``calls[0]``. Inside a workflow, the journal is consulted first: a call
+    ``calls[0]``; with a ``plan`` (a packed array) element ``e`` runs the calls
+    the plan gives it. Inside a workflow, the journal is consulted first: a call
     the earlier run already submitted is reattached instead.
 
     Raises:
@@ -341,7 +353,7 @@ def submit(
     """
     created: list[str] = []
     try:
-        return _submit(session, task, calls, array=array, created=created, staged=staged)
+        return _submit(session, task, calls, array=array, created=created, staged=staged, plan=plan)
     except (ConfigurationError, SubmissionError) as exc:
         if created and not (isinstance(exc, SubmissionError) and not exc.refused):
             session.store.remove_job_dir(created[0])
@@ -365,10 +377,14 @@ def _submit(
     array: str | None,
     created: list[str],
     staged: Staged | None = None,
+    plan: PackPlan | None = None,
 ) -> Submitted:
     if staged is None:
         staged = stage(session, task, resolve(session, task), calls)
     resolved, prepared, travelling = staged.resolved, staged.prepared, staged.travelling
+    if plan is not None:  # an element runs several calls: their time, their CPUs
+        sbatch = element_options(resolved.sbatch, plan.per_element, plan.parallel)
+        resolved = dataclasses.replace(resolved, sbatch=sbatch, limits=limits_of(sbatch))
     events = session.events
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     check_by_value(task, payloads, prepared.launch.python_version)
@@ -392,7 +408,9 @@ def _submit(
         created.append(job_dir)
     else:  # prepared by an earlier run: its directory may have been removed since
         session.transport.mkdir(job_dir, mode=0o700)
-    options, script = _render(session, resolved, prepared, job_dir, array, dependency)
+    options, script = _render(
+        session, resolved, prepared, job_dir, array, dependency, packed=plan is not None
+    )
     ship(session, prepared.launch)
     depends = [("afterok", j) for ref in refs for j in ref.job_ids] + [
         (kind, j) for kind, job in task.dependencies for j in job.__slurm_job_ref__().job_ids
@@ -405,6 +423,7 @@ def _submit(
         depends,
         array=array is not None,
         callbacks=travelling,
+        plan=plan,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
     if pool is not None:  # no sbatch: a worker of the pool takes the calls
@@ -529,18 +548,29 @@ def _pickle_calls(
     """Phase 3: one payload per call; the jobs its arguments refer to."""
     payloads: list[bytes] = []
     refs: list[JobRef] = []
-    try:
-        for call in calls:
+    for number, call in enumerate(calls):
+        try:
             data, found = dumps_payload(Payload(task, call, policy, workflow))
-            payloads.append(data)
-            refs.extend(found)
-    except Exception as exc:
-        raise ConfigurationError(
-            f"The call to {task.name}() cannot be sent to the cluster: its arguments cannot "
-            f"be pickled ({type(exc).__name__}: {exc}). Nothing was submitted. Pass plain "
-            "data, or objects that cloudpickle can serialise."
-        ) from exc
+        except Exception as exc:
+            which = f"call {number} of {len(calls)} ({_describe(call)}) of"
+            raise ConfigurationError(
+                f"The {which if len(calls) > 1 else 'call to'} {task.name}() cannot be sent to "
+                f"the cluster: its arguments cannot be pickled ({type(exc).__name__}: {exc}). "
+                "Nothing was submitted. Pass plain data, or objects that cloudpickle can "
+                "serialise."
+            ) from exc
+        payloads.append(data)
+        refs.extend(found)
     return payloads, refs
+
+
+def _describe(call: Call) -> str:
+    """A call's arguments in a message, bounded."""
+    import reprlib
+
+    parts = [reprlib.repr(a) for a in call.args]
+    parts += [f"{k}={reprlib.repr(v)}" for k, v in call.kwargs.items()]
+    return ", ".join(parts)
 
 
 def check_by_value(
@@ -631,6 +661,8 @@ def _render(
     job_dir: str,
     array: str | None,
     dependency: str | None,
+    *,
+    packed: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """Phase 5: the sbatch options of the script, and the script."""
     options = dict(resolved.sbatch)
@@ -640,7 +672,7 @@ def _render(
     options.setdefault("comment", job_comment(job_dir))
     # sbatch expands %-patterns in these paths: the job directory must stay literal.
     options["output"], options["error"] = log_patterns(
-        literal_filename_pattern(job_dir), array=array is not None
+        literal_filename_pattern(job_dir), array=array is not None, packed=packed
     )
     if dependency:
         options["dependency"] = dependency
@@ -658,6 +690,8 @@ def _render(
     command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
         command.append("--array")
+    if packed:
+        command.append("--pack")  # each element runs several calls (slurm._job.pack)
     if is_multi_rank(options):
         command.append("--ranks")  # the runner starts one runner per rank with srun
     # Locally the job runs where this process runs, unless the task chose chdir=. A
@@ -695,6 +729,7 @@ def _write_files(
     *,
     array: bool,
     callbacks: Sequence[Any] = (),
+    plan: PackPlan | None = None,
 ) -> None:
     """Phase 6: the payload(s), the job's sys.path, the jobs it depends on, the callbacks
     whose hooks run on the node (if any) and the script, into its directory. ``depends``
@@ -715,6 +750,8 @@ def _write_files(
             transport.mkdir(directory, mode=0o700)
         for index, data in enumerate(payloads):
             transport.write_bytes(JobPaths(job_dir, index).payload, data)
+    if plan is not None:
+        transport.write_text(paths.pack, plan.to_json())
     transport.write_text(paths.sys_path, "\n".join(sys_path) + "\n")
     if depends:
         transport.write_text(paths.depends_on, "".join(f"{k} {j}\n" for k, j in depends))
@@ -753,6 +790,49 @@ def submit_parts(
         done = submit(session, task, part, array=spec, staged=staged)
         parts.append((done.job_id, done.job_dir))
         placements += [Placement.of(done, f"{done.job_id}_{i}", i) for i in range(len(part))]
+    return parts, placements
+
+
+def submit_packed(
+    session: Session,
+    task: SubmittedTask,
+    calls: Sequence[Call],
+    packing: Packing,
+    max_concurrent: int | None,
+) -> tuple[list[tuple[str, str]], list[Placement]]:
+    """A packed map: arrays of ``ceil(calls / K)`` elements; a placement per call.
+
+    Raises:
+        ConfigurationError: the task has several ranks, or the calls go to a worker
+            pool; nothing was submitted.
+    """
+    sbatch, _ = session.options_for(task.name, task.options)
+    if is_multi_rank(sbatch):
+        raise ConfigurationError(
+            f"{task.name}.map(pack=...): a task of several ranks (nodes, ntasks or "
+            "ntasks_per_node above 1) cannot be packed, each call needs its own allocation. "
+            "Nothing was submitted. Drop pack=, or run the ranks' work in one call."
+        )
+    if session.pool is not None:
+        raise ConfigurationError(
+            f"{task.name}.map(pack=...) inside a worker pool: the pool's workers already run "
+            "many calls each. Nothing was submitted. Drop pack=, or map outside the pool."
+        )
+    whole = plan_for(session, task.name, len(calls), packing, sbatch)
+    step = session.max_array_size * whole.per_element
+    parts: list[tuple[str, str]] = []
+    placements: list[Placement] = []
+    for start in range(0, len(calls), step):
+        part = calls[start : start + step]
+        plan = PackPlan(len(part), whole.per_element, whole.parallel)
+        spec = f"0-{plan.elements - 1}"
+        if max_concurrent:
+            spec += f"%{int(max_concurrent)}"
+        done = submit(session, task, part, array=spec, plan=plan)
+        parts.append((done.job_id, done.job_dir))
+        for i in range(len(part)):
+            element = plan.element_of(i)
+            placements.append(Placement.of(done, f"{done.job_id}_{element}", i, element))
     return parts, placements
 
 
@@ -797,6 +877,8 @@ def resubmit(
     old_id, index = placement.job_id, placement.array_index
     new_limits = dict(placement.limits if limits is None else limits)
     flags = [f"--array={index}"] if index is not None else []
+    if placement.element is not None:  # a packed call: its element, running this call alone
+        flags = [f"--array={placement.element}", f"--export=ALL,{PACK_CALLS_VARIABLE}={index}"]
     # Command-line flags win over the script's #SBATCH lines.
     flags += [f"--{key.replace('_', '-')}={value}" for key, value in sorted(new_limits.items())]
     paths = JobPaths(placement.job_dir, index)
@@ -828,7 +910,7 @@ def resubmit(
         submitted = time.time()
         new_id = session.slurm.sbatch(paths.script, comment=None, flags=flags)
     if index is not None:
-        new_id = f"{new_id}_{index}"
+        new_id = f"{new_id}_{index if placement.element is None else placement.element}"
     if retried is not None:
         line = retried.to_json(
             next_id=new_id, next_limits=new_limits, next_submitted=submitted, next_rule=rule

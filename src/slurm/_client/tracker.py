@@ -43,7 +43,8 @@ _announcing: ContextVar[frozenset[str]] = ContextVar("slurm_announcing", default
 
 
 class Watched(Protocol):
-    """What the tracker needs of a job it watches: its current id and its result file."""
+    """What the tracker needs of a job it watches: its current id, its result file and the
+    name of the done marker the runner drops (the id; a packed call's is its own)."""
 
     @property
     def id(self) -> str: ...
@@ -51,11 +52,20 @@ class Watched(Protocol):
     @property
     def result_path(self) -> str: ...
 
+    @property
+    def done_marker(self) -> str: ...
+
+
+def _key(job: Watched) -> str:
+    """A watch's key: the calls of a packed element share its id, never their marker."""
+    return job.done_marker
+
 
 @dataclass
 class _Watch:
     job_id: str
     result_path: str
+    marker: str
     has_result: bool = False
     final: bool = False
     info: JobInfo | None = None
@@ -114,15 +124,21 @@ class Tracker:
         ``finished``: its result is known to be there (a call answered from the cache):
         final at once, without a look at Slurm or an event."""
         with self._cond:
-            if finished and job.id not in self._watches:
-                self._watches[job.id] = _Watch(
-                    job.id, job.result_path, has_result=True, final=True, subject=job
-                )
-                return
-            if job.id not in self._watches:
-                self._watches[job.id] = _Watch(
+            if finished and _key(job) not in self._watches:
+                self._watches[_key(job)] = _Watch(
                     job.id,
                     job.result_path,
+                    _key(job),
+                    has_result=True,
+                    final=True,
+                    subject=job,
+                )
+                return
+            if _key(job) not in self._watches:
+                self._watches[_key(job)] = _Watch(
+                    job.id,
+                    job.result_path,
+                    _key(job),
                     since=submitted,
                     expects_marker=submitted is not None,
                     subject=job,
@@ -141,7 +157,7 @@ class Tracker:
         self.watch(job)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._final(self._watches[job.id]):
+            while not self._final(self._watches[_key(job)]):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -154,7 +170,7 @@ class Tracker:
             self.watch(job)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not any(self._final(self._watches[job.id]) for job in jobs):
+            while not any(self._final(self._watches[_key(job)]) for job in jobs):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -178,11 +194,11 @@ class Tracker:
 
     def _watch_for(self, job: Watched) -> _Watch:
         with self._cond:
-            watch = self._watches.get(job.id)
+            watch = self._watches.get(_key(job))
         if watch is None:
             self.refresh([job])
             with self._cond:
-                watch = self._watches[job.id]
+                watch = self._watches[_key(job)]
         return watch
 
     def has_result(self, job: Watched) -> bool:
@@ -198,7 +214,7 @@ class Tracker:
 
     @staticmethod
     def _final(watch: _Watch) -> bool:
-        return watch.final or watch.job_id in _announcing.get()
+        return watch.final or watch.marker in _announcing.get()
 
     def state_of(self, job: Watched) -> JobState:
         info = self._watch_for(job).info
@@ -314,7 +330,7 @@ class Tracker:
         by_dir: dict[str, list[_Watch]] = {}
         found: list[_Watch] = []
         for watch in pending:
-            if watch.job_id in markers:
+            if watch.marker in markers:
                 found.append(watch)
             elif not watch.expects_marker:
                 by_dir.setdefault(watch.result_path.rsplit("/", 1)[0], []).append(watch)
@@ -327,7 +343,7 @@ class Tracker:
             found.extend(w for w in watches if w.result_path.rsplit("/", 1)[1] in names)
         changed = False
         for watch in found:
-            if watch.job_id in markers and not transport.exists(watch.result_path):
+            if watch.marker in markers and not transport.exists(watch.result_path):
                 continue
             watch.has_result = True
             self._finish(watch)
@@ -337,7 +353,7 @@ class Tracker:
     def _finish(self, watch: _Watch) -> None:
         if self._events is not None and not watch.final:
             # Before waiters wake: what listeners do is done when wait() returns.
-            token = _announcing.set(_announcing.get() | {watch.job_id})
+            token = _announcing.set(_announcing.get() | {watch.marker})
             try:
                 self._events.emit(
                     Completed(watch.subject, watch.job_id, watch.info, watch.has_result)
@@ -362,7 +378,7 @@ class Tracker:
         """
         self.watch(job)
         with self._cond:
-            watch = self._watches[job.id]
+            watch = self._watches[_key(job)]
             if not watch.final:
                 watch.on_final.append(callback)
 
@@ -382,23 +398,23 @@ class Tracker:
         times = [w.since for w in pending]
         since = None if None in times else min(t for t in times if t is not None)
         look = self._slurm.look(
-            [w.job_id for w in pending],
+            list(dict.fromkeys(w.job_id for w in pending)),  # a packed element's calls: once
             since=_sacct_start(since),
             accounting=self.accounting is not False,
         )
         self.controller_calls += look.calls
         self._learn_accounting(look.accounting)
         changed = False
-        never_satisfied: list[str] = []
+        never_satisfied: dict[str, None] = {}
         for watch in pending:
             info = look.infos.get(watch.job_id)
             changed = self._update(watch, info, queued=watch.job_id in look.queued) or changed
             if info and info.reason == "DependencyNeverSatisfied" and not watch.final:
-                never_satisfied.append(watch.job_id)
+                never_satisfied[watch.job_id] = None
                 self._finish(watch)
         if never_satisfied:
             self.controller_calls += 1
-            self._slurm.cancel(never_satisfied)
+            self._slurm.cancel(list(never_satisfied))
         return changed
 
     def _update(self, watch: _Watch, info: JobInfo | None, *, queued: bool) -> bool:

@@ -31,7 +31,6 @@ fit in the warning's grace.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
@@ -133,6 +132,8 @@ def fingerprint(
         >>> fingerprint(["returned None"], []) == fingerprint(["returned None"], [])
         True
     """
+    import hashlib  # only at a time-limit warning: the job's start stays light
+
     digest = hashlib.sha256()
     for text in outcomes:
         digest.update(b"outcome\0" + text.encode("utf-8", "replace") + b"\0")

@@ -10,22 +10,12 @@ from pathlib import Path
 
 from slurm._job.context import expand_hostlist
 from slurm._job.outputs import atomic_write, drop_marker, log_run, previous_starts
+from slurm._job.runcall import element
 from slurm._wire.env import DONE_DIR_VARIABLE
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope
 
-__all__ = ["element", "run_ranks"]
-
-
-def element(env: dict[str, str], array: bool) -> tuple[int | None, str | None]:
-    """Which array element this is (``None`` outside an array) and its id, ``ARRAY_INDEX``."""
-    job_id = env.get("SLURM_JOB_ID")
-    if not array:
-        return None, job_id
-    index = int(env.get("SLURM_ARRAY_TASK_ID") or 0)
-    if env.get("SLURM_ARRAY_JOB_ID"):
-        job_id = f"{env['SLURM_ARRAY_JOB_ID']}_{index}"
-    return index, job_id
+__all__ = ["run_ranks"]
 
 
 def _free_port() -> int:

@@ -26,10 +26,10 @@ Example::
 
 from __future__ import annotations
 
-import datetime
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -345,7 +345,9 @@ def _check_time(name: str, value: Any) -> Any:
         "Accepted: minutes as an int, a datetime.timedelta, or a string "
         "'M', 'M:S', 'H:M:S', 'D-H', 'D-H:M', 'D-H:M:S', 'UNLIMITED'/'infinite'."
     )
-    if isinstance(value, datetime.timedelta):
+    # A timedelta exists only once its module was imported: the job's start need not import it.
+    datetime = sys.modules.get("datetime")
+    if datetime is not None and isinstance(value, datetime.timedelta):
         total = int(value.total_seconds())
         if total < 0:
             raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")

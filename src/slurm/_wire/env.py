@@ -7,7 +7,12 @@ The client writes them into the script (:mod:`slurm._client.submission`,
 
 from __future__ import annotations
 
-__all__ = ["CODE_DIR_VARIABLE", "CONTAINER_VARIABLE", "DONE_DIR_VARIABLE"]
+__all__ = [
+    "CODE_DIR_VARIABLE",
+    "CONTAINER_VARIABLE",
+    "DONE_DIR_VARIABLE",
+    "PACK_CALLS_VARIABLE",
+]
 
 #: Where to drop the done marker the client's tracker lists.
 DONE_DIR_VARIABLE = "SLURM_SDK_DONE_DIR"
@@ -15,3 +20,6 @@ DONE_DIR_VARIABLE = "SLURM_SDK_DONE_DIR"
 CODE_DIR_VARIABLE = "SLURM_SDK_CODE_DIR"
 #: The container a task runs in, as JSON (:class:`slurm._slurm.container.ContainerSpec`).
 CONTAINER_VARIABLE = "SLURM_SDK_CONTAINER"
+#: The calls of a packed element to run (comma-separated indices), when the client
+#: runs some again on their own (a retry, a resubmission): the others are not its to run.
+PACK_CALLS_VARIABLE = "SLURM_SDK_PACK_CALLS"

@@ -24,7 +24,13 @@ An array: the same, but each element ``i`` has its own ``payloads/i.pkl``,
 A worker pool's directory (its queue and its workers' logs) is laid out by
 :mod:`slurm._wire.queue`; each pooled call keeps the files above in its own directory.
 ``result.json`` (the outcome: no pickle) is what status checks read;
-``result.pkl`` is unpickled only by ``get_result()``. Pure string work: no file
+``result.pkl`` is unpickled only by ``get_result()``.
+
+A packed array (``map(items, pack=K)``) keeps those files per call, under the
+call's index, and adds ``pack.json`` (which calls each element runs, see
+:mod:`slurm._wire.pack`), ``logs/element-e.out`` and ``logs/element-e.err``
+(what Slurm itself writes for element ``e``, outside any call) and, for a call
+the user cancelled before it ran, ``results/i.cancel``. Pure string work: no file
 is touched.
 """
 
@@ -38,6 +44,7 @@ __all__ = [
     "SCRIPT",
     "SYS_PATH",
     "JobPaths",
+    "done_marker",
     "job_comment",
     "log_patterns",
     "outcome_of",
@@ -53,6 +60,7 @@ RESULTS_DIR = "results"
 PAYLOADS_DIR = "payloads"
 LOGS_DIR = "logs"
 RANKS_DIR = "ranks"
+PACK = "pack.json"
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,11 @@ class JobPaths:
         return f"{self.job_dir}/{LOGS_DIR}"
 
     @property
+    def pack(self) -> str:
+        """A packed array's plan: which calls each element runs."""
+        return f"{self.job_dir}/{PACK}"
+
+    @property
     def payloads_dir(self) -> str:
         """An array's directory of element payloads."""
         return f"{self.job_dir}/{PAYLOADS_DIR}"
@@ -176,11 +189,23 @@ def outcome_of(result_path: str) -> str:
     return result_path.removesuffix(".pkl") + ".json"
 
 
-def log_patterns(literal_job_dir: str, *, array: bool) -> tuple[str, str]:
+def done_marker(job_id: str, call: int | None = None) -> str:
+    """The name of the done marker the runner drops for a job (``123_4``) or for one
+    call of a packed element (``123_4+7``: the element's id and the call's index)."""
+    return job_id if call is None else f"{job_id}+{call}"
+
+
+def log_patterns(literal_job_dir: str, *, array: bool, packed: bool = False) -> tuple[str, str]:
     """sbatch's ``--output`` and ``--error`` for a job directory (already %-escaped).
 
-    An array's elements write ``logs/%a.out`` and ``logs/%a.err`` (sbatch fills in the index).
+    An array's elements write ``logs/%a.out`` and ``logs/%a.err`` (sbatch fills in the
+    index); a packed array's ``logs/element-%a.*``, the calls' own logs being ``logs/i.*``.
     """
+    if packed:
+        return (
+            f"{literal_job_dir}/{LOGS_DIR}/element-%a.out",
+            f"{literal_job_dir}/{LOGS_DIR}/element-%a.err",
+        )
     if array:
         return f"{literal_job_dir}/{LOGS_DIR}/%a.out", f"{literal_job_dir}/{LOGS_DIR}/%a.err"
     return f"{literal_job_dir}/stdout", f"{literal_job_dir}/stderr"

@@ -35,7 +35,7 @@ __all__ = [
     "starts_since_retry",
 ]
 
-#: What the runner records, and ``retry`` (the client's).
+#: What the runner records (``cancelled``: a packed call skipped), and ``retry`` (the client's).
 EVENTS = frozenset(
     {
         "start",
@@ -47,6 +47,7 @@ EVENTS = frozenset(
         "checkpointed",
         "no-progress",
         "retry",
+        "cancelled",
     }
 )
 
