@@ -119,6 +119,38 @@ def test_base_dir_through_a_neighbours_link_is_refused_and_results_are_not_read(
             again.get_result(timeout=30)
 
 
+def test_shipped_source_a_neighbour_planted_first_never_runs(
+    devcluster: object, home_tmp: Path, intruder: pwd.struct_passwd
+) -> None:
+    """Shipped source is reused from ``.code/<content hash>`` once that directory exists.
+    A neighbour who made the environments directory first (in a shared sticky directory)
+    and planted a directory of that name, with their own ``jobfuncs.py``, is refused
+    before submission: their module never runs."""
+    own = home_tmp / "own-envs"
+    with _cluster(home_tmp / "jobs", packaging={"env_dir": str(own)}):
+        assert add(1, 2).get_result(timeout=120) == 3
+    [shipped] = (own / ".code").iterdir()
+    sticky = home_tmp / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    theirs = sticky / "envs"
+    planted = theirs / ".code" / shipped.name
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(shipped), str(planted.parent)], check=True)
+    marker = home_tmp / "PLANTED-RAN"
+    [module] = planted.rglob("jobfuncs.py")
+    module.chmod(0o644)
+    module.write_text(f"open({str(marker)!r}, 'w').close()\n" + module.read_text())
+    subprocess.run(["chown", "-R", f"{intruder.pw_uid}:{intruder.pw_gid}", str(theirs)], check=True)
+    base = home_tmp / "jobs2"
+    with (
+        _cluster(base, packaging={"env_dir": str(theirs)}),
+        pytest.raises(ConfigurationError, match=rf"{theirs}.*owned by uid {intruder.pw_uid}"),
+    ):
+        add(1, 2)
+    assert _job_dirs(base) == [] and not marker.exists()
+
+
 def test_parent_writable_by_others_needs_the_sticky_bit(devcluster: object, home_tmp: Path) -> None:
     shared = home_tmp / "shared"
     shared.mkdir()

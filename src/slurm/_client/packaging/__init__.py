@@ -262,9 +262,13 @@ def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
 def _trusted(session: Session, settings: InterpreterSettings, what: str) -> dict[str, str]:
     """The directories the preflight checks are the user's own (:mod:`slurm._transport.trust`)."""
     trusted = session.store.trusted_dirs()
+    envs_dir = envs_dir_for(session, settings.spec)
+    if what == "env" or ships_sources(session, settings):
+        # Shipped source is reused from .code/<hash> once that directory exists, so the
+        # directories above it must be ones nobody else could have made or can rename.
+        trusted.update(env_dir=envs_dir, code_dir=f"{envs_dir}/.code")
     if what == "env":
-        envs_dir = envs_dir_for(session, settings.spec)
-        trusted.update(env_dir=envs_dir, wheel_store=f"{envs_dir}/.store")
+        trusted["wheel_store"] = f"{envs_dir}/.store"
     return trusted
 
 
