@@ -101,6 +101,30 @@ def multi_node(st: Status) -> bool:
     return len(st.nodes) > 1
 
 
+def _listening() -> dict[int, set[str]]:
+    """Local addresses (``ADDR:PORT``) of every listening TCP socket, by port."""
+    by_port: dict[int, set[str]] = {}
+    for line in sh("ss", "-ltnH").splitlines():
+        local = line.split()[3]
+        address, _, port = local.rpartition(":")
+        by_port.setdefault(int(port), set()).add(address)
+    return by_port
+
+
+def test_daemons_that_can_be_bound_listen_on_loopback_or_the_bridge(devcluster: Status) -> None:
+    """sshd and MariaDB answer on loopback only, the registry on the nodes' bridge only.
+    (slurmctld and slurmdbd have no bind option: docs/reliability.md, The dev cluster.)"""
+    listening = _listening()
+    assert listening[devcluster.ssh.port] == {"127.0.0.1"}
+    if devcluster.containers is not None:  # a layout with containers
+        registry_host, _, registry_port = devcluster.containers["registry"].rpartition(":")
+        assert listening[int(registry_port)] == {registry_host}
+        assert registry_host.startswith("10.") and registry_host.endswith(".1")
+    dbd_conf = Path(devcluster.slurm_conf).with_name("slurmdbd.conf").read_text()
+    [mariadb] = [int(line.split("=")[1]) for line in dbd_conf.split() if "StoragePort=" in line]
+    assert listening[mariadb] == {"127.0.0.1"}
+
+
 def test_nodes_have_their_own_names_and_addresses(devcluster: Status) -> None:
     names = [node.name for node in devcluster.nodes]
     addresses = [node.address for node in devcluster.nodes]
