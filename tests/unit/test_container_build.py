@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from slurm._client.packaging.container import (
     content_tag,
     default_tls_verify,
     image_build,
+    is_own_address,
     podman_flags,
     push_argv,
 )
@@ -75,8 +78,8 @@ def test_podman_flags_for_the_machine(
 
 
 def test_build_and_push_argv() -> None:
-    build = image_build({"registry": "10.1.2.1:5000", "platform": "linux/amd64"})
-    argv = build_argv("podman", build, Path("/p/Dockerfile"), Path("/p"), "10.1.2.1:5000/a:t")
+    build = image_build({"registry": "127.0.0.1:5000", "platform": "linux/amd64"})
+    argv = build_argv("podman", build, Path("/p/Dockerfile"), Path("/p"), "127.0.0.1:5000/a:t")
     assert argv[0] == "podman" and argv[-1] == "/p"
     tail = argv[argv.index("build") :]
     assert tail == [
@@ -85,7 +88,7 @@ def test_build_and_push_argv() -> None:
         "-f",
         "/p/Dockerfile",
         "-t",
-        "10.1.2.1:5000/a:t",
+        "127.0.0.1:5000/a:t",
         "--format=docker",
         "--tls-verify=false",
         "--platform=linux/amd64",
@@ -112,18 +115,32 @@ def test_build_and_push_argv() -> None:
     [
         ("127.0.0.1:6821", False),
         ("localhost:5000", False),
-        ("10.217.161.1:6821", False),
-        ("192.168.1.4", False),
+        # Private addresses of other machines: a site's registry, reached over TLS.
+        ("10.217.161.1:6821", not is_own_address(ipaddress.ip_address("10.217.161.1"))),
+        ("192.168.1.4", True),
+        ("198.51.100.7:5000", True),
         ("registry.example.org", True),
         ("registry.example.org:5000", True),
         ("8.8.8.8:5000", True),
     ],
 )
-def test_tls_is_verified_unless_the_registry_is_on_a_private_address(
+def test_tls_is_verified_unless_the_registry_is_on_this_machine(
     registry: str, verify: bool
 ) -> None:
     assert default_tls_verify(registry) is verify
     assert image_build({"registry": registry, "tls_verify": True}).verify_tls() is True
+
+
+def test_an_address_of_this_machine_is_its_own() -> None:
+    assert is_own_address(ipaddress.ip_address("127.0.0.1"))
+    assert not is_own_address(ipaddress.ip_address("198.51.100.7"))  # documentation range
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:  # the address this machine would send from (a UDP connect sends nothing)
+            udp.connect(("198.51.100.7", 9))
+        except OSError:
+            pytest.skip("no route to pick a source address with")
+        own = udp.getsockname()[0]
+    assert is_own_address(ipaddress.ip_address(own)) and not default_tls_verify(f"{own}:5000")
 
 
 @pytest.mark.parametrize(

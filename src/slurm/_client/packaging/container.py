@@ -16,7 +16,8 @@ options ``packaging_<key>``, the earlier SDK's spellings)::
     name         the repository (default "slurm-sdk/<context directory's name>")
     push         False: build and tag only; the image must reach the registry otherwise
     platform     e.g. "linux/amd64" (default: the builder's)
-    tls_verify   default: False for a registry at a loopback or private IP address
+    tls_verify   default: False for a registry on this machine (loopback or one of its
+                 own addresses, as the dev cluster's), True for any other
     runtime      "podman", "docker" or "auto" (podman if installed, else docker)
     build_args   {"NAME": "value"}: --build-arg each (they count in the tag)
     build_secrets  "id=ID,src=FILE", "id=ID,env=VAR" or tables: --secret each
@@ -36,6 +37,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
@@ -55,6 +57,7 @@ __all__ = [
     "default_tls_verify",
     "find_builder",
     "image_build",
+    "is_own_address",
     "podman_flags",
     "push_argv",
 ]
@@ -232,8 +235,11 @@ def _secret(entry: Any) -> str:
 
 
 def default_tls_verify(registry: str) -> bool:
-    """False for a registry at a loopback or private IP address (an ad-hoc registry over
-    plain HTTP, as the dev cluster's), True otherwise (a registry named by DNS)."""
+    """False for a registry on this machine: a loopback address, or an address of one
+    of its own interfaces (the dev cluster's registry on its nodes' bridge), whose
+    traffic never leaves the machine. True for every other, private addresses
+    included: a registry elsewhere on a site's network is reached over TLS unless
+    ``packaging_tls_verify=False`` says otherwise."""
     host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
     if host == "localhost":
         return False
@@ -241,7 +247,19 @@ def default_tls_verify(registry: str) -> bool:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return True
-    return not (address.is_loopback or address.is_private)
+    return not (address.is_loopback or is_own_address(address))
+
+
+def is_own_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``address`` belongs to one of this machine's interfaces (a socket can be
+    bound to it; nothing is sent)."""
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((str(address), 0))
+        except OSError:
+            return False
+    return True
 
 
 def _ignore_patterns(context: Path) -> list[str]:
