@@ -20,6 +20,7 @@ from slurmrecords import wait_for_records
 
 import slurm.devcluster as dc
 from slurm import Cluster, JobContext, task, workflow
+from slurm._client.packaging.container import build_and_push, image_build
 from slurm._transport.ssh import SSHTransport
 from slurm.errors import ConfigurationError
 
@@ -203,6 +204,30 @@ def _dockerfile(context: Path, containers: dict[str, str], nonce: str) -> Path:
     dockerfile = context / "Dockerfile"
     dockerfile.write_text(f"FROM {base}\nRUN echo marker-{nonce} > /marker\n")
     return dockerfile
+
+
+def test_the_build_context_leaves_git_out_of_the_image(
+    containers: dict[str, str], tmp_path: Path
+) -> None:
+    """A context's .git (history, and credentials its config may hold) never reaches the
+    image, beside the context's own ignore file; the rest of the context does."""
+    context = tmp_path / "context"
+    dockerfile = _dockerfile(context, containers, secrets.token_hex(6))
+    (context / ".git").mkdir()
+    (context / ".git" / "config").write_text("[credential]\n\thelper = store\n")
+    (context / "kept.txt").write_text("kept\n")
+    (context / "scratch.log").write_text("left out by the context's own file\n")
+    (context / ".containerignore").write_text("*.log\n")
+    dockerfile.write_text(
+        dockerfile.read_text()
+        + "COPY . /context\n"
+        + "RUN test -f /context/kept.txt && test ! -e /context/scratch.log "
+        + "&& test ! -e /context/.git\n"
+    )
+    build = image_build(
+        {"registry": containers["registry"], "dockerfile": str(dockerfile), "push": False}
+    )
+    assert "#" in build_and_push(build)  # a failed `RUN test` is a ConfigurationError
 
 
 @task(time="00:05:00")

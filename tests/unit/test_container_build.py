@@ -15,6 +15,7 @@ from slurm._client.packaging.container import (
     build_argv,
     content_tag,
     default_tls_verify,
+    ignore_file_text,
     image_build,
     is_own_address,
     podman_flags,
@@ -129,6 +130,17 @@ def test_tls_is_verified_unless_the_registry_is_on_this_machine(
 ) -> None:
     assert default_tls_verify(registry) is verify
     assert image_build({"registry": registry, "tls_verify": True}).verify_tls() is True
+
+
+def test_the_ignore_file_keeps_the_contexts_lines_and_adds_git(tmp_path: Path) -> None:
+    assert ignore_file_text(tmp_path) == ".git\n"
+    (tmp_path / ".dockerignore").write_text("*.log\n")
+    assert ignore_file_text(tmp_path) == "*.log\n.git\n"
+    (tmp_path / ".containerignore").write_text("data/\n")  # podman reads it first
+    assert ignore_file_text(tmp_path) == "data/\n.git\n"
+    build = image_build({"registry": "127.0.0.1:5000"})
+    argv = build_argv("podman", build, tmp_path / "Dockerfile", tmp_path, "r/a:t", tmp_path / "i")
+    assert f"--ignorefile={tmp_path / 'i'}" in argv and argv[-1] == str(tmp_path)
 
 
 def test_an_address_of_this_machine_is_its_own() -> None:

@@ -39,6 +39,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ __all__ = [
     "content_tag",
     "default_tls_verify",
     "find_builder",
+    "ignore_file_text",
     "image_build",
     "is_own_address",
     "podman_flags",
@@ -262,12 +264,27 @@ def is_own_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bo
     return True
 
 
+def _ignore_lines(context: Path) -> list[str]:
+    """The context's own ignore file, as the builder reads it: ``.containerignore``,
+    else ``.dockerignore``."""
+    for name in (".containerignore", ".dockerignore"):
+        try:
+            return (context / name).read_text().splitlines()
+        except OSError:
+            continue
+    return []
+
+
 def _ignore_patterns(context: Path) -> list[str]:
-    try:
-        lines = (context / ".dockerignore").read_text().splitlines()
-    except OSError:
-        return []
+    lines = _ignore_lines(context)
     return [line.strip().strip("/") for line in lines if line.strip() and line[0] != "#"]
+
+
+def ignore_file_text(context: Path) -> str:
+    """The ignore file a build uses: the context's own lines, then ``.git`` (its history,
+    and any credentials its config holds, would be in the image and its registry)."""
+    lines = _ignore_lines(context)
+    return "\n".join([*lines, *_ALWAYS_IGNORED]) + "\n"
 
 
 def _ignored(relative: str, patterns: Iterable[str]) -> bool:
@@ -340,10 +357,16 @@ def _machine_podman_flags() -> list[str]:
 
 
 def build_argv(
-    builder: str, build: ImageBuild, dockerfile: Path, context: Path, reference: str
+    builder: str,
+    build: ImageBuild,
+    dockerfile: Path,
+    context: Path,
+    reference: str,
+    ignorefile: Path | None = None,
 ) -> list[str]:
     """The build command (``builder`` is ``podman`` or ``docker``). Steps run without
-    a network (``--network=none``): what they need comes from the context or the base."""
+    a network (``--network=none``): what they need comes from the context or the base.
+    ``ignorefile`` (podman): what the context leaves out (:func:`ignore_file_text`)."""
     argv = [builder]
     if builder == "podman":
         argv += _machine_podman_flags()
@@ -351,6 +374,8 @@ def build_argv(
     if builder == "podman":
         # The Docker v2 format, which every registry and enroot take (podman's default is OCI).
         argv += ["--format=docker", f"--tls-verify={str(build.verify_tls()).lower()}"]
+        if ignorefile is not None:
+            argv.append(f"--ignorefile={ignorefile}")
     if build.platform:
         argv.append(f"--platform={build.platform}")
     for name, value in build.build_args:
@@ -454,7 +479,18 @@ def build_and_push(build: ImageBuild, *, exists: Any = None, timeout: float = 36
     logger.info(
         "building image %s with %s (%s, context %s)", reference, builder, dockerfile, context
     )
-    _run_streaming(build_argv(builder, build, dockerfile, context, reference), "build", timeout)
+    if builder != "podman" and (context / ".git").exists():
+        logger.warning(
+            "the build context %s holds .git and %s cannot be told to leave it out: list "
+            ".git in its .dockerignore, or build with podman",
+            context,
+            builder,
+        )
+    with tempfile.TemporaryDirectory(prefix="slurm-sdk-build-") as scratch:
+        ignorefile = Path(scratch, "ignore")
+        ignorefile.write_text(ignore_file_text(context))
+        argv = build_argv(builder, build, dockerfile, context, reference, ignorefile)
+        _run_streaming(argv, "build", timeout)
     built = time.monotonic() - started
     if not build.push:
         logger.info("built image %s in %.1f s (not pushed: packaging_push=False)", reference, built)
