@@ -55,10 +55,12 @@ def test_queue_jobs_and_cluster_info_with_the_earlier_keys(
     job = jobfuncs.after_file(str(flag), "done")
     _eventually(lambda: job.get_status() == JobState.RUNNING, "the SDK job to run")
 
+    before = _squeue_ids()
     queue = cluster.get_queue()
+    mine = before | _squeue_ids()  # a job of the user's that ended meanwhile is in `before`
     by_id = {row["JOBID"]: row for row in queue}
     assert {job.id, plain_job} <= set(by_id)
-    assert set(by_id) <= _squeue_ids() | {job.id, plain_job}  # only this user's jobs
+    assert set(by_id) <= mine  # only this user's jobs (squeue --me, asked before and after)
     row = by_id[job.id]
     assert (row["STATE"], row["USER"], row["PARTITION"]) == ("RUNNING", getpass.getuser(), "debug")
     assert row["NAME"] == "after_file" and row["NODELIST"] in ("node1", "node2")
