@@ -10,8 +10,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from slurm._job.context import requeue_callbacks, requeue_event
+
+if TYPE_CHECKING:
+    import subprocess
 from slurm._job.progress import fingerprint, outcome_text, start_watching, stop_watching
 
 __all__ = ["Guard", "Interrupted", "requeue_request", "requeue_self", "squeue_time_left"]
@@ -176,38 +180,31 @@ class Guard:
         os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def squeue_time_left(job_id: str) -> float | None:
-    """Seconds job ``job_id`` has left by ``squeue`` (``%L``); None when it cannot tell."""
+def _ask_slurm(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str] | Exception:
+    """Run a Slurm command from the job's ``PATH``: its outcome, or why it could not run."""
     import subprocess
 
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return exc
+
+
+def squeue_time_left(job_id: str) -> float | None:
+    """Seconds job ``job_id`` has left by ``squeue`` (``%L``); None when it cannot tell."""
     from slurm._slurm.usage import parse_duration
 
-    try:
-        done = subprocess.run(  # noqa: S603 (argv list, never a shell)
-            ["squeue", "-h", "-j", job_id, "-o", "%L"],  # noqa: S607 (Slurm from the job's PATH)
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    done = _ask_slurm(["squeue", "-h", "-j", job_id, "-o", "%L"], timeout=20)
+    if isinstance(done, Exception) or done.returncode != 0 or not done.stdout.split():
         return None
-    lines = done.stdout.split()
-    return parse_duration(lines[0]) if done.returncode == 0 and lines else None
+    return parse_duration(done.stdout.split()[0])
 
 
 def requeue_self(job_id: str) -> bool:
     """Ask Slurm to requeue this job (time limits are not requeued by Slurm itself)."""
-    import subprocess
-
-    try:
-        done = subprocess.run(  # noqa: S603 (argv list, never a shell)
-            ["scontrol", "requeue", job_id],  # noqa: S607 (Slurm from the job's PATH)
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"slurm-sdk: could not requeue job {job_id}: {exc}", file=sys.stderr)
+    done = _ask_slurm(["scontrol", "requeue", job_id], timeout=30)
+    if isinstance(done, Exception):
+        print(f"slurm-sdk: could not requeue job {job_id}: {done}", file=sys.stderr)
         return False
     if done.returncode != 0:
         print(
