@@ -19,10 +19,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ import slurm.devcluster as dc
 from slurm import Cluster, task
 from slurm.devcluster import Status
 from slurm.devcluster.containers import build_base_image
+from slurm.devcluster.registry import push_image
 from slurm.devcluster.settings import env_port_base
 from slurm.errors import ConfigurationError, DevclusterError
 
@@ -218,7 +223,7 @@ def test_a_missing_or_wrong_sif_is_refused_before_submission(
         assert "Nothing was submitted" in str(missing.value)
         with pytest.raises(ConfigurationError, match=r"is not a SIF image"):
             in_image.with_options(container_image=str(not_sif))("/x")
-        with pytest.raises(ConfigurationError, match=r"registry references are not pulled"):
+        with pytest.raises(ConfigurationError, match=r"not a registry reference the SDK can"):
             in_image.with_options(container_image="docker://debian:bookworm")("/x")
         with pytest.raises(ConfigurationError, match=r"runs one rank for now"):
             in_image.with_options(container_image=sif, nodes=2)("/x")
@@ -235,3 +240,176 @@ def test_pyxis_asked_on_a_cluster_with_only_apptainer_is_refused(
         pytest.raises(ConfigurationError, match=r"no --container-image option: pyxis"),
     ):
         in_image.with_options(container_image=sif, container_runtime="pyxis")("/x")
+
+
+@pytest.fixture(scope="module")
+def registry(acluster: Status) -> Iterator[str]:
+    """A registry (Debian's ``docker-registry``) of the module's own on the cluster's
+    bridge address (which the login host and the nodes reach), port base + 4 (the port
+    the pyxis layout would give it; this cluster has none), storage in a temporary
+    directory; stopped (by its pid) at the end."""
+    port_base = int(acluster.ssh.alias.rsplit("-", 1)[1])
+    host, port = f"10.217.{port_base % 256}.1", port_base + 4
+    work = Path("/var/tmp") / f"a26-registry-{os.getpid()}-{secrets.token_hex(3)}"
+    work.mkdir(mode=0o700)
+    conf = work / "registry.yml"
+    conf.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {work / 'storage'}\nhttp:\n  addr: {host}:{port}\n"
+    )
+    log = open(work / "registry.log", "w")  # noqa: SIM115 (closed at the end)
+    server = subprocess.Popen(["docker-registry", "serve", str(conf)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((host, port), 1):
+                break
+            assert server.poll() is None, (work / "registry.log").read_text()
+            assert time.monotonic() < deadline, "the registry did not start"
+            time.sleep(0.2)
+        yield f"{host}:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def _digest(address: str, repository: str, tag: str) -> str:
+    """The digest the registry gives for ``repository:tag`` (its Docker-Content-Digest)."""
+    url = f"http://{address}/v2/{repository}/manifests/{tag}"
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": _LIST_TYPE})
+    with _OPENER.open(request, timeout=30) as response:
+        return str(response.headers["Docker-Content-Digest"])
+
+
+_REGISTRY_MARKER = "/etc/slurm-sdk-registry-marker"
+
+
+@task(time="00:05:00")
+def read_marker(path: str) -> str:
+    return Path(path).read_text()
+
+
+def _pulls(caplog: pytest.LogCaptureFixture, digest: str) -> int:
+    return sum(
+        1 for r in caplog.records if r.getMessage().startswith("pulling ") and digest in r.message
+    )
+
+
+def test_a_registry_image_is_pinned_by_digest_and_pulled_once_per_digest(
+    acluster: Status, registry: str, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="slurm")
+    repository = f"sdk/marked-{secrets.token_hex(3)}"
+    base, sqsh = home_tmp / "jobs", build_base_image()
+    push_image(registry, sqsh, "moving", repository=repository, files={_REGISTRY_MARKER: b"one\n"})
+    first = _digest(registry, repository, "moving")
+    uri = f"docker://{registry}/{repository}:moving"
+    options = {"container_runtime": "apptainer"}
+    with _ssh(acluster, base, default_options=options):
+        job = read_marker.with_options(container_image=uri)(_REGISTRY_MARKER)
+        assert job.get_result(timeout=_TIMEOUT) == "one\n"
+    assert job.image == f"{uri}@{first}"  # what ran: the tag's digest, pinned
+    # The tag moves: a new image under the same name and tag.
+    push_image(registry, sqsh, "moving", repository=repository, files={_REGISTRY_MARKER: b"two\n"})
+    second = _digest(registry, repository, "moving")
+    assert second != first
+    with _ssh(acluster, base, default_options=options):  # another run, the same job base
+        job = read_marker.with_options(container_image=uri)(_REGISTRY_MARKER)
+        assert job.get_result(timeout=_TIMEOUT) == "one\n"  # the pinned digest, not the tag's
+    assert job.image == f"{uri}@{first}"
+    assert f"the tag {uri} moved in its registry (now {second}); running the pinned" in caplog.text
+    assert _pulls(caplog, first) == 1  # the second run reused the .sif
+    # Asking for the new digest by name takes it: two clusters at once pull it once.
+    pinned = f"docker://{registry}/{repository}@{second}"
+    answers: list[object] = []
+
+    def run() -> None:
+        with _ssh(acluster, base, default_options=options):
+            answers.append(
+                read_marker.with_options(container_image=pinned)(_REGISTRY_MARKER).get_result(
+                    timeout=_TIMEOUT
+                )
+            )
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == ["two\n", "two\n"]
+    assert _pulls(caplog, second) == 1
+    assert _pulls(caplog, first) == 1
+    cached = sorted(p.name for p in (base / ".image-cache" / "sif").iterdir())
+    assert cached == sorted(f"docker-{d.replace(':', '-')}.sif" for d in (first, second))
+
+
+def test_a_registry_image_that_does_not_match_is_refused_before_submission(
+    acluster: Status, registry: str, home_tmp: Path
+) -> None:
+    repository = f"sdk/marked-{secrets.token_hex(3)}"
+    push_image(registry, build_base_image(), "v1", repository=repository)
+    base = home_tmp / "jobs"
+    wrong = "sha256:" + "0" * 64
+    with _ssh(acluster, base, default_options={"container_runtime": "apptainer"}):
+        with pytest.raises(ConfigurationError, match=r"the digest does not match") as info:
+            read_marker.with_options(container_image=f"docker://{registry}/{repository}@{wrong}")(
+                "/x"
+            )
+        assert "Nothing was submitted" in str(info.value)
+        with pytest.raises(ConfigurationError, match=r"has no image .*:nowhere"):
+            read_marker.with_options(container_image=f"docker://{registry}/{repository}:nowhere")(
+                "/x"
+            )
+        with pytest.raises(ConfigurationError, match=r"neither a path nor a registry"):
+            read_marker.with_options(container_image="debian.sif")("/x")
+    assert not _submitted(base)
+    assert not (base / ".image-cache" / "sif").exists() or not any(
+        (base / ".image-cache" / "sif").iterdir()
+    )
+
+
+_BUILT_MARKER = "/etc/slurm-sdk-dockerfile-marker"
+
+
+def test_an_image_built_from_a_dockerfile_runs_as_a_sif_built_and_converted_once(
+    acluster: Status, registry: str, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="slurm")
+    push_image(registry, build_base_image(), "bookworm")  # the base, sdk/python:bookworm
+    project = home_tmp / "project"
+    project.mkdir()
+    nonce = secrets.token_hex(6)
+    (project / "marker.txt").write_text(f"built {nonce}\n")
+    (project / "Dockerfile").write_text(
+        f"FROM {registry}/sdk/python:bookworm\nCOPY marker.txt {_BUILT_MARKER}\n"
+    )
+    packaging = {
+        "type": "container",
+        "dockerfile": str(project / "Dockerfile"),
+        "registry": registry,
+    }
+    base, images = home_tmp / "jobs", []
+    for _ in range(2):  # two runs, each a cluster of its own: one build, one conversion
+        with _ssh(
+            acluster, base, packaging=packaging, default_options={"container_runtime": "apptainer"}
+        ):
+            job = read_marker(_BUILT_MARKER)
+            assert job.get_result(timeout=_TIMEOUT) == f"built {nonce}\n"
+            images.append(job.image)
+    messages = [r.getMessage() for r in caplog.records]
+    builds = [m for m in messages if m.startswith("building image")]
+    pulls = [m for m in messages if m.startswith("pulling ")]
+    assert len(builds) == 1, messages
+    assert len(pulls) == 1, messages
+    assert any(
+        m.endswith("is in the registry already (same Dockerfile and context)") for m in messages
+    )
+    built = builds[0].split()[2]  # REGISTRY/NAME:TAG
+    assert images[0] == images[1] and images[0] is not None
+    assert images[0].startswith(f"docker://{built}@sha256:")

@@ -115,6 +115,7 @@ class Submitted:
     retry: Retry | None = None
     rule: str = "asked"
     learn_key: str | None = None
+    image: str | None = None  # the container image it runs in (a registry's pinned digest)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class Placement:
     learn_key: str | None = None
     cached: CacheEntry | None = None
     element: int | None = None
+    image: str | None = None
 
     @classmethod
     def from_cache(cls, entry: CacheEntry) -> Placement:
@@ -166,6 +168,7 @@ class Placement:
             done.rule,
             done.learn_key,
             element=element,
+            image=done.image,
         )
 
 
@@ -426,13 +429,16 @@ def _submit(
         plan=plan,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
+    image = prepared.container.ran if prepared.container is not None else None
     if pool is not None:  # no sbatch: a worker of the pool takes the calls
         submitted = time.time()
         env = prepared.launch.env
         job_id = pool.enqueue(
             job_dir, len(payloads), array=array is not None, env=env, python=prepared.launch.python
         )
-        return Submitted(job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits)
+        return Submitted(
+            job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits, image=image
+        )
     journal = session.journal if claim.seq >= 0 else None
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
@@ -452,6 +458,7 @@ def _submit(
         resolved.retry,
         resolved.rule,
         resolved.learn_key,
+        image,
     )
 
 
