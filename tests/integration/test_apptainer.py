@@ -35,7 +35,7 @@ import pytest
 from jobfuncs import CustomError, fail_with
 
 import slurm.devcluster as dc
-from slurm import Cluster, task
+from slurm import Cluster, JobContext, task
 from slurm.devcluster import Status
 from slurm.devcluster.containers import build_base_image
 from slurm.devcluster.registry import push_image
@@ -225,8 +225,6 @@ def test_a_missing_or_wrong_sif_is_refused_before_submission(
             in_image.with_options(container_image=str(not_sif))("/x")
         with pytest.raises(ConfigurationError, match=r"not a registry reference the SDK can"):
             in_image.with_options(container_image="docker://debian:bookworm")("/x")
-        with pytest.raises(ConfigurationError, match=r"runs one rank for now"):
-            in_image.with_options(container_image=sif, nodes=2)("/x")
     after = subprocess.run(sacct, capture_output=True, text=True, check=True, env=env).stdout
     assert after == before  # nothing reached Slurm
     assert "in_image" not in "".join(p.name for p in _submitted(base))
@@ -413,3 +411,49 @@ def test_an_image_built_from_a_dockerfile_runs_as_a_sif_built_and_converted_once
     built = builds[0].split()[2]  # REGISTRY/NAME:TAG
     assert images[0] == images[1] and images[0] is not None
     assert images[0].startswith(f"docker://{built}@sha256:")
+
+
+@task(time="00:05:00", ntasks=2, mem="256M")
+def ranks_in_image(marker: str, ctx: JobContext) -> list[dict[str, Any]]:
+    """Each rank's view from inside its container; rank 0 gathers them (through a file
+    per rank in the job directory, the working directory) and returns them all."""
+    import json
+
+    facts = {
+        "rank": ctx.rank,
+        "world_size": ctx.world_size,
+        "procid": os.environ.get("SLURM_PROCID"),
+        "marker": Path(marker).read_text(),
+        "python": sys.executable,
+        "apptainer": os.environ.get("APPTAINER_CONTAINER", ""),
+        "meeting": [os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")],
+        "host": socket.gethostname(),
+    }
+    Path(f"rank-{ctx.rank}.json.tmp").write_text(json.dumps(facts))
+    os.replace(f"rank-{ctx.rank}.json.tmp", f"rank-{ctx.rank}.json")
+    if ctx.rank != 0:
+        return [facts]
+    deadline = time.monotonic() + 120
+    paths = [Path(f"rank-{r}.json") for r in range(ctx.world_size)]
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, "the other rank wrote nothing"
+        time.sleep(0.2)
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def test_a_two_rank_task_runs_one_container_per_rank_in_a_sif(
+    acluster: Status, sif: str, home_tmp: Path
+) -> None:
+    with _ssh(acluster, home_tmp / "jobs", default_options={"container_runtime": "apptainer"}):
+        job = ranks_in_image.with_options(container_image=sif)(_MARKER_PATH)
+        ranks = job.get_result(timeout=_TIMEOUT)
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert [r["procid"] for r in ranks] == ["0", "1"]  # each rank's own Slurm variables
+    for facts in ranks:
+        assert facts["world_size"] == 2
+        assert facts["marker"] == _MARKER  # read inside the image
+        assert facts["python"] == "/usr/bin/python3"
+        assert facts["apptainer"] == sif
+        assert facts["host"] in {"node1", "node2"}
+    assert ranks[0]["meeting"] == ranks[1]["meeting"] and None not in ranks[0]["meeting"]
+    assert job.image == sif

@@ -156,3 +156,16 @@ def test_a_slurmfile_sets_the_runtime_for_its_environment(
     assert settings["default_options"] == {"container_runtime": "apptainer"}
     spec = container_spec({**settings["default_options"], "container_image": SIF}, ["/jobs"])
     assert spec is not None and spec.runtime == "apptainer"
+
+
+def test_the_ranks_meeting_point_is_passed_into_the_image() -> None:
+    env = apptainer_env({**ENV, "MASTER_ADDR": "node1", "MASTER_PORT": "29500"}, ["/code"])
+    assert env["MASTER_ADDR"] == "node1" and env["MASTER_PORT"] == "29500"
+    assert env["SLURM_JOB_ID"] == "42" and "HOME" not in env
+
+
+def test_each_rank_hands_over_to_apptainer_but_not_to_pyxis() -> None:
+    from slurm._job.entry import _per_rank
+
+    assert _per_rank(ContainerSpec(image=SIF, runtime="apptainer").to_json())
+    assert not _per_rank(ContainerSpec(image="reg#img", runtime="pyxis").to_json())

@@ -535,9 +535,7 @@ def _prepare_code(
             gpus=asks_for_gpus(resolved.sbatch),
         )
         if container is not None:
-            container = check_container(
-                session, container, launch.python, multi_rank=is_multi_rank(resolved.sbatch)
-            )
+            container = check_container(session, container, launch.python)
         for dependent in task.prebuild:  # with_dependencies: their images travel too
             _, dependent_sdk = session.options_for(dependent.name, dependent.options)
             prepare_images(session, dependent, dependent_sdk)

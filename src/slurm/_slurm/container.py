@@ -286,9 +286,17 @@ def _image_env(code: Sequence[str]) -> dict[str, str]:
     }
 
 
-#: Variables of the batch step passed into an Apptainer container besides Slurm's own
-#: (``SLURM_*``, the SDK's ``SLURM_SDK_*`` among them): the GPUs Slurm gave the job.
-_PASSED = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
+#: Variables of the batch step (or rank) passed into an Apptainer container besides
+#: Slurm's own (``SLURM_*``, the SDK's ``SLURM_SDK_*`` among them): the GPUs Slurm gave
+#: the job, and the ranks' meeting point.
+_PASSED = (
+    "CUDA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    # where the ranks of a multi-rank task meet (set by the rank launcher)
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
 
 
 def apptainer_env(environ: Mapping[str, str], code: Sequence[str]) -> dict[str, str]:

@@ -324,18 +324,6 @@ def _apptainer_image(session: Session, spec: ContainerSpec, python: str) -> Cont
     return spec
 
 
-def _check_ranks(spec: ContainerSpec, multi_rank: bool) -> None:
-    """Apptainer runs one rank (for now)."""
-    image = spec.image
-    if multi_rank:
-        raise ConfigurationError(
-            f"container_image {image!r} with container_runtime='apptainer' runs one rank "
-            "for now: a task of several ranks (nodes/ntasks above 1) in Apptainer is not "
-            "supported yet. Nothing was submitted. Run it with container_runtime='pyxis', "
-            "or without a container."
-        )
-
-
 def _check_sif(session: Session, spec: ContainerSpec) -> None:
     """An Apptainer image is a SIF file on the cluster."""
     image = spec.image
@@ -356,13 +344,12 @@ def _check_sif(session: Session, spec: ContainerSpec) -> None:
         )
 
 
-def check_container(
-    session: Session, spec: ContainerSpec, python: str, *, multi_rank: bool = False
-) -> ContainerSpec:
+def check_container(session: Session, spec: ContainerSpec, python: str) -> ContainerSpec:
     """Before submitting a task in a container: its runtime resolved and on the cluster
-    (:func:`resolve_runtime`); for Apptainer, the image a readable SIF file and one
-    rank; for pyxis, an image given as a path exists, and one given as a registry
-    reference is in its registry (asked from the login host with ``python``, see
+    (:func:`resolve_runtime`); for Apptainer, a registry reference pinned and pulled
+    (:mod:`slurm._client.packaging.sif`) and the image a readable SIF file; for pyxis,
+    an image given as a path exists, and one given as a registry reference is in its
+    registry (asked from the login host with ``python``, see
     :mod:`slurm._client.packaging.registry`). Returns the spec with its runtime.
 
     Raises:
@@ -371,7 +358,6 @@ def check_container(
     transport = session.transport
     spec = resolve_runtime(session, spec)
     if spec.runtime == "apptainer":
-        _check_ranks(spec, multi_rank)
         spec = _apptainer_image(session, spec, python)
         _check_sif(session, spec)
         return spec
