@@ -40,7 +40,7 @@ from slurm.devcluster import Status
 from slurm.devcluster.containers import build_base_image
 from slurm.devcluster.registry import push_image
 from slurm.devcluster.settings import env_port_base
-from slurm.errors import ConfigurationError, DevclusterError
+from slurm.errors import ConfigurationError, DevclusterError, InvalidOptionError
 
 pytestmark = pytest.mark.release
 
@@ -183,6 +183,7 @@ def test_auto_picks_apptainer_on_a_cluster_without_pyxis(
 
 def test_doctor_reports_apptainer(acluster: Status, home_tmp: Path) -> None:
     report = _ssh(acluster, home_tmp / "jobs").diagnose()
+    assert report["runtimes"] == {"apptainer": acluster.apptainer}  # no pyxis
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["containers"]["status"] == "ok"
     assert checks["containers"]["detail"] == (
@@ -225,6 +226,8 @@ def test_a_missing_or_wrong_sif_is_refused_before_submission(
             in_image.with_options(container_image=str(not_sif))("/x")
         with pytest.raises(ConfigurationError, match=r"not a registry reference the SDK can"):
             in_image.with_options(container_image="docker://debian:bookworm")("/x")
+        with pytest.raises(InvalidOptionError, match=r"'auto', 'pyxis', 'apptainer', got 'sing"):
+            in_image.with_options(container_image=sif, container_runtime="singularity")("/x")
     after = subprocess.run(sacct, capture_output=True, text=True, check=True, env=env).stdout
     assert after == before  # nothing reached Slurm
     assert "in_image" not in "".join(p.name for p in _submitted(base))
