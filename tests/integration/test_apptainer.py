@@ -460,3 +460,23 @@ def test_a_two_rank_task_runs_one_container_per_rank_in_a_sif(
         assert facts["host"] in {"node1", "node2"}
     assert ranks[0]["meeting"] == ranks[1]["meeting"] and None not in ranks[0]["meeting"]
     assert job.image == sif
+
+
+def test_an_oras_image_is_pinned_and_pulled_once(
+    acluster: Status, registry: str, sif: str, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="slurm")
+    repository = f"sdk/oras-{secrets.token_hex(3)}"
+    uri = f"oras://{registry}/{repository}:v1"
+    pushed = subprocess.run(
+        _ssh_argv(acluster, "apptainer", "push", "--no-https", sif, uri),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert pushed.returncode == 0, f"apptainer push failed:\n{pushed.stdout}\n{pushed.stderr}"
+    base = home_tmp / "jobs"
+    for _ in range(2):
+        with _ssh(acluster, base, default_options={"container_runtime": "apptainer"}):
+            job = read_marker.with_options(container_image=uri)(_MARKER_PATH)
+            assert job.get_result(timeout=_TIMEOUT) == _MARKER
+        assert job.image is not None and job.image.startswith(f"{uri}@sha256:")
+    assert sum(1 for r in caplog.records if r.getMessage().startswith("pulling oras://")) == 1
