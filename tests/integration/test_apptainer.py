@@ -378,23 +378,25 @@ def test_a_registry_image_that_does_not_match_is_refused_before_submission(
 _BUILT_MARKER = "/etc/slurm-sdk-dockerfile-marker"
 
 
+def _dockerfile_project(project: Path, registry: str, marker: str) -> dict[str, Any]:
+    """A Dockerfile ``FROM`` the base image (pushed to ``registry`` as
+    ``sdk/python:bookworm``) that copies ``marker`` to :data:`_BUILT_MARKER`; the
+    ``packaging=`` table that builds it and pushes it there."""
+    push_image(registry, build_base_image(), "bookworm")
+    project.mkdir()
+    (project / "marker.txt").write_text(marker)
+    (project / "Dockerfile").write_text(
+        f"FROM {registry}/sdk/python:bookworm\nCOPY marker.txt {_BUILT_MARKER}\n"
+    )
+    return {"type": "container", "dockerfile": str(project / "Dockerfile"), "registry": registry}
+
+
 def test_an_image_built_from_a_dockerfile_runs_as_a_sif_built_and_converted_once(
     acluster: Status, registry: str, home_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="slurm")
-    push_image(registry, build_base_image(), "bookworm")  # the base, sdk/python:bookworm
-    project = home_tmp / "project"
-    project.mkdir()
     nonce = secrets.token_hex(6)
-    (project / "marker.txt").write_text(f"built {nonce}\n")
-    (project / "Dockerfile").write_text(
-        f"FROM {registry}/sdk/python:bookworm\nCOPY marker.txt {_BUILT_MARKER}\n"
-    )
-    packaging = {
-        "type": "container",
-        "dockerfile": str(project / "Dockerfile"),
-        "registry": registry,
-    }
+    packaging = _dockerfile_project(home_tmp / "project", registry, f"built {nonce}\n")
     base, images = home_tmp / "jobs", []
     for _ in range(2):  # two runs, each a cluster of its own: one build, one conversion
         with _ssh(
@@ -480,3 +482,41 @@ def test_an_oras_image_is_pinned_and_pulled_once(
             assert job.get_result(timeout=_TIMEOUT) == _MARKER
         assert job.image is not None and job.image.startswith(f"{uri}@sha256:")
     assert sum(1 for r in caplog.records if r.getMessage().startswith("pulling oras://")) == 1
+
+
+def test_tutorial_over_ssh_every_task_in_a_sif_built_from_a_dockerfile(
+    acluster: Status, registry: str, home_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from slurm.examples.parallel_train_eval.workflow import parallel_train_eval_workflow
+
+    caplog.set_level("INFO", logger="slurm")
+    nonce = secrets.token_hex(6)
+    packaging = _dockerfile_project(home_tmp / "tutorial-image", registry, f"tutorial {nonce}\n")
+    base = home_tmp / "jobs"
+    with _ssh(
+        acluster, base, packaging=packaging, default_options={"container_runtime": "apptainer"}
+    ):
+        flow = parallel_train_eval_workflow(
+            epochs=1, epoch_steps=1, steps_per_job_cap=1, partition_train=None, partition_eval=None
+        )
+        marker = read_marker(_BUILT_MARKER)  # a task of its own, in the same image
+        state_path = Path(flow.get_result(timeout=300))
+        assert marker.get_result(timeout=_TIMEOUT) == f"tutorial {nonce}\n"
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if m.startswith("building image")]) == 1, messages
+    pulls = [m for m in messages if m.startswith("pulling ")]
+    assert len(pulls) == 1, messages  # converted once, before the workflow was submitted
+    sif = pulls[0].split(" into ")[1].split()[0]
+    workflow_dir = state_path.parent.parent
+    children = sorted((workflow_dir / "tasks").glob("*-*/job.sh"))
+    assert {p.parent.name.rsplit("-", 3)[0] for p in children} == {
+        "train_epoch_segment",
+        "evaluate_epoch",
+    }
+    # The orchestrator ran outside the image (it submits with sbatch); every child in the
+    # .sif the client pulled, and nothing was pulled or built on the workflow's node.
+    assert "SLURM_SDK_CONTAINER" not in (workflow_dir / "job.sh").read_text()
+    for script in children:
+        assert sif in script.read_text() and '"runtime": "apptainer"' in script.read_text()
+    workflow_log = (workflow_dir / "stderr").read_text()
+    assert "pulling " not in workflow_log and "building image" not in workflow_log

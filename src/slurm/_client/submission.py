@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from slurm._client.cachekey import CachePolicy, cache_policy
 from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.learned import learned_key
-from slurm._client.packaging.images import check_container
+from slurm._client.packaging.images import check_container, prepare_for_node
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.packing import plan_for
@@ -536,9 +536,12 @@ def _prepare_code(
         )
         if container is not None:
             container = check_container(session, container, launch.python)
+        if for_children:  # Apptainer: the tasks' image pulled here (the node pulls nothing)
+            prepare_for_node(session, {**resolved.sdk, **for_children}, launch.python)
         for dependent in task.prebuild:  # with_dependencies: their images travel too
             _, dependent_sdk = session.options_for(dependent.name, dependent.options)
-            prepare_images(session, dependent, dependent_sdk)
+            dependent_options, _ = prepare_images(session, dependent, dependent_sdk)
+            prepare_for_node(session, dependent_options, launch.python)
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
         if type(exc) is not ConfigurationError:  # a more precise one already
             raise

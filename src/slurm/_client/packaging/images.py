@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
 from slurm._client.packaging.registry import check_manifest, manifest_answer, parse_reference
-from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, is_sif
+from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, container_spec, is_sif
 from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
 
@@ -42,6 +42,7 @@ __all__ = [
     "earlier_spellings",
     "known_images",
     "prepare",
+    "prepare_for_node",
     "resolve_runtime",
     "seed_images",
 ]
@@ -342,6 +343,23 @@ def _check_sif(session: Session, spec: ContainerSpec) -> None:
             ".sif file (`apptainer build NAME.sif SOURCE`); a sandbox directory or a .sqsh "
             "file is not one."
         )
+
+
+def prepare_for_node(session: Session, sdk_options: Mapping[str, Any], python: str) -> None:
+    """Before a workflow is submitted: the image its tasks run in (its container
+    options), for Apptainer pinned and pulled here, since its node pulls nothing.
+
+    Raises:
+        ConfigurationError: as :func:`check_container`.
+    """
+    spec = container_spec(sdk_options, shared=())
+    if spec is None or spec.runtime == "pyxis":
+        return
+    if spec.runtime == "auto" and (
+        "--container-image" in session.srun_help() or not session.apptainer_version()
+    ):
+        return  # pyxis pulls on the node; no runtime at all: the tasks are refused there
+    _apptainer_image(session, replace(spec, runtime="apptainer"), python)
 
 
 def check_container(session: Session, spec: ContainerSpec, python: str) -> ContainerSpec:

@@ -193,6 +193,35 @@ def _pull(session: Session, ref: ImageReference, target: str) -> None:
         lock.release()
 
 
+def _on_a_node(
+    session: Session, directory: str, ref: ImageReference, image: str
+) -> tuple[ImageReference, str]:
+    """On a workflow's node: the pinned digest and the cached ``.sif``, without asking the
+    registry or pulling (the client did both before submitting the workflow).
+
+    Raises:
+        ConfigurationError: there is no pin or no ``.sif`` for it.
+    """
+    if ref.digest is None:
+        path = f"{directory}/pins/{pin_name(ref)}"
+        try:
+            digest = str(json.loads(session.transport.read_text(path))["digest"])
+        except (OSError, ValueError, KeyError, TypeError):
+            digest = ""
+        if digest:
+            ref = ImageReference(ref.registry, ref.name, ref.tag, digest, ref.scheme)
+    target = f"{directory}/sif/{cache_name(ref)}" if ref.digest else ""
+    if not target or not session.transport.exists(target):
+        raise ConfigurationError(
+            f"container_image {image!r} is not pulled yet, and this submission comes from a "
+            "running workflow, on a compute node, where nothing is pulled. Nothing was "
+            "submitted. Give the workflow the same container options (its tasks' image is "
+            "then pulled before it is submitted), name the task in its "
+            "with_dependencies([...]), or run one such task from the client first."
+        )
+    return ref, target
+
+
 def pull_image(session: Session, image: str, python: str) -> PulledImage:
     """The ``.sif`` file of the registry reference ``image``, pinned and pulled once.
 
@@ -213,22 +242,17 @@ def pull_image(session: Session, image: str, python: str) -> PulledImage:
         known = state.pulled.get(image)
     if known is not None:
         return PulledImage(known[0], known[1])
-    given_digest = ref.digest is not None
-    ref = _resolve_digest(session, python, ref)
-    if not given_digest:
-        ref = _pinned(session, directory, ref)
-    session.transport.mkdir(f"{directory}/sif", mode=0o700)
-    target = f"{directory}/sif/{cache_name(ref)}"
-    if not session.transport.exists(target):
-        if not state.builds_here:
-            raise ConfigurationError(
-                f"container_image {image!r} is not pulled yet ({target} is missing), and this "
-                "submission comes from a running workflow, on a compute node, where nothing is "
-                "pulled. Nothing was submitted. Name the task in the workflow's "
-                "with_dependencies([...]) (its image is then pulled before the workflow is "
-                "submitted), or give its digest's .sif path."
-            )
-        _pull(session, ref, target)
+    if not state.builds_here:  # a workflow's node: the client pinned and pulled it
+        ref, target = _on_a_node(session, directory, ref, image)
+    else:
+        if ref.digest is None:
+            ref = _pinned(session, directory, _resolve_digest(session, python, ref))
+        else:
+            ref = _resolve_digest(session, python, ref)
+        session.transport.mkdir(f"{directory}/sif", mode=0o700)
+        target = f"{directory}/sif/{cache_name(ref)}"
+        if not session.transport.exists(target):
+            _pull(session, ref, target)
     with state.lock:
         state.pulled[image] = (target, ref)
     return PulledImage(target, ref)
