@@ -129,16 +129,16 @@ def test_is_sif() -> None:
 
 
 def test_doctor_names_the_container_runtimes() -> None:
-    both = containers_check((0, "1"), (0, "apptainer version 1.4.5"))
+    both = containers_check({"pyxis": "srun --container-image", "apptainer": "1.4.5"})
     assert both.status == OK
     assert both.detail == (
         "pyxis (srun --container-image), apptainer 1.4.5; container_runtime='auto' takes pyxis"
     )
-    only = containers_check((1, "0"), (0, "apptainer version 1.4.5"))
+    only = containers_check({"apptainer": "1.4.5"})
     assert only.status == OK and only.detail.endswith(
         "apptainer 1.4.5; container_runtime='auto' takes apptainer"
     )
-    none = containers_check((1, "0"), (127, "sh: apptainer: not found"))
+    none = containers_check({})
     assert none.status == WARN and not none.blocking
     assert "no container runtime" in none.detail
 
@@ -156,3 +156,16 @@ def test_a_slurmfile_sets_the_runtime_for_its_environment(
     assert settings["default_options"] == {"container_runtime": "apptainer"}
     spec = container_spec({**settings["default_options"], "container_image": SIF}, ["/jobs"])
     assert spec is not None and spec.runtime == "apptainer"
+
+
+def test_the_ranks_meeting_point_is_passed_into_the_image() -> None:
+    env = apptainer_env({**ENV, "MASTER_ADDR": "node1", "MASTER_PORT": "29500"}, ["/code"])
+    assert env["MASTER_ADDR"] == "node1" and env["MASTER_PORT"] == "29500"
+    assert env["SLURM_JOB_ID"] == "42" and "HOME" not in env
+
+
+def test_each_rank_hands_over_to_apptainer_but_not_to_pyxis() -> None:
+    from slurm._job.entry import _per_rank
+
+    assert _per_rank(ContainerSpec(image=SIF, runtime="apptainer").to_json())
+    assert not _per_rank(ContainerSpec(image="reg#img", runtime="pyxis").to_json())

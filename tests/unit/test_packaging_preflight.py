@@ -160,3 +160,24 @@ def test_parse_output_reads_uv_and_forgives_no_venv_when_uv_is_there() -> None:
     )
     assert with_uv.ok and with_uv.uv == "/home/me/.local/bin/uv"
     assert with_uv.python is not None and with_uv.python.libc_version == "2.36"
+
+
+def test_parse_output_names_the_container_runtimes_and_never_fails_for_them() -> None:
+    base = "cmd|sbatch|ok|/s\ncmd|squeue|ok|/q\ncmd|scontrol|ok|/c\ndir|base|ok|/b\n"
+    python = "python|run|ok|3.11.7|linux-x86_64|CPython|glibc|2.36|/usr/bin/python3|-\n"
+    both = "runtime|apptainer|ok|apptainer version 1.4.5\nruntime|pyxis|ok|srun --container-image\n"
+    report = parse_output(base + python + both, where="x", base_dir="/b", python="python3")
+    assert report.ok and report.runtimes == {
+        "pyxis": "srun --container-image",
+        "apptainer": "1.4.5",
+    }
+    assert report.to_dict()["runtimes"] == report.runtimes
+    none = "runtime|apptainer|missing|\nruntime|pyxis|missing|\n"
+    report = parse_output(base + python + none, where="x", base_dir="/b", python="python3")
+    assert report.ok and report.runtimes == {}
+
+
+def test_the_preflight_script_asks_for_the_runtimes_on_this_machine(tmp_path: Path) -> None:
+    report = run_preflight(LocalTransport(), str(tmp_path / "jobs"), sys.executable)
+    assert set(report.runtimes) <= {"pyxis", "apptainer"}
+    assert ("apptainer" in report.runtimes) == bool(shutil.which("apptainer"))

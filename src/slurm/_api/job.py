@@ -86,6 +86,10 @@ class Job(Generic[T]):
         #: The cache entry that answered this call (a task with ``cache=True`` whose key had a
         #: result): its ``job_id`` and ``job_dir`` are the run that made it. None: it ran.
         self.cached: CacheEntry | None = None
+        #: The container image the call runs in, as resolved before submission: a registry
+        #: reference with the digest it is pinned to (``docker://HOST/NAME:TAG@sha256:...``),
+        #: else the image given; None without a container.
+        self.image: str | None = None
 
     def _locate(
         self, job_id: str, job_dir: str, array_index: int | None, element: int | None = None
@@ -130,6 +134,7 @@ class Job(Generic[T]):
         self.dependencies = list(placement.dependencies)
         self.retry, self.limits = placement.retry, dict(placement.limits)
         self.cached = placement.cached
+        self.image = placement.image or self.image
         self.rule, self._learn_key = placement.rule, placement.learn_key
         if placement.submitted is None:
             self.reload_attempts()
@@ -149,6 +154,7 @@ class Job(Generic[T]):
             self.rule,
             self._learn_key,
             element=self.element,
+            image=self.image,
         )
 
     @property

@@ -13,7 +13,11 @@ machine-readable line per check:
 - the Python that will run jobs (or build their environment) starts, and
   which version, platform and C library it has (and, when asked, whether it
   can import ``slurm.runner`` or create virtual environments);
-- whether ``uv`` is there (used to create environments when it is).
+- whether ``uv`` is there (used to create environments when it is);
+- which container runtimes the cluster has (``container_runtime=``): pyxis (``srun``
+  knows ``--container-image``) and Apptainer (``apptainer --version`` on the login
+  host); informational, never a failure (a task asking for one it lacks is refused
+  by :func:`slurm._client.packaging.images.resolve_runtime`).
 
 :func:`run_preflight` returns a :class:`PreflightReport`;
 :meth:`PreflightReport.raise_for_problems` turns every failed check into one
@@ -101,6 +105,8 @@ class PreflightReport:
     findings: list[Finding]
     python: PythonInfo | None = None
     uv: str | None = None
+    #: The container runtimes found, name -> what says so (``{"apptainer": "1.4.5"}``).
+    runtimes: dict[str, str] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[Finding]:
@@ -132,6 +138,7 @@ class PreflightReport:
             "checks": checks,
             "python": python,
             "uv": self.uv,
+            "runtimes": dict(self.runtimes),
             "problems": [f"{f.name}: {f.detail}. {f.fix}".strip() for f in self.problems],
         }
 
@@ -191,6 +198,10 @@ def build_script(
         '  echo "python|run|ok|$out";',
         'else echo "python|run|fail|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
         trust.build_script(list((trusted or {}).values())),
+        'if a=$(apptainer --version 2>/dev/null); then echo "runtime|apptainer|ok|$a";',
+        'else echo "runtime|apptainer|missing|"; fi',
+        "if srun --help 2>/dev/null | grep -q -- --container-image; then",
+        '  echo "runtime|pyxis|ok|srun --container-image"; else echo "runtime|pyxis|missing|"; fi',
         'u=$(command -v uv 2>/dev/null) || u=""',
         'for c in "$u" "$HOME/.local/bin/uv" "$HOME/.cargo/bin/uv"; do',
         '  if [ -n "$c" ] && [ -x "$c" ]; then echo "tool|uv|ok|$c"; exit 0; fi',
@@ -255,6 +266,11 @@ def parse_output(
             report.add(Finding(f"{name}_owner", False, problem.detail, problem.fix))
     status, detail = seen.get(("tool", "uv"), ("missing", ""))
     report.uv = detail if status == "ok" and detail else None
+    for runtime in ("pyxis", "apptainer"):  # the order container_runtime='auto' tries them
+        status, detail = seen.get(("runtime", runtime), ("missing", ""))
+        if status == "ok":
+            words = detail.split()
+            report.runtimes[runtime] = words[-1] if runtime == "apptainer" and words else detail
     status, detail = seen.get(("python", "run"), ("fail", "the check did not run"))
     info = _parse_python(python, detail) if status == "ok" else None
     if info is None:

@@ -31,6 +31,7 @@ from slurm.errors import CommandError
 
 if TYPE_CHECKING:
     from slurm._client.learned import LearnedSizes
+    from slurm._client.packaging.registry import ImageReference
     from slurm._client.packaging.remote import Environment
     from slurm._client.preflight import PreflightReport
     from slurm._client.tasks import CallQueue
@@ -59,6 +60,8 @@ class ImageState:
     built: dict[str, str] = field(default_factory=dict)  # ImageBuild.key -> reference
     checked: set[str] = field(default_factory=set)  # references found in their registry
     builds_here: bool = True  # False on a workflow's node: look up only
+    # Apptainer registry references -> (.sif path, the reference with its digest)
+    pulled: dict[str, tuple[str, ImageReference]] = field(default_factory=dict)
 
 
 class Session:

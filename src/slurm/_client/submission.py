@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from slurm._client.cachekey import CachePolicy, cache_policy
 from slurm._client.events import PackagingBegan, PackagingEnded, SubmitBegan
 from slurm._client.learned import learned_key
-from slurm._client.packaging.images import check_container
+from slurm._client.packaging.images import check_container, prepare_for_node
 from slurm._client.packaging.images import prepare as prepare_images
 from slurm._client.packaging.launch import Launch, launch_for, ship
 from slurm._client.packing import plan_for
@@ -115,6 +115,7 @@ class Submitted:
     retry: Retry | None = None
     rule: str = "asked"
     learn_key: str | None = None
+    image: str | None = None  # the container image it runs in (a registry's pinned digest)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class Placement:
     learn_key: str | None = None
     cached: CacheEntry | None = None
     element: int | None = None
+    image: str | None = None
 
     @classmethod
     def from_cache(cls, entry: CacheEntry) -> Placement:
@@ -166,6 +168,7 @@ class Placement:
             done.rule,
             done.learn_key,
             element=element,
+            image=done.image,
         )
 
 
@@ -426,13 +429,16 @@ def _submit(
         plan=plan,
     )
     events.emit(SubmitBegan(task, options, job_dir, session.backend_type, array))
+    image = prepared.container.ran if prepared.container is not None else None
     if pool is not None:  # no sbatch: a worker of the pool takes the calls
         submitted = time.time()
         env = prepared.launch.env
         job_id = pool.enqueue(
             job_dir, len(payloads), array=array is not None, env=env, python=prepared.launch.python
         )
-        return Submitted(job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits)
+        return Submitted(
+            job_id, job_dir, submitted, resolved.policy, depends_on, resolved.limits, image=image
+        )
     journal = session.journal if claim.seq >= 0 else None
     if journal is not None:
         journal.begin(JournalEntry(claim.seq, task.name, claim.digest, job_dir))
@@ -452,6 +458,7 @@ def _submit(
         resolved.retry,
         resolved.rule,
         resolved.learn_key,
+        image,
     )
 
 
@@ -528,12 +535,13 @@ def _prepare_code(
             gpus=asks_for_gpus(resolved.sbatch),
         )
         if container is not None:
-            container = check_container(
-                session, container, launch.python, multi_rank=is_multi_rank(resolved.sbatch)
-            )
+            container = check_container(session, container, launch.python)
+        if for_children:  # Apptainer: the tasks' image pulled here (the node pulls nothing)
+            prepare_for_node(session, {**resolved.sdk, **for_children}, launch.python)
         for dependent in task.prebuild:  # with_dependencies: their images travel too
             _, dependent_sdk = session.options_for(dependent.name, dependent.options)
-            prepare_images(session, dependent, dependent_sdk)
+            dependent_options, _ = prepare_images(session, dependent, dependent_sdk)
+            prepare_for_node(session, dependent_options, launch.python)
     except ConfigurationError as exc:  # what the earlier SDK called a packaging error
         if type(exc) is not ConfigurationError:  # a more precise one already
             raise

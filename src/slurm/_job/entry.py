@@ -84,6 +84,15 @@ def run_ranks(
     return run(job_dir, env, launch, array=array)
 
 
+def _per_rank(container: str) -> bool:
+    """Whether each rank starts its own container (Apptainer: ``srun`` runs this runner
+    per rank, which runs ``apptainer exec`` with its rank's environment), rather than
+    ``srun`` starting the ranks in it (pyxis)."""
+    from slurm._slurm.container import ContainerSpec
+
+    return ContainerSpec.from_json(container).runtime == "apptainer"
+
+
 def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> int:
     """``python -m slurm.runner JOB_DIR [--array [--pack]] [--ranks | --rank]``; the exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None, *, host: WorkflowHost | None = None) -> 
     if CONTAINER_VARIABLE in os.environ:  # set with it for this runner (-P), not the task's
         os.environ.pop("PYTHONSAFEPATH", None)
     # What only some jobs need is imported when they need it: the job's start stays light.
-    if container and "--rank" not in mode:
+    if container and ("--rank" not in mode or _per_rank(container)):
         from slurm._job.container import hand_over_to_container
 
         return hand_over_to_container(args[0], mode, container)

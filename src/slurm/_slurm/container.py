@@ -5,7 +5,9 @@ The options ``container_runtime`` (``"pyxis"``, ``"apptainer"`` or ``"auto"``, t
 default: pyxis when the cluster's srun has it, else Apptainer; resolved before
 submission), ``container_image`` (for pyxis a registry reference such as
 ``127.0.0.1:6821#sdk/python:3`` or a ``.sqsh`` file on the cluster, for Apptainer a
-``.sif`` file there),
+``.sif`` file there, or a ``docker://``/``oras://`` reference that the client pins by
+digest and pulls into a ``.sif`` cache before submission, see
+:mod:`slurm._client.packaging.sif`),
 ``container_mounts`` (``SRC:DST[:FLAGS]``, a string with commas or a list) and
 ``container_workdir`` are set like any other option: per task, per ``with_options``
 call or as a cluster default. The batch step still starts the SDK's runner with the
@@ -70,6 +72,7 @@ class ContainerSpec:
     runtime: str = "auto"  # "pyxis" or "apptainer" once resolved before submission
     gpus: bool = False  # the task asks for GPUs (apptainer: --nv)
     srun_args: tuple[str, ...] = ()  # the user's own srun flags (the earlier SDK's srun_args)
+    source: str | None = None  # what ``image`` was made from, pinned (a registry digest)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -86,7 +89,13 @@ class ContainerSpec:
             runtime=data.get("runtime") or "pyxis",
             gpus=bool(data.get("gpus")),
             srun_args=tuple(data.get("srun_args") or ()),
+            source=data.get("source"),
         )
+
+    @property
+    def ran(self) -> str:
+        """What the task runs in, as a job records it: the pinned source, else the image."""
+        return self.source or self.image
 
 
 def _mount_list(value: Any) -> tuple[str, ...]:
@@ -277,9 +286,17 @@ def _image_env(code: Sequence[str]) -> dict[str, str]:
     }
 
 
-#: Variables of the batch step passed into an Apptainer container besides Slurm's own
-#: (``SLURM_*``, the SDK's ``SLURM_SDK_*`` among them): the GPUs Slurm gave the job.
-_PASSED = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL")
+#: Variables of the batch step (or rank) passed into an Apptainer container besides
+#: Slurm's own (``SLURM_*``, the SDK's ``SLURM_SDK_*`` among them): the GPUs Slurm gave
+#: the job, and the ranks' meeting point.
+_PASSED = (
+    "CUDA_VISIBLE_DEVICES",
+    "ROCR_VISIBLE_DEVICES",
+    "GPU_DEVICE_ORDINAL",
+    # where the ranks of a multi-rank task meet (set by the rank launcher)
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
 
 
 def apptainer_env(environ: Mapping[str, str], code: Sequence[str]) -> dict[str, str]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import hashlib
+import io
 import json
 import shutil
+import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from slurm.devcluster.proc import DevclusterError, run
@@ -22,6 +25,7 @@ from slurm.devcluster.proc import DevclusterError, run
 __all__ = [
     "BASE_IMAGE_REPOSITORY",
     "IMAGE_CACHE",
+    "files_layer",
     "image_cache_lock",
     "layer_for",
     "push_image",
@@ -96,12 +100,40 @@ def _push_blob(base: str, repo: str, digest: str, data: bytes | Path) -> None:
     _request("PUT", url, body, **{"Content-Type": "application/octet-stream"})
 
 
-def push_image(address: str, sqsh: Path, tag: str) -> str:
-    """Push ``sqsh``'s file system as ``BASE_IMAGE_REPOSITORY:tag`` to the registry at
-    ``address`` (``127.0.0.1:PORT``); return the reference as pyxis spells it."""
+def files_layer(files: Mapping[str, bytes]) -> tuple[bytes, str, str]:
+    """(a gzipped tar layer holding ``files``, absolute path -> content; its digest; the
+    digest of the uncompressed tar), the same bytes for the same files."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for path, content in sorted(files.items()):
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            tar.addfile(info, io.BytesIO(content))
+    data = raw.getvalue()
+    packed = gzip.compress(data, mtime=0)
+    return (
+        packed,
+        "sha256:" + hashlib.sha256(packed).hexdigest(),
+        "sha256:" + hashlib.sha256(data).hexdigest(),
+    )
+
+
+def push_image(
+    address: str,
+    sqsh: Path,
+    tag: str,
+    *,
+    repository: str = BASE_IMAGE_REPOSITORY,
+    files: Mapping[str, bytes] | None = None,
+) -> str:
+    """Push ``sqsh``'s file system as ``repository:tag`` to the registry at ``address``
+    (``127.0.0.1:PORT``), with a second layer holding ``files`` (path -> content) when
+    given; return the reference as pyxis spells it."""
     with image_cache_lock():
         layer, digest, diff_id = layer_for(sqsh)
-    base, repo = f"http://{address}", BASE_IMAGE_REPOSITORY
+    base, repo = f"http://{address}", repository
+    extra = files_layer(files) if files else None
+    diff_ids = [diff_id] + ([extra[2]] if extra else [])
     config = json.dumps(
         {
             "architecture": "amd64",
@@ -109,22 +141,29 @@ def push_image(address: str, sqsh: Path, tag: str) -> str:
             "config": {
                 "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
             },
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
             # One entry per layer: the registry builds the schema 1 answer enroot's
             # first request gets from it.
-            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "mmdebstrap"}],
+            "history": [
+                {"created": "1970-01-01T00:00:00Z", "created_by": "mmdebstrap"},
+                *([{"created": "1970-01-01T00:00:00Z", "created_by": "files"}] if extra else []),
+            ],
         },
         sort_keys=True,
     ).encode()
     config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     _push_blob(base, repo, digest, layer)
+    layers = [{"mediaType": _LAYER_TYPE, "size": layer.stat().st_size, "digest": digest}]
+    if extra:
+        _push_blob(base, repo, extra[1], extra[0])
+        layers.append({"mediaType": _LAYER_TYPE, "size": len(extra[0]), "digest": extra[1]})
     _push_blob(base, repo, config_digest, config)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": _MANIFEST_TYPE,
             "config": {"mediaType": _CONFIG_TYPE, "size": len(config), "digest": config_digest},
-            "layers": [{"mediaType": _LAYER_TYPE, "size": layer.stat().st_size, "digest": digest}],
+            "layers": layers,
         }
     ).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()

@@ -135,7 +135,7 @@ def diagnose(session: Session) -> DoctorReport:
     )
     check, report.clock_skew_s = skew_check(sections.get("clock", (-1, ""))[1], sent, received)
     add(check)
-    add(containers_check(sections.get("pyxis", (-1, "")), sections.get("apptainer", (-1, ""))))
+    add(containers_check(pre.get("runtimes") or {}))
     return report
 
 

@@ -6,6 +6,7 @@ See :mod:`slurm._client.doctor` for what is checked and how it runs.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -112,6 +113,7 @@ class DoctorReport:
             "partitions": [asdict(p) for p in self.partitions],
             "python": preflight.get("python"),
             "uv": preflight.get("uv"),
+            "runtimes": preflight.get("runtimes") or {},
             "packaging": preflight.get("packaging"),
             "job_base_dir": preflight.get("job_base_dir"),
             "environment": preflight.get("environment"),
@@ -138,9 +140,6 @@ def build_script(base_dir: str) -> str:
     lines += section("partitions", "scontrol show partition -o")
     lines += section("owner", f"stat -c '%U %a' -- {b}")
     lines += section("df", f"df -Pk -- {b}")
-    # The container runtimes (container_runtime=): pyxis's srun option, apptainer's version.
-    lines += section("pyxis", "srun --help 2>&1 | grep -c -e --container-image")
-    lines += section("apptainer", "apptainer --version")
     return "\n".join(lines) + "\n"
 
 
@@ -327,16 +326,15 @@ def skew_check(remote_text: str, sent: float, received: float) -> tuple[Check, f
     return Check("clock", OK, detail), skew
 
 
-def containers_check(pyxis: tuple[int, str], apptainer: tuple[int, str]) -> Check:
-    """Which container runtimes the cluster has, from the script's ``pyxis`` section (how
-    many lines of ``srun --help`` name ``--container-image``) and ``apptainer`` section
-    (``apptainer --version``); never blocking: tasks without images need none."""
+def containers_check(runtimes: Mapping[str, str]) -> Check:
+    """Which container runtimes the cluster has, as the preflight found them (its
+    ``runtimes``: pyxis when ``srun`` knows ``--container-image``, Apptainer's version);
+    never blocking: tasks without images need none."""
     found = []
-    if pyxis[0] == 0 and pyxis[1].strip().isdigit() and int(pyxis[1].strip()) > 0:
+    if "pyxis" in runtimes:
         found.append("pyxis (srun --container-image)")
-    words = apptainer[1].split()
-    if apptainer[0] == 0 and words:
-        found.append(f"apptainer {words[-1]}")
+    if "apptainer" in runtimes:
+        found.append(f"apptainer {runtimes['apptainer']}")
     if not found:
         return Check(
             "containers",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
 from slurm._client.packaging.registry import check_manifest, manifest_answer, parse_reference
-from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, is_sif
+from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, container_spec, is_sif
 from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
 
@@ -42,6 +42,7 @@ __all__ = [
     "earlier_spellings",
     "known_images",
     "prepare",
+    "prepare_for_node",
     "resolve_runtime",
     "seed_images",
 ]
@@ -103,7 +104,9 @@ def _exists_on_client(reference: str) -> bool:
     return manifest_answer(LocalTransport(), sys.executable, ref).get("status") == 200
 
 
-def _reference(session: Session, build: ImageBuild, task: SubmittedTask) -> str:
+def _reference(
+    session: Session, build: ImageBuild, task: SubmittedTask, runtime: Any = None
+) -> str:
     state = session.images
     with state.lock:
         found = state.built.get(build.key)
@@ -117,12 +120,22 @@ def _reference(session: Session, build: ImageBuild, task: SubmittedTask) -> str:
                 "the same packaging on the workflow or its cluster (its image is then built "
                 "before the workflow is submitted), or give container_image=."
             )
-        check_pyxis(session, "an image built from a Dockerfile (packaging='container')")
+        _check_runtime_for_build(session, runtime)
         with _build_lock:
             reference = build_and_push(build, exists=_exists_on_client)
         state.built[build.key] = reference
         state.checked.add(reference)
         return reference
+
+
+def _check_runtime_for_build(session: Session, runtime: Any) -> None:
+    """Before a build: the cluster can run the image (pyxis, or Apptainer, which runs
+    it converted to a ``.sif``), as the task's ``container_runtime`` asks."""
+    what = "an image built from a Dockerfile (packaging='container')"
+    if runtime == "apptainer":
+        return  # resolve_runtime checks that the login host has it
+    if runtime == "pyxis" or not session.apptainer_version():
+        check_pyxis(session, what)
 
 
 def prepare(
@@ -143,7 +156,8 @@ def prepare(
     build = build_for(session, options)
     # An explicit container_image wins (False: this task runs on the node, no image).
     if build is not None and options.get("container_image") is None:
-        options["container_image"] = _reference(session, build, task)
+        runtime = options.get("container_runtime")
+        options["container_image"] = _reference(session, build, task, runtime)
     if not task.is_workflow:
         return options, {}
     for_children = {k: options.pop(k) for k in CONTAINER_OPTIONS if options.get(k)}
@@ -287,17 +301,33 @@ def resolve_runtime(session: Session, spec: ContainerSpec) -> ContainerSpec:
     return spec
 
 
-def _check_sif(session: Session, spec: ContainerSpec, multi_rank: bool) -> None:
-    """An Apptainer image is a SIF file on the cluster; one rank (for now)."""
+def _apptainer_image(session: Session, spec: ContainerSpec, python: str) -> ContainerSpec:
+    """A registry reference (``docker://``, ``oras://``) pinned and pulled into the
+    ``.sif`` cache (:mod:`slurm._client.packaging.sif`); a path as it is."""
     image = spec.image
+    pyxis_ref = parse_reference(image)
+    if pyxis_ref is not None:  # REGISTRY#NAME:TAG, pyxis's spelling (a built image's)
+        image = f"docker://{pyxis_ref.registry}/{pyxis_ref.name}:{pyxis_ref.tag}"
+        if pyxis_ref.digest:
+            image += f"@{pyxis_ref.digest}"
+    if image.startswith(("docker://", "oras://")):
+        from slurm._client.packaging.sif import pull_image
+
+        pulled = pull_image(session, image, python)
+        return replace(spec, image=pulled.path, source=pulled.reference.uri)
     if not image.startswith("/"):
         raise ConfigurationError(
-            f"container_image {image!r} is not a path: with container_runtime='apptainer' "
-            "the SDK runs a .sif file on the cluster's shared file system (registry "
-            "references are not pulled yet). Nothing was submitted. Pull it once on the "
-            f"login host (`apptainer pull /shared/images/NAME.sif docker://...`) and give "
-            "that path."
+            f"container_image {image!r} is neither a path nor a registry reference: with "
+            "container_runtime='apptainer' give a .sif file on the cluster's shared file "
+            "system, or 'docker://HOST[:PORT]/NAME:TAG' (or oras://), pulled once into a "
+            ".sif cache. Nothing was submitted."
         )
+    return spec
+
+
+def _check_sif(session: Session, spec: ContainerSpec) -> None:
+    """An Apptainer image is a SIF file on the cluster."""
+    image = spec.image
     try:
         head, _ = session.transport.read_range(image, 0, 64)
     except (FileNotFoundError, IsADirectoryError, PermissionError, OSError) as exc:
@@ -313,22 +343,31 @@ def _check_sif(session: Session, spec: ContainerSpec, multi_rank: bool) -> None:
             ".sif file (`apptainer build NAME.sif SOURCE`); a sandbox directory or a .sqsh "
             "file is not one."
         )
-    if multi_rank:
-        raise ConfigurationError(
-            f"container_image {image!r} with container_runtime='apptainer' runs one rank "
-            "for now: a task of several ranks (nodes/ntasks above 1) in Apptainer is not "
-            "supported yet. Nothing was submitted. Run it with container_runtime='pyxis', "
-            "or without a container."
-        )
 
 
-def check_container(
-    session: Session, spec: ContainerSpec, python: str, *, multi_rank: bool = False
-) -> ContainerSpec:
+def prepare_for_node(session: Session, sdk_options: Mapping[str, Any], python: str) -> None:
+    """Before a workflow is submitted: the image its tasks run in (its container
+    options), for Apptainer pinned and pulled here, since its node pulls nothing.
+
+    Raises:
+        ConfigurationError: as :func:`check_container`.
+    """
+    spec = container_spec(sdk_options, shared=())
+    if spec is None or spec.runtime == "pyxis":
+        return
+    if spec.runtime == "auto" and (
+        "--container-image" in session.srun_help() or not session.apptainer_version()
+    ):
+        return  # pyxis pulls on the node; no runtime at all: the tasks are refused there
+    _apptainer_image(session, replace(spec, runtime="apptainer"), python)
+
+
+def check_container(session: Session, spec: ContainerSpec, python: str) -> ContainerSpec:
     """Before submitting a task in a container: its runtime resolved and on the cluster
-    (:func:`resolve_runtime`); for Apptainer, the image a readable SIF file and one
-    rank; for pyxis, an image given as a path exists, and one given as a registry
-    reference is in its registry (asked from the login host with ``python``, see
+    (:func:`resolve_runtime`); for Apptainer, a registry reference pinned and pulled
+    (:mod:`slurm._client.packaging.sif`) and the image a readable SIF file; for pyxis,
+    an image given as a path exists, and one given as a registry reference is in its
+    registry (asked from the login host with ``python``, see
     :mod:`slurm._client.packaging.registry`). Returns the spec with its runtime.
 
     Raises:
@@ -337,7 +376,8 @@ def check_container(
     transport = session.transport
     spec = resolve_runtime(session, spec)
     if spec.runtime == "apptainer":
-        _check_sif(session, spec, multi_rank)
+        spec = _apptainer_image(session, spec, python)
+        _check_sif(session, spec)
         return spec
     if spec.image.startswith("/") and not transport.exists(spec.image):
         raise ConfigurationError(

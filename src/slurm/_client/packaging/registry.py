@@ -20,7 +20,13 @@ from slurm.errors import ConfigurationError
 if TYPE_CHECKING:
     from slurm._transport.base import Transport
 
-__all__ = ["ImageReference", "check_manifest", "manifest_answer", "parse_reference"]
+__all__ = [
+    "ImageReference",
+    "check_manifest",
+    "manifest_answer",
+    "parse_reference",
+    "parse_uri",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +52,8 @@ for scheme in ("https", "http"):
     try:
         with urllib.request.urlopen(request, timeout=20, context=ssl.create_default_context()
                                     if scheme == "https" else None) as response:
-            answer = {"status": response.status}
+            answer = {"status": response.status,
+                      "digest": response.headers.get("Docker-Content-Digest")}
     except urllib.error.HTTPError as exc:
         answer = {"status": exc.code, "body": exc.read(300).decode("utf-8", "replace")}
     except Exception as exc:
@@ -65,6 +72,20 @@ class ImageReference:
     name: str
     tag: str = "latest"
     digest: str | None = None
+    scheme: str = "docker"  # docker:// or oras:// (Apptainer's spellings)
+
+    @property
+    def uri(self) -> str:
+        """``SCHEME://REGISTRY/NAME:TAG[@DIGEST]``, as Apptainer spells it."""
+        at = f"@{self.digest}" if self.digest else ""
+        return f"{self.scheme}://{self.registry}/{self.name}:{self.tag}{at}"
+
+    @property
+    def pull_uri(self) -> str:
+        """What Apptainer pulls: by digest when there is one (the tag left out)."""
+        if self.digest:
+            return f"{self.scheme}://{self.registry}/{self.name}@{self.digest}"
+        return f"{self.scheme}://{self.registry}/{self.name}:{self.tag}"
 
     @property
     def manifest_path(self) -> str:
@@ -87,6 +108,31 @@ def parse_reference(image: str) -> ImageReference | None:
     if m is None:
         return None
     return ImageReference(m["registry"], m["name"], m["tag"] or "latest", m["digest"])
+
+
+_URI_RE = re.compile(
+    r"^(?P<scheme>docker|oras)://(?P<registry>(?:[A-Za-z0-9-]+\.[A-Za-z0-9.-]+|localhost|"
+    r"[A-Za-z0-9.-]+:\d{1,5}|\[[0-9a-fA-F:]+\](?::\d{1,5})?)(?::\d{1,5})?)/"
+    r"(?P<name>[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+
+
+def parse_uri(image: str) -> ImageReference | None:
+    """The parts of an Apptainer registry reference, ``docker://HOST[:PORT]/NAME[:TAG]
+    [@sha256:DIGEST]`` or ``oras://...``, whose first part names its registry (a host
+    with a dot or a port, or ``localhost``); None for anything else (a path, or a
+    ``docker://NAME`` of Docker Hub, which names no registry).
+
+    Example::
+
+        >>> parse_uri("docker://10.0.0.1:5000/sdk/python:3").manifest_path
+        '10.0.0.1:5000/v2/sdk/python/manifests/3'
+    """
+    m = _URI_RE.match(image)
+    if m is None:
+        return None
+    return ImageReference(m["registry"], m["name"], m["tag"] or "latest", m["digest"], m["scheme"])
 
 
 def manifest_answer(transport: Transport, python: str, ref: ImageReference) -> dict[str, Any]:
