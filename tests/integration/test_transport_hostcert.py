@@ -9,7 +9,7 @@ also shows that the SDK decides as OpenSSH does.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,9 +41,9 @@ def _server(
     principals: str = "127.0.0.1",
     validity: str = "-5m:+1h",
 ) -> Iterator[Sshd]:
-    certify: Callable[[Path], Path] = lambda key: sign_host_key(  # noqa: E731
-        ca, key, principals=principals, validity=validity
-    )
+    def certify(host_key: Path) -> Path:
+        return sign_host_key(ca, host_key, principals=principals, validity=validity)
+
     server = start_sshd(tmp_path_factory.mktemp("sshd"), client_key, certify=certify)
     yield server
     server.stop()

@@ -311,3 +311,15 @@ def test_certificate_host_key_types_are_asked_first_only_for_a_ca_host() -> None
     assert certs[0] == "ssh-ed25519-cert-v01@openssh.com"
     first_plain = next(i for i, k in enumerate(certs) if not k.endswith("-cert-v01@openssh.com"))
     assert all(k.endswith("-cert-v01@openssh.com") for k in certs[:first_plain])
+
+
+def test_a_ca_marked_revoked_in_known_hosts_is_refused(
+    tmp_path: Path, cas: dict[str, Path]
+) -> None:
+    kh = tmp_path / "known_hosts"
+    kh.write_text(
+        _line("@cert-authority", "*.site.org", cas["ca"]) + _line("@revoked", "*", cas["ca"])
+    )
+    key = _server_key(_sign(tmp_path, cas["ca"], "-h"))
+    with pytest.raises(HostKeyError, match="CA key marked @revoked"):
+        _policy(kh, accept=True).missing_host_key(paramiko.SSHClient(), HOST, key)

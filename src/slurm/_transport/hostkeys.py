@@ -9,7 +9,7 @@ Hashed entries (``|1|salt|hash``), host patterns (``*``, ``?``, ``!neg``) and
 ``[host]:port`` names for non-22 ports work as in OpenSSH.
 
 A host matched by an ``@cert-authority`` line is asked for a certificate host
-key (:func:`wants_certificate`; the transport puts the certificate types
+key (:meth:`HostKeyPolicy.wants_certificate`; the transport puts the certificate types
 first) and accepted when that CA vouches for it
 (:func:`slurm._transport.hostcert.check_host_certificate`), or when the
 certified key is listed as a plain key (OpenSSH falls back to it when the CA
@@ -249,7 +249,11 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        """Refuse (``HostKeyError``) or, with ``accept_new``, save a key for an unknown host."""
+        """Refuse (``HostKeyError``) or, with ``accept_new``, save a key for an unknown host.
+
+        paramiko calls this for every host a CA is listed for (:meth:`prime` loads
+        nothing for them): its certificate is checked here, never accepted on first use.
+        """
         self.check_revoked(hostname, key)
         others = find_known_keys(hostname, self.read_files)
         authorities = find_authorities(hostname, self.read_files)
