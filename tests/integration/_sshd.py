@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,20 @@ def keygen(path: Path, comment: str = "slurm-sdk-test") -> Path:
         capture_output=True,
     )
     return path
+
+
+def sign_host_key(ca: Path, host_key: Path, *, principals: str, validity: str = "-5m:+1h") -> Path:
+    """Sign ``host_key`` (its ``.pub``) with the CA key ``ca`` as a host certificate, as
+    ``ssh-keygen -s CA -h -n PRINCIPALS -V VALIDITY`` does; return the ``-cert.pub`` path."""
+    subprocess.run(
+        [
+            *(SSH_KEYGEN, "-q", "-s", str(ca), "-h", "-I", f"{host_key.name}-test"),
+            *("-n", principals, "-V", validity, f"{host_key}.pub"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return host_key.with_name(host_key.name + "-cert.pub")
 
 
 def openssh_fingerprint(pub_path: Path) -> str:
@@ -133,7 +148,12 @@ class Sshd:
 
 
 def start_sshd(
-    directory: Path, client_key: Path, *, extra_config: str = "", program_name: str = "sshd"
+    directory: Path,
+    client_key: Path,
+    *,
+    extra_config: str = "",
+    program_name: str = "sshd",
+    certify: Callable[[Path], Path] | None = None,
 ) -> Sshd:
     """Start an sshd in ``directory`` that lets ``client_key`` log in as root.
 
@@ -141,6 +161,9 @@ def start_sshd(
     the first value of a keyword). ``program_name`` other than ``sshd`` runs the
     server through a symlink of that name: sshd names its PAM service after the
     program, so the server reads ``/etc/pam.d/<program_name>``, not the system's.
+
+    ``certify``, given the host key's path, returns a host certificate for it
+    (:func:`sign_host_key`): the server presents it (``HostCertificate``).
 
     Fails the test (never skips) when ``/usr/sbin/sshd`` is missing or the server
     does not come up within 10 s, showing its log.
@@ -153,6 +176,8 @@ def start_sshd(
         )
     directory.mkdir(parents=True, exist_ok=True)
     host_key = keygen(directory / "host_ed25519", "test-host")
+    if certify is not None:
+        extra_config += f"\nHostCertificate {certify(host_key)}\n"
     authorized = directory / "authorized_keys"
     authorized.write_text(client_key.with_suffix(".pub").read_text())
     authorized.chmod(0o600)

@@ -7,21 +7,39 @@ accepted and saved, as ``accept_new_host_key=True``); a changed key is
 always refused and the message names the known_hosts line that disagrees.
 Hashed entries (``|1|salt|hash``), host patterns (``*``, ``?``, ``!neg``) and
 ``[host]:port`` names for non-22 ports work as in OpenSSH.
+
+A host matched by an ``@cert-authority`` line is asked for a certificate host
+key (:meth:`HostKeyPolicy.wants_certificate`; the transport puts the certificate types
+first) and accepted when that CA vouches for it
+(:func:`slurm._transport.hostcert.check_host_certificate`), or when the
+certified key is listed as a plain key (OpenSSH falls back to it when the CA
+is another). Unlike OpenSSH, such a host is never accepted on first use: the
+site publishes a CA for it, so a server offering a bare key or another CA's
+certificate is refused whatever ``host_key_policy`` says (accepting it would let
+whoever answers instead of the host be trusted from then on).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 import re
 import shlex
 import threading
+import time
 from dataclasses import dataclass
 
 import paramiko
 
+from slurm._transport.hostcert import (
+    CERT_SUFFIX,
+    Authority,
+    check_host_certificate,
+    describe,
+    fingerprint,
+    parse_certificate,
+)
 from slurm._transport.keypolicy import HOST_KEY_POLICIES, resolve_policy
 from slurm.errors import HostKeyError
 
@@ -30,6 +48,7 @@ __all__ = [
     "HOST_KEY_POLICIES",
     "HostKeyPolicy",
     "KnownHostEntry",
+    "find_authorities",
     "find_known_keys",
     "fingerprint",
     "host_key_name",
@@ -42,15 +61,6 @@ logger = logging.getLogger(__name__)
 ACCEPT_OPTION = "accept_new_host_key=True (CLI: --accept-new-host-key)"
 
 _append_lock = threading.Lock()
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """Return the key's SHA256 fingerprint exactly as OpenSSH prints it.
-
-    Example: ``SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s`` (base64, no padding).
-    """
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
 def host_key_name(host: str, port: int) -> str:
@@ -102,13 +112,28 @@ def _names_match(name: str, field: str) -> bool:
 def find_known_keys(name: str, paths: list[str] | tuple[str, ...]) -> list[KnownHostEntry]:
     """Return every known_hosts entry for ``name`` (e.g. ``[host]:2222``) in ``paths``.
 
-    Missing files are skipped; lines that cannot be parsed and ``@cert-authority``
-    lines are ignored. ``@revoked`` lines are not returned (see :class:`HostKeyPolicy`).
+    Missing files are skipped; lines that cannot be parsed are ignored.
+    ``@cert-authority`` and ``@revoked`` lines are not returned (see
+    :func:`find_authorities` and :class:`HostKeyPolicy`).
     """
-    return _scan(name, paths, revoked=False)
+    return _scan(name, paths, marker=None)
 
 
-def _scan(name: str, paths: list[str] | tuple[str, ...], *, revoked: bool) -> list[KnownHostEntry]:
+def find_authorities(name: str, paths: list[str] | tuple[str, ...]) -> list[Authority]:
+    """The CA keys of the ``@cert-authority`` lines whose host pattern matches ``name``."""
+    return [Authority(e.key, e.where) for e in _scan(name, paths, marker="@cert-authority")]
+
+
+def _principal(name: str) -> str:
+    """The host name a certificate must list: ``name`` without ``[...]:port``."""
+    if name.startswith("[") and "]:" in name:
+        return name[1 : name.rindex("]:")]
+    return name
+
+
+def _scan(
+    name: str, paths: list[str] | tuple[str, ...], *, marker: str | None
+) -> list[KnownHostEntry]:
     found: list[KnownHostEntry] = []
     for path in paths:
         try:
@@ -120,11 +145,11 @@ def _scan(name: str, paths: list[str] | tuple[str, ...], *, revoked: bool) -> li
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
-            marker = None
+            found_marker = None
             if line.startswith("@"):
-                marker, _, line = line.partition(" ")
+                found_marker, _, line = line.partition(" ")
                 line = line.strip()
-            if (marker == "@revoked") != revoked or marker not in (None, "@revoked"):
+            if found_marker != marker:
                 continue
             fields = line.split()
             if len(fields) < 3 or not _names_match(name, fields[0]):
@@ -189,9 +214,20 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         self.write_file = os.path.expanduser(write_file)
         self.accept_new = accept_new
 
+    def wants_certificate(self, name: str) -> bool:
+        """Whether an ``@cert-authority`` line matches ``name``: ask for a certificate."""
+        return bool(find_authorities(name, self.read_files))
+
     def prime(self, client: paramiko.SSHClient, name: str) -> list[KnownHostEntry]:
-        """Load the known keys for ``name`` into ``client``; return them."""
+        """Load the known keys for ``name`` into ``client``; return them.
+
+        For a host a CA vouches for, nothing is loaded: paramiko would compare a
+        certificate's key with the plain keys and refuse a valid certificate, so
+        :meth:`missing_host_key` decides with the CA and the plain keys both.
+        """
         entries = find_known_keys(name, self.read_files)
+        if self.wants_certificate(name):
+            return entries
         host_keys = client.get_host_keys()
         for entry in entries:
             # Keep the first entry per key type, as paramiko's HostKeys would.
@@ -202,7 +238,7 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
 
     def check_revoked(self, name: str, key: paramiko.PKey) -> None:
         """Raise :class:`HostKeyError` if ``key`` is marked ``@revoked`` for ``name``."""
-        for entry in _scan(name, self.read_files, revoked=True):
+        for entry in _scan(name, self.read_files, marker="@revoked"):
             if entry.key == key:
                 raise HostKeyError(
                     f"the SSH host key of {self.display} ({key.get_name()} {fingerprint(key)}) "
@@ -213,9 +249,17 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
-        """Refuse (``HostKeyError``) or, with ``accept_new``, save a key for an unknown host."""
+        """Refuse (``HostKeyError``) or, with ``accept_new``, save a key for an unknown host.
+
+        paramiko calls this for every host a CA is listed for (:meth:`prime` loads
+        nothing for them): its certificate is checked here, never accepted on first use.
+        """
         self.check_revoked(hostname, key)
         others = find_known_keys(hostname, self.read_files)
+        authorities = find_authorities(hostname, self.read_files)
+        if authorities:
+            self._check_vouched(hostname, key, authorities, others)
+            return
         if others:  # paramiko found none (race with another writer): treat as changed
             raise self.changed_error(hostname, key, others)
         if not self.accept_new:
@@ -244,6 +288,51 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
             key.get_name(),
             fingerprint(key),
             self.write_file,
+        )
+
+    def _check_vouched(
+        self,
+        name: str,
+        key: paramiko.PKey,
+        authorities: list[Authority],
+        others: list[KnownHostEntry],
+    ) -> None:
+        """Accept a host a CA is listed for: its certificate, or a plain key listed for it."""
+        listed = any(entry.key == key for entry in others)
+        blob = key.public_blob
+        if blob is not None and blob.key_type.endswith(CERT_SUFFIX):
+            try:
+                cert = parse_certificate(blob.key_blob)
+            except ValueError as exc:
+                raise HostKeyError(
+                    f"the SSH host certificate of {self.display} cannot be read ({exc}); "
+                    "refusing to connect. Ask your cluster's admins to check the server's "
+                    "HostCertificate."
+                ) from exc
+            if listed and not any(a.key == cert.ca_key for a in authorities):
+                return  # another CA's certificate of a key listed plainly: as OpenSSH
+            check_host_certificate(
+                cert,
+                host=_principal(name),
+                authorities=authorities,
+                revoked=[e.key for e in _scan(name, self.read_files, marker="@revoked")],
+                now=time.time(),
+                display=self.display,
+            )
+            logger.debug("host certificate of %s (key id %r) accepted", name, cert.key_id)
+            return
+        if listed:
+            return
+        if others:
+            raise self.changed_error(name, key, others)
+        raise HostKeyError(
+            f"the SSH server {self.display} offers a plain {key.get_name()} host key "
+            f"({fingerprint(key)}), no certificate, but known_hosts trusts a CA for {name!r} "
+            f"(@cert-authority {describe(authorities)}); refusing to connect, whatever "
+            "host_key_policy says (a server of the site would present a certificate; "
+            "someone could be intercepting the connection). Ask your cluster's admins "
+            "whether this host has a host certificate; if they confirm that fingerprint, "
+            "add the key to known_hosts."
         )
 
     def changed_error(

@@ -30,6 +30,7 @@ from typing import Any
 import paramiko
 
 from slurm._terminal import printable
+from slurm._transport.hostcert import CERT_SUFFIX as _CERT_SUFFIX
 from slurm.errors import AuthenticationError
 
 __all__ = [
@@ -180,11 +181,24 @@ class AnsweringTransport(paramiko.Transport):
         answer: InteractiveAuth,
         password: str | None,
         check_key: Callable[[paramiko.PKey], None] | None = None,
+        prefer_certificates: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(sock, **kwargs)
         self.answers = _Answers(host, answer, password)
         self._check_key = check_key
+        self.prefer_certificates = prefer_certificates
+
+    @property
+    def preferred_keys(self) -> tuple[str, ...]:
+        """The host key algorithms offered, in order; certificate types first when
+        ``prefer_certificates`` (a known_hosts CA vouches for the host), as OpenSSH
+        orders them when it holds a CA for the host. paramiko offers plain types first."""
+        offered: tuple[str, ...] = tuple(super().preferred_keys)
+        if not self.prefer_certificates:
+            return offered
+        certificates = tuple(k for k in offered if k.endswith(_CERT_SUFFIX))
+        return certificates + tuple(k for k in offered if not k.endswith(_CERT_SUFFIX))
 
     def get_remote_server_key(self) -> paramiko.PKey:
         """The server's host key, checked (e.g. against ``@revoked``) first.
@@ -234,13 +248,22 @@ def transport_factory(
     answer: InteractiveAuth,
     password: str | None,
     check_key: Callable[[paramiko.PKey], None] | None = None,
+    *,
+    prefer_certificates: bool = False,
 ) -> Callable[..., AnsweringTransport]:
     """A ``transport_factory`` for ``SSHClient.connect`` that answers prompts with
-    ``answer`` and runs ``check_key`` on the server's key before authenticating."""
+    ``answer``, runs ``check_key`` on the server's key before authenticating and,
+    with ``prefer_certificates``, asks the server for a certificate host key."""
 
     def make(sock: Any, **kwargs: Any) -> AnsweringTransport:
         return AnsweringTransport(
-            sock, host=host, answer=answer, password=password, check_key=check_key, **kwargs
+            sock,
+            host=host,
+            answer=answer,
+            password=password,
+            check_key=check_key,
+            prefer_certificates=prefer_certificates,
+            **kwargs,
         )
 
     return make

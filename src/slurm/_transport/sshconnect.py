@@ -221,6 +221,7 @@ def _connect_one(
         creds.interactive_auth or ask_on_terminal,
         password,
         check_key=lambda key: policy.check_revoked(name, key),  # before any credential
+        prefer_certificates=policy.wants_certificate(name),
     )
     client = paramiko.SSHClient()
     try:
