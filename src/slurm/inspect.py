@@ -32,7 +32,7 @@ from slurm._api.cluster import Cluster
 from slurm._api.job import Job, gather_usage
 from slurm._api.why import Why, why_of_id
 from slurm._client.cache import CachedCall, ResultCache
-from slurm._client.config import find_slurmfile, load_environment
+from slurm._client.config import environment_names, find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
 from slurm._client.settings import choose_backend, click_options, settings_from_namespace
@@ -101,6 +101,7 @@ __all__ = [
     "doctor_report",
     "ended_state",
     "entries",
+    "environment_names",
     "error_lines",
     "expand_array_ids",
     "explain_failure",

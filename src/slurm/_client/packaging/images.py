@@ -198,17 +198,11 @@ def earlier_spellings(
     keys = {f"default_packaging_{key}": key for key in _EARLIER_PACKAGING_KEYS}
     unknown = sorted(set(extra) - set(flat) - set(keys))
     if unknown:
-        import difflib
-
-        from slurm._client.settings import FIELDS
+        from slurm._client.settings import FIELDS, unknown_names
 
         known = [f.name for f in FIELDS] + sorted(flat) + sorted(keys)
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, known, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
-            f"Cluster() got unknown setting {', '.join(hints)}. Valid settings: "
+            f"Cluster() got unknown setting {unknown_names(unknown, known)}. Valid settings: "
             f"{', '.join(f.name for f in FIELDS)}; the earlier SDK's packaging spellings "
             f"default_packaging and {', '.join(sorted([*flat, *keys]))}."
         )
