@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import sys
@@ -245,6 +246,25 @@ def test_with_dependencies_builds_a_workflows_task_image_before_it_starts(
     out = job.get_result(timeout=300)
     assert out["marker"].strip() == f"marker-{nonce}" and out["python"] == "/usr/bin/python3"
     assert "building image" not in Path(job.stderr_path).read_text()
+
+
+def test_use_digest_runs_the_pushed_image_by_its_digest(
+    ccluster: Cluster, containers: dict[str, str], tmp_path: Path
+) -> None:
+    """The earlier SDK's use_digest: built, pushed, then run as REGISTRY#NAME:TAG@DIGEST,
+    the digest the registry gives the manifest; pyxis (enroot) pulls it by that digest."""
+    nonce = secrets.token_hex(6)
+    dockerfile = str(_dockerfile(tmp_path / "digest-image", containers, nonce))
+    job = inside.with_options(
+        packaging="container",
+        packaging_dockerfile=dockerfile,
+        packaging_registry=containers["registry"],
+        packaging_use_digest=True,
+    )("/marker")
+    out = job.get_result(timeout=300)
+    assert out["marker"].strip() == f"marker-{nonce}" and out["python"] == "/usr/bin/python3"
+    found = re.search(r"#slurm-sdk/digest-image:\w+@(sha256:[0-9a-f]{64})", job.get_script())
+    assert found is not None, job.get_script()
 
 
 def _ssh_cluster(devcluster: dc.Status, tmp_path: Path, **settings: Any) -> Cluster:

@@ -29,6 +29,7 @@ BUILD_KEYS = (
     "build_args",
     "build_secrets",
     "no_cache",
+    "use_digest",
 )
 
 _MODES = ("auto", "wheel", "none")

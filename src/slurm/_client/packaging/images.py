@@ -94,13 +94,22 @@ def build_for(session: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | 
     return image_build(values)
 
 
-def _exists_on_client(reference: str) -> bool:
+def _answer_on_client(reference: str) -> dict[str, Any]:
     from slurm._transport.local import LocalTransport
 
     ref = parse_reference(reference.replace("/", "#", 1))
     if ref is None:
-        return False
-    return manifest_answer(LocalTransport(), sys.executable, ref).get("status") == 200
+        return {}
+    return manifest_answer(LocalTransport(), sys.executable, ref)
+
+
+def _exists_on_client(reference: str) -> bool:
+    return _answer_on_client(reference).get("status") == 200
+
+
+def _digest_on_client(reference: str) -> str | None:
+    answer = _answer_on_client(reference)
+    return answer.get("digest") if answer.get("status") == 200 else None
 
 
 def _reference(session: Session, build: ImageBuild, task: SubmittedTask) -> str:
@@ -119,7 +128,7 @@ def _reference(session: Session, build: ImageBuild, task: SubmittedTask) -> str:
             )
         check_pyxis(session, "an image built from a Dockerfile (packaging='container')")
         with _build_lock:
-            reference = build_and_push(build, exists=_exists_on_client)
+            reference = build_and_push(build, exists=_exists_on_client, digest_of=_digest_on_client)
         state.built[build.key] = reference
         state.checked.add(reference)
         return reference

@@ -46,7 +46,8 @@ for scheme in ("https", "http"):
     try:
         with urllib.request.urlopen(request, timeout=20, context=ssl.create_default_context()
                                     if scheme == "https" else None) as response:
-            answer = {"status": response.status}
+            answer = {"status": response.status,
+                      "digest": response.headers.get("Docker-Content-Digest")}
     except urllib.error.HTTPError as exc:
         answer = {"status": exc.code, "body": exc.read(300).decode("utf-8", "replace")}
     except Exception as exc:
@@ -91,7 +92,8 @@ def parse_reference(image: str) -> ImageReference | None:
 
 def manifest_answer(transport: Transport, python: str, ref: ImageReference) -> dict[str, Any]:
     """The registry's answer, asked by ``python`` where ``transport`` runs commands:
-    ``{"status": HTTP status}``, or ``{"error": why}`` when it could not be reached."""
+    ``{"status": HTTP status, "digest": the manifest's digest}``, or ``{"error": why}``
+    when it could not be reached."""
     out = transport.run(
         [python, "-I", "-c", _CHECK_SCRIPT, ref.manifest_path, _ACCEPT], check=False, timeout=90
     )
