@@ -45,6 +45,7 @@ from slurm._slurm.commands import (
     parse_exit_code,
     scontrol_show_job_argv,
 )
+from slurm._slurm.container import container_name, script_container
 from slurm._slurm.queries import query_ids
 from slurm._slurm.reasons import (
     Explanation,
@@ -98,6 +99,7 @@ __all__ = [
     "choose_backend",
     "chunked",
     "click_options",
+    "container_name",
     "doctor_report",
     "ended_state",
     "entries",
@@ -129,6 +131,7 @@ __all__ = [
     "request_mb",
     "runner_usage",
     "scontrol_show_job_argv",
+    "script_container",
     "settings_from_namespace",
     "usage_of",
     "why_of_id",
