@@ -371,7 +371,7 @@ def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
 @click.argument("job_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option(
-    "--node", default=None, metavar="NODE",
+    "--node", "-n", default=None, metavar="NODE",
     help="Which of the job's nodes (default: its first); `slurm jobs show` lists them.",
 )  # fmt: skip
 @click.option(
