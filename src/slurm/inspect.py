@@ -32,7 +32,7 @@ from slurm._api.cluster import Cluster
 from slurm._api.job import Job, gather_usage
 from slurm._api.why import Why, why_of_id
 from slurm._client.cache import CachedCall, ResultCache
-from slurm._client.config import find_slurmfile, load_environment
+from slurm._client.config import environment_names, find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
 from slurm._client.settings import choose_backend, click_options, settings_from_namespace
@@ -45,6 +45,7 @@ from slurm._slurm.commands import (
     parse_exit_code,
     scontrol_show_job_argv,
 )
+from slurm._slurm.container import container_name, script_container
 from slurm._slurm.queries import query_ids
 from slurm._slurm.reasons import (
     Explanation,
@@ -98,9 +99,11 @@ __all__ = [
     "choose_backend",
     "chunked",
     "click_options",
+    "container_name",
     "doctor_report",
     "ended_state",
     "entries",
+    "environment_names",
     "error_lines",
     "expand_array_ids",
     "explain_failure",
@@ -128,6 +131,7 @@ __all__ = [
     "request_mb",
     "runner_usage",
     "scontrol_show_job_argv",
+    "script_container",
     "settings_from_namespace",
     "usage_of",
     "why_of_id",

@@ -6,6 +6,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import sys
@@ -270,6 +271,74 @@ def test_with_dependencies_builds_a_workflows_task_image_before_it_starts(
     out = job.get_result(timeout=300)
     assert out["marker"].strip() == f"marker-{nonce}" and out["python"] == "/usr/bin/python3"
     assert "building image" not in Path(job.stderr_path).read_text()
+
+
+def test_use_digest_runs_the_pushed_image_by_its_digest(
+    ccluster: Cluster, containers: dict[str, str], tmp_path: Path
+) -> None:
+    """The earlier SDK's use_digest: built, pushed, then run as REGISTRY#NAME:TAG@DIGEST,
+    the digest the registry gives the manifest; pyxis (enroot) pulls it by that digest."""
+    nonce = secrets.token_hex(6)
+    dockerfile = str(_dockerfile(tmp_path / "digest-image", containers, nonce))
+    job = inside.with_options(
+        packaging="container",
+        packaging_dockerfile=dockerfile,
+        packaging_registry=containers["registry"],
+        packaging_use_digest=True,
+    )("/marker")
+    out = job.get_result(timeout=300)
+    assert out["marker"].strip() == f"marker-{nonce}" and out["python"] == "/usr/bin/python3"
+    found = re.search(r"#slurm-sdk/digest-image:\w+@(sha256:[0-9a-f]{64})", job.get_script())
+    assert found is not None, job.get_script()
+
+
+@task(time="00:05:00")
+def mark_and_wait(marker: str, flag: str) -> str:
+    """Writes ``marker`` into the container's own file system, then waits for ``flag``."""
+    Path("/opt/sdk-connect-marker").write_text(marker)
+    deadline = time.monotonic() + 240
+    while not Path(flag).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return marker
+
+
+def test_jobs_connect_attaches_to_the_tasks_running_container(
+    ccluster: Cluster, image: str
+) -> None:
+    """The earlier SDK's `slurm jobs connect` into a task's container: a step of the job
+    joins the pyxis container the task runs in (``--container-name=NAME:exec``), so it
+    sees a file the task wrote there; ``--no-container`` runs on the node itself."""
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+
+    nonce = secrets.token_hex(6)
+    flag = Path(ccluster.base_dir) / f"go-{nonce}"
+    job = mark_and_wait.with_options(container_image=image)(nonce, str(flag))
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            probe = CliRunner().invoke(
+                main,
+                ["jobs", "connect", job.id, "--backend", "local", "--job-base-dir",
+                 ccluster.base_dir, "--", "cat", "/opt/sdk-connect-marker"],
+                catch_exceptions=False,
+            )  # fmt: skip
+            if probe.exit_code == 0 and nonce in probe.output:
+                break
+            time.sleep(1.0)
+        else:
+            pytest.fail(f"never saw the task's file in its container: {probe.output}")
+        outside = CliRunner().invoke(
+            main,
+            ["jobs", "connect", job.id, "--no-container", "--backend", "local", "--job-base-dir",
+             ccluster.base_dir, "--", "cat", "/opt/sdk-connect-marker"],
+            catch_exceptions=False,
+        )  # fmt: skip
+        assert outside.exit_code != 0, outside.output  # the node has no such file
+    finally:
+        flag.write_text("")
+    assert job.get_result(timeout=180) == nonce
 
 
 def _ssh_cluster(devcluster: dc.Status, tmp_path: Path, **settings: Any) -> Cluster:

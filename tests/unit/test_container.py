@@ -75,3 +75,24 @@ def test_code_paths_leave_the_standard_library_to_the_image() -> None:
     paths = code_paths()
     assert not any(p.endswith(("lib-dynload", f"python3.{sys.version_info[1]}")) for p in paths)
     assert any("site-packages" in p for p in paths)
+
+
+def test_a_pyxis_container_is_named_after_its_job_and_image() -> None:
+    """``slurm jobs connect`` attaches to the task's container by this name (issue 23)."""
+    from slurm._slurm.container import container_name, launch_prefix, script_container
+    from slurm._slurm.script import render_batch_script
+
+    spec = ContainerSpec("/shared/py.sqsh", shared=("/jobs",), runtime="pyxis")
+    name = container_name("4321", spec.image)
+    assert name.startswith("slurm-sdk-4321-") and name != container_name("4321", "other.sqsh")
+    assert container_name("12_3", spec.image).startswith("slurm-sdk-12_3-")
+    argv, _ = launch_prefix(spec, [], "/jobs/j1", {"SLURM_JOB_ID": "4321"})
+    assert argv[:3] == ["srun", "--container-image=/shared/py.sqsh", f"--container-name={name}"]
+    argv, _ = launch_prefix(spec, [], "/jobs/j1", {})
+    assert not any(a.startswith("--container-name") for a in argv)
+    # The spec is read back from the batch script it travels in, quoting and all.
+    hostile = ContainerSpec("reg:5000#team/it's:1", mounts=("/a b:/c",), runtime="pyxis")
+    env = {"SLURM_SDK_CONTAINER": hostile.to_json()}
+    script = render_batch_script(options={"job_name": "x"}, command=["python3"], env=env)
+    assert script_container(script) == hostile
+    assert script_container("#!/bin/sh\necho no container\n") is None

@@ -12,6 +12,7 @@ from slurm._api.task import Task
 from slurm._client.packaging import parse_spec
 from slurm._client.packaging.container import (
     ImageBuild,
+    build_and_push,
     build_argv,
     content_tag,
     default_tls_verify,
@@ -164,11 +165,41 @@ def test_an_address_of_this_machine_is_its_own() -> None:
         ({"registry": "r:5000", "runtime": "buildah"}, "runtime"),
         ({"registry": "r:5000", "push": "maybe"}, "True or False"),
         ({"registry": "r:5000", "dockerfiel": "x"}, "does not know"),
+        ({"registry": "r:5000", "use_digest": "sometimes"}, "True or False"),
     ],
 )
 def test_bad_build_keys_are_named(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         image_build(values)
+
+
+def test_use_digest_runs_the_pushed_image_by_the_digest_its_registry_tells(
+    tmp_path: Path,
+) -> None:
+    dockerfile, _ = _context(tmp_path)
+    digest = "sha256:" + "ab" * 32
+    asked: list[str] = []
+
+    def digest_of(reference: str) -> str:
+        asked.append(reference)
+        return digest
+
+    build = image_build({"dockerfile": str(dockerfile), "registry": "r:5000", "use_digest": True})
+    # The registry has the tag already: no build, the digest asked for that very reference.
+    ref = build_and_push(build, exists=lambda ref: True, digest_of=digest_of)
+    assert ref.startswith("r:5000#slurm-sdk/") and ref.endswith(f"@{digest}")
+    assert asked == [ref.split("@")[0].replace("#", "/", 1)]
+    plain = image_build({"dockerfile": str(dockerfile), "registry": "r:5000"})
+    assert build_and_push(plain, exists=lambda ref: True) == ref.split("@")[0]
+    assert plain.key != build.key  # another reference: another image of the run
+    with pytest.raises(ConfigurationError, match="did not tell the digest"):
+        build_and_push(build, exists=lambda ref: True, digest_of=lambda ref: None)
+    unpushed = image_build(
+        {"dockerfile": str(dockerfile), "registry": "r:5000", "use_digest": True, "push": False}
+    )
+    with pytest.raises(ConfigurationError, match="does not push it"):
+        build_and_push(unpushed)
+    assert parse_spec({"type": "container", "registry": "r:1", "use_digest": True}).container
 
 
 def test_a_missing_dockerfile_is_named(tmp_path: Path) -> None:

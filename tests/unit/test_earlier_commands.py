@@ -149,3 +149,11 @@ def test_jobs_debug_pure_parts_and_a_port_forward_to_a_local_echo() -> None:
     echo.close()
     with socket.create_server(("127.0.0.1", 0)) as busy, pytest.raises(OSError):
         PortForward(lambda: None, port=busy.getsockname()[1])  # taken
+
+
+def test_jobs_connect_takes_the_earlier_node_and_no_container_options() -> None:
+    """`slurm jobs connect JOB_ID [--node/-n NODE] [--no-container]` as the earlier SDK's
+    reference shows it (the container part runs on the dev cluster: test_containers.py)."""
+    shown = CliRunner().invoke(main, ["jobs", "connect", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert "-n, --node NODE" in shown.output and "--no-container" in shown.output

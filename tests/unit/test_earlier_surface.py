@@ -264,6 +264,20 @@ def test_the_earlier_packaging_names_read_as_ours() -> None:
     assert parse_spec({"type": "wheel", "dependencies": ["x"]}) != parse_spec("wheel")
 
 
+def test_extra_index_url_and_upgrade_pip_as_the_earlier_sdk_wrote_them() -> None:
+    from slurm._client.packaging import parse_spec
+
+    spec = parse_spec({"type": "wheel", "extra_index_url": "https://pypi.example.org/simple"})
+    assert spec.indexes == ("https://pypi.example.org/simple",)
+    both = ["https://a.example.org/simple", "file:///srv/simple"]
+    assert parse_spec({"extra_index_url": both}).indexes == tuple(both)
+    # upgrade_pip: a current pip is collected and installed with the rest.
+    spec = parse_spec({"type": "wheel", "upgrade_pip": True, "dependencies": ["rich"]})
+    assert spec.dependencies == ("rich", "pip")
+    assert parse_spec({"upgrade_pip": False}) == parse_spec("auto")
+    assert parse_spec({"extra_index_url": "https://x/simple"}) != parse_spec("auto")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -272,7 +286,10 @@ def test_the_earlier_packaging_names_read_as_ours() -> None:
         ({"python_version": "three"}, "a version such as '3.11'"),
         ({"python_version": "3.11", "python": "/opt/py"}, "not both"),
         ({"dependencies": [1]}, "a list of strings"),
-        ({"extra_index_url": "https://x"}, r"unknown: \['extra_index_url'\]"),
+        ({"extra_index_url": "/srv/simple"}, "file:// and its absolute path"),
+        ({"extra_index_url": ["https://x", 3]}, "a package index's URL or a list"),
+        ({"upgrade_pip": "yes"}, "give true or false"),
+        ({"upgrade_pip": True, "extra_index_utl": "https://x"}, r"unknown: \['extra_index_utl'\]"),
         ({"type": "wheel", "build_args": {"A": "1"}}, "only with 'container'"),
     ],
 )
@@ -384,8 +401,13 @@ def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
     class Asked(Exception):
         pass
 
-    def collect(requirements: list[str], names: set[str], info: object) -> None:
+    indexes: list[tuple[str, ...]] = []
+
+    def collect(
+        requirements: list[str], names: set[str], info: object, urls: tuple[str, ...] = ()
+    ) -> None:
         asked.append(requirements)
+        indexes.append(urls)
         raise Asked
 
     monkeypatch.setattr(packaging, "collect_dependencies", collect)
@@ -395,6 +417,13 @@ def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
     with pytest.raises(Asked):
         packaging._environment(Cluster("local").session, spec, report, ())
     assert asked == [["rich", "cupy", "numpy>=2"]]
+    # The earlier upgrade_pip and extra_index_url: pip is asked for, from that index too.
+    spec = packaging.parse_spec(
+        {"type": "wheel", "upgrade_pip": True, "extra_index_url": "file:///srv/simple"}
+    )
+    with pytest.raises(Asked):
+        packaging._environment(Cluster("local").session, spec, report, ())
+    assert asked[-1][-1] == "pip" and indexes[-1] == ("file:///srv/simple",)
 
 
 def test_srun_args_go_before_pyxis_flags_and_travel_in_the_spec() -> None:

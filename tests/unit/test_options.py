@@ -146,6 +146,7 @@ def test_required_names_present() -> None:
         "packaging_build_args",
         "packaging_build_secrets",
         "packaging_no_cache",
+        "packaging_use_digest",
     } == SDK_OPTIONS
     assert not SBATCH_OPTIONS & SDK_OPTIONS
     assert set(RESERVED_OPTIONS) <= SBATCH_OPTIONS

@@ -264,4 +264,7 @@ def test_the_calls_of_one_element_are_tracked_apart(cluster: Cluster, fake: Fake
     fake.run_job(key)
     fake.jobs[key].state = "RUNNING"
     assert runs[0].get_result(timeout=10) == 0
-    assert not runs[1].done() and runs[1].state is JobState.RUNNING
+    # get_status() looks now: .state is the tracker's last look, which may not have come
+    # yet when call 0's result file (found first, without Slurm) ended the wait above.
+    assert not runs[1].done() and runs[1].get_status() == JobState.RUNNING
+    assert runs[1].state is JobState.RUNNING

@@ -202,6 +202,38 @@ def test_create_script_quotes_every_value() -> None:
     assert "'/store/a b.whl'" in script
     assert "--no-index --find-links" in script
     assert "package index" in script
+    assert "--extra-index-url" not in script
+
+
+def test_extra_index_urls_reach_the_collection_and_the_cluster_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from slurm._client.packaging import deps
+
+    urls = ("https://pypi.example.org/simple", "file:///srv/it's/simple")
+    script = create_script("/env", "/usr/bin/python3", [], "/usr/bin/uv", urls)
+    fallback = next(line for line in script.splitlines() if line.startswith("  inst --find"))
+    assert fallback == (
+        '  inst --find-links "$env/wheels" --extra-index-url https://pypi.example.org/simple '
+        "--extra-index-url 'file:///srv/it'\"'\"'s/simple' || exit 1"
+    )
+    assert "--extra-index-url" not in script.split("then mode=offline")[0]  # not offline
+    wheels = [_wheel("a", "1" * 64)]
+    assert environment_key(wheels, [], INFO) != environment_key(wheels, [], INFO, extra="x")
+
+    monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(tmp_path))
+    seen: list[list[str]] = []
+
+    def run(argv: list[str], what: str) -> None:
+        seen.append(argv)
+
+    monkeypatch.setattr(deps, "_run", run)
+    monkeypatch.setattr(deps, "find_uv", lambda: "uv")
+    deps._compile(["demo"], [], INFO, urls)
+    deps._download(["demo==1"], INFO, tmp_path, urls)
+    for argv in seen:
+        assert argv[argv.index("--extra-index-url") + 1] == urls[0]
+        assert argv.count("--extra-index-url") == 2
 
 
 @pytest.mark.parametrize(
@@ -250,7 +282,7 @@ def test_dependencies_that_cannot_be_resolved_are_retried_only_later(
     monkeypatch.setenv("SLURM_SDK_CACHE_DIR", str(tmp_path))
     calls: list[list[str]] = []
 
-    def offline(requirements: list[str], pins: list[str], info: PythonInfo) -> None:
+    def offline(requirements: list[str], pins: list[str], info: PythonInfo, *more: object) -> None:
         calls.append(requirements)
 
     monkeypatch.setattr(deps, "_compile", offline)

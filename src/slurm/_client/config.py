@@ -21,15 +21,22 @@
     partition = "gpu"
     time = "04:00:00"
 
+The earlier SDK's nested format (``[ENV.cluster]``,
+``[ENV.cluster.backend_config]``, ``[ENV.packaging]``, ``[ENV.submit]``,
+``[default]`` merged into every environment, also under ``[tool.slurm]`` or
+``[environments]``) is read too, as the same settings: see
+:mod:`slurm._client.nestedfile`. One file is in one format.
+
 An environment may name its callbacks: ``callbacks`` is a list of
 ``"module:Class"`` strings or tables ``{target = "module:Class", args = [...],
 kwargs = {...}}``; :meth:`slurm.Cluster.from_env` makes them (a ``callbacks=``
 keyword wins).
 
-The file is found from ``path=``, else ``$SLURMFILE``, else ``Slurmfile``,
-``Slurmfile.toml`` or ``slurmfile.toml`` in the working directory or one of
-its parents, up to the user's home or the root of the repository (a
-directory holding ``.git``), whichever comes first, else
+The file is found from ``path=`` (a file, or a directory holding one), else
+``$SLURMFILE``, else ``Slurmfile``, ``Slurmfile.toml``, ``slurmfile`` or
+``slurmfile.toml`` in the working directory or one of its parents, up to the
+user's home or the root of the repository (a directory holding ``.git``),
+whichever comes first, else
 ``~/.config/slurm-sdk/Slurmfile.toml``. The environment is ``env=``, else
 ``$SLURM_ENV``, else ``default``.
 
@@ -40,7 +47,6 @@ else's file is refused, not skipped); the file used is logged at INFO level.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import stat
@@ -49,7 +55,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from slurm._client.settings import SLURMFILE_KEYS, ClusterSettings
+from slurm._client.nestedfile import flatten, nested_tables
+from slurm._client.settings import SLURMFILE_KEYS, ClusterSettings, unknown_names
 from slurm._slurm.options import normalize_options
 from slurm.errors import (
     ConfigurationError,
@@ -61,13 +68,14 @@ from slurm.errors import (
 __all__ = [
     "SLURMFILE_KEYS",
     "check_owner",
+    "environment_names",
     "find_slurmfile",
     "load_environment",
     "read_private",
     "search_directories",
 ]
 
-FILE_NAMES = ("Slurmfile", "Slurmfile.toml", "slurmfile.toml")
+FILE_NAMES = ("Slurmfile", "Slurmfile.toml", "slurmfile", "slurmfile.toml")
 USER_FILE = Path("~/.config/slurm-sdk/Slurmfile.toml")
 
 logger = logging.getLogger(__name__)
@@ -156,6 +164,13 @@ def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
     """The Slurmfile to read; raises SlurmfileNotFoundError saying where it looked."""
     if path is not None:
         chosen = Path(path).expanduser()
+        if chosen.is_dir():  # as the earlier SDK: a directory holding a Slurmfile
+            inside = [chosen / name for name in FILE_NAMES if (chosen / name).is_file()]
+            if not inside:
+                raise SlurmfileNotFoundError(
+                    f"The directory {chosen} holds no {', '.join(FILE_NAMES)}."
+                )
+            chosen = inside[0]
         if not chosen.is_file():
             raise SlurmfileNotFoundError(f"Slurmfile {chosen} does not exist.")
         return chosen
@@ -180,19 +195,38 @@ def find_slurmfile(path: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+def _read(file: Path) -> dict[str, Any]:
+    text = read_private(file)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SlurmfileInvalidError(f"Cannot read Slurmfile {file}: {exc}") from exc
+
+
+def environment_names(path: str | os.PathLike[str] | None = None) -> tuple[list[str], Path]:
+    """The names of a Slurmfile's environments, in the file's order, and the file read."""
+    file = find_slurmfile(path)
+    data = _read(file)
+    tables = nested_tables(data)
+    if tables is None:
+        tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
+    return list(tables), file
+
+
 def load_environment(
     path: str | os.PathLike[str] | None = None, env: str | None = None
 ) -> tuple[dict[str, Any], Path]:
     """Cluster keyword arguments for one environment of a Slurmfile, and the file read."""
     file = find_slurmfile(path)
     name = env or os.environ.get("SLURM_ENV") or "default"
-    text = read_private(file)
+    data = _read(file)
     logger.info("using Slurmfile %s, environment [%s]", file, name)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SlurmfileInvalidError(f"Cannot read Slurmfile {file}: {exc}") from exc
-    section = data.get(name)
+    where = f"Slurmfile {file}"
+    tables = nested_tables(data)
+    if tables is not None:
+        section: Any = flatten(tables, name, where)
+    else:
+        section = data.get(name)
     if not isinstance(section, Mapping):
         known = ", ".join(sorted(k for k, v in data.items() if isinstance(v, Mapping))) or "none"
         raise SlurmfileEnvironmentNotFoundError(
@@ -200,16 +234,12 @@ def load_environment(
             "env= or $SLURM_ENV."
         )
     settings = dict(section)
-    where = f"Slurmfile {file}, [{name}]"
+    where = f"{where}, [{name}]"
     callbacks = _callback_specs(settings.pop("callbacks", None), where)
     unknown = sorted(set(settings) - SLURMFILE_KEYS - {"callbacks"})
     if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, SLURMFILE_KEYS, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise SlurmfileInvalidError(
-            f"{where}: unknown setting {', '.join(hints)}. Valid settings: "
+            f"{where}: unknown setting {unknown_names(unknown, SLURMFILE_KEYS)}. Valid settings: "
             f"{', '.join(sorted(SLURMFILE_KEYS))}; sbatch options go in [{name}.sbatch]."
         )
     sbatch = settings.pop("sbatch", {})

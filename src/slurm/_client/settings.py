@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ __all__ = [
     "choose_backend",
     "click_options",
     "settings_from_namespace",
+    "unknown_names",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +60,17 @@ def choose_backend(backend: Any, hostname: Any) -> str:
             "or 'ssh' (with hostname=...)."
         )
     return chosen.lower()
+
+
+def unknown_names(unknown: Iterable[str], valid: Iterable[str]) -> str:
+    """``'hostnme' (did you mean 'hostname'?), 'x'``: the unknown names, each with the
+    closest valid one, for an error message."""
+    known = list(valid)
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ", ".join(hints)
 
 
 DEFAULT_JOB_BASE_DIR = "~/.slurm-sdk/jobs"
@@ -212,12 +224,8 @@ class ClusterSettings:
             values["backend"] = values.pop("backend_type")
         unknown = sorted(set(values) - set(_BY_NAME))
         if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, list(_BY_NAME), n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             raise ConfigurationError(
-                f"{source}: unknown setting {', '.join(hints)}. Valid settings: "
+                f"{source}: unknown setting {unknown_names(unknown, _BY_NAME)}. Valid settings: "
                 f"{', '.join(sorted(_BY_NAME))}."
             )
         for key, value in values.items():

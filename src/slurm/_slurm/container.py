@@ -19,13 +19,17 @@ submitting process's paths on the local backend) are mounted at the same paths a
 on ``PYTHONPATH``.
 
 Pure: the spec travels as JSON in the batch script; :func:`launch_prefix` builds argv
-(:func:`srun_prefix` for pyxis, :func:`apptainer_prefix` for Apptainer).
+(:func:`srun_prefix` for pyxis, :func:`apptainer_prefix` for Apptainer). Under pyxis
+the container is named (:func:`container_name`: the job's id and the image's hash), so
+``slurm jobs connect`` can attach another step to it (``--container-name=NAME:exec``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -43,9 +47,11 @@ __all__ = [
     "apptainer_prefix",
     "asks_for_gpus",
     "code_paths",
+    "container_name",
     "container_spec",
     "is_sif",
     "launch_prefix",
+    "script_container",
     "srun_prefix",
 ]
 
@@ -250,17 +256,48 @@ def _outermost(paths: Sequence[str]) -> list[str]:
     return kept
 
 
+def container_name(job_id: str, image: str) -> str:
+    """The pyxis name of the container job ``job_id`` (Slurm's own id, ``SLURM_JOB_ID``)
+    runs ``image`` in: ``slurm jobs connect`` attaches to it by that name. The image's
+    hash is part of it, so two calls of one job in two images never share a container.
+
+    Example::
+
+        >>> container_name("1234", "/images/py.sqsh")
+        'slurm-sdk-1234-d56bc25cba'
+    """
+    digest = hashlib.sha256(image.encode()).hexdigest()[:10]
+    return f"slurm-sdk-{re.sub(r'[^0-9A-Za-z_]', '_', job_id)}-{digest}"
+
+
+def script_container(script: str) -> ContainerSpec | None:
+    """The container a batch script runs its task in (its ``export`` of
+    :data:`CONTAINER_VARIABLE`), or None."""
+    prefix = f"export {CONTAINER_VARIABLE}="
+    for line in script.splitlines():
+        if line.startswith(prefix):
+            try:
+                words = shlex.split(line)
+                return ContainerSpec.from_json(words[1].partition("=")[2])
+            except (ValueError, KeyError, IndexError, TypeError):
+                return None
+    return None
+
+
 def srun_prefix(
-    spec: ContainerSpec, code: Sequence[str], job_dir: str
+    spec: ContainerSpec, code: Sequence[str], job_dir: str, name: str | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """(``srun`` flags for pyxis, then the image's python; environment to add).
 
     The job's shared directories and ``code`` are mounted at their own paths; ``code``
     is also the container's ``PYTHONPATH``; the working directory is ``container_workdir``,
-    else the job directory.
+    else the job directory. ``name`` (:func:`container_name`) names the container, so
+    that another step of the job can attach to it.
     """
     own = [f"{p}:{p}" for p in _outermost([*spec.shared, *code])]
     flags = [*spec.srun_args, f"--container-image={spec.image}"]
+    if name:
+        flags.append(f"--container-name={name}")
     flags.append("--container-mounts=" + ",".join([*own, *spec.mounts]))
     flags.append(f"--container-workdir={spec.workdir or job_dir}")
     # Not the home directory (pyxis's default): its shell profile may put the cluster's
@@ -341,5 +378,7 @@ def launch_prefix(
     by the batch step itself (one rank) in the job's environment."""
     if spec.runtime == "apptainer":
         return apptainer_prefix(spec, code, job_dir, environ), dict(environ)
-    flags, env_add = srun_prefix(spec, code, job_dir)
+    job_id = environ.get("SLURM_JOB_ID")
+    name = container_name(job_id, spec.image) if job_id else None
+    flags, env_add = srun_prefix(spec, code, job_dir, name)
     return ["srun", *flags], {**environ, **env_add}

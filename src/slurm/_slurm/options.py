@@ -193,6 +193,7 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "packaging_build_args",
         "packaging_build_secrets",
         "packaging_no_cache",
+        "packaging_use_digest",
     }
 )
 

@@ -7,6 +7,7 @@ and parses the value, so that an option check can run at decoration time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ BUILD_KEYS = (
     "build_args",
     "build_secrets",
     "no_cache",
+    "use_digest",
 )
 
 _MODES = ("auto", "wheel", "none")
@@ -45,6 +47,8 @@ _KEYS = frozenset(
         "env_dir",
         "lock_timeout",
         "installer",
+        "extra_index_url",
+        "upgrade_pip",
         *BUILD_KEYS,
         *_EARLIER_KEYS,
     }
@@ -68,6 +72,9 @@ class PackagingSpec:
     dependencies: tuple[str, ...] = ()
     #: The project's extras whose requirements are installed too (``extras``).
     extras: tuple[str, ...] = ()
+    #: More package indexes (``extra_index_url``): asked where the dependency wheels are
+    #: collected, and by the cluster's install when the offline one lacks something.
+    indexes: tuple[str, ...] = ()
     # packaging="container": its build keys (slurm._client.packaging.container); not part of what
     # makes an interpreter setting distinct (the code ships as with "auto").
     container: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
@@ -126,8 +133,9 @@ def parse_spec(value: Any) -> PackagingSpec:
         env_dir=str(env_dir) if env_dir else None,
         lock_timeout=lock_timeout,
         installer=installer,
-        dependencies=_strings(value, "dependencies"),
+        dependencies=_strings(value, "dependencies") + _pip(value),
         extras=_strings(value, "extras"),
+        indexes=_indexes(value),
         container=container,
     )
 
@@ -142,6 +150,34 @@ def _strings(value: dict[str, Any], key: str) -> tuple[str, ...]:
             f"packaging {key}={given!r}: give a list of strings, e.g. "
             + ('["numpy>=2", "rich"]' if key == "dependencies" else '["gpu"]')
             + "."
+        )
+    return tuple(given)
+
+
+def _pip(value: dict[str, Any]) -> tuple[str, ...]:
+    """``upgrade_pip=True``: the environment gets a current pip, collected and shipped as
+    a wheel like any other dependency (with either installer), as the earlier SDK's
+    ``pip install --upgrade pip`` gave it one."""
+    given = value.get("upgrade_pip", False)
+    if not isinstance(given, bool):
+        raise ConfigurationError(
+            f"packaging upgrade_pip={given!r}: give true or false (not a string)."
+        )
+    return ("pip",) if given else ()
+
+
+def _indexes(value: dict[str, Any]) -> tuple[str, ...]:
+    """``extra_index_url``: one URL or a list (``https://...``, ``file:///...``)."""
+    given = value.get("extra_index_url") or ()
+    if isinstance(given, str):
+        given = (given,)
+    if not isinstance(given, list | tuple) or not all(
+        isinstance(v, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$", v) for v in given
+    ):
+        raise ConfigurationError(
+            f"packaging extra_index_url={given!r}: give a package index's URL or a list of "
+            "them, e.g. 'https://pypi.example.org/simple' or 'file:///srv/wheels/simple' "
+            "(a local directory is file:// and its absolute path)."
         )
     return tuple(given)
 

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,14 @@ from slurm.cli.clusterview import partitions_table, ssh_argv
 from slurm.cli.jobs import cluster_from_options, cluster_options
 from slurm.cli.jobview import plain
 from slurm.errors import SlurmError
-from slurm.inspect import choose_backend, find_slurmfile, load_environment
+from slurm.inspect import choose_backend, environment_names, load_environment
 
 __all__ = ["cluster", "environments_table"]
 
 _FILE = click.option(
-    "--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="The Slurmfile (default: $SLURMFILE, else the nearest Slurmfile).",
+    "--file", "--slurmfile", "-f", "path", type=click.Path(path_type=Path), default=None,
+    help="The Slurmfile, or a directory holding one (default: $SLURMFILE, else the "
+    "nearest Slurmfile).",
 )  # fmt: skip
 
 
@@ -60,15 +60,11 @@ def environments_table(path: Path | str | None = None) -> Table:
     Raises:
         SlurmError: no Slurmfile, or one that cannot be read.
     """
-    file = find_slurmfile(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SlurmError(f"Cannot read {file}: {exc}") from exc
+    names, file = environment_names(path)
     table = Table(title=f"environments in {file}", title_justify="left")
     for column in ("name", "where", "partition", "job base dir", "problem"):
         table.add_column(column)
-    for name in (k for k, v in data.items() if isinstance(v, dict)):
+    for name in names:
         try:
             settings, _ = load_environment(file, name)
         except SlurmError as exc:
@@ -97,9 +93,14 @@ def list_environments(path: Path | None) -> None:
 
 @cluster.command()
 @click.argument("name", required=False)
+@click.option("--env", "-e", "env", default=None, help="The environment (as NAME).")
 @_FILE
-def show(name: str | None, path: Path | None) -> None:
+def show(name: str | None, env: str | None, path: Path | None) -> None:
     """The settings of one environment (default: $SLURM_ENV, else ``default``), checked."""
+    if name and env and name != env:
+        _fail(SlurmError(f"Give the environment once: {name!r} or --env {env!r}."))
+        return
+    name = name or env
     try:
         settings, file = load_environment(path, name)
     except SlurmError as exc:

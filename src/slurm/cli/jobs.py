@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from slurm import Attempt, Cluster
+from slurm import Attempt, Cluster, Job
 from slurm.cli.jobview import (
     JobRow,
     JobView,
@@ -42,11 +42,13 @@ from slurm.inspect import (
     Snapshot,
     cancel_jobs,
     click_options,
+    container_name,
     job_outcome,
     job_usages,
     parse_job_dir,
     printable,
     read_outcome,
+    script_container,
     settings_from_namespace,
     usage_of,
 )
@@ -369,12 +371,20 @@ def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
 @click.argument("job_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option(
-    "--node", default=None, metavar="NODE",
+    "--node", "-n", default=None, metavar="NODE",
     help="Which of the job's nodes (default: its first); `slurm jobs show` lists them.",
 )  # fmt: skip
+@click.option(
+    "--no-container", is_flag=True,
+    help="For a task in a pyxis container: the node itself, not the task's container.",
+)  # fmt: skip
 @cluster_options
-def connect(job_id: str, command: tuple[str, ...], node: str | None, **options: Any) -> None:
-    """A shell on a running job's node, inside its allocation (``srun --overlap``).
+def connect(
+    job_id: str, command: tuple[str, ...], node: str | None, no_container: bool, **options: Any
+) -> None:
+    """A shell on a running job's node, inside its allocation (``srun --overlap``); for a
+    task in a pyxis container, inside that running container (``--no-container``: the
+    node).
 
     With a COMMAND (after ``--``), run it there instead and print its output:
     ``slurm jobs connect 123 -- nvidia-smi``; ``--node node2`` picks another node
@@ -390,6 +400,8 @@ def connect(job_id: str, command: tuple[str, ...], node: str | None, **options: 
         step = ["srun", f"--jobid={job.id}", "--overlap"]
         if node is not None:
             step += [f"--nodelist={node}", "--nodes=1", "--ntasks=1"]
+        if not no_container:
+            step += _container_flags(cluster, job)
         if command:
             result = cluster.slurm.run([*step, *command], check=False)
             click.echo(result.stdout, nl=False)
@@ -402,6 +414,22 @@ def connect(job_id: str, command: tuple[str, ...], node: str | None, **options: 
         ssh = ["ssh", "-t", *(["-p", str(s.port)] if s.port else [])]
         target = f"{s.username}@{s.hostname}" if s.username else str(s.hostname)
         os.execvp("ssh", [*ssh, target, shlex.join(interactive)])  # noqa: S606, S607 (ssh from PATH, as the user types it; remote argv shlex-joined)
+
+
+def _container_flags(cluster: Cluster, job: Job[Any]) -> list[str]:
+    """``--container-name=NAME:exec`` for a job whose task runs in a pyxis container
+    (read from its batch script), else nothing."""
+    try:
+        spec = script_container(job.get_script())
+    except OSError:
+        return []
+    if spec is None or spec.runtime != "pyxis":
+        return []
+    raw = job.id
+    if not raw.isdigit():  # an array element: pyxis knows it by Slurm's own job id
+        answer = cluster.slurm.run(["squeue", "--noheader", "--format=%A", f"--jobs={job.id}"])
+        raw = answer.stdout.strip().split()[0] if answer.stdout.strip() else raw
+    return [f"--container-name={container_name(raw, spec.image)}:exec"]
 
 
 @jobs.command()

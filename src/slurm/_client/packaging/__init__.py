@@ -39,7 +39,16 @@ The dict form takes these keys (all optional)::
         "installer": "auto",                 # "uv" if the cluster has it, else "pip"
         "dependencies": ["rich>=13"],        # more requirements for the environment
         "extras": ["gpu"],                   # the project's extras to install too
+        "extra_index_url": "https://pypi.example.org/simple",  # or a list; file:// too
+        "upgrade_pip": True,                 # the environment gets a current pip
     }
+
+``extra_index_url`` is asked where the dependency wheels are collected (this
+machine: ``uv pip compile`` and ``pip download``) and by the cluster's install
+when the offline one lacks something; it is part of the environment's key.
+``upgrade_pip`` adds ``pip`` to the collected dependencies: the environment
+gets a current pip (shipped as a wheel, installed offline) whichever installer
+makes it.
 
 The earlier SDK's spellings are read too: ``"inherit"`` is ``"auto"`` (a workflow's
 tasks run with what the workflow has), ``build_tool`` is ``installer`` and
@@ -330,12 +339,14 @@ def _environment(
         requirements += [r for w in main[1:] for r in wheel_requirements(w.path, spec.extras)]
         requirements += list(spec.dependencies)  # the earlier SDK's "dependencies"
         names = {w.name for w in main}
-        deps = collect_dependencies(requirements, names, report.python)
+        deps = collect_dependencies(requirements, names, report.python, spec.indexes)
         # What the wheels bring already is not asked for again: the same environment.
         have = names | {requirement_name(pin) for pin in deps.pins}
         wanted = [r for r in extras if requirement_name(r) not in have]
         if wanted:
-            deps = collect_dependencies([*requirements, *wanted], names, report.python)
+            deps = collect_dependencies(
+                [*requirements, *wanted], names, report.python, spec.indexes
+            )
     build = time.perf_counter() - started
     transport = session.transport
     environment = ensure_environment(
@@ -348,6 +359,7 @@ def _environment(
         uv=_uv(spec, report),
         policy=LockPolicy(timeout=spec.lock_timeout),
         requirements=wanted,
+        indexes=spec.indexes,
     )
     environment.timings["build"] = build
     shipped = ", ".join([w.filename for w in main] + wanted)

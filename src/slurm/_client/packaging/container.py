@@ -90,6 +90,9 @@ class ImageBuild:
     build_secrets: tuple[str, ...] = ()
     #: Build again even when the registry has the tag (``--no-cache``).
     no_cache: bool = False
+    #: Run the pushed image by its digest (``REGISTRY#NAME:TAG@sha256:...``), as the
+    #: registry names it, rather than by its tag.
+    use_digest: bool = False
 
     @property
     def key(self) -> str:
@@ -164,7 +167,7 @@ def image_build(values: Mapping[str, Any]) -> ImageBuild:
             raise ConfigurationError(f"packaging {key}={chosen[key]!r}: give a string.")
         if key in chosen:
             chosen[key] = os.fspath(chosen[key])
-    for key in ("push", "tls_verify", "no_cache"):
+    for key in ("push", "tls_verify", "no_cache", "use_digest"):
         if key in chosen:
             chosen[key] = _flag(chosen[key], key)
     if "build_args" in chosen:
@@ -458,14 +461,43 @@ def _failure(argv: list[str], what: str, code: int, output: str) -> Configuratio
     )
 
 
-def build_and_push(build: ImageBuild, *, exists: Any = None, timeout: float = 3600) -> str:
+def build_and_push(
+    build: ImageBuild, *, exists: Any = None, digest_of: Any = None, timeout: float = 3600
+) -> str:
     """Build the image (unless ``exists(podman reference)`` says the registry has it),
-    push it, and return its reference as pyxis spells it (``REGISTRY#NAME:TAG``).
+    push it, and return its reference as pyxis spells it (``REGISTRY#NAME:TAG``; with
+    ``use_digest``, ``REGISTRY#NAME:TAG@DIGEST``, the digest from ``digest_of(podman
+    reference)``, which asks the registry).
 
     Raises:
         ConfigurationError: no Dockerfile, no builder, or the build or push failed
-            (the builder's output quoted).
+            (the builder's output quoted); ``use_digest`` without a push, or a registry
+            that does not tell the digest.
     """
+    if build.use_digest and not build.push:
+        raise ConfigurationError(
+            "packaging use_digest=True names the image by the digest its registry gives it, "
+            "but packaging_push=False does not push it. Nothing was submitted. Push it, or "
+            "drop use_digest."
+        )
+    pyxis = _built(build, exists, timeout)
+    if not build.use_digest:
+        return pyxis
+    reference = pyxis.replace("#", "/", 1)
+    digest = digest_of(reference) if digest_of is not None else None
+    if not digest or not re.fullmatch(r"sha256:[0-9a-f]{64}", str(digest)):
+        raise ConfigurationError(
+            f"packaging use_digest=True: the registry did not tell the digest of {reference} "
+            f"(got {digest!r}). Nothing was submitted. Check that the registry answers "
+            "`GET /v2/NAME/manifests/TAG` with a Docker-Content-Digest header, or drop "
+            "use_digest (the tag is a hash of the Dockerfile and context already)."
+        )
+    logger.info("image %s is %s in its registry; jobs run it by that digest", reference, digest)
+    return f"{pyxis}@{digest}"
+
+
+def _built(build: ImageBuild, exists: Any, timeout: float) -> str:
+    """Build and push (see :func:`build_and_push`); the reference by tag."""
     dockerfile, context = build.paths()
     tag = content_tag(dockerfile, context, build.platform, build.build_args)
     repository = build.repository(context)

@@ -187,7 +187,13 @@ def _run(argv: list[str], what: str) -> subprocess.CompletedProcess[str] | None:
     return proc
 
 
-def _compile(requirements: list[str], pins: list[str], info: PythonInfo) -> list[str] | None:
+def _index_flags(indexes: Iterable[str]) -> list[str]:
+    return [flag for url in indexes for flag in ("--extra-index-url", url)]
+
+
+def _compile(
+    requirements: list[str], pins: list[str], info: PythonInfo, indexes: tuple[str, ...] = ()
+) -> list[str] | None:
     """Resolve ``requirements`` for the cluster; ``None`` when uv cannot."""
     if not requirements:
         return []
@@ -201,6 +207,7 @@ def _compile(requirements: list[str], pins: list[str], info: PythonInfo) -> list
         cons = Path(tmp, "constraints.txt")
         cons.write_text("\n".join(pins) + "\n")
         argv = [uv, "pip", "compile", str(req), "--quiet", "--no-header", "--no-annotate"]
+        argv += _index_flags(indexes)
         argv += ["--python-version", ".".join(info.version.split(".")[:2])]
         platform = uv_platform(info)
         if platform:
@@ -222,9 +229,10 @@ def _wheel_key(filename: str) -> tuple[str, str]:
     return normalize_name(parts[0]), parts[1] if len(parts) > 1 else ""
 
 
-def _download(pins: list[str], info: PythonInfo, dest: Path) -> None:
+def _download(pins: list[str], info: PythonInfo, dest: Path, indexes: tuple[str, ...] = ()) -> None:
     minor = "".join(info.version.split(".")[:2])
     argv = [*_pip_command(), "download", "--no-deps", "--only-binary", ":all:", "--dest"]
+    argv += _index_flags(indexes)
     argv += [str(dest), "--disable-pip-version-check", "--quiet", "--python-version", minor]
     if info.implementation == "CPython":
         argv += ["--implementation", "cp", "--abi", f"cp{minor}", "--abi", "abi3"]
@@ -238,7 +246,7 @@ def _download(pins: list[str], info: PythonInfo, dest: Path) -> None:
 
 
 def collect_dependencies(
-    requirements: list[str], exclude: set[str], info: PythonInfo
+    requirements: list[str], exclude: set[str], info: PythonInfo, indexes: tuple[str, ...] = ()
 ) -> Dependencies:
     """Dependency wheels for ``requirements`` on the cluster described by ``info``.
 
@@ -246,17 +254,18 @@ def collect_dependencies(
         requirements: ``Requires-Dist`` lines of the shipped wheels.
         exclude: Normalised names shipped as wheels already (the project, the SDK).
         info: The cluster's interpreter (version, platform, libc).
+        indexes: More package indexes to resolve and download from (``extra_index_url``).
     """
     wanted = sorted({r for r in requirements if requirement_name(r) not in exclude})
     pins = installed_pins(exclude)
     target = _target_name(info)
-    key_text = json.dumps([wanted, pins, target, uv_platform(info)])
+    key_text = json.dumps([wanted, pins, target, uv_platform(info), *indexes])
     key = hashlib.sha256(key_text.encode()).hexdigest()[:32]
     manifest = cache_dir() / "deps" / f"{key}.json"
     cached = _load(manifest)
     if cached is not None:
         return cached
-    resolved = _compile(wanted, pins, info)
+    resolved = _compile(wanted, pins, info, indexes)
     if resolved is None:
         logger.warning(
             "could not resolve the dependencies for the cluster here; the cluster will "
@@ -269,7 +278,7 @@ def collect_dependencies(
     have = {_wheel_key(p.name) for p in house.glob("*.whl")}
     missing = [pin for pin in resolved if _pin_key(pin) not in have]
     if missing and pip_platforms(info):
-        _download(missing, info, house)
+        _download(missing, info, house, indexes)
     wheels: list[Wheel] = []
     complete = True
     files = sorted(house.glob("*.whl"))

@@ -95,13 +95,22 @@ def build_for(session: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | 
     return image_build(values)
 
 
-def _exists_on_client(reference: str) -> bool:
+def _answer_on_client(reference: str) -> dict[str, Any]:
     from slurm._transport.local import LocalTransport
 
     ref = parse_reference(reference.replace("/", "#", 1))
     if ref is None:
-        return False
-    return manifest_answer(LocalTransport(), sys.executable, ref).get("status") == 200
+        return {}
+    return manifest_answer(LocalTransport(), sys.executable, ref)
+
+
+def _exists_on_client(reference: str) -> bool:
+    return _answer_on_client(reference).get("status") == 200
+
+
+def _digest_on_client(reference: str) -> str | None:
+    answer = _answer_on_client(reference)
+    return answer.get("digest") if answer.get("status") == 200 else None
 
 
 def _reference(
@@ -122,7 +131,7 @@ def _reference(
             )
         _check_runtime_for_build(session, runtime)
         with _build_lock:
-            reference = build_and_push(build, exists=_exists_on_client)
+            reference = build_and_push(build, exists=_exists_on_client, digest_of=_digest_on_client)
         state.built[build.key] = reference
         state.checked.add(reference)
         return reference
@@ -212,17 +221,11 @@ def earlier_spellings(
     keys = {f"default_packaging_{key}": key for key in _EARLIER_PACKAGING_KEYS}
     unknown = sorted(set(extra) - set(flat) - set(keys))
     if unknown:
-        import difflib
-
-        from slurm._client.settings import FIELDS
+        from slurm._client.settings import FIELDS, unknown_names
 
         known = [f.name for f in FIELDS] + sorted(flat) + sorted(keys)
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, known, n=1)
-            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise ConfigurationError(
-            f"Cluster() got unknown setting {', '.join(hints)}. Valid settings: "
+            f"Cluster() got unknown setting {unknown_names(unknown, known)}. Valid settings: "
             f"{', '.join(f.name for f in FIELDS)}; the earlier SDK's packaging spellings "
             f"default_packaging and {', '.join(sorted([*flat, *keys]))}."
         )

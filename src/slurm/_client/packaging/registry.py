@@ -137,7 +137,8 @@ def parse_uri(image: str) -> ImageReference | None:
 
 def manifest_answer(transport: Transport, python: str, ref: ImageReference) -> dict[str, Any]:
     """The registry's answer, asked by ``python`` where ``transport`` runs commands:
-    ``{"status": HTTP status}``, or ``{"error": why}`` when it could not be reached."""
+    ``{"status": HTTP status, "digest": the manifest's digest}``, or ``{"error": why}``
+    when it could not be reached."""
     out = transport.run(
         [python, "-I", "-c", _CHECK_SCRIPT, ref.manifest_path, _ACCEPT], check=False, timeout=90
     )

@@ -27,7 +27,8 @@ not re-read, so that a large environment is checked in a fraction of a second.
 The environment is created with ``uv`` when the cluster has it, else with
 ``python -m venv`` and pip, from the base interpreter. The install is tried
 offline first (``--no-index --find-links wheels``); if that fails it is
-retried against the cluster's package index, and the log says so.
+retried against the cluster's package index (and the ``extra_index_url``
+ones), and the log says so.
 """
 
 from __future__ import annotations
@@ -122,13 +123,23 @@ def _store_path(envs_dir: str, wheel: Wheel) -> str:
     return f"{envs_dir}/.store/{wheel.sha256}/{wheel.filename}"
 
 
-def create_script(env_dir: str, base_python: str, links: Sequence[str], uv: str | None) -> str:
+def create_script(
+    env_dir: str,
+    base_python: str,
+    links: Sequence[str],
+    uv: str | None,
+    indexes: Sequence[str] = (),
+    check: str = "import slurm.runner",
+) -> str:
     """The shell script that creates ``env_dir/venv``; every value is quoted.
 
-    It prints ``install|offline`` or ``install|index`` last; a non-zero exit
-    means the environment could not be created.
+    ``indexes`` (``extra_index_url``) are offered to the install from the index, the
+    one tried when the offline install lacks something; ``check`` is the Python the
+    new environment must run. It prints ``install|offline`` or ``install|index``
+    last; a non-zero exit means the environment could not be created.
     """
     q = shlex.quote
+    more = "".join(f" --extra-index-url {q(url)}" for url in indexes)
     lines = [
         "set -u",
         f"env={q(env_dir)}; base={q(base_python)}; uv={q(uv or '')}",
@@ -154,10 +165,10 @@ def create_script(env_dir: str, base_python: str, links: Sequence[str], uv: str 
         'if inst --no-index --find-links "$env/wheels"; then mode=offline',
         "else",
         '  echo "slurm-sdk: the offline install failed; installing from the package index" >&2',
-        '  inst --find-links "$env/wheels" || exit 1',
+        f'  inst --find-links "$env/wheels"{more} || exit 1',
         "  mode=index",
         "fi",
-        '"$env/venv/bin/python" -c "import slurm.runner" || exit 1',
+        f'"$env/venv/bin/python" -c {q(check)} || exit 1',
         'echo "install|$mode"',
     ]
     return "\n".join(lines) + "\n"
@@ -174,6 +185,7 @@ def ensure_environment(
     uv: str | None,
     policy: LockPolicy | None = None,
     requirements: Sequence[str] = (),
+    indexes: Sequence[str] = (),
 ) -> Environment:
     """The environment for these wheels on the cluster, created if it does not exist yet.
 
@@ -188,13 +200,15 @@ def ensure_environment(
         policy: Lock timeouts.
         requirements: More ``name==version`` lines to install (the distributions
             the shipped local source imports).
+        indexes: More package indexes for the install from the index (``extra_index_url``).
 
     Raises:
         ConfigurationError: The environment cannot be created (with the installer's output).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    key = environment_key([*main, *deps], pins, info, extra="\n".join(sorted(requirements)))
+    extra = "\n".join([*sorted(requirements), *(f"--extra-index-url {u}" for u in indexes)])
+    key = environment_key([*main, *deps], pins, info, extra=extra)
     env_dir = f"{envs_dir}/{key}"
     python = f"{env_dir}/venv/bin/python"
     ready = f"{env_dir}/{READY}"
@@ -217,7 +231,7 @@ def ensure_environment(
             return Environment(key, env_dir, python, created=False, timings=timings)
         started = time.perf_counter()
         install = _create(
-            transport, env_dir, [*main, *requirements], wheels, pins, info, uv, envs_dir
+            transport, env_dir, [*main, *requirements], wheels, pins, info, uv, envs_dir, indexes
         )
         timings["create"] = time.perf_counter() - started
         record = {
@@ -317,6 +331,7 @@ def _create(
     info: PythonInfo,
     uv: str | None,
     envs_dir: str,
+    indexes: Sequence[str] = (),
 ) -> str:
     requirements = "".join(
         f"{env_dir}/wheels/{w.filename}\n" if isinstance(w, Wheel) else f"{w}\n" for w in main
@@ -324,7 +339,7 @@ def _create(
     transport.write_text(f"{env_dir}/requirements.txt", requirements, mode=0o644)
     transport.write_text(f"{env_dir}/constraints.txt", "".join(f"{p}\n" for p in pins))
     links = [_store_path(envs_dir, w) for w in wheels]
-    script = create_script(env_dir, info.executable, links, uv)
+    script = create_script(env_dir, info.executable, links, uv, indexes)
     try:
         result = transport.run(["sh", "-c", script], check=False, timeout=_INSTALL_TIMEOUT)
     except CommandError as exc:
