@@ -318,24 +318,3 @@ def test_a_task_with_its_own_interpreter_or_packaging(
         with pytest.raises(ConfigurationError, match="no-such-python"):
             unusable()
     assert len(list((tmp_path / "jobs" / ".index").iterdir())) == 3  # nothing more submitted
-
-
-def test_a_job_base_directory_the_nodes_cannot_see_is_named(devcluster: object) -> None:
-    """The job base directory on the login host's own /tmp (each node has its own): Slurm
-    cannot create the job's logs there and the job fails before its script runs; the
-    error says that, and which directory."""
-    import tempfile
-
-    from jobfuncs import add
-
-    from slurm.errors import JobTerminatedError
-
-    with tempfile.TemporaryDirectory(prefix="sdk-invisible-", dir="/tmp") as local:
-        base = f"{local}/jobs"
-        with Cluster(backend_type="local", job_base_dir=base, default_partition="debug"):
-            job = add(1, 2)
-            with pytest.raises(JobTerminatedError) as info:
-                job.get_result(timeout=120)
-    message = str(info.value)
-    assert "could not even create its log files" in message
-    assert f"cannot see the job base directory {base}" in message

@@ -22,9 +22,12 @@ without ``--allocations`` answers in the usage format (allocation row and
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import shlex
 import signal
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +62,24 @@ class FakeJob:
     @property
     def key(self) -> str:
         return f"{self.array_id}_{self.array_index}" if self.array_id else self.job_id
+
+
+# The nodes of this Slurm are this machine: its srun (the preflight's probe of what the
+# nodes see, run inside the preflight's shell script) runs the command right here.
+_SRUN = """#!/bin/sh
+while [ "$#" -gt 0 ]; do case $1 in --*) shift ;; *) break ;; esac; done
+cd / && exec "$@"
+"""
+
+
+@functools.cache
+def _srun_dir() -> str:
+    path = tempfile.mkdtemp(prefix="fakeslurm-bin-")
+    srun = os.path.join(path, "srun")
+    with open(srun, "w", encoding="utf-8") as handle:
+        handle.write(_SRUN)
+    os.chmod(srun, 0o700)
+    return path
 
 
 def _directives(script: str) -> dict[str, str]:
@@ -202,6 +223,9 @@ class FakeSlurm(LocalTransport):
             "sinfo": self._sinfo,
         }.get(argv[0])
         if handler is None:
+            if argv[0] == "sh":  # a script that may call srun: ours
+                path = f"{_srun_dir()}:{(env or {}).get('PATH', os.environ.get('PATH', ''))}"
+                env = {**(env or {}), "PATH": path}
             return super().run(argv, input=input, timeout=timeout, env=env, cwd=cwd, check=check)
         self.commands.append(argv)
         code, out, err = handler(argv[1:])
