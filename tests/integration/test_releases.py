@@ -14,7 +14,7 @@ The client is this interpreter (Python 3.11); the release's stock ``python3`` is
 Debian's (3.13 on trixie, 3.14 on sid). Home directories, ``/work``, ``/opt`` and
 ``/usr/local`` are shared into the root as NFS would be, so this interpreter runs on
 the nodes too: most jobs here use it (the local backend's default, and
-``python=sys.executable`` over SSH). One test runs calls by reference on the stock
+``python=node_python()`` over SSH). One test runs calls by reference on the stock
 Python (``packaging={"python": "/usr/bin/python3"}``) and sees a call by value refused.
 """
 
@@ -33,6 +33,7 @@ from typing import Any
 import jobfuncs
 import pytest
 from jobfuncs import CustomError, add, echo, fail_after, fail_with
+from nodepython import node_python
 
 import slurm.devcluster as dc
 from slurm import Cluster
@@ -160,7 +161,7 @@ def _ssh(st: Status, base: Path, **kwargs: Any) -> Cluster:
 
 
 def test_ssh_runs_tasks_arrays_and_failures(on_release: Status, home_tmp: Path) -> None:
-    _check_runs(_ssh(on_release, home_tmp / "jobs", python=sys.executable),
+    _check_runs(_ssh(on_release, home_tmp / "jobs", python=node_python()),
                 f"ssh {on_release.release}")  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nodepython import node_python
 
 from slurm import Cluster, task
 from slurm._client.packaging import environment_for
@@ -297,7 +298,7 @@ def test_a_task_with_its_own_interpreter_or_packaging(
         return sys.executable
 
     default = task(time="00:05:00", mem="256M")(where)
-    own = task(time="00:05:00", mem="256M", python=sys.executable)(where)
+    own = task(time="00:05:00", mem="256M", python=node_python())(where)
     missing = str(tmp_path / "no-such-python")
     unusable = task(packaging={"type": "none", "python": missing})(where)
     with Cluster(
@@ -312,7 +313,7 @@ def test_a_task_with_its_own_interpreter_or_packaging(
         jobs = [default(), own(), own.with_options(python=env.python)()]
         assert [job.get_result(timeout=240) for job in jobs] == [
             env.python,
-            sys.executable,
+            node_python(),
             env.python,
         ]
         with pytest.raises(ConfigurationError, match="no-such-python"):
