@@ -328,15 +328,21 @@ def _fallback(
     return "env", base, ("ensurepip",)
 
 
+def _chosen(session: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
+    """The plan for these settings and its preflight's report (the fallback's, if taken)."""
+    what, python, report = _preflight(session, settings, None)
+    fallback = _fallback(session, settings, report)
+    if fallback is not None:
+        what, python, report = _preflight(session, settings, fallback)
+    return what, python, report
+
+
 def _checked(
     session: Session, settings: InterpreterSettings, state: InterpreterState
 ) -> tuple[str, str]:
     """The plan for these settings, after a preflight that passed (once; under state.lock)."""
     if state.plan is None:
-        what, python, report = _preflight(session, settings, None)
-        fallback = _fallback(session, settings, report)
-        if fallback is not None:
-            what, python, report = _preflight(session, settings, fallback)
+        what, python, report = _chosen(session, settings)
         state.report = report
         report.raise_for_problems()
         state.plan = (what, python)
@@ -416,7 +422,7 @@ def envs_dir_for(session: Session, spec: PackagingSpec) -> str:
 
 def diagnose(session: Session) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, _, report = _preflight(session, interpreter_settings(session), None)
+    what, _, report = _chosen(session, interpreter_settings(session))
     result = report.to_dict()
     result["backend"] = session.backend_type
     result["job_base_dir"] = session.base_dir
