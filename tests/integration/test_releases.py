@@ -319,3 +319,33 @@ def test_the_command_line_and_doctor_answer(on_release: Status, home_tmp: Path) 
     assert shown.exit_code == 0 and "42" in shown.output
     doctor = runner.invoke(main, ["doctor", "--json", *where], catch_exceptions=False)
     assert doctor.exit_code == 0, doctor.output
+
+
+def test_running_jobs_are_polled_with_squeue_only_job_state(
+    on_release: Status, home_tmp: Path
+) -> None:
+    """24.05 and later: while every watched job was last seen running, the tracker asks
+    ``squeue --only-job-state``; the full squeue only before and after."""
+    from jobfuncs import sleep_then
+
+    sent: list[list[str]] = []
+    with Cluster(
+        backend_type="local", job_base_dir=str(home_tmp / "jobs"), default_partition="debug"
+    ) as cluster:
+        slurm = cluster.session.slurm
+        run = slurm.run
+
+        def recording(argv: Any, **kwargs: Any) -> Any:
+            sent.append(list(argv))
+            return run(argv, **kwargs)
+
+        slurm.run = recording  # type: ignore[method-assign]
+        job = sleep_then(8, "slept")
+        assert job.get_result(timeout=_TIMEOUT) == "slept"
+        assert slurm.knows_only_job_state()
+    squeues = [a for a in sent if a[:1] == ["squeue"] and "--version" not in a]
+    light = [a for a in squeues if "--only-job-state" in a]
+    assert light, squeues
+    assert all(a == ["squeue", *light[0][1:]] for a in light)
+    assert f"--jobs={job.id}" in light[0]
+    assert len(squeues) > len(light)  # the full one saw it pending, then running first

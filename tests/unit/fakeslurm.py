@@ -105,8 +105,11 @@ def _exports(script: str) -> dict[str, str]:
 class FakeSlurm(LocalTransport):
     """A transport whose Slurm commands are answered from memory; files are local."""
 
-    def __init__(self, *, accounting: bool = True, max_array_size: int = 1001) -> None:
+    def __init__(
+        self, *, accounting: bool = True, max_array_size: int = 1001, release: str = "22.05.8"
+    ) -> None:
         super().__init__()
+        self.release = release  # from 24.05 on, squeue has --only-job-state
         self.accounting = accounting
         self.max_array_size = max_array_size
         self.jobs: dict[str, FakeJob] = {}  # by key: "12" or "12_3"
@@ -297,7 +300,13 @@ class FakeSlurm(LocalTransport):
     def _squeue(self, args: list[str]) -> tuple[int, str, str]:
         if self.squeue_down:
             return 1, "", "squeue: error: Unable to contact slurm controller (connect failure)\n"
+        if args == ["--version"]:
+            return 0, f"slurm-wlm {self.release}\n", ""
         jobs = [j for j in self._selected(args) if not j.purged]
+        if "--only-job-state" in args:  # as 24.11 and 26.05: states only, unknown ids no error
+            if self.release < "24.05":
+                return 1, "", "squeue: unrecognized option '--only-job-state'\n"
+            return 0, "".join(f"{j.key}|{j.state}\n" for j in jobs), ""
         if "--format=%i|%k" in args:
             return 0, "".join(f"{j.key}|{j.comment}\n" for j in jobs), ""
         if not jobs and any(a.startswith("--jobs=") for a in args):
