@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
+    "JOB_NAME",
     "SEEN_FILE",
     "NodeView",
     "build_script",
@@ -39,6 +40,9 @@ __all__ = [
 
 #: In the job base directory: what the nodes were seen to see (``dir|PATH``, ``python|PATH``).
 SEEN_FILE = ".seen-by-nodes"
+
+#: The probe's job name (in ``squeue`` while it runs, and in accounting).
+JOB_NAME = "slurm-sdk-probe"
 
 #: Seconds ``srun --immediate`` waits for a free node before giving up (not checked then).
 IMMEDIATE = 20
@@ -59,7 +63,7 @@ def srun_argv(
         "--time=1",
         f"--immediate={immediate}",
         "--chdir=/",
-        "--job-name=slurm-sdk-probe",
+        f"--job-name={JOB_NAME}",
         "--quiet",
         "--input=none",
     ]
