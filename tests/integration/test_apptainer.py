@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from jobfuncs import CustomError, fail_with
+from nodepython import node_python
 
 import slurm.devcluster as dc
 from slurm import Cluster, JobContext, task
@@ -132,7 +133,7 @@ def _ssh(st: Status, base: Path, **kwargs: Any) -> Cluster:
         username=st.ssh.username,
         job_base_dir=str(base),
         default_partition="debug",
-        python=sys.executable,
+        python=node_python(),
         **kwargs,
     )
 

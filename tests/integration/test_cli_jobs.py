@@ -40,7 +40,9 @@ def _node_names() -> set[str]:
 
 
 def test_list_show_and_logs(cluster: Cluster) -> None:
-    done = jobfuncs.print_and_return("hello from the node")
+    # In a directory every node sees, so that its stderr is exactly what it printed (from
+    # a checkout under /tmp a node would say it cannot enter the client's directory).
+    done = jobfuncs.print_and_return.with_options(chdir=cluster.base_dir)("hello from the node")
     failed = jobfuncs.fail_with("broken on purpose")
     array = jobfuncs.maybe_fail.map([1, 2, 3])
     running = jobfuncs.sleep_forever()

@@ -26,7 +26,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from jobfuncs import add, after_file, kill_self, sleep_forever, sleep_then
+from nodepython import node_python
 from owncluster import own_cluster
 
 import slurm.devcluster as dc
@@ -334,7 +334,7 @@ def _ssh_cluster(st: Status, base: Path, **kwargs: Any) -> Cluster:
         hostname=st.ssh.host,
         port=st.ssh.port,
         username=st.ssh.username,
-        python=sys.executable,
+        python=node_python(),
         job_base_dir=str(base),
         default_partition="debug",
         transport=transport,

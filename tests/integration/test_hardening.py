@@ -19,6 +19,7 @@ import cloudpickle
 import pytest
 from click.testing import CliRunner, Result
 from jobfuncs import add
+from nodepython import node_python
 
 from slurm import Cluster, task
 from slurm._api.task import Task
@@ -217,7 +218,7 @@ def test_stray_module_in_the_jobs_working_directory_over_ssh(
         backend_type="ssh",
         hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
-        python=sys.executable,
+        python=node_python(),
         job_base_dir=str(home_tmp / "jobs"),
         default_partition="debug",
     ):
@@ -491,7 +492,7 @@ def test_password_never_reaches_a_job_or_a_log(
         hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         password=secret,
-        python=sys.executable,
+        python=node_python(),
         job_base_dir=str(home_tmp / "jobs"),
         default_partition="debug",
     ) as cluster:

@@ -16,6 +16,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
+from nodepython import node_python
 from poolfuncs import PoolError, fail, hold, pooled_children, shout, total
 
 from slurm import Cluster, JobState, task
@@ -227,7 +228,7 @@ def ssh_cluster(devcluster_ssh: SshInfo, tmp_path: Path) -> Iterator[Cluster]:
         backend_type="ssh",
         hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
-        python=sys.executable,
+        python=node_python(),
         job_base_dir=str(tmp_path / "jobs"),
         default_partition="debug",
     ) as c:

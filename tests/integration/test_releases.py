@@ -14,7 +14,7 @@ The client is this interpreter (Python 3.11); the release's stock ``python3`` is
 Debian's (3.13 on trixie, 3.14 on sid). Home directories, ``/work``, ``/opt`` and
 ``/usr/local`` are shared into the root as NFS would be, so this interpreter runs on
 the nodes too: most jobs here use it (the local backend's default, and
-``python=sys.executable`` over SSH). One test runs calls by reference on the stock
+``python=node_python()`` over SSH). One test runs calls by reference on the stock
 Python (``packaging={"python": "/usr/bin/python3"}``) and sees a call by value refused.
 """
 
@@ -33,6 +33,7 @@ from typing import Any
 import jobfuncs
 import pytest
 from jobfuncs import CustomError, add, echo, fail_after, fail_with
+from nodepython import node_python
 
 import slurm.devcluster as dc
 from slurm import Cluster
@@ -160,7 +161,7 @@ def _ssh(st: Status, base: Path, **kwargs: Any) -> Cluster:
 
 
 def test_ssh_runs_tasks_arrays_and_failures(on_release: Status, home_tmp: Path) -> None:
-    _check_runs(_ssh(on_release, home_tmp / "jobs", python=sys.executable),
+    _check_runs(_ssh(on_release, home_tmp / "jobs", python=node_python()),
                 f"ssh {on_release.release}")  # fmt: skip
 
 
@@ -318,3 +319,33 @@ def test_the_command_line_and_doctor_answer(on_release: Status, home_tmp: Path) 
     assert shown.exit_code == 0 and "42" in shown.output
     doctor = runner.invoke(main, ["doctor", "--json", *where], catch_exceptions=False)
     assert doctor.exit_code == 0, doctor.output
+
+
+def test_running_jobs_are_polled_with_squeue_only_job_state(
+    on_release: Status, home_tmp: Path
+) -> None:
+    """24.05 and later: while every watched job was last seen running, the tracker asks
+    ``squeue --only-job-state``; the full squeue only before and after."""
+    from jobfuncs import sleep_then
+
+    sent: list[list[str]] = []
+    with Cluster(
+        backend_type="local", job_base_dir=str(home_tmp / "jobs"), default_partition="debug"
+    ) as cluster:
+        slurm = cluster.session.slurm
+        run = slurm.run
+
+        def recording(argv: Any, **kwargs: Any) -> Any:
+            sent.append(list(argv))
+            return run(argv, **kwargs)
+
+        slurm.run = recording  # type: ignore[method-assign]
+        job = sleep_then(8, "slept")
+        assert job.get_result(timeout=_TIMEOUT) == "slept"
+        assert slurm.knows_only_job_state()
+    squeues = [a for a in sent if a[:1] == ["squeue"] and "--version" not in a]
+    light = [a for a in squeues if "--only-job-state" in a]
+    assert light, squeues
+    assert all(a == ["squeue", *light[0][1:]] for a in light)
+    assert f"--jobs={job.id}" in light[0]
+    assert len(squeues) > len(light)  # the full one saw it pending, then running first

@@ -2,10 +2,11 @@
 
 Every ``Cluster`` here talks to the dev cluster's sshd through its
 ``slurm-devcluster`` alias and runs jobs with this interpreter
-(``python=sys.executable``: same machine, so this virtualenv works on the
-"cluster"). The tasks below travel by value, since this test module is not
-importable on the cluster. Slurm's own records (``squeue --states=all`` and
-``sacct``, read locally) are the judge of how many jobs a call submitted.
+(``python=node_python()``: this virtualenv, which the nodes run as it is, or
+one the SDK built from it when they cannot: see ``nodepython``). The tasks
+below travel by value, since this test module is not importable on the cluster.
+Slurm's own records (``squeue --states=all`` and ``sacct``, read locally) are
+the judge of how many jobs a call submitted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
+from nodepython import node_python
 
 from slurm import Cluster, task
 from slurm._api.task import Task
@@ -106,7 +108,7 @@ def _ssh_cluster(ssh: SshInfo, base: Path, **kwargs: Any) -> Cluster:
         backend_type="ssh",
         hostname=ssh.alias,
         username=ssh.username,
-        python=sys.executable,
+        python=node_python(),
         job_base_dir=str(base),
         default_partition="debug",
         **kwargs,

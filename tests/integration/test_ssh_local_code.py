@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nodepython import node_python
 
 from slurm import Cluster, task
 from slurm._client.packaging import environment_for
@@ -297,7 +298,7 @@ def test_a_task_with_its_own_interpreter_or_packaging(
         return sys.executable
 
     default = task(time="00:05:00", mem="256M")(where)
-    own = task(time="00:05:00", mem="256M", python=sys.executable)(where)
+    own = task(time="00:05:00", mem="256M", python=node_python())(where)
     missing = str(tmp_path / "no-such-python")
     unusable = task(packaging={"type": "none", "python": missing})(where)
     with Cluster(
@@ -312,30 +313,9 @@ def test_a_task_with_its_own_interpreter_or_packaging(
         jobs = [default(), own(), own.with_options(python=env.python)()]
         assert [job.get_result(timeout=240) for job in jobs] == [
             env.python,
-            sys.executable,
+            node_python(),
             env.python,
         ]
         with pytest.raises(ConfigurationError, match="no-such-python"):
             unusable()
     assert len(list((tmp_path / "jobs" / ".index").iterdir())) == 3  # nothing more submitted
-
-
-def test_a_job_base_directory_the_nodes_cannot_see_is_named(devcluster: object) -> None:
-    """The job base directory on the login host's own /tmp (each node has its own): Slurm
-    cannot create the job's logs there and the job fails before its script runs; the
-    error says that, and which directory."""
-    import tempfile
-
-    from jobfuncs import add
-
-    from slurm.errors import JobTerminatedError
-
-    with tempfile.TemporaryDirectory(prefix="sdk-invisible-", dir="/tmp") as local:
-        base = f"{local}/jobs"
-        with Cluster(backend_type="local", job_base_dir=base, default_partition="debug"):
-            job = add(1, 2)
-            with pytest.raises(JobTerminatedError) as info:
-                job.get_result(timeout=120)
-    message = str(info.value)
-    assert "could not even create its log files" in message
-    assert f"cannot see the job base directory {base}" in message

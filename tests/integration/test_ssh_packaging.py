@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nodepython import node_python
 from tutorial import run_tutorial
 
 from slurm import Cluster
@@ -253,9 +254,9 @@ def test_explicit_interpreter_is_used_as_is_without_packaging(
         hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         job_base_dir=str(tmp_path / "jobs"),
-        python=sys.executable,
+        python=node_python(),
     ) as cluster:
-        assert cluster.python == sys.executable
+        assert cluster.python == node_python()
         assert environment_for(cluster.session) is None
         report = cluster.diagnose()
     assert report["ok"] is True, report

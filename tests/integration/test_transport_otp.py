@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 from _sshd import Sshd, keygen, ssh_transport, start_sshd
+from nodepython import node_python
 
 from slurm import AuthPrompt, Cluster, task
 from slurm._transport import SSHTransport
@@ -319,7 +320,7 @@ def test_cluster_runs_a_job_over_a_second_factor_login(
     with Cluster(
         "ssh",
         transport=transport,
-        python=sys.executable,
+        python=node_python(),
         job_base_dir=str(tmp_path / "jobs"),
         default_partition="debug",
     ) as cluster:

@@ -22,9 +22,12 @@ without ``--allocations`` answers in the usage format (allocation row and
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import shlex
 import signal
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +64,24 @@ class FakeJob:
         return f"{self.array_id}_{self.array_index}" if self.array_id else self.job_id
 
 
+# The nodes of this Slurm are this machine: its srun (the preflight's probe of what the
+# nodes see, run inside the preflight's shell script) runs the command right here.
+_SRUN = """#!/bin/sh
+while [ "$#" -gt 0 ]; do case $1 in --*) shift ;; *) break ;; esac; done
+cd / && exec "$@"
+"""
+
+
+@functools.cache
+def _srun_dir() -> str:
+    path = tempfile.mkdtemp(prefix="fakeslurm-bin-")
+    srun = os.path.join(path, "srun")
+    with open(srun, "w", encoding="utf-8") as handle:
+        handle.write(_SRUN)
+    os.chmod(srun, 0o700)
+    return path
+
+
 def _directives(script: str) -> dict[str, str]:
     options: dict[str, str] = {}
     for line in script.splitlines():
@@ -84,8 +105,11 @@ def _exports(script: str) -> dict[str, str]:
 class FakeSlurm(LocalTransport):
     """A transport whose Slurm commands are answered from memory; files are local."""
 
-    def __init__(self, *, accounting: bool = True, max_array_size: int = 1001) -> None:
+    def __init__(
+        self, *, accounting: bool = True, max_array_size: int = 1001, release: str = "22.05.8"
+    ) -> None:
         super().__init__()
+        self.release = release  # from 24.05 on, squeue has --only-job-state
         self.accounting = accounting
         self.max_array_size = max_array_size
         self.jobs: dict[str, FakeJob] = {}  # by key: "12" or "12_3"
@@ -202,6 +226,9 @@ class FakeSlurm(LocalTransport):
             "sinfo": self._sinfo,
         }.get(argv[0])
         if handler is None:
+            if argv[0] == "sh":  # a script that may call srun: ours
+                path = f"{_srun_dir()}:{(env or {}).get('PATH', os.environ.get('PATH', ''))}"
+                env = {**(env or {}), "PATH": path}
             return super().run(argv, input=input, timeout=timeout, env=env, cwd=cwd, check=check)
         self.commands.append(argv)
         code, out, err = handler(argv[1:])
@@ -273,7 +300,13 @@ class FakeSlurm(LocalTransport):
     def _squeue(self, args: list[str]) -> tuple[int, str, str]:
         if self.squeue_down:
             return 1, "", "squeue: error: Unable to contact slurm controller (connect failure)\n"
+        if args == ["--version"]:
+            return 0, f"slurm-wlm {self.release}\n", ""
         jobs = [j for j in self._selected(args) if not j.purged]
+        if "--only-job-state" in args:  # as 24.11 and 26.05: states only, unknown ids no error
+            if self.release < "24.05":
+                return 1, "", "squeue: unrecognized option '--only-job-state'\n"
+            return 0, "".join(f"{j.key}|{j.state}\n" for j in jobs), ""
         if "--format=%i|%k" in args:
             return 0, "".join(f"{j.key}|{j.comment}\n" for j in jobs), ""
         if not jobs and any(a.startswith("--jobs=") for a in args):

@@ -17,7 +17,10 @@ machine-readable line per check:
 - which container runtimes the cluster has (``container_runtime=``): pyxis (``srun``
   knows ``--container-image``) and Apptainer (``apptainer --version`` on the login
   host); informational, never a failure (a task asking for one it lacks is refused
-  by :func:`slurm._client.packaging.images.resolve_runtime`).
+  by :func:`slurm._client.packaging.images.resolve_runtime`);
+- whether the compute nodes see the job base directory (and the environments
+  directory) and can start the interpreter: one ``srun`` step from the same
+  script, skipped once the nodes were seen to (:mod:`slurm._slurm.probe`).
 
 :func:`run_preflight` returns a :class:`PreflightReport`;
 :meth:`PreflightReport.raise_for_problems` turns every failed check into one
@@ -32,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from slurm._slurm import probe
 from slurm._transport import trust
 from slurm._transport.base import Transport
 from slurm.errors import CommandError, ConfigurationError
@@ -39,6 +43,7 @@ from slurm.errors import CommandError, ConfigurationError
 __all__ = [
     "REQUIRED_COMMANDS",
     "Finding",
+    "NodeCheck",
     "PreflightReport",
     "PythonInfo",
     "build_script",
@@ -97,6 +102,24 @@ class PythonInfo:
         return int(major), int(minor)
 
 
+@dataclass(frozen=True)
+class NodeCheck:
+    """What to ask a compute node (see :mod:`slurm._slurm.probe`).
+
+    Attributes:
+        srun: The probe's ``srun`` argv (:func:`slurm._slurm.probe.srun_argv`).
+        dirs: The directories the nodes must see, by setting name (the job base
+            directory first).
+        python: The interpreter the nodes must start (``""``: none).
+        modules: What it must import there.
+    """
+
+    srun: tuple[str, ...]
+    dirs: Mapping[str, str]
+    python: str = ""
+    modules: tuple[str, ...] = ()
+
+
 @dataclass
 class PreflightReport:
     """Everything the preflight script found on the cluster."""
@@ -107,6 +130,7 @@ class PreflightReport:
     uv: str | None = None
     #: The container runtimes found, name -> what says so (``{"apptainer": "1.4.5"}``).
     runtimes: dict[str, str] = field(default_factory=dict)
+    nodes: probe.NodeView | None = None
 
     @property
     def problems(self) -> list[Finding]:
@@ -173,14 +197,26 @@ def build_script(
     modules: tuple[str, ...] = (),
     commands: tuple[str, ...] = REQUIRED_COMMANDS,
     trusted: Mapping[str, str] | None = None,
+    nodes: NodeCheck | None = None,
 ) -> str:
     """The POSIX shell script that runs every check; each value is quoted.
 
     Output lines are ``KIND|NAME|STATUS|DETAIL`` (``DETAIL`` may contain ``|``).
     ``modules`` are imported by ``python`` to check they are there; ``trusted``
-    (name -> directory) are created 0700 and checked by :mod:`slurm._transport.trust`.
+    (name -> directory) are created 0700 and checked by :mod:`slurm._transport.trust`;
+    ``nodes`` asks a compute node what it sees once those exist.
     """
     q = shlex.quote
+    node_lines: list[str] = []
+    if nodes is not None:
+        ask = probe.build_script(
+            base_dir,
+            list(nodes.dirs.values()),
+            nodes.python,
+            modules=nodes.modules,
+            srun=nodes.srun,
+        )
+        node_lines = ['if [ -d "$b" ]; then', ask.rstrip("\n"), "fi"]
     lines = [
         "for c in " + " ".join(q(c) for c in commands) + "; do",
         '  if p=$(command -v "$c" 2>/dev/null); then echo "cmd|$c|ok|$p";',
@@ -202,6 +238,7 @@ def build_script(
         'else echo "runtime|apptainer|missing|"; fi',
         "if srun --help 2>/dev/null | grep -q -- --container-image; then",
         '  echo "runtime|pyxis|ok|srun --container-image"; else echo "runtime|pyxis|missing|"; fi',
+        *node_lines,
         'u=$(command -v uv 2>/dev/null) || u=""',
         'for c in "$u" "$HOME/.local/bin/uv" "$HOME/.cargo/bin/uv"; do',
         '  if [ -n "$c" ] && [ -x "$c" ]; then echo "tool|uv|ok|$c"; exit 0; fi',
@@ -220,6 +257,7 @@ def parse_output(
     modules: tuple[str, ...] = (),
     commands: tuple[str, ...] = REQUIRED_COMMANDS,
     trusted: Mapping[str, str] | None = None,
+    nodes: NodeCheck | None = None,
 ) -> PreflightReport:
     """Turn the script's output into a report; a check with no line counts as failed."""
     seen: dict[tuple[str, str], tuple[str, str]] = {}
@@ -291,7 +329,53 @@ def parse_output(
             # uv creates environments without the interpreter's venv/ensurepip.
             if result != "ok" and not (module == "ensurepip" and report.uv):
                 report.add(_module_finding(module, result, python, where))
+    if nodes is not None and seen.get(("dir", "base"), ("fail", ""))[0] == "ok":
+        _add_node_findings(report, nodes, stdout, where)
     return report
+
+
+def _add_node_findings(report: PreflightReport, nodes: NodeCheck, stdout: str, where: str) -> None:
+    view = report.nodes = probe.parse_output(stdout, list(nodes.dirs.values()), nodes.python)
+    if not view.checked:
+        report.add(
+            Finding(
+                "nodes",
+                True,
+                f"not checked whether the compute nodes see the "
+                f"job directories and the interpreter ({view.why})",
+            )
+        )
+        return
+    seen_by = f"a compute node ({view.node})" if view.node else "the compute nodes"
+    if view.cached:
+        report.add(Finding("nodes", True, f"seen by the compute nodes before ({probe.SEEN_FILE})"))
+    for name, path in nodes.dirs.items():
+        if path in view.missing:
+            report.add(
+                Finding(
+                    f"{name}_on_nodes",
+                    False,
+                    f"{seen_by} cannot see {name} {path!r}, which exists on {where}: it is "
+                    "on a filesystem the nodes do not share (a node-local path such as /tmp: "
+                    "each node has its own), so every job would fail there",
+                    f"pass {name}= a directory on a filesystem the login host and the compute "
+                    "nodes share (your home directory or a shared scratch filesystem)",
+                )
+            )
+    if nodes.python and view.python_error is not None:
+        report.add(
+            Finding(
+                "python_on_nodes",
+                False,
+                f"{nodes.python!r} runs on {where} but not on {seen_by}: {view.python_error}",
+                "use an interpreter (or a virtual environment) on a filesystem the compute "
+                "nodes share: Cluster(python='/shared/path/bin/python3'), or "
+                "packaging={'python': ...} to build the jobs' environment from it",
+            )
+        )
+    if not view.missing and view.python_error is None and not view.cached:
+        seen = f"{seen_by} sees the job directories and the interpreter"
+        report.add(Finding("nodes", True, seen))
 
 
 def _parse_python(interpreter: str, detail: str) -> PythonInfo | None:
@@ -380,6 +464,7 @@ def run_preflight(
     check_version: bool = True,
     env: dict[str, str] | None = None,
     trusted: Mapping[str, str] | None = None,
+    nodes: NodeCheck | None = None,
 ) -> PreflightReport:
     """Run every check in one command on ``transport`` and return the report.
 
@@ -392,12 +477,15 @@ def run_preflight(
         check_version: Add a finding when ``python`` is older than the SDK supports.
         env: Extra environment for the script (tests use it to change ``PATH``).
         trusted: Directories (name -> absolute path) that must be the user's own.
+        nodes: What a compute node must see (``None``: no node is asked).
 
     Raises:
         TransportError: The cluster cannot be reached at all.
     """
     where = transport.description
-    script = build_script(base_dir, python, modules=modules, commands=commands, trusted=trusted)
+    script = build_script(
+        base_dir, python, modules=modules, commands=commands, trusted=trusted, nodes=nodes
+    )
     try:
         stdout = transport.run(["sh", "-c", script], check=False, env=env, timeout=120).stdout
     except CommandError as exc:  # no `sh`, or it hung
@@ -415,6 +503,7 @@ def run_preflight(
         modules=modules,
         commands=commands,
         trusted=trusted,
+        nodes=nodes,
     )
     if failure is not None:
         report.add(failure)

@@ -1,7 +1,9 @@
 """One poller per cluster for every watched job.
 
 Each tick first looks for result files (no controller call); jobs still
-without a result are checked with one batched ``squeue`` call, and those that
+without a result are checked with one batched ``squeue`` call (on Slurm 24.05
+and later, while every one was last seen running, the lighter ``squeue
+--only-job-state`` first: see :mod:`slurm._slurm.states`), and those that
 have left ``squeue`` with one batched ``sacct`` call. Intervals start short
 after a submission and back off while nothing changes.
 """
@@ -397,10 +399,18 @@ class Tracker:
             return False
         times = [w.since for w in pending]
         since = None if None in times else min(t for t in times if t is not None)
+        ids = list(dict.fromkeys(w.job_id for w in pending))  # a packed element's calls: once
+        # Every one last seen running: its state alone answers (squeue --only-job-state).
+        running = {
+            w.job_id: w.info
+            for w in pending
+            if w.info is not None and w.info.state is JobState.RUNNING
+        }
         look = self._slurm.look(
-            list(dict.fromkeys(w.job_id for w in pending)),  # a packed element's calls: once
+            ids,
             since=_sacct_start(since),
             accounting=self.accounting is not False,
+            running=running if len(running) == len(ids) else None,
         )
         self.controller_calls += look.calls
         self._learn_accounting(look.accounting)

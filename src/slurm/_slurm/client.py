@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from slurm._slurm.commands import (
     JobInfo,
+    JobState,
     parse_sbatch_output,
     parse_show_config,
     parse_slurm_conf,
@@ -29,7 +30,14 @@ from slurm._slurm.commands import (
     scancel_argv,
     scontrol_show_config_argv,
 )
-from slurm._slurm.queries import query_never_requeued, query_sacct, query_squeue, query_usage
+from slurm._slurm.queries import (
+    CHUNK,
+    query_never_requeued,
+    query_sacct,
+    query_squeue,
+    query_usage,
+)
+from slurm._slurm.states import knows_only_job_state, parse_squeue_states, squeue_states_argv
 from slurm._slurm.usage import Usage
 from slurm._transport.base import CommandResult, Transport
 from slurm._wire.queue import is_pool_call
@@ -103,10 +111,14 @@ class SlurmClient:
         self.transport = transport
         self._strip_inherited = strip_inherited
         self._max_array_size: int | None = None
+        self._only_job_state: bool | None = None
         self.calls = 0
 
-    def run(self, argv: Sequence[str], *, check: bool = True, retry: bool = True) -> CommandResult:
-        """Run one Slurm command (see :meth:`Transport.run` for ``check`` and ``retry``)."""
+    def run(
+        self, argv: Sequence[str], *, check: bool = True, retry: bool = True, counted: bool = True
+    ) -> CommandResult:
+        """Run one Slurm command (see :meth:`Transport.run` for ``check`` and ``retry``);
+        ``counted=False`` for one that does not reach the controller (``--version``)."""
         argv = list(argv)
         dropped = [name for name in _SECRETS if name in os.environ]
         if self._strip_inherited:
@@ -117,7 +129,7 @@ class SlurmClient:
             )
         if dropped:
             argv = ["env", *(f"-u{name}" for name in dropped), *argv]
-        self.calls += 1
+        self.calls += counted
         return self.transport.run(argv, check=check, retry=retry)
 
     def _ask(self, argv: list[str]) -> CommandResult:
@@ -142,6 +154,20 @@ class SlurmClient:
             return {}
         return query_usage(self._ask, job_ids)
 
+    def knows_only_job_state(self) -> bool:
+        """Whether this cluster's squeue has ``--only-job-state`` (Slurm 24.05 and later),
+        asked once with ``squeue --version`` (which does not reach the controller)."""
+        if self._only_job_state is None:
+            try:
+                result = self.run(["squeue", "--version"], check=False, counted=False)
+            except SlurmError:
+                self._only_job_state = False
+            else:
+                self._only_job_state = result.returncode == 0 and knows_only_job_state(
+                    result.stdout
+                )
+        return self._only_job_state
+
     def look(
         self,
         job_ids: Sequence[str],
@@ -149,11 +175,15 @@ class SlurmClient:
         since: str | None = None,
         accounting: bool = True,
         exit_codes: bool = False,
+        running: Mapping[str, JobInfo] | None = None,
     ) -> Look:
         """One squeue for every job, then one sacct for those squeue no longer lists.
 
         ``exit_codes`` also asks sacct about ended jobs squeue still lists (it
-        has no exit codes); ``accounting=False`` never asks sacct.
+        has no exit codes); ``accounting=False`` never asks sacct. ``running``: what
+        the last look saw of every one of these jobs, each RUNNING; where squeue has
+        ``--only-job-state`` (:mod:`slurm._slurm.states`) that light query comes first,
+        and when each job is still RUNNING it is the answer (the rest as last seen).
 
         Raises:
             CommandError: squeue failed for another reason than unknown ids.
@@ -165,6 +195,16 @@ class SlurmClient:
             calls += 1
             return self._ask(argv)
 
+        if (
+            running is not None
+            and 0 < len(job_ids) <= CHUNK
+            and all(running.get(j) is not None for j in job_ids)
+            and self.knows_only_job_state()
+        ):
+            light = ask(squeue_states_argv(list(job_ids)))
+            states = parse_squeue_states(light.stdout) if light.returncode == 0 else {}
+            if all(states.get(j) is JobState.RUNNING for j in job_ids):
+                return Look({j: running[j] for j in job_ids}, frozenset(job_ids), None, calls)
         infos = query_squeue(ask, job_ids)
         # Listed, but preempted for good: as over as if squeue had forgotten it.
         queued = frozenset(infos) - query_never_requeued(ask, infos)

@@ -120,7 +120,11 @@ def diagnose(session: Session) -> DoctorReport:
         )
     _python(pre, add)
     base = pre["checks"]["job_base_dir"]
-    trusted = [c for name, c in pre["checks"].items() if name.endswith("_owner") and not c["ok"]]
+    trusted = [
+        c
+        for name, c in pre["checks"].items()
+        if name.endswith(("_owner", "dir_on_nodes")) and not c["ok"]
+    ]
     if not base["ok"]:
         add(Check("base_dir", FAIL, base["detail"], base["fix"], blocking=True))
     elif trusted:  # someone else owns or may write a directory jobs load from

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import threading
 import time
@@ -77,8 +78,9 @@ from slurm._client.packaging.wheels import (
     wheel_requirements,
     wheel_top_levels,
 )
-from slurm._client.preflight import PreflightReport, run_preflight
+from slurm._client.preflight import NodeCheck, PreflightReport, run_preflight
 from slurm._client.session import InterpreterState
+from slurm._slurm import probe
 from slurm._slurm.packaging import DISCOVER, PackagingSpec, parse_spec
 from slurm.errors import ConfigurationError
 
@@ -281,15 +283,70 @@ def _trusted(session: Session, settings: InterpreterSettings, what: str) -> dict
     return trusted
 
 
-def _preflight(session: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
-    what, python, modules = _plan(session, settings)
+def _node_check(
+    session: Session, settings: InterpreterSettings, what: str, python: str
+) -> NodeCheck | None:
+    """What the compute nodes must see for these settings; ``None`` inside a job on the
+    local backend (this node runs from the same directories, and an ``srun`` here
+    would be a step of this job)."""
+    if session.backend_type == "local" and "SLURM_JOB_ID" in os.environ:
+        return None
+    dirs = {"job_base_dir": session.base_dir}
+    if what == "env" or ships_sources(session, settings):  # the environment or .code/
+        envs = envs_dir_for(session, settings.spec)
+        if not envs.startswith(session.base_dir.rstrip("/") + "/"):
+            dirs["env_dir"] = envs
+    options = session.default_options
+    srun = probe.srun_argv(
+        partition=session.default_partition,
+        account=options.get("account"),
+        qos=options.get("qos"),
+    )
+    return NodeCheck(tuple(srun), dirs, python, ("slurm.runner",) if what == "as-is" else ())
+
+
+def _preflight(
+    session: Session, settings: InterpreterSettings, plan: tuple[str, str, tuple[str, ...]] | None
+) -> tuple[str, str, PreflightReport]:
+    what, python, modules = plan or _plan(session, settings)
     report = run_preflight(
         session.transport,
         session.base_dir,
         python,
         modules=modules,
         trusted=_trusted(session, settings, what),
+        nodes=_node_check(session, settings, what, python),
     )
+    return what, python, report
+
+
+def _fallback(
+    session: Session, settings: InterpreterSettings, report: PreflightReport
+) -> tuple[str, str, tuple[str, ...]] | None:
+    """On the local backend, when the nodes cannot start this very interpreter (a
+    virtual environment in a clone under ``/tmp``) and nothing else is wrong: build
+    the jobs' environment from its base interpreter, as over SSH."""
+    if session.backend_type != "local" or settings.python or settings.spec.mode != "auto":
+        return None
+    if [f.name for f in report.problems] != ["python_on_nodes"]:
+        return None
+    base = os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
+    logger.warning(
+        "the compute nodes cannot start this interpreter (%s); jobs run in an environment "
+        "built from %s in %s",
+        sys.executable,
+        base,
+        envs_dir_for(session, settings.spec),
+    )
+    return "env", base, ("ensurepip",)
+
+
+def _chosen(session: Session, settings: InterpreterSettings) -> tuple[str, str, PreflightReport]:
+    """The plan for these settings and its preflight's report (the fallback's, if taken)."""
+    what, python, report = _preflight(session, settings, None)
+    fallback = _fallback(session, settings, report)
+    if fallback is not None:
+        what, python, report = _preflight(session, settings, fallback)
     return what, python, report
 
 
@@ -298,7 +355,7 @@ def _checked(
 ) -> tuple[str, str]:
     """The plan for these settings, after a preflight that passed (once; under state.lock)."""
     if state.plan is None:
-        what, python, report = _preflight(session, settings)
+        what, python, report = _chosen(session, settings)
         state.report = report
         report.raise_for_problems()
         state.plan = (what, python)
@@ -381,7 +438,7 @@ def envs_dir_for(session: Session, spec: PackagingSpec) -> str:
 
 def diagnose(session: Session) -> dict[str, Any]:
     """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, _, report = _preflight(session, interpreter_settings(session))
+    what, _, report = _chosen(session, interpreter_settings(session))
     result = report.to_dict()
     result["backend"] = session.backend_type
     result["job_base_dir"] = session.base_dir

@@ -106,8 +106,12 @@ def launch_for(
             return Launch(python, {CODE_DIR_VARIABLE: inherited}, python_version=version())
         return Launch(python, python_version=version())
     # The preflight runs here, before anything else. Locally, an interpreter is used as
-    # it is unless packaging="wheel" asks for an environment (see packaging._plan).
-    as_is = session.backend_type == "local" and settings.spec.mode != "wheel"
+    # it is unless packaging="wheel" asks for an environment, or the nodes cannot start
+    # it (see packaging._plan and packaging._fallback).
+    spec = settings.spec
+    as_is = session.backend_type == "local" and (
+        spec.mode not in ("wheel", "auto") or bool(settings.python)
+    )
     built = False if as_is else uses_environment(session, settings)
     roots = call_roots(task.unwrapped, task.reference_module, [*_arguments(calls), *also])
     closure = find_closure(roots, exclude=provided_names(session, settings) if built else ())

@@ -1,0 +1,29 @@
+"""The interpreter the tests give ``python=``: one the compute nodes can start.
+
+This very interpreter when the nodes can start it and import this checkout's
+SDK from where it is (a checkout on a path every node shares); otherwise (a
+clone under ``/tmp``, whose ``.venv`` and ``src`` are the login host's own)
+the environment the SDK builds from it for the local backend, in a directory
+under ``$HOME`` that every node sees. Asked once per test session, through the
+SDK's own preflight (which asks a node).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from slurm import Cluster
+from slurm._client.packaging import interpreter_for
+
+__all__ = ["node_python"]
+
+
+@functools.cache
+def node_python() -> str:
+    """The path of a Python with this checkout's SDK that the dev cluster's nodes run."""
+    root = Path.home() / ".cache" / "slurm-sdk-tests"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base = root / "node-python"
+    with Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug") as c:
+        return interpreter_for(c.session)
