@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +122,25 @@ def test_torch_gloo_all_reduce_across_two_nodes_of_two_tasks(
     assert [r["sum"] for r in results] == [10.0] * 4  # 1 + 2 + 3 + 4
     if len(devcluster.nodes) > 1:
         assert {r["host"] for r in results} == {"node1", "node2"}
+
+
+def test_the_torch_example_all_reduces_across_its_ranks(devcluster: Status, tmp_path: Path) -> None:
+    """The earlier SDK's torch topic, as our example (slurm.examples.torch_distributed) runs it."""
+    if importlib.util.find_spec("torch") is None:
+        pytest.fail(
+            "torch is not installed here: `make torch` installs the CPU wheel", pytrace=False
+        )
+    shape = four_ranks(devcluster)
+    out = subprocess.run(
+        [sys.executable, "-m", "slurm.examples.torch_distributed", "--backend", "local",
+         "--job-base-dir", str(tmp_path), "--partition", "debug",
+         "--nodes", str(shape["nodes"]), "--ntasks-per-node", str(shape["ntasks_per_node"])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    ranks = [line for line in out.stdout.splitlines() if line.startswith("rank ")]
+    assert [line.split()[1] for line in ranks] == ["0", "1", "2", "3"]
+    assert all(line.endswith("sum = 10.0") for line in ranks), out.stdout

@@ -141,6 +141,30 @@ def test_evaluation_does_not_block_training(cluster: Cluster, devcluster: Status
         assert elsewhere, f"training ran only on eval 0's node while it ran: {records}"
 
 
+def _run_example(module: str, base: Path, *args: str, timeout: float = 180) -> str:
+    """``python -m slurm.examples.MODULE`` on the dev cluster (local backend); its stdout."""
+    out = subprocess.run(
+        [sys.executable, "-m", f"slurm.examples.{module}", "--backend", "local",
+         "--job-base-dir", str(base), "--partition", "debug", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_the_parallel_patterns_example(devcluster: object, tmp_path: Path) -> None:
+    """The earlier SDK's parallelization-patterns topic, as our example runs it."""
+    lines = _run_example("parallel_patterns", tmp_path).splitlines()
+    assert "fan-out, fan-in: sum of the loaded shards = 780" in lines  # 0..39
+    assert "pipeline: sum after cleaning = 507" in lines  # without the multiples of 3
+    [sweep] = [line for line in lines if line.startswith("sweep: best rate = 0.1 ")]
+    assert sorted(eval(sweep.split("order ")[1].rstrip(")"))) == [0.01, 0.03, 0.1, 0.3]  # noqa: S307
+    assert "packed: 20 squares in 4 jobs, sum = 2470" in lines
+
+
 @pytest.mark.parametrize("example", ["hello_world", "map_reduce"])
 def test_examples_run(devcluster: object, tmp_path: Path, example: str) -> None:
     out = subprocess.run(
