@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -521,3 +522,60 @@ def test_tutorial_over_ssh_every_task_in_a_sif_built_from_a_dockerfile(
         assert sif in script.read_text() and '"runtime": "apptainer"' in script.read_text()
     workflow_log = (workflow_dir / "stderr").read_text()
     assert "pulling " not in workflow_log and "building image" not in workflow_log
+
+
+@task(time="00:05:00")
+def resume_in_image(workdir: str, ctx: JobContext) -> dict[str, Any]:
+    """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
+    import json
+
+    from slurm._job.context import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    if checkpoint.exists():
+        return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
+    progress: dict[str, Any] = {"steps": 0, "python": sys.executable}
+    on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
+    while True:
+        time.sleep(0.2)
+        progress["steps"] += 1
+        if progress["steps"] == 1:  # preempted from here on, there is progress to keep
+            (Path(workdir) / "started").touch()
+
+
+def _on_login(st: Status, *argv: str) -> str:
+    """A Slurm command of the cluster's own release, on its login host."""
+    quoted = [shlex.quote(a) for a in argv]  # ssh joins its arguments into one command line
+    out = subprocess.run(_ssh_argv(st, *quoted), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"{argv}: {out.stderr}"
+    return out.stdout.strip()
+
+
+def test_a_preempted_task_in_a_sif_resumes_from_its_checkpoint(
+    acluster: Status, sif: str, home_tmp: Path
+) -> None:
+    """Preemption reaches the runner inside the container (its checkpoint runs there),
+    Slurm requeues the job, and the next run resumes from what it saved."""
+    work = home_tmp / "work"
+    work.mkdir()
+    with _ssh(acluster, home_tmp / "jobs", default_options={"container_runtime": "apptainer"}):
+        job = resume_in_image.with_options(container_image=sif, container_mounts=f"{work}:{work}")(
+            str(work)
+        )
+        deadline = time.monotonic() + _TIMEOUT
+        while not (work / "started").exists():
+            assert time.monotonic() < deadline, "the task made no step in the image"
+            time.sleep(0.2)
+        node = _on_login(acluster, "squeue", "-h", "-j", job.id, "-o", "%N")
+        cpus = _on_login(acluster, "sinfo", "-h", "-N", "-n", node, "-o", "%c").split()[0]
+        _on_login(
+            acluster, "sbatch", "--parsable", "-p", "urgent", "-w", node, f"-c{cpus}",
+            "--mem=512M", "-J", "preemptor", "-o", "/dev/null", "--wrap", "sleep 2",
+        )  # fmt: skip
+        result = job.get_result(timeout=_TIMEOUT)
+    assert result["restart"] >= 1
+    assert result["resumed_from"]["python"] == "/usr/bin/python3"  # saved inside the image
+    assert result["resumed_from"]["steps"] > 0
+    runs = _on_login(acluster, "sacct", "-X", "-n", "-P", "--duplicates", "-j", job.id,
+                     "-o", "State").split()  # fmt: skip
+    assert "PREEMPTED" in runs or "REQUEUED" in runs, runs
