@@ -91,6 +91,20 @@ def test_the_workdir_and_gpus() -> None:
     assert "--nv" in argv
 
 
+def test_amd_gpus_get_rocm_and_a_vendor_apptainer_lacks_is_refused() -> None:
+    options = {"container_image": SIF, "container_runtime": "apptainer"}
+    amd = container_spec({**options, "container_gpu_vendor": "amd"}, ["/jobs"], gpus=True)
+    assert amd is not None and ContainerSpec.from_json(amd.to_json()) == amd
+    argv = apptainer_prefix(amd, [], "/jobs/j1", {})
+    assert "--rocm" in argv and "--nv" not in argv
+    plain = container_spec({**options, "container_gpu_vendor": "amd"}, ["/jobs"], gpus=False)
+    assert plain is not None and "--rocm" not in apptainer_prefix(plain, [], "/jobs/j1", {})
+    with pytest.raises(InvalidOptionError, match="'nvidia' or 'amd'"):
+        container_spec({**options, "container_gpu_vendor": "intel"}, ["/jobs"], gpus=True)
+    # A cluster's default for the tasks that have images: no error for one without.
+    assert container_spec({"container_gpu_vendor": "amd"}, ["/jobs"]) is None
+
+
 @pytest.mark.parametrize(
     ("options", "gpus"),
     [

@@ -134,6 +134,7 @@ def test_required_names_present() -> None:
         "container_mounts",
         "container_workdir",
         "container_runtime",
+        "container_gpu_vendor",
         "srun_args",
         "packaging_dockerfile",
         "packaging_context",

@@ -57,8 +57,17 @@ __all__ = [
 
 #: The SDK options that put a task in a container.
 CONTAINER_OPTIONS = frozenset(
-    {"container_image", "container_mounts", "container_workdir", "container_runtime", "srun_args"}
+    {
+        "container_image",
+        "container_mounts",
+        "container_workdir",
+        "container_runtime",
+        "container_gpu_vendor",
+        "srun_args",
+    }
 )
+#: ``container_gpu_vendor=``: Apptainer's flag for each (pyxis's enroot hooks need none).
+GPU_FLAGS = {"nvidia": "--nv", "amd": "--rocm"}
 #: The runtimes a task runs in (``container_runtime=``, besides ``"auto"``), in the
 #: order ``"auto"`` tries them.
 RUNTIMES = ("pyxis", "apptainer")
@@ -76,7 +85,8 @@ class ContainerSpec:
     python: str = "python3"  # the image's interpreter
     shared: tuple[str, ...] = ()  # directories the job reads and writes (job base dir, ...)
     runtime: str = "auto"  # "pyxis" or "apptainer" once resolved before submission
-    gpus: bool = False  # the task asks for GPUs (apptainer: --nv)
+    gpus: bool = False  # the task asks for GPUs (apptainer: --nv, or --rocm for "amd")
+    gpu_vendor: str = "nvidia"  # whose GPUs (container_gpu_vendor=): picks the flag
     srun_args: tuple[str, ...] = ()  # the user's own srun flags (the earlier SDK's srun_args)
     source: str | None = None  # what ``image`` was made from, pinned (a registry digest)
 
@@ -94,6 +104,7 @@ class ContainerSpec:
             shared=tuple(data.get("shared") or ()),
             runtime=data.get("runtime") or "pyxis",
             gpus=bool(data.get("gpus")),
+            gpu_vendor=data.get("gpu_vendor") or "nvidia",
             srun_args=tuple(data.get("srun_args") or ()),
             source=data.get("source"),
         )
@@ -166,7 +177,11 @@ def container_spec(
         return None
     if not image:
         # container_runtime alone is fine (a cluster's default for the tasks with images)
-        unused = CONTAINER_OPTIONS - {"container_image", "container_runtime"}
+        unused = CONTAINER_OPTIONS - {
+            "container_image",
+            "container_runtime",
+            "container_gpu_vendor",
+        }
         stray = sorted(k for k in unused if sdk_options.get(k))
         if stray:
             raise InvalidOptionError(
@@ -181,6 +196,12 @@ def container_spec(
     workdir = sdk_options.get("container_workdir")
     if workdir is not None and (not isinstance(workdir, str) or not workdir.startswith("/")):
         raise InvalidOptionError(f"container_workdir must be an absolute path, got {workdir!r}.")
+    vendor = sdk_options.get("container_gpu_vendor") or "nvidia"
+    if vendor not in GPU_FLAGS:
+        raise InvalidOptionError(
+            f"container_gpu_vendor must be {' or '.join(repr(v) for v in GPU_FLAGS)} (Apptainer's "
+            f"{' or '.join(GPU_FLAGS.values())}), got {vendor!r}."
+        )
     return ContainerSpec(
         image=image,
         mounts=_mount_list(sdk_options.get("container_mounts")),
@@ -188,6 +209,7 @@ def container_spec(
         shared=tuple(dict.fromkeys(shared)),
         runtime=runtime,
         gpus=gpus,
+        gpu_vendor=vendor,
         srun_args=_srun_args(sdk_options.get("srun_args")),
     )
 
@@ -354,7 +376,8 @@ def apptainer_prefix(
     """``apptainer exec ... IMAGE PYTHON``: the job's shared directories and ``code``
     bound at their own paths, then the user's ``container_mounts``; the working
     directory ``container_workdir``, else the job directory; no home directory (as with
-    pyxis); ``--nv`` when the task asks for GPUs; ``--cleanenv`` with
+    pyxis); ``--nv`` when the task asks for GPUs (``--rocm`` for
+    ``container_gpu_vendor="amd"``); ``--cleanenv`` with
     :func:`apptainer_env`'s variables passed one by one."""
     argv = ["apptainer", "exec", "--cleanenv", "--no-home"]
     for path in _outermost([*spec.shared, *code]):
@@ -363,7 +386,7 @@ def apptainer_prefix(
         argv += ["--bind", mount]
     argv += ["--pwd", spec.workdir or job_dir]
     if spec.gpus:
-        argv.append("--nv")
+        argv.append(GPU_FLAGS[spec.gpu_vendor])
     for key, value in apptainer_env(environ, code).items():
         argv += ["--env", f"{key}={value}"]
     return [*argv, spec.image, spec.python]

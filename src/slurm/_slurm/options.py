@@ -180,6 +180,7 @@ SDK_OPTIONS: frozenset[str] = frozenset(
         "container_mounts",
         "container_workdir",
         "container_runtime",
+        "container_gpu_vendor",
         "srun_args",
         # packaging="container": the image's build keys (slurm._client.packaging.container)
         "packaging_dockerfile",
