@@ -208,7 +208,20 @@ def test_a_failing_task_in_a_sif_brings_back_its_traceback(
 
 
 def _submitted(base: Path) -> list[Path]:
-    return [p for p in base.glob("*/*") if p.is_dir()] if base.exists() else []
+    """Job directories under ``base`` (not the SDK's own ``.envs`` and the like)."""
+    if not base.exists():
+        return []
+    return [p for p in base.glob("*/*") if p.is_dir() and not p.parent.name.startswith(".")]
+
+
+def _accounted(acluster: Status) -> list[str]:
+    """The cluster's jobs of the last hour, as sacct lists them, without the preflight's
+    probe of what the nodes see (``slurm-sdk-probe``: one step, nothing of the user's)."""
+    env = {**os.environ, "SLURM_CONF": acluster.slurm_conf}
+    sacct = [f"{acluster.slurm_bin}/sacct", "-X", "-n", "-P", "-o", "JobID,JobName",
+             "-S", "now-1hour"]  # fmt: skip
+    out = subprocess.run(sacct, capture_output=True, text=True, check=True, env=env).stdout
+    return [line for line in out.splitlines() if not line.endswith("|slurm-sdk-probe")]
 
 
 def test_a_missing_or_wrong_sif_is_refused_before_submission(
@@ -217,9 +230,7 @@ def test_a_missing_or_wrong_sif_is_refused_before_submission(
     base = home_tmp / "jobs"
     not_sif = home_tmp / "not-an-image.sif"
     not_sif.write_text("#!/bin/sh\n" * 10)
-    env = {**os.environ, "SLURM_CONF": acluster.slurm_conf}
-    sacct = [f"{acluster.slurm_bin}/sacct", "-X", "-n", "-P", "-o", "JobID", "-S", "now-1hour"]
-    before = subprocess.run(sacct, capture_output=True, text=True, check=True, env=env).stdout
+    before = _accounted(acluster)
     with _ssh(acluster, base, default_options={"container_runtime": "apptainer"}):
         with pytest.raises(ConfigurationError, match=r"cannot be read on the cluster") as missing:
             in_image.with_options(container_image=str(home_tmp / "nowhere.sif"))("/x")
@@ -230,8 +241,7 @@ def test_a_missing_or_wrong_sif_is_refused_before_submission(
             in_image.with_options(container_image="docker://debian:bookworm")("/x")
         with pytest.raises(InvalidOptionError, match=r"'auto', 'pyxis', 'apptainer', got 'sing"):
             in_image.with_options(container_image=sif, container_runtime="singularity")("/x")
-    after = subprocess.run(sacct, capture_output=True, text=True, check=True, env=env).stdout
-    assert after == before  # nothing reached Slurm
+    assert _accounted(acluster) == before  # nothing reached Slurm
     assert "in_image" not in "".join(p.name for p in _submitted(base))
 
 

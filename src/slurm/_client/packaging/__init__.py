@@ -82,6 +82,7 @@ from slurm._client.preflight import NodeCheck, PreflightReport, run_preflight
 from slurm._client.session import InterpreterState
 from slurm._slurm import probe
 from slurm._slurm.packaging import DISCOVER, PackagingSpec, parse_spec
+from slurm._wire.env import CODE_DIR_VARIABLE
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -274,13 +275,20 @@ def _trusted(session: Session, settings: InterpreterSettings, what: str) -> dict
     """The directories the preflight checks are the user's own (:mod:`slurm._transport.trust`)."""
     trusted = session.store.trusted_dirs()
     envs_dir = envs_dir_for(session, settings.spec)
-    if what == "env" or ships_sources(session, settings):
+    if what == "env" or _ships_here(session, settings):
         # Shipped source is reused from .code/<hash> once that directory exists, so the
         # directories above it must be ones nobody else could have made or can rename.
         trusted.update(env_dir=envs_dir, code_dir=f"{envs_dir}/.code")
     if what == "env":
         trusted["wheel_store"] = f"{envs_dir}/.store"
     return trusted
+
+
+def _ships_here(session: Session, settings: InterpreterSettings) -> bool:
+    """Whether this session ships source into its environments directory: not a
+    workflow's tasks on the local backend, which run the workflow's own snapshot."""
+    inherited = os.environ.get(CODE_DIR_VARIABLE) and session.backend_type == "local"
+    return ships_sources(session, settings) and not inherited
 
 
 def _node_check(
@@ -292,7 +300,7 @@ def _node_check(
     if session.backend_type == "local" and "SLURM_JOB_ID" in os.environ:
         return None
     dirs = {"job_base_dir": session.base_dir}
-    if what == "env" or ships_sources(session, settings):  # the environment or .code/
+    if what == "env" or _ships_here(session, settings):  # the environment or .code/
         envs = envs_dir_for(session, settings.spec)
         if not envs.startswith(session.base_dir.rstrip("/") + "/"):
             dirs["env_dir"] = envs
