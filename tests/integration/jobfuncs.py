@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 from slurm import JobContext, Retry, WorkflowContext, task, workflow
 from slurm.examples.parallel_train_eval.eval_task import evaluate_epoch
+from slurm.examples.torch_distributed import all_reduce
 
 
 class CustomError(Exception):
@@ -344,22 +346,8 @@ def element_rank_host(element: int, ctx: JobContext, fail_rank: int = -1) -> dic
     }
 
 
-@task(time="00:05:00", nodes=2, ntasks_per_node=2)
-def torch_allreduce(ctx: JobContext) -> dict[str, Any]:
-    """Every rank joins one gloo process group and all-reduces ``rank + 1``."""
-    import socket
-
-    import torch
-    import torch.distributed as dist
-
-    os.environ.update(ctx.torch_distributed_env())
-    dist.init_process_group("gloo", init_method="env://")
-    try:
-        tensor = torch.tensor([float(ctx.rank + 1)])
-        dist.all_reduce(tensor)
-        return {"rank": dist.get_rank(), "sum": float(tensor.item()), "host": socket.gethostname()}
-    finally:
-        dist.destroy_process_group()
+#: Every rank joins one gloo process group and all-reduces ``rank + 1`` (the example's).
+torch_allreduce = all_reduce.with_options(nodes=2, ntasks_per_node=2)
 
 
 @task(time="00:02:00", mem="64M", cache=True)
@@ -397,3 +385,20 @@ def until_requeued(i: int, ctx: JobContext) -> int:
     while i == 1 and ctx.restart_count == 0 and time.monotonic() < deadline:
         time.sleep(0.5)
     return ctx.restart_count
+
+
+@task(time="00:02:00", mem="64M")
+def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
+    """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
+    from slurm._job.context import on_requeue
+
+    checkpoint = Path(workdir) / "checkpoint.json"
+    if checkpoint.exists():
+        return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
+    progress: dict[str, Any] = {"steps": 0, "python": sys.executable}
+    on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
+    while True:
+        time.sleep(0.2)
+        progress["steps"] += 1
+        if progress["steps"] == 1:  # preempted from here on, there is progress to keep
+            (Path(workdir) / "started").touch()

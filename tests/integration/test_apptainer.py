@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobfuncs import CustomError, fail_with
+from jobfuncs import CustomError, fail_with, resume_after_preemption
 from nodepython import node_python
 
 import slurm.devcluster as dc
@@ -534,25 +534,6 @@ def test_tutorial_over_ssh_every_task_in_a_sif_built_from_a_dockerfile(
     assert "pulling " not in workflow_log and "building image" not in workflow_log
 
 
-@task(time="00:05:00")
-def resume_in_image(workdir: str, ctx: JobContext) -> dict[str, Any]:
-    """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
-    import json
-
-    from slurm._job.context import on_requeue
-
-    checkpoint = Path(workdir) / "checkpoint.json"
-    if checkpoint.exists():
-        return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
-    progress: dict[str, Any] = {"steps": 0, "python": sys.executable}
-    on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
-    while True:
-        time.sleep(0.2)
-        progress["steps"] += 1
-        if progress["steps"] == 1:  # preempted from here on, there is progress to keep
-            (Path(workdir) / "started").touch()
-
-
 def _on_login(st: Status, *argv: str) -> str:
     """A Slurm command of the cluster's own release, on its login host."""
     quoted = [shlex.quote(a) for a in argv]  # ssh joins its arguments into one command line
@@ -569,9 +550,9 @@ def test_a_preempted_task_in_a_sif_resumes_from_its_checkpoint(
     work = home_tmp / "work"
     work.mkdir()
     with _ssh(acluster, home_tmp / "jobs", default_options={"container_runtime": "apptainer"}):
-        job = resume_in_image.with_options(container_image=sif, container_mounts=f"{work}:{work}")(
-            str(work)
-        )
+        job = resume_after_preemption.with_options(
+            container_image=sif, container_mounts=f"{work}:{work}"
+        )(str(work))
         deadline = time.monotonic() + _TIMEOUT
         while not (work / "started").exists():
             assert time.monotonic() < deadline, "the task made no step in the image"

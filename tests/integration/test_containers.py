@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobfuncs import resume_after_preemption
 from slurmrecords import wait_for_records
 
 import slurm.devcluster as dc
@@ -136,25 +137,6 @@ def test_a_cluster_without_pyxis_is_named_before_submission(
         pytest.raises(ConfigurationError, match="pyxis"),
     ):
         inside.with_options(container_image=image)("/x")
-
-
-@task(time="00:02:00", mem="64M")
-def resume_after_preemption(workdir: str, ctx: JobContext) -> dict[str, Any]:
-    """Works until preempted (TERM: checkpoint), resumes from the checkpoint once requeued."""
-    import json
-
-    from slurm._job.context import on_requeue
-
-    checkpoint = Path(workdir) / "checkpoint.json"
-    if checkpoint.exists():
-        return {"resumed_from": json.loads(checkpoint.read_text()), "restart": ctx.restart_count}
-    progress: dict[str, Any] = {"steps": 0, "python": sys.executable}
-    on_requeue(lambda: checkpoint.write_text(json.dumps(progress)))
-    while True:
-        time.sleep(0.2)
-        progress["steps"] += 1
-        if progress["steps"] == 1:  # preempted from here on, there is progress to keep
-            (Path(workdir) / "started").touch()
 
 
 def test_a_preempted_task_in_a_container_resumes_from_its_checkpoint(
