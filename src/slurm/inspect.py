@@ -35,6 +35,9 @@ from slurm._client.cache import CachedCall, ResultCache
 from slurm._client.config import environment_names, find_slurmfile, load_environment
 from slurm._client.doctor import DoctorReport, render_text
 from slurm._client.doctor import diagnose as _diagnose
+from slurm._client.packaging.imagecache import ImageCache, tag_reference
+from slurm._client.packaging.pins import Pin
+from slurm._client.packaging.sif import CachedImage
 from slurm._client.settings import choose_backend, click_options, settings_from_namespace
 from slurm._client.store import is_job_id, parse_job_dir
 from slurm._slurm.commands import (
@@ -82,13 +85,16 @@ __all__ = [
     "USAGE_SACCT_FIELDS",
     "CacheEntry",
     "CachedCall",
+    "CachedImage",
     "DoctorReport",
     "Explanation",
+    "ImageCache",
     "JobInfo",
     "JobPaths",
     "NodeSize",
     "Outcome",
     "PendingFacts",
+    "Pin",
     "PortForward",
     "ResultCache",
     "RunEvent",
@@ -111,6 +117,7 @@ __all__ = [
     "find_slurmfile",
     "format_bytes",
     "format_seconds",
+    "image_cache",
     "is_job_id",
     "job_ids",
     "job_outcome",
@@ -133,6 +140,7 @@ __all__ = [
     "scontrol_show_job_argv",
     "script_container",
     "settings_from_namespace",
+    "tag_reference",
     "usage_of",
     "why_of_id",
 ]
@@ -307,6 +315,12 @@ def cancel_jobs(cluster: Cluster, ids: Sequence[str]) -> None:
     alive = [j for j in ids if base(j) in listed]
     if alive:
         check_result(cluster.slurm.cancel(alive), "the cluster (scancel)")
+
+
+def image_cache(cluster: Cluster) -> ImageCache:
+    """The tags pinned to a digest and the ``.sif`` cache under the job base directory
+    (``slurm images``): ``pins()``, ``images()``, ``unpin(tags)``."""
+    return ImageCache(cluster.session)
 
 
 def doctor_report(cluster: Cluster) -> DoctorReport:

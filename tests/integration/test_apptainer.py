@@ -27,7 +27,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ import slurm.devcluster as dc
 from slurm import Cluster, JobContext, task
 from slurm.devcluster import Status
 from slurm.devcluster.containers import build_base_image
-from slurm.devcluster.registry import push_image
+from slurm.devcluster.registry import push_image, tag_digest
 from slurm.devcluster.settings import env_port_base
 from slurm.errors import ConfigurationError, DevclusterError, InvalidOptionError
 
@@ -288,18 +287,6 @@ def registry(acluster: Status) -> Iterator[str]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
-
-
-def _digest(address: str, repository: str, tag: str) -> str:
-    """The digest the registry gives for ``repository:tag`` (its Docker-Content-Digest)."""
-    url = f"http://{address}/v2/{repository}/manifests/{tag}"
-    request = urllib.request.Request(url, method="HEAD", headers={"Accept": _LIST_TYPE})
-    with _OPENER.open(request, timeout=30) as response:
-        return str(response.headers["Docker-Content-Digest"])
-
-
 _REGISTRY_MARKER = "/etc/slurm-sdk-registry-marker"
 
 
@@ -321,7 +308,7 @@ def test_a_registry_image_is_pinned_by_digest_and_pulled_once_per_digest(
     repository = f"sdk/marked-{secrets.token_hex(3)}"
     base, sqsh = home_tmp / "jobs", build_base_image()
     push_image(registry, sqsh, "moving", repository=repository, files={_REGISTRY_MARKER: b"one\n"})
-    first = _digest(registry, repository, "moving")
+    first = tag_digest(registry, repository, "moving")
     uri = f"docker://{registry}/{repository}:moving"
     options = {"container_runtime": "apptainer"}
     with _ssh(acluster, base, default_options=options):
@@ -330,7 +317,7 @@ def test_a_registry_image_is_pinned_by_digest_and_pulled_once_per_digest(
     assert job.image == f"{uri}@{first}"  # what ran: the tag's digest, pinned
     # The tag moves: a new image under the same name and tag.
     push_image(registry, sqsh, "moving", repository=repository, files={_REGISTRY_MARKER: b"two\n"})
-    second = _digest(registry, repository, "moving")
+    second = tag_digest(registry, repository, "moving")
     assert second != first
     with _ssh(acluster, base, default_options=options):  # another run, the same job base
         job = read_marker.with_options(container_image=uri)(_REGISTRY_MARKER)

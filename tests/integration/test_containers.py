@@ -24,6 +24,7 @@ import slurm.devcluster as dc
 from slurm import Cluster, JobContext, task, workflow
 from slurm._client.packaging.container import build_and_push, image_build
 from slurm._transport.ssh import SSHTransport
+from slurm.devcluster.registry import push_image, tag_digest
 from slurm.errors import ConfigurationError
 
 
@@ -272,6 +273,62 @@ def test_use_digest_runs_the_pushed_image_by_its_digest(
     assert out["marker"].strip() == f"marker-{nonce}" and out["python"] == "/usr/bin/python3"
     found = re.search(r"#slurm-sdk/digest-image:\w+@(sha256:[0-9a-f]{64})", job.get_script())
     assert found is not None, job.get_script()
+
+
+_PIN_MARKER = "/etc/slurm-sdk-pin-marker"
+
+
+@task(time="00:05:00")
+def read_text(path: str) -> str:
+    return Path(path).read_text()
+
+
+def test_a_moved_tag_is_not_picked_up_pyxis_runs_the_digest_pinned_first(
+    containers: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``REGISTRY#NAME:TAG`` runs by the digest the tag named the first time: a new image
+    pushed under the same tag later (by anyone who may push) is not run, in a later
+    client either; the warning says how to take it, and asking by digest takes it."""
+    caplog.set_level("INFO", logger="slurm")
+    registry, sqsh = containers["registry"], Path(containers["base_image"])
+    repository = f"sdk/pinned-{secrets.token_hex(3)}"
+    ref = push_image(registry, sqsh, "moving", repository=repository, files={_PIN_MARKER: b"one\n"})
+    first = tag_digest(registry, repository, "moving")
+    settings: dict[str, Any] = {
+        "job_base_dir": str(tmp_path / "jobs"),
+        "default_partition": "debug",
+    }
+    with Cluster(backend_type="local", **settings):
+        job = read_text.with_options(container_image=ref)(_PIN_MARKER)
+        assert job.get_result(timeout=240) == "one\n"
+    assert job.image == f"{ref}@{first}"
+    push_image(registry, sqsh, "moving", repository=repository, files={_PIN_MARKER: b"two\n"})
+    second = tag_digest(registry, repository, "moving")
+    assert second != first
+    with Cluster(backend_type="local", **settings):  # a later client
+        job = read_text.with_options(container_image=ref)(_PIN_MARKER)
+        assert job.get_result(timeout=240) == "one\n"  # the pinned image, not the tag's
+        assert job.image == f"{ref}@{first}"
+        moved = f"the tag docker://{registry}/{repository}:moving moved in its registry (now"
+        assert f"{moved} {second}); running the pinned {first}" in caplog.text
+        assert f"container_image='{registry}#{repository}@{second}'" in caplog.text
+        newer = read_text.with_options(container_image=f"{registry}#{repository}@{second}")
+        assert newer(_PIN_MARKER).get_result(timeout=240) == "two\n"
+    # `slurm images list` shows the pin; `unpin` lets the next run take the tag's digest.
+    from click.testing import CliRunner
+
+    from slurm.cli import main
+
+    where = ["--backend", "local", "--job-base-dir", settings["job_base_dir"]]
+    listed = CliRunner().invoke(main, ["images", "list", *where], catch_exceptions=False)
+    assert f"docker://{registry}/{repository}:moving" in listed.output
+    assert first[:19] in listed.output and "1 pins, 0 .sif images" in listed.output
+    unpinned = CliRunner().invoke(main, ["images", "unpin", ref, *where], catch_exceptions=False)
+    assert unpinned.output == f"unpinned {ref}\n"
+    with Cluster(backend_type="local", **settings):
+        job = read_text.with_options(container_image=ref)(_PIN_MARKER)
+        assert job.get_result(timeout=240) == "two\n"
+    assert job.image == f"{ref}@{second}"
 
 
 @task(time="00:05:00")

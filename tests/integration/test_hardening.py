@@ -632,6 +632,33 @@ def _not_the_sdks(base: Path, envs: Path, cache: Path, intruder: pwd.struct_pass
     return kept
 
 
+def _fake_sifs(base: Path, live_dir: Path, intruder: pwd.struct_passwd) -> dict[str, list[Path]]:
+    """The .sif cache: what prune --images-unused removes and what it must keep."""
+    sif = base / ".image-cache" / "sif"
+    sif.mkdir(parents=True)
+
+    def image(byte: str, days: float) -> Path:
+        path = sif / f"docker-sha256-{byte * 64}.sif"
+        path.write_bytes(b"SIF" + byte.encode())
+        _age(path, days)
+        return path
+
+    unused, half = image("a", 40), sif / f"docker-sha256-{'b' * 64}.sif.tmp-1234"
+    half.write_bytes(b"partial")
+    _age(half, 3)
+    recent, named = image("c", 1), image("d", 40)
+    with (live_dir / "job.sh").open("a") as script:  # as the SDK's export of its spec names it
+        script.write(f"# {named}\n")
+    theirs = image("e", 40)
+    os.chown(theirs, intruder.pw_uid, intruder.pw_gid)
+    link = sif / f"docker-sha256-{'f' * 64}.sif"
+    link.symlink_to(theirs)
+    notes = sif / "notes.txt"
+    notes.write_text("mine")
+    _age(notes, 40)
+    return {"removed": [unused, half], "kept": [recent, named, theirs, link, notes]}
+
+
 def test_prune_reclaims_space_and_keeps_what_is_live(
     devcluster: object, home_tmp: Path, monkeypatch: pytest.MonkeyPatch, intruder: pwd.struct_passwd
 ) -> None:
@@ -660,22 +687,31 @@ def test_prune_reclaims_space_and_keeps_what_is_live(
         (cache / "built" / f"w{i}.whl").write_bytes(b"x" * size)
         _age(cache / "built" / f"w{i}.whl", 10 - i)
     kept = _not_the_sdks(base, envs, cache, intruder)
+    sifs = _fake_sifs(base, Path(live.job_dir), intruder)
+    kept += sifs["kept"]
     pruner = _cluster(base, packaging={"type": "wheel", "env_dir": str(envs)})
     try:
         with pruner:
             dry = pruner.prune(
-                older_than_days=7, env_unused_days=7, cache_max_bytes=3000, dry_run=True
+                older_than_days=7,
+                env_unused_days=7,
+                cache_max_bytes=3000,
+                images_unused_days=7,
+                dry_run=True,
             )
         assert dry.job_dirs == [old.job_dir] and dry.environments == [str(stale)]
+        assert sorted(dry.images) == sorted(str(p) for p in sifs["removed"])
+        assert all(p.exists() for p in sifs["removed"])
         assert sorted(dry.wheels) == [str(envs / ".store" / s) for s in ("1" * 64, "3" * 64)]
         assert [Path(p).name for p in dry.cache_files] == ["w0.whl"]
         assert Path(old.job_dir).exists() and stale.exists() and orphan.exists()
         assert "would remove job directory" in dry.render()
 
-        printed = _cli(base, "prune", "--older-than", "7", "--dry-run")
+        printed = _cli(base, "prune", "--older-than", "7", "--images-unused", "7", "--dry-run")
         assert printed.exit_code == 0 and f"would remove job directory {old.job_dir}" in (
             printed.output
         )
+        assert f"would remove image {sifs['removed'][0]}" in printed.output
 
         with pruner:
             done = pruner.prune(older_than_days=7, env_unused_days=7, cache_max_bytes=3000)
@@ -685,7 +721,11 @@ def test_prune_reclaims_space_and_keeps_what_is_live(
         assert not stale.exists() and fresh.exists() and not orphan.exists()
         assert (envs / ".store" / ("2" * 64)).exists()
         assert sorted(p.name for p in (cache / "built").iterdir()) == ["w1.whl", "w2.whl"]
-        assert outside.exists()
+        assert outside.exists() and done.images == []  # not asked for: every image stays
+        with pruner:
+            gone = pruner.prune(older_than_days=7, images_unused_days=7)
+        assert sorted(gone.images) == sorted(str(p) for p in sifs["removed"])
+        assert [p for p in sifs["removed"] if p.exists()] == []
         assert [p for p in kept if not p.exists()] == []
     finally:
         with _cluster(base) as cluster:

@@ -189,9 +189,13 @@ def test_use_digest_runs_the_pushed_image_by_the_digest_its_registry_tells(
     ref = build_and_push(build, exists=lambda ref: True, digest_of=digest_of)
     assert ref.startswith("r:5000#slurm-sdk/") and ref.endswith(f"@{digest}")
     assert asked == [ref.split("@")[0].replace("#", "/", 1)]
+    # Unset: by digest too whenever pushed; by tag only when the registry cannot tell.
     plain = image_build({"dockerfile": str(dockerfile), "registry": "r:5000"})
+    assert build_and_push(plain, exists=lambda ref: True, digest_of=digest_of) == ref
     assert build_and_push(plain, exists=lambda ref: True) == ref.split("@")[0]
-    assert plain.key != build.key  # another reference: another image of the run
+    by_tag = image_build({"dockerfile": str(dockerfile), "registry": "r:5000", "use_digest": "no"})
+    assert build_and_push(by_tag, exists=lambda ref: True, digest_of=digest_of) == ref.split("@")[0]
+    assert plain.key != build.key != by_tag.key  # another reference: another image of the run
     with pytest.raises(ConfigurationError, match="did not tell the digest"):
         build_and_push(build, exists=lambda ref: True, digest_of=lambda ref: None)
     unpushed = image_build(

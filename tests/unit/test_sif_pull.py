@@ -10,8 +10,9 @@ import tarfile
 
 import pytest
 
+from slurm._client.packaging.pins import pin_name
 from slurm._client.packaging.registry import ImageReference, parse_uri
-from slurm._client.packaging.sif import cache_name, pin_name
+from slurm._client.packaging.sif import cache_name
 from slurm._slurm.container import ContainerSpec
 from slurm.devcluster.registry import files_layer
 

@@ -737,8 +737,10 @@ class Cluster:
         env_unused_days: float | None = None,
         cache_max_bytes: int | None = None,
         dry_run: bool = False,
+        images_unused_days: float | None = None,
     ) -> PruneReport:
-        """Remove old job directories, unused environments and wheels; trim the local cache.
+        """Remove old job directories, unused environments, wheels and ``.sif`` images;
+        trim the local cache.
 
         See :func:`slurm._client.prune.prune` (it returns a
         :class:`~slurm._client.prune.PruneReport`); ``dry_run=True`` only lists what would go.
@@ -751,6 +753,7 @@ class Cluster:
             env_unused_days=env_unused_days,
             cache_max_bytes=cache_max_bytes,
             dry_run=dry_run,
+            images_unused_days=images_unused_days,
         )
 
     def diagnose(self) -> dict[str, Any]:

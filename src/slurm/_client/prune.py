@@ -10,6 +10,10 @@ cluster:
 - environments not used for ``env_unused_days`` (each use touches its
   ``last_used``; an environment a live job runs in is kept), then every stored
   wheel no remaining environment links to;
+- Apptainer images in the ``.sif`` cache (:mod:`slurm._client.packaging.sif`) not
+  used for ``images_unused_days`` (each use touches the file; one a live job's
+  script names is kept), and pulls left half-done for a day; their pins stay, so a
+  later run pulls the pinned digest again;
 
 and trims the local cache (``~/.cache/slurm-sdk``) to ``cache_max_bytes``,
 oldest files first. Only what the SDK made and the user owns is touched: a job
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slurm._client.cache import ResultCache
+from slurm._client.packaging.pins import IMAGE_CACHE_DIR
 from slurm._client.packaging.remote import READY
 from slurm._slurm.script import GENERATED_MARKER
 from slurm._wire.layout import SCRIPT
@@ -57,6 +62,7 @@ class PruneReport:
     job_dirs: list[str] = field(default_factory=list)
     environments: list[str] = field(default_factory=list)
     wheels: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
     cache_files: list[str] = field(default_factory=list)
     cache_bytes: int = 0
 
@@ -67,11 +73,13 @@ class PruneReport:
             *(f"{verb} job directory {p}" for p in self.job_dirs),
             *(f"{verb} environment {p}" for p in self.environments),
             *(f"{verb} wheel {p}" for p in self.wheels),
+            *(f"{verb} image {p}" for p in self.images),
             *(f"{verb} cached file {p}" for p in self.cache_files),
         ]
         lines.append(
             f"{verb} {len(self.job_dirs)} job directories, {len(self.environments)} "
-            f"environments, {len(self.wheels)} wheels, {len(self.cache_files)} cached files "
+            f"environments, {len(self.wheels)} wheels, {len(self.images)} images, "
+            f"{len(self.cache_files)} cached files "
             f"({self.cache_bytes} bytes of cache)"
         )
         return "\n".join(lines)
@@ -85,12 +93,15 @@ def build_script(
     env_minutes: int | None,
     keep: list[str],
     dry_run: bool,
+    sif_dir: str | None = None,
+    image_minutes: int | None = None,
 ) -> str:
     """The POSIX shell (GNU find) that removes, or lists, what :func:`prune` describes.
 
     ``keep`` are job directories of live jobs: never removed, and the
-    environments their scripts run are kept. Prints ``job|PATH``, ``env|PATH``
-    and ``wheel|PATH`` for each item. Every value is quoted.
+    environments and images their scripts run are kept. Prints ``job|PATH``,
+    ``env|PATH``, ``wheel|PATH`` and ``image|PATH`` for each item. Every value is
+    quoted.
     """
     q = shlex.quote
     remove = ":" if dry_run else "command rm -rf --"
@@ -144,13 +155,37 @@ def build_script(
             '  echo "wheel|$w"; drop "$w"',
             "done",
         ]
+    if sif_dir is not None and image_minutes is not None:
+        lines += [
+            f"sifs={q(sif_dir)}",
+            'usedsif=$(printf "%s\\n" "$keep" | while IFS= read -r d; do',
+            '  [ -n "$d" ] && '
+            'grep -o -- "$sifs/[a-z]*-sha256-[0-9a-f]*\\.sif" "$d/job.sh" 2>/dev/null',
+            "done)",
+            # The SDK's own names only, the user's own files (never a link).
+            'find "$sifs" -mindepth 1 -maxdepth 1 -type f -name "*-sha256-*.sif" -user "$me" '
+            f"-mmin +{int(image_minutes)} 2>/dev/null | while IFS= read -r f; do",
+            '  printf "%s\\n" "$usedsif" | grep -qxF -- "$f" && continue',
+            '  [ -d "$f.lock" ] && continue',  # being pulled right now
+            '  echo "image|$f"; drop "$f"',
+            "done",
+            'find "$sifs" -mindepth 1 -maxdepth 1 -type f -name "*-sha256-*.sif.tmp-*" '
+            '-user "$me" -mmin +1440 2>/dev/null | while IFS= read -r f; do',
+            '  echo "image|$f"; drop "$f"',
+            "done",
+        ]
     lines.append("exit 0")  # a failed removal is reported on stderr, not as the status
     return "\n".join(lines) + "\n"
 
 
 def parse_output(stdout: str, report: PruneReport) -> PruneReport:
     """Fill ``report`` from the script's ``KIND|PATH`` lines."""
-    kinds = {"job": report.job_dirs, "env": report.environments, "wheel": report.wheels}
+    kinds = {
+        "job": report.job_dirs,
+        "env": report.environments,
+        "wheel": report.wheels,
+        "image": report.images,
+    }
     for line in stdout.splitlines():
         kind, _, path = line.partition("|")
         if kind in kinds and path:
@@ -198,8 +233,10 @@ def prune(
     env_unused_days: float | None = None,
     cache_max_bytes: int | None = None,
     dry_run: bool = False,
+    images_unused_days: float | None = None,
 ) -> PruneReport:
-    """Remove old job directories, unused environments and wheels, trim the local cache.
+    """Remove old job directories, unused environments, wheels and images, trim the
+    local cache.
 
     Args:
         cluster: whose job base directory (and environments directory) to prune.
@@ -207,6 +244,7 @@ def prune(
             job is still pending or running or a cached result is in them.
         env_unused_days: environments not used for this long go (``None``: keep all).
         cache_max_bytes: trim ``~/.cache/slurm-sdk`` to this size (``None``: leave it).
+        images_unused_days: ``.sif`` images not used for this long go (``None``: keep all).
         dry_run: only list what would go.
 
     Raises:
@@ -215,11 +253,12 @@ def prune(
     from slurm._client.packaging import envs_dir_for, interpreter_settings
     from slurm._client.packaging.wheels import cache_dir
 
-    ages = [older_than_days, env_unused_days or 0, cache_max_bytes or 0]
+    ages = [older_than_days, env_unused_days or 0, cache_max_bytes or 0, images_unused_days or 0]
     if any(not isinstance(a, int | float) or a < 0 for a in ages):
         raise ConfigurationError(
-            "prune: older_than_days, env_unused_days and cache_max_bytes must be numbers "
-            f">= 0, got {older_than_days!r}, {env_unused_days!r}, {cache_max_bytes!r}."
+            "prune: older_than_days, env_unused_days, images_unused_days and cache_max_bytes "
+            f"must be numbers >= 0, got {older_than_days!r}, {env_unused_days!r}, "
+            f"{images_unused_days!r}, {cache_max_bytes!r}."
         )
     store = session.store
     report = PruneReport(dry_run=dry_run)
@@ -236,6 +275,8 @@ def prune(
         env_minutes=None if env_unused_days is None else int(env_unused_days * 1440),
         keep=keep,
         dry_run=dry_run,
+        sif_dir=f"{store.root}/{IMAGE_CACHE_DIR}/sif",
+        image_minutes=None if images_unused_days is None else int(images_unused_days * 1440),
     )
     result = session.transport.run(["sh", "-c", script], check=True, timeout=3600)
     if result.stderr.strip():

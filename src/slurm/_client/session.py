@@ -62,6 +62,8 @@ class ImageState:
     builds_here: bool = True  # False on a workflow's node: look up only
     # Apptainer registry references -> (.sif path, the reference with its digest)
     pulled: dict[str, tuple[str, ImageReference]] = field(default_factory=dict)
+    # pyxis registry references by tag -> the same by its pinned digest
+    pinned: dict[str, str] = field(default_factory=dict)
 
 
 class Session:

@@ -331,6 +331,13 @@ def logs(
     help="Days: environments not used for longer go, with the wheels only they used.",
 )
 @click.option(
+    "--images-unused",
+    "images_unused",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Days: Apptainer .sif images not used for longer go (their pins stay).",
+)
+@click.option(
     "--cache-max",
     "cache_max",
     type=click.IntRange(min=0),
@@ -342,17 +349,20 @@ def logs(
 def prune(
     older_than: float,
     envs_unused: float | None,
+    images_unused: float | None,
     cache_max: int | None,
     dry_run: bool,
     **options: Any,
 ) -> None:
-    """Reclaim space: old job directories, unused environments and wheels, the cache."""
+    """Reclaim space: old job directories, unused environments, wheels and images, the
+    cache."""
     with opened_cluster(options) as cluster:
         report = cluster.prune(
             older_than_days=older_than,
             env_unused_days=envs_unused,
             cache_max_bytes=None if cache_max is None else cache_max * 1024 * 1024,
             dry_run=dry_run,
+            images_unused_days=images_unused,
         )
         click.echo(report.render())
 

@@ -29,6 +29,7 @@ __all__ = [
     "image_cache_lock",
     "layer_for",
     "push_image",
+    "tag_digest",
 ]
 
 #: Images made once per machine (shared by every dev cluster on it).
@@ -187,6 +188,18 @@ def push_image(
     ).encode()
     _request("PUT", put + tag, index, **{"Content-Type": _LIST_TYPE})
     return f"{address}#{repo}:{tag}"
+
+
+def tag_digest(address: str, repository: str, tag: str) -> str:
+    """The digest the registry at ``address`` gives ``repository:tag`` now (its
+    ``Docker-Content-Digest``: the list :func:`push_image` puts under the tag)."""
+    url = f"http://{address}/v2/{repository}/manifests/{tag}"
+    request = urllib.request.Request(url, method="HEAD", headers={"Accept": _LIST_TYPE})
+    try:
+        with _OPENER.open(request, timeout=30) as response:
+            return str(response.headers["Docker-Content-Digest"])
+    except OSError as exc:
+        raise DevclusterError(f"the registry at {url} did not answer: {exc}") from exc
 
 
 @contextlib.contextmanager

@@ -91,8 +91,9 @@ class ImageBuild:
     #: Build again even when the registry has the tag (``--no-cache``).
     no_cache: bool = False
     #: Run the pushed image by its digest (``REGISTRY#NAME:TAG@sha256:...``), as the
-    #: registry names it, rather than by its tag.
-    use_digest: bool = False
+    #: registry names it, rather than by its tag, which anyone who may push can move.
+    #: Unset: by digest whenever the image is pushed and its registry tells the digest.
+    use_digest: bool | None = None
 
     @property
     def key(self) -> str:
@@ -465,14 +466,16 @@ def build_and_push(
     build: ImageBuild, *, exists: Any = None, digest_of: Any = None, timeout: float = 3600
 ) -> str:
     """Build the image (unless ``exists(podman reference)`` says the registry has it),
-    push it, and return its reference as pyxis spells it (``REGISTRY#NAME:TAG``; with
-    ``use_digest``, ``REGISTRY#NAME:TAG@DIGEST``, the digest from ``digest_of(podman
-    reference)``, which asks the registry).
+    push it, and return its reference as pyxis spells it: ``REGISTRY#NAME:TAG@DIGEST``,
+    the digest from ``digest_of(podman reference)``, which asks the registry (a tag can
+    be moved by anyone who may push there; a digest cannot). ``REGISTRY#NAME:TAG`` with
+    ``use_digest=False``, without a push, or when the registry does not tell the digest
+    (logged).
 
     Raises:
         ConfigurationError: no Dockerfile, no builder, or the build or push failed
-            (the builder's output quoted); ``use_digest`` without a push, or a registry
-            that does not tell the digest.
+            (the builder's output quoted); ``use_digest=True`` without a push, or with a
+            registry that does not tell the digest.
     """
     if build.use_digest and not build.push:
         raise ConfigurationError(
@@ -481,11 +484,18 @@ def build_and_push(
             "drop use_digest."
         )
     pyxis = _built(build, exists, timeout)
-    if not build.use_digest:
+    if build.use_digest is False or not build.push:
         return pyxis
     reference = pyxis.replace("#", "/", 1)
     digest = digest_of(reference) if digest_of is not None else None
     if not digest or not re.fullmatch(r"sha256:[0-9a-f]{64}", str(digest)):
+        if build.use_digest is None:
+            logger.warning(
+                "the registry did not tell the digest of %s (got %r); jobs run it by its tag",
+                reference,
+                digest,
+            )
+            return pyxis
         raise ConfigurationError(
             f"packaging use_digest=True: the registry did not tell the digest of {reference} "
             f"(got {digest!r}). Nothing was submitted. Check that the registry answers "

@@ -17,6 +17,7 @@ compute node never builds, it looks the image up there.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 from collections.abc import Mapping
@@ -24,7 +25,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
-from slurm._client.packaging.registry import check_manifest, manifest_answer, parse_reference
+from slurm._client.packaging.pins import pin, pinned_digest
+from slurm._client.packaging.registry import (
+    ImageReference,
+    judge_answer,
+    manifest_answer,
+    parse_reference,
+)
 from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, container_spec, is_sif
 from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
@@ -180,20 +187,56 @@ def prepare(
     return options, for_children
 
 
-def check_image(session: Session, image: str, python: str) -> None:
-    """Before submission: a registry reference exists in its registry (asked once per
-    cluster and reference; images built here are known to be there).
+def check_image(session: Session, image: str, python: str) -> str:
+    """Before submission: a pyxis registry reference is in its registry, and one by tag
+    runs by the digest pinned for its tag (:mod:`slurm._client.packaging.pins`); asked
+    once per cluster and reference, from the login host with ``python``. Returns the
+    reference to run. Images built here are known to be there, by digest when their
+    registry told it.
+
+    A registry that cannot be asked (it wants credentials, which enroot has, or the
+    login host cannot reach it) leaves a tag with no pin yet to run by the tag, logged.
 
     Raises:
-        ConfigurationError: As :func:`slurm._client.packaging.registry.check_manifest`.
+        ConfigurationError: As :func:`slurm._client.packaging.registry.judge_answer`, or
+            the tag's pin file cannot be read.
     """
     state = session.images
     with state.lock:
         if image in state.checked:
-            return
-    check_manifest(session.transport, python, image)
+            return state.pinned.get(image, image)
+    ref = parse_reference(image)
+    run = image
+    if ref is not None:
+        answer = manifest_answer(session.transport, python, ref)
+        there = judge_answer(image, ref, answer)
+        if ref.digest is None:
+            run = _by_pinned_digest(session, image, ref, answer if there else {})
     with state.lock:
         state.checked.add(image)
+        state.pinned[image] = run
+    return run
+
+
+def _by_pinned_digest(
+    session: Session, image: str, ref: ImageReference, answer: Mapping[str, Any]
+) -> str:
+    """``image`` (a pyxis reference by tag) with the digest pinned for its tag: pinned
+    now from the registry's ``answer`` when there is no pin yet."""
+    transport, root = session.transport, session.store.root
+    digest = answer.get("digest")
+    if isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        spelled = f"{ref.registry}#{ref.name}@{digest}"
+        return f"{image}@{pin(transport, root, replace(ref, digest=digest), spelled).digest}"
+    pinned = pinned_digest(transport, root, ref)
+    if pinned is not None:
+        return f"{image}@{pinned}"
+    logger.warning(
+        "%s runs by its tag, not pinned to a digest: its registry did not say which digest "
+        "the tag names. Give it as REGISTRY#NAME@sha256:... to be sure of what runs",
+        image,
+    )
+    return image
 
 
 #: The earlier SDK's ``default_packaging_<key>`` keywords that are keys of ``packaging=``.
@@ -356,12 +399,17 @@ def prepare_for_node(session: Session, sdk_options: Mapping[str, Any], python: s
         ConfigurationError: as :func:`check_container`.
     """
     spec = container_spec(sdk_options, shared=())
-    if spec is None or spec.runtime == "pyxis":
+    if spec is None:
         return
-    if spec.runtime == "auto" and (
-        "--container-image" in session.srun_help() or not session.apptainer_version()
-    ):
-        return  # pyxis pulls on the node; no runtime at all: the tasks are refused there
+    pyxis = spec.runtime == "pyxis" or (
+        spec.runtime == "auto" and "--container-image" in session.srun_help()
+    )
+    if pyxis:  # pinned here, before the workflow's node first runs it (pyxis pulls there)
+        if not spec.image.startswith("/"):
+            check_image(session, spec.image, python)
+        return
+    if spec.runtime == "auto" and not session.apptainer_version():
+        return  # no runtime at all: the tasks are refused on the node
     _apptainer_image(session, replace(spec, runtime="apptainer"), python)
 
 
@@ -389,5 +437,7 @@ def check_container(session: Session, spec: ContainerSpec, python: str) -> Conta
             "`enroot import`), or a registry reference such as 'registry#name:tag'."
         )
     if not spec.image.startswith("/"):
-        check_image(session, spec.image, python)
+        run = check_image(session, spec.image, python)
+        if run != spec.image:
+            return replace(spec, image=run, source=run)
     return spec

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ImageReference",
     "check_manifest",
+    "judge_answer",
     "manifest_answer",
     "parse_reference",
     "parse_uri",
@@ -153,23 +154,30 @@ def check_manifest(transport: Transport, python: str, image: str) -> None:
     """Ask the registry, from the login host, whether ``image`` exists.
 
     Raises:
-        ConfigurationError: the registry answered that it has no such image (404), or
-            refused the request otherwise (a 4xx/5xx other than asking for credentials).
-            An unreachable registry is only logged: the nodes may reach it when the
-            login host cannot.
+        ConfigurationError: As :func:`judge_answer`.
     """
     ref = parse_reference(image)
-    if ref is None:
-        return
-    answer = manifest_answer(transport, python, ref)
+    if ref is not None:
+        judge_answer(image, ref, manifest_answer(transport, python, ref))
+
+
+def judge_answer(image: str, ref: ImageReference, answer: dict[str, Any]) -> bool:
+    """Whether the registry's answer about ``image`` shows it there (True), or could not
+    tell (False: logged; it asks for credentials, which enroot has, or the login host
+    cannot reach it, while the nodes may).
+
+    Raises:
+        ConfigurationError: the registry answered that it has no such image (404), or
+            refused the request otherwise (a 4xx/5xx other than asking for credentials).
+    """
     status = answer.get("status")
     if status == 200:
-        return
+        return True
     if status in (401, 403):
         logger.info(
             "not checking %s: its registry asks for credentials (enroot has its own)", image
         )
-        return
+        return False
     if status is None:
         logger.warning(
             "could not reach the registry %s from the login host to check %s (%s); submitting "
@@ -178,7 +186,7 @@ def check_manifest(transport: Transport, python: str, image: str) -> None:
             image,
             answer.get("error"),
         )
-        return
+        return False
     what = (
         f"has no image {ref.name}:{ref.digest or ref.tag}"
         if status == 404

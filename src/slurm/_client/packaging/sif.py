@@ -7,9 +7,8 @@ the login host (the cluster's transport), never on a compute node::
 
     resolve   the registry's HTTP API (GET /v2/NAME/manifests/TAG, asked by the login
               host's Python) gives the tag's digest (Docker-Content-Digest)
-    pin       ROOT/.image-cache/pins/<reference>.json records the digest the first
-              time; later runs use the pinned digest, and a tag moved in the registry
-              since is logged as a warning, not taken
+    pin       the tag's digest the first time, pinned for later runs
+              (:mod:`slurm._client.packaging.pins`, shared with pyxis)
     pull      ROOT/.image-cache/sif/<scheme>-sha256-<hex>.sif, made by `apptainer
               pull` under an mkdir lock beside it (one pull per digest, however many
               clients ask at once), into a temporary name renamed when complete
@@ -17,35 +16,30 @@ the login host (the cluster's transport), never on a compute node::
 A reference that carries its digest (``...@sha256:HEX``) is not pinned: the registry
 must have that digest (else the task is refused), and it is pulled as such. A tag whose
 registry cannot be asked (it wants credentials, or does not answer) is refused with
-what to do: give the digest. To take a moved tag: give the new digest, or delete the
-pin file the warning names.
+what to do: give the digest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from slurm._client.packaging.container import default_tls_verify
 from slurm._client.packaging.lock import DirLock
+from slurm._client.packaging.pins import IMAGE_CACHE_DIR, pin, pinned_digest
 from slurm._client.packaging.registry import ImageReference, manifest_answer, parse_uri
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from slurm._client.session import Session
+    from slurm._transport.base import Transport
 
-__all__ = ["IMAGE_CACHE_DIR", "PulledImage", "cache_name", "pin_name", "pull_image"]
+__all__ = ["IMAGE_CACHE_DIR", "CachedImage", "PulledImage", "cache_name", "cached", "pull_image"]
 
 logger = logging.getLogger(__name__)
-
-#: The cache's directory under the top job base directory (the shared file system).
-IMAGE_CACHE_DIR = ".image-cache"
 
 
 @dataclass(frozen=True)
@@ -56,18 +50,42 @@ class PulledImage:
     reference: ImageReference  # with its digest
 
 
+@dataclass(frozen=True)
+class CachedImage:
+    """A ``.sif`` file in the cache: its path, size and last use."""
+
+    path: str
+    size: int
+    used: float  # its mtime: pulled, or last reused
+
+    @property
+    def digest(self) -> str:
+        """``sha256:HEX``, from its name."""
+        return "sha256:" + self.path.rsplit("-sha256-", 1)[-1].removesuffix(".sif")
+
+
+def cached(transport: Transport, root: str) -> list[CachedImage]:
+    """The ``.sif`` files in the cache under ``root``, least recently used first."""
+    directory = f"{root}/{IMAGE_CACHE_DIR}/sif"
+    out = transport.run(
+        ["find", directory, "-mindepth", "1", "-maxdepth", "1", "-type", "f",
+         "-name", "*-sha256-*.sif", "-printf", "%p\\t%s\\t%T@\\n"],
+        check=False,
+    )  # fmt: skip
+    images = []
+    for line in out.stdout.splitlines():
+        path, _, rest = line.partition("\t")
+        size, _, used = rest.partition("\t")
+        if path and size.isdigit():
+            images.append(CachedImage(path, int(size), float(used or 0)))
+    return sorted(images, key=lambda i: (i.used, i.path))
+
+
 def cache_name(ref: ImageReference) -> str:
     """The ``.sif`` file's name for a reference with its digest: by digest only (the
     same digest is the same image, whatever its name or tag)."""
     assert ref.digest is not None  # noqa: S101 (resolved before)
     return f"{ref.scheme}-{ref.digest.replace(':', '-')}.sif"
-
-
-def pin_name(ref: ImageReference) -> str:
-    """The pin file's name of a reference's tag: readable, and unique by a hash."""
-    tagged = f"{ref.scheme}://{ref.registry}/{ref.name}:{ref.tag}"
-    readable = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{ref.registry}/{ref.name}:{ref.tag}")
-    return f"{readable[:80]}-{hashlib.sha256(tagged.encode()).hexdigest()[:12]}.json"
 
 
 def _ask(session: Session, python: str, ref: ImageReference) -> dict[str, object]:
@@ -125,45 +143,6 @@ def _resolve_digest(session: Session, python: str, ref: ImageReference) -> Image
     return ImageReference(ref.registry, ref.name, ref.tag, digest, ref.scheme)
 
 
-def _pinned(session: Session, directory: str, current: ImageReference) -> ImageReference:
-    """The digest pinned for ``current``'s tag (written now when there is none yet;
-    created atomically, so two first runs agree). ``current`` has the registry's."""
-    transport = session.transport
-    pins = f"{directory}/pins"
-    path = f"{pins}/{pin_name(current)}"
-    try:
-        record = json.loads(transport.read_text(path))
-        pinned = str(record["digest"])
-    except FileNotFoundError:
-        transport.mkdir(pins, mode=0o700)
-        record = {"reference": current.uri, "digest": current.digest, "pinned": time.time()}
-        tmp = f"{path}.tmp-{secrets.token_hex(4)}"
-        transport.write_text(tmp, json.dumps(record, sort_keys=True) + "\n")
-        made = transport.run(["ln", "-T", "--", tmp, path], check=False)  # fails if there
-        transport.run(["rm", "-f", "--", tmp], check=False)
-        if made.returncode == 0:
-            logger.info("pinned %s to %s (%s)", current.uri.split("@")[0], current.digest, path)
-            return current
-        record = json.loads(transport.read_text(path))
-        pinned = str(record["digest"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigurationError(
-            f"container_image {current.uri!r}: its pin file {path} cannot be read ({exc}). "
-            "Nothing was submitted. Delete it to pin the tag's current digest again."
-        ) from exc
-    if pinned != current.digest:
-        logger.warning(
-            "the tag %s moved in its registry (now %s); running the pinned %s. To take the "
-            "new image, give container_image='%s' or delete %s",
-            current.uri.split("@")[0],
-            current.digest,
-            pinned,
-            f"{current.scheme}://{current.registry}/{current.name}@{current.digest}",
-            path,
-        )
-    return ImageReference(current.registry, current.name, current.tag, pinned, current.scheme)
-
-
 def _pull(session: Session, ref: ImageReference, target: str) -> None:
     """``apptainer pull`` into ``target``, once per digest (a lock beside it)."""
     transport = session.transport
@@ -203,13 +182,9 @@ def _on_a_node(
         ConfigurationError: there is no pin or no ``.sif`` for it.
     """
     if ref.digest is None:
-        path = f"{directory}/pins/{pin_name(ref)}"
-        try:
-            digest = str(json.loads(session.transport.read_text(path))["digest"])
-        except (OSError, ValueError, KeyError, TypeError):
-            digest = ""
+        digest = pinned_digest(session.transport, session.store.root, ref)
         if digest:
-            ref = ImageReference(ref.registry, ref.name, ref.tag, digest, ref.scheme)
+            ref = replace(ref, digest=digest)
     target = f"{directory}/sif/{cache_name(ref)}" if ref.digest else ""
     if not target or not session.transport.exists(target):
         raise ConfigurationError(
@@ -246,13 +221,16 @@ def pull_image(session: Session, image: str, python: str) -> PulledImage:
         ref, target = _on_a_node(session, directory, ref, image)
     else:
         if ref.digest is None:
-            ref = _pinned(session, directory, _resolve_digest(session, python, ref))
+            current = _resolve_digest(session, python, ref)
+            ref = pin(session.transport, session.store.root, current, current.pull_uri)
         else:
             ref = _resolve_digest(session, python, ref)
         session.transport.mkdir(f"{directory}/sif", mode=0o700)
         target = f"{directory}/sif/{cache_name(ref)}"
         if not session.transport.exists(target):
             _pull(session, ref, target)
+        else:  # used: `slurm jobs prune --images-unused DAYS` goes by this
+            session.transport.run(["touch", "-c", "--", target], check=False)
     with state.lock:
         state.pulled[image] = (target, ref)
     return PulledImage(target, ref)
