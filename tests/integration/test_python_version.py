@@ -116,15 +116,12 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     }
 
 
-def _cluster(ssh: SshInfo, jobs: Path, packaging: dict[str, Any]) -> Cluster:
-    return Cluster(
-        backend_type="ssh",
-        hostname=ssh.alias,
-        username=ssh.username,
-        job_base_dir=str(jobs),
-        default_partition="debug",
-        packaging=packaging,
-    )
+def _cluster(ssh: SshInfo | None, jobs: Path, packaging: dict[str, Any]) -> Cluster:
+    """Over SSH to the dev cluster, or (``ssh=None``) its local backend."""
+    where: dict[str, Any] = {"backend_type": "local"}
+    if ssh is not None:
+        where = {"backend_type": "ssh", "hostname": ssh.alias, "username": ssh.username}
+    return Cluster(**where, job_base_dir=str(jobs), default_partition="debug", packaging=packaging)
 
 
 def _runs_there(cluster: Cluster, command: str) -> bool:
@@ -161,6 +158,21 @@ def test_a_python_the_cluster_lacks_is_installed_by_its_uv_from_a_mirror(
         again = environment_for(cluster.session)
     assert "found by `uv python find`" in caplog.text
     assert again is not None and again.key == env.key and not again.created
+
+
+def test_locally_a_python_unlike_this_one_is_installed_and_jobs_run_on_it(
+    devcluster: object, mirror: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    del devcluster
+    jobs = tmp_path / "jobs"
+    caplog.set_level(logging.INFO, logger="slurm")
+    with _cluster(None, jobs, {"python_version": WANTED, "env": mirror}) as cluster:
+        if _runs_there(cluster, f"python{WANTED} -c pass"):
+            pytest.skip(f"python{WANTED} runs here: nothing to install")
+        ran = cluster.submit(where)().get_result(timeout=240)
+    assert ran["version"][:2] == [3, 12]
+    assert ran["base_prefix"].startswith(f"{jobs}/.envs/.python/cpython-{WANTED}")
+    assert "installed by `uv python install`" in caplog.text
 
 
 def test_a_python_on_the_path_is_found_not_installed(
