@@ -182,8 +182,13 @@ def test_a_python_on_the_path_is_found_not_installed(
     caplog.set_level(logging.INFO, logger="slurm")
     with _cluster(devcluster_ssh, jobs, {"python_version": "3.11"}) as cluster:
         ran = cluster.submit(where)().get_result(timeout=240)
+        report = cluster.diagnose()
     assert ran["version"][:2] == [3, 11]
     assert "found on the PATH" in caplog.text
+    assert report["python_version"]["how"] == "found on the PATH", report
+    assert report["python_version"]["version"].startswith("3.11.")
+    python = next(c for c in report["checks"] if c["name"] == "python")
+    assert python["detail"].endswith("; python_version='3.11', found on the PATH"), python
     assert not list((jobs / ".envs" / ".python").iterdir())  # nothing installed
 
 
@@ -198,6 +203,11 @@ def test_a_python_that_cannot_be_installed_is_refused_before_submission(
             pytest.skip("python3.13 runs on the login host")
         with pytest.raises(ConfigurationError) as caught:
             cluster.submit(where)()
+        report = cluster.diagnose()  # a finding there, not an exception
+    assert report["ok"] is False and report["python_version"] is None
+    assert any(
+        p.startswith("python_version: packaging python_version='3.13'") for p in report["problems"]
+    )
     message = str(caught.value)
     assert "no Python 3.13 on" in message and "nothing was submitted" in message
     assert "uv said:" in message and "UV_PYTHON_INSTALL_MIRROR" in message

@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, Any
 from slurm._client.packaging.deps import collect_dependencies, requirement_name
 from slurm._client.packaging.lock import LockPolicy
 from slurm._client.packaging.project import Project, find_project, read_project
-from slurm._client.packaging.pythons import find_python
+from slurm._client.packaging.pythons import HOW, FoundPython, find_python
 from slurm._client.packaging.remote import Environment, ensure_environment
 from slurm._client.packaging.wheels import (
     Wheel,
@@ -282,6 +282,13 @@ def _matches(version: str, wanted: str) -> bool:
 def _requested(session: Session, spec: PackagingSpec) -> str | None:
     """The interpreter ``python_version`` resolves to on the cluster (once per session),
     ``None`` without one (see :mod:`slurm._client.packaging.pythons`)."""
+    found = _found_python(session, spec, resolve=True)
+    return found.executable if found is not None else None
+
+
+def _found_python(session: Session, spec: PackagingSpec, *, resolve: bool) -> FoundPython | None:
+    """What ``spec.python_version`` resolved to in this session (resolved now if
+    ``resolve``); ``None`` without one, or not resolved yet."""
     if spec.python_version is None:
         return None
     env = dict(spec.env)
@@ -294,10 +301,10 @@ def _requested(session: Session, spec: PackagingSpec) -> str | None:
     key = (spec.python_version, install_dir, spec.env)
     with session.pythons_lock:
         found = session.pythons.get(key)
-        if found is None:
+        if found is None and resolve:
             found = find_python(session.transport, spec.python_version, install_dir, env)
             session.pythons[key] = found
-    return found.executable
+    return found
 
 
 def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
@@ -370,7 +377,7 @@ def _preflight(
     if wanted and report.python is not None and not _matches(report.python.version, wanted):
         report.add(
             Finding(
-                "python_version",
+                "python_version_asked",
                 False,
                 f"packaging asks for python_version={wanted!r}, but {python} on "
                 f"{report.where} is {report.python.version}",
@@ -498,12 +505,32 @@ def envs_dir_for(session: Session, spec: PackagingSpec) -> str:
 
 
 def diagnose(session: Session) -> dict[str, Any]:
-    """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, _, report = _chosen(session, interpreter_settings(session))
+    """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding
+    (a ``python_version`` that is not there and cannot be installed is one)."""
+    settings = interpreter_settings(session)
+    try:
+        what, _, report = _chosen(session, settings)
+    except ConfigurationError as exc:
+        if settings.spec.python_version is None or _found_python(
+            session, settings.spec, resolve=False
+        ):
+            raise
+        # The other checks, with the cluster's python3; and what finding that Python said.
+        plain = dataclasses.replace(settings.spec, python_version=None)
+        what, _, report = _preflight(session, dataclasses.replace(settings, spec=plain), None)
+        report.add(Finding("python_version", False, str(exc)))
     result = report.to_dict()
     result["backend"] = session.backend_type
     result["job_base_dir"] = session.base_dir
     result["packaging"] = "environment built from wheels" if what == "env" else "none"
+    found = _found_python(session, settings.spec, resolve=False)
+    if found is not None:
+        result["python_version"] = {
+            "asked": settings.spec.python_version,
+            "executable": found.executable,
+            "version": found.version,
+            "how": HOW[found.how],
+        }
     environment = _state(session).environments.get(())
     if environment is not None:
         result["environment"] = {"key": environment.key, "python": environment.python}
