@@ -223,3 +223,21 @@ def test_an_install_directory_others_can_write_is_refused_before_anything_runs(
     os.chmod(tmp_path / "envs" / ".python", 0o777)  # noqa: S103 (what is refused)
     with pytest.raises(ConfigurationError, match="cannot be trusted"):
         _find(tmp_path, stand_ins)
+
+
+def test_the_preflight_holds_the_resolved_python_to_the_version_and_the_nodes() -> None:
+    from slurm._client.preflight import Finding, PreflightReport, PythonInfo
+
+    info = PythonInfo("/i/python3.12", "3.12.1", "linux-x86_64", "CPython", "glibc", "2.36", "/i")
+    report = PreflightReport(
+        "login", [Finding("python_on_nodes", False, "/i/python3.12 runs on login but not", "x")]
+    )
+    report.python = info
+    packaging._check_asked(report, "3.12", "/i/python3.12")
+    assert [f.name for f in report.problems] == ["python_on_nodes"]
+    assert "UV_PYTHON_INSTALL_DIR" in report.problems[0].fix
+    packaging._check_asked(report, "3.13", "/i/python3.12")
+    assert report.problems[-1].name == "python_version_asked"
+    assert "asks for python_version='3.13', but /i/python3.12 on login is 3.12.1" in (
+        report.problems[-1].detail
+    )

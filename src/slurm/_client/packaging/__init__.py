@@ -373,8 +373,16 @@ def _preflight(
         trusted=_trusted(session, settings, what),
         nodes=_node_check(session, settings, what, python),
     )
-    wanted = settings.spec.python_version
-    if wanted and report.python is not None and not _matches(report.python.version, wanted):
+    if settings.spec.python_version:
+        _check_asked(report, settings.spec.python_version, python)
+    return what, python, report
+
+
+def _check_asked(report: PreflightReport, wanted: str, python: str) -> None:
+    """The preflight's findings for the interpreter a ``python_version`` resolved to: it
+    must be that version, and the fix for one the nodes cannot start names the
+    install directory."""
+    if report.python is not None and not _matches(report.python.version, wanted):
         report.add(
             Finding(
                 "python_version_asked",
@@ -384,7 +392,15 @@ def _preflight(
                 f"pass packaging={{'python': '/path/to/python3'}} with a Python {wanted} there",
             )
         )
-    return what, python, report
+    for i, finding in enumerate(report.findings):
+        if finding.name == "python_on_nodes" and not finding.ok:
+            report.findings[i] = dataclasses.replace(
+                finding,
+                fix=f"install Python {wanted} where the nodes see it: leave "
+                "UV_PYTHON_INSTALL_DIR unset (uv installs it under the environments "
+                "directory) or set it in the packaging's env to a directory on a filesystem "
+                "the login host and the compute nodes share",
+            )
 
 
 def _fallback(
