@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,26 @@ def test_a_python_that_cannot_be_installed_is_refused_before_submission(
     assert "no Python 3.13 on" in message and "nothing was submitted" in message
     assert "uv said:" in message and "UV_PYTHON_INSTALL_MIRROR" in message
     assert not list((jobs / ".index").glob("*")) if (jobs / ".index").exists() else True
+
+
+@pytest.fixture()
+def node_local() -> Iterator[Path]:
+    """A fresh directory under this machine's /tmp (each node has its own /tmp)."""
+    path = Path(tempfile.mkdtemp(prefix="sdk-python-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_python_installed_where_the_nodes_cannot_see_it_is_refused(
+    devcluster_ssh: SshInfo, mirror: dict[str, str], tmp_path: Path, node_local: Path
+) -> None:
+    jobs = tmp_path / "jobs"
+    env = {**mirror, "UV_PYTHON_INSTALL_DIR": str(node_local / "pythons")}
+    with _cluster(devcluster_ssh, jobs, {"python_version": WANTED, "env": env}) as cluster:
+        if _runs_there(cluster, f"python{WANTED} -c pass"):
+            pytest.skip(f"python{WANTED} runs on the login host: nothing to install")
+        with pytest.raises(ConfigurationError, match="python_on_nodes") as caught:
+            cluster.submit(where)()
+    assert str(node_local / "pythons") in str(caught.value)
+    assert "leave UV_PYTHON_INSTALL_DIR unset" in str(caught.value)
+    assert (node_local / "pythons").is_dir()  # installed there: on the login host only
