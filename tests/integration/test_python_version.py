@@ -20,8 +20,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -214,14 +212,6 @@ def test_a_python_that_cannot_be_installed_is_refused_before_submission(
     assert "no Python 3.13 on" in message and "nothing was submitted" in message
     assert "uv said:" in message and "UV_PYTHON_INSTALL_MIRROR" in message
     assert not list((jobs / ".index").glob("*")) if (jobs / ".index").exists() else True
-
-
-@pytest.fixture()
-def node_local() -> Iterator[Path]:
-    """A fresh directory under this machine's /tmp (each node has its own /tmp)."""
-    path = Path(tempfile.mkdtemp(prefix="sdk-python-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_a_python_installed_where_the_nodes_cannot_see_it_is_refused(
