@@ -38,12 +38,22 @@ WANTED = "3.12"
 
 
 def _source_python() -> Path:
-    """A Python 3.12 installed on this machine (pyenv's, beside this client's), to package."""
+    """The prefix of a Python 3.12 on this machine to package: pyenv's beside this
+    client's, or one uv finds here (a standalone build already)."""
     versions = Path(sys.base_prefix).parent
     for prefix in sorted(versions.glob(f"{WANTED}.*"), reverse=True):
         if (prefix / "bin" / f"python{WANTED}").is_file():
             return prefix
-    pytest.skip(f"no Python {WANTED} beside {sys.base_prefix} to make a standalone build of")
+    found = subprocess.run(
+        ["uv", "python", "find", "--system", "--no-python-downloads", WANTED],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    binary = Path(found.stdout.strip()).resolve() if found.returncode == 0 else None
+    if binary is not None and (binary.parent.parent / "lib" / f"python{WANTED}").is_dir():
+        return binary.parent.parent
+    pytest.skip(f"no Python {WANTED} on this machine to make a standalone build of")
 
 
 def _standalone_tree(prefix: Path, tree: Path) -> str:

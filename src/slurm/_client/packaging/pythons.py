@@ -1,8 +1,9 @@
 """The Python a ``python_version=`` asks for: found on the cluster, or installed there by uv.
 
 ``packaging={"python_version": "3.12"}`` is resolved on the cluster (the login
-host over SSH, this machine locally) once per session, by one shell command,
-before the preflight and before anything is submitted. The first of these wins:
+host over SSH, this machine locally) once per session, by one shell command
+(and a second, uv's, when the first finds no match), before the preflight and
+before anything is submitted. The first of these wins:
 
 1. ``python3.12`` on the ``PATH`` of a non-interactive shell, if it runs and is
    3.12 (a pyenv shim that fails, or a ``python3.12`` that is another version,
@@ -14,7 +15,8 @@ before the preflight and before anything is submitted. The first of these wins:
 
 The install directory is ``{env_dir}/.python`` (under the job base directory by
 default), on the filesystem the compute nodes share, never a node-local
-``/tmp``; ``UV_PYTHON_INSTALL_DIR`` in the packaging's ``env`` replaces it. It
+``/tmp``; ``UV_PYTHON_INSTALL_DIR`` in the packaging's ``env`` replaces it (one
+set in the cluster's login environment does not: the nodes may not see it). It
 is created 0700 and checked to be the user's own (:mod:`slurm._transport.trust`)
 in the same command, before anything in it runs. Nothing lands in
 ``~/.local/bin`` (``--no-bin``).
@@ -38,7 +40,7 @@ from slurm._transport import trust
 from slurm._transport.base import Transport
 from slurm.errors import CommandError, ConfigurationError
 
-__all__ = ["FoundPython", "find_python", "parse_output", "path_script", "uv_script"]
+__all__ = ["HOW", "FoundPython", "find_python", "parse_output", "path_script", "uv_script"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +207,7 @@ def find_python(
         stdout += _run(transport, uv_script(version, install_dir, uv), version, env)
     found = parse_output(stdout, version, install_dir, where)
     logger.info(
-        "python_version=%s: the environment is made from %s (Python %s) on %s, %s",
+        "python_version=%s is %s (Python %s) on %s, %s",
         version,
         found.executable,
         found.version,
