@@ -23,6 +23,18 @@ def cluster(devcluster: object, tmp_path: Path) -> Iterator[Cluster]:
 
 
 @pytest.fixture()
+def node_local() -> Iterator[Path]:
+    """A fresh directory under this machine's /tmp (each node has its own /tmp: no node
+    sees it), removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="sdk-nodes-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture()
 def home_tmp(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A fresh private directory under ``$HOME`` (every node of the cluster sees it; a
     node's private ``/tmp`` would not), removed afterwards."""

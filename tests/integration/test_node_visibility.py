@@ -13,13 +13,10 @@ environment built from its base interpreter, as over SSH.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,14 +35,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _base_python() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
-
-
-@pytest.fixture()
-def node_local() -> Iterator[Path]:
-    """A fresh directory under this machine's /tmp (no node has it)."""
-    path = Path(tempfile.mkdtemp(prefix="sdk-nodes-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_a_job_base_dir_under_tmp_is_refused_before_submission(

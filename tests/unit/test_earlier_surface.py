@@ -259,7 +259,8 @@ def test_the_earlier_packaging_names_read_as_ours() -> None:
             "extras": "gpu",
         }
     )
-    assert (spec.mode, spec.installer, spec.python) == ("wheel", "pip", "python3.11")
+    assert (spec.mode, spec.installer, spec.python_version) == ("wheel", "pip", "3.11")
+    assert spec.python is None  # found (or installed) on the cluster, not a name
     assert spec.dependencies == ("rich>=13", "numpy") and spec.extras == ("gpu",)
     assert parse_spec({"type": "wheel", "dependencies": ["x"]}) != parse_spec("wheel")
 
@@ -283,7 +284,7 @@ def test_extra_index_url_and_upgrade_pip_as_the_earlier_sdk_wrote_them() -> None
     [
         ({"build_tool": "poetry"}, r"installer one of \('auto', 'uv', 'pip'\)"),
         ({"build_tool": "uv", "installer": "pip"}, "not both"),
-        ({"python_version": "three"}, "a version such as '3.11'"),
+        ({"python_version": "three"}, "a version such as '3.12'"),
         ({"python_version": "3.11", "python": "/opt/py"}, "not both"),
         ({"dependencies": [1]}, "a list of strings"),
         ({"extra_index_url": "/srv/simple"}, "file:// and its absolute path"),

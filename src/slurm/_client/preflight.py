@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slurm._slurm import probe
+from slurm._slurm.packaging import OLDEST_PYTHON
 from slurm._transport import trust
 from slurm._transport.base import Transport
 from slurm.errors import CommandError, ConfigurationError
 
 __all__ = [
+    "FIND_UV",
     "REQUIRED_COMMANDS",
     "Finding",
     "NodeCheck",
@@ -53,6 +55,15 @@ __all__ = [
 ]
 
 REQUIRED_COMMANDS = ("sbatch", "squeue", "scontrol")
+
+#: Shell that sets ``$uv`` to the cluster's ``uv`` (on the ``PATH`` or where its installers
+#: put it), empty when there is none.
+FIND_UV = (
+    'uv=""; for c in "$(command -v uv 2>/dev/null)" "$HOME/.local/bin/uv" '
+    '"$HOME/.cargo/bin/uv"; do\n'
+    '  if [ -n "$c" ] && [ -x "$c" ]; then uv=$c; break; fi\n'
+    "done\n"
+)
 
 # Runs under any Python (2.7 too), so that even a wrong interpreter reports its version.
 _PROBE = (
@@ -239,11 +250,8 @@ def build_script(
         "if srun --help 2>/dev/null | grep -q -- --container-image; then",
         '  echo "runtime|pyxis|ok|srun --container-image"; else echo "runtime|pyxis|missing|"; fi',
         *node_lines,
-        'u=$(command -v uv 2>/dev/null) || u=""',
-        'for c in "$u" "$HOME/.local/bin/uv" "$HOME/.cargo/bin/uv"; do',
-        '  if [ -n "$c" ] && [ -x "$c" ]; then echo "tool|uv|ok|$c"; exit 0; fi',
-        "done",
-        'echo "tool|uv|missing|"',
+        FIND_UV.rstrip("\n"),
+        'if [ -n "$uv" ]; then echo "tool|uv|ok|$uv"; else echo "tool|uv|missing|"; fi',
     ]
     return "\n".join(lines) + "\n"
 
@@ -425,10 +433,6 @@ def _module_finding(module: str, result: str, python: str, where: str) -> Findin
         f"{python!r} on {where} cannot import {module} ({result})",
         f"install {module} for that interpreter",
     )
-
-
-#: The oldest Python the job side runs on (the SDK's own requirement).
-OLDEST_PYTHON = (3, 11)
 
 
 def version_mismatch(info: PythonInfo, where: str) -> Finding | None:

@@ -6,7 +6,8 @@ transport, the Slurm client, the job store, the tracker) and closes them; it
 also holds the cluster's event stream (:mod:`slurm._client.events`) and what
 the client learns about the cluster while it runs, each
 piece in one place with one owner: the interpreters prepared for its jobs
-(written by :mod:`slurm._client.packaging`), the container images built or
+(written by :mod:`slurm._client.packaging`; the ``python_version`` ones found
+by :mod:`slurm._client.packaging.pythons`), the container images built or
 handed down (:mod:`slurm._client.packaging.images`), the source closures
 already on the cluster (:mod:`slurm._client.packaging.sources`) and whether
 its ``srun`` knows pyxis (asked here, once).
@@ -31,6 +32,7 @@ from slurm.errors import CommandError
 
 if TYPE_CHECKING:
     from slurm._client.learned import LearnedSizes
+    from slurm._client.packaging.pythons import FoundPython
     from slurm._client.packaging.registry import ImageReference
     from slurm._client.packaging.remote import Environment
     from slurm._client.preflight import PreflightReport
@@ -93,6 +95,10 @@ class Session:
         self.journal = journal
         self.interpreters: dict[Hashable, InterpreterState] = {}
         self.interpreters_lock = threading.Lock()
+        #: ``python_version`` requests resolved on the cluster (once per session), by
+        #: (version, install directory, env); see :mod:`slurm._client.packaging.pythons`.
+        self.pythons: dict[Hashable, FoundPython] = {}
+        self.pythons_lock = threading.Lock()
         self.images = ImageState()
         #: Source closures known to be on the cluster (their final directories).
         self.shipped_sources: set[str] = set()

@@ -14,7 +14,7 @@ from typing import Any
 
 from slurm.errors import ConfigurationError
 
-__all__ = ["BUILD_KEYS", "DISCOVER", "PackagingSpec", "parse_spec"]
+__all__ = ["BUILD_KEYS", "DISCOVER", "OLDEST_PYTHON", "PackagingSpec", "parse_spec"]
 
 #: The keys of a container build; each is also the option ``packaging_<key>``.
 BUILD_KEYS = (
@@ -49,6 +49,7 @@ _KEYS = frozenset(
         "installer",
         "extra_index_url",
         "upgrade_pip",
+        "env",
         *BUILD_KEYS,
         *_EARLIER_KEYS,
     }
@@ -56,6 +57,8 @@ _KEYS = frozenset(
 _INSTALLERS = ("auto", "uv", "pip")
 #: ``project=`` by default: find the project above the working directory.
 DISCOVER = "discover"
+#: The oldest Python the job side runs on (``python_version`` older than this is refused).
+OLDEST_PYTHON = (3, 11)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class PackagingSpec:
 
     mode: str = "auto"
     python: str | None = None
+    #: ``python_version="3.12"``: that Python on the cluster, found or installed there
+    #: (:mod:`slurm._client.packaging.pythons`); ``python`` is then ``None``.
+    python_version: str | None = None
     project: str | None = DISCOVER
     env_dir: str | None = None
     lock_timeout: float = 1800.0
@@ -75,6 +81,9 @@ class PackagingSpec:
     #: More package indexes (``extra_index_url``): asked where the dependency wheels are
     #: collected, and by the cluster's install when the offline one lacks something.
     indexes: tuple[str, ...] = ()
+    #: Environment variables (``env``) for the commands that find or install the Python
+    #: and create the environment on the cluster (``UV_PYTHON_INSTALL_MIRROR``, ...).
+    env: tuple[tuple[str, str], ...] = ()
     # packaging="container": its build keys (slurm._client.packaging.container); not part of what
     # makes an interpreter setting distinct (the code ships as with "auto").
     container: tuple[tuple[str, Any], ...] | None = field(default=None, compare=False)
@@ -101,6 +110,13 @@ def parse_spec(value: Any) -> PackagingSpec:
     installer = str(value.get("installer", "auto")).lower()
     container = None
     if mode == _CONTAINER:
+        if value.get("python_version"):
+            raise ConfigurationError(
+                f"packaging python_version={value['python_version']!r} asks for a Python on "
+                "the cluster, but with 'container' the image's own Python runs every task: "
+                "choose it in the Dockerfile (e.g. FROM python:3.12-slim) and drop "
+                "python_version."
+            )
         mode = "auto"
         container = tuple(sorted((k, value[k]) for k in BUILD_KEYS if k in value))
     elif set(value) & set(BUILD_KEYS):
@@ -129,6 +145,7 @@ def parse_spec(value: Any) -> PackagingSpec:
     return PackagingSpec(
         mode=mode,
         python=str(python) if python else None,
+        python_version=value.get("python_version"),
         project=str(project) if project else None,
         env_dir=str(env_dir) if env_dir else None,
         lock_timeout=lock_timeout,
@@ -136,6 +153,7 @@ def parse_spec(value: Any) -> PackagingSpec:
         dependencies=_strings(value, "dependencies") + _pip(value),
         extras=_strings(value, "extras"),
         indexes=_indexes(value),
+        env=_env(value),
         container=container,
     )
 
@@ -182,10 +200,43 @@ def _indexes(value: dict[str, Any]) -> tuple[str, ...]:
     return tuple(given)
 
 
+def _env(value: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """``env``: variable names to string values, sorted (part of what the spec is)."""
+    given = value.get("env") or {}
+    if not isinstance(given, dict) or not all(
+        isinstance(k, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k) and isinstance(v, str)
+        for k, v in given.items()
+    ):
+        raise ConfigurationError(
+            f"packaging env={given!r}: give a dict of environment variable names to string "
+            "values for the cluster's uv and pip, e.g. "
+            "{'UV_PYTHON_INSTALL_MIRROR': 'file:///shared/python-mirror'}."
+        )
+    return tuple(sorted(given.items()))
+
+
+def _python_version(version: Any) -> str:
+    """``python_version``: ``"3.X"`` or ``"3.X.Y"``, 3.11 or later, as given."""
+    oldest = ".".join(map(str, OLDEST_PYTHON))
+    match = re.fullmatch(r"(\d+)\.(\d+)(\.\d+)?", version) if isinstance(version, str) else None
+    if match is None:
+        hint = " (as a string: 3.10 as a number is 3.1)" if isinstance(version, float) else ""
+        raise ConfigurationError(
+            f"packaging python_version={version!r}: give a version such as '3.12' or "
+            f"'3.12.4'{hint}; the environment is made from that Python on the cluster."
+        )
+    if (int(match[1]), int(match[2])) < OLDEST_PYTHON:
+        raise ConfigurationError(
+            f"packaging python_version={version!r} is older than the Python {oldest} "
+            f"slurm-sdk needs on the cluster: ask for {oldest} or later."
+        )
+    return str(version)
+
+
 def _earlier_keys(value: dict[str, Any]) -> dict[str, Any]:
-    """The earlier SDK's ``build_tool`` (what installs the environment: ``installer``) and
-    ``python_version`` (``"3.11"``: the cluster's ``python3.11`` makes the environment),
-    spelled as ours; both given with ours is an error."""
+    """The earlier SDK's ``build_tool`` (what installs the environment: ``installer``)
+    spelled as ours (both given is an error), and its ``python_version`` (``"3.12"``)
+    checked: a version, 3.11 or later, and not with ``python``."""
     value = dict(value)
     tool = value.pop("build_tool", None)
     if tool is not None:
@@ -194,18 +245,12 @@ def _earlier_keys(value: dict[str, Any]) -> dict[str, Any]:
                 "packaging: give installer= or build_tool= (its earlier name), not both."
             )
         value["installer"] = tool
-    version = value.pop("python_version", None)
+    version = value.get("python_version")
     if version is not None:
-        text = str(version)
-        if not text.replace(".", "").isdigit() or text.count(".") > 2:
-            raise ConfigurationError(
-                f"packaging python_version={version!r}: give a version such as '3.11' "
-                "(the environment is made from python3.11 on the cluster)."
-            )
         if value.get("python"):
             raise ConfigurationError(
                 "packaging: give python= (an interpreter on the cluster) or python_version=, "
                 "not both."
             )
-        value["python"] = f"python{text}"
+        value["python_version"] = _python_version(version)
     return value

@@ -251,12 +251,14 @@ def _python(pre: dict[str, Any], add: _Add) -> None:
     python = checks.get("python", {"ok": False, "detail": "not checked", "fix": ""})
     info = pre.get("python") or {}
     if python["ok"]:
+        asked = pre.get("python_version")  # packaging={"python_version": ...}, resolved
+        how = f"; python_version={asked['asked']!r}, {asked['how']}" if asked else ""
         add(
             Check(
                 "python",
                 OK,
                 f"{info.get('executable')} {info.get('version')} "
-                f"({info.get('platform')}, {info.get('libc') or 'no libc info'})",
+                f"({info.get('platform')}, {info.get('libc') or 'no libc info'}){how}",
             )
         )
     else:

@@ -112,6 +112,7 @@ class DoctorReport:
             ],
             "partitions": [asdict(p) for p in self.partitions],
             "python": preflight.get("python"),
+            "python_version": preflight.get("python_version"),
             "uv": preflight.get("uv"),
             "runtimes": preflight.get("runtimes") or {},
             "packaging": preflight.get("packaging"),

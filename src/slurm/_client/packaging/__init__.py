@@ -33,6 +33,7 @@ The dict form takes these keys (all optional)::
     packaging={
         "type": "wheel",                     # "auto" | "wheel" | "none"
         "python": "/opt/py311/bin/python3",  # base interpreter for the env (default python3)
+        "python_version": "3.12",            # or: that Python, found or installed there
         "project": "/path/to/project",       # or None: ship only the SDK
         "env_dir": "/scratch/me/envs",       # default {job_base_dir}/.envs
         "lock_timeout": 1800,                # seconds to wait for another creator
@@ -41,6 +42,7 @@ The dict form takes these keys (all optional)::
         "extras": ["gpu"],                   # the project's extras to install too
         "extra_index_url": "https://pypi.example.org/simple",  # or a list; file:// too
         "upgrade_pip": True,                 # the environment gets a current pip
+        "env": {"UV_PYTHON_INSTALL_MIRROR": "file:///shared/mirror"},  # for uv/pip there
     }
 
 ``extra_index_url`` is asked where the dependency wheels are collected (this
@@ -50,9 +52,15 @@ when the offline one lacks something; it is part of the environment's key.
 gets a current pip (shipped as a wheel, installed offline) whichever installer
 makes it.
 
-The earlier SDK's spellings are read too: ``"inherit"`` is ``"auto"`` (a workflow's
-tasks run with what the workflow has), ``build_tool`` is ``installer`` and
-``python_version="3.11"`` is ``python="python3.11"``.
+``python_version`` (the earlier SDK's key) asks for that Python on the cluster:
+``python3.X`` on its ``PATH``, else one ``uv python find`` finds, else one ``uv
+python install`` installs under the environments directory
+(:mod:`slurm._client.packaging.pythons`); ``env`` is the environment of the
+commands that find or install it and create the environment there (uv's and
+pip's own variables).
+
+The earlier SDK's other spellings are read too: ``"inherit"`` is ``"auto"`` (a
+workflow's tasks run with what the workflow has), ``build_tool`` is ``installer``.
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 from slurm._client.packaging.deps import collect_dependencies, requirement_name
 from slurm._client.packaging.lock import LockPolicy
 from slurm._client.packaging.project import Project, find_project, read_project
+from slurm._client.packaging.pythons import HOW, FoundPython, find_python
 from slurm._client.packaging.remote import Environment, ensure_environment
 from slurm._client.packaging.wheels import (
     Wheel,
@@ -78,7 +87,7 @@ from slurm._client.packaging.wheels import (
     wheel_requirements,
     wheel_top_levels,
 )
-from slurm._client.preflight import NodeCheck, PreflightReport, run_preflight
+from slurm._client.preflight import Finding, NodeCheck, PreflightReport, run_preflight
 from slurm._client.session import InterpreterState
 from slurm._slurm import probe
 from slurm._slurm.packaging import DISCOVER, PackagingSpec, parse_spec
@@ -252,11 +261,50 @@ def _plan(session: Session, settings: InterpreterSettings) -> tuple[str, str, tu
     if explicit:
         same = session.backend_type == "local" and explicit == sys.executable
         return "as-is", explicit, () if same else ("slurm.runner",)
-    if session.backend_type == "local" and spec.mode != "wheel":
+    this_one = spec.python_version is None or _matches(_this_version(), spec.python_version)
+    if session.backend_type == "local" and spec.mode != "wheel" and this_one:
         return "as-is", sys.executable, ()
+    base = spec.python or _requested(session, spec) or "python3"
     if spec.mode == "none":
-        return "as-is", spec.python or "python3", ("slurm.runner",)
-    return "env", spec.python or "python3", ("ensurepip",)
+        return "as-is", base, ("slurm.runner",)
+    return "env", base, ("ensurepip",)
+
+
+def _this_version() -> str:
+    return ".".join(map(str, sys.version_info[:3]))
+
+
+def _matches(version: str, wanted: str) -> bool:
+    """Whether ``version`` (``3.12.1``) is what ``wanted`` (``3.12`` or ``3.12.1``) asks."""
+    return version == wanted or version.startswith(wanted + ".")
+
+
+def _requested(session: Session, spec: PackagingSpec) -> str | None:
+    """The interpreter ``python_version`` resolves to on the cluster (once per session),
+    ``None`` without one (see :mod:`slurm._client.packaging.pythons`)."""
+    found = _found_python(session, spec, resolve=True)
+    return found.executable if found is not None else None
+
+
+def _found_python(session: Session, spec: PackagingSpec, *, resolve: bool) -> FoundPython | None:
+    """What ``spec.python_version`` resolved to in this session (resolved now if
+    ``resolve``); ``None`` without one, or not resolved yet."""
+    if spec.python_version is None:
+        return None
+    env = dict(spec.env)
+    given = env.get("UV_PYTHON_INSTALL_DIR")
+    install_dir = (
+        session.transport.expand_path(given).rstrip("/")
+        if given
+        else f"{envs_dir_for(session, spec)}/.python"
+    )
+    key = (spec.python_version, install_dir, spec.env)
+    with session.pythons_lock:
+        found = session.pythons.get(key)
+        if found is None and resolve:
+            found = find_python(session.transport, spec.python_version, install_dir, env)
+            session.pythons[key] = found
+    return found
 
 
 def _uv(spec: PackagingSpec, report: PreflightReport) -> str | None:
@@ -325,7 +373,34 @@ def _preflight(
         trusted=_trusted(session, settings, what),
         nodes=_node_check(session, settings, what, python),
     )
+    if settings.spec.python_version:
+        _check_asked(report, settings.spec.python_version, python)
     return what, python, report
+
+
+def _check_asked(report: PreflightReport, wanted: str, python: str) -> None:
+    """The preflight's findings for the interpreter a ``python_version`` resolved to: it
+    must be that version, and the fix for one the nodes cannot start names the
+    install directory."""
+    if report.python is not None and not _matches(report.python.version, wanted):
+        report.add(
+            Finding(
+                "python_version_asked",
+                False,
+                f"packaging asks for python_version={wanted!r}, but {python} on "
+                f"{report.where} is {report.python.version}",
+                f"pass packaging={{'python': '/path/to/python3'}} with a Python {wanted} there",
+            )
+        )
+    for i, finding in enumerate(report.findings):
+        if finding.name == "python_on_nodes" and not finding.ok:
+            report.findings[i] = dataclasses.replace(
+                finding,
+                fix=f"install Python {wanted} where the nodes see it: leave "
+                "UV_PYTHON_INSTALL_DIR unset (uv installs it under the environments "
+                "directory) or set it in the packaging's env to a directory on a filesystem "
+                "the login host and the compute nodes share",
+            )
 
 
 def _fallback(
@@ -425,6 +500,7 @@ def _environment(
         policy=LockPolicy(timeout=spec.lock_timeout),
         requirements=wanted,
         indexes=spec.indexes,
+        env=dict(spec.env),
     )
     environment.timings["build"] = build
     shipped = ", ".join([w.filename for w in main] + wanted)
@@ -445,12 +521,32 @@ def envs_dir_for(session: Session, spec: PackagingSpec) -> str:
 
 
 def diagnose(session: Session) -> dict[str, Any]:
-    """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding."""
-    what, _, report = _chosen(session, interpreter_settings(session))
+    """Fresh preflight findings for ``cluster`` as a dict; never raises for a finding
+    (a ``python_version`` that is not there and cannot be installed is one)."""
+    settings = interpreter_settings(session)
+    try:
+        what, _, report = _chosen(session, settings)
+    except ConfigurationError as exc:
+        if settings.spec.python_version is None or _found_python(
+            session, settings.spec, resolve=False
+        ):
+            raise
+        # The other checks, with the cluster's python3; and what finding that Python said.
+        plain = dataclasses.replace(settings.spec, python_version=None)
+        what, _, report = _preflight(session, dataclasses.replace(settings, spec=plain), None)
+        report.add(Finding("python_version", False, str(exc)))
     result = report.to_dict()
     result["backend"] = session.backend_type
     result["job_base_dir"] = session.base_dir
     result["packaging"] = "environment built from wheels" if what == "env" else "none"
+    found = _found_python(session, settings.spec, resolve=False)
+    if found is not None:
+        result["python_version"] = {
+            "asked": settings.spec.python_version,
+            "executable": found.executable,
+            "version": found.version,
+            "how": HOW[found.how],
+        }
     environment = _state(session).environments.get(())
     if environment is not None:
         result["environment"] = {"key": environment.key, "python": environment.python}

@@ -186,6 +186,7 @@ def ensure_environment(
     policy: LockPolicy | None = None,
     requirements: Sequence[str] = (),
     indexes: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> Environment:
     """The environment for these wheels on the cluster, created if it does not exist yet.
 
@@ -201,6 +202,7 @@ def ensure_environment(
         requirements: More ``name==version`` lines to install (the distributions
             the shipped local source imports).
         indexes: More package indexes for the install from the index (``extra_index_url``).
+        env: More environment for the installer (the packaging's ``env``).
 
     Raises:
         ConfigurationError: The environment cannot be created (with the installer's output).
@@ -231,7 +233,16 @@ def ensure_environment(
             return Environment(key, env_dir, python, created=False, timings=timings)
         started = time.perf_counter()
         install = _create(
-            transport, env_dir, [*main, *requirements], wheels, pins, info, uv, envs_dir, indexes
+            transport,
+            env_dir,
+            [*main, *requirements],
+            wheels,
+            pins,
+            info,
+            uv,
+            envs_dir,
+            indexes,
+            env,
         )
         timings["create"] = time.perf_counter() - started
         record = {
@@ -332,6 +343,7 @@ def _create(
     uv: str | None,
     envs_dir: str,
     indexes: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> str:
     requirements = "".join(
         f"{env_dir}/wheels/{w.filename}\n" if isinstance(w, Wheel) else f"{w}\n" for w in main
@@ -341,7 +353,9 @@ def _create(
     links = [_store_path(envs_dir, w) for w in wheels]
     script = create_script(env_dir, info.executable, links, uv, indexes)
     try:
-        result = transport.run(["sh", "-c", script], check=False, timeout=_INSTALL_TIMEOUT)
+        result = transport.run(
+            ["sh", "-c", script], check=False, env=env or None, timeout=_INSTALL_TIMEOUT
+        )
     except CommandError as exc:
         raise ConfigurationError(
             f"Creating the environment {env_dir} on {transport.description} did not finish: {exc}"
