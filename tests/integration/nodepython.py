@@ -4,8 +4,10 @@ This very interpreter when the nodes can start it and import this checkout's
 SDK from where it is (a checkout on a path every node shares); otherwise (a
 clone under ``/tmp``, whose ``.venv`` and ``src`` are the login host's own)
 the environment the SDK builds from it for the local backend, in a directory
-under ``$HOME`` that every node sees. Asked once per test session, through the
-SDK's own preflight (which asks a node).
+under ``$HOME`` that every node sees, with the distributions the tests' own
+modules import beside the SDK (a task defined in a test module runs that
+module's imports on the node). Asked once per test session, through the SDK's
+own preflight (which asks a node).
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from pathlib import Path
 
 from slurm import Cluster
 from slurm._client.packaging import interpreter_for
+from slurm._client.packaging.deps import requirements_for_modules
 
 __all__ = ["node_python"]
+
+#: What the tests' modules import at their top beside the standard library and the SDK.
+TEST_IMPORTS = ("pytest", "anyio")
 
 
 @functools.cache
@@ -26,4 +32,4 @@ def node_python() -> str:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     base = root / "node-python"
     with Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug") as c:
-        return interpreter_for(c.session)
+        return interpreter_for(c.session, extras=requirements_for_modules(TEST_IMPORTS))
