@@ -36,12 +36,13 @@ from jobfuncs import CustomError, fail_with, resume_after_preemption
 from nodepython import node_python
 
 import slurm.devcluster as dc
-from slurm import Cluster, JobContext, task
+from slurm import Cluster, Job, JobContext, task
 from slurm.devcluster import Status
 from slurm.devcluster.containers import build_base_image
 from slurm.devcluster.registry import push_image, tag_digest
 from slurm.devcluster.settings import env_port_base
-from slurm.errors import ConfigurationError, DevclusterError, InvalidOptionError
+from slurm.errors import ConfigurationError, DevclusterError, InvalidOptionError, SlurmError
+from slurm.inspect import JobPaths
 
 pytestmark = pytest.mark.release
 
@@ -529,6 +530,16 @@ def _on_login(st: Status, *argv: str) -> str:
     return out.stdout.strip()
 
 
+def _left_by(job: Job[Any], work: Path) -> str:
+    """The work directory's files and the job's run log and stderr, for a failure."""
+    paths = JobPaths(job.job_dir)
+    parts = [f"work: {sorted(p.name for p in work.iterdir())}"]
+    for name, path in (("run log", paths.runs), ("stderr", paths.stderr)):
+        with contextlib.suppress(OSError):
+            parts.append(f"--- {name} ---\n{Path(path).read_text()[-4000:]}")
+    return "\n".join(parts)
+
+
 def test_a_preempted_task_in_a_sif_resumes_from_its_checkpoint(
     acluster: Status, sif: str, home_tmp: Path
 ) -> None:
@@ -537,8 +548,9 @@ def test_a_preempted_task_in_a_sif_resumes_from_its_checkpoint(
     work = home_tmp / "work"
     work.mkdir()
     with _ssh(acluster, home_tmp / "jobs", default_options={"container_runtime": "apptainer"}):
+        # Apptainer's own processes count in the step's memory (71 MB seen at 64M).
         job = resume_after_preemption.with_options(
-            container_image=sif, container_mounts=f"{work}:{work}"
+            container_image=sif, container_mounts=f"{work}:{work}", mem="256M"
         )(str(work))
         deadline = time.monotonic() + _TIMEOUT
         while not (work / "started").exists():
@@ -550,7 +562,10 @@ def test_a_preempted_task_in_a_sif_resumes_from_its_checkpoint(
             acluster, "sbatch", "--parsable", "-p", "urgent", "-w", node, f"-c{cpus}",
             "--mem=512M", "-J", "preemptor", "-o", "/dev/null", "--wrap", "sleep 2",
         )  # fmt: skip
-        result = job.get_result(timeout=_TIMEOUT)
+        try:
+            result = job.get_result(timeout=_TIMEOUT)
+        except SlurmError as exc:  # what the runs left: a lost checkpoint, or a slow start
+            raise AssertionError(f"{exc}\n{_left_by(job, work)}") from exc
     assert result["restart"] >= 1
     assert result["resumed_from"]["python"] == "/usr/bin/python3"  # saved inside the image
     assert result["resumed_from"]["steps"] > 0

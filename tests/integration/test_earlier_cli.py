@@ -265,7 +265,8 @@ def test_jobs_debug_forwards_to_debugpy_on_the_node_over_ssh(
         backend_type="local", job_base_dir=cluster.base_dir, default_partition="debug",
         callbacks=callbacks,
     ) as c:  # fmt: skip
-        job = c.submit(jobfuncs.after_file)(str(flag), "debugged")
+        # debugpy and its adapter process count in the job's memory (killed at 64M once).
+        job = c.submit(jobfuncs.after_file.with_options(mem="512M"))(str(flag), "debugged")
         _running(job)
         ssh = devcluster.ssh
         server = subprocess.Popen(
