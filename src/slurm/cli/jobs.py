@@ -392,9 +392,9 @@ def cancel(job_ids: tuple[str, ...], **options: Any) -> None:
 def connect(
     job_id: str, command: tuple[str, ...], node: str | None, no_container: bool, **options: Any
 ) -> None:
-    """A shell on a running job's node, inside its allocation (``srun --overlap``); for a
-    task in a pyxis container, inside that running container (``--no-container``: the
-    node).
+    """A shell on a running job's node, inside its allocation (``srun --overlap``), in
+    the job's directory; for a task in a pyxis container, inside that running container
+    (``--no-container``: the node).
 
     With a COMMAND (after ``--``), run it there instead and print its output:
     ``slurm jobs connect 123 -- nvidia-smi``; ``--node node2`` picks another node
@@ -407,7 +407,9 @@ def connect(
                 f"Job {job_id} is not running, so it has no node to connect to; "
                 "`slurm jobs show` tells its state."
             )
-        step = ["srun", f"--jobid={job.id}", "--overlap"]
+        # In the job's directory, which every node sees (not this shell's, which a node
+        # may not: slurmstepd would complain into the output and go to /tmp).
+        step = ["srun", f"--jobid={job.id}", "--overlap", f"--chdir={job.job_dir}"]
         if node is not None:
             step += [f"--nodelist={node}", "--nodes=1", "--ntasks=1"]
         if not no_container:
