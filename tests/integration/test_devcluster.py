@@ -22,7 +22,11 @@ from slurm.devcluster import SshInfo, Status
 
 
 def sh(*argv: str, timeout: float = 60) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    """Run a command here, from ``/``: a job it submits starts where its nodes can go (from
+    a clone under this machine's /tmp, slurmstepd would say it cannot, in the job's output)."""
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, check=False, cwd="/"
+    )
     assert proc.returncode == 0, f"{argv} failed ({proc.returncode}): {proc.stderr}"
     return proc.stdout.strip()
 
