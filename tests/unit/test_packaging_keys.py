@@ -214,7 +214,7 @@ def test_extra_index_urls_reach_the_collection_and_the_cluster_install(
     script = create_script("/env", "/usr/bin/python3", [], "/usr/bin/uv", urls)
     fallback = next(line for line in script.splitlines() if line.startswith("  inst --find"))
     assert fallback == (
-        '  inst --find-links "$env/wheels" --extra-index-url https://pypi.example.org/simple '
+        "  inst --find-links ./wheels --extra-index-url https://pypi.example.org/simple "
         "--extra-index-url 'file:///srv/it'\"'\"'s/simple' || exit 1"
     )
     assert "--extra-index-url" not in script.split("then mode=offline")[0]  # not offline

@@ -153,7 +153,9 @@ def create_script(
         "for f in " + " ".join(q(link) for link in links) + "; do",
         '  ln -s -- "$f" "$env/wheels/" || exit 1',
         "done",
-        'req="$env/requirements.txt"; con="$env/constraints.txt"',
+        # The installer's own arguments are relative to "$env": uv reads " #" in a path
+        # (a base directory's name) as the start of a comment.
+        "req=./requirements.txt; con=./constraints.txt",
         'if [ -n "$uv" ]; then',
         '  "$uv" venv --quiet --python "$base" "$env/venv" || exit 1',
         '  inst() { "$uv" pip install --python "$env/venv/bin/python" --link-mode copy '
@@ -162,10 +164,10 @@ def create_script(
         '  "$base" -m venv "$env/venv" || exit 1',
         '  inst() { "$env/venv/bin/python" -m pip install --no-input "$@" -r "$req" -c "$con"; }',
         "fi",
-        'if inst --no-index --find-links "$env/wheels"; then mode=offline',
+        'if inst --no-index --find-links ./wheels; then mode=offline',
         "else",
         '  echo "slurm-sdk: the offline install failed; installing from the package index" >&2',
-        f'  inst --find-links "$env/wheels"{more} || exit 1',
+        f"  inst --find-links ./wheels{more} || exit 1",
         "  mode=index",
         "fi",
         f'"$env/venv/bin/python" -c {q(check)} || exit 1',
@@ -345,8 +347,10 @@ def _create(
     indexes: Sequence[str] = (),
     env: dict[str, str] | None = None,
 ) -> str:
+    # Relative to "$env", where the script runs the install: a wheel's file name is safe
+    # for a requirements file, a base directory named with spaces, quotes or newlines is not.
     requirements = "".join(
-        f"{env_dir}/wheels/{w.filename}\n" if isinstance(w, Wheel) else f"{w}\n" for w in main
+        f"./wheels/{w.filename}\n" if isinstance(w, Wheel) else f"{w}\n" for w in main
     )
     transport.write_text(f"{env_dir}/requirements.txt", requirements, mode=0o644)
     transport.write_text(f"{env_dir}/constraints.txt", "".join(f"{p}\n" for p in pins))
