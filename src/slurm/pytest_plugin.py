@@ -192,23 +192,46 @@ def _slurm_job_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(shared, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def _slurm_node_python(slurm_devcluster: Status | None, _slurm_job_root: Path) -> str | None:
+    """On the dev cluster, this interpreter if its nodes can start it; else (a virtual
+    environment under ``/tmp``, which only this host has) the environment the SDK
+    builds from it for jobs, with the pytest that test modules import."""
+    if slurm_devcluster is None:
+        return None
+    from slurm import Cluster
+
+    with Cluster(
+        backend_type="local",
+        job_base_dir=str(_slurm_job_root / "python"),
+        default_partition=slurm_devcluster.default_partition,
+        packaging={"dependencies": [f"pytest=={pytest.__version__}"]},
+    ) as cluster:
+        return cluster.python
+
+
 @pytest.fixture
 def slurm_cluster_options(
     slurm_backend: str,
     slurm_devcluster: Status | None,
     _slurm_job_root: Path,
+    _slurm_node_python: str | None,
     request: pytest.FixtureRequest,
 ) -> dict[str, Any]:
     """Keyword arguments for ``Cluster(...)``; override this fixture to change them.
 
-    On the dev cluster (this machine): jobs run with this interpreter and go
-    in the session's temporary directory. On a named cluster: the SDK's
-    defaults (``~/.slurm-sdk/jobs``, your code shipped as wheels).
+    On the dev cluster (this machine): jobs run with this interpreter (or, when
+    the nodes cannot start it, an environment built from it) and go in the
+    session's temporary directory. On a named cluster: the SDK's defaults
+    (``~/.slurm-sdk/jobs``, your code shipped as wheels).
     """
     target = _target(request.config)
     options: dict[str, Any] = {"backend_type": slurm_backend}
     if slurm_devcluster is not None:
-        options["python"] = sys.executable
+        # Not given, the local backend builds that environment per call, with what each
+        # call imports.
+        if slurm_backend == "ssh" or _slurm_node_python == sys.executable:
+            options["python"] = _slurm_node_python
         options["job_base_dir"] = str(_slurm_job_root / slurm_backend)
         options["default_partition"] = slurm_devcluster.default_partition
         if slurm_backend == "ssh":

@@ -12,11 +12,11 @@ import json
 import os
 import pwd
 import socket
-import sys
 from pathlib import Path
 
 from _sshd import keygen, ssh_transport, start_sshd
 from click.testing import CliRunner, Result
+from nodepython import node_python
 
 from slurm import Cluster
 from slurm._client.doctor import CHECK_NAMES
@@ -56,7 +56,7 @@ def test_over_ssh_json(devcluster_ssh: SshInfo, tmp_path: Path) -> None:
         "--username",
         devcluster_ssh.username,
         "--python",
-        sys.executable,
+        node_python(),
         "--job-base-dir",
         str(tmp_path / "jobs"),
         "--json",

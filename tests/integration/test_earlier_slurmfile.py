@@ -4,12 +4,12 @@ locally, and over SSH through the dev cluster's alias, by ``Cluster.from_env`` a
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import jobfuncs
 import pytest
 from click.testing import CliRunner
+from nodepython import node_python
 
 from slurm import Cluster
 from slurm.callbacks import LoggerCallback
@@ -44,7 +44,7 @@ job_base_dir = "{tmp_path / "ssh-jobs"}"
 [login.cluster.backend_config]
 hostname = "{devcluster.ssh.alias}"
 username = "{devcluster.ssh.username}"
-python = "{sys.executable}"
+python = "{node_python()}"
 """
     )
     path.chmod(0o600)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import jobfuncs
 import pytest
+from nodepython import node_python
 
 from slurm import Cluster
 from slurm.devcluster import Status
@@ -106,7 +106,7 @@ def test_one_task_keeps_the_plain_path(cluster: Cluster) -> None:
 
 
 def test_torch_gloo_all_reduce_across_two_nodes_of_two_tasks(
-    cluster: Cluster, devcluster: Status
+    devcluster: Status, tmp_path: Path
 ) -> None:
     # Installed here means installed on every node (a shared environment); not imported
     # here, where its import warns that numpy is missing.
@@ -116,8 +116,14 @@ def test_torch_gloo_all_reduce_across_two_nodes_of_two_tasks(
             "(`make test` does it first)",
             pytrace=False,
         )
-    job = jobfuncs.torch_allreduce.with_options(**four_ranks(devcluster))()
-    results = job.get_results(timeout=300)
+    # The SDK's example imports torch in its body, which no closure walk sees: from a
+    # clone under /tmp the nodes' environment gets it by name.
+    with Cluster(
+        backend_type="local", job_base_dir=str(tmp_path / "jobs"), default_partition="debug",
+        python=node_python("torch"),
+    ) as cluster:  # fmt: skip
+        job = cluster.submit(jobfuncs.torch_allreduce.with_options(**four_ranks(devcluster)))()
+        results = job.get_results(timeout=300)
     assert [r["rank"] for r in results] == [0, 1, 2, 3]
     assert [r["sum"] for r in results] == [10.0] * 4  # 1 + 2 + 3 + 4
     if len(devcluster.nodes) > 1:
@@ -132,7 +138,7 @@ def test_the_torch_example_all_reduces_across_its_ranks(devcluster: Status, tmp_
         )
     shape = four_ranks(devcluster)
     out = subprocess.run(
-        [sys.executable, "-m", "slurm.examples.torch_distributed", "--backend", "local",
+        [node_python("torch"), "-m", "slurm.examples.torch_distributed", "--backend", "local",
          "--job-base-dir", str(tmp_path), "--partition", "debug",
          "--nodes", str(shape["nodes"]), "--ntasks-per-node", str(shape["ntasks_per_node"])],
         capture_output=True,

@@ -222,19 +222,22 @@ def test_two_clusters_preparing_the_same_env_create_it_once(
 def test_env_created_with_venv_and_pip_when_uv_is_not_used(
     devcluster_ssh: SshInfo, project: Path, tmp_path: Path
 ) -> None:
-    """Clusters without uv: ``python3 -m venv`` and pip, offline from the shipped wheels."""
+    """Clusters without uv: ``python3 -m venv`` and pip, offline from the shipped wheels;
+    the earlier SDK's ``dependencies`` installed beside the project, which does not need them."""
     with Cluster(
         backend_type="ssh",
         hostname=devcluster_ssh.alias,
         username=devcluster_ssh.username,
         job_base_dir=str(tmp_path / "jobs"),
         default_partition="debug",
-        packaging={"project": str(project), "installer": "pip"},
+        packaging={"project": str(project), "installer": "pip", "dependencies": ["iniconfig"]},
     ) as cluster:
         env = environment_for(cluster.session)
         assert env is not None and env.created and env.install == "offline"
         print("pip env created in", env.timings)
         assert (Path(env.path) / "venv" / "bin" / "pip").exists()  # made by venv, not uv
+        installed = [p.name for p in (Path(env.path) / "venv").glob("lib/python*/site-packages/*")]
+        assert "iniconfig" in installed, installed
         sys.path.insert(0, str(project))
         try:
             from orbit.tasks import where  # type: ignore[import-not-found]

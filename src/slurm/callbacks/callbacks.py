@@ -185,12 +185,16 @@ class BaseCallback:
             hooks then never run.
         hook_timeout_secs: how long one hook may take before the job goes on
             without it (None: as long as it takes).
+        job_modules: top-level modules the node-side hooks import; where the SDK
+            builds the job's environment, the installed distributions that provide
+            them join it, at this client's versions.
     """
 
     execution_loci: ClassVar[Mapping[str, ExecutionLocus | str]] = {}
     poll_interval_secs: float | None = None
     requires_pickling: bool = True
     hook_timeout_secs: float | None = DEFAULT_HOOK_TIMEOUT
+    job_modules: tuple[str, ...] = ()
 
     def on_submit(self, job: Any) -> None:
         """Right after a job (or array) was accepted by sbatch, with the Job (or ArrayJob)."""

@@ -24,7 +24,8 @@ class DebugCallback(BaseCallback):
         host: the address debugpy binds (``$DEBUGPY_HOST``).
         log_connection_info: log the node, port and how to attach.
 
-    debugpy must be installed where the job runs; without it the hook logs a
+    debugpy must be installed where the job runs: where the SDK builds the job's
+    environment, the debugpy installed here joins it; without it the hook logs a
     warning and the job runs as usual. Reach the port through an SSH tunnel to
     the node (``ssh -L 5678:NODE:5678 login``), then attach.
     """
@@ -32,6 +33,7 @@ class DebugCallback(BaseCallback):
     execution_loci: ClassVar[Mapping[str, ExecutionLocus | str]] = {
         "on_begin_run_job_ctx": ExecutionLocus.RUNNER,
     }
+    job_modules = ("debugpy",)  # imported in the hook, so no closure walk finds it
 
     def __init__(
         self,

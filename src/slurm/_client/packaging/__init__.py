@@ -487,6 +487,8 @@ def _environment(
             deps = collect_dependencies(
                 [*requirements, *wanted], names, report.python, spec.indexes
             )
+        # Asked for by name, so installed by name: collected, they are only on offer.
+        wanted = [*spec.dependencies, *wanted]
     build = time.perf_counter() - started
     transport = session.transport
     environment = ensure_environment(

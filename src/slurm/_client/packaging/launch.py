@@ -115,8 +115,10 @@ def launch_for(
     built = False if as_is else uses_environment(session, settings)
     roots = call_roots(task.unwrapped, task.reference_module, [*_arguments(calls), *also])
     closure = find_closure(roots, exclude=provided_names(session, settings) if built else ())
-    # The installed distributions the call's code imports join the environment.
-    extras = requirements_for_modules(closure.installed) if built else ()
+    # The installed distributions the call's code imports join the environment, and
+    # those the callbacks' node-side hooks say they import.
+    wanted = [*closure.installed, *(m for obj in also for m in getattr(obj, "job_modules", ()))]
+    extras = requirements_for_modules(wanted) if built else ()
     python = packaging.interpreter_for(session, settings, extras)
     if not closure.units:
         return Launch(python, python_version=version())

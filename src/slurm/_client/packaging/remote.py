@@ -164,7 +164,7 @@ def create_script(
         '  "$base" -m venv "$env/venv" || exit 1',
         '  inst() { "$env/venv/bin/python" -m pip install --no-input "$@" -r "$req" -c "$con"; }',
         "fi",
-        'if inst --no-index --find-links ./wheels; then mode=offline',
+        "if inst --no-index --find-links ./wheels; then mode=offline",
         "else",
         '  echo "slurm-sdk: the offline install failed; installing from the package index" >&2',
         f"  inst --find-links ./wheels{more} || exit 1",
