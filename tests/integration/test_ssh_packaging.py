@@ -249,6 +249,36 @@ def test_env_created_with_venv_and_pip_when_uv_is_not_used(
     assert result["module"].startswith(env.path + "/venv/lib/")
 
 
+def test_a_callbacks_job_modules_join_the_built_environment(
+    devcluster_ssh: SshInfo, project: Path, tmp_path: Path
+) -> None:
+    """DebugCallback imports debugpy in its hook, which no closure walk sees: its
+    ``job_modules`` put this client's debugpy in the environment built over SSH."""
+    from slurm.callbacks import DebugCallback
+
+    with Cluster(
+        backend_type="ssh",
+        hostname=devcluster_ssh.alias,
+        username=devcluster_ssh.username,
+        job_base_dir=str(tmp_path / "jobs"),
+        default_partition="debug",
+        packaging={"project": str(project)},
+        callbacks=[DebugCallback(port=20000 + os.getpid() % 20000)],
+    ):
+        sys.path.insert(0, str(project))
+        try:
+            from orbit.tasks import where
+
+            job = where.with_options(mem="512M")(4)  # debugpy's adapter counts in it
+            result = job.get_result(timeout=240)
+        finally:
+            sys.path.remove(str(project))
+        stderr = job.get_stderr()
+    assert result["executable"].startswith(str(tmp_path / "jobs" / ".envs"))
+    assert "debugpy listens on" in stderr, stderr
+    assert "debugpy is not installed" not in stderr
+
+
 def test_explicit_interpreter_is_used_as_is_without_packaging(
     devcluster_ssh: SshInfo, tmp_path: Path
 ) -> None:
