@@ -274,7 +274,9 @@ def test_jobs_debug_forwards_to_debugpy_on_the_node_over_ssh(
              "--local-port", "0", "--hostname", ssh.alias, "--username", ssh.username,
              "--job-base-dir", cluster.base_dir],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints every thread
         )  # fmt: skip
+        stuck = ""
         try:
             assert server.stdout is not None
             first = server.stdout.readline()
@@ -297,8 +299,13 @@ def test_jobs_debug_forwards_to_debugpy_on_the_node_over_ssh(
             assert answer["success"] is True
         finally:
             server.send_signal(signal.SIGINT)
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # once in a fresh-clone run: say where it hung
+                server.send_signal(signal.SIGABRT)
+                stuck = server.communicate(timeout=30)[0]
             if server.stdout is not None:
                 server.stdout.close()
             flag.write_text("")
+        assert not stuck, f"slurm jobs debug did not stop on Ctrl-C within 30 s:\n{stuck}"
         assert job.get_result(timeout=_TIMEOUT) == "debugged"
