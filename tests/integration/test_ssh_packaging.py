@@ -153,6 +153,28 @@ def _mtimes(directory: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+def _ssh_cluster(ssh: SshInfo, tmp_path: Path, **kwargs: Any) -> Cluster:
+    """A cluster reached over the dev cluster's SSH alias, jobs under ``tmp_path/jobs``."""
+    return Cluster(
+        backend_type="ssh",
+        hostname=ssh.alias,
+        username=ssh.username,
+        job_base_dir=str(tmp_path / "jobs"),
+        default_partition="debug",
+        **kwargs,
+    )
+
+
+def _where(project: Path) -> Any:
+    """The project's ``orbit.tasks.where`` task, imported from its sources here."""
+    sys.path.insert(0, str(project))
+    try:
+        from orbit.tasks import where  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(project))
+    return where
+
+
 def test_project_runs_from_its_shipped_wheel_and_the_env_is_reused(
     devcluster_ssh: SshInfo, project: Path, tmp_path: Path
 ) -> None:
@@ -224,27 +246,15 @@ def test_env_created_with_venv_and_pip_when_uv_is_not_used(
 ) -> None:
     """Clusters without uv: ``python3 -m venv`` and pip, offline from the shipped wheels;
     the earlier SDK's ``dependencies`` installed beside the project, which does not need them."""
-    with Cluster(
-        backend_type="ssh",
-        hostname=devcluster_ssh.alias,
-        username=devcluster_ssh.username,
-        job_base_dir=str(tmp_path / "jobs"),
-        default_partition="debug",
-        packaging={"project": str(project), "installer": "pip", "dependencies": ["iniconfig"]},
-    ) as cluster:
+    packaging = {"project": str(project), "installer": "pip", "dependencies": ["iniconfig"]}
+    with _ssh_cluster(devcluster_ssh, tmp_path, packaging=packaging) as cluster:
         env = environment_for(cluster.session)
         assert env is not None and env.created and env.install == "offline"
         print("pip env created in", env.timings)
         assert (Path(env.path) / "venv" / "bin" / "pip").exists()  # made by venv, not uv
         installed = [p.name for p in (Path(env.path) / "venv").glob("lib/python*/site-packages/*")]
         assert "iniconfig" in installed, installed
-        sys.path.insert(0, str(project))
-        try:
-            from orbit.tasks import where  # type: ignore[import-not-found]
-
-            result = where(3).get_result(timeout=240)
-        finally:
-            sys.path.remove(str(project))
+        result = _where(project)(3).get_result(timeout=240)
     assert result["executable"] == env.python
     assert result["module"].startswith(env.path + "/venv/lib/")
 
@@ -256,23 +266,12 @@ def test_a_callbacks_job_modules_join_the_built_environment(
     ``job_modules`` put this client's debugpy in the environment built over SSH."""
     from slurm.callbacks import DebugCallback
 
-    with Cluster(
-        backend_type="ssh",
-        hostname=devcluster_ssh.alias,
-        username=devcluster_ssh.username,
-        job_base_dir=str(tmp_path / "jobs"),
-        default_partition="debug",
-        packaging={"project": str(project)},
-        callbacks=[DebugCallback(port=20000 + os.getpid() % 20000)],
+    debug = DebugCallback(port=20000 + os.getpid() % 20000)
+    with _ssh_cluster(
+        devcluster_ssh, tmp_path, packaging={"project": str(project)}, callbacks=[debug]
     ):
-        sys.path.insert(0, str(project))
-        try:
-            from orbit.tasks import where
-
-            job = where.with_options(mem="512M")(4)  # debugpy's adapter counts in it
-            result = job.get_result(timeout=240)
-        finally:
-            sys.path.remove(str(project))
+        job = _where(project).with_options(mem="512M")(4)  # debugpy's adapter counts in it
+        result = job.get_result(timeout=240)
         stderr = job.get_stderr()
     assert result["executable"].startswith(str(tmp_path / "jobs" / ".envs"))
     assert "debugpy listens on" in stderr, stderr
