@@ -121,6 +121,15 @@ def test_time_limit_checkpoints_requeues_and_resumes(cluster: Cluster, tmp_path:
     assert "requeued-time-limit" in Path(job.runs_path).read_text()
 
 
+def test_a_warning_that_came_while_the_script_started_is_not_lost(cluster: Cluster) -> None:
+    """Slurm sends its time-limit warning once; one that came before Python took USR1
+    over is lost. The runner keeps the time itself: the job is requeued, not timed out."""
+    job = jobfuncs.warned_while_the_script_starts()
+    assert job.get_result(timeout=200) == 1
+    assert job.requeue_count == 1
+    assert "requeued-time-limit" in Path(job.runs_path).read_text()
+
+
 def _run_log(job: Job[Any]) -> list[str]:
     return [line.split()[1] for line in Path(job.runs_path).read_text().splitlines()]
 

@@ -240,3 +240,68 @@ def test_the_fingerprint_is_the_content_written_not_the_names_of_temporaries(
     (tmp_path / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"")
     assert stop_watching() == []
     assert outcome_text(raised=OSError("x")) == "raised builtins.OSError"
+
+
+# --- the runner's own clock --------------------------------------------------------------
+
+
+def _keeping_time(warn_at: float, left: float | None) -> tuple[Guard, list[float]]:
+    guard = Guard()
+    guard._owner = os.getpid()  # as install() does, leaving USR1 to the test's handler
+    guard.time_left = lambda job_id: left
+    slept: list[float] = []
+    guard.sleep = slept.append
+    guard.clock = lambda: 1000.0
+    guard.configure(can_requeue=True, needs_checkpoint=False, grace=45, job_id="7", warn_at=warn_at)
+    return guard, slept
+
+
+def test_a_warning_slurm_never_delivered_is_given_by_the_runner_at_its_time(
+    usr1_seen: list[int], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Due at 1015 and it is 1000: the clock waits 15 s, squeue says 45 s are left, and
+    the runner warns itself (Slurm's one USR1 came while the script ignored it)."""
+    _, slept = _keeping_time(1015.0, 45.0)
+    _wait_for(usr1_seen)
+    assert usr1_seen == [signal.SIGUSR1] and slept == [15.0]
+    assert "did not reach the job" in capfd.readouterr().err
+
+
+def test_when_squeue_cannot_tell_the_scripts_time_decides(usr1_seen: list[int]) -> None:
+    """A warning held while squeue cannot answer waits for the time the script gave,
+    not a moment less (delivered at once, it would come before the checkpoint)."""
+    guard = Guard()
+    guard.time_left = lambda job_id: None
+    slept: list[float] = []
+    guard.sleep = slept.append
+    guard.clock = lambda: 1000.0
+    guard._handle(signal.SIGUSR1, None)  # early, before the policy
+    guard.configure(can_requeue=True, needs_checkpoint=True, grace=45, job_id="7", warn_at=1012)
+    _wait_for(usr1_seen)
+    assert usr1_seen == [signal.SIGUSR1] and slept == [12.0]
+
+
+def test_the_clock_stays_quiet_once_slurm_warned(usr1_seen: list[int]) -> None:
+    guard = Guard()
+    guard._owner = os.getpid()
+    gate: list[float] = []
+    guard.sleep = gate.append
+    guard.clock = lambda: 1000.0
+    guard.time_left = lambda job_id: 45.0
+    guard._due = True  # Slurm's warning came and was delivered
+    guard.configure(can_requeue=True, needs_checkpoint=False, grace=45, job_id="7", warn_at=990)
+    time.sleep(0.2)
+    assert usr1_seen == []
+
+
+def test_no_clock_without_a_requeue_to_make_or_in_a_forked_call(usr1_seen: list[int]) -> None:
+    """A call that cannot be requeued, and a guard whose handlers belong to another
+    process (a packed call forked from its element), keep no time."""
+    never = Guard()
+    never._owner = os.getpid()
+    never.configure(can_requeue=False, needs_checkpoint=False, grace=45, job_id="7", warn_at=990)
+    forked = Guard()
+    forked._owner = os.getpid() + 1
+    forked.configure(can_requeue=True, needs_checkpoint=False, grace=45, job_id="7", warn_at=990)
+    time.sleep(0.2)
+    assert usr1_seen == [] and not never._keeping_time and not forked._keeping_time

@@ -47,11 +47,16 @@ from slurm._client.tasks import SubmittedTask
 from slurm._slurm.container import ContainerSpec, asks_for_gpus, container_spec
 from slurm._slurm.options import literal_filename_pattern, module_lines
 from slurm._slurm.pack import Packing, element_options
-from slurm._slurm.retry import Attempt, Retry, limits_of
+from slurm._slurm.retry import Attempt, Retry, limits_of, time_seconds
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
 from slurm._wire.cache import CacheEntry
 from slurm._wire.callbacks import dumps_callbacks
-from slurm._wire.env import CONTAINER_VARIABLE, DONE_DIR_VARIABLE, PACK_CALLS_VARIABLE
+from slurm._wire.env import (
+    CONTAINER_VARIABLE,
+    DONE_DIR_VARIABLE,
+    PACK_CALLS_VARIABLE,
+    WARN_AT_VARIABLE,
+)
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.layout import JobPaths, job_comment, log_patterns, outcome_of
 from slurm._wire.pack import PackPlan
@@ -693,7 +698,7 @@ def _render(
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
-        setup = ["trap '' USR1", *setup]
+        setup = ["trap '' USR1", *_warning_due(options, resolved.policy), *setup]
     setup = [*setup, *ABSOLUTE_PYTHONPATH]  # the runner's sys.path: never the working dir
     command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
@@ -726,6 +731,16 @@ def _render(
         setup=list(setup),
     )
     return options, script
+
+
+def _warning_due(options: Mapping[str, Any], policy: RunPolicy) -> list[str]:
+    """The script line that tells the runner when Slurm's time-limit warning is due:
+    Slurm sends it once, and one that came while the script ignored it is lost."""
+    limit = time_seconds(options["time"]) if options.get("time") is not None else None
+    if not limit or not policy.requeue_grace or limit <= policy.requeue_grace:
+        return []
+    now = "${EPOCHSECONDS:-$(date +%s)}"  # bash 5 has it without a fork
+    return [f"export {WARN_AT_VARIABLE}=$(( {now} + {limit - policy.requeue_grace} ))"]
 
 
 def _write_files(

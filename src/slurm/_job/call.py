@@ -197,6 +197,8 @@ def call(
         try:
             if guard is not None:
                 guard.in_task = True
+                if guard.signum is not None:  # warned since the check above
+                    raise Interrupted(guard.signum)
             value = fn(*args, **kwargs)
         except Interrupted:
             raise

@@ -27,7 +27,12 @@ from slurm._job.outputs import (
 )
 from slurm._job.signals import Guard, Interrupted, requeue_request, requeue_self
 from slurm._wire.callbacks import loads_callbacks
-from slurm._wire.env import CODE_DIR_VARIABLE, CONTAINER_VARIABLE, DONE_DIR_VARIABLE
+from slurm._wire.env import (
+    CODE_DIR_VARIABLE,
+    CONTAINER_VARIABLE,
+    DONE_DIR_VARIABLE,
+    WARN_AT_VARIABLE,
+)
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, envelope_for_exception, loads_payload
 
@@ -102,6 +107,8 @@ def run_call(
             grace=payload.policy.requeue_grace,
             job_id=env.get("SLURM_JOB_ID", ""),
             previous_progress=previous_progress(runs_path),
+            # Slurm warns the batch step, never a rank: ranks keep no time of their own.
+            warn_at=_number(env.get(WARN_AT_VARIABLE)) if rank is None else None,
         )
         if restart > max_requeues:
             raise RuntimeError(
@@ -132,6 +139,14 @@ def run_call(
     if rank is None:
         drop_marker(done_dir, marker or job_id)
     return 0 if envelope.ok else 1
+
+
+def _number(text: str | None) -> float | None:
+    """A number the batch script set, or None when it did not (or not as a number)."""
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 def write_result(

@@ -49,6 +49,12 @@ class Guard:
     left (``squeue`` tells the time left), and one that comes before the
     runner has read the call's policy waits for it (:meth:`configure`).
 
+    Slurm sends that warning once. One that came while the batch script still
+    ignored USR1 (before Python installed its handler) is lost, so the runner
+    also keeps its own time: at ``warn_at`` (when the warning was due, from the
+    script's start and the job's time limit) with no warning seen, it asks
+    ``squeue`` as for an early one and warns itself.
+
     A requeued call whose checkpoint callbacks wrote nothing new since the run
     before (the same :func:`~slurm._job.progress.fingerprint` as
     ``previous_progress``) is not requeued again: it runs on into its TIMEOUT,
@@ -80,10 +86,16 @@ class Guard:
         self.stalled = False
         #: Notes an event of the run log: (event, progress fingerprint).
         self.record: Callable[[str, str | None], None] = lambda event, progress: None
+        #: When the warning is due (``time.time()``; None: unknown), by the batch script.
+        self.warn_at: float | None = None
+        self.clock: Callable[[], float] = time.time
+        self._owner: int | None = None  # the process whose handlers these are
+        self._keeping_time = False
 
     def install(self) -> None:
         for signum in (signal.SIGUSR1, signal.SIGTERM):
             signal.signal(signum, self._handle)
+        self._owner = os.getpid()
 
     def configure(
         self,
@@ -93,16 +105,40 @@ class Guard:
         grace: float | None,
         job_id: str,
         previous_progress: str | None = None,
+        warn_at: float | None = None,
     ) -> None:
         """The call's policy, once the runner has read it; a warning that came before
-        is handled now."""
+        is handled now. ``warn_at``: when Slurm's warning is due (see the class)."""
         self.previous_progress = previous_progress
         self.can_requeue = can_requeue
         self.needs_checkpoint = needs_checkpoint
         self.grace = grace
         self.job_id = job_id
+        self.warn_at = warn_at
         self._configured = True
         if self._warned_early:
+            self._hold_until_due()
+        elif can_requeue and grace is not None and warn_at is not None:
+            self._keep_time()
+
+    def _keep_time(self) -> None:
+        """In a thread of the process that installed the handlers (not a forked call):
+        at ``warn_at``, warn this process if Slurm's warning has not come."""
+        if self._keeping_time or self._owner != os.getpid():
+            return
+        self._keeping_time = True
+        threading.Thread(target=self._warn_if_missed, name="slurm-sdk-clock", daemon=True).start()
+
+    def _warn_if_missed(self) -> None:
+        if self.warn_at is not None and self.warn_at > self.clock():
+            self.sleep(self.warn_at - self.clock())
+        if not self._holding and not self._due and not requeue_event.is_set():
+            print(
+                "slurm-sdk: Slurm's time-limit warning did not reach the job (it came while "
+                "the batch script was starting): the runner warns itself",
+                file=sys.stderr,
+                flush=True,
+            )
             self._hold_until_due()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
@@ -174,6 +210,8 @@ class Guard:
 
     def _deliver_when_due(self) -> None:
         left = self.time_left(self.job_id) if self.grace is not None and self.job_id else None
+        if left is None and self.warn_at is not None:  # squeue cannot tell: the script can
+            left = (self.grace or 0) + self.warn_at - self.clock()
         if left is not None and self.grace is not None and left > self.grace + 1:
             self.sleep(left - self.grace)
         self._due = True

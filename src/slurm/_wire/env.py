@@ -12,6 +12,7 @@ __all__ = [
     "CONTAINER_VARIABLE",
     "DONE_DIR_VARIABLE",
     "PACK_CALLS_VARIABLE",
+    "WARN_AT_VARIABLE",
 ]
 
 #: Where to drop the done marker the client's tracker lists.
@@ -23,3 +24,7 @@ CONTAINER_VARIABLE = "SLURM_SDK_CONTAINER"
 #: The calls of a packed element to run (comma-separated indices), when the client
 #: runs some again on their own (a retry, a resubmission): the others are not its to run.
 PACK_CALLS_VARIABLE = "SLURM_SDK_PACK_CALLS"
+#: When Slurm's time-limit warning is due (seconds since the epoch, from the batch
+#: script's start and the job's time limit): the runner warns itself then if Slurm's
+#: one-shot USR1 never reached it (sent while the script still ignored it).
+WARN_AT_VARIABLE = "SLURM_SDK_WARN_AT"
