@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -305,3 +306,25 @@ def test_no_clock_without_a_requeue_to_make_or_in_a_forked_call(usr1_seen: list[
     forked.configure(can_requeue=True, needs_checkpoint=False, grace=45, job_id="7", warn_at=990)
     time.sleep(0.2)
     assert usr1_seen == [] and not never._keeping_time and not forked._keeping_time
+
+
+def test_no_warning_is_asked_for_a_limit_no_longer_than_its_grace() -> None:
+    """time=1 with the default grace of 60 s: the warning would come as the job starts
+    (and kill the batch shell before its first line); no checkpoint could help."""
+    from slurm._client.submission import requeue_policy, warning_flags
+
+    flags, policy = requeue_policy({}, {})
+    assert warning_flags(flags, {"time": "00:01:00"}, policy) == {"requeue": True}
+    assert warning_flags(flags, {"time": 2}, policy)["signal"] == "B:USR1@60"
+    assert warning_flags(flags, {}, policy)["signal"] == "B:USR1@60"  # the partition's limit
+
+
+def test_the_script_says_when_the_warning_is_due() -> None:
+    from slurm._client.submission import _warning_due, requeue_policy
+
+    _, policy = requeue_policy({}, {"requeue_grace": 45})
+    (line,) = _warning_due({"time": "00:01:00"}, policy)
+    assert line == "export SLURM_SDK_WARN_AT=$(( ${EPOCHSECONDS:-$(date +%s)} + 15 ))"
+    assert _warning_due({}, policy) == [] and _warning_due({"time": "00:00:30"}, policy) == []
+    out = subprocess.run(["bash", "-c", f"{line}; echo $SLURM_SDK_WARN_AT"], capture_output=True)
+    assert abs(int(out.stdout) - (time.time() + 15)) < 5

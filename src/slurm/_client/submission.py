@@ -679,7 +679,7 @@ def _render(
 ) -> tuple[dict[str, Any], str]:
     """Phase 5: the sbatch options of the script, and the script."""
     options = dict(resolved.sbatch)
-    options.update(resolved.requeue_flags)
+    options.update(warning_flags(resolved.requeue_flags, options, resolved.policy))
     if array is not None:
         options["array"] = array
     options.setdefault("comment", job_comment(job_dir))
@@ -694,7 +694,7 @@ def _render(
         setup = [setup]
     # modules= after setup=: a site may define `module` there
     setup = [*setup, *module_lines(prepared.sdk.get("modules"))]
-    if "signal" in resolved.requeue_flags:
+    if "signal" in options and resolved.policy.requeue_grace is not None:
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it
         # over (an ignored signal stays ignored across exec; a default one kills).
@@ -731,6 +731,20 @@ def _render(
         setup=list(setup),
     )
     return options, script
+
+
+def warning_flags(
+    flags: Mapping[str, Any], options: Mapping[str, Any], policy: RunPolicy
+) -> dict[str, Any]:
+    """The requeue flags of a job with these options: without the time-limit warning
+    when the limit is no longer than its grace. That warning would be due as the job
+    starts (the batch shell, which it kills before the script's first line, included)
+    and no checkpoint could help: a requeue gets the same limit."""
+    limit = time_seconds(options["time"]) if options.get("time") is not None else None
+    grace = policy.requeue_grace
+    if "signal" in flags and grace is not None and limit is not None and limit <= grace:
+        return {key: value for key, value in flags.items() if key != "signal"}
+    return dict(flags)
 
 
 def _warning_due(options: Mapping[str, Any], policy: RunPolicy) -> list[str]:
