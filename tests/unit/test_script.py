@@ -161,6 +161,23 @@ def test_script_layout() -> None:
     assert not any("exclusive" in line for line in lines)  # False leaves it out
 
 
+def test_the_first_lines_run_before_the_exports_and_the_cd() -> None:
+    """The USR1 trap comes right after the marker: a warning during the exports or
+    the cd would otherwise kill the batch shell."""
+    script = render_batch_script(
+        options={"time": "00:02:00"},
+        command=["python3", "-m", "slurm.runner", "/j"],
+        env={"A": "1"},
+        workdir="/w",
+        setup=["module load x"],
+        first=["trap '' USR1"],
+    )
+    body = script.split(GENERATED_MARKER + "\n", 1)[1].splitlines()
+    assert body[:3] == ["trap '' USR1", "export A=1", "cd -- /w || exit 1"]
+    with pytest.raises(InvalidOptionError, match="strings"):
+        render_batch_script(options={}, command=["true"], first=[1])  # type: ignore[list-item]
+
+
 def test_directives_read_back_as_flags() -> None:
     assert directive_args(render_golden()) == sbatch_flags(golden_options())
 

@@ -694,11 +694,13 @@ def _render(
         setup = [setup]
     # modules= after setup=: a site may define `module` there
     setup = [*setup, *module_lines(prepared.sdk.get("modules"))]
+    first: list[str] = []
     if "signal" in options and resolved.policy.requeue_grace is not None:
         # Slurm may send the time-limit warning up to a minute early, even before
         # Python has installed its handler: ignore USR1 until the runner takes it
-        # over (an ignored signal stays ignored across exec; a default one kills).
-        setup = ["trap '' USR1", *_warning_due(options, resolved.policy), *setup]
+        # over (an ignored signal stays ignored across exec; a default one kills),
+        # from the script's first line on.
+        first = ["trap '' USR1", *_warning_due(options, resolved.policy)]
     setup = [*setup, *ABSOLUTE_PYTHONPATH]  # the runner's sys.path: never the working dir
     command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
     if array is not None:
@@ -729,6 +731,7 @@ def _render(
         workdir=workdir,
         fallback_dir=fallback,
         setup=list(setup),
+        first=first,
     )
     return options, script
 

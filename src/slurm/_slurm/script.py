@@ -120,11 +120,13 @@ def render_batch_script(
     setup: Sequence[str] = (),
     workdir: str | None = None,
     fallback_dir: str | None = None,
+    first: Sequence[str] = (),
 ) -> str:
     """Render the bash batch script for one job.
 
     Layout: shebang; one ``#SBATCH`` line per :func:`slurm._slurm.options.sbatch_flags`
-    item (SDK-only options are ignored); a marker comment; ``export`` lines for ``env``;
+    item (SDK-only options are ignored); a marker comment; the ``first`` lines (what must
+    run before anything else, such as a ``trap``); ``export`` lines for ``env``;
     ``cd`` to ``workdir`` (the job exits if that fails, or, given ``fallback_dir``,
     warns on stderr and runs there instead); the ``setup`` shell
     lines verbatim (e.g. ``module load cuda``); finally ``exec`` of ``command``.
@@ -137,6 +139,7 @@ def render_batch_script(
         workdir: directory to ``cd`` into before ``setup``.
         fallback_dir: where the job runs when the node cannot enter ``workdir``
             (the submitter's working directory on a disk the nodes do not share).
+        first: shell lines right after the marker, verbatim.
 
     Raises:
         InvalidOptionError: an option is invalid or cannot be written on an
@@ -158,6 +161,9 @@ def render_batch_script(
     lines = ["#!/bin/bash"]
     lines += [f"#SBATCH {quote_directive_arg(flag)}" for flag in flags]
     lines.append(GENERATED_MARKER)
+    if any(not isinstance(line, str) for line in first):
+        raise InvalidOptionError(f"Script lines must be strings: {first!r}.")
+    lines += list(first)
     lines += _env_lines(env or {})
     if workdir is not None:
         if "\x00" in workdir:
