@@ -10,7 +10,10 @@ prints the editor's attach configuration. It forwards until Ctrl-C or the job en
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from types import FrameType
 from typing import Any
 
 import click
@@ -107,9 +110,32 @@ def debug(job_id: str, debug_port: int, local_port: int | None, wait: bool, **op
             )
             click.echo("VS Code launch.json configuration:")
             click.echo(json.dumps(attach_config(job.id, forward.port), indent=2))
-            try:
-                while describe_state(job.id, look(cluster, [job.id])).text == "RUNNING":
-                    time.sleep(2.0)
+            if _forward_while_running(cluster, job.id):
                 click.echo(f"job {job.id} is no longer running; forwarding stopped")
-            except KeyboardInterrupt:
+            else:
                 click.echo("forwarding stopped; the job keeps running")
+
+
+def _forward_while_running(cluster: Cluster, job_id: str) -> bool:
+    """Wait while ``job_id`` runs: True when it ended, False at Ctrl-C.
+
+    Ctrl-C only sets a flag (a second one interrupts as usual): raised in the middle of
+    a look over SSH, it could leave the connection's locks held, and closing the
+    cluster afterwards would hang.
+    """
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        while not stop.is_set():
+            if describe_state(job_id, look(cluster, [job_id])).text != "RUNNING":
+                return True
+            stop.wait(2.0)
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
