@@ -13,10 +13,11 @@ The light parts (decorators, contexts, errors) are imported here; the rest
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from slurm._types import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from slurm._api.aio import as_completed_async
     from slurm._api.array import ArrayJob
     from slurm._api.cluster import Cluster
@@ -168,6 +169,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'slurm' has no attribute {name!r}")
+    import importlib  # here, not above: every job imports this package
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

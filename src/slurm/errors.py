@@ -41,7 +41,11 @@ Errors from backends are mapped to the most specific class here with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AuthenticationError",

@@ -9,12 +9,15 @@ never loads the client).
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from slurm._job import entry
+from slurm._types import TYPE_CHECKING
 from slurm._wire.payload import WorkflowSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+    from typing import Any
 
 __all__ = ["main", "run_job", "run_ranks"]
 

@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: (layer, module prefixes, layers it may import besides its own), bottom first.
 LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
-    ("base", ("slurm.errors", "slurm.logging", "slurm._terminal"), ()),
+    ("base", ("slurm.errors", "slurm.logging", "slurm._terminal", "slurm._types"), ()),
     ("transport", ("slurm._transport",), ("base",)),
     ("wire", ("slurm._wire",), ("base",)),
     ("slurm", ("slurm._slurm",), ("base", "transport", "wire")),

@@ -11,6 +11,7 @@ the node imports it to unpickle a call by reference.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,11 +36,13 @@ RUNNER_MODULES = {
     "slurm._job.signals",
     "slurm._slurm",
     "slurm._slurm.options",
+    "slurm._types",  # TYPE_CHECKING and overload without typing
     "slurm._wire",
     "slurm._wire.callbacks",
     "slurm._wire.env",
     "slurm._wire.layout",
     "slurm._wire.payload",
+    "slurm._wire.record",  # the start path's dataclasses, without dataclasses
     "slurm._wire.runlog",
     "slurm.errors",
     "slurm.runner",
@@ -47,18 +50,16 @@ RUNNER_MODULES = {
     "slurm.workflow",
 }
 
-#: The standard library's top-level modules it may import (Python 3.11 names; later
-#: releases import fewer of them). typing, dataclasses (with inspect, ast, dis,
-#: tokenize) and pathlib (with urllib and ipaddress) are the largest: what stands
-#: between this start and the floor (docs/many-calls.md).
+#: The standard library's top-level modules it may import (Python 3.11 names): what
+#: pickle, json, signal and threading bring, and contextvars and math. Not typing,
+#: dataclasses (with inspect, ast, dis, tokenize), pathlib (with urllib and ipaddress)
+#: nor contextlib: together they were more than half of a job's start
+#: (docs/many-calls.md), and test_what_only_some_jobs_need_is_not_imported names them.
 STDLIB_ALLOWED = {
-    "__future__", "_ast", "_collections", "_compat_pickle", "_contextvars", "_functools",
-    "_json", "_opcode", "_operator", "_pickle", "_sre", "_struct", "_typing", "_weakrefset",
-    "ast", "collections", "contextlib", "contextvars", "copy", "copyreg", "dataclasses", "dis",
-    "enum", "errno", "fnmatch", "functools", "importlib", "inspect", "ipaddress", "itertools",
-    "json", "keyword", "linecache", "math", "ntpath", "opcode", "operator", "pathlib", "pickle",
-    "re", "reprlib", "signal", "struct", "threading", "token", "tokenize", "types", "typing",
-    "urllib", "warnings", "weakref",
+    "__future__", "_collections", "_compat_pickle", "_contextvars", "_functools", "_json",
+    "_operator", "_pickle", "_sre", "_struct", "_weakrefset", "collections", "contextvars",
+    "copyreg", "enum", "functools", "itertools", "json", "keyword", "math", "operator",
+    "pickle", "re", "reprlib", "signal", "struct", "threading", "types",
 }  # fmt: skip
 
 _PROBE = """
@@ -111,5 +112,50 @@ def test_what_only_some_jobs_need_is_not_imported(tmp_path: Path) -> None:
         "subprocess",
         "logging",
         "datetime",
+        # What a job's start no longer pays for (issue 27): slurm._types, slurm._wire.record
+        # and plain paths stand in for them; a client's need imports them where it is.
+        "typing",
+        "dataclasses",
+        "inspect",
+        "pathlib",
+        "contextlib",
+        "importlib",
     ):
         assert module not in imported, module
+
+
+def test_a_call_run_to_its_result_needs_none_of_them(tmp_path: Path) -> None:
+    """Not only the imports: running a plain call (its parameters read for contexts, its
+    result and figures written) loads none of the modules the start path left out."""
+    from slurm._wire.payload import Call, Envelope, Payload, dumps_payload
+
+    (tmp_path / "user_tasks.py").write_text(
+        "from slurm import task\n\n\n@task(time=1)\ndef double(x: int, *, by: int = 2) -> int:\n"
+        "    return by * x\n"
+    )
+    job = tmp_path / "job"
+    job.mkdir()
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import user_tasks  # type: ignore[import-not-found]
+
+        data, _ = dumps_payload(Payload(task=user_tasks.double, call=Call((21,), {})))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("user_tasks", None)
+    (job / "payload.pkl").write_bytes(data)
+    (job / "sys_path.txt").write_text(f"{tmp_path}\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-P", "-X", "importtime", "-m", "slurm.runner", str(job)],
+        capture_output=True, text=True, env=env, check=False, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Envelope.from_bytes((job / "result.pkl").read_bytes()).unwrap() == 42
+    loaded = {
+        line.split("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "self [us]" not in line
+    }
+    for module in ("typing", "dataclasses", "inspect", "pathlib", "subprocess", "logging"):
+        assert module not in loaded, f"running the call imported {module}"

@@ -179,3 +179,26 @@ def test_journal_ignores_a_torn_last_line(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write('{"seq": 1, "task": "t", "fing')
     assert Journal(path).claim("t", "x")[1].job_id == "1"  # type: ignore[union-attr]
+
+
+Ctx = JobContext  # a context under another name: found through the function's globals
+
+
+def _aliased(context: Ctx) -> None: ...
+
+
+def _plain(a: int, b: list[int], *rest: str, ctx: int = 0, **more: float) -> int:
+    return a
+
+
+def test_a_function_without_contexts_is_told_so_without_reading_its_signature() -> None:
+    from slurm._job.inject import _may_inject
+
+    assert injected_parameters(_aliased, workflow=False) == {"context": "job"}
+    assert _may_inject(_aliased, workflow=False)
+    assert injected_parameters(_plain, workflow=False) == {}
+    assert not _may_inject(_plain, workflow=False)  # the job imports neither inspect nor typing
+    assert _may_inject(_plain, workflow=True)  # a workflow's `ctx` is filled in by name
+    assert injected_parameters(_plain, workflow=True) == {"ctx": "workflow"}
+    for fn in (_optional_job, _typing_optional):
+        assert _may_inject(fn, workflow=False)

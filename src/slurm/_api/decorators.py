@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, overload
-
 from slurm._api.task import Task
 from slurm._slurm.options import normalize_options
+from slurm._types import TYPE_CHECKING, overload
 
-P = ParamSpec("P")
-R = TypeVar("R")
+if TYPE_CHECKING:  # every job imports this module (the user's `from slurm import task`)
+    from collections.abc import Callable
+    from typing import Any, ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
 
 __all__ = ["task", "workflow"]
 

@@ -7,26 +7,35 @@ return new tasks; the original is never changed.
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 from slurm._job.inject import injected_parameters
 from slurm._slurm.options import check_task_options, normalize_options
+from slurm._types import TYPE_CHECKING
+from slurm._wire.record import record
 from slurm.errors import ConfigurationError, NotSubmittableError
 
 if TYPE_CHECKING:
+    import inspect
+    from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+
     from slurm._api.array import ArrayJob
     from slurm._api.job import Job
     from slurm._slurm.pack import Packing
 
-P = ParamSpec("P")
-R = TypeVar("R")
+    P = ParamSpec("P")
+    R = TypeVar("R")
 
-DependencyKind = Literal["afterok", "afterany", "afternotok", "after"]
+    DependencyKind = Literal["afterok", "afterany", "afternotok", "after"]
+else:  # a job imports this module and never typing: subscripting a task's class gives it back
+
+    class Generic:
+        def __class_getitem__(cls, _: object) -> type:
+            return cls
+
+    P = R = None
 _DEPENDENCY_KINDS = ("afterok", "afterany", "afternotok", "after")
 
 __all__ = [
@@ -42,20 +51,22 @@ __all__ = [
 ]
 
 
-class Submitter(Protocol):
-    """Where a task called now is submitted: a :class:`~slurm.Cluster`."""
+if TYPE_CHECKING:
 
-    def submit_call(
-        self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> Job[R]: ...
+    class Submitter(Protocol):
+        """Where a task called now is submitted: a :class:`~slurm.Cluster`."""
 
-    def submit_map(
-        self,
-        task: Task[Any, R],
-        items: Sequence[Any],
-        max_concurrent: int | None = None,
-        packing: Packing | None = None,
-    ) -> ArrayJob[R]: ...
+        def submit_call(
+            self, task: Task[Any, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+        ) -> Job[R]: ...
+
+        def submit_map(
+            self,
+            task: Task[Any, R],
+            items: Sequence[Any],
+            max_concurrent: int | None = None,
+            packing: Packing | None = None,
+        ) -> ArrayJob[R]: ...
 
 
 _active: ContextVar[Submitter | None] = ContextVar("slurm_active_cluster", default=None)
@@ -83,7 +94,7 @@ def set_process_default(cluster: Submitter | None) -> None:
     _process_default = cluster
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FunctionRef:
     """An importable function, travelling by module and qualified name."""
 
@@ -377,6 +388,8 @@ class Task(Generic[P, R]):
 
     def _call_signature(self) -> inspect.Signature:
         """The function's signature without the parameters the runner fills in (contexts)."""
+        import inspect  # a client's need: a job never binds arguments
+
         injected = injected_parameters(self._fn, workflow=self._workflow)
         signature = inspect.signature(self._fn)
         parameters = [p for n, p in signature.parameters.items() if n not in injected]
@@ -403,6 +416,8 @@ class Task(Generic[P, R]):
                 (k, kwargs[k]) for k in sorted(kwargs)
             ]
         bound.apply_defaults()
+        import inspect
+
         found: list[tuple[str, Any]] = []
         for name, value in bound.arguments.items():
             kind = signature.parameters[name].kind

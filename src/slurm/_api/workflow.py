@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from slurm._types import TYPE_CHECKING
+from slurm._wire.record import record
+
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 if TYPE_CHECKING:  # pathlib too: every job imports this module, few need pathlib
     from pathlib import Path
@@ -13,7 +16,7 @@ if TYPE_CHECKING:  # pathlib too: every job imports this module, few need pathli
 __all__ = ["WorkflowContext"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WorkflowContext:
     """Injected into a workflow's parameter annotated ``WorkflowContext`` (or named ``ctx``).
 

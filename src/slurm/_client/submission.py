@@ -49,6 +49,7 @@ from slurm._slurm.options import literal_filename_pattern, module_lines
 from slurm._slurm.pack import Packing, element_options
 from slurm._slurm.retry import Attempt, Retry, limits_of, time_seconds
 from slurm._slurm.script import ABSOLUTE_PYTHONPATH, render_batch_script
+from slurm._wire import record
 from slurm._wire.cache import CacheEntry
 from slurm._wire.callbacks import dumps_callbacks
 from slurm._wire.env import (
@@ -474,7 +475,7 @@ def resolve(session: Session, task: SubmittedTask) -> Resolved:
     requeue_flags, policy = requeue_policy(sbatch_options, sdk_options)
     retry = retry_policy(task, sbatch_options, sdk_options)
     if retry is not None and "TIMEOUT" in retry.on:
-        policy = dataclasses.replace(policy, requeue_on_time_limit=False)
+        policy = record.replace(policy, requeue_on_time_limit=False)
     rule, learn_key, asked = "asked", None, None
     if retry is not None and retry.learn:
         # The key is the request as asked: another mem= or partition learns on its own.

@@ -18,8 +18,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Protocol
+
+from slurm._types import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Protocol
 
 from slurm._job.context import JobContext, set_current
 from slurm._job.hooks import RunnerHooks, WorkflowCallbackContext
@@ -47,25 +51,28 @@ __all__ = [
 ]
 
 
-class Closable(Protocol):
-    def close(self) -> None: ...
+if TYPE_CHECKING:  # for type checkers only
 
+    class Closable(Protocol):
+        def close(self) -> None: ...
 
-class WorkflowHost(Protocol):
-    """Makes what a running workflow submits its tasks through, on its own node."""
+    class WorkflowHost(Protocol):
+        """Makes what a running workflow submits its tasks through, on its own node."""
 
-    def open(
-        self, spec: WorkflowSpec, job_dir: Path, job_id: str, callbacks: Sequence[Any] = ()
-    ) -> tuple[Closable, Any]:
-        """The workflow's cluster (closed when the call ends) and its ``WorkflowContext``;
-        ``callbacks`` (those that travelled with the workflow) go to its cluster."""
-        ...
+        def open(
+            self, spec: WorkflowSpec, job_dir: Path, job_id: str, callbacks: Sequence[Any] = ()
+        ) -> tuple[Closable, Any]:
+            """The workflow's cluster (closed when the call ends) and its ``WorkflowContext``;
+            ``callbacks`` (those that travelled with the workflow) go to its cluster."""
+            ...
 
 
 def resolve(ref: JobRef) -> Any:
     """The value a job reference in the arguments stands for: that job's result, unpickled
     only from a file this user's own job can have written (:func:`check_private`), as
     ``get_result()`` does on the client."""
+    from pathlib import Path  # only for jobs given another job's result
+
     if ref.result_dirs:  # an ArrayJob: every element's result, array after array, in item order
         values: list[Any] = []
         for directory in ref.result_dirs:
@@ -130,7 +137,7 @@ def put_code_first(code_dir: str | None) -> None:
 
 def call(
     payload: Payload,
-    job_dir: Path,
+    job_dir: str | Path,
     job_id: str | None,
     env: dict[str, str],
     host: WorkflowHost | None,
@@ -187,7 +194,7 @@ def call(
         if task.is_workflow and hooks:
             workflow = WorkflowCallbackContext(
                 workflow_job_id=job_id or "",
-                workflow_job_dir=job_dir,
+                workflow_job_dir=_path(job_dir),
                 workflow_name=task.name,
                 workflow_context=workflow_context,
                 timestamp=time.time(),
@@ -244,7 +251,7 @@ def _end_workflow(
 def _open_workflow(
     host: WorkflowHost | None,
     payload: Payload,
-    job_dir: Path,
+    job_dir: str | Path,
     job_id: str | None,
     callbacks: Sequence[Any] = (),
 ) -> tuple[Closable, Any]:
@@ -255,5 +262,12 @@ def _open_workflow(
         )
     spec = payload.workflow or WorkflowSpec({}, f"{job_dir}/tasks/.index")
     if callbacks:
-        return host.open(spec, job_dir, job_id or "", callbacks)
-    return host.open(spec, job_dir, job_id or "")
+        return host.open(spec, _path(job_dir), job_id or "", callbacks)
+    return host.open(spec, _path(job_dir), job_id or "")
+
+
+def _path(job_dir: str | Path) -> Path:
+    """The job directory as a ``Path``, for a workflow (which imports pathlib anyway)."""
+    from pathlib import Path
+
+    return Path(job_dir)

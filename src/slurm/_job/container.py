@@ -49,7 +49,7 @@ def hand_over_to_container(job_dir: str, mode: list[str], spec_json: str) -> int
     if "--rank" in mode:  # one rank of several: the batch step (run_ranks) ends the job
         return code
     request = requeue_request(job_dir, os.environ.get("SLURM_JOB_ID", ""))
-    if request.exists():  # the time limit came: the runner inside checkpointed and asks
-        request.unlink()
+    if os.path.exists(request):  # the time limit came: the runner inside checkpointed and asks
+        os.unlink(request)
         return 0 if requeue_self(os.environ.get("SLURM_JOB_ID", "")) else 1
     return code

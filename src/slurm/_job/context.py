@@ -11,8 +11,14 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+
+from slurm._types import TYPE_CHECKING
+from slurm._wire.record import field, record
+
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeVar
+
+    T = TypeVar("T")
 
 __all__ = [
     "JobContext",
@@ -22,7 +28,6 @@ __all__ = [
     "requeue_requested",
 ]
 
-T = TypeVar("T")
 
 _current: JobContext | None = None
 #: Set once Slurm has warned this job (read by the runner's signal guard).
@@ -89,7 +94,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return default
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class JobContext:
     """The Slurm facts of the running job: ids, ranks, hosts, rendezvous address."""
 

@@ -16,14 +16,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
-from slurm._job.call import WorkflowHost
 from slurm._job.outputs import cpu_seconds
 from slurm._job.runcall import element, run_call
 from slurm._job.signals import Guard
+from slurm._types import TYPE_CHECKING
 from slurm._wire.env import CONTAINER_VARIABLE
 from slurm._wire.layout import JobPaths
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from slurm._job.call import WorkflowHost
 
 __all__ = ["main", "run_job", "run_ranks"]
 
@@ -57,7 +61,7 @@ def run_job(
     index, job_id = element(env, array) if pooled is None else pooled
     paths = JobPaths(str(job_dir), index)
     code = run_call(
-        Path(job_dir),
+        os.fspath(job_dir),
         paths,
         env,
         job_id,

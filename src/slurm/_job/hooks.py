@@ -24,9 +24,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+from slurm._wire.record import field, record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from slurm._job.context import JobContext
 
@@ -157,7 +161,7 @@ def _stderr(message: str) -> None:
 # --- the contexts made on the node ----------------------------------------------------
 
 
-@dataclass
+@record
 class RunBeginContext:
     """Given to ``on_begin_run_job_ctx`` on the node, just before the function runs.
 
@@ -181,7 +185,7 @@ class RunBeginContext:
     job_context: JobContext | None = None
 
 
-@dataclass
+@record
 class RunEndContext:
     """Given to ``on_end_run_job_ctx`` on the node, once the function returned or raised.
 
@@ -205,7 +209,7 @@ class RunEndContext:
     job_context: JobContext | None = None
 
 
-@dataclass
+@record
 class CompletedContext:
     """Given to ``on_completed_ctx`` when a job is over: on the node once its result is
     written (``emitted_by=RUNNER``), on the client once the tracker sees it end
@@ -231,7 +235,7 @@ class CompletedContext:
     job_context: JobContext | None = None
 
 
-@dataclass
+@record
 class WorkflowCallbackContext:
     """Given to ``on_workflow_begin_ctx`` and ``on_workflow_end_ctx``.
 

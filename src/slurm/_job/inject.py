@@ -9,15 +9,18 @@ import, ties the two together: the job side never imports the API layer.
 
 from __future__ import annotations
 
-import inspect
+import re
 import types
-import typing
-from collections.abc import Callable
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["injected_parameters"]
 
-_UNIONS = (typing.Union, types.UnionType)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: An annotation left as a string (an unresolvable forward reference) is matched by name.
 _BY_NAME = {"JobContext": "job", "WorkflowContext": "workflow"}
 
@@ -37,7 +40,10 @@ def _context_kind(annotation: Any) -> str | None:
         names = {part.rsplit(".", 1)[-1] for part in text.split("|") if part != "None"}
         kinds = {_BY_NAME.get(name) for name in names}
         return kinds.pop() if len(kinds) == 1 and len(names) == 1 else None
-    members = typing.get_args(annotation) if typing.get_origin(annotation) in _UNIONS else ()
+    import typing
+
+    unions = (typing.Union, types.UnionType)
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in unions else ()
     candidates = {m for m in members if m is not type(None)} if members else {annotation}
     if len(candidates) != 1:
         return None
@@ -53,6 +59,11 @@ def injected_parameters(fn: Callable[..., Any], *, workflow: bool) -> dict[str, 
     job context, one annotated ``WorkflowContext`` (or, in a workflow, named
     ``ctx``) the workflow context.
     """
+    if not _may_inject(fn, workflow=workflow):
+        return {}
+    import inspect  # what reads signatures and annotations: a job needs them only here
+    import typing
+
     try:
         hints = typing.get_type_hints(fn)
     except Exception:
@@ -65,3 +76,35 @@ def injected_parameters(fn: Callable[..., Any], *, workflow: bool) -> dict[str, 
         elif kind == "job":
             found[name] = "job"
     return found
+
+
+def _may_inject(fn: Callable[..., Any], *, workflow: bool) -> bool:
+    """Whether ``fn`` could have a parameter to fill in, read from its code and annotations
+    without :mod:`inspect` and :mod:`typing` (a job imports them only when it could).
+
+    False only when sure: a plain function whose parameters are not ``ctx`` (in a
+    workflow) and whose annotations name no context, neither as text nor as a type.
+    """
+    code = getattr(fn, "__code__", None)
+    annotations = getattr(fn, "__annotations__", None)
+    if code is None or not isinstance(annotations, dict) or hasattr(fn, "__wrapped__"):
+        return True
+    if workflow and "ctx" in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]:
+        return True
+    namespace = getattr(fn, "__globals__", {})
+    for name, annotation in annotations.items():
+        if name == "return":
+            continue
+        if isinstance(annotation, str):
+            for word in _WORD.findall(annotation):
+                found = namespace.get(word)
+                if "Context" in word or (
+                    isinstance(found, type) and "__slurm_inject__" in found.__dict__
+                ):
+                    return True
+        elif isinstance(annotation, type):
+            if "__slurm_inject__" in annotation.__dict__:
+                return True
+        elif not isinstance(annotation, types.GenericAlias):  # list[int] is never a context
+            return True
+    return False

@@ -3,13 +3,15 @@ its own usage figures, the done marker the client's tracker lists."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from pathlib import Path
 
+from slurm._types import TYPE_CHECKING
 from slurm._wire.layout import JobPaths
 from slurm._wire.runlog import event_line, last_progress, parse_run_log, starts_since_retry
+
+if TYPE_CHECKING:  # paths are str or Path; a job works with str (pathlib costs its start)
+    from pathlib import Path
 
 __all__ = [
     "atomic_write",
@@ -23,10 +25,16 @@ __all__ = [
 ]
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def _temporary(path: str) -> str:
+    head, name = os.path.split(path)
+    return os.path.join(head, f".{name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary name and rename it: a reader never sees half a file."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    tmp = _temporary(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
@@ -36,7 +44,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def commit_once(outcome_path: Path, outcome: bytes, result_path: Path, result: bytes) -> bool:
+def commit_once(
+    outcome_path: str | Path, outcome: bytes, result_path: str | Path, result: bytes
+) -> bool:
     """Write the outcome and the result unless another run of the call wrote its outcome
     first (a pooled call taken by two workers); False then, and nothing is written.
 
@@ -48,7 +58,7 @@ def commit_once(outcome_path: Path, outcome: bytes, result_path: Path, result: b
 
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        tmp = outcome_path.with_name(f".{outcome_path.name}.{os.getpid()}.tmp")
+        tmp = _temporary(os.fspath(outcome_path))
         atomic_write(tmp, outcome)
         try:
             os.link(tmp, outcome_path)
@@ -77,26 +87,27 @@ def _process_began() -> float | None:
         return None
 
 
-def log_run(path: Path, event: str, restart: int, *, progress: str | None = None) -> None:
+def log_run(path: str | Path, event: str, restart: int, *, progress: str | None = None) -> None:
     """Append ``event`` to the run log (see :mod:`slurm._wire.runlog`)."""
     began = _process_began() if event == "start" else None
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(event_line(event, restart, began=began, progress=progress))
 
 
-def _read_log(runs_path: Path) -> str:
+def _read_log(runs_path: str | Path) -> str:
     try:
-        return runs_path.read_text(encoding="utf-8")
+        with open(runs_path, encoding="utf-8") as handle:
+            return handle.read()
     except FileNotFoundError:
         return ""
 
 
-def previous_starts(runs_path: Path) -> int:
+def previous_starts(runs_path: str | Path) -> int:
     """Starts of this attempt so far (a retry by the client begins a new count)."""
     return starts_since_retry(parse_run_log(_read_log(runs_path)))
 
 
-def previous_progress(runs_path: Path) -> str | None:
+def previous_progress(runs_path: str | Path) -> str | None:
     """What the checkpoint callbacks of this attempt's last warned run wrote (a fingerprint)."""
     return last_progress(parse_run_log(_read_log(runs_path)))
 
@@ -106,7 +117,8 @@ def _submitted_at(paths: JobPaths) -> float | None:
     import json
 
     try:
-        lines = Path(paths.attempts).read_text(encoding="utf-8").splitlines()
+        with open(paths.attempts, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
         return float(json.loads(lines[-1])["next_submitted"])
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         pass
@@ -164,5 +176,9 @@ def drop_marker(done_dir: str | None, job_id: str | None) -> None:
     if not done_dir or not job_id:
         return
     # On failure the tracker still finds the result file itself, only later.
-    with contextlib.suppress(OSError):
-        Path(done_dir, job_id).touch()
+    marker = os.path.join(done_dir, job_id)
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o666))
+        os.utime(marker)
+    except OSError:
+        pass

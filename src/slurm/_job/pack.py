@@ -32,16 +32,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from slurm._job.call import WorkflowHost
 from slurm._job.context import requeue_callbacks, requeue_event
 from slurm._job.outputs import cpu_seconds, drop_marker, log_run
 from slurm._job.runcall import element, run_call, write_result
 from slurm._job.signals import Guard, requeue_self
+from slurm._types import TYPE_CHECKING
 from slurm._wire.env import DONE_DIR_VARIABLE, PACK_CALLS_VARIABLE
 from slurm._wire.layout import JobPaths, done_marker
 from slurm._wire.pack import PackPlan
 from slurm._wire.payload import envelope_for_exception
 from slurm.errors import JobTerminatedError
+
+if TYPE_CHECKING:
+    from slurm._job.call import WorkflowHost
 
 __all__ = ["run_pack"]
 

@@ -35,7 +35,11 @@ import os
 import stat
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["HASH_BUDGET", "fingerprint", "outcome_text", "start_watching", "stop_watching"]
 

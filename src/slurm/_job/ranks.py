@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from slurm._job.context import expand_hostlist
 from slurm._job.outputs import atomic_write, drop_marker, log_run, previous_starts
 from slurm._job.runcall import element
+from slurm._wire import record
 from slurm._wire.env import DONE_DIR_VARIABLE
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope
@@ -95,7 +95,7 @@ def _gather(paths: JobPaths, world: int, srun_code: int, job_id: str | None) -> 
                 job_id=job_id,
             )
         if not envelope.ok:
-            return replace(envelope, node=f"{envelope.node} (rank {rank} of {world})")
+            return record.replace(envelope, node=f"{envelope.node} (rank {rank} of {world})")
         first = first or envelope
     if first is None:  # world == 0: a multi-rank job has at least two ranks
         raise RuntimeError("no rank left a result")

@@ -10,11 +10,10 @@ outcome and the result envelope atomically, then the done marker.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import sys
-from pathlib import Path
 
-from slurm._job.call import WorkflowHost, call, extend_sys_path, put_code_first, resolve
+from slurm._job.call import call, extend_sys_path, put_code_first, resolve
 from slurm._job.hooks import RunnerHooks
 from slurm._job.outputs import (
     atomic_write,
@@ -26,6 +25,7 @@ from slurm._job.outputs import (
     previous_starts,
 )
 from slurm._job.signals import Guard, Interrupted, requeue_request, requeue_self
+from slurm._types import TYPE_CHECKING
 from slurm._wire.callbacks import loads_callbacks
 from slurm._wire.env import (
     CODE_DIR_VARIABLE,
@@ -35,6 +35,11 @@ from slurm._wire.env import (
 )
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import Envelope, envelope_for_exception, loads_payload
+
+if TYPE_CHECKING:  # paths are str here: pathlib would cost every job's start
+    from pathlib import Path
+
+    from slurm._job.call import WorkflowHost
 
 __all__ = ["element", "run_call", "write_result"]
 
@@ -51,7 +56,7 @@ def element(env: dict[str, str], array: bool) -> tuple[int | None, str | None]:
 
 
 def run_call(
-    job_dir: Path,
+    job_dir: str | Path,
     paths: JobPaths,
     env: dict[str, str],
     job_id: str | None,
@@ -78,22 +83,25 @@ def run_call(
     checkpoint (the calls done keep their results; this one runs again).
     """
     restart = int(env.get("SLURM_RESTART_COUNT") or 0)
-    result_path = Path(paths.result if rank is None else paths.rank_result(rank))
-    runs_path = result_path.with_suffix(".runs")
+    result_path = paths.result if rank is None else paths.rank_result(rank)
+    runs_path = _beside(result_path, ".runs")
     # Earlier starts count too: a job the client had to resubmit (the cluster could
     # not requeue it) gets a new id and a fresh SLURM_RESTART_COUNT.
     restart = max(restart, previous_starts(runs_path))
     env["SLURM_RESTART_COUNT"] = str(restart)
     guard.record = lambda event, made: log_run(runs_path, event, restart, progress=made)
-    if result_path.exists() and rank is None:  # requeued after it had finished: never run twice
+    # Requeued after it had finished: never run twice.
+    if rank is None and os.path.exists(result_path):
         log_run(runs_path, "already-finished", restart)
         return 0
     log_run(runs_path, "start", restart)
     envelope: Envelope
     done_dir = env.get(DONE_DIR_VARIABLE)
     try:
-        raw = Path(paths.payload).read_bytes()
-        sys_path = Path(paths.sys_path).read_text().splitlines()
+        with open(paths.payload, "rb") as handle:
+            raw = handle.read()
+        with open(paths.sys_path) as handle:
+            sys_path = handle.read().splitlines()
         extend_sys_path(sys_path)
         put_code_first(env.get(CODE_DIR_VARIABLE))
         payload = loads_payload(raw, resolve)
@@ -141,6 +149,11 @@ def run_call(
     return 0 if envelope.ok else 1
 
 
+def _beside(result_path: str, suffix: str) -> str:
+    """The file beside a result: ``X.pkl`` -> ``X`` + ``suffix``."""
+    return os.path.splitext(result_path)[0] + suffix
+
+
 def _number(text: str | None) -> float | None:
     """A number the batch script set, or None when it did not (or not as a number)."""
     try:
@@ -162,13 +175,15 @@ def write_result(
     """The call's usage figures, its outcome (JSON), then its result: the last one's
     appearance means the call is over. False when ``exclusive`` and another run of the
     call wrote its outcome first (nothing is written then)."""
-    result_path = Path(paths.result if rank is None else paths.rank_result(rank))
+    result_path = paths.result if rank is None else paths.rank_result(rank)
     # A rank keeps its figures and outcome beside its result: the job's own are
     # written by run_ranks once every rank is done.
-    usage_path = Path(paths.usage) if rank is None else result_path.with_suffix(".usage")
-    outcome_path = Path(paths.outcome) if rank is None else result_path.with_suffix(".json")
-    with contextlib.suppress(OSError):  # the figures must never cost the result
+    usage_path = paths.usage if rank is None else _beside(result_path, ".usage")
+    outcome_path = paths.outcome if rank is None else _beside(result_path, ".json")
+    try:  # noqa: SIM105 (contextlib would cost every job's start)
         atomic_write(usage_path, measure(paths, env, started, cpu_before))
+    except OSError:  # the figures must never cost the result
+        pass
     # The outcome first: whoever sees the result file (the job is over) finds it.
     outcome = envelope.outcome().to_json().encode("utf-8")
     if exclusive:
@@ -182,11 +197,12 @@ def _stderr(message: str) -> None:
     print(f"slurm-sdk: {message}", file=sys.stderr, flush=True)
 
 
-def _runner_hooks(job_dir: Path) -> RunnerHooks:
+def _runner_hooks(job_dir: str | Path) -> RunnerHooks:
     """The callbacks that travelled with the job (``callbacks.pkl``), if any."""
-    path = Path(JobPaths(str(job_dir)).callbacks)
+    path = JobPaths(os.fspath(job_dir)).callbacks
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         return RunnerHooks()
     except OSError as exc:

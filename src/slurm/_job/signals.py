@@ -8,14 +8,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from slurm._job.context import requeue_callbacks, requeue_event
+from slurm._types import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 from slurm._job.progress import fingerprint, outcome_text, start_watching, stop_watching
 
 __all__ = ["Guard", "Interrupted", "requeue_request", "requeue_self", "squeue_time_left"]
@@ -252,6 +252,6 @@ def requeue_self(job_id: str) -> bool:
     return done.returncode == 0
 
 
-def requeue_request(job_dir: str | Path, job_id: str) -> Path:
+def requeue_request(job_dir: str | Path, job_id: str) -> str:
     """Left in the job directory by a runner in a container that wants its job requeued."""
-    return Path(job_dir) / f"requeue-{job_id}.request"
+    return os.path.join(job_dir, f"requeue-{job_id}.request")

@@ -26,15 +26,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
-from slurm._job.call import WorkflowHost
 from slurm._job.claims import LocalQueue, TrustCheck
 from slurm._job.entry import run_job
 from slurm._job.outputs import commit_once, drop_marker
+from slurm._types import TYPE_CHECKING
 from slurm._wire.env import DONE_DIR_VARIABLE
 from slurm._wire.layout import JobPaths
 from slurm._wire.payload import envelope_for_exception
 from slurm._wire.queue import PoolPaths
 from slurm.errors import JobTerminatedError
+
+if TYPE_CHECKING:
+    from slurm._job.call import WorkflowHost
 
 __all__ = ["PoolSettings", "main", "run_worker"]
 

@@ -31,7 +31,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from slurm.errors import InvalidOptionError
 

@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Sequence
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["CALLBACKS_VERSION", "dumps_callbacks", "loads_callbacks"]
 

@@ -36,7 +36,7 @@ is touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from slurm._wire.record import record
 
 __all__ = [
     "DEPENDS",
@@ -63,7 +63,7 @@ RANKS_DIR = "ranks"
 PACK = "pack.json"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class JobPaths:
     """Where one job (or one array element) keeps its files."""
 

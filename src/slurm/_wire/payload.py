@@ -21,8 +21,12 @@ import json
 import os
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+
+from slurm._types import TYPE_CHECKING
+from slurm._wire.record import field, record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from slurm.errors import ResultError, TaskFailedError
 
@@ -71,7 +75,7 @@ OUTCOME_VERSION = 1
 _SUMMARY_WIDTH = 200
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class JobRef:
     """A pointer to another job's result, standing in for a ``Job`` argument.
 
@@ -90,7 +94,7 @@ class JobRef:
         return ",".join(self.job_ids)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Call:
     """One call's arguments."""
 
@@ -98,7 +102,7 @@ class Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunPolicy:
     """How the runner treats interruptions.
 
@@ -120,7 +124,7 @@ class RunPolicy:
     requeue_grace: int | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WorkflowSpec:
     """What a workflow's own cluster needs on its node: the submitter's defaults, and the
     container images built for the run (build key -> reference; never built on the node)."""
@@ -130,7 +134,7 @@ class WorkflowSpec:
     images: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Payload:
     """Everything one job (or one array element) needs to run its call.
 
@@ -290,7 +294,7 @@ def plain_loads(data: bytes) -> Any:
     return _PlainUnpickler(io.BytesIO(data)).load()
 
 
-@dataclass
+@record
 class Envelope:
     """The outcome of one execution of a task, as written by the runner."""
 
@@ -395,7 +399,7 @@ class Envelope:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """How a call ended, as JSON beside the envelope: read without unpickling.
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+
+from slurm._wire.record import record
 
 __all__ = [
     "EVENTS",
@@ -52,7 +53,7 @@ EVENTS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunEvent:
     """One line of the run log."""
 
