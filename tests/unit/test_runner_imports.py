@@ -30,6 +30,7 @@ RUNNER_MODULES = {
     "slurm._job.entry",
     "slurm._job.hooks",
     "slurm._job.inject",
+    "slurm._job.locus",
     "slurm._job.outputs",
     "slurm._job.progress",  # the no-progress stop of time-limit requeues (issue 25)
     "slurm._job.runcall",
@@ -108,6 +109,7 @@ def test_what_only_some_jobs_need_is_not_imported(tmp_path: Path) -> None:
         "slurm._job.container",  # a call in a container
         "slurm._api.cluster",  # a workflow's cluster
         "slurm._client",
+        "slurm._job.hookcontexts",  # the callbacks' contexts (dataclasses): a job with callbacks
         "cloudpickle",  # a payload of code by value imports it itself
         "subprocess",
         "logging",

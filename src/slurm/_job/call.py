@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, Protocol
 
+    from slurm._job.hookcontexts import WorkflowCallbackContext
+
 from slurm._job.context import JobContext, set_current
-from slurm._job.hooks import RunnerHooks, WorkflowCallbackContext
+from slurm._job.hooks import RunnerHooks
 from slurm._job.inject import injected_parameters
 from slurm._job.signals import Guard, Interrupted
 from slurm._wire.layout import JobPaths
@@ -192,6 +194,8 @@ def call(
         )
         workflow = None
         if task.is_workflow and hooks:
+            from slurm._job.hookcontexts import WorkflowCallbackContext
+
             workflow = WorkflowCallbackContext(
                 workflow_job_id=job_id or "",
                 workflow_job_dir=_path(job_dir),
@@ -235,6 +239,8 @@ def _end_workflow(
 ) -> None:
     if begun is None:
         return
+    from slurm._job.hookcontexts import WorkflowCallbackContext
+
     ended = WorkflowCallbackContext(
         workflow_job_id=begun.workflow_job_id,
         workflow_job_dir=begun.workflow_job_dir,

@@ -24,27 +24,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 
 from slurm._types import TYPE_CHECKING
-from slurm._wire.record import field, record
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from slurm._job.hookcontexts import RunBeginContext
+
 from slurm._job.context import JobContext
+from slurm._job.locus import ExecutionLocus
 
 __all__ = [
     "DEFAULT_HOOK_LOCI",
     "DEFAULT_HOOK_TIMEOUT",
     "HOOKS",
     "RUNNER_HOOKS",
-    "CompletedContext",
     "ExecutionLocus",
-    "RunBeginContext",
-    "RunEndContext",
     "RunnerHooks",
-    "WorkflowCallbackContext",
     "call_hook",
     "locus_of",
     "runs_on",
@@ -52,14 +49,6 @@ __all__ = [
 
 #: How long a hook may take before the job goes on without it (seconds).
 DEFAULT_HOOK_TIMEOUT = 60.0
-
-
-class ExecutionLocus(StrEnum):
-    """Where a hook runs: on the client (where you submit), on the runner (the node), or both."""
-
-    CLIENT = "client"
-    RUNNER = "runner"
-    BOTH = "both"
 
 
 DEFAULT_HOOK_LOCI: dict[str, ExecutionLocus] = {
@@ -158,104 +147,6 @@ def _stderr(message: str) -> None:
     print(f"slurm-sdk: {message}", file=sys.stderr, flush=True)
 
 
-# --- the contexts made on the node ----------------------------------------------------
-
-
-@record
-class RunBeginContext:
-    """Given to ``on_begin_run_job_ctx`` on the node, just before the function runs.
-
-    ``args_file`` and ``kwargs_file`` are both the call's payload (its arguments
-    travel in one file); ``output_file`` is where the result will be.
-    """
-
-    module: str
-    function: str
-    args_file: str
-    kwargs_file: str
-    output_file: str
-    job_id: str | None = None
-    job_dir: str | None = None
-    hostname: str | None = None
-    python_executable: str | None = None
-    python_version: str | None = None
-    working_directory: str | None = None
-    environment_snapshot: dict[str, str] | None = None
-    start_time: float = field(default_factory=time.time)
-    job_context: JobContext | None = None
-
-
-@record
-class RunEndContext:
-    """Given to ``on_end_run_job_ctx`` on the node, once the function returned or raised.
-
-    ``status`` is ``"success"`` or ``"failure"`` (then the error's type, message
-    and traceback are set).
-    """
-
-    status: str
-    output_file: str | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    traceback: str | None = None
-    job_id: str | None = None
-    job_dir: str | None = None
-    hostname: str | None = None
-    stdout_path: str | None = None
-    stderr_path: str | None = None
-    start_time: float | None = None
-    end_time: float | None = None
-    duration: float | None = None
-    job_context: JobContext | None = None
-
-
-@record
-class CompletedContext:
-    """Given to ``on_completed_ctx`` when a job is over: on the node once its result is
-    written (``emitted_by=RUNNER``), on the client once the tracker sees it end
-    (``emitted_by=CLIENT``, with ``job`` and Slurm's state)."""
-
-    job: Any
-    job_id: str | None
-    job_dir: str | None
-    job_state: str | None
-    exit_code: str | None
-    reason: str | None
-    stdout_path: str | None
-    stderr_path: str | None
-    start_time: float | None
-    end_time: float | None
-    duration: float | None
-    status: dict[str, Any] | None = None
-    error_type: str | None = None
-    error_message: str | None = None
-    traceback: str | None = None
-    result_path: str | None = None
-    emitted_by: ExecutionLocus = ExecutionLocus.CLIENT
-    job_context: JobContext | None = None
-
-
-@record
-class WorkflowCallbackContext:
-    """Given to ``on_workflow_begin_ctx`` and ``on_workflow_end_ctx``.
-
-    On the node (the default): when the workflow's function starts, and when it
-    has returned (``result``) or raised (``exception``), with its
-    ``WorkflowContext`` and its cluster. On the client (``execution_loci``
-    asking for it): when the tracker first sees the workflow run, and when it is
-    over (``result`` and ``workflow_context`` are then None).
-    """
-
-    workflow_job_id: str
-    workflow_job_dir: Any  # a pathlib.Path
-    workflow_name: str
-    workflow_context: Any
-    timestamp: float
-    result: Any = None
-    exception: BaseException | None = None
-    cluster: Any = None
-
-
 # --- the runner's side --------------------------------------------------------------
 
 
@@ -298,6 +189,8 @@ class RunnerHooks:
         when no callback travelled: nothing is gathered for nobody)."""
         if not self.callbacks:
             return None
+        from slurm._job.hookcontexts import RunBeginContext  # only a job with callbacks
+
         ctx = RunBeginContext(
             module=module,
             function=function,
@@ -320,6 +213,8 @@ class RunnerHooks:
         """``on_end_run_job_ctx`` then ``on_completed_ctx`` (runner), from the call's outcome."""
         if begun is None or not self.callbacks:
             return
+        from slurm._job.hookcontexts import CompletedContext, RunEndContext
+
         ended = time.time()
         failed = not outcome.ok
         error_type = outcome.type_name if failed else None

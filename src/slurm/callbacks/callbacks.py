@@ -42,17 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from slurm._job.hooks import (
-    DEFAULT_HOOK_TIMEOUT,
-    RUNNER_HOOKS,
+from slurm._job.hookcontexts import (
     CompletedContext,
-    ExecutionLocus,
     RunBeginContext,
     RunEndContext,
     WorkflowCallbackContext,
-    locus_of,
-    runs_on,
 )
+from slurm._job.hooks import DEFAULT_HOOK_TIMEOUT, RUNNER_HOOKS, ExecutionLocus, locus_of, runs_on
 
 __all__ = [
     "BaseCallback",
