@@ -8,8 +8,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nodepython import node_python
 
 from slurm import Cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _node_python_first(devcluster: object) -> None:
+    """The interpreter the tests give ``python=``, asked before any test (session
+    fixtures come first) of the shared dev cluster, up by then: once a fresh-clone
+    run under /tmp asked it first from the Apptainer tests' fixture, before the
+    shared cluster was up, and every SSH test of the session got an interpreter the
+    nodes could not start."""
+    del devcluster
+    node_python()
 
 
 @pytest.fixture()

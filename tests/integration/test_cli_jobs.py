@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 
 import jobfuncs
@@ -131,8 +132,16 @@ def test_cancel_then_watch(cluster: Cluster) -> None:
 def test_watch_without_ids_follows_the_unfinished_jobs(cluster: Cluster) -> None:
     finished = jobfuncs.add(1, 1)
     assert finished.get_result(timeout=_TIMEOUT) == 2
-    pending = [jobfuncs.sleep_then(1.5, i) for i in range(3)]
-    watched = _ok(cluster, "watch", "--interval", "0.3")
+    # They end when the test says so, well after watch has listed them (after 1.5 s of
+    # sleep, one finished first once, on a busy machine, and watch listed two).
+    release = f"{cluster.base_dir}/release-the-watched-jobs"
+    pending = [jobfuncs.after_file(release, i) for i in range(3)]
+    timer = threading.Timer(8.0, lambda: open(release, "w").close())
+    timer.start()
+    try:
+        watched = _ok(cluster, "watch", "--interval", "0.3")
+    finally:
+        timer.cancel()
     assert "watching 3 job(s)" in watched
     for job in pending:
         assert "COMPLETED" in _line_of(watched, job.id)
