@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from slurm._api.task import Submitter, enter_cluster, leave_cluster
+from slurm._api.task import enter_cluster, leave_cluster
 from slurm._client.events import Submitted
 from slurm._client.pool import Pool, check_pool
 from slurm.errors import ConfigurationError
@@ -22,15 +22,16 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from slurm._api.job import Job
+    from slurm._api.task import Submitter
     from slurm._client.session import Session
 
+    class _Host(Submitter, Protocol):
+        """The cluster a pool belongs to (a :class:`~slurm.Cluster`)."""
+
+        session: Session
+
+
 __all__ = ["WorkerPool"]
-
-
-class _Host(Submitter, Protocol):
-    """The cluster a pool belongs to (a :class:`~slurm.Cluster`)."""
-
-    session: Session
 
 
 class WorkerPool:
