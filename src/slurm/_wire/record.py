@@ -127,12 +127,9 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
             raise TypeError(f"{type(self).__name__}() missing required argument {spec.name!r}")
         else:
             values[spec.name] = spec.default
-    if len(values) != len(specs):
+    if len(values) != len(specs):  # a name no field has (the object is never returned)
         known = {spec.name for spec in specs}
         unknown = ", ".join(repr(name) for name in values if name not in known)
-        for name in list(values):
-            if name not in known:
-                del values[name]
         raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {unknown}")
     post_init = getattr(self, "__post_init__", None)
     if post_init is not None:
