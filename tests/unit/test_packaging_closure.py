@@ -212,3 +212,50 @@ def test_installed_modules_the_local_code_uses_are_reported(tmp_path: Path) -> N
     assert _closure(tmp_path, ["helpers"]).installed == ()
     assert _closure(tmp_path, ["numpyish"]).installed == ("numpyish",)
     assert _closure(tmp_path, ["stats"]).installed == ()
+
+
+def test_the_cached_closure_follows_edits_and_new_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """find_closure's defaults answer again from a cache, but never a stale one: an edit
+    that adds a local import, a new module file on the path, or a new import in the
+    process each make it look again (a notebook edits helpers.py between two calls)."""
+    import os
+    import sys
+    import time
+
+    from slurm._client.packaging import closure
+
+    (tmp_path / "helpers.py").write_text("import json\n")
+    (tmp_path / "extra.py").write_text("x = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(closure, "_closures", {})
+    first = find_closure(["helpers"])
+    assert first.names == ("helpers",)
+    assert find_closure(["helpers"]) is first  # answered from the cache
+
+    def later(path: Path, step: int) -> None:  # another mtime even on a coarse clock
+        when = time.time_ns() + step * 10**9
+        os.utime(path, ns=(when, when))
+
+    (tmp_path / "helpers.py").write_text("import json\nimport extra\nimport later\n")
+    later(tmp_path / "helpers.py", 1)
+    edited = find_closure(["helpers"])
+    assert edited.names == ("extra", "helpers")  # the edit is seen; later.py is missing
+    (tmp_path / "later.py").write_text("y = 2\n")
+    later(tmp_path, 2)
+    again = find_closure(["helpers"])
+    assert again.names == ("extra", "helpers", "later")
+    monkeypatch.setitem(sys.modules, "brand_new_module_for_the_test", types.ModuleType("x"))
+    assert find_closure(["helpers"]) is not again  # a new import: looked at again
+
+    # A package's data file travels: editing it in place changes the digest.
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "__init__.py").write_text("")
+    (tmp_path / "tables" / "t.json").write_text('{"k": 1}')
+    later(tmp_path, 3)
+    digest = find_closure(["tables"]).digest()
+    assert find_closure(["tables"]).digest() == digest
+    (tmp_path / "tables" / "t.json").write_text('{"k": 2}')
+    later(tmp_path / "tables" / "t.json", 4)
+    assert find_closure(["tables"]).digest() != digest

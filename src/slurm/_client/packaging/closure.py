@@ -106,11 +106,16 @@ class Closure:
         return sorted(item for unit in self.units for item in unit.files())
 
     def digest(self) -> str:
-        """SHA-256 over every shipped file's relative name and content."""
-        digest = hashlib.sha256(b"slurm-sdk source closure 1\n")
-        for relative, path in self.files():
-            digest.update(f"{relative}\0{_file_sha256(path)}\n".encode())
-        return digest.hexdigest()
+        """SHA-256 over every shipped file's relative name and content, as they were when
+        first asked (:func:`find_closure` makes a new closure once any of them changed)."""
+        found: str | None = self.__dict__.get("_digest")
+        if found is None:
+            digest = hashlib.sha256(b"slurm-sdk source closure 1\n")
+            for relative, path in self.files():
+                digest.update(f"{relative}\0{_file_sha256(path)}\n".encode())
+            found = digest.hexdigest()
+            object.__setattr__(self, "_digest", found)
+        return found
 
 
 def _keep_dir(parent: str, name: str) -> bool:
@@ -156,7 +161,12 @@ def system_dirs() -> tuple[Path, ...]:
 
 
 def _under(path: Path, dirs: Sequence[Path]) -> bool:
-    return any(path == d or d in path.parents for d in dirs)
+    text = str(path)
+    for d in dirs:
+        top = str(d)
+        if text == top or text.startswith(top.rstrip(os.sep) + os.sep):
+            return True
+    return False
 
 
 def _unit_of_module(name: str, module: types.ModuleType, dirs: Sequence[Path]) -> LocalUnit | None:
@@ -376,8 +386,75 @@ def find_closure(
         dirs: Directories that are never local (default :func:`system_dirs`).
         installed_dirs: Where installed distributions live (default :func:`site_dirs`).
     """
-    skipped = set(exclude)
     by_value = _pickled_by_value()
+    defaults = modules is None and search_path is None and dirs is None and installed_dirs is None
+    if not defaults:
+        return _find(roots, exclude, by_value, modules, search_path, dirs, installed_dirs)
+    key = (frozenset(roots), frozenset(exclude), frozenset(by_value), tuple(sys.path))
+    stamp = _process_stamp()
+    cached = _closures.get(key)
+    if cached is not None and cached[1] == stamp and _unchanged(cached[2]):
+        return cached[0]
+    closure = _find(roots, exclude, by_value, None, None, None, None)
+    if len(_closures) >= _CACHED_CLOSURES:
+        _closures.clear()
+    _closures[key] = (closure, stamp, _file_stamps(closure))
+    return closure
+
+
+#: find_closure's answers with the defaults, by its inputs; each is used again only while
+#: the process imported nothing new and no file or directory it read changed (a notebook
+#: user edits ``helpers.py`` between two calls: the next call sees the edit).
+_CACHED_CLOSURES = 256
+_closures: dict[Any, tuple[Closure, Any, tuple[tuple[str, int, int], ...]]] = {}
+
+
+def _process_stamp() -> tuple[int, tuple[tuple[str, int, int], ...]]:
+    """What a closure read besides its units' files: how many modules are imported, and
+    the local directories on ``sys.path`` (a new module file there changes their mtime)."""
+    dirs = system_dirs()
+    local = dict.fromkeys(os.path.abspath(p or os.curdir) for p in sys.path)
+    return len(sys.modules), _stamps(p for p in local if not _under(Path(p), dirs))
+
+
+def _stamps(paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
+    found = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            found.append((path, -1, -1))
+        else:
+            found.append((path, stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def _file_stamps(closure: Closure) -> tuple[tuple[str, int, int], ...]:
+    """Every file of the closure's units (what its digest reads) and every directory of
+    its packages (a file added or removed), with mtime and size."""
+    paths = [str(path) for _, path in closure.files()]
+    for unit in closure.units:
+        if unit.is_package:
+            for directory, dirnames, _ in os.walk(unit.path):
+                dirnames[:] = sorted(d for d in dirnames if _keep_dir(directory, d))
+                paths.append(directory)
+    return _stamps(paths)
+
+
+def _unchanged(stamps: tuple[tuple[str, int, int], ...]) -> bool:
+    return _stamps(path for path, _, _ in stamps) == stamps
+
+
+def _find(
+    roots: Iterable[str],
+    exclude: Iterable[str],
+    by_value: set[str],
+    modules: Mapping[str, types.ModuleType] | None,
+    search_path: Sequence[str] | None,
+    dirs: Sequence[Path] | None,
+    installed_dirs: Sequence[Path] | None,
+) -> Closure:
+    skipped = set(exclude)
     resolver = _Resolver(
         sys.modules if modules is None else modules,
         sys.path if search_path is None else search_path,
