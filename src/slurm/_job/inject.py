@@ -9,7 +9,6 @@ import, ties the two together: the job side never imports the API layer.
 
 from __future__ import annotations
 
-import re
 import types
 
 from slurm._types import TYPE_CHECKING
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["injected_parameters"]
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: An annotation left as a string (an unresolvable forward reference) is matched by name.
 _BY_NAME = {"JobContext": "job", "WorkflowContext": "workflow"}
 
@@ -96,7 +94,7 @@ def _may_inject(fn: Callable[..., Any], *, workflow: bool) -> bool:
         if name == "return":
             continue
         if isinstance(annotation, str):
-            for word in _WORD.findall(annotation):
+            for word in _words(annotation):
                 found = namespace.get(word)
                 if "Context" in word or (
                     isinstance(found, type) and "__slurm_inject__" in found.__dict__
@@ -108,3 +106,17 @@ def _may_inject(fn: Callable[..., Any], *, workflow: bool) -> bool:
         elif not isinstance(annotation, types.GenericAlias):  # list[int] is never a context
             return True
     return False
+
+
+def _words(text: str) -> list[str]:
+    """The identifiers in ``text`` (without :mod:`re`, which a job need not import)."""
+    words: list[str] = []
+    current: list[str] = []
+    for char in text + " ":
+        if char.isalnum() or char == "_":
+            current.append(char)
+            continue
+        if current and not current[0].isdigit():
+            words.append("".join(current))
+        current = []
+    return words
