@@ -112,6 +112,9 @@ def test_after_accepts_jobs_and_kinds() -> None:
         ("node01", ["node01"]),
         ("node[01-03]", ["node01", "node02", "node03"]),
         ("gpu[1,3-4],cpu7", ["gpu1", "gpu3", "gpu4", "cpu7"]),
+        ("node[01-02]-ib,login", ["node01-ib", "node02-ib", "login"]),
+        ("rack[1-2]n[7,9]", ["rack1n7", "rack1n9", "rack2n7", "rack2n9"]),
+        ("a[1-2", ["a[1-2"]),
         ("", []),
     ],
 )

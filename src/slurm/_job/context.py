@@ -8,8 +8,6 @@ object from anywhere in the job's process.
 from __future__ import annotations
 
 import os
-import re
-import threading
 from collections.abc import Callable, Mapping
 
 from slurm._types import TYPE_CHECKING
@@ -30,8 +28,28 @@ __all__ = [
 
 
 _current: JobContext | None = None
+
+
+class _Flag:
+    """Set once, read anywhere: what the runner needs of a :class:`threading.Event` (nothing
+    waits on it), without importing :mod:`threading` at every job's start. A signal handler
+    sets it in the main thread; a bool's assignment is atomic."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 #: Set once Slurm has warned this job (read by the runner's signal guard).
-requeue_event = threading.Event()
+requeue_event = _Flag()
 #: The checkpoint callbacks, in registration order (:func:`on_requeue`).
 requeue_callbacks: list[Callable[[], object]] = []
 
@@ -66,25 +84,37 @@ def on_requeue(callback: Callable[[], T]) -> Callable[[], T]:
 
 
 def expand_hostlist(text: str) -> list[str]:
-    """Expand a Slurm host list such as ``node[01-03,7],gpu1`` into host names."""
+    """Expand a Slurm host list such as ``node[01-03,7],gpu1`` into host names (a name with
+    several bracketed ranges, ``rack[1-2]n[1-2]``, gives every combination)."""
     hosts: list[str] = []
-    for part in re.findall(r"[^,\[]*(?:\[[^\]]*\])?[^,]*", text):
-        if not part:
-            continue
-        match = re.fullmatch(r"(.*?)\[([^\]]*)\](.*)", part)
-        if not match:
-            hosts.append(part)
-            continue
-        prefix, ranges, suffix = match.groups()
-        for chunk in ranges.split(","):
-            lo, _, hi = chunk.partition("-")
-            if not hi:
-                hosts.append(f"{prefix}{lo}{suffix}")
-                continue
-            width = len(lo)
-            for number in range(int(lo), int(hi) + 1):
-                hosts.append(f"{prefix}{number:0{width}d}{suffix}")
+    depth, start = 0, 0
+    for at, char in enumerate(text):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth = max(0, depth - 1)
+        elif char == "," and depth == 0:
+            if at > start:
+                hosts += _expand_name(text[start:at])
+            start = at + 1
+    if start < len(text):  # the last name, even one whose bracket never closes
+        hosts += _expand_name(text[start:])
     return hosts
+
+
+def _expand_name(name: str) -> list[str]:
+    opened = name.find("[")
+    closed = name.find("]", opened + 1)
+    if opened < 0 or closed < 0:
+        return [name]
+    prefix, ranges, rest = name[:opened], name[opened + 1 : closed], name[closed + 1 :]
+    suffixes = _expand_name(rest) if rest else [""]
+    names: list[str] = []
+    for chunk in ranges.split(","):
+        low, _, high = chunk.partition("-")
+        numbers = [f"{n:0{len(low)}d}" for n in range(int(low), int(high) + 1)] if high else [low]
+        names += [prefix + number + suffix for number in numbers for suffix in suffixes]
+    return names
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from collections.abc import Mapping
 
@@ -299,10 +298,8 @@ _MEMORY_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}
 _TIME_OPTIONS = frozenset({"time", "time_min"})
 _MEMORY_OPTIONS = frozenset({"mem", "mem_per_cpu", "mem_per_gpu"})
 
-# Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S.
-_TIME_RE = re.compile(r"^(?:\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+)$")
 _TIME_UNLIMITED = frozenset({"unlimited", "infinite"})
-_MEMORY_RE = re.compile(r"^\d+[KMGTkmgt]?$")
+_MEMORY_UNIT_LETTERS = "KMGTkmgt"
 _FORBIDDEN_CHARS = ("\n", "\r", "\x00")
 
 
@@ -367,13 +364,35 @@ def _check_time(name: str, value: Any) -> Any:
         return _check_minutes(name, value, value)
     if isinstance(value, str) and value.strip().lower() in _TIME_UNLIMITED:
         return value.strip()
-    if isinstance(value, str) and _TIME_RE.match(value.strip()) and value.strip().isascii():
+    if isinstance(value, str) and _is_slurm_time(value.strip()):
         return _check_minutes(name, _minutes(value.strip()), value.strip())
     raise InvalidOptionError(f"Invalid value for option {name!r}: {value!r}. {accepted}")
 
 
+def _digits(text: str) -> bool:
+    """``text`` is one or more of 0-9 (``str.isdigit`` alone takes other scripts' digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def _is_slurm_time(text: str) -> bool:
+    """One of Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (without :mod:`re`,
+    which a job's start need not import: the node imports the user's module, decorators and
+    all)."""
+    days, dash, clock = text.partition("-")
+    if not dash:
+        days, clock = "0", text
+    parts = clock.split(":")
+    return _digits(days) and len(parts) <= 3 and all(_digits(part) for part in parts)
+
+
+def _is_memory(text: str) -> bool:
+    """``<integer>[K|M|G|T]``, the unit in either case."""
+    number = text[:-1] if text and text[-1] in _MEMORY_UNIT_LETTERS else text
+    return _digits(number)
+
+
 def _minutes(text: str) -> float:
-    """Minutes in one of Slurm's time formats (already matched by ``_TIME_RE``)."""
+    """Minutes in one of Slurm's time formats (already checked by :func:`_is_slurm_time`)."""
     days, _, clock = text.rpartition("-") if "-" in text else ("", "", text)
     parts = [int(p) for p in clock.split(":")]
     if days:  # D-H, D-H:M, D-H:M:S
@@ -402,7 +421,7 @@ def _check_memory(name: str, value: Any) -> Any:
         if value < 0:
             raise InvalidOptionError(f"Option {name!r} must not be negative: {value!r}. {accepted}")
         megabytes: float = value
-    elif isinstance(value, str) and _MEMORY_RE.match(value.strip()) and value.isascii():
+    elif isinstance(value, str) and _is_memory(value.strip()):
         text = value.strip()
         unit = text[-1].upper() if text[-1].isalpha() else ""
         megabytes = int(text.rstrip("KMGTkmgt")) * _MEMORY_UNITS[unit]
