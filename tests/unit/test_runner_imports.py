@@ -30,7 +30,6 @@ RUNNER_MODULES = {
     "slurm._job.entry",
     "slurm._job.hooks",
     "slurm._job.inject",
-    "slurm._job.locus",
     "slurm._job.outputs",
     "slurm._job.progress",  # the no-progress stop of time-limit requeues (issue 25)
     "slurm._job.runcall",
@@ -39,8 +38,8 @@ RUNNER_MODULES = {
     "slurm._slurm.options",
     "slurm._types",  # TYPE_CHECKING and overload without typing
     "slurm._wire",
-    "slurm._wire.callbacks",
     "slurm._wire.env",
+    "slurm._wire.jsontext",  # json's C half: the outcome and usage records
     "slurm._wire.layout",
     "slurm._wire.payload",
     "slurm._wire.record",  # the start path's dataclasses, without dataclasses
@@ -51,16 +50,17 @@ RUNNER_MODULES = {
     "slurm.workflow",
 }
 
-#: The standard library's top-level modules it may import (Python 3.11 names): what
-#: pickle, json, signal and threading bring, and contextvars and math. Not typing,
-#: dataclasses (with inspect, ast, dis, tokenize), pathlib (with urllib and ipaddress)
-#: nor contextlib: together they were more than half of a job's start
-#: (docs/many-calls.md), and test_what_only_some_jobs_need_is_not_imported names them.
+#: The standard library's top-level modules it may import (Python 3.11 names): the C
+#: halves of pickle and json, contextvars, math, and what functools and collections bring.
+#: Not typing, dataclasses (with inspect, ast, dis, tokenize), pathlib (with urllib and
+#: ipaddress) nor contextlib: together they were more than half of a job's start
+#: (docs/many-calls.md); nor pickle's and json's Python halves (with re), signal (with
+#: enum) and threading, another 10 ms of it. test_what_only_some_jobs_need_is_not_imported
+#: names them.
 STDLIB_ALLOWED = {
     "__future__", "_collections", "_compat_pickle", "_contextvars", "_functools", "_json",
-    "_operator", "_pickle", "_sre", "_struct", "_weakrefset", "collections", "contextvars",
-    "copyreg", "enum", "functools", "itertools", "json", "keyword", "math", "operator",
-    "pickle", "re", "reprlib", "signal", "struct", "threading", "types",
+    "_operator", "_pickle", "collections", "contextvars", "copyreg", "functools",
+    "itertools", "keyword", "math", "operator", "reprlib", "types",
 }  # fmt: skip
 
 _PROBE = """
@@ -110,6 +110,8 @@ def test_what_only_some_jobs_need_is_not_imported(tmp_path: Path) -> None:
         "slurm._api.cluster",  # a workflow's cluster
         "slurm._client",
         "slurm._job.hookcontexts",  # the callbacks' contexts (dataclasses): a job with callbacks
+        "slurm._wire.callbacks",  # their file
+        "slurm._job.locus",  # where their hooks run (an enum)
         "cloudpickle",  # a payload of code by value imports it itself
         "subprocess",
         "logging",
@@ -122,6 +124,14 @@ def test_what_only_some_jobs_need_is_not_imported(tmp_path: Path) -> None:
         "pathlib",
         "contextlib",
         "importlib",
+        # pickle and json through their C halves (slurm._wire.payload, slurm._wire.jsontext),
+        # signals through _signal, helper threads through _thread (slurm._job.signals).
+        "pickle",
+        "json",
+        "re",
+        "signal",
+        "enum",
+        "threading",
     ):
         assert module not in imported, module
 
@@ -159,5 +169,8 @@ def test_a_call_run_to_its_result_needs_none_of_them(tmp_path: Path) -> None:
         for line in done.stderr.splitlines()
         if line.startswith("import time:") and "self [us]" not in line
     }
-    for module in ("typing", "dataclasses", "inspect", "pathlib", "subprocess", "logging"):
+    for module in (
+        *("typing", "dataclasses", "inspect", "pathlib", "subprocess", "logging"),
+        *("pickle", "json", "re", "signal", "enum", "threading"),
+    ):
         assert module not in loaded, f"running the call imported {module}"

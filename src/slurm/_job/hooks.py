@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextvars
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,16 +30,15 @@ if TYPE_CHECKING:
     from typing import Any
 
     from slurm._job.hookcontexts import RunBeginContext
+    from slurm._job.locus import ExecutionLocus
 
 from slurm._job.context import JobContext
-from slurm._job.locus import ExecutionLocus
 
 __all__ = [
     "DEFAULT_HOOK_LOCI",
     "DEFAULT_HOOK_TIMEOUT",
     "HOOKS",
     "RUNNER_HOOKS",
-    "ExecutionLocus",
     "RunnerHooks",
     "call_hook",
     "locus_of",
@@ -51,18 +49,20 @@ __all__ = [
 DEFAULT_HOOK_TIMEOUT = 60.0
 
 
-DEFAULT_HOOK_LOCI: dict[str, ExecutionLocus] = {
-    "on_begin_package_ctx": ExecutionLocus.CLIENT,
-    "on_end_package_ctx": ExecutionLocus.CLIENT,
-    "on_begin_submit_job_ctx": ExecutionLocus.CLIENT,
-    "on_end_submit_job_ctx": ExecutionLocus.CLIENT,
-    "on_job_status_update_ctx": ExecutionLocus.CLIENT,
-    "on_begin_run_job_ctx": ExecutionLocus.RUNNER,
-    "on_end_run_job_ctx": ExecutionLocus.RUNNER,
-    "on_completed_ctx": ExecutionLocus.BOTH,
-    "on_workflow_begin_ctx": ExecutionLocus.RUNNER,
-    "on_workflow_end_ctx": ExecutionLocus.RUNNER,
-    "on_workflow_task_submitted_ctx": ExecutionLocus.CLIENT,
+#: Where each hook runs unless a callback says otherwise (an :class:`ExecutionLocus`'s value:
+#: a job without callbacks does not import :mod:`enum` for it).
+DEFAULT_HOOK_LOCI: dict[str, str] = {
+    "on_begin_package_ctx": "client",
+    "on_end_package_ctx": "client",
+    "on_begin_submit_job_ctx": "client",
+    "on_end_submit_job_ctx": "client",
+    "on_job_status_update_ctx": "client",
+    "on_begin_run_job_ctx": "runner",
+    "on_end_run_job_ctx": "runner",
+    "on_completed_ctx": "both",
+    "on_workflow_begin_ctx": "runner",
+    "on_workflow_end_ctx": "runner",
+    "on_workflow_task_submitted_ctx": "client",
 }
 HOOKS = tuple(DEFAULT_HOOK_LOCI)
 #: The hooks the node can call (the others are about submission and tracking).
@@ -77,18 +77,20 @@ RUNNER_HOOKS = (
 
 def locus_of(callback: Any, hook: str) -> ExecutionLocus:
     """Where ``hook`` of ``callback`` runs: its ``execution_loci`` entry, else the default."""
+    from slurm._job.locus import ExecutionLocus  # only where a callback is
+
     chosen = (getattr(callback, "execution_loci", None) or {}).get(hook)
     if chosen is not None:
         try:
             return ExecutionLocus(chosen)
         except ValueError:
             pass  # a wrong value: the default (the client says so when the cluster is made)
-    return DEFAULT_HOOK_LOCI.get(hook, ExecutionLocus.CLIENT)
+    return ExecutionLocus(DEFAULT_HOOK_LOCI.get(hook, "client"))
 
 
-def runs_on(callback: Any, hook: str, side: ExecutionLocus) -> bool:
+def runs_on(callback: Any, hook: str, side: ExecutionLocus | str) -> bool:
     """Whether ``hook`` of ``callback`` runs on ``side`` (CLIENT or RUNNER)."""
-    return locus_of(callback, hook) in (side, ExecutionLocus.BOTH)
+    return locus_of(callback, hook) in (side, "both")
 
 
 def _timeout_of(callback: Any) -> float | None:
@@ -125,6 +127,8 @@ def call_hook(callback: Any, hook: str, ctx: Any, warn: Callable[[str], None]) -
     if timeout is None:
         run()
     else:
+        import threading  # only a job with callbacks
+
         context = contextvars.copy_context()
         thread = threading.Thread(target=context.run, args=(run,), name=f"hook {name}", daemon=True)
         thread.start()
@@ -169,7 +173,7 @@ class RunnerHooks:
         """Call ``hook`` on every callback that runs it on the node, in their order; one that
         raises or hangs is warned about (and, having hung, left out from then on)."""
         for callback in list(self.callbacks):
-            if not runs_on(callback, hook, ExecutionLocus.RUNNER):
+            if not runs_on(callback, hook, "runner"):
                 continue
             if call_hook(callback, hook, ctx, self._warn) == "hung":
                 self.callbacks.remove(callback)
@@ -214,6 +218,7 @@ class RunnerHooks:
         if begun is None or not self.callbacks:
             return
         from slurm._job.hookcontexts import CompletedContext, RunEndContext
+        from slurm._job.locus import ExecutionLocus
 
         ended = time.time()
         failed = not outcome.ok

@@ -7,11 +7,15 @@ import os
 import time
 
 from slurm._types import TYPE_CHECKING
+from slurm._wire import jsontext
 from slurm._wire.layout import JobPaths
 from slurm._wire.runlog import event_line, last_progress, parse_run_log, starts_since_retry
 
 if TYPE_CHECKING:  # paths are str or Path; a job works with str (pathlib costs its start)
+    import signal as _signal
     from pathlib import Path
+else:
+    import _signal  # signal.py is this and enum, for the signals' names
 
 __all__ = [
     "atomic_write",
@@ -54,9 +58,7 @@ def commit_once(
     TERM is held meanwhile, so that a stopped worker does not leave an outcome
     without its result.
     """
-    import signal
-
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    held = _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTERM})
     try:
         tmp = _temporary(os.fspath(outcome_path))
         atomic_write(tmp, outcome)
@@ -69,7 +71,7 @@ def commit_once(
         atomic_write(result_path, result)
         return True
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, held)
 
 
 def _process_began() -> float | None:
@@ -114,12 +116,10 @@ def previous_progress(runs_path: str | Path) -> str | None:
 
 def _submitted_at(paths: JobPaths) -> float | None:
     """When this attempt was submitted: the client's last retry record, else the script's mtime."""
-    import json
-
     try:
         with open(paths.attempts, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
-        return float(json.loads(lines[-1])["next_submitted"])
+        return float(jsontext.loads(lines[-1])["next_submitted"])
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         pass
     try:
@@ -145,7 +145,6 @@ def measure(
     ``cpu_before``: a call a pool's worker ran (one of many in its process): its CPU
     time is what the process used since, its start its own (not the worker job's).
     """
-    import json
     import resource
 
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -168,7 +167,7 @@ def measure(
         "gpus": int(gpus) if gpus and gpus.isdigit() else None,
         "node": os.uname().nodename,
     }
-    return json.dumps(record, sort_keys=True).encode()
+    return jsontext.dumps(record, sort_keys=True).encode()
 
 
 def drop_marker(done_dir: str | None, job_id: str | None) -> None:

@@ -26,7 +26,6 @@ from slurm._job.outputs import (
 )
 from slurm._job.signals import Guard, Interrupted, requeue_request, requeue_self
 from slurm._types import TYPE_CHECKING
-from slurm._wire.callbacks import loads_callbacks
 from slurm._wire.env import (
     CODE_DIR_VARIABLE,
     CONTAINER_VARIABLE,
@@ -208,4 +207,6 @@ def _runner_hooks(job_dir: str | Path) -> RunnerHooks:
     except OSError as exc:
         _stderr(f"the callbacks file {path} cannot be read ({exc}); no hook runs here")
         return RunnerHooks()
+    from slurm._wire.callbacks import loads_callbacks  # only a job with callbacks
+
     return RunnerHooks(loads_callbacks(data, _stderr), _stderr)

@@ -2,30 +2,41 @@
 
 from __future__ import annotations
 
+import _thread
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
 from slurm._job.context import requeue_callbacks, requeue_event
 from slurm._types import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import signal
     import subprocess
     from pathlib import Path
+    from types import FrameType
+else:  # signal.py is this and enum, threading a Python layer over _thread: ~6 ms of a start
+    import _signal as signal
 from slurm._job.progress import fingerprint, outcome_text, start_watching, stop_watching
 
 __all__ = ["Guard", "Interrupted", "requeue_request", "requeue_self", "squeue_time_left"]
+
+
+_SIGNAL_NAMES: dict[int, str] = {signal.SIGUSR1: "SIGUSR1", signal.SIGTERM: "SIGTERM"}
+
+
+def _in_thread(target: Callable[[], None]) -> None:
+    """Run ``target`` in a thread the interpreter does not wait for at exit (a daemon
+    thread's way, without importing :mod:`threading` at every job's start)."""
+    _thread.start_new_thread(target, ())
 
 
 class Interrupted(BaseException):
     """Raised in the task's thread when Slurm warns the job (not an error of the task)."""
 
     def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(_SIGNAL_NAMES.get(signum, f"signal {signum}"))
         self.signum = signum
 
 
@@ -127,7 +138,7 @@ class Guard:
         if self._keeping_time or self._owner != os.getpid():
             return
         self._keeping_time = True
-        threading.Thread(target=self._warn_if_missed, name="slurm-sdk-clock", daemon=True).start()
+        _in_thread(self._warn_if_missed)
 
     def _warn_if_missed(self) -> None:
         if self.warn_at is not None and self.warn_at > self.clock():
@@ -206,7 +217,7 @@ class Guard:
         if self._holding:
             return
         self._holding = True
-        threading.Thread(target=self._deliver_when_due, name="slurm-sdk-usr1", daemon=True).start()
+        _in_thread(self._deliver_when_due)
 
     def _deliver_when_due(self) -> None:
         left = self.time_left(self.job_id) if self.grace is not None and self.job_id else None

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
-import pickle
 from collections.abc import Callable
 
 from slurm._types import TYPE_CHECKING
+from slurm._wire import jsontext
 from slurm._wire.record import field, record
 
 if TYPE_CHECKING:
+    import pickle
     from typing import Any
+else:
+    try:  # the C pickler alone: pickle.py (its classes are these) imports re, struct...
+        import _pickle as pickle
+    except ImportError:  # pragma: no cover (CPython has it)
+        import pickle
 
 from slurm.errors import ResultError, TaskFailedError
 
@@ -71,6 +76,9 @@ PAYLOAD_VERSION = 4
 #: :data:`_MOVED_MODULES`, so that jobs queued before an upgrade still run.
 READABLE_PAYLOAD_VERSIONS = (3, PAYLOAD_VERSION)
 ENVELOPE_VERSION = 3
+#: The pickle protocol of payloads, envelopes and callbacks (``pickle.HIGHEST_PROTOCOL``
+#: of every Python the SDK runs on).
+PROTOCOL = 5
 OUTCOME_VERSION = 1
 _SUMMARY_WIDTH = 200
 
@@ -165,7 +173,7 @@ def _ref_pickler() -> type[Any]:
         """cloudpickle, with every Job found inside replaced by a :class:`JobRef`."""
 
         def __init__(self, file: io.BytesIO, refs: list[JobRef]) -> None:
-            super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+            super().__init__(file, protocol=PROTOCOL)
             self._refs = refs
 
         def persistent_id(self, obj: Any) -> Any:
@@ -202,11 +210,11 @@ def _dumps(obj: Any) -> bytes:
     """Plain pickle when it can (no cloudpickle import); cloudpickle when it cannot
     (a lambda, a class defined in a notebook or ``__main__``...)."""
     try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(obj, protocol=PROTOCOL)
     except Exception:
         import cloudpickle
 
-        return bytes(cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        return bytes(cloudpickle.dumps(obj, protocol=PROTOCOL))
 
 
 #: Where the modules that version-3 payloads name live now (only the SDK's own
@@ -322,7 +330,7 @@ class Envelope:
         )
 
     def to_bytes(self) -> bytes:
-        return pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(self.__dict__, protocol=PROTOCOL)
 
     @classmethod
     def from_bytes(
@@ -420,13 +428,13 @@ class Outcome:
     version: int = OUTCOME_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, ensure_ascii=False, indent=1) + "\n"
+        return jsontext.dumps_record(self.__dict__) + "\n"
 
     @classmethod
     def from_json(cls, text: str, *, job_id: str | None = None) -> Outcome:
         """Read an outcome; anything but this version's record is a :class:`ResultError`."""
         try:
-            fields = json.loads(text)
+            fields = jsontext.loads(text)
             if not isinstance(fields, dict) or fields.get("version") != OUTCOME_VERSION:
                 raise ValueError(f"not an outcome record of version {OUTCOME_VERSION}")
             outcome = cls(**fields)

@@ -48,7 +48,8 @@ from slurm._job.hookcontexts import (
     RunEndContext,
     WorkflowCallbackContext,
 )
-from slurm._job.hooks import DEFAULT_HOOK_TIMEOUT, RUNNER_HOOKS, ExecutionLocus, locus_of, runs_on
+from slurm._job.hooks import DEFAULT_HOOK_TIMEOUT, RUNNER_HOOKS, locus_of, runs_on
+from slurm._job.locus import ExecutionLocus
 
 __all__ = [
     "BaseCallback",

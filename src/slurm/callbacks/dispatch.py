@@ -34,7 +34,8 @@ from slurm._client.events import (
 )
 from slurm._client.store import parse_job_dir
 from slurm._client.tracker import Tracker
-from slurm._job.hooks import HOOKS, ExecutionLocus, call_hook, runs_on
+from slurm._job.hooks import HOOKS, call_hook, runs_on
+from slurm._job.locus import ExecutionLocus
 from slurm._slurm.commands import JobInfo
 from slurm._transport.base import Transport
 from slurm._wire.journal import read_entries
