@@ -179,6 +179,25 @@ def test_a_call_cancelled_while_it_waits_is_skipped(cluster: Cluster, home_tmp: 
     assert waiting.get_stdout() == ""  # it never ran
 
 
+def test_a_pool_asks_slurm_nothing_while_its_workers_are_known(
+    cluster: Cluster, home_tmp: Path
+) -> None:
+    log, go = home_tmp / "log", home_tmp / "go"
+    with cluster.pool(workers=1, idle_timeout=30, time="00:05:00", mem="128M") as pool:
+        job = hold(str(log), str(go))
+        _until("the call started", lambda: log.exists() and log.read_text())
+        started = pool.commands  # sbatch --test-only, sbatch
+        time.sleep(7)  # three looks at the queue, a call in hand each time
+        assert pool.commands == started == 2
+        go.write_text("")
+        assert job.get_result(timeout=_TIMEOUT) == "held"
+    # Leaving: the one worker had started (its file says so): nothing to cancel.
+    assert pool.commands == 2
+    (worker,) = pool.worker_ids
+    _until("the worker left", lambda: not _queued(worker))
+    assert _until("sacct has it", lambda: _sacct_state(worker)) == "COMPLETED"
+
+
 def test_a_workflows_children_in_a_pool(cluster: Cluster) -> None:
     flow = pooled_children(5)
     answer = flow.get_result(timeout=_TIMEOUT)

@@ -39,7 +39,7 @@ class _Log(list[str]):
 def _pool(tmp_path: Path) -> tuple[str, str]:
     base = tmp_path / "jobs"
     pool_dir = base / "pool-20261201-000000-abcd"
-    for sub in ("queue/pending", "queue/claimed", "workers"):
+    for sub in ("queue/pending", "queue/claimed", "workers", "left"):
         (pool_dir / sub).mkdir(parents=True, mode=0o700)
     return str(base), str(pool_dir)
 
@@ -207,6 +207,8 @@ def test_live_workers_are_those_within_the_lease(tmp_path: Path) -> None:
     assert one.live_workers() == 1
     one.leave()
     assert one.live_workers() == 0
+    # The client counts who left (no squeue needed to see a worker go).
+    assert os.listdir(PoolPaths(pool_dir).left) == ["15_0"]
 
 
 # --- entries a worker must not trust -------------------------------------------------

@@ -10,12 +10,14 @@ per submission (a map is one entry: the worker that takes it splits it), so a
 call costs no Slurm command at all. Its ``Job`` follows the result files, as
 every job does; nobody asks Slurm about a pooled call's id.
 
-A thread looks at the queue every couple of seconds (one listing of it, and
-one ``squeue`` of the workers while calls wait) and starts workers up to
-``workers`` while calls wait and fewer are queued or running; workers exit on
-their own after ``idle_timeout`` seconds without a call (keeping
-``min_workers``). :meth:`Pool.close` tells the workers that the block is over
-and cancels those still in Slurm's queue.
+A thread looks at the queue every couple of seconds (listings of it, and an
+``squeue`` of the workers only while calls wait and the last count of workers
+may be out of date: a worker named in ``left/`` since, or a lease passed) and
+starts workers up to ``workers`` while calls wait and fewer are queued or
+running; workers exit on their own after ``idle_timeout`` seconds without a
+call (keeping ``min_workers``). :meth:`Pool.close` tells the workers that the
+block is over and cancels those that never started (no file of theirs in
+``workers/`` or ``left/``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import json
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.tasks import SubmittedTask
-from slurm._slurm.commands import JobState
 from slurm._slurm.options import check_task_options, literal_filename_pattern, merge_options
 from slurm._slurm.script import render_batch_script
 from slurm._wire.env import DONE_DIR_VARIABLE
@@ -138,6 +140,9 @@ class Pool:
         self._wake = threading.Condition(self._lock)
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._alive = 0  # workers queued or running, as last known
+        self._asked = 0.0  # when Slurm was last asked (time.monotonic())
+        self._left = 0  # workers that had said they left when Slurm was last asked
 
     @property
     def paths(self) -> PoolPaths:
@@ -158,7 +163,7 @@ class Pool:
         self.pool_dir = session.store.new_job_dir("pool")
         paths = self.paths
         transport = session.transport
-        for directory in (paths.pending, paths.claimed, paths.workers, f"{paths.pool_dir}/logs"):
+        for directory in (paths.pending, paths.claimed, paths.workers, paths.left, paths.logs):
             transport.mkdir(directory, mode=0o700)
         settings = {
             "lease": self.spec.lease,
@@ -192,16 +197,15 @@ class Pool:
         if self.pool_dir is None:
             return
         self.session.transport.write_text(self.paths.closing, "")
-        if not self.worker_ids:
+        started = set(self.session.transport.list_dir(self.paths.workers))
+        started.update(self.session.transport.list_dir(self.paths.left))
+        waiting = [job_id for job_id in self.worker_ids if job_id not in started]
+        if not waiting:
             return
         try:
-            queued = self.session.slurm.squeue(self.worker_ids)
+            self.session.slurm.cancel(waiting)
             self.commands += 1
-            waiting = [job_id for job_id, info in queued.items() if info.state is JobState.PENDING]
-            if waiting:
-                self.session.slurm.cancel(waiting)
-                self.commands += 1
-        except SlurmError as exc:  # the running ones leave on their own (closing)
+        except SlurmError as exc:  # those that start now leave on their own (closing)
             logger.warning(
                 "pool %s: could not cancel its workers still queued (%s); they exit as they "
                 "start, finding the pool closed",
@@ -308,6 +312,7 @@ class Pool:
         self.session.store.record(array_id, paths.pool_dir)
         self._array_id = array_id
         self.worker_ids = [f"{array_id}_{i}" for i in range(count)]
+        self._alive, self._asked = count, time.monotonic()
         logger.info("pool %s: started %d worker(s) as job %s", self.token, count, array_id)
 
     def _grow(self, count: int) -> None:
@@ -318,6 +323,7 @@ class Pool:
         self.commands += 1
         self.session.store.record(new_id, self.paths.pool_dir)
         self.worker_ids += [f"{new_id}_{i}" for i in range(first, first + count)]
+        self._alive += count
         logger.info("pool %s: started %d more worker(s) as job %s", self.token, count, new_id)
 
     def backlog(self) -> int:
@@ -334,9 +340,24 @@ class Pool:
         """Workers Slurm has queued or running (one squeue)."""
         if not self.worker_ids:
             return 0
+        self._left = len(self.session.transport.list_dir(self.paths.left))
         infos = self.session.slurm.squeue(self.worker_ids)
         self.commands += 1
-        return sum(1 for info in infos.values() if not info.is_final(queued=True))
+        self._alive = sum(1 for info in infos.values() if not info.is_final(queued=True))
+        self._asked = time.monotonic()
+        return self._alive
+
+    def _still_known(self) -> bool:
+        """Whether the last count of live workers still holds, with no ``squeue``.
+
+        It does while no worker has left since (a worker that exits, idle or stopped
+        by a signal it can answer, leaves its name in ``left/``) and less than a
+        lease has passed since Slurm was asked (a worker killed without a word
+        leaves nothing, but its call cannot be taken again before its lease ends).
+        """
+        if time.monotonic() - self._asked >= self.spec.lease:
+            return False
+        return len(self.session.transport.list_dir(self.paths.left)) == self._left
 
     def _loop(self) -> None:
         while True:
@@ -358,6 +379,6 @@ class Pool:
         if backlog == 0:
             return
         want = min(self.spec.workers, max(self.spec.min_workers, backlog))
-        alive = self.alive()
+        alive = self._alive if self._still_known() else self.alive()
         if alive < want:
             self._grow(want - alive)

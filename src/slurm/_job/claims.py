@@ -209,9 +209,11 @@ class LocalQueue:
                 Path(path).touch(mode=0o600)
 
     def leave(self) -> None:
-        """The worker exits: its file goes."""
+        """The worker exits: its file goes, its name is left in ``left/``."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{self.paths.workers}/{self.worker}")
+        with contextlib.suppress(OSError):
+            Path(f"{self.paths.left}/{self.worker}").touch(mode=0o600)
 
     def live_workers(self, now: float | None = None) -> int:
         """Workers whose file was touched within the lease (this one included)."""

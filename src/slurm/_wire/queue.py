@@ -9,6 +9,7 @@ server: every hand-over is one atomic ``rename`` on the shared file system::
              queue/claimed/NAME.json@WORKER        taken by WORKER; its mtime is the
                                                    lease's heartbeat
              workers/WORKER                        a live worker (mtime: heartbeat)
+             left/WORKER                           a worker that exited (and said so)
              closing                               the client left the block
 
 An entry names calls of one job directory (the calls' own files stay there, as
@@ -78,6 +79,15 @@ class PoolPaths:
     def workers(self) -> str:
         """One file per live worker, touched while it runs."""
         return f"{self.pool_dir}/workers"
+
+    @property
+    def left(self) -> str:
+        """One file per worker that exited and said so (the client counts them)."""
+        return f"{self.pool_dir}/left"
+
+    @property
+    def logs(self) -> str:
+        return f"{self.pool_dir}/logs"
 
     @property
     def closing(self) -> str:
