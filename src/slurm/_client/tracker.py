@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["Tracker", "Watched"]
 
 _FILE_INTERVAL = (0.05, 1.0)
+#: The longest wait between two looks at the files within this many seconds of the last
+#: submission or result: short calls are seen as they end, long ones cost 1 look a second.
+_BRISK_INTERVAL, _BRISK_FOR = 0.25, 30.0
 _CONTROLLER_INTERVAL = (1.0, 15.0)
 _ERROR_BACKOFF_MAX = 60.0
 _BACKOFF = 1.5
@@ -79,6 +82,19 @@ class _Watch:
     on_final: list[Callable[[], object]] = field(default_factory=list)
 
 
+def next_file_interval(current: float, *, changed: bool, quiet_for: float) -> float:
+    """The wait before the next look at the result files.
+
+    Results arriving: look again soon. Otherwise back off, to a quarter of a second
+    within half a minute of the last submission or result (short calls are seen as
+    they end), to a second after that (a long job costs one look a second).
+    """
+    if changed:
+        return _FILE_INTERVAL[0]
+    cap = _BRISK_INTERVAL if quiet_for < _BRISK_FOR else _FILE_INTERVAL[1]
+    return min(current * _BACKOFF, cap)
+
+
 class Tracker:
     """Watches jobs for one cluster; thread-safe, one background thread.
 
@@ -107,6 +123,7 @@ class Tracker:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._file_interval = _FILE_INTERVAL[0]
+        self._last_news = time.monotonic()  # the last submission or result seen
         self._controller_interval = _CONTROLLER_INTERVAL[0]
         self._next_controller_poll = 0.0
         self._last_controller_poll = time.monotonic()
@@ -255,6 +272,7 @@ class Tracker:
     def _speed_up(self) -> None:
         """A new submission: look at files often, and ask the controller soon."""
         self._file_interval = _FILE_INTERVAL[0]
+        self._last_news = time.monotonic()
         self._controller_interval = _CONTROLLER_INTERVAL[0]
         self._next_controller_poll = min(
             self._next_controller_poll, time.monotonic() + self._controller_interval
@@ -279,10 +297,12 @@ class Tracker:
                 )
                 changed = False
             with self._cond:
-                if changed:  # results arriving: keep looking at files often
-                    self._file_interval = _FILE_INTERVAL[0]
-                else:
-                    self._file_interval = min(self._file_interval * _BACKOFF, _FILE_INTERVAL[1])
+                now = time.monotonic()
+                if changed:
+                    self._last_news = now
+                self._file_interval = next_file_interval(
+                    self._file_interval, changed=changed, quiet_for=now - self._last_news
+                )
                 self._cond.wait(self._file_interval)
 
     def _pending(self) -> list[_Watch]:
