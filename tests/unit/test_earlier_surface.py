@@ -226,7 +226,7 @@ def test_with_dependencies_builds_the_tasks_images_into_the_workflows_spec(
         built.append(build)
         return f"r:1#slurm-sdk/{Path(build.dockerfile).name.lower()}:c1"
 
-    monkeypatch.setattr("slurm._client.packaging.images.build_and_push", build_and_push)
+    monkeypatch.setattr("slurm._client.packaging.container.build_and_push", build_and_push)
     monkeypatch.setattr("slurm._client.packaging.images.check_pyxis", lambda *a: None)
     child = _step.with_options(
         packaging="container", packaging_dockerfile="Gpu", packaging_registry="r:1"
@@ -382,6 +382,7 @@ def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import slurm._client.packaging as packaging
+    from slurm._client.packaging import deps, wheels
     from slurm._client.packaging.project import Project
     from slurm._client.packaging.wheels import Wheel
     from slurm._client.preflight import PreflightReport, PythonInfo
@@ -394,8 +395,9 @@ def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
     sdk_dir = tmp_path / "sdk"
     sdk_dir.mkdir()
     sdk = _wheel_with(sdk_dir, "Metadata-Version: 2.1\nName: slurm-sdk\nVersion: 1\n")
-    monkeypatch.setattr(packaging, "sdk_wheel", lambda: Wheel(sdk, "a", "slurm-sdk"))
-    monkeypatch.setattr(packaging, "build_project", lambda p: Wheel(project_wheel, "b", "proj"))
+    # The builders are imported where they are used: patched in their own modules.
+    monkeypatch.setattr(wheels, "sdk_wheel", lambda: Wheel(sdk, "a", "slurm-sdk"))
+    monkeypatch.setattr(wheels, "build_project", lambda p: Wheel(project_wheel, "b", "proj"))
     monkeypatch.setattr(packaging, "_project", lambda spec: Project(root=tmp_path, name="proj"))
     asked: list[list[str]] = []
 
@@ -411,7 +413,7 @@ def test_dependencies_and_extras_are_asked_for_with_the_wheels_requirements(
         indexes.append(urls)
         raise Asked
 
-    monkeypatch.setattr(packaging, "collect_dependencies", collect)
+    monkeypatch.setattr(deps, "collect_dependencies", collect)
     info = PythonInfo("python3", "3.11.7", "linux-x86_64", "CPython", "glibc", "2.36", "/p")
     report = PreflightReport("login", [], python=info)
     spec = packaging.parse_spec({"type": "wheel", "dependencies": ["numpy>=2"], "extras": ["gpu"]})

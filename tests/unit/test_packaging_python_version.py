@@ -17,7 +17,7 @@ import pytest
 
 from slurm import Cluster
 from slurm._client import packaging
-from slurm._client.packaging import interpreter_settings, parse_spec
+from slurm._client.packaging import interpreter_settings, parse_spec, pythons
 from slurm._client.packaging.pythons import FoundPython, find_python
 from slurm._transport.local import LocalTransport
 from slurm.errors import ConfigurationError
@@ -62,7 +62,7 @@ def test_bad_python_version_or_env_says_what_to_give(value: dict[str, Any], mess
 def test_this_interpreter_answers_a_request_for_its_own_version_locally(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(packaging, "find_python", _never)
+    monkeypatch.setattr(pythons, "find_python", _never)
     session = Cluster("local").session
     mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
     settings = interpreter_settings(session, None, {"python_version": mine})
@@ -78,7 +78,7 @@ def test_another_version_is_resolved_on_the_cluster_once_per_session(
         asked.append((version, install_dir, env))
         return FoundPython(f"{install_dir}/cpython/bin/python{version}", version + ".1", "install")
 
-    monkeypatch.setattr(packaging, "find_python", found)
+    monkeypatch.setattr(pythons, "find_python", found)
     session = Cluster("ssh", hostname="login.invalid", job_base_dir=str(tmp_path)).session
     one = interpreter_settings(session, None, {"python_version": "3.99"})
     other = interpreter_settings(session, None, {"python_version": "3.99", "dependencies": ["x"]})

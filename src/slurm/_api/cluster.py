@@ -12,7 +12,6 @@ placement it returns.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -42,6 +41,7 @@ from slurm.callbacks.dispatch import Dispatcher, callbacks_from_specs, check_cal
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import argparse
     from contextvars import Token
 
     from slurm._api.pool import WorkerPool

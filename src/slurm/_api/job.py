@@ -13,7 +13,6 @@ import time
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from slurm._api.why import Why, why_of
 from slurm._client.submission import Placement, resubmit
 from slurm._slurm.commands import JobState
 from slurm._slurm.retry import (
@@ -35,6 +34,7 @@ from slurm._wire.runlog import parse_run_log
 from slurm.errors import JobTerminatedError, JobTimeoutError, NotSubmittableError, ResultError
 
 if TYPE_CHECKING:
+    from slurm._api.why import Why
     from slurm._client.session import Session
 
 T = TypeVar("T")
@@ -745,6 +745,8 @@ class Job(Generic[T]):
             print(job.why().render())  # MaxRSS 416 MB of 100 MB ... ask for mem=624M
         """
         self._check_submitted()
+        from slurm._api.why import why_of  # reasons and their advice: when asked
+
         return why_of(self)
 
     # --- control and logs ------------------------------------------------------

@@ -14,16 +14,18 @@ every value is type-checked in one place, whichever way it came in::
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slurm._slurm.options import normalize_options
 from slurm._transport.keypolicy import HOST_KEY_POLICIES, resolve_policy
 from slurm.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "BACKENDS",
@@ -246,13 +248,14 @@ _NO_PASSWORD_OPTION = (
 )
 
 
-class _RefusePassword(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        parser.error(_NO_PASSWORD_OPTION)
-
-
 def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add every setting that has a command-line flag to ``parser`` (group "cluster")."""
+    import argparse  # the caller's parser has loaded it; a cluster alone never does
+
+    class _RefusePassword(argparse.Action):
+        def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+            parser.error(_NO_PASSWORD_OPTION)
+
     group = parser.add_argument_group("cluster")
     group.add_argument("--password", action=_RefusePassword, help=argparse.SUPPRESS)
     for spec in FIELDS:

@@ -75,18 +75,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slurm._client.packaging.deps import collect_dependencies, requirement_name
-from slurm._client.packaging.lock import LockPolicy
-from slurm._client.packaging.project import Project, find_project, read_project
-from slurm._client.packaging.pythons import HOW, FoundPython, find_python
-from slurm._client.packaging.remote import Environment, ensure_environment
-from slurm._client.packaging.wheels import (
-    Wheel,
-    build_project,
-    sdk_wheel,
-    wheel_requirements,
-    wheel_top_levels,
-)
 from slurm._client.preflight import Finding, NodeCheck, PreflightReport, run_preflight
 from slurm._client.session import InterpreterState
 from slurm._slurm import probe
@@ -95,10 +83,16 @@ from slurm._wire.env import CODE_DIR_VARIABLE
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from slurm._client.packaging.project import Project
+    from slurm._client.packaging.pythons import FoundPython
+    from slurm._client.packaging.remote import Environment
     from slurm._client.session import Session
 
+# Building environments (wheels, dependencies, pyproject.toml, remote installs) is imported
+# where it is used: a cluster that runs jobs with an interpreter as it is (the local backend,
+# python=, packaging="none") never loads it, and its submissions start ~20 ms sooner.
+
 __all__ = [
-    "Environment",
     "InterpreterSettings",
     "PackagingSpec",
     "diagnose",
@@ -227,6 +221,8 @@ def provided_names(session: Session, settings: InterpreterSettings) -> frozenset
     state = _state(session, settings)
     with state.lock:
         if state.provided is None:
+            from slurm._client.packaging.wheels import build_project, wheel_top_levels
+
             with _build_lock:
                 project = _project(settings.spec)
                 wheel = build_project(project) if project is not None else None
@@ -302,6 +298,8 @@ def _found_python(session: Session, spec: PackagingSpec, *, resolve: bool) -> Fo
     with session.pythons_lock:
         found = session.pythons.get(key)
         if found is None and resolve:
+            from slurm._client.packaging.pythons import find_python
+
             found = find_python(session.transport, spec.python_version, install_dir, env)
             session.pythons[key] = found
     return found
@@ -446,6 +444,8 @@ def _checked(
 
 
 def _project(spec: PackagingSpec) -> Project | None:
+    from slurm._client.packaging.project import find_project, read_project
+
     if spec.project is None:
         return None
     if spec.project == DISCOVER:
@@ -463,6 +463,11 @@ def _project(spec: PackagingSpec) -> Project | None:
 def _environment(
     session: Session, spec: PackagingSpec, report: PreflightReport, extras: tuple[str, ...]
 ) -> Environment:
+    from slurm._client.packaging.deps import collect_dependencies, requirement_name
+    from slurm._client.packaging.lock import LockPolicy
+    from slurm._client.packaging.remote import ensure_environment
+    from slurm._client.packaging.wheels import Wheel, build_project, sdk_wheel, wheel_requirements
+
     assert report.python is not None  # noqa: S101 (a passed preflight has it; for mypy)
     started = time.perf_counter()
     with _build_lock:
@@ -543,6 +548,8 @@ def diagnose(session: Session) -> dict[str, Any]:
     result["packaging"] = "environment built from wheels" if what == "env" else "none"
     found = _found_python(session, settings.spec, resolve=False)
     if found is not None:
+        from slurm._client.packaging.pythons import HOW
+
         result["python_version"] = {
             "asked": settings.spec.python_version,
             "executable": found.executable,

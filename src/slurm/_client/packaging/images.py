@@ -24,21 +24,18 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from slurm._client.packaging.container import ImageBuild, build_and_push, image_build
-from slurm._client.packaging.pins import pin, pinned_digest
-from slurm._client.packaging.registry import (
-    ImageReference,
-    judge_answer,
-    manifest_answer,
-    parse_reference,
-)
 from slurm._slurm.container import CONTAINER_OPTIONS, ContainerSpec, container_spec, is_sif
 from slurm._slurm.packaging import BUILD_KEYS
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from slurm._client.packaging.container import ImageBuild
+    from slurm._client.packaging.registry import ImageReference
     from slurm._client.session import Session
     from slurm._client.tasks import SubmittedTask
+
+# Builds, registries and pins are imported where a task asks for a container: a submission
+# without one never loads them.
 
 __all__ = [
     "FLAT_OPTIONS",
@@ -99,10 +96,13 @@ def build_for(session: Session, sdk_options: Mapping[str, Any]) -> ImageBuild | 
     for key, option in zip(BUILD_KEYS, FLAT_OPTIONS, strict=True):
         if sdk_options.get(option) is not None:
             values[key] = sdk_options[option]
+    from slurm._client.packaging.container import image_build
+
     return image_build(values)
 
 
 def _answer_on_client(reference: str) -> dict[str, Any]:
+    from slurm._client.packaging.registry import manifest_answer, parse_reference
     from slurm._transport.local import LocalTransport
 
     ref = parse_reference(reference.replace("/", "#", 1))
@@ -138,6 +138,8 @@ def _reference(
             )
         _check_runtime_for_build(session, runtime)
         with _build_lock:
+            from slurm._client.packaging.container import build_and_push
+
             reference = build_and_push(build, exists=_exists_on_client, digest_of=_digest_on_client)
         state.built[build.key] = reference
         state.checked.add(reference)
@@ -205,6 +207,8 @@ def check_image(session: Session, image: str, python: str) -> str:
     with state.lock:
         if image in state.checked:
             return state.pinned.get(image, image)
+    from slurm._client.packaging.registry import judge_answer, manifest_answer, parse_reference
+
     ref = parse_reference(image)
     run = image
     if ref is not None:
@@ -223,6 +227,8 @@ def _by_pinned_digest(
 ) -> str:
     """``image`` (a pyxis reference by tag) with the digest pinned for its tag: pinned
     now from the registry's ``answer`` when there is no pin yet."""
+    from slurm._client.packaging.pins import pin, pinned_digest
+
     transport, root = session.transport, session.store.root
     digest = answer.get("digest")
     if isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
@@ -351,6 +357,8 @@ def _apptainer_image(session: Session, spec: ContainerSpec, python: str) -> Cont
     """A registry reference (``docker://``, ``oras://``) pinned and pulled into the
     ``.sif`` cache (:mod:`slurm._client.packaging.sif`); a path as it is."""
     image = spec.image
+    from slurm._client.packaging.registry import parse_reference
+
     pyxis_ref = parse_reference(image)
     if pyxis_ref is not None:  # REGISTRY#NAME:TAG, pyxis's spelling (a built image's)
         image = f"docker://{pyxis_ref.registry}/{pyxis_ref.name}:{pyxis_ref.tag}"

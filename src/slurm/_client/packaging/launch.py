@@ -28,7 +28,6 @@ from slurm._client.packaging import (
     uses_environment,
 )
 from slurm._client.packaging.closure import Closure, call_roots, find_closure
-from slurm._client.packaging.deps import requirements_for_modules
 from slurm._client.packaging.sources import ShippedSources, ensure_sources, sources_dir
 from slurm._wire.env import CODE_DIR_VARIABLE
 
@@ -118,7 +117,11 @@ def launch_for(
     # The installed distributions the call's code imports join the environment, and
     # those the callbacks' node-side hooks say they import.
     wanted = [*closure.installed, *(m for obj in also for m in getattr(obj, "job_modules", ()))]
-    extras = requirements_for_modules(wanted) if built else ()
+    extras: tuple[str, ...] = ()
+    if built:  # dependency metadata: loaded only for a built environment
+        from slurm._client.packaging.deps import requirements_for_modules
+
+        extras = requirements_for_modules(wanted)
     python = packaging.interpreter_for(session, settings, extras)
     if not closure.units:
         return Launch(python, python_version=version())

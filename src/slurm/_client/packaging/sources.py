@@ -14,10 +14,7 @@ check, and a client process that shipped it once does not look again.
 from __future__ import annotations
 
 import logging
-import secrets
 import shlex
-import tarfile
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +54,8 @@ class ShippedSources:
 
 def pack(closure: Closure, archive: str) -> int:
     """Write ``closure`` as a gzipped tar to ``archive``; return the bytes packed."""
+    import tarfile  # only when source travels: not on the path of a call already shipped
+
     total = 0
     with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
         for relative, path in closure.files():
@@ -117,6 +116,9 @@ def ensure_sources(
     if transport.exists(final):
         _remember(known, final)
         return ShippedSources(key, final, closure.names, False, time.perf_counter() - started)
+    import secrets
+    import tempfile
+
     token = secrets.token_hex(4)
     archive = f"{code_dir}/.incoming-{key}-{token}.tar.gz"
     with tempfile.NamedTemporaryFile(suffix=".tar.gz") as local:
