@@ -226,6 +226,18 @@ def test_map_results_in_order_and_failures_do_not_hide_others(cluster: Cluster) 
     assert [job.id for job in array] == [f"{array.id}_{i}" for i in range(5)]
 
 
+def test_a_result_read_leaves_no_done_marker_behind(cluster: Cluster) -> None:
+    """The tracker lists the session's done directory at every look while calls run; the
+    markers it has read are removed, so a look at a map of 1000 calls lists what is new,
+    not 1000 names (issue 27: the client's CPU on W3)."""
+    import os
+
+    array = jobfuncs.add.map([(i, 1) for i in range(12)])
+    assert array.get_results(timeout=90) == [i + 1 for i in range(12)]
+    left = set(os.listdir(cluster.done_dir))
+    assert not left & {job.done_marker for job in array}, sorted(left)
+
+
 def test_map_items_as_tuples_and_dicts(cluster: Cluster) -> None:
     assert jobfuncs.add.map([(1, 2), {"a": 3, "b": 4}]).get_results(timeout=60) == [3, 7]
 

@@ -119,6 +119,10 @@ class Tracker:
         self._store = store
         self._files = store.transport
         self._watches: dict[str, _Watch] = {}
+        # The watches not final yet, by key: what a look covers, without a pass over every
+        # watch (a map of 1000 calls is looked at some hundred times while it runs).
+        self._open: dict[str, _Watch] = {}
+        self._unmarked: dict[str, _Watch] = {}  # of those, the ones no done marker announces
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -153,8 +157,9 @@ class Tracker:
                     subject=job,
                 )
                 return
-            if _key(job) not in self._watches:
-                self._watches[_key(job)] = _Watch(
+            news = _key(job) not in self._watches
+            if news:
+                watch = _Watch(
                     job.id,
                     job.result_path,
                     _key(job),
@@ -162,6 +167,9 @@ class Tracker:
                     expects_marker=submitted is not None,
                     subject=job,
                 )
+                self._watches[watch.marker] = self._open[watch.marker] = watch
+                if not watch.expects_marker:
+                    self._unmarked[watch.marker] = watch
                 self._speed_up()  # only a new job: waiting on a known one changes nothing
             if self._thread is None or not self._thread.is_alive():
                 self._stopped = False
@@ -169,7 +177,8 @@ class Tracker:
                     target=self._loop, name=f"slurm-tracker-{id(self):x}", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            elif news:  # the loop looks sooner; a wait on a known job does not wake it
+                self._cond.notify_all()
 
     def wait(self, job: Watched, timeout: float | None) -> bool:
         """Block until ``job`` is final; False if ``timeout`` passed first."""
@@ -266,6 +275,7 @@ class Tracker:
             self._stopped = True
             for watch in self._watches.values():
                 watch.expects_marker = False
+            self._unmarked.update(self._open)
             self._cond.notify_all()
 
     # --- the loop --------------------------------------------------------------
@@ -281,7 +291,7 @@ class Tracker:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                if self._stopped or all(w.final for w in self._watches.values()):
+                if self._stopped or not self._open:
                     self._thread = None
                     return
             try:
@@ -307,7 +317,7 @@ class Tracker:
 
     def _pending(self) -> list[_Watch]:
         with self._cond:
-            return [w for w in self._watches.values() if not w.final]
+            return list(self._open.values())
 
     def _tick(self, *, force_controller: bool = False) -> bool:
         changed = self._scan_results()
@@ -343,18 +353,21 @@ class Tracker:
         Jobs reattached from elsewhere may have no marker: their result files
         are checked directly, with one listing per directory holding several.
         """
-        pending = self._pending()
-        if not pending:
-            return False
+        with self._cond:
+            if not self._open:
+                return False
+            pending = dict(self._open)
+            unmarked = list(self._unmarked.values())
         transport = self._files
         done_dir = self._store.done_dir
-        markers = set(transport.list_dir(done_dir))
+        markers = transport.list_dir(done_dir)
+        # What the listing names, then the few watches without a marker: never a pass in
+        # Python over every open watch.
+        found = [watch for watch in map(pending.get, markers) if watch is not None]
         by_dir: dict[str, list[_Watch]] = {}
-        found: list[_Watch] = []
-        for watch in pending:
-            if watch.marker in markers:
-                found.append(watch)
-            elif not watch.expects_marker:
+        seen = {watch.marker for watch in found}
+        for watch in unmarked:
+            if watch.marker not in seen:
                 by_dir.setdefault(watch.result_path.rsplit("/", 1)[0], []).append(watch)
         for directory, watches in by_dir.items():
             if len(watches) == 1:
@@ -364,12 +377,21 @@ class Tracker:
             names = set(transport.list_dir(directory))
             found.extend(w for w in watches if w.result_path.rsplit("/", 1)[1] in names)
         changed = False
+        marked = set(markers) if found else set()
+        consumed: list[str] = []
         for watch in found:
-            if watch.marker in markers and not transport.exists(watch.result_path):
+            if watch.marker in marked and not transport.exists(watch.result_path):
                 continue
             watch.has_result = True
             self._finish(watch)
             changed = True
+            if watch.marker in marked:
+                consumed.append(f"{done_dir}/{watch.marker}")
+        if consumed:
+            # The directory is this session's: a marker read is never needed again, and
+            # the next listing names only what is new (a map of 1000 calls lists 1000
+            # names a look otherwise). Where removing costs a round trip, they stay.
+            transport.remove_files(consumed)
         return changed
 
     def _finish(self, watch: _Watch) -> None:
@@ -384,6 +406,8 @@ class Tracker:
                 _announcing.reset(token)
         with self._cond:
             watch.final = True
+            self._open.pop(watch.marker, None)
+            self._unmarked.pop(watch.marker, None)
             callbacks, watch.on_final = watch.on_final, []
             self._cond.notify_all()
         for callback in callbacks:

@@ -320,6 +320,15 @@ class Transport(ABC):
     def list_dir(self, path: str) -> list[str]:
         """Return the sorted entry names in directory ``path``; ``[]`` if it is missing."""
 
+    def remove_files(self, paths: Sequence[str]) -> bool:
+        """Remove these files where that is cheap; return whether it was done.
+
+        Here it is not done: over SSH a round trip a file (or a command) costs more
+        than listing the names again saves. The local transport removes them.
+        """
+        del paths
+        return False
+
     @abstractmethod
     def expand_path(self, path: str) -> str:
         """Return ``path`` made absolute on the target.

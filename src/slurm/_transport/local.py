@@ -159,6 +159,13 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             return []
 
+    def remove_files(self, paths: Sequence[str]) -> bool:
+        """Remove these files (one missing already is fine)."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return True
+
     def expand_path(self, path: str) -> str:
         """Expand ``~`` and make ``path`` absolute against the home directory."""
         expanded = os.path.expanduser(path)
