@@ -16,11 +16,14 @@ import sys
 
 import pytest
 
+# What the interpreter had before (under ``pytest --cov`` the subprocess starts coverage,
+# which reads its configuration with tomllib) is not the SDK's.
 _PROBE = """
 import sys
+before = set(sys.modules)
 from slurm import Cluster, task
 import slurm._api.cluster
-print("\\n".join(sorted(sys.modules)))
+print("\\n".join(sorted(set(sys.modules) - before)))
 """
 
 #: What only some programs need, with what loads it when they do.
