@@ -11,13 +11,14 @@ Each module below was 1-9 ms of the start.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
 
-# What the interpreter had before (under ``pytest --cov`` the subprocess starts coverage,
-# which reads its configuration with tomllib) is not the SDK's.
+# Without pytest-cov's start of coverage in the subprocess (coverage reads its configuration
+# with tomllib), and without what the interpreter had before the SDK's import.
 _PROBE = """
 import sys
 before = set(sys.modules)
@@ -48,8 +49,9 @@ LEFT_OUT = {
 
 @pytest.fixture(scope="module")
 def loaded() -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
     done = subprocess.run(
-        [sys.executable, "-P", "-c", _PROBE], capture_output=True, text=True, check=True
+        [sys.executable, "-P", "-c", _PROBE], capture_output=True, text=True, check=True, env=env
     )
     return set(done.stdout.split())
 
