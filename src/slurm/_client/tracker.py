@@ -352,6 +352,7 @@ class Tracker:
         result file itself is then checked only for the jobs it names.
         Jobs reattached from elsewhere may have no marker: their result files
         are checked directly, with one listing per directory holding several.
+        A marker read is removed where that is cheap (:meth:`Transport.remove_files`).
         """
         with self._cond:
             if not self._open:
@@ -377,15 +378,14 @@ class Tracker:
             names = set(transport.list_dir(directory))
             found.extend(w for w in watches if w.result_path.rsplit("/", 1)[1] in names)
         changed = False
-        marked = set(markers) if found else set()
         consumed: list[str] = []
         for watch in found:
-            if watch.marker in marked and not transport.exists(watch.result_path):
+            if watch.marker in seen and not transport.exists(watch.result_path):
                 continue
             watch.has_result = True
             self._finish(watch)
             changed = True
-            if watch.marker in marked:
+            if watch.marker in seen:
                 consumed.append(f"{done_dir}/{watch.marker}")
         if consumed:
             # The directory is this session's: a marker read is never needed again, and
