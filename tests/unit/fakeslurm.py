@@ -225,6 +225,8 @@ class FakeSlurm(LocalTransport):
             "scontrol": self._scontrol,
             "sinfo": self._sinfo,
         }.get(argv[0])
+        if argv[:2] == ["srun", "--help"]:  # the preflight's question: is there pyxis?
+            return CommandResult(argv, 0, "Usage: srun [OPTIONS(0)...]\n", "")
         if handler is None:
             if argv[0] == "sh":  # a script that may call srun: ours
                 path = f"{_srun_dir()}:{(env or {}).get('PATH', os.environ.get('PATH', ''))}"

@@ -22,6 +22,12 @@ machine-readable line per check:
   directory) and can start the interpreter: one ``srun`` step from the same
   script, skipped once the nodes were seen to (:mod:`slurm._slurm.probe`).
 
+On this machine (the local transport) the same lines are found in this process
+where no program is needed (:func:`_answer_here`): the commands on the ``PATH``, the
+directories, this very interpreter, the nodes' view once remembered. Only the rest
+starts a process, so a known cluster costs one ``srun --help`` instead of a shell,
+an interpreter and a dozen subshells.
+
 :func:`run_preflight` returns a :class:`PreflightReport`;
 :meth:`PreflightReport.raise_for_problems` turns every failed check into one
 :class:`~slurm.errors.ConfigurationError` that says what to do for each.
@@ -30,7 +36,11 @@ machine-readable line per check:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,14 +230,7 @@ def build_script(
     q = shlex.quote
     node_lines: list[str] = []
     if nodes is not None:
-        ask = probe.build_script(
-            base_dir,
-            list(nodes.dirs.values()),
-            nodes.python,
-            modules=nodes.modules,
-            srun=nodes.srun,
-        )
-        node_lines = ['if [ -d "$b" ]; then', ask.rstrip("\n"), "fi"]
+        node_lines = ['if [ -d "$b" ]; then', _node_lines(base_dir, nodes), "fi"]
     lines = [
         "for c in " + " ".join(q(c) for c in commands) + "; do",
         '  if p=$(command -v "$c" 2>/dev/null); then echo "cmd|$c|ok|$p";',
@@ -237,16 +240,9 @@ def build_script(
         'if err=$(exec 2>&1; umask 077; mkdir -p -- "$b" && t="$b/.preflight.$$" '
         '&& : > "$t" && rm -f -- "$t"); then echo "dir|base|ok|$b";',
         'else echo "dir|base|fail|$(printf %s "$err" | tr "\\n" " ")"; fi',
-        f"py={q(python)}",
-        # From "/": `python -c` puts its working directory first on sys.path (a planted
-        # platform.py there would run); a relative interpreter path is kept meaning the same.
-        'case $py in /*) ;; */*) py="$PWD/$py" ;; esac',
-        f'if out=$(cd / && "$py" -c {q(_PROBE)} {" ".join(q(m) for m in modules)} 2>&1); then',
-        '  echo "python|run|ok|$out";',
-        'else echo "python|run|fail|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
+        _python_lines(python, modules),
         trust.build_script(list((trusted or {}).values())),
-        'if a=$(apptainer --version 2>/dev/null); then echo "runtime|apptainer|ok|$a";',
-        'else echo "runtime|apptainer|missing|"; fi',
+        _APPTAINER,
         "if srun --help 2>/dev/null | grep -q -- --container-image; then",
         '  echo "runtime|pyxis|ok|srun --container-image"; else echo "runtime|pyxis|missing|"; fi',
         *node_lines,
@@ -254,6 +250,136 @@ def build_script(
         'if [ -n "$uv" ]; then echo "tool|uv|ok|$uv"; else echo "tool|uv|missing|"; fi',
     ]
     return "\n".join(lines) + "\n"
+
+
+_APPTAINER = (
+    'if a=$(apptainer --version 2>/dev/null); then echo "runtime|apptainer|ok|$a";\n'
+    'else echo "runtime|apptainer|missing|"; fi'
+)
+
+
+def _python_lines(python: str, modules: tuple[str, ...]) -> str:
+    """The shell that runs :data:`_PROBE` with ``python`` and prints its ``python|run`` line."""
+    q = shlex.quote
+    return "\n".join(
+        [
+            f"py={q(python)}",
+            # From "/": `python -c` puts its working directory first on sys.path (a planted
+            # platform.py there would run); a relative interpreter path keeps meaning the same.
+            'case $py in /*) ;; */*) py="$PWD/$py" ;; esac',
+            f'if out=$(cd / && "$py" -c {q(_PROBE)} {" ".join(q(m) for m in modules)} 2>&1); then',
+            '  echo "python|run|ok|$out";',
+            'else echo "python|run|fail|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
+        ]
+    )
+
+
+def _node_lines(base_dir: str, nodes: NodeCheck) -> str:
+    dirs = list(nodes.dirs.values())
+    ask = probe.build_script(base_dir, dirs, nodes.python, modules=nodes.modules, srun=nodes.srun)
+    return ask.rstrip("\n")
+
+
+def _answer_here(
+    transport: Transport,
+    base_dir: str,
+    python: str,
+    modules: tuple[str, ...],
+    commands: tuple[str, ...],
+    trusted: Mapping[str, str],
+    nodes: NodeCheck | None,
+    env: dict[str, str] | None,
+) -> tuple[str, str]:
+    """What :func:`build_script`'s script prints, found in this process (the local transport),
+    and the script of what is left (``""``: nothing).
+
+    ``os`` calls answer what needs no program: the commands on ``PATH``, the base
+    directory, the trusted directories (:func:`slurm._transport.trust.local_report`),
+    ``uv``, this very interpreter (no modules to import) and the nodes' view once
+    :data:`slurm._slurm.probe.SEEN_FILE` holds it. One ``sh`` runs the rest, when there
+    is a rest: another interpreter, ``apptainer --version``, a node probe. The
+    ``srun --help`` that tells pyxis runs alone, and only when there is an ``srun``.
+    """
+    path = (env or {}).get("PATH", os.environ.get("PATH", os.defpath))
+    lines: list[str] = []
+    for command in commands:
+        found = shutil.which(command, path=path)
+        lines.append(f"cmd|{command}|ok|{found}" if found else f"cmd|{command}|missing|")
+    try:
+        transport.mkdir(base_dir)
+        test = os.path.join(base_dir, f".preflight.{os.getpid()}")
+        os.close(os.open(test, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(test)
+    except OSError as exc:
+        base_ok = False
+        lines.append(f"dir|base|fail|{exc}")
+    else:
+        base_ok = True
+        lines.append(f"dir|base|ok|{base_dir}")
+    shell: list[str] = []
+    if python == sys.executable and not modules:
+        lines.append(f"python|run|ok|{_this_python()}")
+    else:
+        shell.append(_python_lines(python, modules))
+    for directory in trusted.values():
+        with contextlib.suppress(OSError):  # the report says what is wrong with it
+            transport.mkdir(directory)
+    lines.append(trust.local_report(list(trusted.values())).rstrip("\n"))
+    if shutil.which("apptainer", path=path):
+        shell.append(_APPTAINER)
+    else:
+        lines.append("runtime|apptainer|missing|")
+    if shutil.which("srun", path=path) and _knows_containers(transport, env):
+        lines.append("runtime|pyxis|ok|srun --container-image")
+    else:
+        lines.append("runtime|pyxis|missing|")
+    if nodes is not None and base_ok:
+        if _seen_before(base_dir, nodes):
+            lines.append(f"node|cached|ok|{base_dir}/{probe.SEEN_FILE}|")
+        else:
+            shell += [f"b={shlex.quote(base_dir)}", _node_lines(base_dir, nodes)]
+    home = os.path.expanduser("~")
+    for uv in (shutil.which("uv", path=path), f"{home}/.local/bin/uv", f"{home}/.cargo/bin/uv"):
+        if uv and os.path.isfile(uv) and os.access(uv, os.X_OK):
+            lines.append(f"tool|uv|ok|{uv}")
+            break
+    else:
+        lines.append("tool|uv|missing|")
+    return "\n".join(lines) + "\n", "\n".join(shell)
+
+
+def _knows_containers(transport: Transport, env: dict[str, str] | None) -> bool:
+    """Whether ``srun --help`` lists pyxis's ``--container-image``."""
+    try:
+        helps = transport.run(["srun", "--help"], check=False, env=env, timeout=60)
+    except CommandError:
+        return False
+    return "--container-image" in helps.stdout
+
+
+def _this_python() -> str:
+    """What :data:`_PROBE` prints when this interpreter runs it."""
+    import platform
+    import sysconfig
+
+    v = sys.version_info
+    libc, libc_version = platform.libc_ver()
+    return (
+        f"{v[0]}.{v[1]}.{v[2]}|{sysconfig.get_platform()}|{platform.python_implementation()}|"
+        f"{libc or '-'}|{libc_version or '-'}|{sys.executable}|-"
+    )
+
+
+def _seen_before(base_dir: str, nodes: NodeCheck) -> bool:
+    """Whether the base directory's :data:`~slurm._slurm.probe.SEEN_FILE` names all that
+    ``nodes`` asks (what the probe script's ``grep -qxF`` finds)."""
+    try:
+        with open(os.path.join(base_dir, probe.SEEN_FILE), encoding="utf-8") as f:
+            seen = set(f.read().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return False
+    wanted = [f"dir|{d}" for d in nodes.dirs.values()]
+    return seen.issuperset(wanted + ([f"python|{nodes.python}"] if nodes.python else []))
 
 
 def parse_output(
@@ -487,18 +613,26 @@ def run_preflight(
         TransportError: The cluster cannot be reached at all.
     """
     where = transport.description
-    script = build_script(
-        base_dir, python, modules=modules, commands=commands, trusted=trusted, nodes=nodes
-    )
-    try:
-        stdout = transport.run(["sh", "-c", script], check=False, env=env, timeout=120).stdout
-    except CommandError as exc:  # no `sh`, or it hung
-        stdout = exc.stdout
-        failure: Finding | None = Finding(
-            "shell", False, f"the check script could not run: {exc}", "check that `sh` works"
+    failure: Finding | None = None
+    here = ""
+    if transport.kind == "local" and set(env or {}) <= {"PATH"}:
+        here, script = _answer_here(
+            transport, base_dir, python, modules, commands, trusted or {}, nodes, env
         )
     else:
-        failure = None
+        script = build_script(
+            base_dir, python, modules=modules, commands=commands, trusted=trusted, nodes=nodes
+        )
+    stdout = here
+    if script:
+        try:
+            ran = transport.run(["sh", "-c", script], check=False, env=env, timeout=120)
+            stdout += ran.stdout
+        except CommandError as exc:  # no `sh`, or it hung
+            stdout += exc.stdout
+            failure = Finding(
+                "shell", False, f"the check script could not run: {exc}", "check that `sh` works"
+            )
     report = parse_output(
         stdout,
         where=where,
