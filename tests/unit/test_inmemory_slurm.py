@@ -382,6 +382,31 @@ def test_awaiting_many_jobs_shares_the_one_tracker(cluster: Cluster, fake: FakeS
     assert threading.active_count() <= threads_before + 2  # the tracker, an executor worker
 
 
+def test_waits_one_after_another_keep_one_tracker_thread(
+    cluster: Cluster, fake: FakeSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain of calls, each waited on before the next: the thread that read one result
+    is the one that reads the next, not a new one per wait."""
+    import threading
+    import time
+
+    monkeypatch.setattr("slurm._client.tracker._IDLE_GRACE", 60.0)  # the test's pauses
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    for i in range(3):
+        job = add(i, 1)
+        fake.run_all()
+        assert job.get_result(timeout=10) == i + 1
+        time.sleep(0.3)  # longer than a look: a thread that leaves when idle has left
+    assert len([name for name in started if name.startswith("slurm-tracker")]) == 1
+
+
 def test_as_completed_async_and_result_async_timeout(cluster: Cluster, fake: FakeSlurm) -> None:
     import asyncio
 

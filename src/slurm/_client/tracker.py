@@ -36,6 +36,9 @@ _FILE_INTERVAL = (0.05, 1.0)
 _BRISK_INTERVAL, _BRISK_FOR = 0.25, 30.0
 _CONTROLLER_INTERVAL = (1.0, 15.0)
 _ERROR_BACKOFF_MAX = 60.0
+#: Seconds the thread stays once nothing is open, for the next wait (the next job of a
+#: chain, the next result of a map).
+_IDLE_GRACE = 1.0
 _BACKOFF = 1.5
 _CLOCK_SLACK = 600.0
 _PROGRESS_HOLD = 60.0  # longest the controller waits while results keep arriving
@@ -291,6 +294,10 @@ class Tracker:
     def _loop(self) -> None:
         while True:
             with self._cond:
+                if not self._open and not self._stopped:
+                    # A program that waits on its next job soon (get_results, a chain)
+                    # finds this thread still here instead of starting one per wait.
+                    self._cond.wait(_IDLE_GRACE)
                 if self._stopped or not self._open:
                     self._thread = None
                     return
