@@ -164,6 +164,40 @@ def test_imported_names_reads_every_absolute_import(tmp_path: Path) -> None:
     assert imported_names(source) == {"a", "c", "d", "j"}
 
 
+def test_imported_names_finds_an_import_in_every_kind_of_block(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text(
+        "class A:\n    import k1\n    def f(self):\n        import k2\n"
+        "if x:\n    import k3\nelif y:\n    import k4\nelse:\n    import k5\n"
+        "for i in x:\n    import k6\nelse:\n    import k7\n"
+        "while x:\n    import k8\nelse:\n    import k9\n"
+        "try:\n    import k10\nexcept E:\n    import k11\nelse:\n    import k12\n"
+        "finally:\n    import k13\n"
+        "with x:\n    import k14\n"
+        "async def g():\n    async with x:\n        import k15\n"
+        "    async for i in x:\n        import k16\n"
+        "match x:\n    case 1:\n        import k17\n"
+        "f = lambda: __import__('not_an_import_statement')\n"
+        "s = 'import not_code'\n"
+    )
+    assert imported_names(source) == {f"k{i}" for i in range(1, 18)}
+
+
+def test_imported_names_agrees_with_a_walk_of_every_node_on_the_sdks_own_sources() -> None:
+    import ast
+
+    import slurm
+
+    for path in Path(slurm.__file__).parent.rglob("*.py"):
+        every: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if isinstance(node, ast.Import):
+                every.update(alias.name.split(".", 1)[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                every.add(node.module.split(".", 1)[0])
+        assert imported_names(path) == every, path
+
+
 def _by_value_function() -> Any:
     helpers = types.ModuleType("helpers_for_roots")
     scope: dict[str, Any] = {"helpers_for_roots": helpers, "__builtins__": __builtins__}
