@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +77,7 @@ from slurm._transport.forward import PortForward
 from slurm._wire.cache import CacheEntry
 from slurm._wire.layout import JobPaths, job_comment
 from slurm._wire.payload import Outcome
+from slurm._wire.record import replace
 from slurm._wire.runlog import RunEvent, parse_run_log
 from slurm.errors import ConfigurationError, SlurmError
 
@@ -197,7 +197,7 @@ def look(cluster: Cluster, ids: Sequence[str], *, exit_codes: bool = False) -> S
         outcome = _result_outcome(cluster, job_id)
         if outcome is not None:
             state = JobState.COMPLETED if outcome else JobState.FAILED
-            infos[job_id] = dataclasses.replace(infos[job_id], state=state)
+            infos[job_id] = replace(infos[job_id], state=state)
     with_result = frozenset(
         j for j in ids if not answer.knows(j) and _result_outcome(cluster, j) is not None
     )

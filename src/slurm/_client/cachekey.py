@@ -35,7 +35,6 @@ import json
 import pickle
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from slurm._client.packaging.closure import call_roots, code_names, find_closure
@@ -43,6 +42,7 @@ from slurm._client.tasks import SubmittedTask
 from slurm._slurm.options import normalize_option_name
 from slurm._wire.journal import fingerprint
 from slurm._wire.payload import Call, job_ref_id
+from slurm._wire.record import record
 from slurm.errors import ConfigurationError
 
 __all__ = ["CachePolicy", "KeyMaker", "cache_policy", "stable_digest"]
@@ -52,7 +52,7 @@ _SIMPLE = (int, float, complex, str, bytes, bool, type(None))
 _DEPTH = 8  # how far the helpers of a by-value function are followed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CachePolicy:
     """A task's ``cache=True`` with its ``cache_key=`` function and ``cache_on=`` names."""
 

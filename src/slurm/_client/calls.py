@@ -21,7 +21,6 @@ workflow submitted and that has no result yet is reattached through its entry.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from slurm._slurm.pack import Packing
 from slurm._wire.cache import CacheEntry
 from slurm._wire.journal import JournalEntry, fingerprint
 from slurm._wire.payload import Call
+from slurm._wire.record import replace
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def submit_cached(
     missing = [i for i in range(len(calls)) if i not in placed]
     parts: list[tuple[str, str]] = []
     if missing:
-        staged = dataclasses.replace(staged, journal=False)
+        staged = replace(staged, journal=False)
         todo = [calls[i] for i in missing]
         parts, placements = submit_parts(
             session, task, todo, array=array, max_concurrent=max_concurrent, staged=staged

@@ -24,10 +24,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from slurm._slurm.commands import JobInfo
+from slurm._wire.record import field, record
 
 __all__ = [
     "Completed",
@@ -43,7 +43,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PackagingBegan:
     """Submission is about to prepare the code of ``task`` (interpreter, source, image)."""
 
@@ -52,7 +52,7 @@ class PackagingBegan:
     timestamp: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PackagingEnded:
     """The code of ``task`` is ready: ``python`` runs it, ``image`` holds it (if any)."""
 
@@ -63,7 +63,7 @@ class PackagingEnded:
     timestamp: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SubmitBegan:
     """The job directory is written; ``sbatch`` comes next."""
 
@@ -75,7 +75,7 @@ class SubmitBegan:
     timestamp: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Submitted:
     """Slurm accepted a submission and ``job`` (a Job or an ArrayJob) knows its id.
 
@@ -91,7 +91,7 @@ class Submitted:
     timestamp: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StatusChanged:
     """The tracker saw a watched job in a new state."""
 
@@ -102,7 +102,7 @@ class StatusChanged:
     timestamp: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Completed:
     """A watched job is over (its result appeared, or Slurm says it ended without one).
 

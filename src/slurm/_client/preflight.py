@@ -42,13 +42,13 @@ import shlex
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from slurm._slurm import probe
 from slurm._slurm.packaging import OLDEST_PYTHON
 from slurm._transport import trust
 from slurm._transport.base import Transport
+from slurm._wire.record import field, record
 from slurm.errors import CommandError, ConfigurationError
 
 __all__ = [
@@ -93,7 +93,7 @@ _PROBE = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     """One check: its name, whether it passed, what was seen, and what to do if not."""
 
@@ -103,7 +103,7 @@ class Finding:
     fix: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PythonInfo:
     """What the cluster's interpreter said about itself."""
 
@@ -123,7 +123,7 @@ class PythonInfo:
         return int(major), int(minor)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NodeCheck:
     """What to ask a compute node (see :mod:`slurm._slurm.probe`).
 
@@ -141,7 +141,7 @@ class NodeCheck:
     modules: tuple[str, ...] = ()
 
 
-@dataclass
+@record
 class PreflightReport:
     """Everything the preflight script found on the cluster."""
 

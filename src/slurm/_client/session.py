@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.events import Emitter
@@ -28,6 +27,7 @@ from slurm._slurm.client import SlurmClient
 from slurm._slurm.options import merge_options, split_options
 from slurm._transport.base import Transport
 from slurm._wire.payload import WorkflowSpec
+from slurm._wire.record import field, record
 from slurm.errors import CommandError
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["ImageState", "InterpreterState", "Session"]
 
 
-@dataclass
+@record
 class InterpreterState:
     """What the client knows of one interpreter setting on one cluster (see packaging)."""
 
@@ -54,7 +54,7 @@ class InterpreterState:
     provided: frozenset[str] | None = None
 
 
-@dataclass
+@record
 class ImageState:
     """The container images of one cluster (see :mod:`slurm._client.packaging.images`)."""
 

@@ -27,13 +27,11 @@ one a ``Retry`` runs again. ``Cluster`` calls into here; nothing here is public.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm._client.cachekey import CachePolicy, cache_policy
@@ -103,7 +101,7 @@ DEFAULT_MAX_REQUEUES = 3
 DEFAULT_REQUEUE_GRACE = 60
 
 
-@dataclass(frozen=True)
+@record.record(frozen=True)
 class Submitted:
     """What one sbatch gave: the Slurm id (an array's id), its directory, its policy.
 
@@ -117,14 +115,14 @@ class Submitted:
     submitted: float | None
     policy: RunPolicy
     depends_on: tuple[str, ...] = ()
-    limits: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = record.field(default_factory=dict)
     retry: Retry | None = None
     rule: str = "asked"
     learn_key: str | None = None
     image: str | None = None  # the container image it runs in (a registry's pinned digest)
 
 
-@dataclass(frozen=True)
+@record.record(frozen=True)
 class Placement:
     """Where one call runs now: what its ``Job`` adopts at submission and resubmission.
 
@@ -178,7 +176,7 @@ class Placement:
         )
 
 
-@dataclass(frozen=True)
+@record.record(frozen=True)
 class Resolved:
     """Phase 1: the options of one submission, checked."""
 
@@ -194,7 +192,7 @@ class Resolved:
     cache: CachePolicy | None = None
 
 
-@dataclass(frozen=True)
+@record.record(frozen=True)
 class Prepared:
     """Phase 2: how the job starts on the cluster."""
 
@@ -204,7 +202,7 @@ class Prepared:
     workflow: WorkflowSpec | None
 
 
-@dataclass(frozen=True)
+@record.record(frozen=True)
 class _Claim:
     """Phase 4: the journal's word on this call (a running workflow's only)."""
 
@@ -214,7 +212,7 @@ class _Claim:
     reattached: Submitted | None = None
 
 
-@dataclass(frozen=True)
+@record.record(frozen=True)
 class Staged:
     """Phases 1 and 2 done once for calls submitted in parts (the misses of a cached map);
     ``journal=False``: the position in a workflow's journal was taken for them already."""
@@ -393,7 +391,7 @@ def _submit(
     resolved, prepared, travelling = staged.resolved, staged.prepared, staged.travelling
     if plan is not None:  # an element runs several calls: their time, their CPUs
         sbatch = element_options(resolved.sbatch, plan.per_element, plan.parallel)
-        resolved = dataclasses.replace(resolved, sbatch=sbatch, limits=limits_of(sbatch))
+        resolved = record.replace(resolved, sbatch=sbatch, limits=limits_of(sbatch))
     events = session.events
     payloads, refs = _pickle_calls(task, calls, resolved.policy, prepared.workflow)
     check_by_value(task, payloads, prepared.launch.python_version)
@@ -982,7 +980,7 @@ def resubmit(
             placement.max_requeues,
         )
     session.store.record(new_id.split("_", 1)[0], placement.job_dir)
-    return dataclasses.replace(
+    return record.replace(
         placement,
         job_id=new_id,
         limits=new_limits,

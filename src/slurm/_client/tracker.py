@@ -11,13 +11,11 @@ after a submission and back off while nothing changes.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from slurm._client.events import Completed, Emitter, StatusChanged
@@ -25,6 +23,7 @@ from slurm._client.store import JobStore
 from slurm._slurm.client import SlurmClient
 from slurm._slurm.commands import JobInfo, JobState
 from slurm._wire.queue import is_pool_call
+from slurm._wire.record import field, record, replace
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def _key(job: Watched) -> str:
     return job.done_marker
 
 
-@dataclass
+@record
 class _Watch:
     job_id: str
     result_path: str
@@ -267,7 +266,7 @@ class Tracker:
             earlier = watch.info.reason if watch.info is not None else ""
             if earlier and (not record.reason or earlier == "DependencyNeverSatisfied"):
                 # e.g. DependencyNeverSatisfied: squeue's why outlives sacct's what.
-                record = dataclasses.replace(record, reason=earlier)
+                record = replace(record, reason=earlier)
             watch.info = record
         return watch.info
 

@@ -17,7 +17,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from slurm._slurm.commands import (
     JobInfo,
@@ -41,6 +40,7 @@ from slurm._slurm.states import knows_only_job_state, parse_squeue_states, squeu
 from slurm._slurm.usage import Usage
 from slurm._transport.base import CommandResult, Transport
 from slurm._wire.queue import is_pool_call
+from slurm._wire.record import field, record
 from slurm.errors import ConnectionLostError, SlurmError, SubmissionError
 
 __all__ = ["Look", "SlurmClient"]
@@ -68,7 +68,7 @@ _DEFAULT_MAX_ARRAY_SIZE = 1001
 _LOST_SBATCH_WAIT = 60.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Look:
     """One batched look at many jobs: squeue first, then sacct for those it no longer lists.
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
+from slurm._wire.record import record
 from slurm.errors import SubmissionError
 
 __all__ = [
@@ -199,7 +199,7 @@ _SHORT_CODES: dict[str, JobState] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class JobInfo:
     """What squeue or sacct said about one job (or one array element)."""
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from slurm._slurm.retry import format_minutes, time_seconds
+from slurm._wire.record import record
 from slurm.errors import ConfigurationError
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 DEFAULT_PACK_TARGET = "00:10:00"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Packing:
     """How a map is packed: ``per_element`` calls (``None``: choose, ``pack="auto"``),
     ``parallel`` at a time, no element longer than ``target_s`` seconds (auto)."""

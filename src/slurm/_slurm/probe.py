@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+
+from slurm._wire.record import field, record
 
 __all__ = [
     "JOB_NAME",
@@ -138,7 +139,7 @@ def build_script(
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NodeView:
     """What one node saw: which directories are missing there, whether the interpreter ran.
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from slurm._slurm.retry import (
     Retry,
@@ -33,6 +32,7 @@ from slurm._slurm.retry import (
     time_seconds,
 )
 from slurm._slurm.usage import Usage
+from slurm._wire.record import record
 
 __all__ = [
     "LIMIT_KEYS",
@@ -53,7 +53,7 @@ _NODE_FAILS = frozenset({"NODE_FAIL", "BOOT_FAIL"})
 _MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     """The limits of an attempt (sbatch option values) and the rule that chose them."""
 

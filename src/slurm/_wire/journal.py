@@ -15,10 +15,10 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slurm._wire.record import record
 from slurm.errors import WorkflowError
 
 __all__ = ["Journal", "JournalEntry", "fingerprint", "read_entries"]
@@ -35,7 +35,7 @@ def fingerprint(*parts: bytes | str, size: int = 32) -> str:
     return digest.hexdigest()[:size]
 
 
-@dataclass
+@record
 class JournalEntry:
     seq: int
     task: str

@@ -12,8 +12,8 @@ is named by :data:`~slurm._wire.env.PACK_CALLS_VARIABLE` instead.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
+from slurm._wire.record import record
 from slurm.errors import ResultError
 
 __all__ = ["PACK_VERSION", "PackPlan"]
@@ -21,7 +21,7 @@ __all__ = ["PACK_VERSION", "PackPlan"]
 PACK_VERSION = 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PackPlan:
     """``calls`` calls, ``per_element`` to an array element, ``parallel`` of them at a time."""
 

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
+from slurm._wire.record import record
 from slurm.errors import ResultError
 
 __all__ = [
@@ -61,7 +61,7 @@ def is_pool_call(job_id: str) -> bool:
     return job_id.startswith(POOL_PREFIX)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PoolPaths:
     """Where one pool keeps its queue and its workers' files."""
 
@@ -104,7 +104,7 @@ class PoolPaths:
         return f"{self.pool_dir}/pool.json"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class QueueEntry:
     """Calls of one job directory, waiting in a pool's queue (a versioned JSON record).
 

@@ -65,13 +65,11 @@ workflow's tasks run with what the workflow has), ``build_tool`` is ``installer`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +78,7 @@ from slurm._client.session import InterpreterState
 from slurm._slurm import probe
 from slurm._slurm.packaging import DISCOVER, PackagingSpec, parse_spec
 from slurm._wire.env import CODE_DIR_VARIABLE
+from slurm._wire.record import record, replace
 from slurm.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InterpreterSettings:
     """Which interpreter and packaging one kind of job uses: the cluster's, or a task's own."""
 
@@ -151,7 +150,7 @@ def interpreter_settings(
 
 def _combined(python: str | None, spec: PackagingSpec) -> InterpreterSettings:
     if python and spec.mode == "wheel":
-        return InterpreterSettings(None, dataclasses.replace(spec, python=python))
+        return InterpreterSettings(None, replace(spec, python=python))
     return InterpreterSettings(python, spec)
 
 
@@ -392,7 +391,7 @@ def _check_asked(report: PreflightReport, wanted: str, python: str) -> None:
         )
     for i, finding in enumerate(report.findings):
         if finding.name == "python_on_nodes" and not finding.ok:
-            report.findings[i] = dataclasses.replace(
+            report.findings[i] = replace(
                 finding,
                 fix=f"install Python {wanted} where the nodes see it: leave "
                 "UV_PYTHON_INSTALL_DIR unset (uv installs it under the environments "
@@ -539,8 +538,8 @@ def diagnose(session: Session) -> dict[str, Any]:
         ):
             raise
         # The other checks, with the cluster's python3; and what finding that Python said.
-        plain = dataclasses.replace(settings.spec, python_version=None)
-        what, _, report = _preflight(session, dataclasses.replace(settings, spec=plain), None)
+        plain = replace(settings.spec, python_version=None)
+        what, _, report = _preflight(session, replace(settings, spec=plain), None)
         report.add(Finding("python_version", False, str(exc)))
     result = report.to_dict()
     result["backend"] = session.backend_type

@@ -30,9 +30,10 @@ import sys
 import sysconfig
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from slurm._wire.record import record
 
 __all__ = [
     "Closure",
@@ -55,7 +56,7 @@ _SOURCE_SUFFIXES = (".py",)
 _SCAN_LIMIT = 200  # items of a container argument looked at for their types' modules
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LocalUnit:
     """One top-level name shipped as source: a module file or a package directory."""
 
@@ -83,7 +84,7 @@ class LocalUnit:
                 yield path
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Closure:
     """The local units a call needs, sorted by name, and the installed modules they use.
 

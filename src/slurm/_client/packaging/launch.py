@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slurm._client import packaging
@@ -30,6 +29,7 @@ from slurm._client.packaging import (
 from slurm._client.packaging.closure import Closure, call_roots, find_closure
 from slurm._client.packaging.sources import ShippedSources, ensure_sources, sources_dir
 from slurm._wire.env import CODE_DIR_VARIABLE
+from slurm._wire.record import field, record
 
 if TYPE_CHECKING:
     from slurm._client.session import Session
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Launch", "launch_for", "ship"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Launch:
     """How one submission's job starts.
 

@@ -17,10 +17,10 @@ import logging
 import shlex
 import threading
 import time
-from dataclasses import dataclass
 
 from slurm._client.packaging.closure import Closure
 from slurm._transport.base import Transport
+from slurm._wire.record import record
 from slurm.errors import ConfigurationError
 
 __all__ = ["ShippedSources", "ensure_sources", "pack", "sources_dir"]
@@ -33,7 +33,7 @@ LARGE_BYTES = 100 * 1024 * 1024
 _known_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ShippedSources:
     """Local source on the cluster.
 
