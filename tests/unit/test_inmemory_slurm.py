@@ -407,6 +407,28 @@ def test_waits_one_after_another_keep_one_tracker_thread(
     assert len([name for name in started if name.startswith("slurm-tracker")]) == 1
 
 
+def test_a_result_returned_has_left_no_done_marker(
+    cluster: Cluster, fake: FakeSlurm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The markers a look read are removed before the waiters wake, so a program that
+    lists the done directory after get_results finds none of its calls' (a slow removal
+    made the race that a CI run once lost)."""
+    import os
+    import time
+
+    real_remove = FakeSlurm.remove_files
+
+    def slow_remove(self: FakeSlurm, paths: list[str]) -> bool:
+        time.sleep(0.3)
+        return real_remove(self, paths)
+
+    monkeypatch.setattr(FakeSlurm, "remove_files", slow_remove)
+    array = add.map([(i, 1) for i in range(5)])
+    fake.run_all()
+    assert array.get_results(timeout=10) == [i + 1 for i in range(5)]
+    assert not set(os.listdir(cluster.done_dir)) & {job.done_marker for job in array}
+
+
 def test_as_completed_async_and_result_async_timeout(cluster: Cluster, fake: FakeSlurm) -> None:
     import asyncio
 

@@ -383,22 +383,22 @@ class Tracker:
                 continue
             names = set(transport.list_dir(directory))
             found.extend(w for w in watches if w.result_path.rsplit("/", 1)[1] in names)
-        changed = False
-        consumed: list[str] = []
-        for watch in found:
-            if watch.marker in seen and not transport.exists(watch.result_path):
-                continue
-            watch.has_result = True
-            self._finish(watch)
-            changed = True
-            if watch.marker in seen:
-                consumed.append(f"{done_dir}/{watch.marker}")
+        ready = [
+            watch
+            for watch in found
+            if watch.marker not in seen or transport.exists(watch.result_path)
+        ]
+        consumed = [f"{done_dir}/{watch.marker}" for watch in ready if watch.marker in seen]
         if consumed:
             # The directory is this session's: a marker read is never needed again, and
             # the next listing names only what is new (a map of 1000 calls lists 1000
             # names a look otherwise). Where removing costs a round trip, they stay.
+            # Removed before the waiters wake: a result returned has left no marker.
             transport.remove_files(consumed)
-        return changed
+        for watch in ready:
+            watch.has_result = True
+            self._finish(watch)
+        return bool(ready)
 
     def _finish(self, watch: _Watch) -> None:
         if self._events is not None and not watch.final:
