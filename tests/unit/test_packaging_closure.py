@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -293,3 +294,24 @@ def test_the_cached_closure_follows_edits_and_new_files(
     (tmp_path / "tables" / "t.json").write_text('{"k": 2}')
     later(tmp_path / "tables" / "t.json", 4)
     assert find_closure(["tables"]).digest() != digest
+
+
+def test_the_process_stamp_follows_sys_path_and_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local directories on sys.path are worked out once per sys.path and working
+    directory: a "" entry stamps the directory the process is in now, not the first one."""
+    from slurm._client.packaging import closure
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    monkeypatch.setattr(sys, "path", ["", *sys.path])
+    monkeypatch.chdir(one)
+    assert str(one) in {path for path, _, _ in closure._process_stamp()[1]}
+    monkeypatch.chdir(two)
+    stamped = {path for path, _, _ in closure._process_stamp()[1]}
+    assert str(two) in stamped and str(one) not in stamped
+    monkeypatch.setattr(sys, "path", [str(one), *sys.path[1:]])
+    stamped = {path for path, _, _ in closure._process_stamp()[1]}
+    assert str(one) in stamped and str(two) not in stamped

@@ -180,6 +180,24 @@ def test_failed_write_leaves_no_temp_file(local: LocalTransport, tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["is-a-dir"]
 
 
+def test_a_temporary_name_taken_already_is_passed_over(
+    local: LocalTransport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary names come from a counter, not a random draw: one that exists already
+    (or a link planted there) is left alone, and the write takes the next."""
+    import itertools
+
+    from slurm._transport import local as module
+
+    monkeypatch.setattr(module, "_tmp_numbers", itertools.count(7))
+    taken = tmp_path / f".out.{os.getpid()}-{module._TMP_TOKEN}-7.tmp"
+    taken.symlink_to(tmp_path / "elsewhere")
+    local.write_bytes(str(tmp_path / "out"), b"data")
+    assert (tmp_path / "out").read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [taken.name, "out"]
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_read_missing_raises_file_not_found(local: LocalTransport, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         local.read_bytes(str(tmp_path / "missing"))

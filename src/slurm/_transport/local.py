@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import BinaryIO
 
@@ -186,9 +186,21 @@ class LocalTransport(Transport):
         """Nothing to release locally."""
 
 
+#: Names for temporary files, unique in this process; with the process id and a token
+#: drawn once, across processes too (no random name drawn a write, as mkstemp does).
+_TMP_TOKEN = os.urandom(4).hex()
+_tmp_numbers = itertools.count()
+
+
 def _atomic_write(path: str, mode: int, fill: Callable[[BinaryIO], None]) -> None:
     directory, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    while True:
+        tmp = f"{directory}/.{name}.{os.getpid()}-{_TMP_TOKEN}-{next(_tmp_numbers)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:  # left by a process of the same id and token: the next
+            continue
+        break
     try:
         with os.fdopen(fd, "wb") as f:
             fill(f)

@@ -433,9 +433,15 @@ _closures: dict[Any, tuple[Closure, Any, tuple[tuple[str, int, int], ...]]] = {}
 def _process_stamp() -> tuple[int, tuple[tuple[str, int, int], ...]]:
     """What a closure read besides its units' files: how many modules are imported, and
     the local directories on ``sys.path`` (a new module file there changes their mtime)."""
+    return len(sys.modules), _stamps(_local_path_dirs(tuple(sys.path), os.getcwd()))
+
+
+@functools.lru_cache(maxsize=16)
+def _local_path_dirs(path: tuple[str, ...], cwd: str) -> tuple[str, ...]:
+    """The entries of ``sys.path`` (as it is, from ``cwd``) outside :func:`system_dirs`."""
     dirs = system_dirs()
-    local = dict.fromkeys(os.path.abspath(p or os.curdir) for p in sys.path)
-    return len(sys.modules), _stamps(p for p in local if not _under(Path(p), dirs))
+    local = dict.fromkeys(os.path.normpath(os.path.join(cwd, p)) for p in path)
+    return tuple(p for p in local if not _under(Path(p), dirs))
 
 
 def _stamps(paths: Iterable[str]) -> tuple[tuple[str, int, int], ...]:
