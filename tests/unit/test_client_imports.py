@@ -35,6 +35,7 @@ LEFT_OUT = {
     "tomllib": "pyproject.toml: a built environment (packaging.project)",
     "tarfile": "shipping source not on the cluster yet (packaging.sources.pack)",
     "zipfile": "wheels (packaging.wheels)",
+    "statistics": "nothing: a median is a sort (its fractions and decimal cost 4 ms)",
     "slurm._api.why": "job.why()",
     "slurm._slurm.reasons": "job.why()",
     "slurm._client.packaging.deps": "a built environment",

@@ -144,3 +144,21 @@ def test_a_memory_kill_by_the_accounting_gatherer_is_out_of_memory() -> None:
     assert ended_state("FAILED", tail) == "OUT_OF_MEMORY"
     assert ended_state("FAILED", "Traceback ...") == "FAILED"
     assert ended_state("TIMEOUT", tail) == "TIMEOUT"
+
+
+@pytest.mark.parametrize(
+    "values", [[3.0], [1.0, 5.0], [5.0, 1.0, 3.0], [4.0, 1.0, 2.0, 8.0], [2.0, 2.0, 9.0, 0.5, 7.0]]
+)
+def test_median_is_the_standard_librarys(values: list[float]) -> None:
+    import statistics
+
+    from slurm._slurm.usage import median
+
+    assert median(values) == statistics.median(values)
+
+
+def test_median_of_nothing_is_an_error() -> None:
+    from slurm._slurm.usage import median
+
+    with pytest.raises(ValueError, match="no values"):
+        median([])

@@ -11,12 +11,11 @@ of the task: one listing and a few small reads), then lets
 from __future__ import annotations
 
 import logging
-import statistics
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from slurm._slurm.pack import Packing, auto_per_element, idle_cpus, sinfo_cpus_argv
-from slurm._slurm.usage import runner_usage
+from slurm._slurm.usage import median, runner_usage
 from slurm._wire.layout import JobPaths
 from slurm._wire.pack import PackPlan
 from slurm.errors import SlurmError
@@ -80,4 +79,4 @@ def _call_seconds(session: Session, name: str) -> float | None:
             if usage is not None and usage.elapsed_s is not None:
                 found.append(usage.elapsed_s)
                 break
-    return statistics.median(found) if found else None
+    return median(found) if found else None

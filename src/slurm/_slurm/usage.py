@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,6 +25,7 @@ __all__ = [
     "Figure",
     "Usage",
     "UsageSummary",
+    "median",
     "parse_duration",
     "parse_size",
     "parse_usage_sacct",
@@ -295,7 +295,19 @@ def _figure(values: Sequence[tuple[int, float | int | None]]) -> Figure | None:
         return None
     worst = max(known, key=lambda item: item[1])
     numbers = [v for _, v in known]
-    return Figure(min(numbers), statistics.median(numbers), worst[1], worst[0])
+    return Figure(min(numbers), median(numbers), worst[1], worst[0])
+
+
+def median(values: Sequence[float]) -> float:
+    """The middle value (the mean of the two middle ones), as ``statistics.median``,
+    whose import (``fractions``, ``decimal``) costs the client's start 4 ms."""
+    if not values:
+        raise ValueError("no median of no values")
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def summarise(usages: Mapping[int, Usage]) -> UsageSummary:
