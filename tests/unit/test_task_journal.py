@@ -67,6 +67,33 @@ def test_bind_check_ignores_injected_parameters() -> None:
     assert injected_parameters(job.unwrapped, workflow=False) == {"context": "job"}
 
 
+def test_the_call_signature_is_read_once_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A map of 1000 items binds 1000 calls: the signature is read at the first, then kept
+    (a copy made by with_options reads it again, once)."""
+    import inspect
+
+    read: list[object] = []
+    real = inspect.signature
+
+    def counting(fn: object, *args: object, **kwargs: object) -> inspect.Signature:
+        read.append(fn)
+        return real(fn, *args, **kwargs)  # type: ignore[arg-type]
+
+    @task
+    def job(b: int, context: JobContext) -> None: ...
+
+    monkeypatch.setattr(inspect, "signature", counting)
+    for b in range(5):
+        job.bind_check((b,), {})
+    with pytest.raises(TypeError, match="nothing was submitted"):
+        job.bind_check((1, 2), {})
+    assert job.call_arguments((3,), {}) == [("b", 3)]
+    once = len(read)
+    assert once <= 2  # the function's own, and injected_parameters' look at it
+    job.with_options(partition="gpu").bind_check((1,), {})
+    assert len(read) <= 2 * once
+
+
 class MyJobContext:
     """Not the SDK's JobContext, whatever its name ends with."""
 

@@ -387,13 +387,19 @@ class Task(Generic[P, R]):
         return array
 
     def _call_signature(self) -> inspect.Signature:
-        """The function's signature without the parameters the runner fills in (contexts)."""
+        """The function's signature without the parameters the runner fills in (contexts);
+        read at the first call, then kept (a map of 1000 items binds 1000 times)."""
+        cached: inspect.Signature | None = self.__dict__.get("_call_signature_cache")
+        if cached is not None:
+            return cached
         import inspect  # a client's need: a job never binds arguments
 
         injected = injected_parameters(self._fn, workflow=self._workflow)
         signature = inspect.signature(self._fn)
         parameters = [p for n, p in signature.parameters.items() if n not in injected]
-        return signature.replace(parameters=parameters)
+        cached = signature.replace(parameters=parameters)
+        self.__dict__["_call_signature_cache"] = cached
+        return cached
 
     def bind_check(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise ``TypeError`` now if the arguments do not fit the function."""

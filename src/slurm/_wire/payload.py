@@ -165,6 +165,26 @@ class Payload:
     version: int = PAYLOAD_VERSION
 
 
+#: Types whose objects are never a Job (pickle asks persistent_id of every object).
+_PLAIN_TYPES = frozenset(
+    {
+        str,
+        int,
+        float,
+        bool,
+        type(None),
+        bytes,
+        bytearray,
+        complex,
+        tuple,
+        list,
+        dict,
+        set,
+        frozenset,
+    }
+)
+
+
 @functools.cache
 def _ref_pickler() -> type[Any]:
     import cloudpickle
@@ -177,6 +197,8 @@ def _ref_pickler() -> type[Any]:
             self._refs = refs
 
         def persistent_id(self, obj: Any) -> Any:
+            if type(obj) in _PLAIN_TYPES:  # most of what a payload holds: never a Job
+                return None
             found = job_ref_id(obj)
             if found is not None:
                 self._refs.append(JobRef(*found[1:]))
