@@ -40,6 +40,7 @@ from typing import Any
 
 from benchmarks import slurmstats
 from benchmarks.report import render_markdown, render_png
+from slurm._wire.env import RUNNER_ENTRY
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET_WAIT = 20.0  # seconds to wait for other users' jobs to leave the queue
@@ -278,8 +279,13 @@ def measure(spec: Spec, rep: int, root: Path) -> Measurement:
     return m
 
 
+#: The floor's runner, as a batch script starts it.
+RUNNER = "python -P -c 'from slurm.runner import main; ...' JOBDIR (the batch script's)"
+
+
 def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str, Any]:
-    """Per-task overhead inside the job: ``python -m slurm.runner DIR`` vs ``python -c pass``.
+    """Per-task overhead inside the job: the runner on DIR, started as the batch script
+    starts it (``python -P -c ...``, :data:`slurm._wire.env.RUNNER_ENTRY`), vs ``python -c pass``.
 
     Every run gets a fresh copy of a finished job's directory without its result
     (the runner refuses to run a job twice), made outside the timed part.
@@ -292,7 +298,8 @@ def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str,
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import slurm.runner'": [sys.executable, "-c", "import slurm._job.entry"],
         "python -c 'import slurm'": [sys.executable, "-c", "import slurm"],
-        "python -m slurm.runner JOBDIR": [sys.executable, "-m", "slurm.runner", str(work)],
+        RUNNER: [sys.executable, "-P", *RUNNER_ENTRY, str(work)],
+        "python -m slurm.runner JOBDIR": [sys.executable, "-P", "-m", "slurm.runner", str(work)],
     }
 
     def fresh() -> None:
@@ -301,7 +308,7 @@ def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str,
 
     fresh()
     check = subprocess.run(
-        variants["python -m slurm.runner JOBDIR"], cwd=REPO, env=env, capture_output=True, text=True
+        variants[RUNNER], cwd=REPO, env=env, capture_output=True, text=True
     )
     if check.returncode != 0 or not (work / "result.pkl").exists():
         tail = check.stderr.strip()[-300:]
@@ -319,7 +326,7 @@ def measure_floor(job_dir: str, root: Path, reps: int = FLOOR_REPS) -> dict[str,
     return {
         "reps": reps,
         "medians": medians,
-        "overhead": medians["python -m slurm.runner JOBDIR"] - medians["python -c pass"],
+        "overhead": medians[RUNNER] - medians["python -c pass"],
         "import_part": medians["python -c 'import slurm.runner'"] - medians["python -c pass"],
         "client_import": medians["python -c 'import slurm'"] - medians["python -c pass"],
         "failures": failures,

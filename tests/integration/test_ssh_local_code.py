@@ -16,6 +16,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from nodepython import node_python
 
 from slurm import Cluster, task
 from slurm._client.packaging import environment_for
+from slurm._wire.env import RUNNER_ENTRY
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
 
@@ -81,6 +83,7 @@ import helpers
 from stats import describe
 
 from slurm import Cluster, task
+from slurm._wire.env import RUNNER_ENTRY
 
 
 @task(time="00:05:00", mem="256M", chdir=sys.argv[3])
@@ -199,7 +202,7 @@ def test_plain_directory_runs_over_ssh_from_shipped_source_reused_across_runs(
     assert [r["summary"]["scaled_max"] for r in first["survey"]] == [30.0, 20.0]
     for script in first["scripts"]:
         assert f"SLURM_SDK_CODE_DIR={code}" in script.replace("'", "")
-        assert " -P -m slurm.runner " in script
+        assert f" -P {shlex.join(RUNNER_ENTRY)} " in script
 
     mtime = code.stat().st_mtime_ns
     second = _run(user_dir, base, devcluster_ssh.username, decoys)

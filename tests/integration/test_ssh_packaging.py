@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from slurm import Cluster
 from slurm._client.packaging import environment_for
 from slurm._client.packaging.project import sdk_source_root, source_hash
 from slurm._client.packaging.wheels import SDK_SOURCES
+from slurm._wire.env import RUNNER_ENTRY
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
 
@@ -83,6 +85,7 @@ from orbit.tasks import survey, where
 
 from slurm import Cluster
 from slurm._client.packaging import environment_for
+from slurm._wire.env import RUNNER_ENTRY
 
 logging.basicConfig(level=logging.INFO)  # the SDK's log to stderr: what it built
 started = time.perf_counter()
@@ -354,5 +357,5 @@ def test_tutorial_section_5_over_ssh_verbatim(devcluster_ssh: SshInfo, tmp_path:
     workflow_dir = state_path.parent.parent
     script = (workflow_dir / "job.sh").read_text()
     envs = Path(os.path.expanduser("~/.slurm-sdk/jobs/.envs"))
-    assert f"{envs}/" in script and "/venv/bin/python -P -m slurm.runner" in script
+    assert f"{envs}/" in script and f"/venv/bin/python -P {shlex.join(RUNNER_ENTRY)}" in script
     assert sys.prefix not in script

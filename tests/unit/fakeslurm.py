@@ -36,6 +36,7 @@ from slurm._job.entry import run_job
 from slurm._job.pack import run_pack
 from slurm._transport.base import CommandResult
 from slurm._transport.local import LocalTransport
+from slurm._wire.env import RUNNER_ENTRY
 from slurm.errors import ConnectionLostError
 
 
@@ -153,8 +154,10 @@ class FakeSlurm(LocalTransport):
             env["SLURM_ARRAY_TASK_ID"] = str(job.array_index)
         saved = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)}
         try:
-            # PYTHON -P -m slurm.runner JOB_DIR [--array [--pack]]
-            job_dir = argv[argv.index("slurm.runner") + 1]
+            # PYTHON -P -c 'from slurm.runner import main; ...' JOB_DIR [--array [--pack]]
+            # (or -m slurm.runner JOB_DIR, as scripts of earlier versions)
+            start = argv.index("slurm.runner" if "-m" in argv else RUNNER_ENTRY[1])
+            job_dir = argv[start + 1]
             if "--pack" in argv:
                 code = run_pack(job_dir, env=env)
             else:

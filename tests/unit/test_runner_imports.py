@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from slurm._wire.env import RUNNER_ENTRY
+
 #: The SDK's modules a task's job imports before its call: the runner's path, and what
 #: ``from slurm import task`` brings (the package, the decorators, the earlier shims).
 RUNNER_MODULES = {
@@ -158,8 +160,8 @@ def test_a_call_run_to_its_result_needs_none_of_them(tmp_path: Path) -> None:
     (job / "payload.pkl").write_bytes(data)
     (job / "sys_path.txt").write_text(f"{tmp_path}\n")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-P", "-X", "importtime", "-m", "slurm.runner", str(job)],
+    done = subprocess.run(  # as the batch script starts it (submission's RUNNER_ENTRY)
+        [sys.executable, "-P", "-X", "importtime", *RUNNER_ENTRY, str(job)],
         capture_output=True, text=True, env=env, check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -172,5 +174,8 @@ def test_a_call_run_to_its_result_needs_none_of_them(tmp_path: Path) -> None:
     for module in (
         *("typing", "dataclasses", "inspect", "pathlib", "subprocess", "logging"),
         *("pickle", "json", "re", "signal", "enum", "threading"),
+        # What `-m` brings (runpy) and the user's module found with importlib would bring;
+        # a codec besides UTF-8 (reading /proc as ascii).
+        *("runpy", "importlib", "importlib.util", "contextlib", "warnings", "encodings.ascii"),
     ):
         assert module not in loaded, f"running the call imported {module}"

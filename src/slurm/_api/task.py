@@ -102,10 +102,11 @@ class FunctionRef:
     qualname: str
 
     def load(self) -> Callable[..., Any]:
-        import importlib
-
         try:
-            obj: Any = importlib.import_module(self.module)
+            # __import__, not importlib.import_module: importlib (with warnings) is a
+            # module a job's start would import for this one call.
+            __import__(self.module)
+            obj: Any = sys.modules[self.module]
         except ImportError as exc:
             raise ImportError(_import_failure(self.module, exc)) from exc
         for part in self.qualname.split("."):

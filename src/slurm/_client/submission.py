@@ -54,6 +54,7 @@ from slurm._wire.env import (
     CONTAINER_VARIABLE,
     DONE_DIR_VARIABLE,
     PACK_CALLS_VARIABLE,
+    RUNNER_ENTRY,
     WARN_AT_VARIABLE,
 )
 from slurm._wire.journal import JournalEntry, fingerprint
@@ -701,7 +702,7 @@ def _render(
         # from the script's first line on.
         first = ["trap '' USR1", *_warning_due(options, resolved.policy)]
     setup = [*setup, *ABSOLUTE_PYTHONPATH]  # the runner's sys.path: never the working dir
-    command = [*prepared.launch.command, "-m", "slurm.runner", job_dir]
+    command = [*prepared.launch.command, *RUNNER_ENTRY, job_dir]
     if array is not None:
         command.append("--array")
     if packed:

@@ -81,8 +81,8 @@ def _process_began() -> float | None:
     ``slurm jobs report`` draws the run from it.
     """
     try:
-        with open("/proc/self/stat", encoding="ascii") as handle:
-            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/self/stat", "rb") as handle:  # bytes: no codec to import for it
+            ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
         uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
         return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
     except (OSError, ValueError, IndexError, AttributeError):

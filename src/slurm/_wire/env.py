@@ -12,6 +12,7 @@ __all__ = [
     "CONTAINER_VARIABLE",
     "DONE_DIR_VARIABLE",
     "PACK_CALLS_VARIABLE",
+    "RUNNER_ENTRY",
     "WARN_AT_VARIABLE",
 ]
 
@@ -28,3 +29,9 @@ PACK_CALLS_VARIABLE = "SLURM_SDK_PACK_CALLS"
 #: script's start and the job's time limit): the runner warns itself then if Slurm's
 #: one-shot USR1 never reached it (sent while the script still ignored it).
 WARN_AT_VARIABLE = "SLURM_SDK_WARN_AT"
+
+#: How a batch script starts the runner, after the interpreter and its ``-P``: the same
+#: as ``-m slurm.runner`` (which still works, for scripts queued by earlier versions),
+#: without the ``runpy`` that ``-m`` imports first (with ``importlib.util`` and
+#: ``contextlib``: 1.5 ms of every job's start, docs/many-calls.md).
+RUNNER_ENTRY = ("-c", "from slurm.runner import main; raise SystemExit(main())")
