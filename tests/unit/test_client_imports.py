@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ import pytest
 # with tomllib), and without what the interpreter had before the SDK's import.
 _PROBE = """
 import sys
+from pathlib import Path
 before = set(sys.modules)
 from slurm import Cluster, task
 import slurm._api.cluster
@@ -45,6 +47,8 @@ LEFT_OUT = {
     "slurm._client.packaging.container": "a container image to build",
     "slurm._client.packaging.registry": "a container image to check",
     "slurm._client.packaging.pins": "a container image pinned by digest",
+    "slurm.callbacks.callbacks": "a callback (the dispatcher builds contexts only for one)",
+    "slurm._job.hookcontexts": "a callback (its contexts)",
 }
 
 
@@ -65,3 +69,43 @@ def test_a_cluster_does_not_load_what_only_some_programs_need(
         f"`from slurm import Cluster` now imports {module}, which only {LEFT_OUT[module]} "
         "needs: import it where it is used"
     )
+
+
+_RUN = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import slurm._client.packaging as packaging
+from fakeslurm import FakeSlurm
+from slurm import Cluster, task
+
+packaging.interpreter_for = lambda cluster, *settings: sys.executable
+
+
+@task(time="00:01:00")
+def add(a, b):
+    return a + b
+
+
+fake = FakeSlurm()
+with Cluster(transport=fake, job_base_dir=sys.argv[2], python=sys.executable) as cluster:
+    job = add(1, 2)
+    fake.run_all()
+    assert job.get_result() == 3
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def test_a_call_without_callbacks_loads_none_of_their_classes(tmp_path: Path) -> None:
+    """The dispatcher hears every event of a call; with no callback to tell, it builds no
+    context and imports none of their classes (dataclasses: 3 ms of a short program)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
+    env["SLURM_CONF"] = "/nonexistent/slurm.conf"  # the machine's is not the fake's
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _RUN, str(Path(__file__).parent), str(tmp_path / "jobs")],
+        capture_output=True, text=True, check=False, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = set(done.stdout.split())
+    for module in ("slurm.callbacks.callbacks", "slurm._job.hookcontexts"):
+        assert module not in loaded, f"a call without callbacks imported {module}"

@@ -622,9 +622,7 @@ class Cluster:
         self, job: Any, task: Task[Any, Any], job_id: str, job_dir: str, reattached: bool
     ) -> None:
         """``job`` (a Job or an ArrayJob) has its id: say so on the event stream."""
-        from slurm.callbacks.callbacks import LoggerCallback
-
-        if not any(isinstance(c, LoggerCallback) for c in self.callbacks):
+        if not self.callbacks or not _has_logger(self.callbacks):
             logger.info("submitted %s as job %s (%s)", job.name, job.id, job.job_dir)
         self.session.events.emit(
             Submitted(job, task, job_id, job_dir, self.backend_type, reattached=reattached)
@@ -780,3 +778,10 @@ def _looks_like_path(text: str) -> bool:
         or text.startswith((".", "~"))
         or text.endswith(".toml")
     )
+
+
+def _has_logger(callbacks: Sequence[Any]) -> bool:
+    """Whether one of ``callbacks`` is a LoggerCallback (which says "submitted" itself)."""
+    from slurm.callbacks.callbacks import LoggerCallback
+
+    return any(isinstance(c, LoggerCallback) for c in callbacks)

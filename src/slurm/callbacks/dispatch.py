@@ -40,18 +40,11 @@ from slurm._slurm.commands import JobInfo
 from slurm._transport.base import Transport
 from slurm._wire.journal import read_entries
 from slurm._wire.layout import JobPaths
-from slurm.callbacks.callbacks import (
-    CompletedContext,
-    JobStatusUpdatedContext,
-    PackagingBeginContext,
-    PackagingEndContext,
-    SubmitBeginContext,
-    SubmitEndContext,
-    WorkflowCallbackContext,
-    WorkflowTaskSubmitContext,
-    travels,
-)
 from slurm.errors import ConfigurationError, SlurmfileInvalidError
+
+# The contexts (dataclasses, with the callbacks' classes: 3 ms of a client's start) are
+# imported where a callback is there to hear an event: a cluster without callbacks never
+# loads them.
 
 
 class Cluster(Protocol):
@@ -197,6 +190,10 @@ class Dispatcher:
         cluster = self._cluster()
         if cluster is None:
             return []
+        if not cluster.callbacks:
+            return []
+        from slurm.callbacks.callbacks import travels
+
         return [cb for cb in cluster.callbacks if travels(cb) and id(cb) not in self._hung]
 
     # --- the stream ------------------------------------------------------------------
@@ -204,6 +201,27 @@ class Dispatcher:
         cluster = self._cluster()
         if cluster is None:
             return
+        if isinstance(event, SubmitBegan):
+            self._begun[event.job_dir] = event
+        if isinstance(event, (PackagingBegan, PackagingEnded, SubmitBegan)):
+            if self._callbacks():
+                self._begins(cluster, event)
+        elif isinstance(event, Submitted):
+            self._submitted(cluster, event)
+        elif isinstance(event, StatusChanged):
+            self._status(cluster, event)
+        elif isinstance(event, Completed):
+            self._completed(cluster, event)
+
+    def _begins(
+        self, cluster: Cluster, event: PackagingBegan | PackagingEnded | SubmitBegan
+    ) -> None:
+        from slurm.callbacks.callbacks import (
+            PackagingBeginContext,
+            PackagingEndContext,
+            SubmitBeginContext,
+        )
+
         if isinstance(event, PackagingBegan):
             ctx: Any = PackagingBeginContext(
                 event.task, dict(event.options), cluster, event.timestamp
@@ -213,8 +231,7 @@ class Dispatcher:
             result = {"python": event.python, "image": event.image}
             ctx = PackagingEndContext(event.task, result, cluster, event.timestamp, event.duration)
             self._fire("on_end_package_ctx", ctx)
-        elif isinstance(event, SubmitBegan):
-            self._begun[event.job_dir] = event
+        else:
             ctx = SubmitBeginContext(
                 task=event.task,
                 sbatch_options=dict(event.sbatch_options),
@@ -226,12 +243,6 @@ class Dispatcher:
                 timestamp=event.timestamp,
             )
             self._fire("on_begin_submit_job_ctx", ctx)
-        elif isinstance(event, Submitted):
-            self._submitted(cluster, event)
-        elif isinstance(event, StatusChanged):
-            self._status(cluster, event)
-        elif isinstance(event, Completed):
-            self._completed(cluster, event)
 
     def _callbacks(self) -> list[Any]:
         cluster = self._cluster()
@@ -258,6 +269,8 @@ class Dispatcher:
         cluster.tracker.status_interval = min(wanted) if wanted else None
         if not callbacks:
             return
+        from slurm.callbacks.callbacks import SubmitEndContext, WorkflowTaskSubmitContext
+
         self._fire(
             "on_end_submit_job_ctx",
             SubmitEndContext(
@@ -295,6 +308,8 @@ class Dispatcher:
     def _status(self, cluster: Cluster, event: StatusChanged) -> None:
         if not self._callbacks():
             return
+        from slurm.callbacks.callbacks import JobStatusUpdatedContext
+
         self._fire(
             "on_job_status_update_ctx",
             JobStatusUpdatedContext(
@@ -312,6 +327,8 @@ class Dispatcher:
     def _workflow_begins(
         self, cluster: Cluster, job_id: str, workflow: _Workflow, when: float
     ) -> None:
+        from slurm.callbacks.callbacks import WorkflowCallbackContext
+
         workflow.begun, workflow.start = True, when
         self._fire(
             "on_workflow_begin_ctx",
@@ -331,6 +348,8 @@ class Dispatcher:
             if key in self._announced or not self._callbacks():
                 return
             self._announced.add(key)
+        from slurm.callbacks.callbacks import CompletedContext, JobStatusUpdatedContext
+
         job = event.job
         status = status_dict(event.info)
         outcome = job.outcome() if hasattr(job, "outcome") else None
@@ -383,6 +402,8 @@ class Dispatcher:
     def _workflow_ends(
         self, cluster: Cluster, event: Completed, workflow: _Workflow, outcome: Any
     ) -> None:
+        from slurm.callbacks.callbacks import WorkflowCallbackContext
+
         if not workflow.begun:  # over before the tracker saw it run
             self._workflow_begins(cluster, event.job_id, workflow, workflow.start or time.time())
         self._report_children(cluster, event.job_id, workflow.name, workflow.job_dir, depth=0)
@@ -407,6 +428,8 @@ class Dispatcher:
     ) -> None:
         """``on_workflow_task_submitted_ctx`` for each task in a workflow's journal, in
         order; a task that is itself a workflow (it has a journal) reports its own next."""
+        from slurm.callbacks.callbacks import WorkflowTaskSubmitContext
+
         transport = cluster.transport
         try:
             text = transport.read_text(JobPaths(parent_dir).journal)
