@@ -15,6 +15,7 @@ docs/devcluster.md); the fixture points ``$SLURM_CONF`` at it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 from pathlib import Path
@@ -35,6 +36,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _INTEGRATION_DIR in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _own_seen_by_nodes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each test its own registry of what the nodes were seen to see (slurm._slurm.probe),
+    so that whether a fresh base directory is probed never depends on the tests before it
+    (over SSH the login shell does not get it: the directories there are the tests' own)."""
+    registry = tmp_path_factory.getbasetemp() / f"seen-by-nodes-{next(_registries)}"
+    monkeypatch.setenv("SLURM_SDK_SEEN_BY_NODES", str(registry))
+
+
+_registries = itertools.count()
 
 
 def _logs_tail(state_dir: str, lines: int = 40) -> str:

@@ -24,7 +24,7 @@ from test_ssh_cluster import _ssh_cluster
 
 from slurm import Cluster
 from slurm._client.packaging import preflight_for
-from slurm._slurm.probe import SEEN_FILE
+from slurm._slurm.probe import SEEN_FILE, NodeView
 from slurm.devcluster import SshInfo
 from slurm.errors import ConfigurationError
 
@@ -103,6 +103,39 @@ def test_what_the_nodes_saw_is_remembered_in_the_base_dir(
         report = preflight_for(c.session)
         assert report is not None and report.nodes is not None and report.nodes.cached
     assert not list(base.glob(f"{SEEN_FILE}.*"))  # no token left behind
+
+
+def test_a_new_base_dir_beside_one_the_nodes_saw_needs_no_srun(
+    devcluster: object, devcluster_ssh: SshInfo, tmp_path: Path, node_local: Path
+) -> None:
+    """The first base directory's probe also asks a node about its parent, which the
+    user's registry on the login host then remembers: the next base directory beside
+    it is answered without an srun, locally and over SSH; one elsewhere is asked."""
+    from jobfuncs import add
+
+    def nodes_seen(cluster: Cluster) -> NodeView:
+        with cluster as c:
+            assert add(1, 1).get_result(timeout=240) == 2
+            report = preflight_for(c.session)
+            assert report is not None and report.nodes is not None and report.nodes.ok
+            return report.nodes
+
+    def local(base: Path) -> Cluster:
+        return Cluster(backend_type="local", job_base_dir=str(base), default_partition="debug")
+
+    assert not nodes_seen(local(tmp_path / "run-1")).cached  # this test's own registry
+    registry = Path(os.environ["SLURM_SDK_SEEN_BY_NODES"]).read_text().splitlines()
+    assert f"{os.uname().nodename}|near|{os.stat(tmp_path).st_dev}|{tmp_path}" in registry
+    assert nodes_seen(local(tmp_path / "run-2")).cached
+    # Over SSH, the registry in the login user's ~/.cache (which earlier tests may have
+    # filled: the first may be answered already, the second always is).
+    over_ssh = tmp_path / "over-ssh"
+    over_ssh.mkdir()
+    nodes_seen(_ssh_cluster(devcluster_ssh, over_ssh / "run-1"))
+    assert nodes_seen(_ssh_cluster(devcluster_ssh, over_ssh / "run-2")).cached
+    # A base directory on the login host's own /tmp is beneath nothing the nodes saw.
+    with local(node_local / "jobs"), pytest.raises(ConfigurationError, match="cannot see job_b"):
+        add(1, 2)
 
 
 CLIENT = """

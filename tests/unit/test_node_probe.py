@@ -3,9 +3,11 @@ node) and its parser, table-driven with the lines the dev cluster's nodes printe
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +157,92 @@ def test_no_srun_on_the_path_means_not_checked(tmp_path: Path) -> None:
     report = run_preflight(LocalTransport(), str(base), sys.executable, commands=(), nodes=nodes)
     assert report.nodes is not None and not report.nodes.checked
     assert not [f for f in report.problems if f.name.endswith("_on_nodes")]
+
+
+# --- a new base directory beside one the nodes saw: the user's registry --------------------
+#: An srun that never reaches a node: a probe that ran says ``node|run|fail``.
+NO_NODE = ("false",)
+
+
+def _ask(base: Path, srun: tuple[str, ...] = (), python: str = sys.executable) -> probe.NodeView:
+    dirs = [str(base), str(base / ".envs")]
+    script = probe.build_script(str(base), dirs, python, srun=srun, remember=True)
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout
+    return probe.parse_output(out, dirs, python)
+
+
+def _fresh(parent: Path, name: str) -> Path:
+    base = parent / name
+    (base / ".envs").mkdir(parents=True)
+    return base
+
+
+def _registry() -> Path:
+    return Path(os.environ["SLURM_SDK_SEEN_BY_NODES"])  # each test's own (tests/conftest.py)
+
+
+def test_a_new_base_dir_beside_one_the_nodes_saw_needs_no_srun(tmp_path: Path) -> None:
+    first = _ask(_fresh(tmp_path, "run-1"))
+    assert first.checked and first.ok and not first.cached
+    host = os.uname().nodename
+    dev = os.stat(tmp_path).st_dev
+    assert _registry().read_text().splitlines() == [
+        f"{host}|near|{dev}|{tmp_path}",
+        f"{host}|python|{sys.executable}",
+    ]
+    assert not list(tmp_path.glob(".seen-by-nodes.*"))  # the parent's token is gone too
+    # Beside it, and deeper below the same parent: answered without a node.
+    for base in (_fresh(tmp_path, "run-2"), _fresh(tmp_path / "group", "run-3")):
+        view = _ask(base, NO_NODE)
+        assert view.checked and view.ok and view.cached
+        assert (base / probe.SEEN_FILE).read_text().splitlines() == [
+            f"dir|{base}",
+            f"dir|{base / '.envs'}",
+            f"python|{sys.executable}",
+        ]
+    # Another interpreter was never seen to start there: asked (and here, not answered).
+    assert not _ask(_fresh(tmp_path, "run-4"), NO_NODE, python="/no/such/python").checked
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda host, dev, path: f"{host}|near|{dev + 1}|{path}",  # another filesystem now
+        lambda host, dev, path: f"other-{host}|near|{dev}|{path}",  # another login host
+        lambda host, dev, path: f"{host}|near|{dev}|{path}/elsewhere",  # not its parent
+    ],
+    ids=["device", "host", "path"],
+)
+def test_a_remembered_directory_answers_only_for_its_own_filesystem_and_login_host(
+    tmp_path: Path, edit: Any
+) -> None:
+    _ask(_fresh(tmp_path, "run-1"))
+    line = edit(os.uname().nodename, os.stat(tmp_path).st_dev, tmp_path)
+    python = next(x for x in _registry().read_text().splitlines() if "|python|" in x)
+    _registry().write_text(f"{line}\n{python}\n")
+    view = _ask(_fresh(tmp_path, "run-2"), NO_NODE)
+    assert not view.checked and "srun exited" in view.why  # asked a node, as before
+
+
+def test_a_parent_the_node_cannot_see_is_not_remembered(tmp_path: Path) -> None:
+    # A node where the parent is another directory (its own /tmp): its token is not there.
+    hide = ("sh", "-c", f'rm -f -- {str(tmp_path)!r}/.seen-by-nodes.*; exec "$@"', "hide")
+    view = _ask(_fresh(tmp_path, "run-1"), hide)
+    assert view.checked and view.ok  # the base directory itself is seen: nothing refused
+    assert "|near|" not in _registry().read_text()
+    assert not _ask(_fresh(tmp_path, "run-2"), NO_NODE).checked  # so the next one is asked
+
+
+def test_the_registry_lives_in_the_users_cache_and_stays_small(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_SDK_SEEN_BY_NODES"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    registry = tmp_path / "cache" / "slurm-sdk" / "seen-by-nodes"
+    registry.parent.mkdir(parents=True)
+    registry.write_text("".join(f"old|near|1|/x{i}\n" for i in range(300)))
+    base = _fresh(tmp_path, "run-1")
+    dirs = [str(base)]
+    script = probe.build_script(str(base), dirs, "", remember=True)
+    subprocess.run(["sh", "-c", script], env=env, check=True, capture_output=True)
+    lines = registry.read_text().splitlines()
+    assert len(lines) <= 128 and lines[-1].endswith(f"|near|{os.stat(tmp_path).st_dev}|{tmp_path}")
+    assert registry.stat().st_mode & 0o077 == 0

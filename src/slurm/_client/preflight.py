@@ -20,7 +20,8 @@ machine-readable line per check:
   by :func:`slurm._client.packaging.images.resolve_runtime`);
 - whether the compute nodes see the job base directory (and the environments
   directory) and can start the interpreter: one ``srun`` step from the same
-  script, skipped once the nodes were seen to (:mod:`slurm._slurm.probe`).
+  script, skipped once the nodes were seen to, and for a new base directory
+  beside one they saw (:mod:`slurm._slurm.probe`).
 
 On this machine (the local transport) the same lines are found in this process
 where no program is needed (:func:`_answer_here`): the commands on the ``PATH``, the
@@ -276,7 +277,9 @@ def _python_lines(python: str, modules: tuple[str, ...]) -> str:
 
 def _node_lines(base_dir: str, nodes: NodeCheck) -> str:
     dirs = list(nodes.dirs.values())
-    ask = probe.build_script(base_dir, dirs, nodes.python, modules=nodes.modules, srun=nodes.srun)
+    ask = probe.build_script(
+        base_dir, dirs, nodes.python, modules=nodes.modules, srun=nodes.srun, remember=True
+    )
     return ask.rstrip("\n")
 
 
@@ -482,7 +485,8 @@ def _add_node_findings(report: PreflightReport, nodes: NodeCheck, stdout: str, w
         return
     seen_by = f"a compute node ({view.node})" if view.node else "the compute nodes"
     if view.cached:
-        report.add(Finding("nodes", True, f"seen by the compute nodes before ({probe.SEEN_FILE})"))
+        before = f"{probe.SEEN_FILE}, or beside a directory in {probe.REGISTRY}"
+        report.add(Finding("nodes", True, f"seen by the compute nodes before ({before})"))
     for name, path in nodes.dirs.items():
         if path in view.missing:
             report.add(

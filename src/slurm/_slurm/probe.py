@@ -17,7 +17,16 @@ it runs anyway, so the answer costs no extra round trip:
   node within the wait) answers ``node|run|fail|why``: not checked, not refused;
 - what the nodes saw is remembered in the base directory's
   :data:`SEEN_FILE` (one ``KIND|PATH`` line each), so that later programs
-  using the same base directory and interpreter send no ``srun`` at all.
+  using the same base directory and interpreter send no ``srun`` at all;
+- a new base directory beside one the nodes saw needs no ``srun`` either: the
+  probe also asks about the base directory's parent (when the user may write it
+  and it is on the same filesystem), and the user's :data:`REGISTRY` on the
+  login host remembers it (``HOST|near|DEVICE|PATH``, and ``HOST|python|PATH``
+  for an interpreter). A directory beneath one listed there, on that very
+  device (the login host's ``stat``, asked each time), counts as seen: a
+  filesystem the nodes share at that path is shared below it. Another device
+  (a disk mounted below it, the login host's own ``/tmp``), another login host
+  sharing the home directory, or no ``stat -c``: asked with ``srun`` as before.
 
 Pure string work: :func:`srun_argv`, :func:`build_script` and
 :func:`parse_output`.
@@ -25,6 +34,7 @@ Pure string work: :func:`srun_argv`, :func:`build_script` and
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -32,6 +42,7 @@ from slurm._wire.record import field, record
 
 __all__ = [
     "JOB_NAME",
+    "REGISTRY",
     "SEEN_FILE",
     "NodeView",
     "build_script",
@@ -41,6 +52,10 @@ __all__ = [
 
 #: In the job base directory: what the nodes were seen to see (``dir|PATH``, ``python|PATH``).
 SEEN_FILE = ".seen-by-nodes"
+
+#: On the login host, per user: directories the nodes were seen to see, beneath which a new
+#: base directory needs no probe (``$SLURM_SDK_SEEN_BY_NODES`` replaces it; tests use that).
+REGISTRY = "${XDG_CACHE_HOME:-~/.cache}/slurm-sdk/seen-by-nodes"
 
 #: The probe's job name (in ``squeue`` while it runs, and in accounting).
 JOB_NAME = "slurm-sdk-probe"
@@ -75,13 +90,15 @@ def srun_argv(
 
 
 # Runs on the node: $1 the interpreter, $2 its modules (space-separated), then
-# pairs of (directory, token file). Every line names the node.
+# pairs of (directory, token file); a directory written ``+DIR`` is the base
+# directory's parent, answered as ``near``. Every line names the node.
 _NODE = "\n".join(
     [
         'h=$(hostname 2>/dev/null || echo "a node"); py=$1; mods=$2; shift 2',
         'while [ "$#" -ge 2 ]; do',
-        '  if [ "$(cat -- "$2" 2>/dev/null)" = "$2" ]; then echo "node|dir|ok|$h|$1";',
-        '  else echo "node|dir|missing|$h|$1"; fi',
+        "  k=dir; d=$1; case $d in +*) k=near; d=${d#+} ;; esac",
+        '  if [ "$(cat -- "$2" 2>/dev/null)" = "$2" ]; then echo "node|$k|ok|$h|$d";',
+        '  else echo "node|$k|missing|$h|$d"; fi',
         "  shift 2",
         "done",
         'if [ -n "$py" ]; then',
@@ -100,28 +117,67 @@ def build_script(
     *,
     modules: Sequence[str] = (),
     srun: Sequence[str] = (),
+    remember: bool = False,
 ) -> str:
     """The shell lines (run on the login host, after ``base_dir`` exists) that ask a node.
 
     ``dirs`` are the directories to check (``base_dir`` first); ``python`` the
     interpreter to start there, with ``modules`` imported (``""``: no interpreter
     check). When :data:`SEEN_FILE` already lists every one of them, nothing runs.
+
+    With ``remember``, the user's :data:`REGISTRY` on the login host answers for a
+    directory the base directory's file does not list yet: one beneath a directory
+    the nodes were seen to see, on the same filesystem (the same device on the
+    login host, checked now); and for an interpreter they were seen to start. The
+    probe then asks a node about the base directory's parent too, when the user may
+    write it and it is on the base directory's filesystem, and remembers it there,
+    so that the next base directory beside this one needs no ``srun``.
     """
     q = shlex.quote
     wanted = [f"dir|{d}" for d in dirs] + ([f"python|{python}"] if python else [])
+    each = "for w in " + " ".join(q(w) for w in wanted) + "; do"
     seen = f"{base_dir}/{SEEN_FILE}"
+    near = posixpath.dirname(base_dir.rstrip("/"))
     lines = [
-        f"seen={q(seen)}; need=0",
-        "for w in " + " ".join(q(w) for w in wanted) + "; do",
-        '  grep -qxF -- "$w" "$seen" 2>/dev/null || need=1',
-        "done",
-        'if [ "$need" = 0 ]; then echo "node|cached|ok|$seen|";',
+        f"seen={q(seen)}; need=1; from=$seen; py_line={q(wanted[-1]) if python else ''}",
+        'if [ -f "$seen" ]; then',  # a new base directory has none: no grep per line
+        "  need=0",
+        "  " + each,
+        '    grep -qxF -- "$w" "$seen" 2>/dev/null || need=1',
+        "  done",
+        "fi",
+    ]
+    if remember:
+        lines += [_REGISTRY, 'if [ "$need" = 1 ] && [ -f "$reg" ] && [ -O "$reg" ]; then']
+        lines += ["  need=0; " + _HOST, "  " + each, *_COVERED, "  done"]
+        lines += [
+            '  if [ "$need" = 0 ]; then',
+            "    from=$reg",
+            "    " + each,
+            "      " + _NOTE_SEEN,
+            "    done",
+            "  fi",
+            "fi",
+        ]
+    lines += [
+        'if [ "$need" = 0 ]; then echo "node|cached|ok|$from|";',
         "else",
         "  set --",
         "  for d in " + " ".join(q(d) for d in dirs) + "; do",
         '    t="$d/.seen-by-nodes.$$"',
         '    (umask 077; printf %s "$t" > "$t") 2>/dev/null && set -- "$@" "$d" "$t"',
         "  done",
+    ]
+    if remember and near not in ("", "/"):
+        lines += [
+            f'  near={q(near)}; ndev=$(stat -c %d -- "$near" 2>/dev/null)',
+            f"  bdev=$(stat -c %d -- {q(base_dir)} 2>/dev/null)",
+            '  if [ -n "$ndev" ] && [ -w "$near" ] && [ "$ndev" = "$bdev" ]; then',
+            '    t="$near/.seen-by-nodes.$$"',
+            '    (umask 077; printf %s "$t" > "$t") 2>/dev/null && set -- "$@" "+$near" "$t"',
+            "  fi",
+        ]
+    lines += [
         # A backstop beside --immediate: never hang the preflight on a stuck srun.
         '  to=""; command -v timeout >/dev/null 2>&1 && to="timeout 90"',
         "  out=$($to " + " ".join(q(a) for a in srun) + f" sh -c {q(_NODE)} sh "
@@ -129,14 +185,75 @@ def build_script(
         '  while [ "$#" -ge 2 ]; do rm -f -- "$2"; shift 2; done',
         '  if [ "$rc" = 0 ] && printf %s "$out" | grep -q "^node|"; then',
         '    printf "%s\\n" "$out" | grep "^node|"',
-        '    printf "%s\\n" "$out" | grep -qE "^node[|][a-z]+[|](missing|fail)[|]" || {',
-        "      for w in " + " ".join(q(w) for w in wanted) + "; do",
-        '        grep -qxF -- "$w" "$seen" 2>/dev/null || printf "%s\\n" "$w" >> "$seen"',
-        "      done; }",
+        '    printf "%s\\n" "$out" |',
+        '      grep -qE "^node[|](dir|python)[|](missing|fail)[|]" || {',
+        "      " + each,
+        "        " + _NOTE_SEEN,
+        "      done",
+    ]
+    if remember:
+        lines += [_RECORD]
+    lines += [
+        "    }",
         '  else echo "node|run|fail|$rc|$(printf %s "$out" | tail -n 3 | tr "\\n" " ")"; fi',
         "fi",
     ]
     return "\n".join(lines) + "\n"
+
+
+#: Inside a loop over $w: $w in the base directory's file, once.
+_NOTE_SEEN = '{ [ -f "$seen" ] && grep -qxF -- "$w" "$seen"; } || printf "%s\\n" "$w" >> "$seen"'
+
+#: Sets ``$reg``: the user's registry on the login host (:data:`REGISTRY`).
+_REGISTRY = (
+    "reg=${SLURM_SDK_SEEN_BY_NODES:-${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}"
+    "/slurm-sdk/seen-by-nodes}"
+)
+#: Sets ``$host``: the login host's name, which the registry's lines begin with.
+_HOST = "host=$(uname -n 2>/dev/null)"
+
+# Inside the loop over $w: leaves need=0 only when the registry answers for $w.
+_COVERED = [
+    '    [ -f "$seen" ] && grep -qxF -- "$w" "$seen" && continue',
+    "    ok=0",
+    "    case $w in",
+    "      dir\\|*)",
+    '        d=${w#dir|}; dev=$(stat -c %d -- "$d" 2>/dev/null)',
+    '        if [ -n "$dev" ] && [ -n "$host" ]; then',
+    "          while IFS='|' read -r rh rk rd rp; do",
+    '            [ "$rh|$rk|$rd" = "$host|near|$dev" ] || continue',
+    '            case "$d/" in',
+    '              "$rp"/*)',
+    '                [ "$(stat -c %d -- "$rp" 2>/dev/null)" = "$dev" ] && { ok=1; break; } ;;',
+    "            esac",
+    '          done < "$reg"',
+    "        fi ;;",
+    '      *) [ -n "$host" ] && grep -qxF -- "$host|$w" "$reg" && ok=1 ;;',
+    "    esac",
+    '    [ "$ok" = 1 ] || { need=1; break; }',
+]
+
+# After a probe where everything passed: the parent the node saw (``near``) and the
+# interpreter, in the registry; kept to its last lines.
+_RECORD = "\n".join(
+    [
+        "      " + _REGISTRY + "; " + _HOST,
+        '      if [ -n "$host" ] && (umask 077; mkdir -p -- "${reg%/*}") 2>/dev/null; then',
+        "        add=",
+        '        if printf "%s\\n" "$out" | grep -q "^node|near|ok|"; then',
+        '          add="$host|near|$ndev|$near"',
+        "        fi",
+        "        for w in " + '"$add"' + ' ${py_line:+"$host|$py_line"}; do',
+        '          [ -n "$w" ] || continue',
+        '          grep -qxF -- "$w" "$reg" 2>/dev/null ||',
+        '            (umask 077; printf "%s\\n" "$w" >> "$reg")',
+        "        done",
+        '        if [ "$(wc -l < "$reg")" -gt 256 ]; then',
+        '          (umask 077; tail -n 128 -- "$reg" > "$reg.$$") && mv -f -- "$reg.$$" "$reg"',
+        "        fi",
+        "      fi",
+    ]
+)
 
 
 @record(frozen=True)
